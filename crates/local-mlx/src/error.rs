@@ -1,0 +1,192 @@
+//! The one error type of the core library.
+//!
+//! Every variant carries the context a user needs to act on it (the model id, the
+//! repo, the path, the numbers), so the message is complete where it is formatted and
+//! the faces never add guesswork. [`Error::kind`] gives a stable machine-readable tag,
+//! so a frontend can branch on `{ kind, message }` instead of parsing strings.
+
+use std::path::PathBuf;
+
+use crate::state::{ModelState, Transition};
+
+/// Result alias for the core library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in local-mlx's core.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("unknown model '{id}': run `local-mlx models` to see the catalog, or give a Hugging Face repo id like 'mlx-community/Qwen3-1.7B-4bit'")]
+    UnknownModel { id: String },
+
+    #[error("'{id}' is not a valid Hugging Face repo id ({reason}); expected 'org/name' using letters, digits, '-', '_' and '.'")]
+    InvalidRepoId { id: String, reason: String },
+
+    #[error("model '{model_id}' is not in the cache at {cache} and HF_HUB_OFFLINE is set: unset HF_HUB_OFFLINE to download it")]
+    Offline { model_id: String, cache: PathBuf },
+
+    #[error("repository '{repo}' was not found on {endpoint}: check the model id (private or gated models need HF_TOKEN)")]
+    RepoNotFound { repo: String, endpoint: String },
+
+    #[error("revision '{revision}' of '{repo}' was not found on the hub")]
+    RevisionNotFound { repo: String, revision: String },
+
+    #[error("the hub refused access to '{repo}' (HTTP {status}): set HF_TOKEN to a token that can read it")]
+    Unauthorized { repo: String, status: u16 },
+
+    #[error("the hub answered HTTP {status} for {url}")]
+    HttpStatus { url: String, status: u16 },
+
+    #[error("the hub's answer for {url} is not what a Hugging Face hub sends: {reason}")]
+    BadHubResponse { url: String, reason: String },
+
+    #[error("the hub lists an unsafe file name '{path}' in '{repo}' ({reason}); refusing to download it")]
+    UnsafeFileName { repo: String, path: String, reason: String },
+
+    #[error("network error for {url}: {source}")]
+    Network {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+
+    #[error("no data for {secs} s while downloading '{file}': the connection stalled")]
+    Stalled { file: String, secs: u64 },
+
+    #[error("'{file}' failed verification: expected {algorithm} {expected}, got {actual}; the bad copy was deleted")]
+    Integrity {
+        file: String,
+        algorithm: &'static str,
+        expected: String,
+        actual: String,
+    },
+
+    #[error("'{file}' is {actual} bytes but the hub said {expected}")]
+    SizeMismatch {
+        file: String,
+        expected: u64,
+        actual: u64,
+    },
+
+    #[error("not enough disk space in {path}: the download needs {needed} more bytes ({needed_h}), only {available} ({available_h}) are free")]
+    InsufficientDisk {
+        path: PathBuf,
+        needed: u64,
+        available: u64,
+        needed_h: String,
+        available_h: String,
+    },
+
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("'{in_progress}' is already downloading: wait for it or cancel it before downloading '{requested}'")]
+    DownloadInProgress {
+        in_progress: String,
+        requested: String,
+    },
+
+    #[error("no download is in progress")]
+    NoActiveDownload,
+
+    #[error("no failed download to retry")]
+    NothingToRetry,
+
+    #[error("model '{model_id}' is {state}: {action} is not possible now")]
+    Busy {
+        model_id: String,
+        state: String,
+        action: &'static str,
+    },
+
+    #[error("model '{model_id}' is not downloaded: run `local-mlx pull {model_id}` (or press Download) first")]
+    NotDownloaded { model_id: String },
+
+    #[error("model '{model_id}' cannot go from {from:?} by {transition:?}")]
+    IllegalTransition {
+        model_id: String,
+        from: ModelState,
+        transition: Transition,
+    },
+
+    #[error("download of '{model_id}' failed after {attempts} attempts: {last}")]
+    DownloadFailed {
+        model_id: String,
+        attempts: u32,
+        last: Box<Error>,
+    },
+}
+
+impl Error {
+    /// A stable, machine-readable name for the error's kind (`snake_case`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::UnknownModel { .. } => "unknown_model",
+            Error::InvalidRepoId { .. } => "invalid_repo_id",
+            Error::Offline { .. } => "offline",
+            Error::RepoNotFound { .. } => "repo_not_found",
+            Error::RevisionNotFound { .. } => "revision_not_found",
+            Error::Unauthorized { .. } => "unauthorized",
+            Error::HttpStatus { .. } => "http_status",
+            Error::BadHubResponse { .. } => "bad_hub_response",
+            Error::UnsafeFileName { .. } => "unsafe_file_name",
+            Error::Network { .. } => "network",
+            Error::Stalled { .. } => "stalled",
+            Error::Integrity { .. } => "integrity",
+            Error::SizeMismatch { .. } => "size_mismatch",
+            Error::InsufficientDisk { .. } => "insufficient_disk",
+            Error::Io { .. } => "io",
+            Error::DownloadInProgress { .. } => "download_in_progress",
+            Error::NoActiveDownload => "no_active_download",
+            Error::NothingToRetry => "nothing_to_retry",
+            Error::Busy { .. } => "busy",
+            Error::NotDownloaded { .. } => "not_downloaded",
+            Error::IllegalTransition { .. } => "illegal_transition",
+            Error::DownloadFailed { .. } => "download_failed",
+        }
+    }
+
+    /// Whether another attempt of the same download could succeed.
+    ///
+    /// Network trouble, stalls, server errors and corrupted bytes are worth a retry;
+    /// a missing repo, a bad listing, a full disk or a refused token are not.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Network { .. }
+            | Error::Stalled { .. }
+            | Error::Integrity { .. }
+            | Error::SizeMismatch { .. }
+            | Error::BadHubResponse { .. } => true,
+            Error::HttpStatus { status, .. } => *status >= 500 || *status == 429 || *status == 408,
+            _ => false,
+        }
+    }
+
+    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// Bytes as a short human string (`1.5 GB`), decimal units as download sizes are quoted.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.2} {}", UNITS[unit])
+    }
+}

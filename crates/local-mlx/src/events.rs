@@ -1,0 +1,149 @@
+//! `MlxModelStateEvent`, the seed's one event type, and the `EventSink` the faces implement.
+//!
+//! The seed's TypeScript type is the contract:
+//! `{ event_type, model_id, progress?, error? }`. Download progress also carries
+//! optional byte counts and speed (`downloaded_bytes`, `total_bytes`,
+//! `bytes_per_second`) so a progress bar can show them; like the sidecar's extensions,
+//! they are absent from every other event and a seed client simply ignores them.
+//! The core never knows who listens: the CLI draws a bar, the Tauri app forwards to the
+//! webview, tests collect into a vector.
+
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+/// The seed's `event_type` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventType {
+    DownloadStarted,
+    DownloadProgress,
+    DownloadCompleted,
+    LoadingStarted,
+    LoadingCompleted,
+    Unloaded,
+    Error,
+}
+
+/// A model state change notification, exactly the seed's `MlxModelStateEvent`
+/// plus optional progress details.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MlxModelStateEvent {
+    pub event_type: EventType,
+    pub model_id: String,
+    /// 0.0 – 1.0, only on `download_progress`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub downloaded_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_per_second: Option<f64>,
+}
+
+impl MlxModelStateEvent {
+    /// An event with just a type and a model.
+    pub fn new(event_type: EventType, model_id: impl Into<String>) -> Self {
+        MlxModelStateEvent {
+            event_type,
+            model_id: model_id.into(),
+            progress: None,
+            error: None,
+            downloaded_bytes: None,
+            total_bytes: None,
+            bytes_per_second: None,
+        }
+    }
+
+    /// An `error` event carrying the message.
+    pub fn error(model_id: impl Into<String>, message: impl Into<String>) -> Self {
+        MlxModelStateEvent {
+            error: Some(message.into()),
+            ..Self::new(EventType::Error, model_id)
+        }
+    }
+
+    /// A `download_progress` event.
+    pub fn progress(model_id: impl Into<String>, done: u64, total: u64, bytes_per_second: f64) -> Self {
+        let fraction = if total == 0 { 0.0 } else { (done as f64 / total as f64).min(1.0) };
+        MlxModelStateEvent {
+            progress: Some(fraction),
+            downloaded_bytes: Some(done),
+            total_bytes: Some(total),
+            bytes_per_second: Some(bytes_per_second),
+            ..Self::new(EventType::DownloadProgress, model_id)
+        }
+    }
+}
+
+/// Where the core sends its events. Implementations must be cheap and never block:
+/// they are called from the download's progress ticker.
+pub trait EventSink: Send + Sync + 'static {
+    fn emit(&self, event: MlxModelStateEvent);
+}
+
+/// Drops every event (for callers that only want results).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NullSink;
+
+impl EventSink for NullSink {
+    fn emit(&self, _event: MlxModelStateEvent) {}
+}
+
+/// Any `Fn(MlxModelStateEvent)` is a sink.
+impl<F> EventSink for F
+where
+    F: Fn(MlxModelStateEvent) + Send + Sync + 'static,
+{
+    fn emit(&self, event: MlxModelStateEvent) {
+        self(event)
+    }
+}
+
+/// Keeps every event in memory, in order (tests, and scripts that want a log).
+#[derive(Debug, Default, Clone)]
+pub struct RecordingSink {
+    events: Arc<Mutex<Vec<MlxModelStateEvent>>>,
+}
+
+impl RecordingSink {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A copy of everything received so far.
+    pub fn events(&self) -> Vec<MlxModelStateEvent> {
+        self.events.lock().expect("sink poisoned").clone()
+    }
+}
+
+impl EventSink for RecordingSink {
+    fn emit(&self, event: MlxModelStateEvent) {
+        self.events.lock().expect("sink poisoned").push(event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_fields_serialize_and_absent_options_are_omitted() {
+        let json = serde_json::to_value(MlxModelStateEvent::new(EventType::LoadingStarted, "a/b")).unwrap();
+        assert_eq!(json, serde_json::json!({"event_type": "loading_started", "model_id": "a/b"}));
+        let json = serde_json::to_value(MlxModelStateEvent::error("a/b", "boom")).unwrap();
+        assert_eq!(json, serde_json::json!({"event_type": "error", "model_id": "a/b", "error": "boom"}));
+    }
+
+    #[test]
+    fn progress_is_a_fraction_with_byte_details() {
+        let event = MlxModelStateEvent::progress("a/b", 25, 100, 5.0);
+        assert_eq!(event.progress, Some(0.25));
+        assert_eq!(event.total_bytes, Some(100));
+        let zero_total = MlxModelStateEvent::progress("a/b", 0, 0, 0.0);
+        assert_eq!(zero_total.progress, Some(0.0));
+    }
+}

@@ -1,0 +1,17 @@
+//! The Hugging Face Hub side of local-mlx: configuration from the environment, the
+//! cache layout, the metadata API, and resumable, verified snapshot downloads.
+//!
+//! The cache is byte-compatible with `huggingface_hub`, so a model downloaded here is
+//! a model mlx-lm (and every other HF tool) finds, and the other way round.
+
+pub mod api;
+pub mod cache;
+pub mod config;
+pub mod download;
+pub mod fetch;
+pub mod listing;
+
+pub use cache::{CachedRepo, DeleteReport, HubCache};
+pub use config::HubConfig;
+pub use download::{Downloader, Outcome, Progress};
+pub use listing::{Digest, RemoteFile, RepoListing};
