@@ -1,1 +1,65 @@
-fn main() {}
+//! `local-mlx`: the command-line face of the MLX Local AI Provider.
+//!
+//! Thin over [`local_mlx::MlxModelManager`]: parse arguments, call one manager method,
+//! print the result for a person (tables, a progress bar) or for a script (`--json`).
+//! Errors end the program with a one-line message on stderr and a non-zero code.
+
+mod commands;
+mod progress;
+mod table;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Run small LLMs locally with MLX to clean up dictated text.
+#[derive(Debug, Parser)]
+#[command(name = "local-mlx", version, about)]
+struct Cli {
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List the models on offer and whether each is downloaded.
+    Models,
+    /// Download a model into the Hugging Face cache (Ctrl-C cancels; rerun resumes).
+    Pull {
+        /// A catalog id or any Hugging Face repo id (org/name).
+        model: String,
+    },
+    /// Delete a downloaded model (and any partial download of it).
+    Rm { model: String },
+    /// Show the state of one model, or of all of them.
+    Status { model: Option<String> },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("LOCAL_MLX_LOG").unwrap_or_else(|_| "error".into()))
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(commands::run(cli.command, cli.json)) {
+        Ok(code) => code,
+        Err(error) => {
+            if cli.json {
+                let kind = error.downcast_ref::<local_mlx::Error>().map(|e| e.kind()).unwrap_or("error");
+                println!("{}", serde_json::json!({"error": {"kind": kind, "message": format!("{error:#}")}}));
+            }
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

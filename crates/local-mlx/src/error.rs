@@ -42,7 +42,7 @@ pub enum Error {
     #[error("the hub lists an unsafe file name '{path}' in '{repo}' ({reason}); refusing to download it")]
     UnsafeFileName { repo: String, path: String, reason: String },
 
-    #[error("network error for {url}: {source}")]
+    #[error("network error for {url}: {}", source_chain(.source))]
     Network {
         url: String,
         #[source]
@@ -161,7 +161,8 @@ impl Error {
             | Error::Integrity { .. }
             | Error::SizeMismatch { .. }
             | Error::BadHubResponse { .. } => true,
-            Error::HttpStatus { status, .. } => *status >= 500 || *status == 429 || *status == 408,
+            // 416: our partial file was dropped, so the next attempt starts clean.
+            Error::HttpStatus { status, .. } => *status >= 500 || matches!(*status, 408 | 416 | 429),
             _ => false,
         }
     }
@@ -173,6 +174,21 @@ impl Error {
             source,
         }
     }
+}
+
+/// An error and its causes, joined: reqwest's own message alone hides the reason
+/// ("error sending request") while the cause says it ("connection refused").
+fn source_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text = format!("{text}: {cause_text}");
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// Bytes as a short human string (`1.5 GB`), decimal units as download sizes are quoted.

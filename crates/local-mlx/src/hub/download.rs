@@ -151,7 +151,9 @@ impl Downloader {
         let ticker = spawn_ticker(counter.clone(), total, self.config.progress_interval, on_progress.clone());
         // Siblings stop as soon as one file fails, keeping their partial bytes.
         let attempt_cancel = cancel.child_token();
-        let jobs = wanted.files.iter().zip(&counted).map(|(file, counted)| {
+        // Collected first: a lazy `map` closure inside the stream makes the future's
+        // type higher-ranked and no longer provably `Send` (rust-lang/rust#102211).
+        let jobs: Vec<_> = wanted.files.iter().zip(&counted).map(|(file, counted)| {
             let job = FetchJob {
                 api: &self.api,
                 repo: &repo,
@@ -169,7 +171,7 @@ impl Downloader {
                 }
                 result
             }
-        });
+        }).collect();
         let result: Result<Vec<()>, Stop> = stream::iter(jobs).buffer_unordered(self.config.parallel_files.max(1)).try_collect().await;
         ticker.abort();
         // The first error in completion order is the real one: siblings only see the
@@ -234,6 +236,8 @@ fn spawn_ticker(
         let mut reported = 0u64;
         let mut window: std::collections::VecDeque<(Instant, u64)> = Default::default();
         let mut ticker = tokio::time::interval(interval);
+        // After a busy moment, wait a full interval again rather than firing a burst.
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
             let now = Instant::now();

@@ -1,0 +1,112 @@
+//! One function per subcommand, each a few lines over the manager.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Result;
+use local_mlx::store::DownloadOutcome;
+use local_mlx::{EventSink, MlxModelManager, NullSink};
+
+use crate::progress::PullProgress;
+use crate::table;
+use crate::Command;
+
+/// Exit code for a download stopped by Ctrl-C (the shell's 128 + SIGINT).
+const EXIT_CANCELLED: u8 = 130;
+
+pub async fn run(command: Command, json: bool) -> Result<ExitCode> {
+    match command {
+        Command::Models => models(json),
+        Command::Status { model } => status(model.as_deref(), json),
+        Command::Rm { model } => rm(&model, json),
+        Command::Pull { model } => pull(&model, json).await,
+    }
+}
+
+fn manager(sink: Arc<dyn EventSink>) -> Result<MlxModelManager> {
+    Ok(MlxModelManager::from_env(sink)?)
+}
+
+fn models(json: bool) -> Result<ExitCode> {
+    let models = manager(Arc::new(NullSink))?.list_models();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&models)?);
+    } else {
+        print!("{}", table::models(&models));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn status(model: Option<&str>, json: bool) -> Result<ExitCode> {
+    let manager = manager(Arc::new(NullSink))?;
+    let statuses = match model {
+        Some(id) => vec![manager.model_status(id)?],
+        None => manager.list_models().into_iter().map(|m| m.status).collect(),
+    };
+    if json {
+        let value = if model.is_some() { serde_json::to_value(&statuses[0])? } else { serde_json::to_value(&statuses)? };
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        print!("{}", table::statuses(&statuses));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn rm(model: &str, json: bool) -> Result<ExitCode> {
+    let report = manager(Arc::new(NullSink))?.delete_model(model)?;
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "deleted {model}: {} freed ({} files{})",
+            local_mlx::error::human_bytes(report.bytes_freed),
+            report.blobs_removed,
+            if report.partial_files_removed > 0 { format!(", {} partial", report.partial_files_removed) } else { String::new() }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn pull(model: &str, json: bool) -> Result<ExitCode> {
+    let progress = Arc::new(PullProgress::new(json));
+    let manager = Arc::new(manager(progress.clone())?);
+    let ctrl_c = {
+        let manager = manager.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                // Nothing to cancel yet (still resolving) is fine: the pull ends anyway.
+                let _ = manager.cancel_download();
+            }
+        })
+    };
+    let outcome = manager.download(model).await;
+    ctrl_c.abort();
+    progress.finish();
+    let outcome = outcome?;
+    if json {
+        println!("{}", serde_json::to_string(&outcome)?);
+    }
+    Ok(match outcome {
+        DownloadOutcome::Downloaded { snapshot, fetched_bytes } => {
+            if !json {
+                eprintln!("downloaded {model} ({}) to {}", local_mlx::error::human_bytes(fetched_bytes), snapshot.display());
+            }
+            ExitCode::SUCCESS
+        }
+        DownloadOutcome::AlreadyDownloaded { snapshot } => {
+            if !json {
+                eprintln!("{model} is already downloaded at {}", snapshot.display());
+            }
+            ExitCode::SUCCESS
+        }
+        DownloadOutcome::Cancelled { partial_bytes } => {
+            if !json {
+                eprintln!(
+                    "cancelled: {} kept; run `local-mlx pull {model}` again to resume",
+                    local_mlx::error::human_bytes(partial_bytes)
+                );
+            }
+            ExitCode::from(EXIT_CANCELLED)
+        }
+    })
+}

@@ -1,0 +1,247 @@
+//! Downloads from a real hub-compatible server into a real HF cache: layout, resume,
+//! verification, retries, stalls, cancel, and the one-download-at-a-time rule.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use local_mlx::hub::HubCache;
+use local_mlx::{DownloadOutcome, EventType, ModelState};
+use test_hub::Fault;
+
+const WEIGHTS: &str = "model.safetensors";
+
+fn downloaded(outcome: DownloadOutcome) -> std::path::PathBuf {
+    match outcome {
+        DownloadOutcome::Downloaded { snapshot, .. } => snapshot,
+        other => panic!("expected a completed download, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_download_lands_in_the_huggingface_layout_with_only_mlx_lm_files() {
+    let env = env().await;
+    let snapshot = downloaded(env.manager.download(SMALL_REPO).await.unwrap());
+
+    let commit = env.hub.commit(SMALL_REPO).await.unwrap();
+    let repo = HubCache::new(env.cache_dir()).repo(SMALL_REPO);
+    assert_eq!(snapshot, repo.snapshot_dir(&commit));
+    assert_eq!(std::fs::read_to_string(repo.ref_path("main")).unwrap(), commit);
+    let mut files = tree(&snapshot);
+    files.sort();
+    assert_eq!(files, ["config.json", WEIGHTS, "tokenizer.json", "tokenizer_config.json"], "no *.py, no README");
+    for file in &files {
+        assert_same_file(&env, SMALL_REPO, &snapshot, file);
+        let link = std::fs::read_link(snapshot.join(file)).unwrap();
+        assert!(link.starts_with("../../blobs/"), "{file} -> {link:?} must be a relative link into blobs");
+    }
+    assert!(tree(&repo.blobs_dir()).iter().all(|b| !b.ends_with(".incomplete")));
+    assert_eq!(env.manager.model_status(SMALL_REPO).unwrap().state, ModelState::Downloaded);
+}
+
+#[tokio::test]
+async fn events_are_started_progress_never_backwards_then_completed() {
+    let env = env().await;
+    env.hub.set_faults(vec![Fault::throttle(16 << 20).on_path(WEIGHTS)]);
+    env.manager.download(SMALL_REPO).await.unwrap();
+
+    let events = env.sink.events();
+    assert_eq!(events.first().unwrap().event_type, EventType::DownloadStarted);
+    assert_eq!(events.last().unwrap().event_type, EventType::DownloadCompleted);
+    let progress: Vec<_> = events.iter().filter(|e| e.event_type == EventType::DownloadProgress).collect();
+    assert!(progress.len() >= 3, "a throttled download reports progress along the way: {}", progress.len());
+    let done: Vec<u64> = progress.iter().map(|e| e.downloaded_bytes.unwrap()).collect();
+    assert!(done.windows(2).all(|w| w[0] <= w[1]), "progress went backwards: {done:?}");
+    let last = progress.last().unwrap();
+    assert_eq!(last.progress, Some(1.0));
+    assert_eq!(last.downloaded_bytes, last.total_bytes);
+    assert!(progress.iter().all(|e| e.model_id == SMALL_REPO));
+}
+
+#[tokio::test]
+async fn a_connection_reset_resumes_from_the_bytes_on_disk() {
+    let env = env().await;
+    let half = BIG_FILE_LEN / 2;
+    env.hub.set_faults(vec![Fault::reset_after(half).on_path(WEIGHTS).times(1)]);
+    let snapshot = downloaded(env.manager.download(SMALL_REPO).await.unwrap());
+
+    assert_same_file(&env, SMALL_REPO, &snapshot, WEIGHTS);
+    let served = env.hub.file_stats(SMALL_REPO, WEIGHTS).bytes_served;
+    assert!(served < BIG_FILE_LEN + BIG_FILE_LEN / 100, "re-fetched too much: {served} of {BIG_FILE_LEN}");
+    assert!(env.hub.file_stats(SMALL_REPO, WEIGHTS).requests >= 2);
+}
+
+#[tokio::test]
+async fn a_corrupted_byte_is_caught_deleted_and_fetched_again() {
+    let env = env().await;
+    env.hub.set_faults(vec![Fault::corrupt(12345).on_path(WEIGHTS).times(1)]);
+    let snapshot = downloaded(env.manager.download(SMALL_REPO).await.unwrap());
+
+    assert_same_file(&env, SMALL_REPO, &snapshot, WEIGHTS);
+    let served = env.hub.file_stats(SMALL_REPO, WEIGHTS).bytes_served;
+    assert!(served >= 2 * BIG_FILE_LEN, "the bad copy must be fetched again from zero: {served}");
+}
+
+#[tokio::test]
+async fn a_file_that_never_verifies_fails_after_three_attempts_and_is_never_reported_downloaded() {
+    let env = env().await;
+    env.hub.set_faults(vec![Fault::corrupt(0).on_path(WEIGHTS)]);
+    let err = env.manager.download(SMALL_REPO).await.unwrap_err();
+
+    assert_eq!(err.kind(), "download_failed");
+    assert!(err.to_string().contains("3 attempts") && err.to_string().contains("sha256"), "{err}");
+    let status = env.manager.model_status(SMALL_REPO).unwrap();
+    assert_eq!(status.state, ModelState::NotDownloaded);
+    assert!(status.error.is_some_and(|e| e.contains("verification")));
+    let repo = HubCache::new(env.cache_dir()).repo(SMALL_REPO);
+    assert!(!repo.ref_path("main").exists(), "no ref for a bad snapshot");
+    let etag = sha256_of(&env.repos().join(SMALL_REPO).join(WEIGHTS));
+    assert!(!repo.blob_path(&etag).exists(), "a blob that failed verification is never kept");
+    assert_eq!(env.hub.file_stats(SMALL_REPO, WEIGHTS).requests, 3);
+    assert_eq!(env.sink.events().last().unwrap().event_type, EventType::Error);
+
+    // The hub is fixed; retry starts fresh attempts and succeeds.
+    env.hub.clear_faults();
+    let snapshot = downloaded(env.manager.retry_download().await.unwrap());
+    assert_same_file(&env, SMALL_REPO, &snapshot, WEIGHTS);
+    assert!(env.manager.model_status(SMALL_REPO).unwrap().error.is_none());
+}
+
+#[tokio::test]
+async fn retry_with_nothing_failed_is_a_clear_error() {
+    let env = env().await;
+    assert_eq!(env.manager.retry_download().await.unwrap_err().kind(), "nothing_to_retry");
+    assert_eq!(env.manager.cancel_download().unwrap_err().kind(), "no_active_download");
+}
+
+#[tokio::test]
+async fn a_stall_aborts_the_attempt_and_the_next_attempt_resumes() {
+    let env = env_with(|mut c| {
+        c.stall_timeout = Duration::from_millis(500);
+        c
+    })
+    .await;
+    env.hub.set_faults(vec![Fault::stall_after(1 << 20, None).on_path(WEIGHTS).times(1)]);
+    let snapshot = downloaded(env.manager.download(SMALL_REPO).await.unwrap());
+    assert_same_file(&env, SMALL_REPO, &snapshot, WEIGHTS);
+    let served = env.hub.file_stats(SMALL_REPO, WEIGHTS).bytes_served;
+    assert!(served < BIG_FILE_LEN + BIG_FILE_LEN / 100, "resumed after the stall: {served}");
+}
+
+#[tokio::test]
+async fn a_permanent_stall_is_reported_as_a_stall() {
+    let env = env_with(|mut c| {
+        c.stall_timeout = Duration::from_millis(300);
+        c.max_attempts = 2;
+        c
+    })
+    .await;
+    env.hub.set_faults(vec![Fault::stall_after(1000, None).on_path(WEIGHTS)]);
+    let err = env.manager.download(SMALL_REPO).await.unwrap_err();
+    assert!(err.to_string().contains("stalled"), "{err}");
+    assert_eq!(env.manager.model_status(SMALL_REPO).unwrap().state, ModelState::NotDownloaded);
+}
+
+#[tokio::test]
+async fn a_server_that_ignores_range_restarts_the_file_correctly() {
+    let env = env_with(|mut c| {
+        c.max_attempts = 1;
+        c
+    })
+    .await;
+    env.hub.set_faults(vec![Fault::reset_after(BIG_FILE_LEN / 2).on_path(WEIGHTS).times(1)]);
+    env.manager.download(SMALL_REPO).await.unwrap_err();
+    assert!(env.manager.model_status(SMALL_REPO).unwrap().partial_bytes > 0, "half a file kept");
+
+    env.hub.set_faults(vec![Fault::ignore_range().on_path(WEIGHTS)]);
+    let snapshot = downloaded(env.manager.retry_download().await.unwrap());
+    assert_same_file(&env, SMALL_REPO, &snapshot, WEIGHTS);
+}
+
+#[tokio::test]
+async fn a_416_drops_the_partial_file_and_the_retry_fetches_it_whole() {
+    let env = env().await;
+    let repo = HubCache::new(env.cache_dir()).repo(SMALL_REPO);
+    let etag = sha256_of(&env.repos().join(SMALL_REPO).join(WEIGHTS));
+    std::fs::create_dir_all(repo.blobs_dir()).unwrap();
+    std::fs::write(repo.incomplete_path(&etag), vec![0u8; 1000]).unwrap();
+    env.hub.set_faults(vec![Fault::status(416).on_path(WEIGHTS).times(1)]);
+    let snapshot = downloaded(env.manager.download(SMALL_REPO).await.unwrap());
+    assert_same_file(&env, SMALL_REPO, &snapshot, WEIGHTS);
+}
+
+#[tokio::test]
+async fn a_partial_file_with_wrong_bytes_is_caught_by_the_hash_and_replaced() {
+    let env = env().await;
+    let repo = HubCache::new(env.cache_dir()).repo(SMALL_REPO);
+    let etag = sha256_of(&env.repos().join(SMALL_REPO).join(WEIGHTS));
+    std::fs::create_dir_all(repo.blobs_dir()).unwrap();
+    std::fs::write(repo.incomplete_path(&etag), vec![0xAB; 4096]).unwrap();
+    let snapshot = downloaded(env.manager.download(SMALL_REPO).await.unwrap());
+    assert_same_file(&env, SMALL_REPO, &snapshot, WEIGHTS);
+}
+
+#[tokio::test]
+async fn cancel_stops_within_a_second_keeps_the_bytes_and_the_next_download_resumes() {
+    let env = env().await;
+    env.hub.set_faults(vec![Fault::throttle(2 << 20).on_path(WEIGHTS)]);
+    let manager = env.manager.clone();
+    let download = tokio::spawn(async move { manager.download(SMALL_REPO).await });
+    wait_until(|| env.manager.model_status(SMALL_REPO).unwrap().downloaded_bytes.unwrap_or(0) > (2 << 20)).await;
+
+    assert_eq!(env.manager.cancel_download().unwrap(), SMALL_REPO);
+    let cancelled_at = Instant::now();
+    let outcome = download.await.unwrap().unwrap();
+    assert!(cancelled_at.elapsed() < Duration::from_secs(1), "cancel took {:?}", cancelled_at.elapsed());
+    let DownloadOutcome::Cancelled { partial_bytes } = outcome else { panic!("{outcome:?}") };
+    assert!(partial_bytes > 0);
+    let status = env.manager.model_status(SMALL_REPO).unwrap();
+    assert_eq!(status.state, ModelState::NotDownloaded);
+    assert_eq!(status.partial_bytes, partial_bytes);
+
+    env.hub.clear_faults();
+    let snapshot = downloaded(env.manager.download(SMALL_REPO).await.unwrap());
+    assert_same_file(&env, SMALL_REPO, &snapshot, WEIGHTS);
+    // Bytes in flight in socket buffers at the cancel are sent twice; nothing else.
+    let served = env.hub.file_stats(SMALL_REPO, WEIGHTS).bytes_served;
+    assert!(served < BIG_FILE_LEN + (1 << 20), "resumed, not restarted: {served}");
+}
+
+#[tokio::test]
+async fn a_second_download_while_one_runs_is_refused_naming_the_model_in_progress() {
+    let env = env().await;
+    small_repo(&env.repos(), "test-org/other");
+    env.hub.set_faults(vec![Fault::throttle(1 << 20).on_path(WEIGHTS)]);
+    let manager = env.manager.clone();
+    let first = tokio::spawn(async move { manager.download(SMALL_REPO).await });
+    wait_until(|| env.manager.store().active_download().is_some()).await;
+
+    let err = env.manager.download("test-org/other").await.unwrap_err();
+    assert_eq!(err.kind(), "download_in_progress");
+    assert!(err.to_string().contains(SMALL_REPO), "{err}");
+    let err = env.manager.delete_model(SMALL_REPO).unwrap_err();
+    assert_eq!(err.kind(), "busy");
+    assert!(err.to_string().contains("downloading"), "{err}");
+
+    env.manager.cancel_download().unwrap();
+    first.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn downloading_a_downloaded_model_is_a_no_op() {
+    let env = env().await;
+    downloaded(env.manager.download(SMALL_REPO).await.unwrap());
+    env.hub.reset_stats();
+    let outcome = env.manager.download(SMALL_REPO).await.unwrap();
+    assert!(matches!(outcome, DownloadOutcome::AlreadyDownloaded { .. }), "{outcome:?}");
+    assert_eq!(env.hub.stats().api_requests, 0, "no network when the cache has it");
+}
+
+async fn wait_until(mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !condition() {
+        assert!(Instant::now() < deadline, "condition not reached in 20 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

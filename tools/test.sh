@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# README's test command: every test of local-mlx, Rust and Python, against real parts
+# (a hub-compatible server on 127.0.0.1, real files, real mlx-lm on the CPU).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Never let uv fetch a Python build: the machine's own Python is used.
+export UV_PYTHON_DOWNLOADS=never
+echo "== syncing Python environments (tools/, python-backend/)"
+uv sync --quiet --frozen --project tools
+uv sync --quiet --frozen --project python-backend
+
+echo "== building fixture models (cached in \${LOCAL_MLX_FIXTURES:-~/.cache/local-mlx/fixtures})"
+uv run --frozen --project tools python tools/build_fixtures.py tiny smol
+
+echo "== Rust tests"
+cargo test --workspace --locked
+
+echo "== Python tests: fixture builder"
+uv run --frozen --project tools pytest -q tools/tests
+
+echo "== Python tests: sidecar"
+uv run --frozen --project python-backend pytest -q python-backend/tests
