@@ -66,8 +66,10 @@ pub struct FetchJob<'a> {
     pub counted: u64,
 }
 
-/// Buffer this much before handing a write to the blocking pool.
-const WRITE_BUFFER: usize = 4 << 20;
+/// Buffer this much before handing a write to the blocking pool: big enough to keep
+/// those hand-offs rare, small enough that a SIGKILL loses little (the buffer is the
+/// only received data not yet in the page cache).
+const WRITE_BUFFER: usize = 1 << 20;
 
 impl FetchJob<'_> {
     /// Make `blobs/<etag>` exist with verified contents. `counter` grows by the bytes

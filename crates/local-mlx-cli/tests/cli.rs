@@ -1,0 +1,224 @@
+//! The `local-mlx` binary as a user runs it: real processes against a real hub server,
+//! killed and interrupted on purpose.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use test_hub::{Fault, RepoBuilder, TestHub};
+
+const REPO: &str = "test-org/cli-model";
+const WEIGHTS: &str = "model.safetensors";
+
+struct Env {
+    tmp: tempfile::TempDir,
+    hub: TestHub,
+}
+
+impl Env {
+    async fn new(weights_len: u64) -> Env {
+        let tmp = tempfile::tempdir().unwrap();
+        RepoBuilder::new(tmp.path().join("repos"), REPO)
+            .file("config.json", br#"{"model_type": "qwen3"}"#)
+            .file("tokenizer.json", br#"{"model": {}}"#)
+            .pattern_file(WEIGHTS, weights_len, 3)
+            .build()
+            .unwrap();
+        let hub = TestHub::start(tmp.path().join("repos")).await.unwrap();
+        Env { tmp, hub }
+    }
+
+    fn cache(&self) -> PathBuf {
+        self.tmp.path().join("cache")
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_local-mlx"));
+        command
+            .args(args)
+            .env("HF_ENDPOINT", self.hub.url())
+            .env("HF_HUB_CACHE", self.cache())
+            .env_remove("HF_HUB_OFFLINE")
+            .env_remove("HF_TOKEN")
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// Run to completion off the async runtime (the hub serves on it meanwhile).
+    async fn run(&self, args: &[&str]) -> Output {
+        let mut command = self.command(args);
+        tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap()
+    }
+
+    fn spawn(&self, args: &[&str]) -> Child {
+        self.command(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+    }
+
+    fn served(&self) -> u64 {
+        self.hub.file_stats(REPO, WEIGHTS).bytes_served
+    }
+
+    fn weights_source(&self) -> PathBuf {
+        self.tmp.path().join("repos").join(REPO).join(WEIGHTS)
+    }
+
+    fn snapshot_file(&self, file: &str) -> Vec<u8> {
+        let repo = self.cache().join("models--test-org--cli-model");
+        let commit = std::fs::read_to_string(repo.join("refs/main")).expect("refs/main written");
+        std::fs::read(repo.join("snapshots").join(commit.trim()).join(file)).unwrap()
+    }
+
+    fn partial_files(&self) -> Vec<PathBuf> {
+        let blobs = self.cache().join("models--test-org--cli-model/blobs");
+        std::fs::read_dir(blobs)
+            .map(|d| d.flatten().map(|e| e.path()).filter(|p| p.to_string_lossy().ends_with(".incomplete")).collect())
+            .unwrap_or_default()
+    }
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill").args([&format!("-{name}"), &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+}
+
+async fn wait_child(child: Child) -> Output {
+    tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap()
+}
+
+fn assert_same(a: &[u8], b: &Path) {
+    assert!(a == std::fs::read(b).unwrap().as_slice(), "downloaded bytes differ from the hub's");
+}
+
+#[tokio::test]
+async fn models_lists_the_catalog_with_the_default_marked() {
+    let env = Env::new(1024).await;
+    let output = env.run(&["models"]).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    let default_line = text.lines().find(|l| l.contains("mlx-community/Qwen3-1.7B-4bit")).unwrap();
+    assert!(default_line.contains("default") && default_line.contains("not downloaded"), "{text}");
+    assert!(text.lines().next().unwrap().starts_with("MODEL"));
+
+    let output = env.run(&["models", "--json"]).await;
+    let models: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let models = models.as_array().unwrap();
+    assert!(models.len() >= 3);
+    assert!(models.iter().any(|m| m["is_default"] == true && m["status"]["state"] == "not_downloaded"));
+}
+
+#[tokio::test]
+async fn pull_status_and_rm_round_trip() {
+    let env = Env::new(2 << 20).await;
+    let output = env.run(&["pull", REPO]).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stderr(&output).contains("downloaded test-org/cli-model"), "{}", stderr(&output));
+    assert_same(&env.snapshot_file(WEIGHTS), &env.weights_source());
+
+    let output = env.run(&["status", REPO, "--json"]).await;
+    let status: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(status["state"], "downloaded");
+
+    let output = env.run(&["pull", REPO]).await;
+    assert!(output.status.success() && stderr(&output).contains("already downloaded"));
+
+    let output = env.run(&["rm", REPO]).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let output = env.run(&["status", REPO]).await;
+    assert!(stdout(&output).contains("not downloaded"), "{}", stdout(&output));
+}
+
+#[tokio::test]
+async fn pull_json_prints_the_seed_events_then_the_outcome() {
+    let env = Env::new(1 << 20).await;
+    let output = env.run(&["pull", REPO, "--json"]).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let lines: Vec<serde_json::Value> = stdout(&output).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.first().unwrap()["event_type"], "download_started");
+    assert!(lines.iter().any(|l| l["event_type"] == "download_completed"));
+    assert_eq!(lines.last().unwrap()["outcome"], "downloaded");
+}
+
+#[tokio::test]
+async fn errors_are_one_line_on_stderr_with_a_non_zero_exit() {
+    let env = Env::new(1024).await;
+    for args in [vec!["pull", "not/a/repo"], vec!["pull", "nosuchmodel"], vec!["rm", REPO], vec!["pull", "test-org/missing"]] {
+        let output = env.run(&args).await;
+        assert!(!output.status.success(), "{args:?}");
+        let err = stderr(&output);
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("error: "), "{args:?}: {err}");
+    }
+    let output = env.run(&["rm", REPO, "--json"]).await;
+    let error: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(error["error"]["kind"], "not_downloaded");
+}
+
+/// The issue's acceptance test: SIGKILL at about half of a large file, rerun, and less
+/// than 1% of the file is served twice (counted by the hub).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pull_killed_with_sigkill_at_half_resumes_refetching_under_one_percent() {
+    let size: u64 = 256 << 20;
+    let env = Env::new(size).await;
+    env.hub.set_faults(vec![Fault::throttle(64 << 20).on_path(WEIGHTS)]);
+    let mut child = env.spawn(&["pull", REPO]);
+    wait_until("half the file served", || env.served() >= size / 2).await;
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert_eq!(env.partial_files().len(), 1, "the partial file stays for resume");
+
+    env.hub.clear_faults();
+    let output = env.run(&["pull", REPO]).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_same(&env.snapshot_file(WEIGHTS), &env.weights_source());
+    let served = env.served();
+    assert!(served < size + size / 100, "served {served} bytes for a {size}-byte file");
+    assert!(env.partial_files().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_cancels_keeps_the_partial_download_and_exits_130() {
+    let size: u64 = 32 << 20;
+    let env = Env::new(size).await;
+    env.hub.set_faults(vec![Fault::throttle(8 << 20).on_path(WEIGHTS)]);
+    let child = env.spawn(&["pull", REPO]);
+    wait_until("some bytes served", || env.served() >= 4 << 20).await;
+    signal(&child, "INT");
+    let output = wait_child(child).await;
+    assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
+    assert!(stderr(&output).contains("resume"), "{}", stderr(&output));
+    assert_eq!(env.partial_files().len(), 1);
+
+    let output = env.run(&["status", REPO]).await;
+    assert!(stdout(&output).contains("partial"), "{}", stdout(&output));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_processes_pulling_the_same_model_end_with_one_correct_copy() {
+    let size: u64 = 32 << 20;
+    let env = Env::new(size).await;
+    env.hub.set_faults(vec![Fault::throttle(16 << 20).on_path(WEIGHTS)]);
+    let first = env.spawn(&["pull", REPO]);
+    let second = env.spawn(&["pull", REPO]);
+    let (first, second) = (wait_child(first).await, wait_child(second).await);
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert!(second.status.success(), "{}", stderr(&second));
+    assert_same(&env.snapshot_file(WEIGHTS), &env.weights_source());
+    assert!(env.partial_files().is_empty());
+    assert!(env.served() < size + size / 100, "the blob lock kept the second process from downloading it again: {}", env.served());
+}
