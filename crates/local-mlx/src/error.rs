@@ -113,6 +113,9 @@ pub enum Error {
         transition: Transition,
     },
 
+    #[error(transparent)]
+    Sidecar(#[from] crate::sidecar::SidecarError),
+
     #[error("download of '{model_id}' failed after {attempts} attempts: {last}")]
     DownloadFailed {
         model_id: String,
@@ -147,6 +150,7 @@ impl Error {
             Error::NotDownloaded { .. } => "not_downloaded",
             Error::IllegalTransition { .. } => "illegal_transition",
             Error::DownloadFailed { .. } => "download_failed",
+            Error::Sidecar(_) => "sidecar",
         }
     }
 

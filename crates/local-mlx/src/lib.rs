@@ -14,6 +14,7 @@ pub mod error;
 pub mod events;
 pub mod hub;
 pub mod manager;
+pub mod sidecar;
 pub mod state;
 pub mod store;
 
