@@ -14,6 +14,8 @@ pub mod error;
 pub mod events;
 pub mod hub;
 pub mod manager;
+pub mod postprocess;
+pub mod settings;
 pub mod sidecar;
 pub mod state;
 pub mod store;

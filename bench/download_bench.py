@@ -1,0 +1,166 @@
+"""Download benchmark: `local-mlx pull` against Python `huggingface_hub.snapshot_download`.
+
+Both fetch the same repos from the same `test-hub` on 127.0.0.1 into fresh caches, in one
+run, so the ratio is what matters (the machine is shared and noisy; absolute seconds are
+not comparable between runs). Reported per repo:
+
+* full download time of each client, best of `--repeat` runs, and the ratio ours/theirs;
+* bytes re-fetched after an interrupted download: the client is SIGKILLed once the hub
+  has served about half of the largest file, then rerun to completion; the hub's own
+  byte counter gives what was served in total, minus the file size = served twice.
+
+Run (builds release binaries and the fixtures first):
+
+    uv run --project tools python bench/download_bench.py --repeat 3
+
+Prints a Markdown table for docs/BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+BIN = TARGET / "release"
+PY_DOWNLOAD = (
+    "import sys; from huggingface_hub import snapshot_download; "
+    "snapshot_download(sys.argv[1], cache_dir=sys.argv[2], "
+    "allow_patterns=['*.json','model*.safetensors','tokenizer.model','*.tiktoken','*.txt','*.jsonl','*.jinja'])"
+)
+
+
+def sh(*args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(args, check=True, **kw)
+
+
+def build() -> dict[str, str]:
+    print("building release binaries and fixtures...", file=sys.stderr)
+    sh("cargo", "build", "--release", "-p", "local-mlx-cli", "-p", "test-hub", cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "tools/build_fixtures.py"), "smol", "synthetic", "--synthetic-mib", "1024"],
+        check=True, capture_output=True, text=True, cwd=ROOT,
+    ).stdout
+    return {line.split("\t")[0]: line.split("\t")[1] for line in out.strip().splitlines()}
+
+
+class Hub:
+    """The `test-hub` binary serving the fixture repos."""
+
+    def __init__(self, repos: Path):
+        self.proc = subprocess.Popen(
+            [str(BIN / "test-hub"), "--repos", str(repos), "--exit-on-stdin-close"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+        line = self.proc.stdout.readline().strip()
+        assert line.startswith("TEST_HUB_READY url="), line
+        self.url = line.split("=", 1)[1]
+
+    def call(self, method: str, path: str, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method,
+                                     headers={"content-type": "application/json"})
+        with urllib.request.urlopen(req) as resp:
+            raw = resp.read()
+            return json.loads(raw) if raw else None
+
+    def served(self, repo: str) -> dict[str, int]:
+        files = self.call("GET", "/_test/stats")["files"]
+        return {k[len(repo) + 1:]: v["bytes_served"] for k, v in files.items() if k.startswith(repo + "/")}
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait(timeout=10)
+
+
+def ours(repo: str, cache: Path, hub: Hub) -> list[str]:
+    return [str(BIN / "local-mlx"), "pull", repo]
+
+
+def theirs(repo: str, cache: Path, hub: Hub) -> list[str]:
+    return [sys.executable, "-c", PY_DOWNLOAD, repo, str(cache)]
+
+
+def client_env(hub: Hub, cache: Path) -> dict[str, str]:
+    env = dict(os.environ, HF_ENDPOINT=hub.url, HF_HUB_CACHE=str(cache), HF_HOME=str(cache.parent / "hf_home"),
+               HF_HUB_DISABLE_XET="1", HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_PROGRESS_BARS="1")
+    env.pop("HF_HUB_OFFLINE", None)
+    return env
+
+
+def timed_download(make_cmd, repo: str, hub: Hub) -> float:
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
+        cache = Path(tmp) / "hub"
+        start = time.perf_counter()
+        sh(*make_cmd(repo, cache, hub), env=client_env(hub, cache), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return time.perf_counter() - start
+
+
+def refetched_after_kill(make_cmd, repo: str, hub: Hub, big_file: str, size: int) -> int:
+    """SIGKILL at ~half of `big_file`, rerun; bytes of it served beyond its size."""
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
+        cache = Path(tmp) / "hub"
+        env = client_env(hub, cache)
+        hub.call("POST", "/_test/reset_stats")
+        # Slow enough that "half" is hit precisely, for both clients alike.
+        hub.call("POST", "/_test/faults", [{"kind": "throttle", "bytes_per_sec": 200 << 20, "path": big_file}])
+        proc = subprocess.Popen(make_cmd(repo, cache, hub), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while hub.served(repo).get(big_file, 0) < size // 2:
+            if proc.poll() is not None:
+                raise RuntimeError("client finished before it could be interrupted")
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        hub.call("DELETE", "/_test/faults")
+        sh(*make_cmd(repo, cache, hub), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return hub.served(repo)[big_file] - size
+
+
+def biggest_file(repo_dir: Path) -> tuple[str, int]:
+    files = [p for p in repo_dir.rglob("*") if p.is_file()]
+    big = max(files, key=lambda p: p.stat().st_size)
+    return str(big.relative_to(repo_dir)), big.stat().st_size
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    repos = build()
+    fixtures = Path(os.environ.get("LOCAL_MLX_FIXTURES", Path.home() / ".cache/local-mlx/fixtures"))
+    hub = Hub(fixtures / "repos")
+    rows = []
+    try:
+        for key in ("smol", "synthetic"):
+            repo = repos[key]
+            big_file, size = biggest_file(fixtures / "repos" / repo)
+            total = sum(p.stat().st_size for p in (fixtures / "repos" / repo).rglob("*") if p.is_file())
+            timed_download(ours, repo, hub)  # warm the hub's hash cache and the page cache
+            t_ours = min(timed_download(ours, repo, hub) for _ in range(args.repeat))
+            t_theirs = min(timed_download(theirs, repo, hub) for _ in range(args.repeat))
+            r_ours = refetched_after_kill(ours, repo, hub, big_file, size)
+            r_theirs = refetched_after_kill(theirs, repo, hub, big_file, size)
+            rows.append((repo, total, t_ours, t_theirs, r_ours, r_theirs, size))
+            print(f"{repo}: ours {t_ours:.2f}s theirs {t_theirs:.2f}s; refetched ours {r_ours} theirs {r_theirs}",
+                  file=sys.stderr)
+    finally:
+        hub.close()
+    print("| repo | size | local-mlx | huggingface_hub | ratio (ours/theirs) | re-fetched after kill at 50%: local-mlx | huggingface_hub |")
+    print("|---|---|---|---|---|---|---|")
+    for repo, total, t_ours, t_theirs, r_ours, r_theirs, size in rows:
+        print(f"| {repo} | {total / 1e6:.0f} MB | {t_ours:.2f} s | {t_theirs:.2f} s | {t_ours / t_theirs:.2f} | "
+              f"{r_ours / 1e6:.2f} MB ({100 * r_ours / size:.2f}%) | {r_theirs / 1e6:.1f} MB ({100 * r_theirs / size:.1f}%) |")
+
+
+if __name__ == "__main__":
+    main()

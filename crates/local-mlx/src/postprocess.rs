@@ -1,0 +1,176 @@
+//! Post-processing a transcript: the prompt, the token budget, and the output guards.
+//!
+//! Handy's prompts are templates where `${output}` stands for the transcript. We always
+//! split them the way Handy does for providers with a system role: the template
+//! without `${output}` is the system message, the transcript is the user message. That
+//! keeps the system prompt byte-identical from one call to the next, so the sidecar's
+//! prompt-prefix cache only has to pre-fill the new transcript.
+//!
+//! The guards encode Handy's rule that on any failure the original transcript is kept:
+//! an empty answer, one cut off by the token limit, or one wildly longer or shorter
+//! than the input is replaced by the input, with a warning the caller can show.
+
+use serde::Serialize;
+
+/// What a template writes where the transcript goes.
+pub const OUTPUT_PLACEHOLDER: &str = "${output}";
+
+/// Transcripts longer than this are refused (about 20 minutes of speech): a clear
+/// error beats a generation that runs for minutes on a laptop.
+pub const MAX_TRANSCRIPT_CHARS: usize = 20_000;
+
+/// The most tokens one answer may use, whatever the transcript's length.
+pub const MAX_OUTPUT_TOKENS: u32 = 4096;
+
+/// The default prompt: clean up, don't rewrite.
+pub const DEFAULT_PROMPT: &str = "You clean up dictated text. Fix punctuation, capitalization and obvious \
+transcription errors, and remove filler words (um, uh, like, you know) and false starts. Keep the \
+speaker's words, meaning and language; do not add, summarize or answer anything. Reply with the \
+cleaned text only.\n\n${output}";
+
+/// The two messages sent to the model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prompt {
+    pub system: String,
+    pub user: String,
+}
+
+/// Split `template` into the system message and put `transcript` in the user message.
+pub fn build_prompt(template: &str, transcript: &str) -> Prompt {
+    Prompt {
+        system: template.replace(OUTPUT_PLACEHOLDER, "").trim().to_string(),
+        user: transcript.trim().to_string(),
+    }
+}
+
+/// A token budget that fits a cleaned-up copy of `transcript` with room to spare:
+/// about 4 characters a token for English, times 1.5, plus a margin, capped. The seed's
+/// fixed 150 would cut a one-minute dictation (about 150 words, 200 tokens) short.
+pub fn max_tokens_for(transcript: &str) -> u32 {
+    let chars = transcript.chars().count() as u32;
+    (chars.div_ceil(4) * 3 / 2 + 64).min(MAX_OUTPUT_TOKENS)
+}
+
+/// Remove `<think>…</think>` blocks (Qwen3 may emit an empty one even with thinking
+/// off); an unterminated `<think>` drops everything after it.
+pub fn strip_think(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("<think>") {
+        out.push_str(&rest[..start]);
+        match rest[start..].find("</think>") {
+            Some(end) => rest = &rest[start + end + "</think>".len()..],
+            None => {
+                rest = "";
+                break;
+            }
+        }
+    }
+    out.push_str(rest);
+    out.trim().to_string()
+}
+
+/// The text to hand back, and why it may not be the model's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Guarded {
+    pub text: String,
+    /// True when `text` is the model's answer, false when the original was kept.
+    pub enhanced: bool,
+    pub warnings: Vec<String>,
+}
+
+/// Check the model's answer against the input; fall back to the input when it is
+/// empty, truncated, or its length is far from the input's.
+pub fn guard(input: &str, raw_output: &str, finish_reason: Option<&str>) -> Guarded {
+    let input = input.trim();
+    let output = unquote(&strip_think(raw_output)).to_string();
+    let keep = |why: String| Guarded {
+        text: input.to_string(),
+        enhanced: false,
+        warnings: vec![format!("{why}; kept the original transcript")],
+    };
+    let (in_len, out_len) = (input.chars().count(), output.chars().count());
+    if output.is_empty() {
+        return keep("the model returned no text".into());
+    }
+    if finish_reason == Some("length") {
+        return keep("the model's answer was cut off by the token limit".into());
+    }
+    if in_len >= 40 && out_len * 4 < in_len {
+        return keep(format!("the answer ({out_len} characters) is far shorter than the transcript ({in_len})"));
+    }
+    if out_len > in_len * 3 + 80 {
+        return keep(format!("the answer ({out_len} characters) is far longer than the transcript ({in_len})"));
+    }
+    Guarded {
+        text: output,
+        enhanced: true,
+        warnings: Vec::new(),
+    }
+}
+
+/// Small models like to wrap their answer in quotes.
+fn unquote(text: &str) -> &str {
+    let t = text.trim();
+    for (open, close) in [('"', '"'), ('“', '”')] {
+        if t.len() >= 2 && t.starts_with(open) && t.ends_with(close) && t[1..t.len() - close.len_utf8()].find(close).is_none() {
+            return t[open.len_utf8()..t.len() - close.len_utf8()].trim();
+        }
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_template_without_the_placeholder_is_the_system_message() {
+        let p = build_prompt("Fix this:\n\n${output}", "  um hello  ");
+        assert_eq!(p, Prompt { system: "Fix this:".into(), user: "um hello".into() });
+        let p = build_prompt("No placeholder here.", "hi");
+        assert_eq!(p.system, "No placeholder here.");
+        assert_eq!(p.user, "hi");
+        assert!(!build_prompt(DEFAULT_PROMPT, "x").system.contains("${output}"));
+    }
+
+    #[test]
+    fn the_token_budget_grows_with_the_transcript_and_is_capped() {
+        let one_minute = "word ".repeat(150);
+        assert!(max_tokens_for(&one_minute) > 200, "{}", max_tokens_for(&one_minute));
+        assert!(max_tokens_for("hi") >= 64);
+        assert_eq!(max_tokens_for(&"x".repeat(MAX_TRANSCRIPT_CHARS)), MAX_OUTPUT_TOKENS);
+    }
+
+    #[test]
+    fn think_blocks_are_stripped_empty_full_or_unterminated() {
+        assert_eq!(strip_think("<think>\n\n</think>\n\nHello."), "Hello.");
+        assert_eq!(strip_think("A <think>hmm</think>B"), "A B");
+        assert_eq!(strip_think("Answer<think>never ends"), "Answer");
+        assert_eq!(strip_think("plain"), "plain");
+    }
+
+    #[test]
+    fn a_good_answer_passes_the_guards() {
+        let g = guard("um so i think we should uh meet tomorrow", "<think></think>I think we should meet tomorrow.", Some("stop"));
+        assert_eq!(g, Guarded { text: "I think we should meet tomorrow.".into(), enhanced: true, warnings: vec![] });
+        assert_eq!(guard("hello there", "\"Hello there.\"", Some("stop")).text, "Hello there.");
+    }
+
+    #[test]
+    fn bad_answers_fall_back_to_the_transcript_with_a_warning() {
+        let input = "so the meeting is at three and we need the slides ready by then";
+        for (output, reason, why) in [
+            ("", Some("stop"), "no text"),
+            ("<think>only thinking</think>", Some("stop"), "no text"),
+            ("The meeting is at three and", Some("length"), "cut off"),
+            ("Ok.", Some("stop"), "far shorter"),
+            (&*"Sure! ".repeat(100), Some("stop"), "far longer"),
+        ] {
+            let g = guard(input, output, reason);
+            assert_eq!(g.text, input, "{output:?}");
+            assert!(!g.enhanced);
+            assert!(g.warnings[0].contains(why) && g.warnings[0].contains("kept the original"), "{:?}", g.warnings);
+        }
+    }
+}
