@@ -4,8 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Never let uv fetch a Python build: the machine's own Python is used.
-export UV_PYTHON_DOWNLOADS=never
+source tools/ensure-uv.sh
 echo "== syncing Python environments (tools/, python-backend/)"
 uv sync --quiet --frozen --project tools
 uv sync --quiet --frozen --project python-backend
