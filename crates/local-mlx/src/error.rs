@@ -113,6 +113,9 @@ pub enum Error {
         transition: Transition,
     },
 
+    #[error("the transcript is {chars} characters long; the most local-mlx enhances at once is {max}: split it into parts")]
+    TranscriptTooLong { chars: usize, max: usize },
+
     #[error(transparent)]
     Sidecar(#[from] crate::sidecar::SidecarError),
 
@@ -150,7 +153,8 @@ impl Error {
             Error::NotDownloaded { .. } => "not_downloaded",
             Error::IllegalTransition { .. } => "illegal_transition",
             Error::DownloadFailed { .. } => "download_failed",
-            Error::Sidecar(_) => "sidecar",
+            Error::TranscriptTooLong { .. } => "transcript_too_long",
+            Error::Sidecar(e) => e.kind(),
         }
     }
 

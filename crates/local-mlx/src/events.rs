@@ -42,6 +42,23 @@ pub struct MlxModelStateEvent {
     pub total_bytes: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes_per_second: Option<f64>,
+    /// On `loading_started`: what the load is waiting for now
+    /// (`syncing_environment`, `starting_server`, `loading_model`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<LoadPhase>,
+}
+
+/// The steps of getting a model ready, reported on `loading_started` events so a UI
+/// can say why the first use takes long (the seed's Risks 3 and 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoadPhase {
+    /// First run: uv installs the sidecar's Python packages (minutes).
+    SyncingEnvironment,
+    /// The sidecar process starts (seconds).
+    StartingServer,
+    /// The weights are read into memory.
+    LoadingModel,
 }
 
 impl MlxModelStateEvent {
@@ -55,6 +72,15 @@ impl MlxModelStateEvent {
             downloaded_bytes: None,
             total_bytes: None,
             bytes_per_second: None,
+            phase: None,
+        }
+    }
+
+    /// A `loading_started` event saying which step the load is in.
+    pub fn loading(model_id: impl Into<String>, phase: LoadPhase) -> Self {
+        MlxModelStateEvent {
+            phase: Some(phase),
+            ..Self::new(EventType::LoadingStarted, model_id)
         }
     }
 

@@ -22,7 +22,7 @@ pub mod store;
 
 pub use catalog::{ModelSpec, DEFAULT_MODEL_ID};
 pub use error::{Error, Result};
-pub use events::{EventSink, EventType, MlxModelStateEvent, NullSink, RecordingSink};
+pub use events::{EventSink, EventType, LoadPhase, MlxModelStateEvent, NullSink, RecordingSink};
 pub use manager::MlxModelManager;
 pub use state::{ModelState, Transition};
 pub use store::{DownloadOutcome, MlxModelInfo, MlxModelStatus, ModelStore};

@@ -308,6 +308,11 @@ impl ModelStore {
         Ok(to)
     }
 
+    /// Whether a generation is under way on `model_id`.
+    pub fn is_generating(&self, model_id: &str) -> bool {
+        self.lock().generating.get(model_id).is_some_and(|n| *n > 0)
+    }
+
     /// Mark a generation as started on `model_id`; dropping the guard ends it.
     pub fn generating(self: &Arc<Self>, model_id: &str) -> GeneratingGuard {
         *self.lock().generating.entry(model_id.to_string()).or_default() += 1;

@@ -76,7 +76,7 @@ async fn offline_mode_with_the_model_missing_says_how_to_fix_it() {
     let env = env().await;
     let mut config = test_config(&env.hub.url(), &env.cache_dir());
     config.offline = true;
-    let offline = MlxModelManager::new(config, Arc::new(NullSink)).unwrap();
+    let offline = MlxModelManager::with_hub(config, Arc::new(NullSink)).unwrap();
     let err = offline.download(SMALL_REPO).await.unwrap_err();
     assert_eq!(err.kind(), "offline");
     assert!(err.to_string().contains("HF_HUB_OFFLINE"), "{err}");
@@ -94,7 +94,7 @@ async fn a_cache_that_cannot_be_written_names_the_path() {
     let blocker = env.tmp.path().join("not-a-folder");
     std::fs::write(&blocker, b"x").unwrap();
     let config = test_config(&env.hub.url(), &blocker.join("hub"));
-    let manager = MlxModelManager::new(config, Arc::new(NullSink)).unwrap();
+    let manager = MlxModelManager::with_hub(config, Arc::new(NullSink)).unwrap();
     let err = manager.download(SMALL_REPO).await.unwrap_err();
     assert_eq!(err.kind(), "io", "{err}");
     assert!(err.to_string().contains(blocker.to_str().unwrap()), "{err}");
@@ -166,14 +166,14 @@ async fn the_token_is_sent_when_the_hub_requires_one() {
     let hub = test_hub::TestHub::start_with(test_hub::Config::new(tmp.path()).require_token("hf_secret")).await.unwrap();
     let cache = tmp.path().join("cache");
 
-    let anonymous = MlxModelManager::new(test_config(&hub.url(), &cache), Arc::new(NullSink)).unwrap();
+    let anonymous = MlxModelManager::with_hub(test_config(&hub.url(), &cache), Arc::new(NullSink)).unwrap();
     let err = anonymous.download(SMALL_REPO).await.unwrap_err();
     assert_eq!(err.kind(), "unauthorized", "{err}");
     assert!(err.to_string().contains("HF_TOKEN"));
 
     let mut config = test_config(&hub.url(), &cache);
     config.token = Some("hf_secret".into());
-    let authorized = MlxModelManager::new(config, Arc::new(NullSink)).unwrap();
+    let authorized = MlxModelManager::with_hub(config, Arc::new(NullSink)).unwrap();
     authorized.download(SMALL_REPO).await.unwrap();
 }
 

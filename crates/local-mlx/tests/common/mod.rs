@@ -33,7 +33,7 @@ impl Env {
 
     /// A second manager on the same cache and hub (another "process" of ours).
     pub fn other_manager(&self) -> MlxModelManager {
-        MlxModelManager::new(test_config(&self.hub.url(), &self.cache_dir()), Arc::new(local_mlx::NullSink)).unwrap()
+        MlxModelManager::with_hub(test_config(&self.hub.url(), &self.cache_dir()), Arc::new(local_mlx::NullSink)).unwrap()
     }
 }
 
@@ -58,7 +58,7 @@ pub async fn env_with(tune: impl FnOnce(HubConfig) -> HubConfig) -> Env {
     let hub = TestHub::start(&repos).await.unwrap();
     let sink = RecordingSink::new();
     let config = tune(test_config(&hub.url(), &tmp.path().join("hf").join("hub")));
-    let manager = Arc::new(MlxModelManager::new(config, Arc::new(sink.clone())).unwrap());
+    let manager = Arc::new(MlxModelManager::with_hub(config, Arc::new(sink.clone())).unwrap());
     Env { tmp, hub, sink, manager }
 }
 
@@ -129,3 +129,4 @@ pub fn sha256_of(path: &Path) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
 }
+pub mod sidecar_env;

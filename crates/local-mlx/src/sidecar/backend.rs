@@ -1,0 +1,213 @@
+//! The python-backend folder (`server.py`, `pyproject.toml`, `uv.lock`) and its
+//! Python environment: where the folder is, whether its venv is synced, and the sync.
+//!
+//! "Synced" is remembered by a stamp file in the venv holding a hash of `uv.lock` and
+//! `pyproject.toml` as they were when `uv sync` last succeeded. The venv's own mtime
+//! cannot say it: uv leaves it alone when nothing changed, so a lock edited and synced
+//! by hand would look stale forever. A stale or missing stamp costs one `uv sync`, which
+//! is quick when there is nothing to do. The sync is `--inexact --no-dev`: it installs
+//! what the server needs and never removes what a developer installed on top.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncReadExt;
+use tokio::process::Command;
+
+use super::process::{self, tail_of};
+use super::{Result, SidecarError};
+
+/// Set this to a python-backend folder to use it instead of the one found by
+/// [`default_backend_dir`].
+pub const BACKEND_DIR_ENV: &str = "LOCAL_MLX_BACKEND_DIR";
+
+const SERVER: &str = "server.py";
+const STAMP: &str = ".local-mlx-synced";
+
+/// The python-backend folder: `$LOCAL_MLX_BACKEND_DIR` if set, else the first of
+/// `<exe dir>/python-backend`, `<exe dir>/../Resources/python-backend` (macOS bundle),
+/// `<exe dir>/../lib/local-mlx/python-backend` (Linux package) and the source tree
+/// (development builds) that holds a `server.py`.
+pub fn default_backend_dir() -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os(BACKEND_DIR_ENV).filter(|d| !d.is_empty()) {
+        let dir = PathBuf::from(dir);
+        return if dir.join(SERVER).is_file() {
+            Ok(dir)
+        } else {
+            Err(SidecarError::BackendNotFound { dir })
+        };
+    }
+    let exe_dir = std::env::current_exe()
+        .ok()
+        .and_then(|exe| std::fs::canonicalize(exe).ok())
+        .and_then(|exe| exe.parent().map(Path::to_path_buf));
+    let candidates = backend_candidates(exe_dir.as_deref());
+    candidates
+        .iter()
+        .find(|dir| dir.join(SERVER).is_file())
+        .cloned()
+        .ok_or_else(|| SidecarError::BackendNotFound {
+            dir: candidates.last().cloned().unwrap_or_default(),
+        })
+}
+
+fn backend_candidates(exe_dir: Option<&Path>) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Some(dir) = exe_dir {
+        out.push(dir.join("python-backend"));
+        out.push(dir.join("../Resources/python-backend"));
+        out.push(dir.join("../lib/local-mlx/python-backend"));
+    }
+    out.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../python-backend"));
+    out
+}
+
+/// A python-backend folder and the venv uv runs it in.
+#[derive(Debug, Clone)]
+pub(crate) struct Backend {
+    pub dir: PathBuf,
+    /// `UV_PROJECT_ENVIRONMENT`, when the venv must live elsewhere (a read-only bundle).
+    pub venv: Option<PathBuf>,
+}
+
+impl Backend {
+    pub fn new(dir: &Path, venv: Option<&Path>) -> Result<Self> {
+        if !dir.join(SERVER).is_file() {
+            return Err(SidecarError::BackendNotFound { dir: dir.to_path_buf() });
+        }
+        Ok(Backend {
+            dir: dir.to_path_buf(),
+            venv: venv.map(Path::to_path_buf),
+        })
+    }
+
+    pub fn server_py(&self) -> PathBuf {
+        self.dir.join(SERVER)
+    }
+
+    fn venv_dir(&self) -> PathBuf {
+        self.venv.clone().unwrap_or_else(|| self.dir.join(".venv"))
+    }
+
+    /// The environment every uv call of ours gets.
+    pub fn command(&self, uv: &Path) -> Command {
+        let mut cmd = Command::new(uv);
+        cmd.current_dir(&self.dir)
+            .env("UV_PYTHON_DOWNLOADS", "never")
+            // A venv the caller happens to be in is not the project's; uv warns otherwise.
+            .env_remove("VIRTUAL_ENV");
+        if let Some(venv) = &self.venv {
+            cmd.env("UV_PROJECT_ENVIRONMENT", venv);
+        }
+        cmd
+    }
+
+    /// What the stamp must hold for the venv to count as synced.
+    fn fingerprint(&self) -> String {
+        let mut hash = Sha256::new();
+        for file in ["pyproject.toml", "uv.lock"] {
+            hash.update(file.as_bytes());
+            hash.update(std::fs::read(self.dir.join(file)).unwrap_or_default());
+        }
+        hex::encode(hash.finalize())
+    }
+
+    /// Whether [`Backend::sync`] must run before the server can start quickly.
+    pub fn needs_sync(&self) -> bool {
+        let venv = self.venv_dir();
+        if !venv.join("pyvenv.cfg").is_file() {
+            return true;
+        }
+        std::fs::read_to_string(venv.join(STAMP)).map_or(true, |stamp| stamp.trim() != self.fingerprint())
+    }
+
+    /// `uv sync --frozen --no-dev --inexact`, its output appended to `log`; on success the
+    /// stamp is written. Returns how long it took.
+    pub async fn sync(&self, uv: &Path, timeout: Duration, log: Option<&std::fs::File>) -> Result<Duration> {
+        let started = Instant::now();
+        let fingerprint = self.fingerprint();
+        let mut cmd = self.command(uv);
+        cmd.args(["sync", "--frozen", "--no-dev", "--inexact", "--project"])
+            .arg(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().map_err(|source| SidecarError::Spawn {
+            program: uv.to_path_buf(),
+            source,
+        })?;
+        let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+        let run = async {
+            let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+            let (a, b, status) = tokio::join!(out.read_to_end(&mut stdout), err.read_to_end(&mut stderr), child.wait());
+            a.and(b).and(status).map(|status| (status, stdout, stderr))
+        };
+        let outcome = tokio::time::timeout(timeout, run).await;
+        let (status, stdout, stderr) = match outcome {
+            Ok(Ok(done)) => done,
+            Ok(Err(e)) => {
+                return Err(SidecarError::SyncFailed {
+                    status: format!("reading uv's output failed: {e}"),
+                    uv_stderr: String::new(),
+                })
+            }
+            Err(_) => {
+                // kill_on_drop ends uv when `run` is dropped; its output so far is lost.
+                return Err(SidecarError::SyncFailed {
+                    status: format!("no result after {} s", timeout.as_secs()),
+                    uv_stderr: String::new(),
+                });
+            }
+        };
+        let text = format!("{}{}", String::from_utf8_lossy(&stdout), String::from_utf8_lossy(&stderr));
+        if let Some(mut log) = log {
+            let _ = writeln!(log, "--- uv sync ({:.1} s, {status})\n{text}", started.elapsed().as_secs_f64());
+        }
+        if !status.success() {
+            return Err(SidecarError::SyncFailed {
+                status: process::describe_status(status),
+                uv_stderr: tail_of(text.lines()),
+            });
+        }
+        if let Err(e) = std::fs::write(self.venv_dir().join(STAMP), &fingerprint) {
+            tracing::warn!(venv = %self.venv_dir().display(), "cannot write the sync stamp ({e}); the next start syncs again");
+        }
+        Ok(started.elapsed())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_source_tree_is_the_last_resort() {
+        let candidates = backend_candidates(Some(Path::new("/app/bin")));
+        assert_eq!(candidates[0], Path::new("/app/bin/python-backend"));
+        assert_eq!(candidates[1], Path::new("/app/bin/../Resources/python-backend"));
+        assert_eq!(candidates[2], Path::new("/app/bin/../lib/local-mlx/python-backend"));
+        assert!(candidates[3].ends_with("../../python-backend"));
+        assert!(candidates[3].join(SERVER).is_file(), "the repo's python-backend has a server.py");
+    }
+
+    #[test]
+    fn a_changed_lock_needs_a_sync() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join(SERVER), "").unwrap();
+        std::fs::write(tmp.path().join("uv.lock"), "a").unwrap();
+        let venv = tmp.path().join("venv");
+        let backend = Backend::new(tmp.path(), Some(&venv)).unwrap();
+        assert!(backend.needs_sync(), "no venv");
+        std::fs::create_dir(&venv).unwrap();
+        std::fs::write(venv.join("pyvenv.cfg"), "").unwrap();
+        assert!(backend.needs_sync(), "no stamp");
+        std::fs::write(venv.join(STAMP), backend.fingerprint()).unwrap();
+        assert!(!backend.needs_sync());
+        std::fs::write(tmp.path().join("uv.lock"), "b").unwrap();
+        assert!(backend.needs_sync(), "lock changed");
+    }
+}

@@ -1,0 +1,565 @@
+//! The typed HTTP client of the sidecar's API, and its JSON, field for field.
+//!
+//! Types mirror python-backend's `schemas.py`: the seed's fields are plain, our
+//! extensions are `Option` so an older or leaner server still parses. Every call carries
+//! the bearer token and has a timeout suited to it ([`Timeouts`]). A failed call is
+//! turned into a [`SidecarError`] a user can act on; when the connection drops, the
+//! client first asks whether the process died, so a killed sidecar is reported as
+//! [`SidecarError::Crashed`] with its last stderr lines, not as "connection reset".
+//!
+//! Streaming is a `Stream` of [`GenerateChunk`]s ([`Client::generate_stream`]), with
+//! [`Client::generate_with`] as the callback form for callers that only want the pieces.
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Weak;
+use std::time::Duration;
+
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use super::process::Process;
+use super::{Result, SidecarError};
+
+/// Timeouts of the sidecar's calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// `GET /status`: it answers at once even while busy.
+    pub status: Duration,
+    /// `POST /load`: reading GBs of weights from a slow disk, after MLX's own import.
+    pub load: Duration,
+    /// `POST /unload`: waits for running and queued generations.
+    pub unload: Duration,
+    /// `POST /generate`: this much plus [`Timeouts::generate_per_token`] per `max_tokens`.
+    pub generate_base: Duration,
+    pub generate_per_token: Duration,
+    /// While streaming: the longest silence between two pieces.
+    pub stream_idle: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            status: Duration::from_secs(2),
+            load: Duration::from_secs(600),
+            unload: Duration::from_secs(30),
+            generate_base: Duration::from_secs(120),
+            generate_per_token: Duration::from_millis(250),
+            stream_idle: Duration::from_secs(120),
+        }
+    }
+}
+
+impl Timeouts {
+    /// The whole-request timeout of a generation of at most `max_tokens`.
+    pub fn generate(&self, max_tokens: u32) -> Duration {
+        self.generate_base + self.generate_per_token * max_tokens
+    }
+}
+
+/// `POST /generate`'s body (without `stream`, which the method chooses).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenerateRequest {
+    /// The user message (with `system`: the transcript).
+    pub prompt: String,
+    /// 1..=8192; the server lowers it to what fits in the model's context.
+    pub max_tokens: u32,
+    /// 0..=2; 0 is greedy.
+    pub temperature: f64,
+    /// Extension: a system message before `prompt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<String>,
+    /// Extension: (0, 1]; the server's default is 0.8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f64>,
+    /// Extension: (0, 10]; the server's default is 1.15.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repetition_penalty: Option<f64>,
+}
+
+impl GenerateRequest {
+    /// The seed's defaults: `max_tokens` 150, `temperature` 0.7.
+    pub fn new(prompt: impl Into<String>) -> Self {
+        GenerateRequest {
+            prompt: prompt.into(),
+            max_tokens: 150,
+            temperature: 0.7,
+            system: None,
+            top_p: None,
+            repetition_penalty: None,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct WireGenerate<'a> {
+    #[serde(flatten)]
+    request: &'a GenerateRequest,
+    stream: bool,
+}
+
+/// Why a generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// The model ended its turn.
+    Stop,
+    /// `max_tokens` or the context was reached: the text may be cut short.
+    Length,
+    #[serde(other)]
+    Other,
+}
+
+/// `POST /generate`'s answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenerateResponse {
+    /// The text, think blocks removed, trimmed.
+    pub response: String,
+    pub tokens_generated: u32,
+    #[serde(default)]
+    pub prompt_tokens: Option<u32>,
+    /// Leading prompt tokens reused from the previous prompt's KV cache.
+    #[serde(default)]
+    pub cached_tokens: Option<u32>,
+    #[serde(default)]
+    pub finish_reason: Option<FinishReason>,
+    /// Pre-fill speed, tokens/s.
+    #[serde(default)]
+    pub prompt_tps: Option<f64>,
+    /// Generation speed, tokens/s.
+    #[serde(default)]
+    pub generation_tps: Option<f64>,
+    /// MLX peak memory during the request, GB.
+    #[serde(default)]
+    pub peak_memory: Option<f64>,
+}
+
+/// One item of [`Client::generate_stream`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum GenerateChunk {
+    /// A piece of the answer; the pieces joined equal the final `response`.
+    Token(String),
+    /// The last item: the same as [`Client::generate`]'s answer.
+    Done(GenerateResponse),
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+enum StreamLine {
+    Token { text: String },
+    Done(GenerateResponse),
+    Error { status: u16, detail: String },
+}
+
+/// `POST /load`'s answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadResponse {
+    pub status: String,
+    pub model_path: String,
+    /// The model's context, in tokens.
+    #[serde(default)]
+    pub context_length: Option<u32>,
+}
+
+/// `POST /unload`'s answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnloadResponse {
+    pub status: String,
+    pub model_loaded: bool,
+}
+
+/// What the server is doing (`/status`'s `state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServerState {
+    Idle,
+    Loading,
+    /// A model is loaded and no load is under way.
+    Ready,
+    #[serde(other)]
+    Other,
+}
+
+/// `GET /status`'s answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusResponse {
+    pub status: String,
+    pub model_loaded: bool,
+    pub model_path: Option<String>,
+    #[serde(default)]
+    pub state: Option<ServerState>,
+    #[serde(default)]
+    pub loading_path: Option<String>,
+    #[serde(default)]
+    pub generating: Option<bool>,
+    #[serde(default)]
+    pub queued: Option<u32>,
+    /// MLX and mlx-lm are imported (a `/load` before then waits for it).
+    #[serde(default)]
+    pub mlx_ready: Option<bool>,
+    #[serde(default)]
+    pub context_length: Option<u32>,
+    #[serde(default)]
+    pub active_memory_bytes: Option<u64>,
+    #[serde(default)]
+    pub peak_memory_bytes: Option<u64>,
+    #[serde(default)]
+    pub cache_memory_bytes: Option<u64>,
+    /// The Python server's own pid (`uv run` is its parent).
+    #[serde(default)]
+    pub pid: Option<u32>,
+}
+
+/// The HTTP client of one sidecar process. Cheap to clone.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+    port: u16,
+    process: Weak<Process>,
+    timeouts: Timeouts,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("base", &self.base).finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    pub(crate) fn new(port: u16, token: String, process: Weak<Process>, timeouts: Timeouts) -> Self {
+        let http = reqwest::Client::builder()
+            // A system proxy must never see the token or the transcripts.
+            .no_proxy()
+            .connect_timeout(Duration::from_secs(2))
+            .tcp_nodelay(true)
+            .build()
+            .expect("a plain HTTP client always builds");
+        Client {
+            http,
+            base: format!("http://127.0.0.1:{port}"),
+            token,
+            port,
+            process,
+            timeouts,
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    pub fn timeouts(&self) -> &Timeouts {
+        &self.timeouts
+    }
+
+    /// `GET /status`.
+    pub async fn status(&self) -> Result<StatusResponse> {
+        let request = self.http.get(format!("{}/status", self.base));
+        let response = self.send("status", request, self.timeouts.status, None).await?;
+        self.json("status", response).await
+    }
+
+    /// `GET /status` while starting: a refused connection is just "not yet", with none
+    /// of the crash diagnosis (the caller watches the process itself).
+    pub(crate) async fn probe_status(&self) -> Result<StatusResponse> {
+        let request = self.http.get(format!("{}/status", self.base)).bearer_auth(&self.token);
+        let response = request.timeout(self.timeouts.status).send().await.map_err(|e| SidecarError::Unreachable {
+            what: "status",
+            detail: source_chain(&e),
+        })?;
+        if !response.status().is_success() {
+            let status = response.status().as_u16();
+            return Err(status_error("status", status, &detail_of(&response.text().await.unwrap_or_default()), None));
+        }
+        self.json("status", response).await
+    }
+
+    /// `POST /load`: load the model folder at `model_path` (waits for the load).
+    pub async fn load(&self, model_path: &Path) -> Result<LoadResponse> {
+        let Some(path) = model_path.to_str() else {
+            return Err(SidecarError::ModelLoad {
+                path: model_path.to_path_buf(),
+                detail: "the path is not valid UTF-8".into(),
+            });
+        };
+        let request = self
+            .http
+            .post(format!("{}/load", self.base))
+            .json(&serde_json::json!({ "model_path": path }));
+        let response = self.send("load", request, self.timeouts.load, Some(model_path)).await?;
+        self.json("load", response).await
+    }
+
+    /// `POST /unload`: unload the model (after running and queued generations finish).
+    pub async fn unload(&self) -> Result<UnloadResponse> {
+        let request = self.http.post(format!("{}/unload", self.base));
+        let response = self.send("unload", request, self.timeouts.unload, None).await?;
+        self.json("unload", response).await
+    }
+
+    /// `POST /generate`: the whole answer at once.
+    pub async fn generate(&self, request: &GenerateRequest) -> Result<GenerateResponse> {
+        let timeout = self.timeouts.generate(request.max_tokens);
+        let body = WireGenerate { request, stream: false };
+        let http = self.http.post(format!("{}/generate", self.base)).json(&body);
+        let response = self.send("generate", http, timeout, None).await?;
+        self.json("generate", response).await
+    }
+
+    /// `POST /generate` with `stream: true`: [`GenerateChunk::Token`]s, then one
+    /// [`GenerateChunk::Done`]. Errors found before the generation starts (no model, a
+    /// full queue, bad values) are returned here; later ones end the stream as an `Err`.
+    /// Dropping the stream cancels the generation.
+    pub async fn generate_stream(&self, request: &GenerateRequest) -> Result<BoxStream<'static, Result<GenerateChunk>>> {
+        let body = WireGenerate { request, stream: true };
+        let http = self.http.post(format!("{}/generate", self.base)).json(&body);
+        // No whole-request timeout: a long answer is fine as long as pieces keep coming.
+        let response = tokio::time::timeout(
+            self.timeouts.generate_base,
+            self.send("generate", http, Duration::MAX, None),
+        )
+        .await
+        .map_err(|_| SidecarError::Timeout {
+            what: "generate",
+            secs: self.timeouts.generate_base.as_secs(),
+        })??;
+        let state = StreamState {
+            client: self.clone(),
+            body: response.bytes_stream().boxed(),
+            buf: Vec::new(),
+            done: false,
+        };
+        Ok(futures_util::stream::unfold(state, StreamState::next).boxed())
+    }
+
+    /// [`Client::generate_stream`] with a callback for each piece; returns the final answer.
+    pub async fn generate_with(
+        &self,
+        request: &GenerateRequest,
+        mut on_piece: impl FnMut(&str),
+    ) -> Result<GenerateResponse> {
+        let mut stream = self.generate_stream(request).await?;
+        while let Some(chunk) = stream.next().await {
+            match chunk? {
+                GenerateChunk::Token(text) => on_piece(&text),
+                GenerateChunk::Done(response) => return Ok(response),
+            }
+        }
+        Err(SidecarError::BadResponse {
+            what: "generate",
+            detail: "the stream ended without a result".into(),
+        })
+    }
+
+    /// Send with the token and a timeout; a non-2xx answer becomes its error.
+    async fn send(
+        &self,
+        what: &'static str,
+        request: reqwest::RequestBuilder,
+        timeout: Duration,
+        load_path: Option<&Path>,
+    ) -> Result<reqwest::Response> {
+        let mut request = request.bearer_auth(&self.token);
+        if timeout != Duration::MAX {
+            request = request.timeout(timeout);
+        }
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(e) => return Err(self.transport_error(what, e, timeout).await),
+        };
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let text = response.text().await.unwrap_or_default();
+        Err(status_error(what, status.as_u16(), &detail_of(&text), load_path))
+    }
+
+    async fn json<T: serde::de::DeserializeOwned>(&self, what: &'static str, response: reqwest::Response) -> Result<T> {
+        let bytes = match response.bytes().await {
+            Ok(bytes) => bytes,
+            Err(e) => return Err(self.transport_error(what, e, Duration::ZERO).await),
+        };
+        serde_json::from_slice(&bytes).map_err(|e| SidecarError::BadResponse {
+            what,
+            detail: format!("{e}: {}", String::from_utf8_lossy(&bytes[..bytes.len().min(300)])),
+        })
+    }
+
+    async fn transport_error(&self, what: &'static str, error: reqwest::Error, timeout: Duration) -> SidecarError {
+        if error.is_timeout() {
+            return SidecarError::Timeout {
+                what,
+                secs: timeout.as_secs(),
+            };
+        }
+        self.died_or(what, source_chain(&error)).await
+    }
+
+    /// The connection failed: the process died ([`SidecarError::Crashed`]), was stopped
+    /// on purpose ([`SidecarError::Stopped`]), or is alive but unreachable.
+    async fn died_or(&self, what: &'static str, detail: String) -> SidecarError {
+        let Some(process) = self.process.upgrade() else {
+            return SidecarError::Stopped { what };
+        };
+        // A killed Python takes uv with it within milliseconds; give it a moment.
+        let exit = process.wait_exit(Duration::from_secs(2)).await;
+        if process.stopping.load(Ordering::SeqCst) {
+            return SidecarError::Stopped { what };
+        }
+        match exit {
+            Some(exit) => SidecarError::Crashed {
+                what,
+                status: exit.to_string(),
+                stderr_tail: process.tail.settled(Duration::from_secs(1)).await,
+            },
+            None => SidecarError::Unreachable { what, detail },
+        }
+    }
+}
+
+struct StreamState {
+    client: Client,
+    body: BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    buf: Vec<u8>,
+    done: bool,
+}
+
+impl StreamState {
+    async fn next(mut self) -> Option<(Result<GenerateChunk>, Self)> {
+        if self.done {
+            return None;
+        }
+        loop {
+            if let Some(end) = self.buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=end).collect();
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                let item = match serde_json::from_slice::<StreamLine>(&line) {
+                    Ok(StreamLine::Token { text }) => return Some((Ok(GenerateChunk::Token(text)), self)),
+                    Ok(StreamLine::Done(response)) => Ok(GenerateChunk::Done(response)),
+                    Ok(StreamLine::Error { status, detail }) => Err(status_error("generate", status, &detail, None)),
+                    Err(e) => Err(SidecarError::BadResponse {
+                        what: "generate",
+                        detail: format!("{e}: {}", String::from_utf8_lossy(&line)),
+                    }),
+                };
+                self.done = true;
+                return Some((item, self));
+            }
+            let idle = self.client.timeouts.stream_idle;
+            let error = match tokio::time::timeout(idle, self.body.next()).await {
+                Ok(Some(Ok(bytes))) => {
+                    self.buf.extend_from_slice(&bytes);
+                    continue;
+                }
+                Err(_) => SidecarError::Timeout {
+                    what: "generate",
+                    secs: idle.as_secs(),
+                },
+                Ok(Some(Err(e))) => self.client.died_or("generate", source_chain(&e)).await,
+                Ok(None) => {
+                    self.client
+                        .died_or("generate", "the answer ended without a result".into())
+                        .await
+                }
+            };
+            self.done = true;
+            return Some((Err(error), self));
+        }
+    }
+}
+
+/// The error for a non-2xx answer (or a stream's error event).
+fn status_error(what: &'static str, status: u16, detail: &str, load_path: Option<&Path>) -> SidecarError {
+    let detail = detail.trim().trim_end_matches('.').to_string();
+    match (status, load_path) {
+        (401, _) => SidecarError::Unauthorized,
+        (409, _) => SidecarError::NoModelLoaded,
+        (503, _) => SidecarError::Busy { detail },
+        (400, Some(path)) => SidecarError::ModelLoad {
+            path: path.to_path_buf(),
+            detail,
+        },
+        (400 | 422, _) => SidecarError::BadRequest { detail },
+        (status, _) => SidecarError::Http { what, status, detail },
+    }
+}
+
+/// `{"detail": "..."}`'s text, or the body itself when it is not that.
+fn detail_of(body: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(body) {
+        Ok(serde_json::Value::Object(map)) => match map.get("detail") {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+            None => body.to_string(),
+        },
+        _ if body.trim().is_empty() => "no details given".into(),
+        _ => body.chars().take(500).collect(),
+    }
+}
+
+/// reqwest's message alone hides the reason ("error sending request"); the causes say it.
+fn source_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text = format!("{text}: {cause_text}");
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_request_serializes_like_the_seed_plus_set_extensions() {
+        let mut request = GenerateRequest::new("hi");
+        let wire = serde_json::to_value(WireGenerate { request: &request, stream: false }).unwrap();
+        assert_eq!(
+            wire,
+            serde_json::json!({"prompt": "hi", "max_tokens": 150, "temperature": 0.7, "stream": false})
+        );
+        request.system = Some("be brief".into());
+        let wire = serde_json::to_value(WireGenerate { request: &request, stream: true }).unwrap();
+        assert_eq!(wire["system"], "be brief");
+        assert_eq!(wire["stream"], true);
+    }
+
+    #[test]
+    fn a_seed_only_answer_parses() {
+        let answer: GenerateResponse = serde_json::from_str(r#"{"response": "ok", "tokens_generated": 2}"#).unwrap();
+        assert_eq!(answer.response, "ok");
+        assert_eq!(answer.finish_reason, None);
+        let status: StatusResponse =
+            serde_json::from_str(r#"{"status": "running", "model_loaded": false, "model_path": null}"#).unwrap();
+        assert_eq!(status.state, None);
+    }
+
+    #[test]
+    fn error_statuses_map_to_what_a_user_understands() {
+        let path = Path::new("/m");
+        assert!(matches!(status_error("t", 401, "x", None), SidecarError::Unauthorized));
+        assert!(matches!(status_error("t", 409, "x", None), SidecarError::NoModelLoaded));
+        assert!(matches!(status_error("t", 503, "queue full", None), SidecarError::Busy { .. }));
+        assert!(matches!(status_error("t", 400, "no config.json", Some(path)), SidecarError::ModelLoad { .. }));
+        assert!(matches!(status_error("t", 400, "max_tokens", None), SidecarError::BadRequest { .. }));
+        assert!(matches!(status_error("t", 500, "boom", None), SidecarError::Http { status: 500, .. }));
+        assert_eq!(detail_of(r#"{"detail": "bad thing."}"#), "bad thing.");
+        assert_eq!(detail_of("plain"), "plain");
+    }
+}

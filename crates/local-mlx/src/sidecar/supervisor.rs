@@ -1,0 +1,198 @@
+//! `SidecarSupervisor`: at most one live sidecar, started on demand, restarted after death.
+//!
+//! [`SidecarSupervisor::ensure_running`] is the one way in: it returns the client of
+//! the live process, or finds uv, syncs the environment if needed and spawns a new one,
+//! reporting each [`Phase`] to the caller so a first run that downloads Python packages
+//! is never a silent hang. Starts are serialized, so two callers racing get the same
+//! process. [`SidecarSupervisor::shutdown`] cancels a start in progress instead of
+//! waiting behind it (a first-run sync can take minutes).
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use super::backend::Backend;
+use super::client::{Client, Timeouts};
+use super::process::{ExitInfo, Sidecar};
+use super::uv::UvSearch;
+use super::{Result, SidecarError};
+
+/// What the sidecar supervisor needs to know; the manager fills it from settings.
+#[derive(Debug, Clone)]
+pub struct SidecarConfig {
+    /// The uv path set in settings; searched for when unset or wrong (see [`UvSearch`]).
+    pub uv_path: Option<PathBuf>,
+    /// The python-backend folder (see [`super::default_backend_dir`]).
+    pub backend_dir: PathBuf,
+    /// Where the Python environment lives (`UV_PROJECT_ENVIRONMENT`); `None` is
+    /// `<backend_dir>/.venv`. Set it when `backend_dir` is read-only (an app bundle).
+    pub venv_dir: Option<PathBuf>,
+    /// The sidecar's stderr (and uv sync's output) goes here; the previous file is kept
+    /// as `<name>.1`. `None`: only the last lines, in memory, for error messages.
+    pub log_path: Option<PathBuf>,
+    /// From spawn to the first `/status` answer (the ready line comes before).
+    pub ready_timeout: Duration,
+    /// The first-run `uv sync`, which downloads the Python packages.
+    pub sync_timeout: Duration,
+    /// How long [`SidecarSupervisor::shutdown`] waits after SIGTERM before SIGKILL.
+    pub shutdown_grace: Duration,
+    pub timeouts: Timeouts,
+}
+
+impl SidecarConfig {
+    /// Defaults: uv searched for, the venv in the backend folder, no log file, 180 s to
+    /// become ready, 30 min to sync, 3 s of grace.
+    pub fn new(backend_dir: impl Into<PathBuf>) -> Self {
+        SidecarConfig {
+            uv_path: None,
+            backend_dir: backend_dir.into(),
+            venv_dir: None,
+            log_path: None,
+            ready_timeout: Duration::from_secs(180),
+            sync_timeout: Duration::from_secs(30 * 60),
+            shutdown_grace: Duration::from_secs(3),
+            timeouts: Timeouts::default(),
+        }
+    }
+}
+
+/// Where a start is; each is reported once per start, in this order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// First run (or a new `uv.lock`): uv is installing the Python packages. Minutes.
+    SyncingEnvironment,
+    /// The server is starting: Python imports, then the ready line. Seconds.
+    StartingServer,
+    /// The server answers; the client is ready for use.
+    Ready,
+}
+
+/// Keeps at most one sidecar alive. Share it in an `Arc`; dropping it kills the sidecar.
+#[derive(Debug)]
+pub struct SidecarSupervisor {
+    config: SidecarConfig,
+    current: Mutex<Option<Sidecar>>,
+    /// Held for the whole of a start, so starts never overlap.
+    starting: tokio::sync::Mutex<()>,
+    /// Cancelled by `shutdown`, which aborts a start in progress.
+    cancel: Mutex<CancellationToken>,
+}
+
+impl SidecarSupervisor {
+    pub fn new(config: SidecarConfig) -> Self {
+        SidecarSupervisor {
+            config,
+            current: Mutex::new(None),
+            starting: tokio::sync::Mutex::new(()),
+            cancel: Mutex::new(CancellationToken::new()),
+        }
+    }
+
+    pub fn config(&self) -> &SidecarConfig {
+        &self.config
+    }
+
+    fn current(&self) -> MutexGuard<'_, Option<Sidecar>> {
+        self.current.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The client of the live sidecar, starting one if there is none or it died.
+    /// `on_phase` hears [`Phase::SyncingEnvironment`] (only when a sync is needed),
+    /// [`Phase::StartingServer`] and [`Phase::Ready`]; nothing when one is already live.
+    pub async fn ensure_running(&self, mut on_phase: impl FnMut(Phase) + Send) -> Result<Arc<Client>> {
+        if let Some(client) = self.client() {
+            return Ok(client);
+        }
+        let cancel = self.cancel.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let _starting = tokio::select! {
+            guard = self.starting.lock() => guard,
+            _ = cancel.cancelled() => return Err(SidecarError::Stopped { what: "start-up" }),
+        };
+        // Someone else may have started it while we waited.
+        if let Some(client) = self.client() {
+            return Ok(client);
+        }
+        let dead = self.current().take();
+        if let Some(dead) = dead {
+            tracing::warn!(
+                pid = dead.pid(),
+                exit = %dead.exit_info().map(|e| e.to_string()).unwrap_or_default(),
+                "the sidecar died; starting a new one. Its last output:\n{}",
+                dead.stderr_tail()
+            );
+        }
+        let sidecar = tokio::select! {
+            started = self.start(&mut on_phase) => started?,
+            _ = cancel.cancelled() => return Err(SidecarError::Stopped { what: "start-up" }),
+        };
+        let client = sidecar.client();
+        *self.current() = Some(sidecar);
+        on_phase(Phase::Ready);
+        Ok(client)
+    }
+
+    async fn start(&self, on_phase: &mut (impl FnMut(Phase) + Send)) -> Result<Sidecar> {
+        let config = &self.config;
+        let uv = UvSearch::from_env(config.uv_path.as_deref()).find()?;
+        let backend = Backend::new(&config.backend_dir, config.venv_dir.as_deref())?;
+        let log = config.log_path.as_deref().and_then(open_log);
+        if backend.needs_sync() {
+            on_phase(Phase::SyncingEnvironment);
+            tracing::info!(backend = %backend.dir.display(), "syncing the sidecar's Python environment");
+            let took = backend.sync(&uv, config.sync_timeout, log.as_ref()).await?;
+            tracing::info!("environment synced in {:.1} s", took.as_secs_f64());
+        }
+        on_phase(Phase::StartingServer);
+        let started = Instant::now();
+        let sidecar = Sidecar::spawn(&uv, &backend, log, config.ready_timeout, config.timeouts).await?;
+        tracing::info!("sidecar started in {:.1} s", started.elapsed().as_secs_f64());
+        Ok(sidecar)
+    }
+
+    /// The client of the live sidecar, without starting one.
+    pub fn client(&self) -> Option<Arc<Client>> {
+        self.current().as_ref().filter(|s| s.is_alive()).map(Sidecar::client)
+    }
+
+    /// Whether a sidecar is running now.
+    pub fn is_running(&self) -> bool {
+        self.current().as_ref().is_some_and(Sidecar::is_alive)
+    }
+
+    /// The pid of the live sidecar's `uv run` (its process group).
+    pub fn pid(&self) -> Option<u32> {
+        self.current().as_ref().filter(|s| s.is_alive()).and_then(Sidecar::pid)
+    }
+
+    /// Stop the sidecar (SIGTERM, then SIGKILL after the grace period) and any start in
+    /// progress; returns how it ended (`None`: none was running). The next
+    /// [`SidecarSupervisor::ensure_running`] starts a new one.
+    pub async fn shutdown(&self) -> Option<ExitInfo> {
+        let old = std::mem::take(&mut *self.cancel.lock().unwrap_or_else(|e| e.into_inner()));
+        old.cancel();
+        let _starting = self.starting.lock().await;
+        let sidecar = self.current().take()?;
+        sidecar.shutdown(self.config.shutdown_grace).await
+    }
+}
+
+/// Open the log for a new start, keeping the previous one as `<name>.1`.
+fn open_log(path: &std::path::Path) -> Option<std::fs::File> {
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let mut previous = path.as_os_str().to_owned();
+    previous.push(".1");
+    let _ = std::fs::rename(path, previous);
+    match std::fs::File::create(path) {
+        Ok(file) => Some(file),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), "cannot write the sidecar log ({e}); keeping only its last lines");
+            None
+        }
+    }
+}

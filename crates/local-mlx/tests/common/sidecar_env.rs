@@ -1,0 +1,104 @@
+//! Set-up for end-to-end tests through the real sidecar: the fixture models served by a
+//! real test-hub, downloaded into a temp cache, and a manager whose sidecar runs the
+//! workspace's python-backend.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+
+use local_mlx::manager::ManagerConfig;
+use local_mlx::settings::{MlxSettings, ModelUnloadTimeout};
+use local_mlx::sidecar::SidecarConfig;
+use local_mlx::{MlxModelManager, RecordingSink};
+use test_hub::TestHub;
+
+use super::{test_config, workspace_root};
+
+/// A fixture model built by `tools/build_fixtures.py`.
+pub struct Fixture {
+    pub repo_id: String,
+    /// `<root>/repos`, what test-hub serves.
+    pub repos: PathBuf,
+}
+
+/// Build (or find, cached) a fixture model: `tiny` or `smol`.
+pub fn fixture(key: &str) -> Fixture {
+    let output = Command::new("uv")
+        .args(["run", "--frozen", "--project"])
+        .arg(workspace_root().join("tools"))
+        .arg("python")
+        .arg(workspace_root().join("tools/build_fixtures.py"))
+        .arg(key)
+        .env("UV_PYTHON_DOWNLOADS", "never")
+        .output()
+        .expect("uv must be installed (see .ci/run) to build the fixture models");
+    assert!(output.status.success(), "build_fixtures failed: {}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let line = stdout.lines().find(|l| l.starts_with(key)).expect("a line for the model");
+    let fields: Vec<&str> = line.split('\t').collect();
+    let path = PathBuf::from(fields[2]);
+    let repos = path.parent().unwrap().parent().unwrap().to_path_buf();
+    Fixture {
+        repo_id: fields[1].to_string(),
+        repos,
+    }
+}
+
+pub struct SidecarEnv {
+    pub tmp: tempfile::TempDir,
+    pub hub: TestHub,
+    pub sink: RecordingSink,
+    pub manager: Arc<MlxModelManager>,
+    pub model: String,
+}
+
+impl SidecarEnv {
+    /// The fixture `key` downloaded and selected, with `timeout` for idle unload.
+    pub async fn new(key: &str, timeout: ModelUnloadTimeout) -> SidecarEnv {
+        let fixture = tokio::task::spawn_blocking({
+            let key = key.to_string();
+            move || fixture(&key)
+        })
+        .await
+        .unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let hub = TestHub::start(&fixture.repos).await.unwrap();
+        let sink = RecordingSink::new();
+        let mut sidecar = SidecarConfig::new(workspace_root().join("python-backend"));
+        sidecar.log_path = Some(tmp.path().join("config/sidecar.log"));
+        let config = ManagerConfig {
+            hub: test_config(&hub.url(), &tmp.path().join("hf/hub")),
+            settings_path: tmp.path().join("config/settings.json"),
+            sidecar,
+        };
+        let manager = Arc::new(MlxModelManager::new(config, Arc::new(sink.clone())).unwrap());
+        manager.download(&fixture.repo_id).await.unwrap();
+        let settings = MlxSettings {
+            selected_model: fixture.repo_id.clone(),
+            model_unload_timeout: timeout,
+            ..manager.settings()
+        };
+        manager.update_settings(settings).await.unwrap();
+        SidecarEnv {
+            tmp,
+            hub,
+            sink,
+            manager,
+            model: fixture.repo_id,
+        }
+    }
+}
+
+/// Whether a process with this pid exists (and is not a zombie).
+pub fn process_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| !stat.split(") ").nth(1).unwrap_or("").starts_with('Z'))
+        .unwrap_or(false)
+}
+
+/// SIGKILL a whole process group (the sidecar's `uv run` leads its own).
+pub fn kill_group(pgid: u32) {
+    let status = Command::new("kill").args(["-KILL", "--", &format!("-{pgid}")]).status().unwrap();
+    assert!(status.success(), "kill -KILL -{pgid} failed");
+}

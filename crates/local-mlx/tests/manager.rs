@@ -1,0 +1,187 @@
+//! `MlxModelManager::process_text` end to end: the real sidecar, the real tiny model
+//! (and once the real SmolLM2-135M), real processes killed on purpose.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::sidecar_env::{kill_group, process_alive, SidecarEnv};
+use local_mlx::settings::ModelUnloadTimeout;
+use local_mlx::{EventType, LoadPhase, ModelState};
+
+/// Long enough that the tiny model generates for a few seconds (its budget grows with
+/// the transcript), so there is time to act during the generation.
+fn long_transcript() -> String {
+    "so um the thing is we should probably uh move the meeting to thursday because ".repeat(40)
+}
+
+async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn count(env: &SidecarEnv, event_type: EventType) -> usize {
+    env.sink.events().iter().filter(|e| e.event_type == event_type).count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cold_call_starts_the_sidecar_loads_and_generates_and_a_warm_call_does_neither() {
+    let env = SidecarEnv::new("tiny", ModelUnloadTimeout::Never).await;
+    assert!(!env.manager.sidecar_running());
+
+    let cold = env.manager.process_text("um so i think we should uh meet tomorrow").await.unwrap();
+    assert!(cold.tokens_generated > 0 && cold.prompt_tokens > 0, "{cold:?}");
+    assert!(cold.timings.start_ms > 0 && cold.timings.load_ms > 0, "{:?}", cold.timings);
+    assert_eq!(cold.model_id, env.model);
+    let phases: Vec<Option<LoadPhase>> =
+        env.sink.events().iter().filter(|e| e.event_type == EventType::LoadingStarted).map(|e| e.phase).collect();
+    assert!(phases.contains(&Some(LoadPhase::StartingServer)) && phases.contains(&Some(LoadPhase::LoadingModel)), "{phases:?}");
+    assert_eq!(count(&env, EventType::LoadingCompleted), 1);
+    assert_eq!(env.manager.model_status(&env.model).unwrap().state, ModelState::Ready);
+    let pid = env.manager.sidecar_pid().unwrap();
+
+    let warm = env.manager.process_text("and then uh we can talk about the budget").await.unwrap();
+    assert_eq!((warm.timings.start_ms, warm.timings.load_ms), (0, 0), "{:?}", warm.timings);
+    assert_eq!(count(&env, EventType::LoadingCompleted), 1, "no second load");
+    assert_eq!(env.manager.sidecar_pid(), Some(pid), "no second spawn");
+    assert!(warm.cached_tokens > 0, "the same system prompt is reused from the prefix cache: {warm:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_tiny_models_cut_off_answer_falls_back_to_the_transcript_with_a_warning() {
+    // The random tiny model never ends its turn, so every answer hits the token limit.
+    let env = SidecarEnv::new("tiny", ModelUnloadTimeout::Never).await;
+    let text = "um so i think we should uh meet tomorrow";
+    let out = env.manager.process_text(text).await.unwrap();
+    assert_eq!(out.text, text);
+    assert!(!out.enhanced);
+    assert!(out.warnings[0].contains("cut off"), "{:?}", out.warnings);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn empty_text_is_returned_unchanged_without_starting_anything_and_huge_text_is_refused() {
+    let env = SidecarEnv::new("tiny", ModelUnloadTimeout::Never).await;
+    let out = env.manager.process_text("   \n ").await.unwrap();
+    assert_eq!(out.text, "   \n ");
+    assert!(!env.manager.sidecar_running());
+
+    let err = env.manager.process_text(&"a".repeat(20_001)).await.unwrap_err();
+    assert_eq!(err.kind(), "transcript_too_long");
+    assert!(err.to_string().contains("20001"), "{err}");
+    assert!(!env.manager.sidecar_running());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_model_that_is_not_downloaded_says_how_to_download_it() {
+    let env = SidecarEnv::new("tiny", ModelUnloadTimeout::Never).await;
+    env.manager.delete_model(&env.model).await.unwrap();
+    let err = env.manager.process_text("hello there").await.unwrap_err();
+    assert_eq!(err.kind(), "not_downloaded");
+    assert!(err.to_string().contains("local-mlx pull"), "{err}");
+    assert!(!env.manager.sidecar_running());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn immediately_unloads_and_stops_the_sidecar_after_each_use() {
+    let env = SidecarEnv::new("tiny", ModelUnloadTimeout::Immediately).await;
+    env.manager.process_text("hello there my friend").await.unwrap();
+    assert!(!env.manager.sidecar_running());
+    assert_eq!(env.manager.model_status(&env.model).unwrap().state, ModelState::Downloaded);
+    assert_eq!(count(&env, EventType::Unloaded), 1);
+    // The next call starts again transparently.
+    env.manager.process_text("hello again").await.unwrap();
+    assert_eq!(count(&env, EventType::LoadingCompleted), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_idle_deadline_unloads_and_the_sidecar_process_is_gone() {
+    let env = SidecarEnv::new("tiny", ModelUnloadTimeout::Sec15).await;
+    env.manager.process_text("hello there my friend").await.unwrap();
+    let pid = env.manager.sidecar_pid().unwrap();
+    assert!(process_alive(pid));
+    wait_until("the idle unload", || count(&env, EventType::Unloaded) == 1).await;
+    wait_until("the sidecar to exit", || !process_alive(pid)).await;
+    assert_eq!(env.manager.model_status(&env.model).unwrap().state, ModelState::Downloaded);
+    assert!(!env.manager.sidecar_running());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sidecar_killed_mid_request_gives_a_clear_error_and_the_next_call_works() {
+    let env = SidecarEnv::new("tiny", ModelUnloadTimeout::Never).await;
+    env.manager.warm_up().await.unwrap();
+    let pid = env.manager.sidecar_pid().unwrap();
+    let manager = env.manager.clone();
+    let call = tokio::spawn(async move { manager.process_text(&long_transcript()).await });
+    wait_until("the generation to start", || env.manager.store().is_generating(&env.model)).await;
+    kill_group(pid);
+
+    let err = call.await.unwrap().unwrap_err();
+    assert_eq!(err.kind(), "crashed", "{err}");
+    assert!(err.to_string().contains("restarted on the next request"), "{err}");
+    assert_eq!(env.manager.model_status(&env.model).unwrap().state, ModelState::Downloaded);
+
+    let out = env.manager.process_text("hello there my friend").await.unwrap();
+    assert!(out.tokens_generated > 0);
+    assert_ne!(env.manager.sidecar_pid(), Some(pid));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn delete_is_refused_during_a_generation_and_unloads_an_idle_model() {
+    let env = SidecarEnv::new("tiny", ModelUnloadTimeout::Never).await;
+    env.manager.warm_up().await.unwrap();
+    let manager = env.manager.clone();
+    let call = tokio::spawn(async move { manager.process_text(&long_transcript()).await });
+    wait_until("the generation to start", || env.manager.store().is_generating(&env.model)).await;
+
+    let err = env.manager.delete_model(&env.model).await.unwrap_err();
+    assert_eq!(err.kind(), "busy");
+    assert!(err.to_string().contains("generating"), "{err}");
+    call.await.unwrap().unwrap();
+
+    // Loaded but idle: delete unloads, stops the sidecar and deletes.
+    env.manager.delete_model(&env.model).await.unwrap();
+    assert_eq!(env.manager.model_status(&env.model).unwrap().state, ModelState::NotDownloaded);
+    assert!(!env.manager.sidecar_running());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_calls_are_served_one_after_another_with_a_single_load() {
+    let env = SidecarEnv::new("tiny", ModelUnloadTimeout::Never).await;
+    let calls: Vec<_> = (0..3)
+        .map(|i| {
+            let manager = env.manager.clone();
+            tokio::spawn(async move { manager.process_text(&format!("call number {i} um please")).await })
+        })
+        .collect();
+    for call in calls {
+        call.await.unwrap().unwrap();
+    }
+    assert_eq!(count(&env, EventType::LoadingCompleted), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn switching_the_selected_model_unloads_the_old_one() {
+    let env = SidecarEnv::new("tiny", ModelUnloadTimeout::Never).await;
+    env.manager.warm_up().await.unwrap();
+    assert_eq!(env.manager.model_status(&env.model).unwrap().state, ModelState::Ready);
+    let settings = local_mlx::settings::MlxSettings {
+        selected_model: local_mlx::DEFAULT_MODEL_ID.to_string(),
+        ..env.manager.settings()
+    };
+    env.manager.update_settings(settings).await.unwrap();
+    assert_eq!(env.manager.model_status(&env.model).unwrap().state, ModelState::Downloaded);
+    assert!(!env.manager.sidecar_running());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn smol_answers_with_real_text() {
+    let env = SidecarEnv::new("smol", ModelUnloadTimeout::Never).await;
+    let out = env.manager.process_text("um so i think we should uh meet tomorrow at noon").await.unwrap();
+    assert!(out.tokens_generated > 0);
+    let words: Vec<String> = out.text.split_whitespace().map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase()).collect();
+    assert!(words.iter().any(|w| w == "meet") && words.iter().any(|w| w == "tomorrow"), "{out:?}");
+    assert!(out.text.chars().all(|c| !c.is_control() || c == '\n'), "{out:?}");
+}
