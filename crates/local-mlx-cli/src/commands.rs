@@ -7,7 +7,7 @@ use anyhow::Result;
 use local_mlx::store::DownloadOutcome;
 use local_mlx::{EventSink, MlxModelManager, NullSink};
 
-use crate::progress::PullProgress;
+use crate::progress::{ProcessProgress, PullProgress};
 use crate::table;
 use crate::Command;
 
@@ -18,8 +18,9 @@ pub async fn run(command: Command, json: bool) -> Result<ExitCode> {
     match command {
         Command::Models => models(json),
         Command::Status { model } => status(model.as_deref(), json),
-        Command::Rm { model } => rm(&model, json),
+        Command::Rm { model } => rm(&model, json).await,
         Command::Pull { model } => pull(&model, json).await,
+        Command::Process { text, model, prompt } => process(text, model, prompt, json).await,
     }
 }
 
@@ -52,8 +53,8 @@ fn status(model: Option<&str>, json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn rm(model: &str, json: bool) -> Result<ExitCode> {
-    let report = manager(Arc::new(NullSink))?.delete_model(model)?;
+async fn rm(model: &str, json: bool) -> Result<ExitCode> {
+    let report = manager(Arc::new(NullSink))?.delete_model(model).await?;
     if json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
@@ -109,4 +110,40 @@ async fn pull(model: &str, json: bool) -> Result<ExitCode> {
             ExitCode::from(EXIT_CANCELLED)
         }
     })
+}
+
+async fn process(text: Option<String>, model: Option<String>, prompt: Option<String>, json: bool) -> Result<ExitCode> {
+    let text = match text.filter(|t| t != "-") {
+        Some(text) => text,
+        None => {
+            let mut buffer = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut buffer)?;
+            buffer
+        }
+    };
+    let manager = manager(Arc::new(ProcessProgress::new(json)))?;
+    let options = local_mlx::manager::ProcessOptions { model, prompt };
+    let result = manager.process_text_with(&text, options).await;
+    // Stop the sidecar politely before exiting (dropping it would SIGKILL it).
+    manager.shutdown().await;
+    let output = result?;
+    if json {
+        println!("{}", serde_json::to_string(&output)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    for warning in &output.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let t = &output.timings;
+    eprintln!(
+        "done in {:.1} s (server start {:.1} s, model load {:.1} s, generation {:.1} s; {} prompt + {} generated tokens)",
+        t.total_ms as f64 / 1000.0,
+        t.start_ms as f64 / 1000.0,
+        t.load_ms as f64 / 1000.0,
+        t.generate_ms as f64 / 1000.0,
+        output.prompt_tokens,
+        output.tokens_generated
+    );
+    println!("{}", output.text);
+    Ok(ExitCode::SUCCESS)
 }

@@ -36,6 +36,21 @@ enum Command {
     Rm { model: String },
     /// Show the state of one model, or of all of them.
     Status { model: Option<String> },
+    /// Clean up a transcript with the local model: the text from the argument or stdin,
+    /// the result on stdout, progress and timings on stderr.
+    ///
+    /// The sidecar lives as long as this command, so there is no separate `warm` or
+    /// `unload` here: they matter to long-running embedders (the desktop app).
+    Process {
+        /// The transcript; read from stdin when absent or `-`.
+        text: Option<String>,
+        /// Use this model instead of the selected one.
+        #[arg(long)]
+        model: Option<String>,
+        /// Use this prompt template (`${output}` is the transcript) instead of the saved one.
+        #[arg(long)]
+        prompt: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {

@@ -1,7 +1,7 @@
 //! The pull progress bar (indicatif), or one JSON line per event with `--json`.
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use local_mlx::{EventSink, EventType, MlxModelStateEvent};
+use local_mlx::{EventSink, EventType, LoadPhase, MlxModelStateEvent};
 
 /// An [`EventSink`] that draws download events.
 pub struct PullProgress {
@@ -49,5 +49,35 @@ impl EventSink for PullProgress {
             }
             _ => {}
         }
+    }
+}
+
+/// Says on stderr what `process` is waiting for (the first run syncs a Python
+/// environment for minutes: never a silent hang).
+pub struct ProcessProgress {
+    quiet: bool,
+}
+
+impl ProcessProgress {
+    pub fn new(quiet: bool) -> Self {
+        ProcessProgress { quiet }
+    }
+}
+
+impl EventSink for ProcessProgress {
+    fn emit(&self, event: MlxModelStateEvent) {
+        if self.quiet {
+            return;
+        }
+        let line = match (event.event_type, event.phase) {
+            (EventType::LoadingStarted, Some(LoadPhase::SyncingEnvironment)) => {
+                "setting up the Python environment (first run only; this can take a few minutes)...".to_string()
+            }
+            (EventType::LoadingStarted, Some(LoadPhase::StartingServer)) => "starting the sidecar...".to_string(),
+            (EventType::LoadingStarted, Some(LoadPhase::LoadingModel)) => format!("loading {}...", event.model_id),
+            (EventType::LoadingCompleted, _) => "generating...".to_string(),
+            _ => return,
+        };
+        eprintln!("{line}");
     }
 }

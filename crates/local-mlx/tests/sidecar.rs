@@ -244,7 +244,7 @@ async fn bad_requests_become_errors_a_user_understands() {
 
     let err = client.generate(&GenerateRequest::new("hi")).await.unwrap_err();
     assert!(matches!(err, SidecarError::NoModelLoaded), "{err:?}");
-    assert_eq!(local_mlx::Error::from(err).kind(), "sidecar");
+    assert_eq!(local_mlx::Error::from(err).kind(), "no_model_loaded", "the frontend can branch on it");
 
     client.load(&tiny_model()).await.unwrap();
     let mut request = GenerateRequest::new("hi");

@@ -221,7 +221,6 @@ enum Signal {
 pub(crate) struct Sidecar {
     process: Arc<Process>,
     client: Arc<Client>,
-    port: u16,
 }
 
 impl Sidecar {
@@ -298,16 +297,12 @@ impl Sidecar {
             }
         }
         tracing::info!(pid, port, "sidecar ready");
-        Ok(Sidecar { process, client, port })
+        Ok(Sidecar { process, client })
     }
 
     /// The client for this process (the same one every time).
     pub fn client(&self) -> Arc<Client> {
         self.client.clone()
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
     }
 
     /// The pid of `uv run`, the leader of the sidecar's process group (Python's own pid
