@@ -83,7 +83,7 @@ pub struct Guarded {
 /// empty, truncated, or its length is far from the input's.
 pub fn guard(input: &str, raw_output: &str, finish_reason: Option<&str>) -> Guarded {
     let input = input.trim();
-    let output = unquote(&strip_think(raw_output)).to_string();
+    let output = unquote(drop_preamble(&strip_think(raw_output))).to_string();
     let keep = |why: String| Guarded {
         text: input.to_string(),
         enhanced: false,
@@ -106,6 +106,16 @@ pub fn guard(input: &str, raw_output: &str, finish_reason: Option<&str>) -> Guar
         text: output,
         enhanced: true,
         warnings: Vec::new(),
+    }
+}
+
+/// Small models like to announce their answer ("Here's the corrected text:") on a
+/// line of its own; that line is not part of the transcript.
+fn drop_preamble(text: &str) -> &str {
+    let text = text.trim();
+    match text.split_once('\n') {
+        Some((first, rest)) if first.trim_end().ends_with(':') && first.len() < 120 && !rest.trim().is_empty() => rest.trim(),
+        _ => text,
     }
 }
 
@@ -155,6 +165,9 @@ mod tests {
         let g = guard("um so i think we should uh meet tomorrow", "<think></think>I think we should meet tomorrow.", Some("stop"));
         assert_eq!(g, Guarded { text: "I think we should meet tomorrow.".into(), enhanced: true, warnings: vec![] });
         assert_eq!(guard("hello there", "\"Hello there.\"", Some("stop")).text, "Hello there.");
+        let announced = "Here's a revised version of the sentence with some suggested improvements: \n\nI think we should meet tomorrow.";
+        assert_eq!(guard("um i think we should uh meet tomorrow", announced, Some("stop")).text, "I think we should meet tomorrow.");
+        assert_eq!(guard("a list: one", "Items:\n", Some("stop")).text, "Items:", "a lone line ending in ':' is kept");
     }
 
     #[test]

@@ -1,0 +1,172 @@
+//! `local-mlx process`, the main job, as a user runs it: the real sidecar, the tiny
+//! fixture model from a real hub, and the parent killed on purpose.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use test_hub::TestHub;
+
+struct Env {
+    tmp: tempfile::TempDir,
+    hub: TestHub,
+    model: String,
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).unwrap().to_path_buf()
+}
+
+/// The tiny fixture model: (repo id, the `repos` folder test-hub serves).
+fn tiny_fixture() -> (String, PathBuf) {
+    let output = Command::new("uv")
+        .args(["run", "--frozen", "--project"])
+        .arg(workspace_root().join("tools"))
+        .arg("python")
+        .arg(workspace_root().join("tools/build_fixtures.py"))
+        .arg("tiny")
+        .env("UV_PYTHON_DOWNLOADS", "never")
+        .output()
+        .expect("uv must be installed (see .ci/run)");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let line = String::from_utf8(output.stdout).unwrap();
+    let fields: Vec<&str> = line.trim().split('\t').collect();
+    let path = PathBuf::from(fields[2]);
+    (fields[1].to_string(), path.parent().unwrap().parent().unwrap().to_path_buf())
+}
+
+impl Env {
+    async fn new() -> Env {
+        let (model, repos) = tokio::task::spawn_blocking(tiny_fixture).await.unwrap();
+        let hub = TestHub::start(repos).await.unwrap();
+        let env = Env { tmp: tempfile::tempdir().unwrap(), hub, model };
+        let output = env.run(&["pull", &env.model.clone()], None).await;
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        env
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_local-mlx"));
+        command
+            .args(args)
+            .env("HF_ENDPOINT", self.hub.url())
+            .env("HF_HUB_CACHE", self.tmp.path().join("cache"))
+            .env("LOCAL_MLX_CONFIG_DIR", self.tmp.path().join("config"))
+            .env("LOCAL_MLX_BACKEND_DIR", workspace_root().join("python-backend"))
+            .env_remove("HF_HUB_OFFLINE");
+        command
+    }
+
+    async fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut command = self.command(args);
+        let stdin = stdin.map(str::to_string);
+        tokio::task::spawn_blocking(move || {
+            command.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::piped());
+            let mut child = command.spawn().unwrap();
+            let mut pipe = child.stdin.take().unwrap();
+            if let Some(text) = stdin {
+                std::io::Write::write_all(&mut pipe, text.as_bytes()).unwrap();
+            }
+            drop(pipe);
+            child.wait_with_output().unwrap()
+        })
+        .await
+        .unwrap()
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Pids of processes whose environment holds `marker` (children inherit it).
+fn processes_with(marker: &str) -> Vec<u32> {
+    let needle = format!("LOCAL_MLX_TEST_MARKER={marker}");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let zombie = stat.split(") ").nth(1).is_some_and(|s| s.starts_with('Z'));
+            !zombie
+                && std::fs::read(format!("/proc/{pid}/environ"))
+                    .map(|env| env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()))
+                    .unwrap_or(false)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn process_prints_the_text_on_stdout_and_the_phases_on_stderr() {
+    let env = Env::new().await;
+    let output = env.run(&["process", "--model", &env.model, "um so i think we should uh meet tomorrow"], None).await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let err = text(&output.stderr);
+    for phase in ["starting the sidecar", "loading", "generating", "done in"] {
+        assert!(err.contains(phase), "missing {phase:?} in:\n{err}");
+    }
+    // The random tiny model never finishes its answer, so the guard keeps the input.
+    assert!(err.contains("warning:") && err.contains("kept the original"), "{err}");
+    assert_eq!(text(&output.stdout).trim(), "um so i think we should uh meet tomorrow");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn process_reads_stdin_and_json_has_text_timings_tokens_and_warnings() {
+    let env = Env::new().await;
+    let output = env.run(&["process", "--model", &env.model, "--json"], Some("hello there my friend\n")).await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["text"], "hello there my friend");
+    assert!(json["tokens_generated"].as_u64().unwrap() > 0);
+    assert!(json["timings"]["load_ms"].as_u64().unwrap() > 0);
+    assert!(json["warnings"].as_array().unwrap().len() == 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn process_of_empty_text_or_a_missing_model_starts_nothing() {
+    let env = Env::new().await;
+    let output = env.run(&["process", "--model", &env.model, "   "], None).await;
+    assert!(output.status.success());
+    assert!(!text(&output.stderr).contains("starting the sidecar"));
+
+    let output = env.run(&["process", "--model", "mlx-community/Qwen3-0.6B-4bit", "hello"], None).await;
+    assert!(!output.status.success());
+    let err = text(&output.stderr);
+    assert!(err.contains("local-mlx pull mlx-community/Qwen3-0.6B-4bit"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killing_the_cli_with_sigkill_leaves_no_sidecar_behind() {
+    let env = Env::new().await;
+    let marker = format!("{}-{}", std::process::id(), Instant::now().elapsed().as_nanos());
+    let transcript = "so um we should probably uh move the meeting to thursday ".repeat(40);
+    let mut child = env
+        .command(&["process", "--model", &env.model, &transcript])
+        .env("LOCAL_MLX_TEST_MARKER", &marker)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the sidecar (a descendant carrying the marker) is up.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while processes_with(&marker).len() < 3 {
+        assert!(Instant::now() < deadline, "the sidecar never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    child.kill().unwrap(); // SIGKILL: no destructor runs in the CLI
+    child.wait().unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let left = processes_with(&marker);
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "orphaned sidecar processes: {left:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
