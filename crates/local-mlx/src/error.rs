@@ -186,7 +186,7 @@ impl Error {
 
 /// An error and its causes, joined: reqwest's own message alone hides the reason
 /// ("error sending request") while the cause says it ("connection refused").
-fn source_chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn source_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

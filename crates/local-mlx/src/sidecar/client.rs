@@ -508,19 +508,7 @@ fn detail_of(body: &str) -> String {
     }
 }
 
-/// reqwest's message alone hides the reason ("error sending request"); the causes say it.
-fn source_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text = format!("{text}: {cause_text}");
-        }
-        source = cause.source();
-    }
-    text
-}
+use crate::error::source_chain;
 
 #[cfg(test)]
 mod tests {
