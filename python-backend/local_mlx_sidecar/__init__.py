@@ -1,0 +1,1 @@
+"""local-mlx sidecar: FastAPI + mlx-lm. The entry point is ../server.py."""

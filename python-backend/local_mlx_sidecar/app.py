@@ -1,0 +1,254 @@
+"""The HTTP API: routes, bearer-token check, error bodies, streaming.
+
+Every error body is ``{"detail": "<one readable sentence>"}`` (422 adds ``errors``, a
+list of ``{"field", "message"}``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import math
+from typing import Any, Awaitable
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.background import BackgroundTask
+
+from .engine import ApiError, Cancelled, GenerateParams, GenerationResult
+from .schemas import (
+    DEFAULT_REPETITION_PENALTY,
+    DEFAULT_TOP_P,
+    MAX_PROMPT_CHARS,
+    MAX_TOKENS_CAP,
+    ErrorResponse,
+    GenerateRequest,
+    GenerateResponse,
+    LoadRequest,
+    LoadResponse,
+    StatusResponse,
+    UnloadResponse,
+    ValidationErrorResponse,
+)
+from .service import Service
+
+log = logging.getLogger("local_mlx_sidecar")
+
+NDJSON = "application/x-ndjson"
+_ERRORS = {
+    401: {"model": ErrorResponse, "description": "Missing or wrong bearer token."},
+    422: {"model": ValidationErrorResponse, "description": "A field is missing or of the wrong type."},
+}
+
+
+class BearerAuth:
+    """Pure ASGI middleware: every HTTP request needs ``Authorization: Bearer <token>``.
+
+    It answers 401 before routing, so a refused request does nothing at all.
+    """
+
+    def __init__(self, app: Any, token: str) -> None:
+        self.app = app
+        self.token = token.encode()
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and not self._ok(scope):
+            body = json.dumps({"detail": "missing or wrong bearer token"}).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 401,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                        (b"www-authenticate", b"Bearer"),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
+
+    def _ok(self, scope: dict) -> bool:
+        values = [v for k, v in scope.get("headers", []) if k.lower() == b"authorization"]
+        if len(values) != 1:
+            return False
+        scheme, _, credential = values[0].partition(b" ")
+        return scheme.lower() == b"bearer" and hmac.compare_digest(credential.strip(), self.token)
+
+
+class _ClientGone(Exception):
+    pass
+
+
+async def _wait(aw: Awaitable[Any], request: Request, cancel: Any) -> Any:
+    """Await ``aw``; if the client disconnects meanwhile, cancel its generation."""
+    task = asyncio.ensure_future(aw)
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=0.25)
+        if done:
+            return task.result()
+        if await request.is_disconnected():
+            cancel.set()
+            task.cancel()
+            raise _ClientGone()
+
+
+def _params(req: GenerateRequest) -> GenerateParams:
+    """Range checks (400); the types were checked by pydantic (422)."""
+
+    def bad(msg: str) -> ApiError:
+        return ApiError(400, msg)
+
+    if not 1 <= req.max_tokens <= MAX_TOKENS_CAP:
+        raise bad(f"max_tokens must be between 1 and {MAX_TOKENS_CAP}, got {req.max_tokens}")
+    if not (math.isfinite(req.temperature) and 0 <= req.temperature <= 2):
+        raise bad(f"temperature must be between 0 and 2, got {req.temperature}")
+    top_p = DEFAULT_TOP_P if req.top_p is None else req.top_p
+    if not (math.isfinite(top_p) and 0 < top_p <= 1):
+        raise bad(f"top_p must be in (0, 1], got {top_p}")
+    rp = DEFAULT_REPETITION_PENALTY if req.repetition_penalty is None else req.repetition_penalty
+    if not (math.isfinite(rp) and 0 < rp <= 10):
+        raise bad(f"repetition_penalty must be in (0, 10], got {rp}")
+    chars = len(req.prompt) + len(req.system or "")
+    if chars > MAX_PROMPT_CHARS:
+        raise bad(
+            f"the prompt is {chars} characters long, more than the {MAX_PROMPT_CHARS} accepted "
+            "(and longer than any model's context)"
+        )
+    return GenerateParams(
+        prompt=req.prompt,
+        system=req.system,
+        max_tokens=req.max_tokens,
+        temperature=req.temperature,
+        top_p=top_p,
+        repetition_penalty=rp,
+    )
+
+
+def _line(obj: dict) -> bytes:
+    return (json.dumps(obj, ensure_ascii=False) + "\n").encode()
+
+
+def create_app(service: Service, token: str) -> Any:
+    """The ASGI app: the FastAPI routes behind the bearer-token check."""
+    if not token:
+        raise ValueError("an empty token would let anyone in")
+    api = FastAPI(
+        title="local-mlx sidecar",
+        version="0.1.0",
+        docs_url=None,
+        redoc_url=None,
+        description="Runs an MLX model for local-mlx. Every request needs `Authorization: Bearer <LOCAL_MLX_TOKEN>`.",
+    )
+    api.state.service = service
+
+    @api.exception_handler(ApiError)
+    async def api_error(_request: Request, e: ApiError) -> JSONResponse:
+        headers = {"Retry-After": "1"} if e.status == 503 else None
+        return JSONResponse({"detail": e.detail}, status_code=e.status, headers=headers)
+
+    @api.exception_handler(Cancelled)
+    async def cancelled(_request: Request, _e: Cancelled) -> JSONResponse:
+        return JSONResponse({"detail": "cancelled: the server is shutting down"}, status_code=503)
+
+    @api.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, e: RequestValidationError) -> JSONResponse:
+        errors = []
+        for err in e.errors():
+            loc = [str(x) for x in err.get("loc", ()) if x != "body"]
+            field = ".".join(loc) or "body"
+            errors.append({"field": field, "message": str(err.get("msg", "invalid"))})
+        detail = "invalid request: " + "; ".join(f"{x['field']}: {x['message']}" for x in errors)
+        return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
+
+    @api.get("/status", response_model=StatusResponse, responses=_ERRORS)
+    async def status() -> dict:
+        return service.status()
+
+    @api.post(
+        "/load",
+        response_model=LoadResponse,
+        responses={**_ERRORS, 400: {"model": ErrorResponse, "description": "Not a loadable model folder."}},
+    )
+    async def load(req: LoadRequest) -> dict:
+        path, context = await service.load(req.model_path)
+        return {"status": "loaded", "model_path": path, "context_length": context}
+
+    @api.post("/unload", response_model=UnloadResponse, responses=_ERRORS)
+    async def unload() -> dict:
+        await service.unload()
+        return {"status": "unloaded", "model_loaded": False}
+
+    @api.post(
+        "/generate",
+        response_model=GenerateResponse,
+        responses={
+            **_ERRORS,
+            200: {
+                "content": {NDJSON: {"schema": {"type": "string"}}},
+                "description": "JSON, or with `stream: true` newline-delimited JSON events.",
+            },
+            400: {"model": ErrorResponse, "description": "A value out of range or a prompt too long."},
+            409: {"model": ErrorResponse, "description": "No model loaded."},
+            503: {"model": ErrorResponse, "description": "The generation queue is full."},
+        },
+    )
+    async def generate(req: GenerateRequest, request: Request) -> Any:
+        params = _params(req)
+        if not req.stream:
+            fut, cancel = service.start_generation(params)
+            try:
+                result: GenerationResult = await _wait(asyncio.shield(fut), request, cancel)
+            except _ClientGone:
+                return Response(status_code=499)
+            return result.__dict__
+
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue = asyncio.Queue()
+
+        def put(item: tuple) -> None:
+            loop.call_soon_threadsafe(events.put_nowait, item)
+
+        fut, cancel = service.start_generation(
+            params, on_start=lambda: put(("start", None)), on_text=lambda t: put(("text", t))
+        )
+        fut.add_done_callback(lambda f: events.put_nowait(("end", f)))
+        try:
+            kind, data = await _wait(events.get(), request, cancel)
+        except _ClientGone:
+            return Response(status_code=499)
+        if kind == "end":  # refused before it started: an ordinary HTTP error
+            data.result()  # raises the ApiError
+            raise ApiError(500, "generation ended before it started")  # pragma: no cover
+
+        async def body():
+            try:
+                while True:
+                    kind, data = await events.get()
+                    if kind == "text":
+                        yield _line({"event": "token", "text": data})
+                    elif kind == "end":
+                        exc = data.exception() if not data.cancelled() else None
+                        if exc is None and not data.cancelled():
+                            yield _line({"event": "done", **data.result().__dict__})
+                        else:
+                            status = exc.status if isinstance(exc, ApiError) else 503 if isinstance(exc, Cancelled) else 500
+                            detail = exc.detail if isinstance(exc, ApiError) else f"generation failed: {exc!r}"
+                            yield _line({"event": "error", "status": status, "detail": detail})
+                        return
+            finally:
+                cancel.set()  # the client went away (or we are done): stop generating
+
+        # The background task runs even if the client left before the body was iterated.
+        return StreamingResponse(body(), media_type=NDJSON, background=BackgroundTask(cancel.set))
+
+    @api.exception_handler(Exception)
+    async def unexpected(_request: Request, e: Exception) -> JSONResponse:
+        log.exception("unexpected error")
+        return JSONResponse({"detail": f"internal error: {type(e).__name__}: {e}"}, status_code=500)
+
+    return BearerAuth(api, token)

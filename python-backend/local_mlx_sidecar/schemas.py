@@ -1,0 +1,104 @@
+"""The JSON of every endpoint, field for field (the seed's fields first, then ours).
+
+Requests are validated strictly: a field of the wrong JSON type (``"150"`` for
+``max_tokens``, ``true`` for a number) is a 422 naming the field, never coerced.
+Unknown fields are ignored. Ranges are checked by the route and answered with 400.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_TOKENS_CAP = 8192  # the largest max_tokens accepted (400 above it)
+MAX_PROMPT_CHARS = 1_000_000  # prompt + system; longer is refused before tokenizing
+DEFAULT_MAX_TOKENS = 150
+DEFAULT_TEMPERATURE = 0.7
+DEFAULT_TOP_P = 0.8
+DEFAULT_REPETITION_PENALTY = 1.15
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore", protected_namespaces=())
+
+
+class LoadRequest(_Request):
+    model_path: str = Field(description="A local model folder (e.g. a Hugging Face snapshot).")
+
+
+class LoadResponse(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+    status: Literal["loaded"]
+    model_path: str = Field(description="The path as the request gave it.")
+    context_length: int | None = Field(None, description="Extension: the model's context, in tokens.")
+
+
+class GenerateRequest(_Request):
+    prompt: str = Field(description="The user message (with `system`: the transcript).")
+    max_tokens: int = Field(
+        DEFAULT_MAX_TOKENS,
+        description=f"1..{MAX_TOKENS_CAP}; lowered to what fits in the model's context.",
+    )
+    temperature: float = Field(DEFAULT_TEMPERATURE, description="0..2; 0 is greedy.")
+    system: str | None = Field(None, description="Extension: a system message before `prompt`.")
+    top_p: float | None = Field(None, description=f"Extension: (0, 1]; default {DEFAULT_TOP_P}.")
+    repetition_penalty: float | None = Field(
+        None, description=f"Extension: (0, 10]; default {DEFAULT_REPETITION_PENALTY}."
+    )
+    stream: bool = Field(False, description="Extension: stream newline-delimited JSON events.")
+
+
+class GenerateResponse(BaseModel):
+    response: str
+    tokens_generated: int
+    prompt_tokens: int = Field(description="Extension: tokens in the templated prompt.")
+    cached_tokens: int = Field(
+        description="Extension: leading prompt tokens reused from the KV cache, not pre-filled."
+    )
+    finish_reason: Literal["stop", "length"] = Field(
+        description="Extension: `stop` (end of turn) or `length` (max_tokens or context reached)."
+    )
+    prompt_tps: float = Field(description="Extension: pre-fill speed, tokens/s.")
+    generation_tps: float = Field(description="Extension: generation speed, tokens/s.")
+    peak_memory: float = Field(description="Extension: MLX peak memory during the request, GB.")
+
+
+class UnloadResponse(BaseModel):
+    status: Literal["unloaded"]
+    model_loaded: Literal[False]
+
+
+class StatusResponse(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+    status: Literal["running"]
+    model_loaded: bool
+    model_path: str | None
+    state: Literal["idle", "loading", "ready"] = Field(
+        description="Extension: `ready` only when a model is loaded and no load is under way."
+    )
+    loading_path: str | None = Field(description="Extension: the model being loaded.")
+    generating: bool = Field(description="Extension: a generation is running.")
+    queued: int = Field(description="Extension: generations waiting.")
+    mlx_ready: bool = Field(description="Extension: MLX and mlx-lm are imported.")
+    context_length: int | None = Field(description="Extension: the loaded model's context.")
+    active_memory_bytes: int | None = Field(description="Extension: MLX active memory.")
+    peak_memory_bytes: int | None = Field(
+        description="Extension: MLX peak memory since the last generation began."
+    )
+    cache_memory_bytes: int | None = Field(description="Extension: MLX buffer cache.")
+    pid: int = Field(description="Extension: this process (uv run is its parent).")
+
+
+class ErrorResponse(BaseModel):
+    detail: str
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="The field, e.g. `max_tokens` (`body` for the body itself).")
+    message: str
+
+
+class ValidationErrorResponse(BaseModel):
+    detail: str = Field(description="`invalid request: <field>: <message>; ...`")
+    errors: list[FieldError]
