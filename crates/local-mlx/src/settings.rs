@@ -92,7 +92,7 @@ impl MlxSettings {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
                 Error::io("read the settings in", path, std::io::Error::new(std::io::ErrorKind::InvalidData, e))
             }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => Ok(Self::default()),
             Err(e) => Err(Error::io("read", path, e)),
         }
     }

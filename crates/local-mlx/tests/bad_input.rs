@@ -122,7 +122,7 @@ async fn delete_removes_the_model_and_leaves_other_models_alone() {
     let other = env.manager.download("test-org/other").await.unwrap();
     let before_other = tree(&HubCache::new(env.cache_dir()).repo("test-org/other").dir().to_path_buf());
 
-    let report = env.manager.delete_model(SMALL_REPO).unwrap();
+    let report = env.manager.delete_model(SMALL_REPO).await.unwrap();
     assert_eq!(report.snapshots_removed, 1);
     assert!(report.bytes_freed >= BIG_FILE_LEN);
     assert!(!HubCache::new(env.cache_dir()).repo(SMALL_REPO).dir().exists());
@@ -131,7 +131,7 @@ async fn delete_removes_the_model_and_leaves_other_models_alone() {
     assert!(matches!(other, local_mlx::DownloadOutcome::Downloaded { .. }));
     assert_eq!(env.manager.model_status("test-org/other").unwrap().state, ModelState::Downloaded);
 
-    let err = env.manager.delete_model(SMALL_REPO).unwrap_err();
+    let err = env.manager.delete_model(SMALL_REPO).await.unwrap_err();
     assert_eq!(err.kind(), "not_downloaded", "{err}");
 }
 
@@ -145,7 +145,7 @@ async fn delete_of_a_cancelled_download_removes_its_partial_files() {
     env.hub.set_faults(vec![Fault::reset_after(BIG_FILE_LEN / 2).on_path("model.safetensors").times(1)]);
     env.manager.download(SMALL_REPO).await.unwrap_err();
     assert!(env.manager.model_status(SMALL_REPO).unwrap().partial_bytes > 0);
-    let report = env.manager.delete_model(SMALL_REPO).unwrap();
+    let report = env.manager.delete_model(SMALL_REPO).await.unwrap();
     assert_eq!(report.partial_files_removed, 1);
     assert_eq!(env.manager.model_status(SMALL_REPO).unwrap().partial_bytes, 0);
 }
@@ -221,4 +221,15 @@ async fn a_download_that_would_not_fit_on_disk_names_both_numbers() {
     assert!(message.contains(&(huge + 10).to_string()) && message.contains("free"), "{message}");
     assert_nothing_downloaded(&env, SMALL_REPO);
     assert_eq!(env.hub.stats().files.values().map(|f| f.requests).sum::<u64>(), 0, "no file was fetched");
+}
+
+#[tokio::test]
+async fn a_missing_revision_is_named_in_the_error() {
+    let env = env().await;
+    let downloader = local_mlx::hub::Downloader::new(test_config(&env.hub.url(), &env.cache_dir())).unwrap();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let err = downloader.download(SMALL_REPO, "v9.9", |_| {}, &cancel).await.unwrap_err();
+    assert_eq!(err.kind(), "revision_not_found", "{err}");
+    assert!(err.to_string().contains("v9.9") && err.to_string().contains(SMALL_REPO), "{err}");
+    assert_nothing_downloaded(&env, SMALL_REPO);
 }

@@ -220,7 +220,7 @@ async fn a_second_download_while_one_runs_is_refused_naming_the_model_in_progres
     let err = env.manager.download("test-org/other").await.unwrap_err();
     assert_eq!(err.kind(), "download_in_progress");
     assert!(err.to_string().contains(SMALL_REPO), "{err}");
-    let err = env.manager.delete_model(SMALL_REPO).unwrap_err();
+    let err = env.manager.delete_model(SMALL_REPO).await.unwrap_err();
     assert_eq!(err.kind(), "busy");
     assert!(err.to_string().contains("downloading"), "{err}");
 

@@ -67,6 +67,6 @@ print(snapshot_download("test-org/small-model", allow_patterns=["*.json", "model
     assert_eq!(env.hub.stats().api_requests, 0);
 
     // And our delete cleans up what Python wrote.
-    env.manager.delete_model(SMALL_REPO).unwrap();
+    env.manager.delete_model(SMALL_REPO).await.unwrap();
     assert_eq!(env.manager.model_status(SMALL_REPO).unwrap().state, ModelState::NotDownloaded);
 }

@@ -185,3 +185,19 @@ async fn smol_answers_with_real_text() {
     assert!(words.iter().any(|w| w == "meet") && words.iter().any(|w| w == "tomorrow"), "{out:?}");
     assert!(out.text.chars().all(|c| !c.is_control() || c == '\n'), "{out:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_model_deleted_behind_our_back_while_loaded_is_unloaded_and_reported_missing() {
+    let env = SidecarEnv::new("tiny", ModelUnloadTimeout::Never).await;
+    env.manager.warm_up().await.unwrap();
+    let snapshot = env.manager.model_status(&env.model).unwrap().snapshot_path.unwrap();
+    let repo_dir = snapshot.parent().unwrap().parent().unwrap().to_path_buf();
+    std::fs::remove_dir_all(&repo_dir).unwrap();
+
+    let err = env.manager.process_text("hello there my friend").await.unwrap_err();
+    assert_eq!(err.kind(), "not_downloaded", "{err}");
+    assert!(err.to_string().contains("local-mlx pull"), "{err}");
+    assert_eq!(env.manager.model_status(&env.model).unwrap().state, ModelState::NotDownloaded);
+    assert!(!env.manager.sidecar_running(), "the orphaned copy in memory is released");
+    assert_eq!(count(&env, EventType::Unloaded), 1);
+}

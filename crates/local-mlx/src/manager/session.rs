@@ -65,9 +65,17 @@ impl Session {
     pub async fn process(&self, model_id: &str, template: &str, text: &str, timeout: ModelUnloadTimeout) -> Result<ProcessOutput> {
         let started = Instant::now();
         let spec = self.store.spec(model_id)?;
-        let snapshot = self.store.snapshot(&spec).ok_or_else(|| Error::NotDownloaded { model_id: spec.id.clone() })?;
         let mut loaded = self.loaded.lock().await;
         self.idle.cancel();
+        let Some(snapshot) = self.store.snapshot(&spec) else {
+            // Deleted behind our back (another tool, or by hand): a copy still loaded
+            // in the sidecar must not outlive its files.
+            if loaded.as_ref().is_some_and(|l| l.model_id == spec.id) {
+                self.unload_locked(&mut loaded).await?;
+                self.sidecar.shutdown().await;
+            }
+            return Err(Error::NotDownloaded { model_id: spec.id });
+        };
         let mut timings = Timings::default();
         let client = self.ensure_loaded(&mut loaded, &spec.id, snapshot, &mut timings).await?;
 
