@@ -12,11 +12,14 @@ uv sync --quiet --frozen --project python-backend
 echo "== building fixture models (cached in \${LOCAL_MLX_FIXTURES:-~/.cache/local-mlx/fixtures})"
 uv run --frozen --project tools python tools/build_fixtures.py tiny smol
 
-echo "== Rust tests"
-cargo test --workspace --locked
+echo "== Rust tests (the desktop app's come with its own build below)"
+cargo test --workspace --locked --exclude local-mlx-app
 
 echo "== Python tests: fixture builder"
 uv run --frozen --project tools pytest -q tools/tests
 
 echo "== Python tests: sidecar"
 uv run --frozen --project python-backend pytest -q python-backend/tests
+
+echo "== desktop app: .deb build, Rust and component tests, end-to-end in the real window"
+tools/app-test.sh

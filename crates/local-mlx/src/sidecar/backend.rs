@@ -95,8 +95,9 @@ impl Backend {
     /// The environment every uv call of ours gets.
     pub fn command(&self, uv: &Path) -> Command {
         let mut cmd = Command::new(uv);
+        // Python downloads are left to the user's uv settings: the project prefers the
+        // machine's Python, and a Mac whose only Python is too old needs uv to fetch one.
         cmd.current_dir(&self.dir)
-            .env("UV_PYTHON_DOWNLOADS", "never")
             // A venv the caller happens to be in is not the project's; uv warns otherwise.
             .env_remove("VIRTUAL_ENV");
         if let Some(venv) = &self.venv {

@@ -1,0 +1,74 @@
+//! Building the manager the way an installed app needs it: the python-backend folder
+//! and uv shipped inside the bundle, the Python environment in the user's data folder,
+//! and the custom models to list.
+//!
+//! The bundle's resources (Tauri's resource folder, `/usr/lib/local-mlx` in the Linux
+//! package) are read-only for the user, so the venv lives in the app's local data
+//! folder instead of beside `server.py`. `LOCAL_MLX_BACKEND_DIR` still wins (development
+//! against the source tree). uv needs nothing here: the core looks beside our own
+//! executable first, which is where Tauri's `externalBin` puts it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use local_mlx::manager::ManagerConfig;
+use local_mlx::sidecar::BACKEND_DIR_ENV;
+use local_mlx::MlxModelManager;
+use tauri::{AppHandle, Manager, Runtime};
+
+use crate::app_settings::AppSettingsStore;
+use crate::events::TauriSink;
+
+/// Comma- or space-separated Hugging Face repo ids to list besides the catalog
+/// (how the end-to-end test shows its test models).
+pub const EXTRA_MODELS_ENV: &str = "LOCAL_MLX_EXTRA_MODELS";
+
+pub fn manager<R: Runtime>(
+    app: &AppHandle<R>,
+) -> Result<Arc<MlxModelManager>, Box<dyn std::error::Error>> {
+    let mut config = ManagerConfig::from_env()?;
+    if std::env::var_os(BACKEND_DIR_ENV).is_none() {
+        if let Some(bundled) = bundled_backend(app) {
+            tracing::info!(dir = %bundled.display(), "using the bundled python-backend");
+            config.sidecar.backend_dir = bundled;
+            if config.sidecar.venv_dir.is_none() {
+                config.sidecar.venv_dir = Some(app.path().app_local_data_dir()?.join("python-env"));
+            }
+        }
+    }
+    let manager = MlxModelManager::new(config, Arc::new(TauriSink::new(app.clone())))?;
+    Ok(Arc::new(manager))
+}
+
+fn bundled_backend<R: Runtime>(app: &AppHandle<R>) -> Option<PathBuf> {
+    let dir = app.path().resource_dir().ok()?.join("python-backend");
+    dir.join("server.py").is_file().then_some(dir)
+}
+
+/// The app settings file, beside the provider's settings.
+pub fn app_settings() -> AppSettingsStore {
+    AppSettingsStore::open(local_mlx::settings::config_dir().join("app-settings.json"))
+}
+
+/// Make the manager list the custom models: the saved ones, `LOCAL_MLX_EXTRA_MODELS`,
+/// and the selected model. The core remembers a custom model once asked about it.
+pub fn register_custom_models(manager: &MlxModelManager, settings: &AppSettingsStore) {
+    let from_env = std::env::var(EXTRA_MODELS_ENV).unwrap_or_default();
+    let ids = settings
+        .get()
+        .custom_models
+        .into_iter()
+        .chain(
+            from_env
+                .split([',', ' ', '\n'])
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from),
+        )
+        .chain([manager.settings().selected_model]);
+    for id in ids {
+        if let Err(error) = manager.model_status(&id) {
+            tracing::warn!(model = %id, %error, "not listing this custom model");
+        }
+    }
+}

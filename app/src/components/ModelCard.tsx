@@ -1,0 +1,150 @@
+// One model of the list: name, size, description, RAM hint, status badge, live
+// progress, notes, and the buttons that make sense in its state.
+import type { DiskSpace, MlxModelInfo } from "../bindings";
+import type { LiveProgress, Note } from "../hooks/useModels";
+import { formatBytes } from "../format";
+import { DownloadProgress } from "./DownloadProgress";
+import { StatusBadge } from "./StatusBadge";
+
+export type CardActions = {
+  download: (id: string) => void;
+  retry: (id: string) => void;
+  cancel: (id: string) => void;
+  remove: (id: string) => void;
+  unload: (id: string) => void;
+  select: (id: string) => void;
+};
+
+type Props = {
+  model: MlxModelInfo;
+  selected: boolean;
+  live?: LiveProgress;
+  note?: Note;
+  canRetry: boolean;
+  /** Another model is downloading (one download at a time). */
+  otherDownloading: string | null;
+  disk: DiskSpace | null;
+  actions: CardActions;
+};
+
+/** Why Delete cannot run now, or null when it can. */
+export function deleteBlockedReason(model: MlxModelInfo): string | null {
+  switch (model.status.state) {
+    case "downloading":
+      return "The model is downloading: cancel the download before deleting it.";
+    case "loading":
+      return "The model is loading into memory: wait until it is ready, then delete it.";
+    default:
+      return null;
+  }
+}
+
+/** The low-disk warning before a download that would not fit, or null. */
+export function diskWarning(model: MlxModelInfo, disk: DiskSpace | null): string | null {
+  if (!disk || model.status.state !== "not_downloaded" || model.size_bytes === 0) return null;
+  const needed = Math.max(0, model.size_bytes - model.status.partial_bytes);
+  if (needed <= disk.available_bytes) return null;
+  return `Not enough disk space: this model needs about ${formatBytes(needed)}, and only ${formatBytes(
+    disk.available_bytes,
+  )} are free in ${disk.cache_dir}.`;
+}
+
+export function ModelCard({ model, selected, live, note, canRetry, otherDownloading, disk, actions }: Props) {
+  const { id, status } = model;
+  const state = status.state;
+  const blocked = deleteBlockedReason(model);
+  const warning = diskWarning(model, disk);
+  const tipId = `delete-reason-${id.replace(/\W+/g, "-")}`;
+  const hasFiles = state !== "not_downloaded" || status.partial_bytes > 0;
+  const downloadBlocked = otherDownloading ? `Another model (${otherDownloading}) is downloading: one download at a time.` : undefined;
+
+  const size = model.size_bytes > 0 ? `${formatBytes(model.size_bytes)} download` : "size unknown";
+  const ram = model.ram_bytes > 0 ? `needs about ${formatBytes(model.ram_bytes)} of memory` : null;
+
+  return (
+    <li className={`model${selected ? " model-selected" : ""}`} data-model-id={id} aria-label={model.display_name}>
+      <div className="model-head">
+        <div className="model-title">
+          <span className="model-name">{model.display_name}</span>
+          {model.is_default && <span className="tag">Recommended</span>}
+          {selected && <span className="tag tag-selected">Selected</span>}
+        </div>
+        <StatusBadge state={state} />
+      </div>
+      <p className="model-description">{model.description}</p>
+      <p className="model-meta">
+        <code>{model.repo}</code> · {size}
+        {ram && ` · ${ram}`}
+      </p>
+
+      {state === "downloading" && live && <DownloadProgress name={model.display_name} live={live} />}
+      {state === "not_downloaded" && status.partial_bytes > 0 && !note && (
+        <p className="note note-info">{formatBytes(status.partial_bytes)} downloaded so far: Download resumes from there.</p>
+      )}
+      {warning && (
+        <p className="note note-warning" role="status">
+          {warning}
+        </p>
+      )}
+      {note && (
+        <p className={`note note-${note.tone}`} role={note.tone === "error" ? "alert" : "status"} data-testid="model-note">
+          {note.text}
+        </p>
+      )}
+
+      <div className="model-actions">
+        {state === "not_downloaded" && canRetry && (
+          <button type="button" className="primary" onClick={() => actions.retry(id)} disabled={!!otherDownloading}>
+            Retry (up to 3 attempts)
+          </button>
+        )}
+        {state === "not_downloaded" && !canRetry && (
+          <button
+            type="button"
+            className="primary"
+            onClick={() => actions.download(id)}
+            disabled={!!otherDownloading}
+            title={downloadBlocked}
+          >
+            Download
+          </button>
+        )}
+        {state === "downloading" && (
+          <button type="button" onClick={() => actions.cancel(id)}>
+            Cancel
+          </button>
+        )}
+        {(state === "downloaded" || state === "ready") && !selected && (
+          <button type="button" className="primary" onClick={() => actions.select(id)}>
+            Select
+          </button>
+        )}
+        {state === "ready" && (
+          <button type="button" onClick={() => actions.unload(id)}>
+            Unload
+          </button>
+        )}
+        {hasFiles && (
+          <span className="tip-anchor">
+            {/* A busy Delete looks disabled and says why; a click still asks the core,
+                whose check is the one that counts, and its refusal is shown. */}
+            <button
+              type="button"
+              className="danger"
+              aria-disabled={blocked ? "true" : undefined}
+              aria-describedby={blocked ? tipId : undefined}
+              onClick={() => actions.remove(id)}
+            >
+              Delete
+            </button>
+            {blocked && (
+              <span role="tooltip" id={tipId} className="tip">
+                {blocked}
+              </span>
+            )}
+          </span>
+        )}
+      </div>
+    </li>
+  );
+}

@@ -1,0 +1,17 @@
+import type { ModelState } from "../bindings";
+
+export const STATE_LABELS: Record<ModelState, string> = {
+  not_downloaded: "Not downloaded",
+  downloading: "Downloading",
+  downloaded: "Downloaded",
+  loading: "Loading",
+  ready: "Ready",
+};
+
+export function StatusBadge({ state }: { state: ModelState }) {
+  return (
+    <span className={`badge badge-${state}`} data-testid="status-badge" data-state={state}>
+      {STATE_LABELS[state]}
+    </span>
+  );
+}

@@ -1,0 +1,120 @@
+// A stand-in for the Rust side, behind Tauri's own IPC mock: commands answer from an
+// in-memory model list, and `emitModelEvent` sends events on the real channel name.
+import { mockIPC } from "@tauri-apps/api/mocks";
+import { emit } from "@tauri-apps/api/event";
+import type {
+  AppSettings,
+  CommandError,
+  MlxModelInfo,
+  MlxModelStateEvent,
+  MlxSettings,
+  ModelState,
+} from "../src/bindings";
+
+export const EVENT_CHANNEL = "mlx-model-state-event";
+
+export function model(id: string, state: ModelState, extra: Partial<MlxModelInfo> = {}): MlxModelInfo {
+  return {
+    id,
+    display_name: id.split("/")[1],
+    description: `The ${id} model.`,
+    repo: id,
+    revision: "main",
+    size_bytes: 940_000_000,
+    ram_bytes: 2_000_000_000,
+    is_default: false,
+    is_builtin: true,
+    ...extra,
+    status: {
+      model_id: id,
+      state,
+      progress: null,
+      downloaded_bytes: null,
+      total_bytes: null,
+      bytes_per_second: null,
+      partial_bytes: 0,
+      error: null,
+      snapshot_path: null,
+      ...extra.status,
+    },
+  };
+}
+
+export type Handler = (args: Record<string, unknown>) => unknown;
+
+export class FakeBackend {
+  models: MlxModelInfo[];
+  settings: MlxSettings = {
+    selected_model: "org/selected",
+    model_unload_timeout: "min5",
+    prompt: "Clean up: ${output}",
+    uv_path: null,
+  };
+  app: AppSettings = { post_process_enabled: true, post_process_provider_id: "local-mlx", custom_models: [] };
+  availableBytes = 50_000_000_000;
+  calls: { cmd: string; args: Record<string, unknown> }[] = [];
+  /** Per-command overrides; throw a `CommandError` object to fail. */
+  handlers: Record<string, Handler> = {};
+
+  constructor(models: MlxModelInfo[]) {
+    this.models = models;
+  }
+
+  install() {
+    mockIPC((cmd, args) => this.handle(cmd, (args ?? {}) as Record<string, unknown>), { shouldMockEvents: true });
+    return this;
+  }
+
+  called(cmd: string) {
+    return this.calls.filter((c) => c.cmd === cmd);
+  }
+
+  setState(id: string, state: ModelState, status: Partial<MlxModelInfo["status"]> = {}) {
+    this.models = this.models.map((m) => (m.id === id ? { ...m, status: { ...m.status, state, ...status } } : m));
+  }
+
+  private async handle(cmd: string, args: Record<string, unknown>) {
+    this.calls.push({ cmd, args });
+    const override = this.handlers[cmd];
+    if (override) return override(args);
+    switch (cmd) {
+      case "mlx_list_models":
+        return this.models;
+      case "mlx_disk_space":
+        return { cache_dir: "/home/me/.cache/huggingface/hub", available_bytes: this.availableBytes };
+      case "mlx_get_settings":
+        return this.settings;
+      case "mlx_update_settings":
+        this.settings = args.settings as MlxSettings;
+        return this.settings;
+      case "get_app_settings":
+        return this.app;
+      case "get_post_process_providers":
+        return [{ id: "local-mlx", label: "Local (MLX)" }];
+      case "set_post_process_enabled":
+        this.app = { ...this.app, post_process_enabled: args.enabled as boolean };
+        return this.app;
+      case "mlx_warm_up":
+      case "mlx_unload_model":
+      case "mlx_delete_model":
+        return null;
+      case "mlx_cancel_download":
+        return "org/downloading";
+      default:
+        throw { kind: "unmocked", message: `no fake for ${cmd}` } satisfies CommandError;
+    }
+  }
+}
+
+export async function emitModelEvent(event: Partial<MlxModelStateEvent> & Pick<MlxModelStateEvent, "event_type" | "model_id">) {
+  const full: MlxModelStateEvent = {
+    progress: null,
+    error: null,
+    downloaded_bytes: null,
+    total_bytes: null,
+    bytes_per_second: null,
+    phase: null,
+    ...event,
+  };
+  await emit(EVENT_CHANNEL, full);
+}
