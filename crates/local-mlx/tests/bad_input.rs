@@ -120,7 +120,7 @@ async fn delete_removes_the_model_and_leaves_other_models_alone() {
     small_repo(&env.repos(), "test-org/other");
     env.manager.download(SMALL_REPO).await.unwrap();
     let other = env.manager.download("test-org/other").await.unwrap();
-    let before_other = tree(&HubCache::new(env.cache_dir()).repo("test-org/other").dir().to_path_buf());
+    let before_other = tree(HubCache::new(env.cache_dir()).repo("test-org/other").dir());
 
     let report = env.manager.delete_model(SMALL_REPO).await.unwrap();
     assert_eq!(report.snapshots_removed, 1);
