@@ -19,7 +19,7 @@ import mlx.core as mx  # noqa: E402
 t_import = time.perf_counter()
 model, tokenizer = load(job["model"])
 t_load = time.perf_counter()
-sampler = make_sampler(temp=0.2, top_p=0.8)
+sampler = make_sampler(temp=0.0, top_p=0.8)  # greedy, as the manager asks
 processors = make_logits_processors(repetition_penalty=1.15)
 generate = []
 for system, user, n in zip(job["systems"], job["users"], job["tokens"]):
