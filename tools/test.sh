@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+source tools/ensure-system-deps.sh
 source tools/ensure-uv.sh
 echo "== syncing Python environments (tools/, python-backend/)"
 uv sync --quiet --frozen --project tools
