@@ -323,17 +323,23 @@ impl ModelStore {
     }
 
     fn info(&self, spec: &ModelSpec) -> MlxModelInfo {
+        let status = self.status_of(spec);
+        // A custom model's size is unknown until it is on disk; then it is exact.
+        let size_bytes = match (&status.snapshot_path, spec.approx_size_bytes) {
+            (Some(snapshot), 0) => snapshot_bytes(snapshot),
+            _ => spec.approx_size_bytes,
+        };
         MlxModelInfo {
             id: spec.id.clone(),
             display_name: spec.display_name.clone(),
             description: spec.description.clone(),
             repo: spec.repo.clone(),
             revision: spec.revision.clone(),
-            size_bytes: spec.approx_size_bytes,
+            size_bytes,
             ram_bytes: spec.ram_bytes,
             is_default: spec.id == catalog::DEFAULT_MODEL_ID,
             is_builtin: spec.is_builtin,
-            status: self.status_of(spec),
+            status,
         }
     }
 
@@ -373,6 +379,22 @@ impl Drop for GeneratingGuard {
             *count = count.saturating_sub(1);
         }
     }
+}
+
+/// Bytes of the files a snapshot's links point at.
+fn snapshot_bytes(snapshot: &std::path::Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![snapshot.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            match std::fs::metadata(entry.path()) {
+                Ok(meta) if meta.is_dir() => stack.push(entry.path()),
+                Ok(meta) => total += meta.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    total
 }
 
 fn next(model_id: &str, from: ModelState, transition: Transition) -> Result<ModelState> {
