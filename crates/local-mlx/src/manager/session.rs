@@ -113,7 +113,10 @@ impl Session {
             tracing::warn!(model_id = %spec.id, "{warning}");
         }
         if timeout == ModelUnloadTimeout::Immediately {
-            self.unload_locked(&mut loaded).await?;
+            // The text is ready: a failed unload must not cost the user their result.
+            if let Err(error) = self.unload_locked(&mut loaded).await {
+                tracing::warn!(%error, "unload after use failed; stopping the sidecar anyway");
+            }
             self.sidecar.shutdown().await;
         } else {
             self.schedule_idle(timeout, &loaded).await;
