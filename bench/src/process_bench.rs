@@ -15,7 +15,7 @@
 //! Run: `cargo run --release -p local-mlx-bench --bin process-bench -- [reps]`
 //! (from the repo root, after `tools/test.sh` or `tools/demo.sh` synced the environments).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
@@ -26,32 +26,13 @@ use local_mlx::postprocess::{build_prompt, DEFAULT_PROMPT};
 use local_mlx::settings::{MlxSettings, ModelUnloadTimeout};
 use local_mlx::sidecar::SidecarConfig;
 use local_mlx::{MlxModelManager, NullSink};
+use test_hub::{fixture, workspace_root};
 
 /// The cold call's transcript, then the warm one's (used with and without reuse).
 const TRANSCRIPTS: [&str; 2] = [
     "um so i think we should uh meet tomorrow at noon to go over the budget",
     "okay so the the report is basically done but uh i still need the numbers from sales",
 ];
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-fn smol_fixture() -> Result<(String, PathBuf)> {
-    let out = Command::new("uv")
-        .args(["run", "--frozen", "--project", "tools", "python", "tools/build_fixtures.py", "smol"])
-        .current_dir(root())
-        .env("UV_PYTHON_DOWNLOADS", "never")
-        .output()
-        .context("running uv (install it: pip install uv)")?;
-    if !out.status.success() {
-        bail!("build_fixtures failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let line = String::from_utf8(out.stdout)?;
-    let fields: Vec<&str> = line.trim().split('\t').collect();
-    let path = PathBuf::from(fields[2]);
-    Ok((fields[1].to_string(), path.parent().unwrap().parent().unwrap().to_path_buf()))
-}
 
 struct Ours {
     cold_s: f64,
@@ -63,7 +44,7 @@ struct Ours {
 }
 
 async fn ours(tmp: &Path, hub_url: &str, model: &str, nonce: usize) -> Result<Ours> {
-    let mut sidecar = SidecarConfig::new(root().join("python-backend"));
+    let mut sidecar = SidecarConfig::new(workspace_root().join("python-backend"));
     sidecar.log_path = Some(tmp.join("sidecar.log"));
     let config = ManagerConfig {
         hub: local_mlx::hub::HubConfig::new(hub_url, tmp.join("hf/hub")),
@@ -124,9 +105,9 @@ fn anchor(snapshot: &Path, tokens: [u32; 3], nonce: usize) -> Result<Anchor> {
         "users": [TRANSCRIPTS[0], TRANSCRIPTS[1], TRANSCRIPTS[1]],
         "tokens": tokens,
     });
-    let python = root().join("python-backend/.venv/bin/python");
+    let python = workspace_root().join("python-backend/.venv/bin/python");
     let start = Instant::now();
-    let out = Command::new(python).arg(root().join("bench/src/anchor.py")).arg(job.to_string()).output()?;
+    let out = Command::new(python).arg(workspace_root().join("bench/src/anchor.py")).arg(job.to_string()).output()?;
     let wall = start.elapsed().as_secs_f64();
     if !out.status.success() {
         bail!("anchor failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -148,8 +129,9 @@ fn median(mut v: Vec<f64>) -> f64 {
 #[tokio::main]
 async fn main() -> Result<()> {
     let reps: usize = std::env::args().nth(1).map(|a| a.parse()).transpose()?.unwrap_or(3);
-    let (model, repos) = smol_fixture()?;
-    let hub = test_hub::TestHub::start(&repos).await?;
+    let smol = fixture("smol");
+    let model = smol.repo_id;
+    let hub = test_hub::TestHub::start(&smol.repos).await?;
     let (mut cold, mut warm, mut no_reuse) = (vec![], vec![], vec![]);
     let (mut a_cold, mut a_warm, mut a_no_reuse) = (vec![], vec![], vec![]);
     for rep in 0..reps {

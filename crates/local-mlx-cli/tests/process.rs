@@ -1,11 +1,11 @@
 //! `local-mlx process`, the main job, as a user runs it: the real sidecar, the tiny
 //! fixture model from a real hub, and the parent killed on purpose.
 
-use std::path::{Path, PathBuf};
+
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use test_hub::TestHub;
+use test_hub::{fixture, workspace_root, TestHub};
 
 struct Env {
     tmp: tempfile::TempDir,
@@ -13,33 +13,11 @@ struct Env {
     model: String,
 }
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).unwrap().to_path_buf()
-}
-
-/// The tiny fixture model: (repo id, the `repos` folder test-hub serves).
-fn tiny_fixture() -> (String, PathBuf) {
-    let output = Command::new("uv")
-        .args(["run", "--frozen", "--project"])
-        .arg(workspace_root().join("tools"))
-        .arg("python")
-        .arg(workspace_root().join("tools/build_fixtures.py"))
-        .arg("tiny")
-        .env("UV_PYTHON_DOWNLOADS", "never")
-        .output()
-        .expect("uv must be installed (see .ci/run)");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let line = String::from_utf8(output.stdout).unwrap();
-    let fields: Vec<&str> = line.trim().split('\t').collect();
-    let path = PathBuf::from(fields[2]);
-    (fields[1].to_string(), path.parent().unwrap().parent().unwrap().to_path_buf())
-}
-
 impl Env {
     async fn new() -> Env {
-        let (model, repos) = tokio::task::spawn_blocking(tiny_fixture).await.unwrap();
-        let hub = TestHub::start(repos).await.unwrap();
-        let env = Env { tmp: tempfile::tempdir().unwrap(), hub, model };
+        let tiny = tokio::task::spawn_blocking(|| fixture("tiny")).await.unwrap();
+        let hub = TestHub::start(tiny.repos).await.unwrap();
+        let env = Env { tmp: tempfile::tempdir().unwrap(), hub, model: tiny.repo_id };
         let output = env.run(&["pull", &env.model.clone()], None).await;
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
         env

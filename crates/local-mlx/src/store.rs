@@ -137,12 +137,18 @@ impl ModelStore {
 
     /// The state of a model right now.
     pub fn state(&self, spec: &ModelSpec) -> ModelState {
+        self.state_with(spec, || self.snapshot(spec).is_some())
+    }
+
+    /// The passing state, else downloaded or not as `on_disk` says (asked only then).
+    fn state_with(&self, spec: &ModelSpec, on_disk: impl FnOnce() -> bool) -> ModelState {
         if let Some(state) = self.lock().passing.get(&spec.id) {
             return *state;
         }
-        match self.snapshot(spec) {
-            Some(_) => ModelState::Downloaded,
-            None => ModelState::NotDownloaded,
+        if on_disk() {
+            ModelState::Downloaded
+        } else {
+            ModelState::NotDownloaded
         }
     }
 
@@ -265,11 +271,11 @@ impl ModelStore {
         let spec = self.spec(model_id)?;
         let inner = self.lock();
         let state = inner.passing.get(&spec.id).copied().unwrap_or(ModelState::Downloaded);
-        if inner.generating.get(&spec.id).is_some_and(|n| *n > 0) || state != ModelState::Downloaded {
-            let what = if inner.generating.get(&spec.id).is_some_and(|n| *n > 0) { "generating".to_string() } else { state.to_string() };
+        let generating = inner.generating.get(&spec.id).is_some_and(|n| *n > 0);
+        if generating || state != ModelState::Downloaded {
             return Err(Error::Busy {
                 model_id: spec.id.clone(),
-                state: what,
+                state: if generating { "generating".to_string() } else { state.to_string() },
                 action: "deleting it",
             });
         }
@@ -326,7 +332,7 @@ impl ModelStore {
         let status = self.status_of(spec);
         // A custom model's size is unknown until it is on disk; then it is exact.
         let size_bytes = match (&status.snapshot_path, spec.approx_size_bytes) {
-            (Some(snapshot), 0) => snapshot_bytes(snapshot),
+            (Some(snapshot), 0) => crate::hub::cache::snapshot_bytes(snapshot),
             _ => spec.approx_size_bytes,
         };
         MlxModelInfo {
@@ -344,7 +350,9 @@ impl ModelStore {
     }
 
     fn status_of(&self, spec: &ModelSpec) -> MlxModelStatus {
-        let state = self.state(spec);
+        // One look at the snapshot serves both the state and the path.
+        let snapshot = self.snapshot(spec);
+        let state = self.state_with(spec, || snapshot.is_some());
         let is_active = self.lock().active.as_ref().is_some_and(|a| a.model_id == spec.id);
         let progress = if is_active { *self.progress.lock().expect("progress poisoned") } else { None };
         let error = self.lock().errors.get(&spec.id).cloned();
@@ -357,7 +365,7 @@ impl ModelStore {
             bytes_per_second: progress.map(|p| p.bytes_per_second),
             partial_bytes: self.downloader.cache().repo(&spec.repo).partial_bytes(),
             error,
-            snapshot_path: self.snapshot(spec),
+            snapshot_path: snapshot,
         }
     }
 
@@ -379,22 +387,6 @@ impl Drop for GeneratingGuard {
             *count = count.saturating_sub(1);
         }
     }
-}
-
-/// Bytes of the files a snapshot's links point at.
-fn snapshot_bytes(snapshot: &std::path::Path) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![snapshot.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            match std::fs::metadata(entry.path()) {
-                Ok(meta) if meta.is_dir() => stack.push(entry.path()),
-                Ok(meta) => total += meta.len(),
-                Err(_) => {}
-            }
-        }
-    }
-    total
 }
 
 fn next(model_id: &str, from: ModelState, transition: Transition) -> Result<ModelState> {

@@ -13,9 +13,7 @@ use local_mlx::sidecar::{
     UvSearch,
 };
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).unwrap().to_path_buf()
-}
+use test_hub::workspace_root;
 
 fn uv() -> PathBuf {
     local_mlx::sidecar::find_uv(None).expect("uv must be installed to run the sidecar tests (see .ci/run)")
@@ -24,19 +22,7 @@ fn uv() -> PathBuf {
 /// The tiny random-weight model, built once by tools/build_fixtures.py (cached on disk).
 fn tiny_model() -> PathBuf {
     static TINY: OnceLock<PathBuf> = OnceLock::new();
-    TINY.get_or_init(|| {
-        let output = Command::new(uv())
-            .args(["run", "--frozen", "--project", "tools", "python", "tools/build_fixtures.py", "tiny"])
-            .current_dir(workspace_root())
-            .env("UV_PYTHON_DOWNLOADS", "never")
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(output.status.success(), "build_fixtures failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
-        let line = stdout.lines().find(|l| l.starts_with("tiny\t")).expect("a 'tiny' line");
-        PathBuf::from(line.rsplit('\t').next().unwrap())
-    })
-    .clone()
+    TINY.get_or_init(|| test_hub::fixture("tiny").path).clone()
 }
 
 /// The tiny model with a 32k context: a generation of 8000 tokens runs for seconds.

@@ -14,7 +14,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// The workspace's one Python environment (`tools/`, with huggingface_hub in it).
 fn tools_project() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools")
+    test_hub::workspace_root().join("tools")
 }
 
 /// Files under `dir` as sorted repo paths.

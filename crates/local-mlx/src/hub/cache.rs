@@ -211,6 +211,11 @@ pub fn is_commit_hash(revision: &str) -> bool {
     revision.len() == 40 && revision.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// Bytes of the files a snapshot's links point at.
+pub fn snapshot_bytes(snapshot: &Path) -> u64 {
+    walk(snapshot).iter().filter_map(|f| fs::metadata(f).ok()).map(|m| m.len()).sum()
+}
+
 /// A snapshot is usable when every link resolves, it has a `config.json` and weights,
 /// and every shard its safetensors index names is present.
 fn snapshot_is_complete(dir: &Path) -> bool {

@@ -299,15 +299,6 @@ fn partial_len(path: &Path) -> u64 {
     std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
 }
 
-impl Digest {
-    pub fn algorithm(&self) -> &'static str {
-        match self {
-            Digest::Sha256(_) => "sha256",
-            Digest::GitSha1(_) => "git-sha1",
-        }
-    }
-}
-
 /// Incremental sha256, or git's blob sha1 (`"blob <len>\0"` then the bytes).
 enum Hasher {
     Sha256(Sha256),

@@ -39,6 +39,14 @@ impl Digest {
             Digest::Sha256(hex) | Digest::GitSha1(hex) => hex,
         }
     }
+
+    /// The algorithm's name, for messages.
+    pub fn algorithm(&self) -> &'static str {
+        match self {
+            Digest::Sha256(_) => "sha256",
+            Digest::GitSha1(_) => "git-sha1",
+        }
+    }
 }
 
 /// One file of a repo at a commit, as the hub describes it.

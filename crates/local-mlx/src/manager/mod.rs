@@ -14,7 +14,6 @@ mod session;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use serde::Serialize;
 
@@ -256,10 +255,5 @@ impl MlxModelManager {
         if let Err(error) = self.session.unload_and_stop().await {
             tracing::warn!(%error, "unload at shutdown failed; the sidecar is stopped anyway");
         }
-    }
-
-    /// How long the model stays loaded when idle, per the settings.
-    pub fn idle_limit(&self) -> Option<Duration> {
-        self.settings().model_unload_timeout.idle_limit()
     }
 }

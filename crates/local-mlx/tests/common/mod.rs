@@ -98,10 +98,7 @@ pub fn tree(dir: &Path) -> Vec<String> {
     out
 }
 
-/// The repo root (for `tools/`).
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).unwrap().to_path_buf()
-}
+pub use test_hub::workspace_root;
 
 /// Run Python in the tools/ uv environment (which has the real `huggingface_hub`).
 pub fn python(script: &str, envs: &[(&str, &str)]) -> String {

@@ -3,7 +3,6 @@
 //! workspace's python-backend.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 
@@ -11,39 +10,10 @@ use local_mlx::manager::ManagerConfig;
 use local_mlx::settings::{MlxSettings, ModelUnloadTimeout};
 use local_mlx::sidecar::SidecarConfig;
 use local_mlx::{MlxModelManager, RecordingSink};
-use test_hub::TestHub;
+use test_hub::{fixture, TestHub};
 
 use super::{test_config, workspace_root};
 
-/// A fixture model built by `tools/build_fixtures.py`.
-pub struct Fixture {
-    pub repo_id: String,
-    /// `<root>/repos`, what test-hub serves.
-    pub repos: PathBuf,
-}
-
-/// Build (or find, cached) a fixture model: `tiny` or `smol`.
-pub fn fixture(key: &str) -> Fixture {
-    let output = Command::new("uv")
-        .args(["run", "--frozen", "--project"])
-        .arg(workspace_root().join("tools"))
-        .arg("python")
-        .arg(workspace_root().join("tools/build_fixtures.py"))
-        .arg(key)
-        .env("UV_PYTHON_DOWNLOADS", "never")
-        .output()
-        .expect("uv must be installed (see .ci/run) to build the fixture models");
-    assert!(output.status.success(), "build_fixtures failed: {}", String::from_utf8_lossy(&output.stderr));
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    let line = stdout.lines().find(|l| l.starts_with(key)).expect("a line for the model");
-    let fields: Vec<&str> = line.split('\t').collect();
-    let path = PathBuf::from(fields[2]);
-    let repos = path.parent().unwrap().parent().unwrap().to_path_buf();
-    Fixture {
-        repo_id: fields[1].to_string(),
-        repos,
-    }
-}
 
 pub struct SidecarEnv {
     pub tmp: tempfile::TempDir,
