@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -48,8 +47,18 @@ def build() -> dict[str, str]:
     print("building release binaries and fixtures...", file=sys.stderr)
     sh("cargo", "build", "--release", "-p", "local-mlx-cli", "-p", "test-hub", cwd=ROOT)
     out = subprocess.run(
-        [sys.executable, str(ROOT / "tools/build_fixtures.py"), "smol", "synthetic", "--synthetic-mib", "1024"],
-        check=True, capture_output=True, text=True, cwd=ROOT,
+        [
+            sys.executable,
+            str(ROOT / "tools/build_fixtures.py"),
+            "smol",
+            "synthetic",
+            "--synthetic-mib",
+            "1024",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
     ).stdout
     return {line.split("\t")[0]: line.split("\t")[1] for line in out.strip().splitlines()}
 
@@ -60,7 +69,9 @@ class Hub:
     def __init__(self, repos: Path):
         self.proc = subprocess.Popen(
             [str(BIN / "test-hub"), "--repos", str(repos), "--exit-on-stdin-close"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         line = self.proc.stdout.readline().strip()
         assert line.startswith("TEST_HUB_READY url="), line
@@ -68,15 +79,20 @@ class Hub:
 
     def call(self, method: str, path: str, body=None):
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + path, data=data, method=method,
-                                     headers={"content-type": "application/json"})
+        req = urllib.request.Request(
+            self.url + path, data=data, method=method, headers={"content-type": "application/json"}
+        )
         with urllib.request.urlopen(req) as resp:
             raw = resp.read()
             return json.loads(raw) if raw else None
 
     def served(self, repo: str) -> dict[str, int]:
         files = self.call("GET", "/_test/stats")["files"]
-        return {k[len(repo) + 1:]: v["bytes_served"] for k, v in files.items() if k.startswith(repo + "/")}
+        return {
+            k[len(repo) + 1 :]: v["bytes_served"]
+            for k, v in files.items()
+            if k.startswith(repo + "/")
+        }
 
     def close(self):
         self.proc.stdin.close()
@@ -92,8 +108,15 @@ def theirs(repo: str, cache: Path, hub: Hub) -> list[str]:
 
 
 def client_env(hub: Hub, cache: Path) -> dict[str, str]:
-    env = dict(os.environ, HF_ENDPOINT=hub.url, HF_HUB_CACHE=str(cache), HF_HOME=str(cache.parent / "hf_home"),
-               HF_HUB_DISABLE_XET="1", HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_PROGRESS_BARS="1")
+    env = dict(
+        os.environ,
+        HF_ENDPOINT=hub.url,
+        HF_HUB_CACHE=str(cache),
+        HF_HOME=str(cache.parent / "hf_home"),
+        HF_HUB_DISABLE_XET="1",
+        HF_HUB_DISABLE_TELEMETRY="1",
+        HF_HUB_DISABLE_PROGRESS_BARS="1",
+    )
     env.pop("HF_HUB_OFFLINE", None)
     return env
 
@@ -102,7 +125,12 @@ def timed_download(make_cmd, repo: str, hub: Hub) -> float:
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
         cache = Path(tmp) / "hub"
         start = time.perf_counter()
-        sh(*make_cmd(repo, cache, hub), env=client_env(hub, cache), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        sh(
+            *make_cmd(repo, cache, hub),
+            env=client_env(hub, cache),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         return time.perf_counter() - start
 
 
@@ -113,8 +141,17 @@ def refetched_after_kill(make_cmd, repo: str, hub: Hub, big_file: str, size: int
         env = client_env(hub, cache)
         hub.call("POST", "/_test/reset_stats")
         # Slow enough that "half" is hit precisely, for both clients alike.
-        hub.call("POST", "/_test/faults", [{"kind": "throttle", "bytes_per_sec": 200 << 20, "path": big_file}])
-        proc = subprocess.Popen(make_cmd(repo, cache, hub), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        hub.call(
+            "POST",
+            "/_test/faults",
+            [{"kind": "throttle", "bytes_per_sec": 200 << 20, "path": big_file}],
+        )
+        proc = subprocess.Popen(
+            make_cmd(repo, cache, hub),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         while hub.served(repo).get(big_file, 0) < size // 2:
             if proc.poll() is not None:
                 raise RuntimeError("client finished before it could be interrupted")
@@ -122,7 +159,12 @@ def refetched_after_kill(make_cmd, repo: str, hub: Hub, big_file: str, size: int
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         hub.call("DELETE", "/_test/faults")
-        sh(*make_cmd(repo, cache, hub), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        sh(
+            *make_cmd(repo, cache, hub),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         return hub.served(repo)[big_file] - size
 
 
@@ -144,22 +186,30 @@ def main() -> None:
         for key in ("smol", "synthetic"):
             repo = repos[key]
             big_file, size = biggest_file(fixtures / "repos" / repo)
-            total = sum(p.stat().st_size for p in (fixtures / "repos" / repo).rglob("*") if p.is_file())
+            total = sum(
+                p.stat().st_size for p in (fixtures / "repos" / repo).rglob("*") if p.is_file()
+            )
             timed_download(ours, repo, hub)  # warm the hub's hash cache and the page cache
             t_ours = min(timed_download(ours, repo, hub) for _ in range(args.repeat))
             t_theirs = min(timed_download(theirs, repo, hub) for _ in range(args.repeat))
             r_ours = refetched_after_kill(ours, repo, hub, big_file, size)
             r_theirs = refetched_after_kill(theirs, repo, hub, big_file, size)
             rows.append((repo, total, t_ours, t_theirs, r_ours, r_theirs, size))
-            print(f"{repo}: ours {t_ours:.2f}s theirs {t_theirs:.2f}s; refetched ours {r_ours} theirs {r_theirs}",
-                  file=sys.stderr)
+            print(
+                f"{repo}: ours {t_ours:.2f}s theirs {t_theirs:.2f}s; refetched ours {r_ours} theirs {r_theirs}",
+                file=sys.stderr,
+            )
     finally:
         hub.close()
-    print("| repo | size | local-mlx | huggingface_hub | ratio (ours/theirs) | re-fetched after kill at 50%: local-mlx | huggingface_hub |")
+    print(
+        "| repo | size | local-mlx | huggingface_hub | ratio (ours/theirs) | re-fetched after kill at 50%: local-mlx | huggingface_hub |"
+    )
     print("|---|---|---|---|---|---|---|")
     for repo, total, t_ours, t_theirs, r_ours, r_theirs, size in rows:
-        print(f"| {repo} | {total / 1e6:.0f} MB | {t_ours:.2f} s | {t_theirs:.2f} s | {t_ours / t_theirs:.2f} | "
-              f"{r_ours / 1e6:.2f} MB ({100 * r_ours / size:.2f}%) | {r_theirs / 1e6:.1f} MB ({100 * r_theirs / size:.1f}%) |")
+        print(
+            f"| {repo} | {total / 1e6:.0f} MB | {t_ours:.2f} s | {t_theirs:.2f} s | {t_ours / t_theirs:.2f} | "
+            f"{r_ours / 1e6:.2f} MB ({100 * r_ours / size:.2f}%) | {r_theirs / 1e6:.1f} MB ({100 * r_theirs / size:.1f}%) |"
+        )
 
 
 if __name__ == "__main__":

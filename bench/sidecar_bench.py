@@ -27,7 +27,6 @@ import secrets
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -67,7 +66,11 @@ def env() -> dict[str, str]:
 def smol_path() -> Path:
     out = subprocess.run(
         ["uv", "run", "--project", "tools", "python", "tools/build_fixtures.py", "smol"],
-        cwd=ROOT, capture_output=True, text=True, check=True, env=env(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env(),
     ).stdout
     return Path(out.strip().split("\t")[2])
 
@@ -75,8 +78,14 @@ def smol_path() -> Path:
 class Proc:
     def __init__(self, cmd: list[str], cwd: Path = BACKEND) -> None:
         self.t0 = time.perf_counter()
-        self.p = subprocess.Popen(cmd, cwd=cwd, env=env(), stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self.p = subprocess.Popen(
+            cmd,
+            cwd=cwd,
+            env=env(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
         line = self.p.stdout.readline().decode()
         self.ready = time.perf_counter() - self.t0
         assert line.startswith("LOCAL_MLX_READY port="), line
@@ -95,15 +104,18 @@ def median(xs: list[float]) -> float:
 
 def bench_startup(smol: Path, reps: int) -> list[tuple[str, float]]:
     py = sys.executable
-    rows: dict[str, list[float]] = {k: [] for k in (
-        "bare", "ready", "ready_uv", "mlx_ready", "bare_load", "ready_load")}
+    rows: dict[str, list[float]] = {
+        k: [] for k in ("bare", "ready", "ready_uv", "mlx_ready", "bare_load", "ready_load")
+    }
     for i in range(reps):
         log(f"startup rep {i + 1}/{reps}")
         t = time.perf_counter()
         subprocess.run([py, "-c", "import mlx_lm"], check=True, env=env())
         rows["bare"].append(time.perf_counter() - t)
         t = time.perf_counter()
-        subprocess.run([py, "-c", f"import mlx_lm; mlx_lm.load({str(smol)!r})"], check=True, env=env())
+        subprocess.run(
+            [py, "-c", f"import mlx_lm; mlx_lm.load({str(smol)!r})"], check=True, env=env()
+        )
         rows["bare_load"].append(time.perf_counter() - t)
 
         s = Proc([py, str(SERVER), "--port", "0"])
@@ -118,8 +130,21 @@ def bench_startup(smol: Path, reps: int) -> list[tuple[str, float]]:
         rows["ready_load"].append(time.perf_counter() - s.t0)
         s.stop()
 
-        s = Proc(["uv", "run", "--project", "python-backend", "--offline", "--frozen", "python",
-                  "python-backend/server.py", "--port", "0"], cwd=ROOT)
+        s = Proc(
+            [
+                "uv",
+                "run",
+                "--project",
+                "python-backend",
+                "--offline",
+                "--frozen",
+                "python",
+                "python-backend/server.py",
+                "--port",
+                "0",
+            ],
+            cwd=ROOT,
+        )
         rows["ready_uv"].append(s.ready)
         s.stop()
     return [(k, median(v)) for k, v in rows.items()]
@@ -130,13 +155,22 @@ def direct_generate(model, tokenizer, prompt: str, max_tokens: int) -> tuple[flo
     from mlx_lm.sample_utils import make_logits_processors, make_sampler
 
     t = time.perf_counter()
-    text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
-                                         add_generation_prompt=True, enable_thinking=False)
+    text = tokenizer.apply_chat_template(
+        [{"role": "user", "content": prompt}],
+        tokenize=False,
+        add_generation_prompt=True,
+        enable_thinking=False,
+    )
     tokens = tokenizer.encode(text, add_special_tokens=False)
     out, n = "", 0
-    for r in stream_generate(model, tokenizer, tokens, max_tokens=max_tokens,
-                             sampler=make_sampler(temp=0.0, top_p=0.8),
-                             logits_processors=make_logits_processors(repetition_penalty=1.15)):
+    for r in stream_generate(
+        model,
+        tokenizer,
+        tokens,
+        max_tokens=max_tokens,
+        sampler=make_sampler(temp=0.0, top_p=0.8),
+        logits_processors=make_logits_processors(repetition_penalty=1.15),
+    ):
         out += r.text
         n = r.generation_tokens - (1 if r.finish_reason == "stop" else 0)
     return time.perf_counter() - t, n, out
@@ -164,18 +198,37 @@ def bench_generate(smol: Path, reps: int, max_tokens: int) -> list[dict]:
         r.raise_for_status()
         j = r.json()
         direct, n, text = direct_generate(model, tokenizer, prompt, max_tokens)
-        rows.append({"prompt_tokens": j["prompt_tokens"], "cached": j["cached_tokens"],
-                     "tokens": j["tokens_generated"], "direct_tokens": n, "sidecar": side,
-                     "direct": direct, "same_text": j["response"] == text.strip()})
+        rows.append(
+            {
+                "prompt_tokens": j["prompt_tokens"],
+                "cached": j["cached_tokens"],
+                "tokens": j["tokens_generated"],
+                "direct_tokens": n,
+                "sidecar": side,
+                "direct": direct,
+                "same_text": j["response"] == text.strip(),
+            }
+        )
     # The prompt cache: one long system prompt, two transcripts.
     log("prompt cache")
     cache_rows = []
-    for user in ("um so the meeting is moved to thursday i think", "uh please send me the report by friday"):
+    for user in (
+        "um so the meeting is moved to thursday i think",
+        "uh please send me the report by friday",
+    ):
         t = time.perf_counter()
-        j = s.c.post("/generate", json={"system": SYSTEM, "prompt": user, "max_tokens": 8,
-                                         "temperature": 0.0}).json()
-        cache_rows.append({"wall": time.perf_counter() - t, "prompt_tokens": j["prompt_tokens"],
-                           "cached": j["cached_tokens"], "tokens": j["tokens_generated"]})
+        j = s.c.post(
+            "/generate",
+            json={"system": SYSTEM, "prompt": user, "max_tokens": 8, "temperature": 0.0},
+        ).json()
+        cache_rows.append(
+            {
+                "wall": time.perf_counter() - t,
+                "prompt_tokens": j["prompt_tokens"],
+                "cached": j["cached_tokens"],
+                "tokens": j["tokens_generated"],
+            }
+        )
     s.stop()
     return rows, cache_rows
 
@@ -192,12 +245,16 @@ def main() -> None:
 
     print(f"Model: smol (SmolLM2-135M-Instruct, 4-bit), {os.cpu_count()} CPU cores, mlx[cpu].\n")
     print(f"### /generate against mlx-lm directly ({args.tokens} new tokens, greedy)\n")
-    print("| prompt tokens | cached | tokens (sidecar / direct) | same text | sidecar s | direct s | ratio |")
+    print(
+        "| prompt tokens | cached | tokens (sidecar / direct) | same text | sidecar s | direct s | ratio |"
+    )
     print("| ---: | ---: | ---: | :---: | ---: | ---: | ---: |")
     for r in gen:
-        print(f"| {r['prompt_tokens']} | {r['cached']} | {r['tokens']} / {r['direct_tokens']} | "
-              f"{'yes' if r['same_text'] else 'no'} | {r['sidecar']:.2f} | {r['direct']:.2f} | "
-              f"{r['sidecar'] / r['direct']:.3f} |")
+        print(
+            f"| {r['prompt_tokens']} | {r['cached']} | {r['tokens']} / {r['direct_tokens']} | "
+            f"{'yes' if r['same_text'] else 'no'} | {r['sidecar']:.2f} | {r['direct']:.2f} | "
+            f"{r['sidecar'] / r['direct']:.3f} |"
+        )
     ratio = sum(r["sidecar"] for r in gen) / sum(r["direct"] for r in gen)
     print(f"\nSidecar / direct, total time: **{ratio:.3f}**\n")
     names = {
@@ -214,8 +271,10 @@ def main() -> None:
     for k, v in startup:
         print(f"| {names[k]} | {v:.2f} |")
     d = dict(startup)
-    print(f"\nReady line / bare import: **{d['ready'] / d['bare']:.2f}**; "
-          f"spawn→loaded / bare import+load: **{d['ready_load'] / d['bare_load']:.2f}**\n")
+    print(
+        f"\nReady line / bare import: **{d['ready'] / d['bare']:.2f}**; "
+        f"spawn→loaded / bare import+load: **{d['ready_load'] / d['bare_load']:.2f}**\n"
+    )
     print("### Prompt (KV) cache: the same system prompt twice (8 new tokens)\n")
     print("| request | prompt tokens | cached | seconds |")
     print("| --- | ---: | ---: | ---: |")

@@ -76,8 +76,8 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -96,9 +96,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=DEFAULT_MAX_QUEUE,
         help="generations that may wait behind the running one (default %(default)s)",
     )
-    ap.add_argument(
-        "--ignore-stdin", action="store_true", help="do not exit when stdin closes"
-    )
+    ap.add_argument("--ignore-stdin", action="store_true", help="do not exit when stdin closes")
     ap.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     args = ap.parse_args(argv)
     if not 0 <= args.port <= 65535:
@@ -126,7 +124,6 @@ def main(argv: list[str] | None = None) -> None:
     port = sock.getsockname()[1]
 
     import uvicorn
-
     from local_mlx_sidecar.app import create_app
     from local_mlx_sidecar.service import Service
 

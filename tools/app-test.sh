@@ -15,6 +15,9 @@ echo "== desktop app: Rust tests"
 # The same features as `tauri build`, so the release artifacts are reused.
 cargo test --release --locked -p local-mlx-app --features custom-protocol
 
+echo "== desktop app: clippy (warnings are errors)"
+cargo clippy --release --locked -p local-mlx-app --features custom-protocol --all-targets -- -D warnings
+
 echo "== desktop app: type check and component tests (vitest)"
 (cd app && npx tsc --noEmit && npx vitest run)
 

@@ -52,12 +52,22 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__,
     )
-    ap.add_argument("models", nargs="*", metavar="MODEL",
-                    help="tiny, smol, synthetic (default: tiny smol)")
-    ap.add_argument("--root", type=Path, default=None,
-                    help="fixtures root (default: $LOCAL_MLX_FIXTURES or ~/.cache/local-mlx/fixtures)")
-    ap.add_argument("--synthetic-mib", type=int, default=1024, metavar="N",
-                    help="size of the synthetic repo in MiB (default 1024)")
+    ap.add_argument(
+        "models", nargs="*", metavar="MODEL", help="tiny, smol, synthetic (default: tiny smol)"
+    )
+    ap.add_argument(
+        "--root",
+        type=Path,
+        default=None,
+        help="fixtures root (default: $LOCAL_MLX_FIXTURES or ~/.cache/local-mlx/fixtures)",
+    )
+    ap.add_argument(
+        "--synthetic-mib",
+        type=int,
+        default=1024,
+        metavar="N",
+        help="size of the synthetic repo in MiB (default 1024)",
+    )
     ap.add_argument("--force", action="store_true", help="rebuild even if the stamp says done")
     args = ap.parse_args(argv)
 

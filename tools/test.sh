@@ -10,6 +10,9 @@ echo "== syncing Python environments (tools/, python-backend/)"
 uv sync --quiet --frozen --project tools
 uv sync --quiet --frozen --project python-backend
 
+echo "== formatters and linters (rustfmt, clippy, ruff)"
+tools/lint.sh
+
 echo "== building fixture models (cached in \${LOCAL_MLX_FIXTURES:-~/.cache/local-mlx/fixtures})"
 uv run --frozen --project tools python tools/build_fixtures.py tiny smol
 

@@ -70,10 +70,7 @@ async fn ours(tmp: &Path, hub_url: &str, model: &str, nonce: usize) -> Result<Ou
     };
     let (cold_s, cold) = timed(TRANSCRIPTS[0], ProcessOptions::default()).await?;
     let (warm_s, warm) = timed(TRANSCRIPTS[1], ProcessOptions::default()).await?;
-    let nonced = ProcessOptions {
-        prompt: Some(nonced_prompt(nonce)),
-        ..Default::default()
-    };
+    let nonced = ProcessOptions { prompt: Some(nonced_prompt(nonce)), ..Default::default() };
     let (warm_no_reuse_s, no_reuse) = timed(TRANSCRIPTS[1], nonced).await?;
     manager.shutdown().await;
     Ok(Ours {
@@ -112,13 +109,11 @@ fn anchor(snapshot: &Path, tokens: [u32; 3], nonce: usize) -> Result<Anchor> {
     if !out.status.success() {
         bail!("anchor failed: {}", String::from_utf8_lossy(&out.stderr));
     }
-    let t: serde_json::Value = serde_json::from_slice(out.stdout.rsplit(|b| *b == b'\n').find(|l| !l.is_empty()).unwrap())?;
+    let t: serde_json::Value =
+        serde_json::from_slice(out.stdout.rsplit(|b| *b == b'\n').find(|l| !l.is_empty()).unwrap())?;
     let generate: Vec<f64> = t["generate"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
     let in_process_after_first: f64 = generate[1..].iter().sum();
-    Ok(Anchor {
-        wall_to_first_s: wall - in_process_after_first,
-        generate_s: generate,
-    })
+    Ok(Anchor { wall_to_first_s: wall - in_process_after_first, generate_s: generate })
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -161,6 +156,11 @@ async fn main() -> Result<()> {
     println!("| warm, prefix reused | {w:.2} s | {aw:.2} s (mlx-lm pre-fill + generate) | {:.2} |", w / aw);
     println!("| warm, prefix not reusable | {n:.2} s | {an:.2} s (mlx-lm pre-fill + generate) | {:.2} |", n / an);
     // Token counts differ between sampled runs, so compare the anchor-normalized times.
-    println!("| prefix reuse: warm ratio with / without | {:.2} | {:.2} | {:.2} |", w / aw, n / an, (w / aw) / (n / an));
+    println!(
+        "| prefix reuse: warm ratio with / without | {:.2} | {:.2} | {:.2} |",
+        w / aw,
+        n / an,
+        (w / aw) / (n / an)
+    );
     Ok(())
 }

@@ -11,7 +11,8 @@ import hmac
 import json
 import logging
 import math
-from typing import Any, Awaitable
+from collections.abc import Awaitable
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -40,7 +41,10 @@ log = logging.getLogger("local_mlx_sidecar")
 NDJSON = "application/x-ndjson"
 _ERRORS = {
     401: {"model": ErrorResponse, "description": "Missing or wrong bearer token."},
-    422: {"model": ValidationErrorResponse, "description": "A field is missing or of the wrong type."},
+    422: {
+        "model": ValidationErrorResponse,
+        "description": "A field is missing or of the wrong type.",
+    },
 }
 
 
@@ -172,7 +176,10 @@ def create_app(service: Service, token: str) -> Any:
     @api.post(
         "/load",
         response_model=LoadResponse,
-        responses={**_ERRORS, 400: {"model": ErrorResponse, "description": "Not a loadable model folder."}},
+        responses={
+            **_ERRORS,
+            400: {"model": ErrorResponse, "description": "Not a loadable model folder."},
+        },
     )
     async def load(req: LoadRequest) -> dict:
         path, context = await service.load(req.model_path)
@@ -192,7 +199,10 @@ def create_app(service: Service, token: str) -> Any:
                 "content": {NDJSON: {"schema": {"type": "string"}}},
                 "description": "JSON, or with `stream: true` newline-delimited JSON events.",
             },
-            400: {"model": ErrorResponse, "description": "A value out of range or a prompt too long."},
+            400: {
+                "model": ErrorResponse,
+                "description": "A value out of range or a prompt too long.",
+            },
             409: {"model": ErrorResponse, "description": "No model loaded."},
             503: {"model": ErrorResponse, "description": "The generation queue is full."},
         },
@@ -236,8 +246,18 @@ def create_app(service: Service, token: str) -> Any:
                         if exc is None and not data.cancelled():
                             yield _line({"event": "done", **data.result().__dict__})
                         else:
-                            status = exc.status if isinstance(exc, ApiError) else 503 if isinstance(exc, Cancelled) else 500
-                            detail = exc.detail if isinstance(exc, ApiError) else f"generation failed: {exc!r}"
+                            status = (
+                                exc.status
+                                if isinstance(exc, ApiError)
+                                else 503
+                                if isinstance(exc, Cancelled)
+                                else 500
+                            )
+                            detail = (
+                                exc.detail
+                                if isinstance(exc, ApiError)
+                                else f"generation failed: {exc!r}"
+                            )
                             yield _line({"event": "error", "status": status, "detail": detail})
                         return
             finally:

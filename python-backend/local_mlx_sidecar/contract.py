@@ -11,7 +11,7 @@ import signal
 import socket
 import sys
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 log = logging.getLogger("local_mlx_sidecar")
 

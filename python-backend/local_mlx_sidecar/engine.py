@@ -13,9 +13,10 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .text import OPEN, ThinkFilter
 
@@ -94,16 +95,12 @@ def validate_model_dir(path: str) -> str:
             raise ApiError(400, f"{path}/config.json has no model_type")
         weights = sorted(p.glob("model*.safetensors"))
         if not weights:
-            raise ApiError(
-                400, f"{path} is not a model folder: no model*.safetensors weight files"
-            )
+            raise ApiError(400, f"{path} is not a model folder: no model*.safetensors weight files")
         for w in weights:
             if not w.exists():  # a snapshot symlink whose blob is missing
                 raise ApiError(400, f"weight file {w} is a broken link (blob missing)")
         names = [c.name for c in p.iterdir()]
-        if not any(
-            n.startswith(("tokenizer", "vocab")) or n.endswith(".tiktoken") for n in names
-        ):
+        if not any(n.startswith(("tokenizer", "vocab")) or n.endswith(".tiktoken") for n in names):
             raise ApiError(
                 400,
                 f"{path} is not a model folder: no tokenizer files "

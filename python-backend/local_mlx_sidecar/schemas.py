@@ -31,7 +31,9 @@ class LoadResponse(BaseModel):
     model_config = ConfigDict(protected_namespaces=())
     status: Literal["loaded"]
     model_path: str = Field(description="The path as the request gave it.")
-    context_length: int | None = Field(None, description="Extension: the model's context, in tokens.")
+    context_length: int | None = Field(
+        None, description="Extension: the model's context, in tokens."
+    )
 
 
 class GenerateRequest(_Request):

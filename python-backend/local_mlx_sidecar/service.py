@@ -19,8 +19,9 @@ import logging
 import os
 import sys
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any
 
 from .engine import ApiError, Engine, GenerateParams, GenerationResult, validate_model_dir
 
@@ -67,7 +68,11 @@ class Service:
     def _memory(self) -> dict[str, int | None]:
         mx = sys.modules.get("mlx.core") if self.warm.done() else None
         if mx is None:
-            return {"active_memory_bytes": None, "peak_memory_bytes": None, "cache_memory_bytes": None}
+            return {
+                "active_memory_bytes": None,
+                "peak_memory_bytes": None,
+                "cache_memory_bytes": None,
+            }
         return {
             "active_memory_bytes": int(mx.get_active_memory()),
             "peak_memory_bytes": int(mx.get_peak_memory()),
@@ -106,6 +111,7 @@ class Service:
                     # A load that failed in mlx-lm has already released the old model;
                     # one refused before that (the folder changed) has kept it.
                     self._target = self.engine.path
+
             pending.add_done_callback(done)
         await asyncio.shield(pending)
         return path, self.engine.context_length

@@ -12,8 +12,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -44,7 +45,13 @@ def models() -> dict[str, Path]:
     """``{"tiny": Path, "smol": Path}`` from the fixture builder (cached between runs)."""
     cmd = ["uv", "run", "--project", "tools", "python", "tools/build_fixtures.py", "tiny", "smol"]
     proc = subprocess.run(
-        cmd, cwd=ROOT, capture_output=True, text=True, timeout=1800, env=_clean_env(), stdin=subprocess.DEVNULL
+        cmd,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        env=_clean_env(),
+        stdin=subprocess.DEVNULL,
     )
     if proc.returncode != 0:
         pytest.fail(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")

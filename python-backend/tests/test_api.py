@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import Sidecar
 
 SEED_GENERATE = {"prompt": "Fix this: hello world", "max_tokens": 12, "temperature": 0.7}
@@ -32,7 +31,10 @@ def test_status_of_a_fresh_server(spawn) -> None:
     s = spawn()
     st = s.status()
     assert (st["status"], st["model_loaded"], st["model_path"], st["state"]) == (
-        "running", False, None, "idle",
+        "running",
+        False,
+        None,
+        "idle",
     )
 
 
@@ -66,8 +68,12 @@ def test_generate_defaults(shared: Sidecar) -> None:
 
 def test_generate_with_system_and_overrides(shared: Sidecar) -> None:
     r = shared.generate(
-        prompt="the transcript", system="Clean up the transcript.", max_tokens=5,
-        temperature=0.0, top_p=0.5, repetition_penalty=1.0,
+        prompt="the transcript",
+        system="Clean up the transcript.",
+        max_tokens=5,
+        temperature=0.0,
+        top_p=0.5,
+        repetition_penalty=1.0,
     )
     assert r["tokens_generated"] <= 5
     plain = shared.generate(prompt="the transcript", max_tokens=5, temperature=0.0)
@@ -121,8 +127,17 @@ def test_stream(shared: Sidecar) -> None:
     assert all(e["event"] == "token" and e["text"] for e in tokens)
     assert done["event"] == "done"
     assert "".join(e["text"] for e in tokens) == done["response"]
-    assert set(done) == {"event", "response", "tokens_generated", "prompt_tokens", "cached_tokens",
-                         "finish_reason", "prompt_tps", "generation_tps", "peak_memory"}
+    assert set(done) == {
+        "event",
+        "response",
+        "tokens_generated",
+        "prompt_tokens",
+        "cached_tokens",
+        "finish_reason",
+        "prompt_tps",
+        "generation_tps",
+        "peak_memory",
+    }
     assert done["tokens_generated"] <= 20
 
 

@@ -8,7 +8,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import Sidecar
 
 MISTYPED = [
@@ -49,7 +48,9 @@ def test_generate_mistyped_or_missing_field_is_422(shared: Sidecar, body, field,
         (b"\xff\xfe", "application/json"),
     ],
 )
-def test_generate_body_that_is_not_an_object_is_422(shared: Sidecar, raw: bytes, ctype: str) -> None:
+def test_generate_body_that_is_not_an_object_is_422(
+    shared: Sidecar, raw: bytes, ctype: str
+) -> None:
     r = shared.client.post("/generate", content=raw, headers={"content-type": ctype})
     assert r.status_code == 422, r.text
     assert r.json()["detail"].startswith("invalid request")
@@ -85,9 +86,14 @@ def test_generate_out_of_range_is_400(shared: Sidecar, extra, message) -> None:
 
 
 def test_nan_and_infinity_are_400(shared: Sidecar) -> None:
-    for raw in ('{"prompt": "x", "temperature": NaN}', '{"prompt": "x", "top_p": Infinity}',
-                '{"prompt": "x", "repetition_penalty": -Infinity}'):
-        r = shared.client.post("/generate", content=raw, headers={"content-type": "application/json"})
+    for raw in (
+        '{"prompt": "x", "temperature": NaN}',
+        '{"prompt": "x", "top_p": Infinity}',
+        '{"prompt": "x", "repetition_penalty": -Infinity}',
+    ):
+        r = shared.client.post(
+            "/generate", content=raw, headers={"content-type": "application/json"}
+        )
         assert r.status_code == 400, r.text
 
 
@@ -155,7 +161,9 @@ def _bad_folders(tmp: Path, tiny: Path) -> list[tuple[str, str]]:
     return cases
 
 
-def test_load_bad_paths_is_400_and_keeps_the_model(shared: Sidecar, tiny: Path, tmp_path: Path) -> None:
+def test_load_bad_paths_is_400_and_keeps_the_model(
+    shared: Sidecar, tiny: Path, tmp_path: Path
+) -> None:
     for path, message in _bad_folders(tmp_path, tiny):
         r = shared.client.post("/load", json={"model_path": path})
         assert r.status_code == 400, (path, r.text)
@@ -189,7 +197,9 @@ def _corrupt_copies(tmp: Path, tiny: Path) -> list[Path]:
     return out
 
 
-def test_corrupt_weights_are_400_and_a_good_model_loads_after(spawn, tiny: Path, tmp_path: Path) -> None:
+def test_corrupt_weights_are_400_and_a_good_model_loads_after(
+    spawn, tiny: Path, tmp_path: Path
+) -> None:
     s = spawn()
     s.load(tiny)
     for bad in _corrupt_copies(tmp_path, tiny):

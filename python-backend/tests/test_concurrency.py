@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
 from conftest import AUTH, Sidecar
 
 LONG = {"prompt": "go on and on", "max_tokens": 8000}  # ~10+ s on the long-context tiny model
@@ -67,7 +66,9 @@ def timed_status(s: Sidecar) -> tuple[float, dict[str, Any]]:
     return time.monotonic() - t, st
 
 
-def test_status_answers_at_once_during_a_generation_and_disconnect_cancels(spawn, long_tiny: Path) -> None:
+def test_status_answers_at_once_during_a_generation_and_disconnect_cancels(
+    spawn, long_tiny: Path
+) -> None:
     s = spawn()
     s.load(long_tiny)
     sock = open_stream(s, LONG)
@@ -128,8 +129,9 @@ def test_unload_during_a_generation_waits_for_it(spawn, long_tiny: Path) -> None
     events: list[dict[str, Any]] = []
 
     def stream() -> float:
-        with s.client.stream("POST", "/generate", json={"prompt": "go", "max_tokens": 300,
-                                                         "stream": True}) as r:
+        with s.client.stream(
+            "POST", "/generate", json={"prompt": "go", "max_tokens": 300, "stream": True}
+        ) as r:
             for line in r.iter_lines():
                 events.append(json.loads(line))
         return time.monotonic()

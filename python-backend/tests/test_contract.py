@@ -13,8 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from conftest import AUTH, BACKEND, ROOT, SERVER, TOKEN, Sidecar, _clean_env
+from conftest import AUTH, ROOT, SERVER, TOKEN, Sidecar, _clean_env
 
 
 def test_ready_line_is_the_only_stdout(spawn) -> None:
@@ -30,10 +29,20 @@ def test_ready_line_is_the_only_stdout(spawn) -> None:
 def test_uv_run_entry_point(tmp_path: Path) -> None:
     """The way the Rust side starts it: `uv run --project python-backend ...` (offline)."""
     cmd = [
-        "uv", "run", "--project", "python-backend", "--offline", "--frozen",
-        "python", "python-backend/server.py", "--port", "0",
+        "uv",
+        "run",
+        "--project",
+        "python-backend",
+        "--offline",
+        "--frozen",
+        "python",
+        "python-backend/server.py",
+        "--port",
+        "0",
     ]
-    s = Sidecar(cmd=cmd, cwd=ROOT, env=_clean_env(LOCAL_MLX_TOKEN=TOKEN), stderr_path=tmp_path / "err")
+    s = Sidecar(
+        cmd=cmd, cwd=ROOT, env=_clean_env(LOCAL_MLX_TOKEN=TOKEN), stderr_path=tmp_path / "err"
+    )
     try:
         st = s.status()
         assert st["model_loaded"] is False and st["state"] == "idle"
@@ -42,9 +51,10 @@ def test_uv_run_entry_point(tmp_path: Path) -> None:
         assert s.proc.wait(10) == 0
         with pytest.raises(httpx.TransportError):
             httpx.get(f"{s.url}/status", headers=AUTH, timeout=2)
-        assert not Path(f"/proc/{python_pid}").exists() or "zombie" in Path(
-            f"/proc/{python_pid}/status"
-        ).read_text()
+        assert (
+            not Path(f"/proc/{python_pid}").exists()
+            or "zombie" in Path(f"/proc/{python_pid}/status").read_text()
+        )
     finally:
         s.stop()
 
@@ -70,7 +80,11 @@ def test_refuses_to_start_without_token(token: str | None) -> None:
         env["LOCAL_MLX_TOKEN"] = token
     proc = subprocess.run(
         [sys.executable, str(SERVER), "--port", "0"],
-        env=env, capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        stdin=subprocess.DEVNULL,
     )
     assert proc.returncode == 2
     assert proc.stdout == ""
@@ -84,7 +98,10 @@ def test_port_in_use_is_a_clear_error() -> None:
         port = busy.getsockname()[1]
         proc = subprocess.run(
             [sys.executable, str(SERVER), "--port", str(port)],
-            env=_clean_env(LOCAL_MLX_TOKEN=TOKEN), capture_output=True, text=True, timeout=30,
+            env=_clean_env(LOCAL_MLX_TOKEN=TOKEN),
+            capture_output=True,
+            text=True,
+            timeout=30,
             stdin=subprocess.PIPE,
         )
     assert proc.returncode == 1
@@ -147,7 +164,10 @@ def _start_long_generation(s: Sidecar) -> threading.Thread:
     def run() -> None:
         try:
             with httpx.stream(
-                "POST", s.url + "/generate", headers=AUTH, timeout=120,
+                "POST",
+                s.url + "/generate",
+                headers=AUTH,
+                timeout=120,
                 json={"prompt": "go on", "max_tokens": 8000, "stream": True},
             ) as r:
                 for _ in r.iter_lines():

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
-
 from local_mlx_sidecar.engine import Engine, GenerateParams, validate_model_dir
 
 
@@ -37,14 +37,18 @@ def engine(tiny: Path) -> Iterator[Engine]:
 
 
 def _run(e: Engine, **kw: Any) -> tuple[dict[str, Any], int]:
-    p = dict(prompt="x", system=None, max_tokens=1, temperature=0.0, top_p=0.8, repetition_penalty=1.15)
+    p = dict(
+        prompt="x", system=None, max_tokens=1, temperature=0.0, top_p=0.8, repetition_penalty=1.15
+    )
     p.update(kw)
     before = e.model.fed
     r = e.generate(GenerateParams(**p), threading.Event())
     return r.__dict__, e.model.fed - before
 
 
-SYSTEM = "You clean up dictated text: fix grammar, spelling and punctuation; answer with the text only."
+SYSTEM = (
+    "You clean up dictated text: fix grammar, spelling and punctuation; answer with the text only."
+)
 
 
 def test_second_request_prefills_only_the_new_tokens(engine: Engine) -> None:
@@ -80,8 +84,14 @@ def test_cancelled_generation_drops_the_cache(engine: Engine) -> None:
 
     from local_mlx_sidecar.engine import Cancelled
 
-    params = GenerateParams(prompt="cancel me", system=SYSTEM, max_tokens=50, temperature=0.7,
-                            top_p=0.8, repetition_penalty=1.15)
+    params = GenerateParams(
+        prompt="cancel me",
+        system=SYSTEM,
+        max_tokens=50,
+        temperature=0.7,
+        top_p=0.8,
+        repetition_penalty=1.15,
+    )
     with pytest.raises(Cancelled):
         engine.generate(params, cancel, on_text=on_text)
     r, fed = _run(engine, prompt="after", system=SYSTEM)

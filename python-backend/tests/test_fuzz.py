@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import schemathesis
+from conftest import AUTH, Sidecar
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -23,10 +24,12 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from conftest import AUTH, Sidecar
-
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
-          response_schema_conformance]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
 POS, NEG = GenerationMode.POSITIVE, GenerationMode.NEGATIVE
 # (method, path, mode, examples): ~300 requests; /generate first, while the model is loaded.
 # /status and /unload take no input, so they have no invalid form to send.

@@ -75,7 +75,10 @@ def test_repo_folders_hold_only_repo_files(built):
     assert {p.name for p in built["tiny"].iterdir()} == tiny.FILES
     assert {p.name for p in built["smol"].iterdir()} == smol.FILES
     root = built["tiny"].parents[2]
-    for path, spec_name in ((built["tiny"], "tiny-random-qwen3"), (built["smol"], "SmolLM2-135M-Instruct-Q4")):
+    for path, spec_name in (
+        (built["tiny"], "tiny-random-qwen3"),
+        (built["smol"], "SmolLM2-135M-Instruct-Q4"),
+    ):
         assert (root / "stamps" / f"{spec_name}.done").is_file()
         leftovers = [p.name for p in path.parent.iterdir() if p.name.startswith(f".{spec_name}.")]
         assert leftovers == []
@@ -107,7 +110,9 @@ def test_tiny_loads_and_generates_exactly_max_tokens(tiny_model):
     model, tok = tiny_model
     assert isinstance(model.model.layers[0].self_attn.q_proj, nn.QuantizedLinear)
     prompt = tok.apply_chat_template(
-        [{"role": "user", "content": "hello there"}], add_generation_prompt=True, enable_thinking=False
+        [{"role": "user", "content": "hello there"}],
+        add_generation_prompt=True,
+        enable_thinking=False,
     )
     t0 = time.monotonic()
     results = list(stream_generate(model, tok, prompt, max_tokens=24))
@@ -126,8 +131,12 @@ def test_tiny_loads_and_generates_exactly_max_tokens(tiny_model):
 def test_tiny_chat_template_honours_enable_thinking(tiny_model):
     _, tok = tiny_model
     msgs = [{"role": "system", "content": "Fix the text."}, {"role": "user", "content": "hi"}]
-    off = tok.apply_chat_template(msgs, add_generation_prompt=True, enable_thinking=False, tokenize=False)
-    on = tok.apply_chat_template(msgs, add_generation_prompt=True, enable_thinking=True, tokenize=False)
+    off = tok.apply_chat_template(
+        msgs, add_generation_prompt=True, enable_thinking=False, tokenize=False
+    )
+    on = tok.apply_chat_template(
+        msgs, add_generation_prompt=True, enable_thinking=True, tokenize=False
+    )
     assert off == (
         "<|im_start|>system\nFix the text.<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n"
         "<|im_start|>assistant\n<think>\n\n</think>\n\n"
@@ -140,7 +149,10 @@ def test_tiny_chat_template_honours_enable_thinking(tiny_model):
     assert tok.eos_token == "<|im_end|>" and vocab["<|im_end|>"] in tok.eos_token_ids
     assert tok.has_thinking
     # past assistant turns lose their think block, as in Qwen3's own template
-    hist = msgs + [{"role": "assistant", "content": "<think>\nhmm\n</think>\n\nHi!"}, {"role": "user", "content": "x"}]
+    hist = msgs + [
+        {"role": "assistant", "content": "<think>\nhmm\n</think>\n\nHi!"},
+        {"role": "user", "content": "x"},
+    ]
     text = tok.apply_chat_template(hist, add_generation_prompt=True, tokenize=False)
     assert "<|im_start|>assistant\nHi!<|im_end|>" in text and "hmm" not in text
 
@@ -170,7 +182,13 @@ def test_smol_answers_a_factual_question(built):
 
 def test_synthetic_repo(tmp_path):
     lines, _ = run_builder("synthetic", "--synthetic-mib", "1", "--root", str(tmp_path))
-    assert lines == [["synthetic", "local-mlx-test/synthetic-1mib", str(tmp_path / "repos/local-mlx-test/synthetic-1mib")]]
+    assert lines == [
+        [
+            "synthetic",
+            "local-mlx-test/synthetic-1mib",
+            str(tmp_path / "repos/local-mlx-test/synthetic-1mib"),
+        ]
+    ]
     repo = tmp_path / "repos/local-mlx-test/synthetic-1mib"
     assert {p.name for p in repo.iterdir()} == {"config.json", "model-00001-of-00001.safetensors"}
     shard = repo / "model-00001-of-00001.safetensors"
@@ -209,7 +227,12 @@ def test_root_from_environment(tmp_path):
     env = dict(os.environ, LOCAL_MLX_FIXTURES=str(tmp_path / "envroot"))
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), "synthetic", "--synthetic-mib", "1"],
-        capture_output=True, text=True, env=env, timeout=120,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split("\t")[2].strip() == str(tmp_path / "envroot/repos/local-mlx-test/synthetic-1mib")
+    assert proc.stdout.split("\t")[2].strip() == str(
+        tmp_path / "envroot/repos/local-mlx-test/synthetic-1mib"
+    )

@@ -45,13 +45,7 @@ pub struct ProviderOption {
 }
 
 pub fn provider_options() -> Vec<ProviderOption> {
-    PROVIDERS
-        .iter()
-        .map(|(id, label)| ProviderOption {
-            id: id.to_string(),
-            label: label.to_string(),
-        })
-        .collect()
+    PROVIDERS.iter().map(|(id, label)| ProviderOption { id: id.to_string(), label: label.to_string() }).collect()
 }
 
 /// The settings file and its current contents.
@@ -71,10 +65,7 @@ impl AppSettingsStore {
             }),
             Err(_) => AppSettings::default(),
         };
-        AppSettingsStore {
-            path,
-            current: Mutex::new(current),
-        }
+        AppSettingsStore { path, current: Mutex::new(current) }
     }
 
     pub fn get(&self) -> AppSettings {
@@ -97,10 +88,7 @@ fn save(path: &Path, settings: &AppSettings) -> std::io::Result<()> {
         std::fs::create_dir_all(parent)?;
     }
     let tmp = path.with_extension("json.tmp");
-    std::fs::write(
-        &tmp,
-        serde_json::to_vec_pretty(settings).expect("settings serialize"),
-    )?;
+    std::fs::write(&tmp, serde_json::to_vec_pretty(settings).expect("settings serialize"))?;
     std::fs::rename(&tmp, path)
 }
 
@@ -114,13 +102,8 @@ mod tests {
         let path = dir.path().join("app-settings.json");
         let store = AppSettingsStore::open(path.clone());
         assert_eq!(store.get(), AppSettings::default());
-        store
-            .update(|s| s.custom_models.push("org/model".into()))
-            .unwrap();
-        assert_eq!(
-            AppSettingsStore::open(path.clone()).get().custom_models,
-            ["org/model"]
-        );
+        store.update(|s| s.custom_models.push("org/model".into())).unwrap();
+        assert_eq!(AppSettingsStore::open(path.clone()).get().custom_models, ["org/model"]);
         std::fs::write(&path, "{broken").unwrap();
         assert_eq!(AppSettingsStore::open(path).get(), AppSettings::default());
     }

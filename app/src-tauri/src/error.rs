@@ -16,10 +16,7 @@ pub struct CommandError {
 
 impl CommandError {
     pub fn new(kind: &str, message: impl Into<String>) -> Self {
-        CommandError {
-            kind: kind.to_string(),
-            message: message.into(),
-        }
+        CommandError { kind: kind.to_string(), message: message.into() }
     }
 }
 
@@ -49,9 +46,6 @@ mod tests {
         assert_eq!(error.kind, "nothing_to_retry");
         assert_eq!(error.message, local_mlx::Error::NothingToRetry.to_string());
         let json = serde_json::to_value(&error).unwrap();
-        assert_eq!(
-            json,
-            serde_json::json!({"kind": "nothing_to_retry", "message": error.message})
-        );
+        assert_eq!(json, serde_json::json!({"kind": "nothing_to_retry", "message": error.message}));
     }
 }

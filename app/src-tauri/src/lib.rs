@@ -57,17 +57,12 @@ pub fn bindings() -> String {
     let language = Typescript::default()
         .bigint(BigIntExportBehavior::Number)
         .header("// Generated from app/src-tauri by tauri-specta: do not edit (UPDATE_BINDINGS=1 cargo test -p local-mlx-app).\n// @ts-nocheck: the generated helpers include some this app does not use.\n/* eslint-disable */");
-    specta_builder()
-        .export_str(language)
-        .expect("bindings export")
+    specta_builder().export_str(language).expect("bindings export")
 }
 
 pub fn run() {
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("LOCAL_MLX_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("LOCAL_MLX_LOG").unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .try_init();
 

@@ -23,9 +23,7 @@ use crate::events::TauriSink;
 /// (how the end-to-end test shows its test models).
 pub const EXTRA_MODELS_ENV: &str = "LOCAL_MLX_EXTRA_MODELS";
 
-pub fn manager<R: Runtime>(
-    app: &AppHandle<R>,
-) -> Result<Arc<MlxModelManager>, Box<dyn std::error::Error>> {
+pub fn manager<R: Runtime>(app: &AppHandle<R>) -> Result<Arc<MlxModelManager>, Box<dyn std::error::Error>> {
     let mut config = ManagerConfig::from_env()?;
     if std::env::var_os(BACKEND_DIR_ENV).is_none() {
         if let Some(bundled) = bundled_backend(app) {
@@ -58,13 +56,7 @@ pub fn register_custom_models(manager: &MlxModelManager, settings: &AppSettingsS
         .get()
         .custom_models
         .into_iter()
-        .chain(
-            from_env
-                .split([',', ' ', '\n'])
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(String::from),
-        )
+        .chain(from_env.split([',', ' ', '\n']).map(str::trim).filter(|s| !s.is_empty()).map(String::from))
         .chain([manager.settings().selected_model]);
     for id in ids {
         if let Err(error) = manager.model_status(&id) {

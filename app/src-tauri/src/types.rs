@@ -14,12 +14,9 @@ use specta::Type;
 
 use local_mlx::manager::{ProcessOutput as CoreOutput, Timings as CoreTimings};
 use local_mlx::settings::{MlxSettings as CoreSettings, ModelUnloadTimeout as CoreTimeout};
-use local_mlx::store::{
-    DownloadOutcome as CoreOutcome, MlxModelInfo as CoreInfo, MlxModelStatus as CoreStatus,
-};
+use local_mlx::store::{DownloadOutcome as CoreOutcome, MlxModelInfo as CoreInfo, MlxModelStatus as CoreStatus};
 use local_mlx::{
-    EventType as CoreEventType, LoadPhase as CorePhase, MlxModelStateEvent as CoreEvent,
-    ModelState as CoreState,
+    EventType as CoreEventType, LoadPhase as CorePhase, MlxModelStateEvent as CoreEvent, ModelState as CoreState,
 };
 
 fn path_string(path: &Path) -> String {
@@ -143,34 +140,21 @@ impl From<CoreInfo> for MlxModelInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum DownloadOutcome {
-    Downloaded {
-        snapshot: String,
-        fetched_bytes: u64,
-    },
-    AlreadyDownloaded {
-        snapshot: String,
-    },
-    Cancelled {
-        partial_bytes: u64,
-    },
+    Downloaded { snapshot: String, fetched_bytes: u64 },
+    AlreadyDownloaded { snapshot: String },
+    Cancelled { partial_bytes: u64 },
 }
 
 impl From<CoreOutcome> for DownloadOutcome {
     fn from(outcome: CoreOutcome) -> Self {
         match outcome {
-            CoreOutcome::Downloaded {
-                snapshot,
-                fetched_bytes,
-            } => DownloadOutcome::Downloaded {
-                snapshot: path_string(&snapshot),
-                fetched_bytes,
-            },
-            CoreOutcome::AlreadyDownloaded { snapshot } => DownloadOutcome::AlreadyDownloaded {
-                snapshot: path_string(&snapshot),
-            },
-            CoreOutcome::Cancelled { partial_bytes } => {
-                DownloadOutcome::Cancelled { partial_bytes }
+            CoreOutcome::Downloaded { snapshot, fetched_bytes } => {
+                DownloadOutcome::Downloaded { snapshot: path_string(&snapshot), fetched_bytes }
             }
+            CoreOutcome::AlreadyDownloaded { snapshot } => {
+                DownloadOutcome::AlreadyDownloaded { snapshot: path_string(&snapshot) }
+            }
+            CoreOutcome::Cancelled { partial_bytes } => DownloadOutcome::Cancelled { partial_bytes },
         }
     }
 }
@@ -239,16 +223,8 @@ pub struct MlxModelStateEvent {
 
 impl From<CoreEvent> for MlxModelStateEvent {
     fn from(event: CoreEvent) -> Self {
-        let CoreEvent {
-            event_type,
-            model_id,
-            progress,
-            error,
-            downloaded_bytes,
-            total_bytes,
-            bytes_per_second,
-            phase,
-        } = event;
+        let CoreEvent { event_type, model_id, progress, error, downloaded_bytes, total_bytes, bytes_per_second, phase } =
+            event;
         MlxModelStateEvent {
             event_type: event_type.into(),
             model_id,
@@ -326,12 +302,7 @@ pub struct MlxSettings {
 
 impl From<CoreSettings> for MlxSettings {
     fn from(settings: CoreSettings) -> Self {
-        let CoreSettings {
-            selected_model,
-            model_unload_timeout,
-            prompt,
-            uv_path,
-        } = settings;
+        let CoreSettings { selected_model, model_unload_timeout, prompt, uv_path } = settings;
         MlxSettings {
             selected_model,
             model_unload_timeout: model_unload_timeout.into(),
@@ -343,12 +314,7 @@ impl From<CoreSettings> for MlxSettings {
 
 impl From<MlxSettings> for CoreSettings {
     fn from(settings: MlxSettings) -> Self {
-        let MlxSettings {
-            selected_model,
-            model_unload_timeout,
-            prompt,
-            uv_path,
-        } = settings;
+        let MlxSettings { selected_model, model_unload_timeout, prompt, uv_path } = settings;
         CoreSettings {
             selected_model,
             model_unload_timeout: model_unload_timeout.into(),
@@ -369,18 +335,8 @@ pub struct Timings {
 
 impl From<CoreTimings> for Timings {
     fn from(timings: CoreTimings) -> Self {
-        let CoreTimings {
-            start_ms,
-            load_ms,
-            generate_ms,
-            total_ms,
-        } = timings;
-        Timings {
-            start_ms,
-            load_ms,
-            generate_ms,
-            total_ms,
-        }
+        let CoreTimings { start_ms, load_ms, generate_ms, total_ms } = timings;
+        Timings { start_ms, load_ms, generate_ms, total_ms }
     }
 }
 
@@ -400,16 +356,8 @@ pub struct ProcessOutput {
 
 impl From<CoreOutput> for ProcessOutput {
     fn from(output: CoreOutput) -> Self {
-        let CoreOutput {
-            text,
-            enhanced,
-            warnings,
-            model_id,
-            tokens_generated,
-            prompt_tokens,
-            cached_tokens,
-            timings,
-        } = output;
+        let CoreOutput { text, enhanced, warnings, model_id, tokens_generated, prompt_tokens, cached_tokens, timings } =
+            output;
         ProcessOutput {
             text,
             enhanced,
@@ -443,10 +391,7 @@ mod tests {
         assert_eq!(json["model_id"], "org/model");
         assert_eq!(json["progress"], 0.25);
         assert_eq!(json["total_bytes"], 100);
-        let loading = MlxModelStateEvent::from(CoreEvent::loading(
-            "org/model",
-            CorePhase::SyncingEnvironment,
-        ));
+        let loading = MlxModelStateEvent::from(CoreEvent::loading("org/model", CorePhase::SyncingEnvironment));
         let json = serde_json::to_value(loading).unwrap();
         assert_eq!(json["event_type"], "loading_started");
         assert_eq!(json["phase"], "syncing_environment");
@@ -456,13 +401,13 @@ mod tests {
     fn unload_timeouts_keep_the_cores_serde_names() {
         for core in CoreTimeout::ALL {
             let mirrored = ModelUnloadTimeout::from(core);
-            assert_eq!(
-                serde_json::to_value(mirrored).unwrap(),
-                serde_json::to_value(core).unwrap()
-            );
+            assert_eq!(serde_json::to_value(mirrored).unwrap(), serde_json::to_value(core).unwrap());
         }
         let ts = crate::bindings();
-        assert!(ts.contains(r#""never" | "immediately" | "min2" | "min5" | "min10" | "min15" | "hour1" | "sec15""#), "{ts}");
+        assert!(
+            ts.contains(r#""never" | "immediately" | "min2" | "min5" | "min10" | "min15" | "hour1" | "sec15""#),
+            "{ts}"
+        );
     }
 
     #[test]
@@ -474,10 +419,7 @@ mod tests {
             uv_path: Some(PathBuf::from("/opt/uv")),
         };
         let mirrored = MlxSettings::from(core.clone());
-        assert_eq!(
-            serde_json::to_value(&mirrored).unwrap()["model_unload_timeout"],
-            "hour1"
-        );
+        assert_eq!(serde_json::to_value(&mirrored).unwrap()["model_unload_timeout"], "hour1");
         assert_eq!(CoreSettings::from(mirrored), core);
     }
 

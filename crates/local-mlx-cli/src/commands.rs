@@ -45,7 +45,8 @@ fn status(model: Option<&str>, json: bool) -> Result<ExitCode> {
         None => manager.list_models().into_iter().map(|m| m.status).collect(),
     };
     if json {
-        let value = if model.is_some() { serde_json::to_value(&statuses[0])? } else { serde_json::to_value(&statuses)? };
+        let value =
+            if model.is_some() { serde_json::to_value(&statuses[0])? } else { serde_json::to_value(&statuses)? };
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
         print!("{}", table::statuses(&statuses));
@@ -62,7 +63,11 @@ async fn rm(model: &str, json: bool) -> Result<ExitCode> {
             "deleted {model}: {} freed ({} files{})",
             local_mlx::error::human_bytes(report.bytes_freed),
             report.blobs_removed,
-            if report.partial_files_removed > 0 { format!(", {} partial", report.partial_files_removed) } else { String::new() }
+            if report.partial_files_removed > 0 {
+                format!(", {} partial", report.partial_files_removed)
+            } else {
+                String::new()
+            }
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -90,7 +95,11 @@ async fn pull(model: &str, json: bool) -> Result<ExitCode> {
     Ok(match outcome {
         DownloadOutcome::Downloaded { snapshot, fetched_bytes } => {
             if !json {
-                eprintln!("downloaded {model} ({}) to {}", local_mlx::error::human_bytes(fetched_bytes), snapshot.display());
+                eprintln!(
+                    "downloaded {model} ({}) to {}",
+                    local_mlx::error::human_bytes(fetched_bytes),
+                    snapshot.display()
+                );
             }
             ExitCode::SUCCESS
         }

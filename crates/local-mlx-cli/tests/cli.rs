@@ -157,7 +157,9 @@ async fn pull_json_prints_the_seed_events_then_the_outcome() {
 #[tokio::test]
 async fn errors_are_one_line_on_stderr_with_a_non_zero_exit() {
     let env = Env::new(1024).await;
-    for args in [vec!["pull", "not/a/repo"], vec!["pull", "nosuchmodel"], vec!["rm", REPO], vec!["pull", "test-org/missing"]] {
+    for args in
+        [vec!["pull", "not/a/repo"], vec!["pull", "nosuchmodel"], vec!["rm", REPO], vec!["pull", "test-org/missing"]]
+    {
         let output = env.run(&args).await;
         assert!(!output.status.success(), "{args:?}");
         let err = stderr(&output);
@@ -220,5 +222,9 @@ async fn two_processes_pulling_the_same_model_end_with_one_correct_copy() {
     assert!(second.status.success(), "{}", stderr(&second));
     assert_same(&env.snapshot_file(WEIGHTS), &env.weights_source());
     assert!(env.partial_files().is_empty());
-    assert!(env.served() < size + size / 100, "the blob lock kept the second process from downloading it again: {}", env.served());
+    assert!(
+        env.served() < size + size / 100,
+        "the blob lock kept the second process from downloading it again: {}",
+        env.served()
+    );
 }

@@ -1,7 +1,6 @@
 //! `local-mlx process`, the main job, as a user runs it: the real sidecar, the tiny
 //! fixture model from a real hub, and the parent killed on purpose.
 
-
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 

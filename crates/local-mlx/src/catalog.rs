@@ -111,12 +111,7 @@ pub fn resolve(id: &str) -> Result<ModelSpec> {
 /// `[A-Za-z0-9_.-]`, not starting or ending with `-` or `.`, no `--` or `..`
 /// (they would break the cache's `models--org--name` folder naming), no `.git` suffix.
 pub fn validate_repo_id(id: &str) -> Result<()> {
-    let fail = |reason: &str| {
-        Err(Error::InvalidRepoId {
-            id: id.to_string(),
-            reason: reason.to_string(),
-        })
-    };
+    let fail = |reason: &str| Err(Error::InvalidRepoId { id: id.to_string(), reason: reason.to_string() });
     let parts: Vec<&str> = id.split('/').collect();
     if parts.len() != 2 {
         return fail("it must have exactly one '/'");
@@ -167,7 +162,17 @@ mod tests {
     #[test]
     fn malformed_repo_ids_are_refused_with_the_reason() {
         for id in [
-            "a/b/c", "/b", "a/", "a b/c", "a/../b", "a--b/c", "-a/b", "a/b.", "a/b.git", "a/é", "..%2f/x",
+            "a/b/c",
+            "/b",
+            "a/",
+            "a b/c",
+            "a/../b",
+            "a--b/c",
+            "-a/b",
+            "a/b.",
+            "a/b.git",
+            "a/é",
+            "..%2f/x",
             &format!("a/{}", "x".repeat(97)),
         ] {
             let err = resolve(id).expect_err(id);

@@ -24,7 +24,9 @@ pub enum Error {
     #[error("model '{model_id}' is not in the cache at {cache} and HF_HUB_OFFLINE is set: unset HF_HUB_OFFLINE to download it")]
     Offline { model_id: String, cache: PathBuf },
 
-    #[error("repository '{repo}' was not found on {endpoint}: check the model id (private or gated models need HF_TOKEN)")]
+    #[error(
+        "repository '{repo}' was not found on {endpoint}: check the model id (private or gated models need HF_TOKEN)"
+    )]
     RepoNotFound { repo: String, endpoint: String },
 
     #[error("revision '{revision}' of '{repo}' was not found on the hub")]
@@ -53,28 +55,13 @@ pub enum Error {
     Stalled { file: String, secs: u64 },
 
     #[error("'{file}' failed verification: expected {algorithm} {expected}, got {actual}; the bad copy was deleted")]
-    Integrity {
-        file: String,
-        algorithm: &'static str,
-        expected: String,
-        actual: String,
-    },
+    Integrity { file: String, algorithm: &'static str, expected: String, actual: String },
 
     #[error("'{file}' is {actual} bytes but the hub said {expected}")]
-    SizeMismatch {
-        file: String,
-        expected: u64,
-        actual: u64,
-    },
+    SizeMismatch { file: String, expected: u64, actual: u64 },
 
     #[error("not enough disk space in {path}: the download needs {needed} more bytes ({needed_h}), only {available} ({available_h}) are free")]
-    InsufficientDisk {
-        path: PathBuf,
-        needed: u64,
-        available: u64,
-        needed_h: String,
-        available_h: String,
-    },
+    InsufficientDisk { path: PathBuf, needed: u64, available: u64, needed_h: String, available_h: String },
 
     #[error("cannot {action} {path}: {source}")]
     Io {
@@ -85,10 +72,7 @@ pub enum Error {
     },
 
     #[error("'{in_progress}' is already downloading: wait for it or cancel it before downloading '{requested}'")]
-    DownloadInProgress {
-        in_progress: String,
-        requested: String,
-    },
+    DownloadInProgress { in_progress: String, requested: String },
 
     #[error("no download is in progress")]
     NoActiveDownload,
@@ -97,34 +81,24 @@ pub enum Error {
     NothingToRetry,
 
     #[error("model '{model_id}' is {state}: {action} is not possible now")]
-    Busy {
-        model_id: String,
-        state: String,
-        action: &'static str,
-    },
+    Busy { model_id: String, state: String, action: &'static str },
 
     #[error("model '{model_id}' is not downloaded: run `local-mlx pull {model_id}` (or press Download) first")]
     NotDownloaded { model_id: String },
 
     #[error("model '{model_id}' cannot go from {from:?} by {transition:?}")]
-    IllegalTransition {
-        model_id: String,
-        from: ModelState,
-        transition: Transition,
-    },
+    IllegalTransition { model_id: String, from: ModelState, transition: Transition },
 
-    #[error("the transcript is {chars} characters long; the most local-mlx enhances at once is {max}: split it into parts")]
+    #[error(
+        "the transcript is {chars} characters long; the most local-mlx enhances at once is {max}: split it into parts"
+    )]
     TranscriptTooLong { chars: usize, max: usize },
 
     #[error(transparent)]
     Sidecar(#[from] crate::sidecar::SidecarError),
 
     #[error("download of '{model_id}' failed after {attempts} attempts: {last}")]
-    DownloadFailed {
-        model_id: String,
-        attempts: u32,
-        last: Box<Error>,
-    },
+    DownloadFailed { model_id: String, attempts: u32, last: Box<Error> },
 }
 
 impl Error {
@@ -176,11 +150,7 @@ impl Error {
     }
 
     pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            action,
-            path: path.into(),
-            source,
-        }
+        Error::Io { action, path: path.into(), source }
     }
 }
 

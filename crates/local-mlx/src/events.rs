@@ -78,18 +78,12 @@ impl MlxModelStateEvent {
 
     /// A `loading_started` event saying which step the load is in.
     pub fn loading(model_id: impl Into<String>, phase: LoadPhase) -> Self {
-        MlxModelStateEvent {
-            phase: Some(phase),
-            ..Self::new(EventType::LoadingStarted, model_id)
-        }
+        MlxModelStateEvent { phase: Some(phase), ..Self::new(EventType::LoadingStarted, model_id) }
     }
 
     /// An `error` event carrying the message.
     pub fn error(model_id: impl Into<String>, message: impl Into<String>) -> Self {
-        MlxModelStateEvent {
-            error: Some(message.into()),
-            ..Self::new(EventType::Error, model_id)
-        }
+        MlxModelStateEvent { error: Some(message.into()), ..Self::new(EventType::Error, model_id) }
     }
 
     /// A `download_progress` event.

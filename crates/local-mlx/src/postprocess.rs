@@ -42,10 +42,7 @@ pub struct Prompt {
 
 /// Split `template` into the system message and put `transcript` in the user message.
 pub fn build_prompt(template: &str, transcript: &str) -> Prompt {
-    Prompt {
-        system: template.replace(OUTPUT_PLACEHOLDER, "").trim().to_string(),
-        user: transcript.trim().to_string(),
-    }
+    Prompt { system: template.replace(OUTPUT_PLACEHOLDER, "").trim().to_string(), user: transcript.trim().to_string() }
 }
 
 /// A token budget that fits a cleaned-up copy of `transcript` with room to spare:
@@ -107,11 +104,7 @@ pub fn guard(input: &str, raw_output: &str, finish_reason: Option<&str>) -> Guar
     if out_len > in_len * 3 + 80 {
         return keep(format!("the answer ({out_len} characters) is far longer than the transcript ({in_len})"));
     }
-    Guarded {
-        text: output,
-        enhanced: true,
-        warnings: Vec::new(),
-    }
+    Guarded { text: output, enhanced: true, warnings: Vec::new() }
 }
 
 /// Small models like to announce their answer ("Here's the corrected text:"), on a
@@ -139,7 +132,11 @@ fn drop_preamble(text: &str) -> &str {
 fn unquote(text: &str) -> &str {
     let t = text.trim();
     for (open, close) in [('"', '"'), ('“', '”')] {
-        if t.len() >= 2 && t.starts_with(open) && t.ends_with(close) && t[1..t.len() - close.len_utf8()].find(close).is_none() {
+        if t.len() >= 2
+            && t.starts_with(open)
+            && t.ends_with(close)
+            && t[1..t.len() - close.len_utf8()].find(close).is_none()
+        {
             return t[open.len_utf8()..t.len() - close.len_utf8()].trim();
         }
     }
@@ -178,15 +175,29 @@ mod tests {
 
     #[test]
     fn a_good_answer_passes_the_guards() {
-        let g = guard("um so i think we should uh meet tomorrow", "<think></think>I think we should meet tomorrow.", Some("stop"));
+        let g = guard(
+            "um so i think we should uh meet tomorrow",
+            "<think></think>I think we should meet tomorrow.",
+            Some("stop"),
+        );
         assert_eq!(g, Guarded { text: "I think we should meet tomorrow.".into(), enhanced: true, warnings: vec![] });
         assert_eq!(guard("hello there", "\"Hello there.\"", Some("stop")).text, "Hello there.");
         let announced = "Here's a revised version of the sentence with some suggested improvements: \n\nI think we should meet tomorrow.";
-        assert_eq!(guard("um i think we should uh meet tomorrow", announced, Some("stop")).text, "I think we should meet tomorrow.");
+        assert_eq!(
+            guard("um i think we should uh meet tomorrow", announced, Some("stop")).text,
+            "I think we should meet tomorrow."
+        );
         assert_eq!(guard("a list: one", "Items:\n", Some("stop")).text, "Items:", "a lone line ending in ':' is kept");
         let inline = "Here's a corrected version of the sentence: \"So I think we should meet tomorrow.\"";
-        assert_eq!(guard("um so i think we should uh meet tomorrow", inline, Some("stop")).text, "So I think we should meet tomorrow.");
-        assert_eq!(guard("note: buy milk", "Note: buy milk.", Some("stop")).text, "Note: buy milk.", "only lead-ins are dropped");
+        assert_eq!(
+            guard("um so i think we should uh meet tomorrow", inline, Some("stop")).text,
+            "So I think we should meet tomorrow."
+        );
+        assert_eq!(
+            guard("note: buy milk", "Note: buy milk.", Some("stop")).text,
+            "Note: buy milk.",
+            "only lead-ins are dropped"
+        );
     }
 
     #[test]

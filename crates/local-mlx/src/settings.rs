@@ -92,7 +92,9 @@ impl MlxSettings {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
                 Error::io("read the settings in", path, std::io::Error::new(std::io::ErrorKind::InvalidData, e))
             }),
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => Ok(Self::default()),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => {
+                Ok(Self::default())
+            }
             Err(e) => Err(Error::io("read", path, e)),
         }
     }
@@ -133,7 +135,19 @@ mod tests {
     #[test]
     fn unload_timeouts_use_handys_names_and_durations() {
         let names: Vec<String> = ModelUnloadTimeout::ALL.iter().map(|t| serde_json::to_string(t).unwrap()).collect();
-        assert_eq!(names, ["\"never\"", "\"immediately\"", "\"min2\"", "\"min5\"", "\"min10\"", "\"min15\"", "\"hour1\"", "\"sec15\""]);
+        assert_eq!(
+            names,
+            [
+                "\"never\"",
+                "\"immediately\"",
+                "\"min2\"",
+                "\"min5\"",
+                "\"min10\"",
+                "\"min15\"",
+                "\"hour1\"",
+                "\"sec15\""
+            ]
+        );
         assert_eq!(ModelUnloadTimeout::default(), ModelUnloadTimeout::Min5);
         assert_eq!(ModelUnloadTimeout::Never.idle_limit(), None);
         assert_eq!(ModelUnloadTimeout::Immediately.idle_limit(), Some(Duration::ZERO));
@@ -145,7 +159,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/settings.json");
         assert_eq!(MlxSettings::load(&path).unwrap(), MlxSettings::default());
-        let settings = MlxSettings { selected_model: "a/b".into(), model_unload_timeout: ModelUnloadTimeout::Never, ..Default::default() };
+        let settings = MlxSettings {
+            selected_model: "a/b".into(),
+            model_unload_timeout: ModelUnloadTimeout::Never,
+            ..Default::default()
+        };
         settings.save(&path).unwrap();
         assert_eq!(MlxSettings::load(&path).unwrap(), settings);
         std::fs::write(&path, r#"{"selected_model": "x/y", "future_field": 1}"#).unwrap();

@@ -110,10 +110,8 @@ mod tests {
     fn every_pair_is_legal_exactly_when_the_seed_diagram_has_the_edge() {
         for state in STATES {
             for transition in TRANSITIONS {
-                let expected = LEGAL
-                    .iter()
-                    .find(|(from, by, _)| *from == state && *by == transition)
-                    .map(|(_, _, to)| *to);
+                let expected =
+                    LEGAL.iter().find(|(from, by, _)| *from == state && *by == transition).map(|(_, _, to)| *to);
                 assert_eq!(state.next(transition), expected, "{state:?} --{transition:?}-->");
             }
         }

@@ -111,11 +111,7 @@ impl ModelStore {
     /// The catalog, then custom models seen in this process, each with its status.
     pub fn list_models(&self) -> Vec<MlxModelInfo> {
         let custom = self.lock().custom.clone();
-        catalog::builtin_models()
-            .into_iter()
-            .chain(custom)
-            .map(|spec| self.info(&spec))
-            .collect()
+        catalog::builtin_models().into_iter().chain(custom).map(|spec| self.info(&spec)).collect()
     }
 
     /// The spec of `model_id` (catalog or custom), remembering custom ones for the list.
@@ -173,20 +169,14 @@ impl ModelStore {
                 return Ok(DownloadOutcome::AlreadyDownloaded { snapshot });
             }
             if self.config().offline {
-                return Err(Error::Offline {
-                    model_id: spec.id.clone(),
-                    cache: self.config().cache_dir.clone(),
-                });
+                return Err(Error::Offline { model_id: spec.id.clone(), cache: self.config().cache_dir.clone() });
             }
             let from = inner.passing.get(&spec.id).copied().unwrap_or(ModelState::NotDownloaded);
             let to = next(&spec.id, from, Transition::StartDownload)?;
             inner.passing.insert(spec.id.clone(), to);
             inner.errors.remove(&spec.id);
             let cancel = CancellationToken::new();
-            inner.active = Some(ActiveDownload {
-                model_id: spec.id.clone(),
-                cancel: cancel.clone(),
-            });
+            inner.active = Some(ActiveDownload { model_id: spec.id.clone(), cancel: cancel.clone() });
             cancel
         };
         self.sink.emit(MlxModelStateEvent::new(EventType::DownloadStarted, &spec.id));
@@ -228,7 +218,9 @@ impl ModelStore {
                 let partial_bytes = self.downloader.cache().repo(&spec.repo).partial_bytes();
                 self.sink.emit(MlxModelStateEvent::error(
                     &spec.id,
-                    format!("download cancelled; {partial_bytes} bytes are kept and the next download resumes from them"),
+                    format!(
+                        "download cancelled; {partial_bytes} bytes are kept and the next download resumes from them"
+                    ),
                 ));
                 Ok(DownloadOutcome::Cancelled { partial_bytes })
             }
@@ -298,7 +290,9 @@ impl ModelStore {
         let to = next(&spec.id, from, transition)?;
         let mut inner = self.lock();
         match to {
-            ModelState::Loading | ModelState::Ready | ModelState::Downloading => inner.passing.insert(spec.id.clone(), to),
+            ModelState::Loading | ModelState::Ready | ModelState::Downloading => {
+                inner.passing.insert(spec.id.clone(), to)
+            }
             _ => inner.passing.remove(&spec.id),
         };
         drop(inner);
@@ -322,10 +316,7 @@ impl ModelStore {
     /// Mark a generation as started on `model_id`; dropping the guard ends it.
     pub fn generating(self: &Arc<Self>, model_id: &str) -> GeneratingGuard {
         *self.lock().generating.entry(model_id.to_string()).or_default() += 1;
-        GeneratingGuard {
-            store: self.clone(),
-            model_id: model_id.to_string(),
-        }
+        GeneratingGuard { store: self.clone(), model_id: model_id.to_string() }
     }
 
     fn info(&self, spec: &ModelSpec) -> MlxModelInfo {
@@ -390,9 +381,5 @@ impl Drop for GeneratingGuard {
 }
 
 fn next(model_id: &str, from: ModelState, transition: Transition) -> Result<ModelState> {
-    from.next(transition).ok_or_else(|| Error::IllegalTransition {
-        model_id: model_id.to_string(),
-        from,
-        transition,
-    })
+    from.next(transition).ok_or_else(|| Error::IllegalTransition { model_id: model_id.to_string(), from, transition })
 }

@@ -21,7 +21,12 @@ fn assert_nothing_downloaded(env: &Env, repo: &str) {
 #[tokio::test]
 async fn an_unknown_name_and_a_malformed_repo_id_are_refused_before_any_request() {
     let env = env().await;
-    for (id, kind) in [("qwen", "unknown_model"), ("a/b/c", "invalid_repo_id"), ("../etc", "invalid_repo_id"), ("org/na me", "invalid_repo_id")] {
+    for (id, kind) in [
+        ("qwen", "unknown_model"),
+        ("a/b/c", "invalid_repo_id"),
+        ("../etc", "invalid_repo_id"),
+        ("org/na me", "invalid_repo_id"),
+    ] {
         let err = env.manager.download(id).await.unwrap_err();
         assert_eq!(err.kind(), kind, "{id}: {err}");
         assert_eq!(env.manager.model_status(id).unwrap_err().kind(), kind);
@@ -84,7 +89,10 @@ async fn offline_mode_with_the_model_missing_says_how_to_fix_it() {
 
     // Once the model is in the cache, offline mode is happy.
     env.manager.download(SMALL_REPO).await.unwrap();
-    assert!(matches!(offline.download(SMALL_REPO).await.unwrap(), local_mlx::DownloadOutcome::AlreadyDownloaded { .. }));
+    assert!(matches!(
+        offline.download(SMALL_REPO).await.unwrap(),
+        local_mlx::DownloadOutcome::AlreadyDownloaded { .. }
+    ));
 }
 
 #[tokio::test]
@@ -163,7 +171,8 @@ async fn a_model_deleted_by_another_tool_is_not_downloaded() {
 async fn the_token_is_sent_when_the_hub_requires_one() {
     let tmp = tempfile::tempdir().unwrap();
     small_repo(tmp.path(), SMALL_REPO);
-    let hub = test_hub::TestHub::start_with(test_hub::Config::new(tmp.path()).require_token("hf_secret")).await.unwrap();
+    let hub =
+        test_hub::TestHub::start_with(test_hub::Config::new(tmp.path()).require_token("hf_secret")).await.unwrap();
     let cache = tmp.path().join("cache");
 
     let anonymous = MlxModelManager::with_hub(test_config(&hub.url(), &cache), Arc::new(NullSink)).unwrap();

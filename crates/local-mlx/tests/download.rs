@@ -38,7 +38,8 @@ async fn a_download_lands_in_the_huggingface_layout_with_only_mlx_lm_files() {
     }
     assert!(tree(&repo.blobs_dir()).iter().all(|b| !b.ends_with(".incomplete")));
     assert_eq!(env.manager.model_status(SMALL_REPO).unwrap().state, ModelState::Downloaded);
-    let listed = env.manager.list_models().into_iter().find(|m| m.id == SMALL_REPO).expect("a custom model is listed once used");
+    let listed =
+        env.manager.list_models().into_iter().find(|m| m.id == SMALL_REPO).expect("a custom model is listed once used");
     let on_disk: u64 = files.iter().map(|f| std::fs::metadata(snapshot.join(f)).unwrap().len()).sum();
     assert_eq!(listed.size_bytes, on_disk, "a downloaded custom model's size is exact");
 }

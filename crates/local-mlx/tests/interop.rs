@@ -31,9 +31,11 @@ print(json.dumps({
     "revisions": [rev.commit_hash for rev in r.revisions],
 }))
 "#;
-    let out = tokio::task::spawn_blocking(move || python(script, &[("HF_HUB_CACHE", cache.to_str().unwrap()), ("HF_HUB_OFFLINE", "1")]))
-        .await
-        .unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        python(script, &[("HF_HUB_CACHE", cache.to_str().unwrap()), ("HF_HUB_OFFLINE", "1")])
+    })
+    .await
+    .unwrap();
     let seen: serde_json::Value = serde_json::from_str(out.trim().lines().last().unwrap()).unwrap();
     assert_eq!(seen["path"], snapshot.to_str().unwrap());
     assert_eq!(seen["warnings"], serde_json::json!([]), "scan_cache_dir found problems");
@@ -53,9 +55,11 @@ async fn a_model_huggingface_hub_downloaded_is_downloaded_for_us() {
 from huggingface_hub import snapshot_download
 print(snapshot_download("test-org/small-model", allow_patterns=["*.json", "model*.safetensors"]))
 "#;
-    let out = tokio::task::spawn_blocking(move || python(script, &[("HF_HUB_CACHE", cache.to_str().unwrap()), ("HF_ENDPOINT", &url)]))
-        .await
-        .unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        python(script, &[("HF_HUB_CACHE", cache.to_str().unwrap()), ("HF_ENDPOINT", &url)])
+    })
+    .await
+    .unwrap();
     let python_path = out.trim().lines().last().unwrap().to_string();
 
     let status = env.manager.model_status(SMALL_REPO).unwrap();

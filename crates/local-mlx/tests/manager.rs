@@ -38,7 +38,10 @@ async fn a_cold_call_starts_the_sidecar_loads_and_generates_and_a_warm_call_does
     assert_eq!(cold.model_id, env.model);
     let phases: Vec<Option<LoadPhase>> =
         env.sink.events().iter().filter(|e| e.event_type == EventType::LoadingStarted).map(|e| e.phase).collect();
-    assert!(phases.contains(&Some(LoadPhase::StartingServer)) && phases.contains(&Some(LoadPhase::LoadingModel)), "{phases:?}");
+    assert!(
+        phases.contains(&Some(LoadPhase::StartingServer)) && phases.contains(&Some(LoadPhase::LoadingModel)),
+        "{phases:?}"
+    );
     assert_eq!(count(&env, EventType::LoadingCompleted), 1);
     assert_eq!(env.manager.model_status(&env.model).unwrap().state, ModelState::Ready);
     let pid = env.manager.sidecar_pid().unwrap();
@@ -181,7 +184,8 @@ async fn smol_answers_with_real_text() {
     let env = SidecarEnv::new("smol", ModelUnloadTimeout::Never).await;
     let out = env.manager.process_text("um so i think we should uh meet tomorrow at noon").await.unwrap();
     assert!(out.tokens_generated > 0);
-    let words: Vec<String> = out.text.split_whitespace().map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase()).collect();
+    let words: Vec<String> =
+        out.text.split_whitespace().map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase()).collect();
     assert!(words.iter().any(|w| w == "meet") && words.iter().any(|w| w == "tomorrow"), "{out:?}");
     assert!(out.text.chars().all(|c| !c.is_control() || c == '\n'), "{out:?}");
 }

@@ -43,14 +43,7 @@ pub(crate) struct BodySource {
 }
 
 pub(crate) fn stream(source: BodySource) -> Body {
-    let streamer = Streamer {
-        source,
-        file: None,
-        sent: 0,
-        stalled: false,
-        done: false,
-        rate_origin: None,
-    };
+    let streamer = Streamer { source, file: None, sent: 0, stalled: false, done: false, rate_origin: None };
     Body::from_stream(futures_util::stream::unfold(streamer, |mut s| async move {
         let item = s.next_chunk().await?;
         Some((item, s))
@@ -108,8 +101,7 @@ impl Streamer {
         }
         if let Some(rate) = plan.bytes_per_sec.filter(|rate| *rate > 0) {
             n = n.min((rate / THROTTLE_TICKS_PER_SEC).max(1));
-            let (origin, origin_sent) =
-                *self.rate_origin.get_or_insert((Instant::now(), self.sent));
+            let (origin, origin_sent) = *self.rate_origin.get_or_insert((Instant::now(), self.sent));
             let due = (self.sent + n - origin_sent) as f64 / rate as f64;
             if !self.wait(Some(origin + Duration::from_secs_f64(due))).await {
                 return self.fail("hub shut down during a throttled send");

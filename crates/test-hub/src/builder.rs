@@ -25,35 +25,25 @@ pub struct RepoBuilder {
 impl RepoBuilder {
     /// `repo` is `org/name`.
     pub fn new(root: impl AsRef<Path>, repo: &str) -> Self {
-        RepoBuilder {
-            root: root.as_ref().to_path_buf(),
-            repo: repo.to_string(),
-            files: Vec::new(),
-        }
+        RepoBuilder { root: root.as_ref().to_path_buf(), repo: repo.to_string(), files: Vec::new() }
     }
 
     /// A file with these bytes; `path` is repo-relative with `/` separators.
     pub fn file(mut self, path: &str, bytes: impl AsRef<[u8]>) -> Self {
-        self.files
-            .push((path.to_string(), Content::Bytes(bytes.as_ref().to_vec())));
+        self.files.push((path.to_string(), Content::Bytes(bytes.as_ref().to_vec())));
         self
     }
 
     /// A file of `len` bytes of [`pattern`]`(seed)`, written without holding it in memory.
     pub fn pattern_file(mut self, path: &str, len: u64, seed: u64) -> Self {
-        self.files
-            .push((path.to_string(), Content::Pattern { len, seed }));
+        self.files.push((path.to_string(), Content::Pattern { len, seed }));
         self
     }
 
     /// Writes the files; returns the repo folder.
     pub fn build(self) -> Result<PathBuf> {
-        let invalid = |what: &str| {
-            Error::io(
-                &self.root,
-                std::io::Error::new(std::io::ErrorKind::InvalidInput, what.to_string()),
-            )
-        };
+        let invalid =
+            |what: &str| Error::io(&self.root, std::io::Error::new(std::io::ErrorKind::InvalidInput, what.to_string()));
         let parts: Vec<&str> = self.repo.split('/').collect();
         if parts.len() != 2 || parts.iter().any(|p| p.is_empty() || *p == "..") {
             return Err(invalid(&format!("repo id {:?} is not org/name", self.repo)));
@@ -62,10 +52,7 @@ impl RepoBuilder {
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         for (path, content) in &self.files {
             let relative = Path::new(path);
-            if !relative
-                .components()
-                .all(|c| matches!(c, Component::Normal(_)))
-            {
+            if !relative.components().all(|c| matches!(c, Component::Normal(_))) {
                 return Err(invalid(&format!("file path {path:?} leaves the repo")));
             }
             let abs_path = dir.join(relative);
@@ -150,9 +137,7 @@ mod tests {
     #[test]
     fn paths_leaving_the_repo_are_refused() {
         let root = tempfile::tempdir().unwrap();
-        let result = RepoBuilder::new(root.path(), "org/name")
-            .file("../escape", b"x")
-            .build();
+        let result = RepoBuilder::new(root.path(), "org/name").file("../escape", b"x").build();
         assert!(result.is_err());
     }
 }

@@ -23,11 +23,7 @@ pub enum Error {
 
     /// `commit` is sent as `X-Repo-Commit`, which `huggingface_hub` uses to cache the absence.
     #[error("{path} not found in {repo} at {commit}")]
-    EntryNotFound {
-        repo: String,
-        path: String,
-        commit: String,
-    },
+    EntryNotFound { repo: String, path: String, commit: String },
 
     #[error("invalid credentials in Authorization header")]
     Unauthorized,
@@ -55,10 +51,7 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            source,
-        }
+        Error::Io { path: path.into(), source }
     }
 
     fn status_and_code(&self) -> (StatusCode, Option<&'static str>) {
@@ -68,9 +61,7 @@ impl Error {
             Error::EntryNotFound { .. } => (StatusCode::NOT_FOUND, Some("EntryNotFound")),
             Error::Unauthorized => (StatusCode::UNAUTHORIZED, None),
             Error::RangeNotSatisfiable { .. } => (StatusCode::RANGE_NOT_SATISFIABLE, None),
-            Error::Io { .. } | Error::Bind { .. } | Error::Join(_) => {
-                (StatusCode::INTERNAL_SERVER_ERROR, None)
-            }
+            Error::Io { .. } | Error::Bind { .. } | Error::Join(_) => (StatusCode::INTERNAL_SERVER_ERROR, None),
         }
     }
 }
@@ -87,10 +78,7 @@ impl IntoResponse for Error {
         let body = serde_json::json!({ "error": message }).to_string();
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if let Some(code) = code {
             headers.insert("x-error-code", HeaderValue::from_static(code));
         }

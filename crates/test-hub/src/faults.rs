@@ -83,13 +83,7 @@ pub struct Fault {
 
 impl Fault {
     fn new(kind: FaultKind) -> Self {
-        Fault {
-            kind,
-            repo: None,
-            path: None,
-            route: None,
-            times: None,
-        }
+        Fault { kind, repo: None, path: None, route: None, times: None }
     }
 
     pub fn status(status: u16) -> Self {
@@ -102,10 +96,7 @@ impl Fault {
 
     /// `None` stalls until the client gives up (or the hub shuts down).
     pub fn stall_after(bytes: u64, duration: Option<Duration>) -> Self {
-        Self::new(FaultKind::StallAfter {
-            bytes,
-            secs: duration.map(|d| d.as_secs_f64()),
-        })
+        Self::new(FaultKind::StallAfter { bytes, secs: duration.map(|d| d.as_secs_f64()) })
     }
 
     pub fn corrupt(offset: u64) -> Self {
@@ -122,11 +113,7 @@ impl Fault {
 
     /// Answer API routes with `body` (status 200 unless changed with [`Fault::with_status`]).
     pub fn api_body(body: impl Into<String>, content_type: impl Into<String>) -> Self {
-        Self::new(FaultKind::ApiBody {
-            body: body.into(),
-            content_type: content_type.into(),
-            status: None,
-        })
+        Self::new(FaultKind::ApiBody { body: body.into(), content_type: content_type.into(), status: None })
     }
 
     /// Sets the status of an `api_body` fault; no effect on other kinds.
@@ -160,17 +147,11 @@ impl Fault {
     fn hits(&self, target: &Target<'_>) -> bool {
         self.route.is_none_or(|route| route == target.route)
             && self.repo.as_deref().is_none_or(|repo| repo == target.repo)
-            && self
-                .path
-                .as_deref()
-                .is_none_or(|path| target.paths.contains(&path))
+            && self.path.as_deref().is_none_or(|path| target.paths.contains(&path))
     }
 
     fn is_body_fault(&self) -> bool {
-        !matches!(
-            self.kind,
-            FaultKind::Status { .. } | FaultKind::ApiBody { .. }
-        )
+        !matches!(self.kind, FaultKind::Status { .. } | FaultKind::ApiBody { .. })
     }
 }
 
@@ -224,15 +205,9 @@ impl Faults {
     /// Consumes the first matching `api_body` fault (API routes only).
     pub fn take_api_body(&self, target: &Target<'_>) -> Option<ApiBody> {
         self.take_first(target, |kind| match kind {
-            FaultKind::ApiBody {
-                body,
-                content_type,
-                status,
-            } => Some(ApiBody {
-                status: status.unwrap_or(200),
-                content_type: content_type.clone(),
-                body: body.clone(),
-            }),
+            FaultKind::ApiBody { body, content_type, status } => {
+                Some(ApiBody { status: status.unwrap_or(200), content_type: content_type.clone(), body: body.clone() })
+            }
             _ => None,
         })
     }
@@ -263,15 +238,9 @@ impl Faults {
         plan
     }
 
-    fn take_first<T>(
-        &self,
-        target: &Target<'_>,
-        pick: impl Fn(&FaultKind) -> Option<T>,
-    ) -> Option<T> {
+    fn take_first<T>(&self, target: &Target<'_>, pick: impl Fn(&FaultKind) -> Option<T>) -> Option<T> {
         let mut armed = self.armed.lock().expect("faults lock");
-        let index = armed
-            .iter()
-            .position(|fault| fault.hits(target) && pick(&fault.kind).is_some())?;
+        let index = armed.iter().position(|fault| fault.hits(target) && pick(&fault.kind).is_some())?;
         let picked = pick(&armed[index].kind);
         use_once(&mut armed[index]);
         if armed[index].times == Some(0) {
@@ -292,11 +261,7 @@ mod tests {
     use super::*;
 
     fn target<'a>(route: Route, paths: &'a [&'a str]) -> Target<'a> {
-        Target {
-            route,
-            repo: "org/name",
-            paths,
-        }
+        Target { route, repo: "org/name", paths }
     }
 
     #[test]
@@ -312,17 +277,10 @@ mod tests {
         ]"#;
         let faults: Vec<Fault> = serde_json::from_str(json).unwrap();
         assert_eq!(faults[0], Fault::status(503).on_route(Route::Api).times(2));
-        assert_eq!(
-            faults[1],
-            Fault::reset_after(10).on_path("model.safetensors")
-        );
-        assert_eq!(
-            faults[2],
-            Fault::stall_after(5, Some(Duration::from_millis(500))).on_repo("org/name")
-        );
+        assert_eq!(faults[1], Fault::reset_after(10).on_path("model.safetensors"));
+        assert_eq!(faults[2], Fault::stall_after(5, Some(Duration::from_millis(500))).on_repo("org/name"));
         assert_eq!(faults[6], Fault::api_body("<html>", "text/html"));
-        let round_trip: Vec<Fault> =
-            serde_json::from_str(&serde_json::to_string(&faults).unwrap()).unwrap();
+        let round_trip: Vec<Fault> = serde_json::from_str(&serde_json::to_string(&faults).unwrap()).unwrap();
         assert_eq!(round_trip, faults);
     }
 
@@ -354,9 +312,6 @@ mod tests {
         assert_eq!(faults.take_status(&target(Route::Resolve, &["a"])), None);
         assert_eq!(faults.take_status(&target(Route::Lfs, &["b"])), None);
         assert_eq!(faults.take_status(&target(Route::Api, &[])), None);
-        assert_eq!(
-            faults.take_status(&target(Route::Lfs, &["sha", "a"])),
-            Some(500)
-        );
+        assert_eq!(faults.take_status(&target(Route::Lfs, &["sha", "a"])), Some(500));
     }
 }

@@ -21,11 +21,7 @@ pub struct Fixture {
 
 /// The workspace root (holds `tools/` and `python-backend/`).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .nth(2)
-        .expect("crates/test-hub is two levels deep")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).expect("crates/test-hub is two levels deep").to_path_buf()
 }
 
 /// Build (or find, cached) the fixture `key` (`tiny`, `smol`). Panics with the
@@ -40,9 +36,7 @@ pub fn fixture(key: &str) -> Fixture {
         .arg(key)
         .env("UV_PYTHON_DOWNLOADS", "never")
         .output()
-        .expect(
-            "uv must be installed to build the fixture models (tools/ensure-uv.sh installs it)",
-        );
+        .expect("uv must be installed to build the fixture models (tools/ensure-uv.sh installs it)");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -55,14 +49,6 @@ pub fn fixture(key: &str) -> Fixture {
         .unwrap_or_else(|| panic!("no '{key}' line from build_fixtures.py: {stdout}"));
     let fields: Vec<&str> = line.split('\t').collect();
     let path = PathBuf::from(fields[2]);
-    let repos = path
-        .ancestors()
-        .nth(2)
-        .expect("<root>/repos/<org>/<name>")
-        .to_path_buf();
-    Fixture {
-        repo_id: fields[1].to_string(),
-        path,
-        repos,
-    }
+    let repos = path.ancestors().nth(2).expect("<root>/repos/<org>/<name>").to_path_buf();
+    Fixture { repo_id: fields[1].to_string(), path, repos }
 }

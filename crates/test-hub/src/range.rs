@@ -32,10 +32,7 @@ pub(crate) fn parse(header: Option<&str>, size: u64) -> ByteRange {
         (true, false) => match parse_num(last) {
             Some(0) => ByteRange::Unsatisfiable,
             Some(_) if size == 0 => ByteRange::Unsatisfiable,
-            Some(n) => ByteRange::Partial {
-                start: size.saturating_sub(n),
-                end: size - 1,
-            },
+            Some(n) => ByteRange::Partial { start: size.saturating_sub(n), end: size - 1 },
             None => ByteRange::Full,
         },
         (false, _) => {
@@ -53,10 +50,7 @@ pub(crate) fn parse(header: Option<&str>, size: u64) -> ByteRange {
             if start >= size {
                 return ByteRange::Unsatisfiable;
             }
-            ByteRange::Partial {
-                start,
-                end: end.map_or(size - 1, |end| end.min(size - 1)),
-            }
+            ByteRange::Partial { start, end: end.map_or(size - 1, |end| end.min(size - 1)) }
         }
         (true, true) => ByteRange::Full,
     }
@@ -72,10 +66,7 @@ mod tests {
         assert_eq!(parse(None, 100), ByteRange::Full);
         assert_eq!(p("bytes=0-9"), ByteRange::Partial { start: 0, end: 9 });
         assert_eq!(p("bytes=90-"), ByteRange::Partial { start: 90, end: 99 });
-        assert_eq!(
-            p("bytes=90-1000"),
-            ByteRange::Partial { start: 90, end: 99 }
-        );
+        assert_eq!(p("bytes=90-1000"), ByteRange::Partial { start: 90, end: 99 });
         assert_eq!(p("bytes=-10"), ByteRange::Partial { start: 90, end: 99 });
         assert_eq!(p("bytes=-1000"), ByteRange::Partial { start: 0, end: 99 });
         assert_eq!(p("bytes=100-"), ByteRange::Unsatisfiable);

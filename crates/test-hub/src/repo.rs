@@ -32,9 +32,7 @@ pub const LFS_EXTENSIONS: &[&str] = &["safetensors", "gguf", "bin", "npz"];
 
 /// Whether a file of this path and size is served as an LFS file (302 to `/_lfs/...`).
 pub fn is_lfs(path: &str, size: u64) -> bool {
-    let extension = path
-        .rsplit_once('.')
-        .map(|(_, ext)| ext.to_ascii_lowercase());
+    let extension = path.rsplit_once('.').map(|(_, ext)| ext.to_ascii_lowercase());
     size >= LFS_MIN_SIZE || extension.is_some_and(|ext| LFS_EXTENSIONS.contains(&ext.as_str()))
 }
 
@@ -77,9 +75,7 @@ impl Snapshot {
     }
 
     pub fn lfs_file(&self, sha256: &str) -> Option<&RepoFile> {
-        self.files
-            .values()
-            .find(|file| file.lfs.as_ref().is_some_and(|lfs| lfs.sha256 == sha256))
+        self.files.values().find(|file| file.lfs.as_ref().is_some_and(|lfs| lfs.sha256 == sha256))
     }
 
     pub fn total_size(&self) -> u64 {
@@ -109,10 +105,7 @@ pub struct RepoIndex {
 
 impl RepoIndex {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        RepoIndex {
-            root: root.into(),
-            hashes: Mutex::new(HashMap::new()),
-        }
+        RepoIndex { root: root.into(), hashes: Mutex::new(HashMap::new()) }
     }
 
     pub fn root(&self) -> &Path {
@@ -131,13 +124,9 @@ impl RepoIndex {
             let lfs = is_lfs(&path, stamp.size);
             let hash = self.content_hash(&abs_path, stamp, lfs).await?;
             let file = match hash {
-                ContentHash::GitSha1(blob_oid) => RepoFile {
-                    path: path.clone(),
-                    abs_path,
-                    size: stamp.size,
-                    blob_oid,
-                    lfs: None,
-                },
+                ContentHash::GitSha1(blob_oid) => {
+                    RepoFile { path: path.clone(), abs_path, size: stamp.size, blob_oid, lfs: None }
+                }
                 ContentHash::Sha256(sha256) => {
                     let pointer = lfs_pointer(&sha256, stamp.size);
                     RepoFile {
@@ -145,29 +134,19 @@ impl RepoIndex {
                         abs_path,
                         size: stamp.size,
                         blob_oid: git_blob_sha1(pointer.as_bytes()),
-                        lfs: Some(LfsInfo {
-                            sha256,
-                            pointer_size: pointer.len() as u64,
-                        }),
+                        lfs: Some(LfsInfo { sha256, pointer_size: pointer.len() as u64 }),
                     }
                 }
             };
             files.insert(path, file);
         }
-        Ok(Arc::new(Snapshot {
-            commit: commit_id(repo, &files),
-            files,
-        }))
+        Ok(Arc::new(Snapshot { commit: commit_id(repo, &files), files }))
     }
 
     fn repo_dir(&self, repo: &str) -> Result<PathBuf> {
-        let not_found = || Error::RepoNotFound {
-            repo: repo.to_string(),
-        };
+        let not_found = || Error::RepoNotFound { repo: repo.to_string() };
         let (org, name) = repo.split_once('/').ok_or_else(not_found)?;
-        let plain = |part: &str| {
-            !part.is_empty() && part != "." && part != ".." && !part.contains(['/', '\\'])
-        };
+        let plain = |part: &str| !part.is_empty() && part != "." && part != ".." && !part.contains(['/', '\\']);
         if !plain(org) || !plain(name) {
             return Err(not_found());
         }
@@ -194,10 +173,7 @@ impl RepoIndex {
         let hash = cell
             .get_or_try_init(|| {
                 let abs_path = abs_path.to_path_buf();
-                async move {
-                    tokio::task::spawn_blocking(move || hash_file(&abs_path, stamp.size, lfs))
-                        .await?
-                }
+                async move { tokio::task::spawn_blocking(move || hash_file(&abs_path, stamp.size, lfs)).await? }
             })
             .await?;
         // The kind cached matches `lfs`: the key fixes the path and the stamp fixes the size.
@@ -225,10 +201,7 @@ fn list_files(dir: &Path) -> Result<Vec<(String, PathBuf, Stamp)>> {
                     pending.push((abs_path, format!("{path}/")));
                 }
             } else if meta.is_file() {
-                let stamp = Stamp {
-                    size: meta.len(),
-                    modified: meta.modified().ok(),
-                };
+                let stamp = Stamp { size: meta.len(), modified: meta.modified().ok() };
                 out.push((path, abs_path, stamp));
             }
         }
@@ -297,10 +270,7 @@ mod tests {
     #[test]
     fn git_blob_sha1_matches_git() {
         // `printf 'hello\n' | git hash-object --stdin`
-        assert_eq!(
-            git_blob_sha1(b"hello\n"),
-            "ce013625030ba8dba906f756967f9e9ca394464a"
-        );
+        assert_eq!(git_blob_sha1(b"hello\n"), "ce013625030ba8dba906f756967f9e9ca394464a");
     }
 
     #[test]

@@ -36,11 +36,7 @@ pub struct Config {
 
 impl Config {
     pub fn new(repos_dir: impl Into<PathBuf>) -> Self {
-        Config {
-            repos_dir: repos_dir.into(),
-            port: 0,
-            require_token: None,
-        }
+        Config { repos_dir: repos_dir.into(), port: 0, require_token: None }
     }
 
     pub fn port(mut self, port: u16) -> Self {
@@ -101,11 +97,7 @@ impl TestHub {
                 .await
         });
         tracing::info!(%addr, repos = %state.index.root().display(), "test hub listening");
-        Ok(TestHub {
-            state,
-            shutdown,
-            task: Some(task),
-        })
+        Ok(TestHub { state, shutdown, task: Some(task) })
     }
 
     /// `http://127.0.0.1:PORT`, without a trailing slash: what `HF_ENDPOINT` takes.
@@ -157,10 +149,7 @@ impl TestHub {
     pub async fn shutdown(mut self) {
         self.shutdown.send_replace(true);
         if let Some(mut task) = self.task.take() {
-            if tokio::time::timeout(SHUTDOWN_GRACE, &mut task)
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout(SHUTDOWN_GRACE, &mut task).await.is_err() {
                 task.abort();
             }
         }

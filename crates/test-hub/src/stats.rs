@@ -96,10 +96,7 @@ impl StatsRecorder {
 
     pub fn file_stats(&self, repo: &str, path: &str) -> FileStats {
         let files = self.files.lock().expect("stats lock");
-        files
-            .get(&file_key(repo, path))
-            .map(|counters| counters.read())
-            .unwrap_or_default()
+        files.get(&file_key(repo, path)).map(|counters| counters.read()).unwrap_or_default()
     }
 
     pub fn reset(&self) {

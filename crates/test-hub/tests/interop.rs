@@ -41,9 +41,7 @@ async fn python_huggingface_hub_snapshot_download_is_complete_and_byte_identical
     let repos = tempfile::tempdir().unwrap();
     build_repo(repos.path());
     // The token is required so the test also shows huggingface_hub sends HF_TOKEN.
-    let hub = TestHub::start_with(Config::new(repos.path()).require_token("hf_test_token"))
-        .await
-        .unwrap();
+    let hub = TestHub::start_with(Config::new(repos.path()).require_token("hf_test_token")).await.unwrap();
     let work = tempfile::tempdir().unwrap();
     let cache = work.path().join("cache");
 
@@ -72,14 +70,8 @@ print(snapshot_download(sys.argv[1], cache_dir=sys.argv[2]))
         .stdin(Stdio::null())
         .output()
         .await
-        .unwrap_or_else(|err| {
-            panic!("cannot run `uv` (it must be installed and on PATH for this test): {err}")
-        });
-    assert!(
-        output.status.success(),
-        "snapshot_download failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+        .unwrap_or_else(|err| panic!("cannot run `uv` (it must be installed and on PATH for this test): {err}"));
+    assert!(output.status.success(), "snapshot_download failed:\n{}", String::from_utf8_lossy(&output.stderr));
     let stdout = String::from_utf8(output.stdout).unwrap();
     let snapshot = PathBuf::from(stdout.lines().last().expect("snapshot path").trim());
 
@@ -94,10 +86,7 @@ print(snapshot_download(sys.argv[1], cache_dir=sys.argv[2]))
     }
     // The cache names blobs by our ETags: sha256 for LFS files, git sha1 otherwise.
     let storage = cache.join("models--org--tiny");
-    assert_eq!(
-        std::fs::read_to_string(storage.join("refs/main")).unwrap(),
-        commit
-    );
+    assert_eq!(std::fs::read_to_string(storage.join("refs/main")).unwrap(), commit);
     let blobs = storage.join("blobs");
     assert!(blobs.join(sha256(&weights())).is_file());
     assert!(blobs.join(git_sha1(CONFIG)).is_file());
@@ -129,29 +118,16 @@ async fn the_binary_prints_its_ready_line_serves_and_exits_when_stdin_closes() {
         .expect("ready line in time")
         .unwrap()
         .expect("a ready line");
-    let url = line
-        .strip_prefix("TEST_HUB_READY url=")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+    let url = line.strip_prefix("TEST_HUB_READY url=").unwrap_or_else(|| panic!("unexpected first line {line:?}"));
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
 
-    let info: serde_json::Value = client()
-        .get(format!("{url}/api/models/{REPO}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info: serde_json::Value =
+        client().get(format!("{url}/api/models/{REPO}")).send().await.unwrap().json().await.unwrap();
     assert_eq!(info["id"], REPO);
-    assert!(
-        lines.next_line().now_or_never().is_none(),
-        "only one stdout line"
-    );
+    assert!(lines.next_line().now_or_never().is_none(), "only one stdout line");
 
     drop(child.stdin.take());
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
-        .await
-        .expect("exit after stdin closed")
-        .unwrap();
+    let status =
+        tokio::time::timeout(Duration::from_secs(10), child.wait()).await.expect("exit after stdin closed").unwrap();
     assert!(status.success(), "{status:?}");
 }

@@ -24,10 +24,7 @@ pub fn get_post_process_providers() -> Vec<ProviderOption> {
 
 #[tauri::command]
 #[specta::specta]
-pub fn set_post_process_enabled(
-    settings: State<'_, AppSettingsStore>,
-    enabled: bool,
-) -> CommandResult<AppSettings> {
+pub fn set_post_process_enabled(settings: State<'_, AppSettingsStore>, enabled: bool) -> CommandResult<AppSettings> {
     saved(settings.update(|s| s.post_process_enabled = enabled))
 }
 

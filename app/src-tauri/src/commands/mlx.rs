@@ -13,9 +13,7 @@ use tauri::State;
 
 use crate::app_settings::AppSettingsStore;
 use crate::error::{CommandError, CommandResult};
-use crate::types::{
-    DiskSpace, DownloadOutcome, MlxModelInfo, MlxModelStatus, MlxSettings, ProcessOutput,
-};
+use crate::types::{DiskSpace, DownloadOutcome, MlxModelInfo, MlxModelStatus, MlxSettings, ProcessOutput};
 
 type Manager<'a> = State<'a, Arc<MlxModelManager>>;
 
@@ -28,10 +26,7 @@ pub fn mlx_list_models(manager: Manager<'_>) -> Vec<MlxModelInfo> {
 
 #[tauri::command]
 #[specta::specta]
-pub fn mlx_get_model_status(
-    manager: Manager<'_>,
-    model_id: String,
-) -> CommandResult<MlxModelStatus> {
+pub fn mlx_get_model_status(manager: Manager<'_>, model_id: String) -> CommandResult<MlxModelStatus> {
     Ok(manager.model_status(&model_id)?.into())
 }
 
@@ -39,10 +34,7 @@ pub fn mlx_get_model_status(
 /// progress arrives as `download_progress` events meanwhile.
 #[tauri::command]
 #[specta::specta]
-pub async fn mlx_download_model(
-    manager: Manager<'_>,
-    model_id: String,
-) -> CommandResult<DownloadOutcome> {
+pub async fn mlx_download_model(manager: Manager<'_>, model_id: String) -> CommandResult<DownloadOutcome> {
     Ok(manager.download(&model_id).await?.into())
 }
 
@@ -78,10 +70,7 @@ pub async fn mlx_process_text(manager: Manager<'_>, prompt: String) -> CommandRe
 /// `mlx_process_text` with what the "Try it" box shows: time, tokens, guard warnings.
 #[tauri::command]
 #[specta::specta]
-pub async fn mlx_process_text_detailed(
-    manager: Manager<'_>,
-    text: String,
-) -> CommandResult<ProcessOutput> {
+pub async fn mlx_process_text_detailed(manager: Manager<'_>, text: String) -> CommandResult<ProcessOutput> {
     Ok(manager.process_text(&text).await?.into())
 }
 
@@ -108,10 +97,7 @@ pub fn mlx_get_settings(manager: Manager<'_>) -> MlxSettings {
 /// Validates, saves and applies; selecting another model unloads the old one.
 #[tauri::command]
 #[specta::specta]
-pub async fn mlx_update_settings(
-    manager: Manager<'_>,
-    settings: MlxSettings,
-) -> CommandResult<MlxSettings> {
+pub async fn mlx_update_settings(manager: Manager<'_>, settings: MlxSettings) -> CommandResult<MlxSettings> {
     Ok(manager.update_settings(settings.into()).await?.into())
 }
 
@@ -120,16 +106,9 @@ pub async fn mlx_update_settings(
 #[specta::specta]
 pub fn mlx_disk_space(manager: Manager<'_>) -> CommandResult<DiskSpace> {
     let cache_dir = manager.store().config().cache_dir.clone();
-    let available_bytes = available_space(&cache_dir).map_err(|e| {
-        CommandError::new(
-            "io",
-            format!("cannot read the free space of {}: {e}", cache_dir.display()),
-        )
-    })?;
-    Ok(DiskSpace {
-        cache_dir: cache_dir.to_string_lossy().into_owned(),
-        available_bytes,
-    })
+    let available_bytes = available_space(&cache_dir)
+        .map_err(|e| CommandError::new("io", format!("cannot read the free space of {}: {e}", cache_dir.display())))?;
+    Ok(DiskSpace { cache_dir: cache_dir.to_string_lossy().into_owned(), available_bytes })
 }
 
 /// Add any Hugging Face repo id as a model (validated by the core), remembered across
@@ -157,9 +136,6 @@ pub fn mlx_add_custom_model(
 
 /// The cache folder may not exist before the first download: ask its nearest ancestor.
 fn available_space(dir: &Path) -> std::io::Result<u64> {
-    let existing = dir
-        .ancestors()
-        .find(|d| d.exists())
-        .unwrap_or(Path::new("/"));
+    let existing = dir.ancestors().find(|d| d.exists()).unwrap_or(Path::new("/"));
     fs4::available_space(existing)
 }

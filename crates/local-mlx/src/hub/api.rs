@@ -48,11 +48,7 @@ struct LfsInfo {
 
 impl HubApi {
     pub fn new(http: reqwest::Client, config: &HubConfig) -> Self {
-        HubApi {
-            http,
-            endpoint: config.endpoint.clone(),
-            token: config.token.clone(),
-        }
+        HubApi { http, endpoint: config.endpoint.clone(), token: config.token.clone() }
     }
 
     /// The files of `repo` at `revision`, names checked for safety.
@@ -116,7 +112,12 @@ impl HubApi {
         Ok(url)
     }
 
-    async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &Url, repo: &str, revision: &str) -> Result<(T, HeaderMap)> {
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &Url,
+        repo: &str,
+        revision: &str,
+    ) -> Result<(T, HeaderMap)> {
         let network = |source| Error::Network { url: url.to_string(), source };
         let response = self.request(url.clone()).send().await.map_err(network)?;
         let status = response.status();
@@ -126,7 +127,10 @@ impl HubApi {
         }
         let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
         if !content_type.contains("json") {
-            return Err(bad_response(url, format!("expected JSON, got '{content_type}' (is HF_ENDPOINT a Hugging Face hub?)")));
+            return Err(bad_response(
+                url,
+                format!("expected JSON, got '{content_type}' (is HF_ENDPOINT a Hugging Face hub?)"),
+            ));
         }
         let body = response.bytes().await.map_err(network)?;
         let value = serde_json::from_slice(&body).map_err(|e| bad_response(url, format!("invalid JSON: {e}")))?;
@@ -136,18 +140,13 @@ impl HubApi {
     fn status_error(&self, url: &Url, status: StatusCode, headers: &HeaderMap, repo: &str, revision: &str) -> Error {
         let code = headers.get("x-error-code").and_then(|v| v.to_str().ok()).unwrap_or("");
         match (status.as_u16(), code) {
-            (_, "RevisionNotFound") => Error::RevisionNotFound {
-                repo: repo.to_string(),
-                revision: revision.to_string(),
-            },
-            (_, "RepoNotFound") | (404, _) => Error::RepoNotFound {
-                repo: repo.to_string(),
-                endpoint: self.endpoint.clone(),
-            },
-            (401 | 403, _) => Error::Unauthorized {
-                repo: repo.to_string(),
-                status: status.as_u16(),
-            },
+            (_, "RevisionNotFound") => {
+                Error::RevisionNotFound { repo: repo.to_string(), revision: revision.to_string() }
+            }
+            (_, "RepoNotFound") | (404, _) => {
+                Error::RepoNotFound { repo: repo.to_string(), endpoint: self.endpoint.clone() }
+            }
+            (401 | 403, _) => Error::Unauthorized { repo: repo.to_string(), status: status.as_u16() },
             (status, _) => Error::HttpStatus { url: url.to_string(), status },
         }
     }
@@ -157,7 +156,12 @@ fn remote_file(url: &Url, entry: TreeEntry) -> Result<RemoteFile> {
     let is_hex = |s: &str, len| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
     let (size, digest) = match entry.lfs {
         Some(lfs) if is_hex(&lfs.oid, 64) => (lfs.size, Digest::Sha256(lfs.oid.to_ascii_lowercase())),
-        Some(lfs) => return Err(bad_response(url, format!("'{}' has an LFS oid that is not a sha256: {:?}", entry.path, lfs.oid))),
+        Some(lfs) => {
+            return Err(bad_response(
+                url,
+                format!("'{}' has an LFS oid that is not a sha256: {:?}", entry.path, lfs.oid),
+            ))
+        }
         None => match entry.oid {
             Some(oid) if is_hex(&oid, 40) => (entry.size, Digest::GitSha1(oid.to_ascii_lowercase())),
             other => return Err(bad_response(url, format!("'{}' has no valid git oid: {other:?}", entry.path))),

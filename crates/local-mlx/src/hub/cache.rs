@@ -335,7 +335,10 @@ mod tests {
         let repo = cache.repo("org/name");
         assert_eq!(repo.blob_path("abc"), PathBuf::from("/c/models--org--name/blobs/abc"));
         assert_eq!(repo.incomplete_path("abc"), PathBuf::from("/c/models--org--name/blobs/abc.incomplete"));
-        assert_eq!(repo.pointer_path(C1, "a/b.json"), PathBuf::from(format!("/c/models--org--name/snapshots/{C1}/a/b.json")));
+        assert_eq!(
+            repo.pointer_path(C1, "a/b.json"),
+            PathBuf::from(format!("/c/models--org--name/snapshots/{C1}/a/b.json"))
+        );
         assert_eq!(repo.ref_path("main"), PathBuf::from("/c/models--org--name/refs/main"));
         assert_eq!(repo.lock_path("abc"), PathBuf::from("/c/.locks/models--org--name/abc.lock"));
     }
@@ -344,9 +347,13 @@ mod tests {
     fn pointers_are_relative_symlinks_into_blobs_at_any_depth() {
         let tmp = tempfile::tempdir().unwrap();
         let cache = HubCache::new(tmp.path());
-        let repo = repo_with_snapshot(&cache, "o/n", C1, &[("config.json", "e1", b"{}"), ("sub/dir/x.json", "e2", b"[]")]);
+        let repo =
+            repo_with_snapshot(&cache, "o/n", C1, &[("config.json", "e1", b"{}"), ("sub/dir/x.json", "e2", b"[]")]);
         assert_eq!(fs::read_link(repo.pointer_path(C1, "config.json")).unwrap(), PathBuf::from("../../blobs/e1"));
-        assert_eq!(fs::read_link(repo.pointer_path(C1, "sub/dir/x.json")).unwrap(), PathBuf::from("../../../../blobs/e2"));
+        assert_eq!(
+            fs::read_link(repo.pointer_path(C1, "sub/dir/x.json")).unwrap(),
+            PathBuf::from("../../../../blobs/e2")
+        );
         assert_eq!(fs::read(repo.pointer_path(C1, "sub/dir/x.json")).unwrap(), b"[]");
         assert_eq!(fs::read_to_string(repo.ref_path("main")).unwrap(), C1);
     }
@@ -372,7 +379,11 @@ mod tests {
             &cache,
             "o/n",
             C1,
-            &[("config.json", "e1", b"{}"), ("model.safetensors.index.json", "e2", index), ("model-1.safetensors", "w1", b"w")],
+            &[
+                ("config.json", "e1", b"{}"),
+                ("model.safetensors.index.json", "e2", index),
+                ("model-1.safetensors", "w1", b"w"),
+            ],
         );
         assert_eq!(repo.complete_snapshot("main"), None);
     }
@@ -381,14 +392,27 @@ mod tests {
     fn delete_keeps_blobs_another_snapshot_uses_and_other_repos() {
         let tmp = tempfile::tempdir().unwrap();
         let cache = HubCache::new(tmp.path());
-        let repo = repo_with_snapshot(&cache, "o/n", C1, &[("config.json", "shared", b"{}"), ("model.safetensors", "w1", b"11")]);
+        let repo = repo_with_snapshot(
+            &cache,
+            "o/n",
+            C1,
+            &[("config.json", "shared", b"{}"), ("model.safetensors", "w1", b"11")],
+        );
         // An older revision kept by another tool shares config.json.
         repo.link_pointer(C2, "config.json", "shared").unwrap();
         fs::write(repo.incomplete_path("w9"), b"partial").unwrap();
-        let other = repo_with_snapshot(&cache, "o/other", C1, &[("config.json", "shared", b"{}"), ("model.safetensors", "w1", b"11")]);
+        let other = repo_with_snapshot(
+            &cache,
+            "o/other",
+            C1,
+            &[("config.json", "shared", b"{}"), ("model.safetensors", "w1", b"11")],
+        );
 
         let report = repo.delete_revision("main").unwrap();
-        assert_eq!(report, DeleteReport { snapshots_removed: 1, blobs_removed: 1, partial_files_removed: 1, bytes_freed: 2 + 7 });
+        assert_eq!(
+            report,
+            DeleteReport { snapshots_removed: 1, blobs_removed: 1, partial_files_removed: 1, bytes_freed: 2 + 7 }
+        );
         assert!(repo.blob_path("shared").exists());
         assert!(!repo.blob_path("w1").exists());
         assert!(!repo.ref_path("main").exists());

@@ -52,15 +52,8 @@ impl Downloader {
             .user_agent(concat!("local-mlx/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(15))
             .build()
-            .map_err(|source| Error::Network {
-                url: config.endpoint.clone(),
-                source,
-            })?;
-        Ok(Downloader {
-            api: HubApi::new(http, &config),
-            cache: HubCache::new(&config.cache_dir),
-            config,
-        })
+            .map_err(|source| Error::Network { url: config.endpoint.clone(), source })?;
+        Ok(Downloader { api: HubApi::new(http, &config), cache: HubCache::new(&config.cache_dir), config })
     }
 
     pub fn cache(&self) -> &HubCache {
@@ -153,35 +146,37 @@ impl Downloader {
         let attempt_cancel = cancel.child_token();
         // Collected first: a lazy `map` closure inside the stream makes the future's
         // type higher-ranked and no longer provably `Send` (rust-lang/rust#102211).
-        let jobs: Vec<_> = wanted.files.iter().zip(&counted).map(|(file, counted)| {
-            let job = FetchJob {
-                api: &self.api,
-                repo: &repo,
-                commit: &wanted.commit,
-                file,
-                stall_timeout: self.config.stall_timeout,
-                counted: *counted,
-            };
-            let counter = counter.clone();
-            let attempt_cancel = attempt_cancel.clone();
-            async move {
-                let result = job.run(&counter, &attempt_cancel).await;
-                if result.is_err() {
-                    attempt_cancel.cancel();
+        let jobs: Vec<_> = wanted
+            .files
+            .iter()
+            .zip(&counted)
+            .map(|(file, counted)| {
+                let job = FetchJob {
+                    api: &self.api,
+                    repo: &repo,
+                    commit: &wanted.commit,
+                    file,
+                    stall_timeout: self.config.stall_timeout,
+                    counted: *counted,
+                };
+                let counter = counter.clone();
+                let attempt_cancel = attempt_cancel.clone();
+                async move {
+                    let result = job.run(&counter, &attempt_cancel).await;
+                    if result.is_err() {
+                        attempt_cancel.cancel();
+                    }
+                    result
                 }
-                result
-            }
-        }).collect();
-        let result: Result<Vec<()>, Stop> = stream::iter(jobs).buffer_unordered(self.config.parallel_files.max(1)).try_collect().await;
+            })
+            .collect();
+        let result: Result<Vec<()>, Stop> =
+            stream::iter(jobs).buffer_unordered(self.config.parallel_files.max(1)).try_collect().await;
         ticker.abort();
         // The first error in completion order is the real one: siblings only see the
         // cancellation it triggered after it returned.
         result?;
-        on_progress(Progress {
-            done: total,
-            total,
-            bytes_per_second: 0.0,
-        });
+        on_progress(Progress { done: total, total, bytes_per_second: 0.0 });
         for file in &wanted.files {
             repo.link_pointer(&wanted.commit, &file.path, file.etag())?;
         }
@@ -198,9 +193,7 @@ fn present_bytes(repo: &CachedRepo, file: &super::listing::RemoteFile) -> u64 {
     if repo.blob_path(file.etag()).exists() {
         return file.size;
     }
-    std::fs::metadata(repo.incomplete_path(file.etag()))
-        .map(|m| m.len().min(file.size))
-        .unwrap_or(0)
+    std::fs::metadata(repo.incomplete_path(file.etag())).map(|m| m.len().min(file.size)).unwrap_or(0)
 }
 
 /// Refuse to start when what is still missing would not fit.
@@ -250,11 +243,7 @@ fn spawn_ticker(
             let (t0, d0) = window[0];
             let secs = now.duration_since(t0).as_secs_f64();
             let bytes_per_second = if secs > 0.0 { (done - d0) as f64 / secs } else { 0.0 };
-            on_progress(Progress {
-                done,
-                total,
-                bytes_per_second,
-            });
+            on_progress(Progress { done, total, bytes_per_second });
         }
     })
 }

@@ -93,9 +93,7 @@ impl FetchJob<'_> {
             let _ = tokio::fs::remove_file(&partial).await;
         }
         result?;
-        tokio::fs::rename(&partial, &blob)
-            .await
-            .map_err(|e| Error::io("move into place", &blob, e))?;
+        tokio::fs::rename(&partial, &blob).await.map_err(|e| Error::io("move into place", &blob, e))?;
         Ok(())
     }
 
@@ -126,12 +124,9 @@ impl FetchJob<'_> {
             offset = self.stream(&mut file, partial, offset, &mut hasher, counter, cancel).await?;
         }
         if offset != self.file.size {
-            return Err(Error::SizeMismatch {
-                file: self.file.path.clone(),
-                expected: self.file.size,
-                actual: offset,
-            }
-            .into());
+            return Err(
+                Error::SizeMismatch { file: self.file.path.clone(), expected: self.file.size, actual: offset }.into()
+            );
         }
         file.sync_all().await.map_err(|e| Error::io("write", partial, e))?;
         let actual = hasher.finish();
@@ -197,13 +192,7 @@ impl FetchJob<'_> {
                 counter.sub(offset);
                 return Err(Error::HttpStatus { url: url.to_string(), status: 416 }.into());
             }
-            status => {
-                return Err(Error::HttpStatus {
-                    url: url.to_string(),
-                    status: status.as_u16(),
-                }
-                .into())
-            }
+            status => return Err(Error::HttpStatus { url: url.to_string(), status: status.as_u16() }.into()),
         }
         let mut body = response.bytes_stream();
         let mut buffer = Vec::with_capacity(WRITE_BUFFER);
@@ -249,10 +238,7 @@ impl FetchJob<'_> {
     }
 
     fn stalled(&self) -> Error {
-        Error::Stalled {
-            file: self.file.path.clone(),
-            secs: self.stall_timeout.as_secs(),
-        }
+        Error::Stalled { file: self.file.path.clone(), secs: self.stall_timeout.as_secs() }
     }
 }
 
@@ -341,9 +327,7 @@ struct BlobLock {
 impl BlobLock {
     async fn acquire(path: &Path, cancel: &CancellationToken) -> Result<Self, Stop> {
         let parent = path.parent().expect("lock has a parent");
-        tokio::fs::create_dir_all(parent)
-            .await
-            .map_err(|e| Error::io("create", parent, e))?;
+        tokio::fs::create_dir_all(parent).await.map_err(|e| Error::io("create", parent, e))?;
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)

@@ -12,16 +12,8 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 
 /// The patterns mlx-lm downloads (minus `*.py`), matched like Python's `fnmatch`.
-pub const MLX_LM_PATTERNS: &[&str] = &[
-    "*.json",
-    "model*.safetensors",
-    "tokenizer.model",
-    "*.tiktoken",
-    "tiktoken.model",
-    "*.txt",
-    "*.jsonl",
-    "*.jinja",
-];
+pub const MLX_LM_PATTERNS: &[&str] =
+    &["*.json", "model*.safetensors", "tokenizer.model", "*.tiktoken", "tiktoken.model", "*.txt", "*.jsonl", "*.jinja"];
 
 /// How a file's bytes are checked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -134,11 +126,7 @@ mod tests {
     use super::*;
 
     fn file(path: &str) -> RemoteFile {
-        RemoteFile {
-            path: path.to_string(),
-            size: 1,
-            digest: Digest::GitSha1("0".repeat(40)),
-        }
+        RemoteFile { path: path.to_string(), size: 1, digest: Digest::GitSha1("0".repeat(40)) }
     }
 
     #[test]
@@ -155,7 +143,15 @@ mod tests {
         ] {
             assert!(is_wanted(wanted), "{wanted}");
         }
-        for unwanted in ["modeling_qwen.py", "README.md", "weights.bin", "pytorch_model.bin", "consolidated.safetensors", ".gitattributes", "x.json.py"] {
+        for unwanted in [
+            "modeling_qwen.py",
+            "README.md",
+            "weights.bin",
+            "pytorch_model.bin",
+            "consolidated.safetensors",
+            ".gitattributes",
+            "x.json.py",
+        ] {
             assert!(!is_wanted(unwanted), "{unwanted}");
         }
     }

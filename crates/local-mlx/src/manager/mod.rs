@@ -44,11 +44,7 @@ impl ManagerConfig {
         let dir = config_dir();
         let mut sidecar = SidecarConfig::new(backend_dir_or_where_expected());
         sidecar.log_path = Some(dir.join("sidecar.log"));
-        Ok(ManagerConfig {
-            hub: HubConfig::from_env(),
-            settings_path: dir.join("settings.json"),
-            sidecar,
-        })
+        Ok(ManagerConfig { hub: HubConfig::from_env(), settings_path: dir.join("settings.json"), sidecar })
     }
 }
 
@@ -201,10 +197,7 @@ impl MlxModelManager {
         }
         let chars = text.chars().count();
         if chars > MAX_TRANSCRIPT_CHARS {
-            return Err(Error::TranscriptTooLong {
-                chars,
-                max: MAX_TRANSCRIPT_CHARS,
-            });
+            return Err(Error::TranscriptTooLong { chars, max: MAX_TRANSCRIPT_CHARS });
         }
         self.session.process(&model_id, &prompt, text, settings.model_unload_timeout).await
     }

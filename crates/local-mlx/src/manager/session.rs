@@ -63,7 +63,13 @@ impl Session {
     }
 
     /// Enhance `text` with `model_id` and the prompt template.
-    pub async fn process(&self, model_id: &str, template: &str, text: &str, timeout: ModelUnloadTimeout) -> Result<ProcessOutput> {
+    pub async fn process(
+        &self,
+        model_id: &str,
+        template: &str,
+        text: &str,
+        timeout: ModelUnloadTimeout,
+    ) -> Result<ProcessOutput> {
         let started = Instant::now();
         let spec = self.store.spec(model_id)?;
         let mut loaded = self.loaded.lock().await;
@@ -199,7 +205,13 @@ impl Session {
     }
 
     /// The client with `model_id` loaded, starting the sidecar and loading as needed.
-    async fn ensure_loaded(&self, loaded: &mut Option<Loaded>, model_id: &str, snapshot: PathBuf, timings: &mut Timings) -> Result<Arc<Client>> {
+    async fn ensure_loaded(
+        &self,
+        loaded: &mut Option<Loaded>,
+        model_id: &str,
+        snapshot: PathBuf,
+        timings: &mut Timings,
+    ) -> Result<Arc<Client>> {
         if let Some(current) = loaded.as_ref() {
             let same_process = self.sidecar.client().is_some_and(|c| Arc::ptr_eq(&c, &current.client));
             if !same_process {
@@ -214,10 +226,7 @@ impl Session {
         match self.start_and_load(model_id, &snapshot, timings).await {
             Ok(client) => {
                 self.store.transition(model_id, Transition::LoadCompleted)?;
-                *loaded = Some(Loaded {
-                    model_id: model_id.to_string(),
-                    client: client.clone(),
-                });
+                *loaded = Some(Loaded { model_id: model_id.to_string(), client: client.clone() });
                 Ok(client)
             }
             Err(error) => {
@@ -228,7 +237,12 @@ impl Session {
         }
     }
 
-    async fn start_and_load(&self, model_id: &str, snapshot: &std::path::Path, timings: &mut Timings) -> Result<Arc<Client>> {
+    async fn start_and_load(
+        &self,
+        model_id: &str,
+        snapshot: &std::path::Path,
+        timings: &mut Timings,
+    ) -> Result<Arc<Client>> {
         let start = Instant::now();
         let sink = self.sink.clone();
         let id = model_id.to_string();

@@ -34,11 +34,7 @@ const STAMP: &str = ".local-mlx-synced";
 pub fn default_backend_dir() -> Result<PathBuf> {
     if let Some(dir) = std::env::var_os(BACKEND_DIR_ENV).filter(|d| !d.is_empty()) {
         let dir = PathBuf::from(dir);
-        return if dir.join(SERVER).is_file() {
-            Ok(dir)
-        } else {
-            Err(SidecarError::BackendNotFound { dir })
-        };
+        return if dir.join(SERVER).is_file() { Ok(dir) } else { Err(SidecarError::BackendNotFound { dir }) };
     }
     let exe_dir = std::env::current_exe()
         .ok()
@@ -49,9 +45,7 @@ pub fn default_backend_dir() -> Result<PathBuf> {
         .iter()
         .find(|dir| dir.join(SERVER).is_file())
         .cloned()
-        .ok_or_else(|| SidecarError::BackendNotFound {
-            dir: candidates.last().cloned().unwrap_or_default(),
-        })
+        .ok_or_else(|| SidecarError::BackendNotFound { dir: candidates.last().cloned().unwrap_or_default() })
 }
 
 fn backend_candidates(exe_dir: Option<&Path>) -> Vec<PathBuf> {
@@ -78,10 +72,7 @@ impl Backend {
         if !dir.join(SERVER).is_file() {
             return Err(SidecarError::BackendNotFound { dir: dir.to_path_buf() });
         }
-        Ok(Backend {
-            dir: dir.to_path_buf(),
-            venv: venv.map(Path::to_path_buf),
-        })
+        Ok(Backend { dir: dir.to_path_buf(), venv: venv.map(Path::to_path_buf) })
     }
 
     pub fn server_py(&self) -> PathBuf {
@@ -137,10 +128,7 @@ impl Backend {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let mut child = cmd.spawn().map_err(|source| SidecarError::Spawn {
-            program: uv.to_path_buf(),
-            source,
-        })?;
+        let mut child = cmd.spawn().map_err(|source| SidecarError::Spawn { program: uv.to_path_buf(), source })?;
         let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
         let run = async {
             let (mut stdout, mut stderr) = (Vec::new(), Vec::new());

@@ -237,14 +237,7 @@ impl Client {
             .tcp_nodelay(true)
             .build()
             .expect("a plain HTTP client always builds");
-        Client {
-            http,
-            base: format!("http://127.0.0.1:{port}"),
-            token,
-            port,
-            process,
-            timeouts,
-        }
+        Client { http, base: format!("http://127.0.0.1:{port}"), token, port, process, timeouts }
     }
 
     pub fn port(&self) -> u16 {
@@ -271,10 +264,11 @@ impl Client {
     /// of the crash diagnosis (the caller watches the process itself).
     pub(crate) async fn probe_status(&self) -> Result<StatusResponse> {
         let request = self.http.get(format!("{}/status", self.base)).bearer_auth(&self.token);
-        let response = request.timeout(self.timeouts.status).send().await.map_err(|e| SidecarError::Unreachable {
-            what: "status",
-            detail: source_chain(&e),
-        })?;
+        let response = request
+            .timeout(self.timeouts.status)
+            .send()
+            .await
+            .map_err(|e| SidecarError::Unreachable { what: "status", detail: source_chain(&e) })?;
         if !response.status().is_success() {
             let status = response.status().as_u16();
             return Err(status_error("status", status, &detail_of(&response.text().await.unwrap_or_default()), None));
@@ -290,10 +284,7 @@ impl Client {
                 detail: "the path is not valid UTF-8".into(),
             });
         };
-        let request = self
-            .http
-            .post(format!("{}/load", self.base))
-            .json(&serde_json::json!({ "model_path": path }));
+        let request = self.http.post(format!("{}/load", self.base)).json(&serde_json::json!({ "model_path": path }));
         let response = self.send("load", request, self.timeouts.load, Some(model_path)).await?;
         self.json("load", response).await
     }
@@ -318,25 +309,22 @@ impl Client {
     /// [`GenerateChunk::Done`]. Errors found before the generation starts (no model, a
     /// full queue, bad values) are returned here; later ones end the stream as an `Err`.
     /// Dropping the stream cancels the generation.
-    pub async fn generate_stream(&self, request: &GenerateRequest) -> Result<BoxStream<'static, Result<GenerateChunk>>> {
+    pub async fn generate_stream(
+        &self,
+        request: &GenerateRequest,
+    ) -> Result<BoxStream<'static, Result<GenerateChunk>>> {
         let body = WireGenerate { request, stream: true };
         let http = self.http.post(format!("{}/generate", self.base)).json(&body);
         // No whole-request timeout: a long answer is fine as long as pieces keep coming.
-        let response = tokio::time::timeout(
-            self.timeouts.generate_base,
-            self.send("generate", http, Duration::MAX, None),
-        )
-        .await
-        .map_err(|_| SidecarError::Timeout {
-            what: "generate",
-            secs: self.timeouts.generate_base.as_secs(),
-        })??;
-        let state = StreamState {
-            client: self.clone(),
-            body: response.bytes_stream().boxed(),
-            buf: Vec::new(),
-            done: false,
-        };
+        let response =
+            tokio::time::timeout(self.timeouts.generate_base, self.send("generate", http, Duration::MAX, None))
+                .await
+                .map_err(|_| SidecarError::Timeout {
+                    what: "generate",
+                    secs: self.timeouts.generate_base.as_secs(),
+                })??;
+        let state =
+            StreamState { client: self.clone(), body: response.bytes_stream().boxed(), buf: Vec::new(), done: false };
         Ok(futures_util::stream::unfold(state, StreamState::next).boxed())
     }
 
@@ -353,10 +341,7 @@ impl Client {
                 GenerateChunk::Done(response) => return Ok(response),
             }
         }
-        Err(SidecarError::BadResponse {
-            what: "generate",
-            detail: "the stream ended without a result".into(),
-        })
+        Err(SidecarError::BadResponse { what: "generate", detail: "the stream ended without a result".into() })
     }
 
     /// Send with the token and a timeout; a non-2xx answer becomes its error.
@@ -396,10 +381,7 @@ impl Client {
 
     async fn transport_error(&self, what: &'static str, error: reqwest::Error, timeout: Duration) -> SidecarError {
         if error.is_timeout() {
-            return SidecarError::Timeout {
-                what,
-                secs: timeout.as_secs(),
-            };
+            return SidecarError::Timeout { what, secs: timeout.as_secs() };
         }
         self.died_or(what, source_chain(&error)).await
     }
@@ -462,16 +444,9 @@ impl StreamState {
                     self.buf.extend_from_slice(&bytes);
                     continue;
                 }
-                Err(_) => SidecarError::Timeout {
-                    what: "generate",
-                    secs: idle.as_secs(),
-                },
+                Err(_) => SidecarError::Timeout { what: "generate", secs: idle.as_secs() },
                 Ok(Some(Err(e))) => self.client.died_or("generate", source_chain(&e)).await,
-                Ok(None) => {
-                    self.client
-                        .died_or("generate", "the answer ended without a result".into())
-                        .await
-                }
+                Ok(None) => self.client.died_or("generate", "the answer ended without a result".into()).await,
             };
             self.done = true;
             return Some((Err(error), self));
@@ -486,10 +461,7 @@ fn status_error(what: &'static str, status: u16, detail: &str, load_path: Option
         (401, _) => SidecarError::Unauthorized,
         (409, _) => SidecarError::NoModelLoaded,
         (503, _) => SidecarError::Busy { detail },
-        (400, Some(path)) => SidecarError::ModelLoad {
-            path: path.to_path_buf(),
-            detail,
-        },
+        (400, Some(path)) => SidecarError::ModelLoad { path: path.to_path_buf(), detail },
         (400 | 422, _) => SidecarError::BadRequest { detail },
         (status, _) => SidecarError::Http { what, status, detail },
     }
@@ -518,10 +490,7 @@ mod tests {
     fn the_request_serializes_like_the_seed_plus_set_extensions() {
         let mut request = GenerateRequest::new("hi");
         let wire = serde_json::to_value(WireGenerate { request: &request, stream: false }).unwrap();
-        assert_eq!(
-            wire,
-            serde_json::json!({"prompt": "hi", "max_tokens": 150, "temperature": 0.7, "stream": false})
-        );
+        assert_eq!(wire, serde_json::json!({"prompt": "hi", "max_tokens": 150, "temperature": 0.7, "stream": false}));
         request.system = Some("be brief".into());
         let wire = serde_json::to_value(WireGenerate { request: &request, stream: true }).unwrap();
         assert_eq!(wire["system"], "be brief");

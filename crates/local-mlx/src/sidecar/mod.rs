@@ -35,8 +35,8 @@ use std::path::PathBuf;
 
 pub use backend::{default_backend_dir, BACKEND_DIR_ENV};
 pub use client::{
-    Client, FinishReason, GenerateChunk, GenerateRequest, GenerateResponse, LoadResponse, ServerState,
-    StatusResponse, Timeouts, UnloadResponse,
+    Client, FinishReason, GenerateChunk, GenerateRequest, GenerateResponse, LoadResponse, ServerState, StatusResponse,
+    Timeouts, UnloadResponse,
 };
 pub use process::ExitInfo;
 pub use supervisor::{Phase, SidecarConfig, SidecarSupervisor};
@@ -68,11 +68,7 @@ pub enum SidecarError {
     Exited { status: String, stderr_tail: String },
 
     #[error("the sidecar died during {what} ({status}); it will be restarted on the next request. Its last output:\n{stderr_tail}")]
-    Crashed {
-        what: &'static str,
-        status: String,
-        stderr_tail: String,
-    },
+    Crashed { what: &'static str, status: String, stderr_tail: String },
 
     #[error("the sidecar was stopped while {what} was in progress.")]
     Stopped { what: &'static str },
@@ -99,11 +95,7 @@ pub enum SidecarError {
     BadRequest { detail: String },
 
     #[error("the sidecar answered HTTP {status} to {what}: {detail}")]
-    Http {
-        what: &'static str,
-        status: u16,
-        detail: String,
-    },
+    Http { what: &'static str, status: u16, detail: String },
 
     #[error("the sidecar's answer to {what} is not what it should send: {detail}")]
     BadResponse { what: &'static str, detail: String },

@@ -46,10 +46,7 @@ impl From<ExitStatus> for ExitInfo {
         let signal = std::os::unix::process::ExitStatusExt::signal(&status);
         #[cfg(not(unix))]
         let signal = None;
-        ExitInfo {
-            code: status.code(),
-            signal,
-        }
+        ExitInfo { code: status.code(), signal }
     }
 }
 
@@ -96,10 +93,7 @@ pub(crate) struct Tail {
 
 impl Tail {
     fn new() -> Self {
-        Tail {
-            lines: Mutex::new(VecDeque::with_capacity(TAIL_LINES)),
-            closed: watch::channel(false).0,
-        }
+        Tail { lines: Mutex::new(VecDeque::with_capacity(TAIL_LINES)), closed: watch::channel(false).0 }
     }
 
     fn push(&self, line: &str) {
@@ -248,10 +242,7 @@ impl Sidecar {
             .kill_on_drop(true);
         #[cfg(unix)]
         cmd.process_group(0);
-        let mut child = cmd.spawn().map_err(|source| SidecarError::Spawn {
-            program: uv.to_path_buf(),
-            source,
-        })?;
+        let mut child = cmd.spawn().map_err(|source| SidecarError::Spawn { program: uv.to_path_buf(), source })?;
         let pid = child.id();
         tracing::info!(pid, uv = %uv.display(), backend = %backend.dir.display(), "sidecar spawned");
         let (stdout, stderr) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
@@ -362,10 +353,7 @@ async fn exited(process: &Process) -> SidecarError {
 
 async fn never_ready(process: &Process, waited: Duration) -> SidecarError {
     process.kill_and_reap_now();
-    SidecarError::NeverReady {
-        secs: waited.as_secs(),
-        stderr_tail: process.tail.settled(Duration::from_secs(1)).await,
-    }
+    SidecarError::NeverReady { secs: waited.as_secs(), stderr_tail: process.tail.settled(Duration::from_secs(1)).await }
 }
 
 /// Copy a pipe line by line into the log file and the tail; mark the tail closed at EOF.

@@ -34,9 +34,7 @@ impl UvSearch {
     pub fn from_env(explicit: Option<&Path>) -> Self {
         UvSearch {
             explicit: explicit.map(Path::to_path_buf),
-            exe_dir: std::env::current_exe()
-                .ok()
-                .and_then(|exe| exe.parent().map(Path::to_path_buf)),
+            exe_dir: std::env::current_exe().ok().and_then(|exe| exe.parent().map(Path::to_path_buf)),
             path_var: std::env::var_os("PATH"),
             home: std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from),
             system_dirs: ["/opt/homebrew/bin", "/usr/local/bin"].iter().map(PathBuf::from).collect(),
@@ -83,9 +81,7 @@ impl UvSearch {
             searched.push(format!("{}/.cargo/bin", home.display()));
         }
         searched.extend(self.system_dirs.iter().map(|d| d.display().to_string()));
-        Err(SidecarError::UvNotFound {
-            searched: searched.join(", "),
-        })
+        Err(SidecarError::UvNotFound { searched: searched.join(", ") })
     }
 }
 
@@ -148,11 +144,8 @@ mod tests {
     fn home_install_locations_are_found_without_path() {
         let tmp = tempfile::tempdir().unwrap();
         let installed = fake_uv(&tmp.path().join(".local/bin"));
-        let search = UvSearch {
-            home: Some(tmp.path().to_path_buf()),
-            path_var: Some(OsString::new()),
-            ..UvSearch::default()
-        };
+        let search =
+            UvSearch { home: Some(tmp.path().to_path_buf()), path_var: Some(OsString::new()), ..UvSearch::default() };
         assert_eq!(search.find().unwrap(), installed);
     }
 
@@ -161,10 +154,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join(UV);
         std::fs::write(&path, "not a program").unwrap();
-        let search = UvSearch {
-            explicit: Some(path),
-            ..UvSearch::default()
-        };
+        let search = UvSearch { explicit: Some(path), ..UvSearch::default() };
         assert!(matches!(search.find(), Err(SidecarError::UvNotFound { .. })) || cfg!(not(unix)));
     }
 }

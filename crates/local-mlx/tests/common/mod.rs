@@ -33,7 +33,8 @@ impl Env {
 
     /// A second manager on the same cache and hub (another "process" of ours).
     pub fn other_manager(&self) -> MlxModelManager {
-        MlxModelManager::with_hub(test_config(&self.hub.url(), &self.cache_dir()), Arc::new(local_mlx::NullSink)).unwrap()
+        MlxModelManager::with_hub(test_config(&self.hub.url(), &self.cache_dir()), Arc::new(local_mlx::NullSink))
+            .unwrap()
     }
 }
 

@@ -14,7 +14,6 @@ use test_hub::{fixture, TestHub};
 
 use super::{test_config, workspace_root};
 
-
 pub struct SidecarEnv {
     pub tmp: tempfile::TempDir,
     pub hub: TestHub,
@@ -50,13 +49,7 @@ impl SidecarEnv {
             ..manager.settings()
         };
         manager.update_settings(settings).await.unwrap();
-        SidecarEnv {
-            tmp,
-            hub,
-            sink,
-            manager,
-            model: fixture.repo_id,
-        }
+        SidecarEnv { tmp, hub, sink, manager, model: fixture.repo_id }
     }
 }
 

@@ -35,9 +35,7 @@ pub(crate) struct TreeQuery {
 
 /// `huggingface_hub` sends Python booleans as `true`/`True`; accept the usual spellings.
 fn flag(value: &Option<String>) -> bool {
-    value
-        .as_deref()
-        .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
+    value.as_deref().is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
 }
 
 pub(crate) async fn model_info(
@@ -123,11 +121,7 @@ pub(crate) async fn tree_at(
     let dir = dir.trim_matches('/');
     let entries = tree_entries(&snapshot, dir, flag(&query.recursive));
     if entries.is_empty() && !dir.is_empty() {
-        return Err(Error::EntryNotFound {
-            repo,
-            path: dir.to_string(),
-            commit: snapshot.commit.clone(),
-        });
+        return Err(Error::EntryNotFound { repo, path: dir.to_string(), commit: snapshot.commit.clone() });
     }
     Ok(Json(entries).into_response())
 }
@@ -137,24 +131,13 @@ pub(crate) async fn tree_at(
 /// so a test can replace the tree listing alone.
 fn prelude(hub: &Hub, repo: &str, endpoint: &str) -> Option<Response> {
     hub.stats.count_api();
-    let target = Target {
-        route: Route::Api,
-        repo,
-        paths: &[endpoint],
-    };
+    let target = Target { route: Route::Api, repo, paths: &[endpoint] };
     if let Some(status) = hub.faults.take_status(&target) {
         return Some(super::files::status_fault(status));
     }
     let fault = hub.faults.take_api_body(&target)?;
     let status = StatusCode::from_u16(fault.status).unwrap_or(StatusCode::OK);
-    Some(
-        (
-            status,
-            [(header::CONTENT_TYPE, fault.content_type)],
-            fault.body,
-        )
-            .into_response(),
-    )
+    Some((status, [(header::CONTENT_TYPE, fault.content_type)], fault.body).into_response())
 }
 
 async fn at_revision(hub: &Hub, repo: &str, rev: &str) -> Result<std::sync::Arc<Snapshot>> {
@@ -162,21 +145,14 @@ async fn at_revision(hub: &Hub, repo: &str, rev: &str) -> Result<std::sync::Arc<
     if snapshot.has_revision(rev) {
         Ok(snapshot)
     } else {
-        Err(Error::RevisionNotFound {
-            repo: repo.to_string(),
-            rev: rev.to_string(),
-        })
+        Err(Error::RevisionNotFound { repo: repo.to_string(), rev: rev.to_string() })
     }
 }
 
 /// The entries below `dir` ("" = the root): its direct children, or with `recursive` every
 /// file and folder beneath it, folders included as the Hub does.
 fn tree_entries(snapshot: &Snapshot, dir: &str, recursive: bool) -> Vec<Value> {
-    let prefix = if dir.is_empty() {
-        String::new()
-    } else {
-        format!("{dir}/")
-    };
+    let prefix = if dir.is_empty() { String::new() } else { format!("{dir}/") };
     // Folder path -> the (path, oid) lines of the files beneath it, to derive its oid.
     let mut folders: BTreeMap<String, String> = BTreeMap::new();
     let mut entries: BTreeMap<String, Value> = BTreeMap::new();
@@ -186,11 +162,7 @@ fn tree_entries(snapshot: &Snapshot, dir: &str, recursive: bool) -> Vec<Value> {
         };
         let mut parts: Vec<&str> = rest.split('/').collect();
         parts.pop();
-        let depth = if recursive {
-            parts.len()
-        } else {
-            parts.len().min(1)
-        };
+        let depth = if recursive { parts.len() } else { parts.len().min(1) };
         for i in 1..=depth {
             let folder = format!("{prefix}{}", parts[..i].join("/"));
             let lines = folders.entry(folder).or_default();

@@ -26,11 +26,7 @@ pub(crate) async fn resolve(
     request_headers: HeaderMap,
 ) -> Result<Response> {
     let repo = format!("{org}/{name}");
-    let target = Target {
-        route: Route::Resolve,
-        repo: &repo,
-        paths: &[&path],
-    };
+    let target = Target { route: Route::Resolve, repo: &repo, paths: &[&path] };
     // Before any lookup, so a "hub is down" fault costs no hashing.
     if let Some(status) = hub.faults.take_status(&target) {
         return Ok(status_fault(status));
@@ -40,22 +36,10 @@ pub(crate) async fn resolve(
         return Err(Error::RevisionNotFound { repo, rev });
     }
     let Some(file) = snapshot.files.get(&path) else {
-        return Err(Error::EntryNotFound {
-            repo,
-            path,
-            commit: snapshot.commit.clone(),
-        });
+        return Err(Error::EntryNotFound { repo, path, commit: snapshot.commit.clone() });
     };
     let Some(lfs) = &file.lfs else {
-        return serve(
-            &hub,
-            &method,
-            &request_headers,
-            &repo,
-            file,
-            &snapshot.commit,
-            &target,
-        );
+        return serve(&hub, &method, &request_headers, &repo, file, &snapshot.commit, &target);
     };
 
     if method == Method::HEAD {
@@ -86,37 +70,20 @@ pub(crate) async fn lfs(
     let repo = format!("{org}/{name}");
     let snapshot = hub.index.snapshot(&repo).await?;
     let Some(file) = snapshot.lfs_file(&sha256) else {
-        return Err(Error::EntryNotFound {
-            repo,
-            path: sha256,
-            commit: snapshot.commit.clone(),
-        });
+        return Err(Error::EntryNotFound { repo, path: sha256, commit: snapshot.commit.clone() });
     };
     // A fault may name the blob by sha256 or by the file's repo path.
-    let target = Target {
-        route: Route::Lfs,
-        repo: &repo,
-        paths: &[&sha256, &file.path],
-    };
+    let target = Target { route: Route::Lfs, repo: &repo, paths: &[&sha256, &file.path] };
     if let Some(status) = hub.faults.take_status(&target) {
         return Ok(status_fault(status));
     }
-    serve(
-        &hub,
-        &method,
-        &request_headers,
-        &repo,
-        file,
-        &snapshot.commit,
-        &target,
-    )
+    serve(&hub, &method, &request_headers, &repo, file, &snapshot.commit, &target)
 }
 
 /// The answer of a `status` fault: that status and a Hub-like JSON error.
 pub(crate) fn status_fault(status: u16) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let body =
-        serde_json::json!({ "error": format!("injected fault: status {}", status.as_u16()) });
+    let body = serde_json::json!({ "error": format!("injected fault: status {}", status.as_u16()) });
     (status, axum::Json(body)).into_response()
 }
 
@@ -145,35 +112,21 @@ fn serve(
     }
 
     let plan = hub.faults.take_body_plan(target);
-    let requested = request_headers
-        .get(header::RANGE)
-        .and_then(|value| value.to_str().ok());
-    let byte_range = if plan.ignore_range {
-        ByteRange::Full
-    } else {
-        range::parse(requested, file.size)
-    };
+    let requested = request_headers.get(header::RANGE).and_then(|value| value.to_str().ok());
+    let byte_range = if plan.ignore_range { ByteRange::Full } else { range::parse(requested, file.size) };
     let (start, len) = match byte_range {
         ByteRange::Unsatisfiable => return Err(Error::RangeNotSatisfiable { size: file.size }),
         ByteRange::Full => (0, file.size),
         ByteRange::Partial { start, end } => {
             *response.status_mut() = StatusCode::PARTIAL_CONTENT;
             let content_range = format!("bytes {start}-{end}/{}", file.size);
-            put(
-                response.headers_mut(),
-                header::CONTENT_RANGE,
-                &content_range,
-            );
+            put(response.headers_mut(), header::CONTENT_RANGE, &content_range);
             (start, end - start + 1)
         }
     };
     // Set explicitly: hyper then frames the streamed body by length, so a reset shows up
     // to the client as a short body rather than a clean end of a chunked one.
-    put(
-        response.headers_mut(),
-        header::CONTENT_LENGTH,
-        &len.to_string(),
-    );
+    put(response.headers_mut(), header::CONTENT_LENGTH, &len.to_string());
     counters.count_get();
     *response.body_mut() = body::stream(BodySource {
         abs_path: file.abs_path.clone(),
@@ -187,8 +140,5 @@ fn serve(
 }
 
 fn put(headers: &mut HeaderMap, name: impl header::IntoHeaderName, value: &str) {
-    headers.insert(
-        name,
-        HeaderValue::from_str(value).expect("header values here are ascii"),
-    );
+    headers.insert(name, HeaderValue::from_str(value).expect("header values here are ascii"));
 }

@@ -25,24 +25,13 @@ pub(crate) type Hub = State<Arc<HubState>>;
 pub(crate) fn router(state: Arc<HubState>) -> Router {
     Router::new()
         .route("/api/models/{org}/{name}", get(api::model_info))
-        .route(
-            "/api/models/{org}/{name}/revision/{rev}",
-            get(api::model_info_at),
-        )
+        .route("/api/models/{org}/{name}/revision/{rev}", get(api::model_info_at))
         .route("/api/models/{org}/{name}/tree/{rev}", get(api::tree))
-        .route(
-            "/api/models/{org}/{name}/tree/{rev}/{*path}",
-            get(api::tree_at),
-        )
+        .route("/api/models/{org}/{name}/tree/{rev}/{*path}", get(api::tree_at))
         // `get` also answers HEAD; the handlers skip the body work for HEAD themselves.
         .route("/{org}/{name}/resolve/{rev}/{*path}", get(files::resolve))
         .route("/_lfs/{org}/{name}/{sha256}", get(files::lfs))
-        .route(
-            "/_test/faults",
-            post(admin::set_faults)
-                .get(admin::list_faults)
-                .delete(admin::clear_faults),
-        )
+        .route("/_test/faults", post(admin::set_faults).get(admin::list_faults).delete(admin::clear_faults))
         .route("/_test/stats", get(admin::stats))
         .route("/_test/reset_stats", post(admin::reset_stats))
         .layer(middleware::from_fn_with_state(state.clone(), check_token))

@@ -31,11 +31,7 @@ impl Fixture {
         let dir = tempfile::tempdir().unwrap();
         build_repo(dir.path());
         let hub = TestHub::start(dir.path()).await.unwrap();
-        Fixture {
-            dir,
-            hub,
-            client: client(),
-        }
+        Fixture { dir, hub, client: client() }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -67,10 +63,7 @@ pub fn build_repo(root: &Path) {
 
 /// A client that shows redirects instead of following them.
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
 }
 
 pub fn weights() -> Vec<u8> {
@@ -89,12 +82,7 @@ pub fn sha256(bytes: &[u8]) -> String {
 }
 
 pub fn header<'a>(response: &'a reqwest::Response, name: &str) -> &'a str {
-    response
-        .headers()
-        .get(name)
-        .unwrap_or_else(|| panic!("missing header {name}"))
-        .to_str()
-        .unwrap()
+    response.headers().get(name).unwrap_or_else(|| panic!("missing header {name}")).to_str().unwrap()
 }
 
 /// Reads a body until it ends or fails: (bytes received, whether it failed).

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Formatters and linters, failing on any finding: rustfmt and clippy for Rust, ruff for
+# Python (the app's TypeScript is type-checked by tools/app-test.sh, after `npm ci`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source tools/ensure-uv.sh
+
+echo "== lint: cargo fmt --check"
+cargo fmt --all --check
+echo "== lint: cargo clippy (all targets, warnings are errors)"
+# The desktop app is linted by tools/app-test.sh, after its frontend is built.
+cargo clippy --workspace --exclude local-mlx-app --all-targets --locked --quiet -- -D warnings
+echo "== lint: ruff check, ruff format --check"
+uv run --frozen --project tools ruff check --quiet .
+uv run --frozen --project tools ruff format --check --quiet .
