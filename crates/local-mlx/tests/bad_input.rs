@@ -154,7 +154,9 @@ async fn delete_of_a_cancelled_download_removes_its_partial_files() {
     env.manager.download(SMALL_REPO).await.unwrap_err();
     assert!(env.manager.model_status(SMALL_REPO).unwrap().partial_bytes > 0);
     let report = env.manager.delete_model(SMALL_REPO).await.unwrap();
-    assert_eq!(report.partial_files_removed, 1);
+    // The failed file is partial; files still streaming when it failed may be too (how
+    // far they got depends on the machine's load), so count at least that one.
+    assert!(report.partial_files_removed >= 1, "{report:?}");
     assert_eq!(env.manager.model_status(SMALL_REPO).unwrap().partial_bytes, 0);
 }
 
