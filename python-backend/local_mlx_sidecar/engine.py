@@ -331,8 +331,11 @@ class Engine:
             if not stopper.stopped:
                 emit(stopper.feed(think.finish()))
                 emit(stopper.finish())
-        except BaseException:
+        except BaseException as e:
             self._cache, self._cache_tokens = None, []
+            if isinstance(e, Cancelled):
+                done = last.generation_tokens if last is not None else 0
+                log.info("generation cancelled after %d tokens", done)
             raise
         self._keep_cache(cache, tokens)
         assert last is not None  # stream_generate always yields a final response
