@@ -83,6 +83,12 @@ pub enum Error {
     #[error("model '{model_id}' is {state}: {action} is not possible now")]
     Busy { model_id: String, state: String, action: &'static str },
 
+    #[error("the cache entry of '{model_id}' is corrupt: {path} holds \"{content}\", not a commit id; run `local-mlx pull {model_id}` to repair it (or `local-mlx rm {model_id}` to remove it)")]
+    CorruptRef { model_id: String, path: PathBuf, content: String },
+
+    #[error("the cache folder of '{model_id}' ({dir}) was deleted while it was downloading (by another program?): run `local-mlx pull {model_id}` again")]
+    DeletedWhileDownloading { model_id: String, dir: PathBuf },
+
     #[error("model '{model_id}' is not downloaded: run `local-mlx pull {model_id}` (or press Download) first")]
     NotDownloaded { model_id: String },
 
@@ -125,6 +131,8 @@ impl Error {
             Error::NothingToRetry => "nothing_to_retry",
             Error::Busy { .. } => "busy",
             Error::NotDownloaded { .. } => "not_downloaded",
+            Error::CorruptRef { .. } => "corrupt_ref",
+            Error::DeletedWhileDownloading { .. } => "deleted_while_downloading",
             Error::IllegalTransition { .. } => "illegal_transition",
             Error::DownloadFailed { .. } => "download_failed",
             Error::TranscriptTooLong { .. } => "transcript_too_long",
