@@ -41,6 +41,17 @@ pub enum Error {
     #[error("the hub's answer for {url} is not what a Hugging Face hub sends: {reason}")]
     BadHubResponse { url: String, reason: String },
 
+    #[error("the hub's answer for {url} goes beyond what local-mlx accepts: {reason}; refusing it (is HF_ENDPOINT a Hugging Face hub?)")]
+    HubLimitExceeded { url: String, reason: String },
+
+    #[error(
+        "the hub sent nothing for {secs} s on {url}: check your network connection and HF_ENDPOINT, then try again"
+    )]
+    HubTimeout { url: String, secs: f64 },
+
+    #[error("HF_ENDPOINT \"{endpoint}\" cannot be used: {reason}; set it to the hub's http(s) URL (like https://huggingface.co) or unset it")]
+    InvalidEndpoint { endpoint: String, reason: String },
+
     #[error("the hub lists an unsafe file name '{path}' in '{repo}' ({reason}); refusing to download it")]
     UnsafeFileName { repo: String, path: String, reason: String },
 
@@ -120,6 +131,9 @@ impl Error {
             Error::HttpStatus { .. } => "http_status",
             Error::BadHubResponse { .. } => "bad_hub_response",
             Error::UnsafeFileName { .. } => "unsafe_file_name",
+            Error::HubLimitExceeded { .. } => "hub_limit_exceeded",
+            Error::HubTimeout { .. } => "hub_timeout",
+            Error::InvalidEndpoint { .. } => "invalid_endpoint",
             Error::Network { .. } => "network",
             Error::Stalled { .. } => "stalled",
             Error::Integrity { .. } => "integrity",
@@ -148,6 +162,7 @@ impl Error {
         match self {
             Error::Network { .. }
             | Error::Stalled { .. }
+            | Error::HubTimeout { .. }
             | Error::Integrity { .. }
             | Error::SizeMismatch { .. }
             | Error::BadHubResponse { .. } => true,
@@ -175,6 +190,21 @@ pub(crate) fn source_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// `text` with every control character escaped (`\u{1b}`, `\n`), the rest as is: remote
+/// text (a hub's file name, a ref's content) cannot move a terminal's cursor, set its
+/// title or forge lines once it sits in a message.
+pub fn escape_controls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Bytes as a short human string (`1.5 GB`), decimal units as download sizes are quoted.

@@ -121,7 +121,7 @@ impl CachedRepo {
                 if is_commit_hash(commit) {
                     RefState::Commit(commit.to_ascii_lowercase())
                 } else {
-                    RefState::Corrupt(commit.escape_debug().to_string())
+                    RefState::Corrupt(crate::error::escape_controls(commit))
                 }
             }
             Err(_) if is_commit_hash(revision) => RefState::Commit(revision.to_ascii_lowercase()),
