@@ -106,6 +106,9 @@ pub enum Error {
     #[error("model '{model_id}' cannot go from {from:?} by {transition:?}")]
     IllegalTransition { model_id: String, from: ModelState, transition: Transition },
 
+    #[error("the prompt template cannot be used: {reason}; write a prompt that contains ${{output}} where the transcript should go (for example \"Fix the punctuation of: ${{output}}\")")]
+    InvalidPrompt { reason: &'static str },
+
     #[error(
         "the transcript is {chars} characters long; the most local-mlx enhances at once is {max}: split it into parts"
     )]
@@ -150,6 +153,7 @@ impl Error {
             Error::IllegalTransition { .. } => "illegal_transition",
             Error::DownloadFailed { .. } => "download_failed",
             Error::TranscriptTooLong { .. } => "transcript_too_long",
+            Error::InvalidPrompt { .. } => "invalid_prompt",
             Error::Sidecar(e) => e.kind(),
         }
     }
@@ -177,9 +181,12 @@ impl Error {
     }
 }
 
-/// An error and its causes, joined: reqwest's own message alone hides the reason
-/// ("error sending request") while the cause says it ("connection refused").
-pub(crate) fn source_chain(error: &dyn std::error::Error) -> String {
+/// An error and its causes, joined, each said once: reqwest's own message alone hides
+/// the reason ("error sending request") while the cause says it ("connection refused"),
+/// and our messages already end with their cause ("cannot create X: Not a directory"),
+/// so a cause the text already holds is skipped. Faces print errors with this (the CLI
+/// does), never by walking `source()` themselves.
+pub fn source_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
