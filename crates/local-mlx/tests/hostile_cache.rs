@@ -120,18 +120,27 @@ async fn delete_unlinks_snapshot_links_that_point_outside_the_repo() {
     assert!(!repo.blob_path("config.json").exists());
 }
 
-#[tokio::test]
-async fn rm_in_another_process_is_refused_while_a_pull_runs() {
-    let env = env().await;
+type Pull = tokio::task::JoinHandle<local_mlx::Result<local_mlx::DownloadOutcome>>;
+
+/// A throttled pull of `SMALL_REPO`, returned once its first bytes are on disk.
+async fn slow_pull_under_way(env: &Env) -> (Pull, CachedRepo) {
     env.hub.set_faults(vec![Fault::throttle(2 << 20).on_path("model.safetensors")]);
     let pull = {
         let manager = env.manager.clone();
         tokio::spawn(async move { manager.download(SMALL_REPO).await })
     };
-    let repo = repo(&env);
+    let repo = repo(env);
     while repo.partial_bytes() == 0 {
+        assert!(!pull.is_finished(), "the pull ended before writing anything");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+    (pull, repo)
+}
+
+#[tokio::test]
+async fn rm_in_another_process_is_refused_while_a_pull_runs() {
+    let env = env().await;
+    let (pull, repo) = slow_pull_under_way(&env).await;
     let other = env.other_manager();
     let err = other.delete_model(SMALL_REPO).await.unwrap_err();
     assert_eq!(err.kind(), "busy", "{err}");
@@ -148,15 +157,7 @@ async fn a_model_deleted_by_another_tool_during_a_pull_fails_the_pull_clearly() 
         c
     })
     .await;
-    env.hub.set_faults(vec![Fault::throttle(2 << 20).on_path("model.safetensors")]);
-    let pull = {
-        let manager = env.manager.clone();
-        tokio::spawn(async move { manager.download(SMALL_REPO).await })
-    };
-    let repo = repo(&env);
-    while repo.partial_bytes() == 0 {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let (pull, repo) = slow_pull_under_way(&env).await;
     // Another tool (`rm -rf`, `huggingface-cli delete-cache`) ignores our lock.
     std::fs::remove_dir_all(repo.dir()).unwrap();
     env.hub.clear_faults();

@@ -482,6 +482,27 @@ mod tests {
     }
 
     #[test]
+    fn a_ref_is_a_commit_or_corrupt_and_is_never_read_past_a_few_bytes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = HubCache::new(tmp.path()).repo("o/n");
+        assert_eq!(repo.read_ref("main"), RefState::Missing);
+        assert_eq!(repo.read_ref(C1), RefState::Commit(C1.to_string()), "a commit needs no ref");
+        fs::create_dir_all(repo.ref_path("main").parent().unwrap()).unwrap();
+        fs::write(repo.ref_path("main"), format!("{}\n", C2.to_uppercase())).unwrap();
+        assert_eq!(repo.read_ref("main"), RefState::Commit(C2.to_string()));
+        for hostile in ["/etc", "../../models--o--other", "", "\u{1b}[2J"] {
+            fs::write(repo.ref_path("main"), hostile).unwrap();
+            let RefState::Corrupt(said) = repo.read_ref("main") else { panic!("{hostile:?} is not a commit") };
+            assert!(!said.chars().any(char::is_control), "{said:?}");
+            assert_eq!(repo.resolve_revision("main"), None);
+        }
+        // A ref linked to an endless file is read a few bytes deep, not forever.
+        fs::remove_file(repo.ref_path("main")).unwrap();
+        symlink(Path::new("/dev/zero"), &repo.ref_path("main")).unwrap();
+        assert!(matches!(repo.read_ref("main"), RefState::Corrupt(_)));
+    }
+
+    #[test]
     fn a_snapshot_is_complete_only_with_config_weights_and_no_dangling_link() {
         let tmp = tempfile::tempdir().unwrap();
         let cache = HubCache::new(tmp.path());
