@@ -140,7 +140,7 @@ async fn slow_pull_under_way(env: &Env) -> (Pull, CachedRepo) {
 #[tokio::test]
 async fn rm_in_another_process_is_refused_while_a_pull_runs() {
     let env = env().await;
-    let (pull, repo) = slow_pull_under_way(&env).await;
+    let (pull, _) = slow_pull_under_way(&env).await;
     let other = env.other_manager();
     let err = other.delete_model(SMALL_REPO).await.unwrap_err();
     assert_eq!(err.kind(), "busy", "{err}");
