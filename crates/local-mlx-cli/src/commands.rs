@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use local_mlx::store::DownloadOutcome;
 use local_mlx::{EventSink, MlxModelManager, NullSink};
 
@@ -122,11 +122,15 @@ async fn pull(model: &str, json: bool) -> Result<ExitCode> {
 }
 
 async fn process(text: Option<String>, model: Option<String>, prompt: Option<String>, json: bool) -> Result<ExitCode> {
+    if let Some(prompt) = &prompt {
+        local_mlx::settings::check_prompt(prompt)?;
+    }
     let text = match text.filter(|t| t != "-") {
         Some(text) => text,
         None => {
             let mut buffer = String::new();
-            std::io::Read::read_to_string(&mut std::io::stdin(), &mut buffer)?;
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut buffer)
+                .context("cannot read the transcript from stdin (it must be UTF-8 text)")?;
             buffer
         }
     };

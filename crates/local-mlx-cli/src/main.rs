@@ -11,6 +11,7 @@ mod table;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use local_mlx::error::{escape_controls, source_chain};
 
 /// Run small LLMs locally with MLX to clean up dictated text.
 #[derive(Debug, Parser)]
@@ -71,11 +72,14 @@ fn main() -> ExitCode {
     match runtime.block_on(commands::run(cli.command, cli.json)) {
         Ok(code) => code,
         Err(error) => {
+            // Each cause once, and no control character from remote text (a hub's file
+            // name, a repo id typed with escapes) reaches the terminal raw.
+            let message = escape_controls(&source_chain(error.as_ref()));
             if cli.json {
                 let kind = error.downcast_ref::<local_mlx::Error>().map(|e| e.kind()).unwrap_or("error");
-                println!("{}", serde_json::json!({"error": {"kind": kind, "message": format!("{error:#}")}}));
+                println!("{}", serde_json::json!({"error": {"kind": kind, "message": message}}));
             }
-            eprintln!("error: {error:#}");
+            eprintln!("error: {message}");
             ExitCode::FAILURE
         }
     }

@@ -1,6 +1,6 @@
 //! Plain-text tables for people (scripts use `--json`).
 
-use local_mlx::error::human_bytes;
+use local_mlx::error::{escape_controls, human_bytes};
 use local_mlx::{MlxModelInfo, MlxModelStatus, ModelState};
 
 /// `models`: id, size, status, default marker.
@@ -34,6 +34,10 @@ fn describe(status: &MlxModelStatus) -> String {
     }
     if status.state == ModelState::NotDownloaded && status.partial_bytes > 0 {
         text = format!("partial ({} kept)", human_bytes(status.partial_bytes));
+    }
+    // The last download error, or a corrupt cache entry and what to do about it.
+    if let Some(error) = &status.error {
+        text = format!("{text}: {}", escape_controls(error));
     }
     text
 }

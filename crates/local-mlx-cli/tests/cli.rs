@@ -228,3 +228,23 @@ async fn two_processes_pulling_the_same_model_end_with_one_correct_copy() {
         env.served()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rm_in_another_process_is_refused_while_a_pull_runs_then_works() {
+    let size: u64 = 16 << 20;
+    let env = Env::new(size).await;
+    env.hub.set_faults(vec![Fault::throttle(4 << 20).on_path(WEIGHTS)]);
+    let pull = env.spawn(&["pull", REPO]);
+    wait_until("some bytes on disk", || !env.partial_files().is_empty()).await;
+    let output = env.run(&["rm", REPO]).await;
+    assert!(!output.status.success(), "rm must wait for the pull");
+    assert!(stderr(&output).contains("another process"), "{}", stderr(&output));
+    assert!(!env.partial_files().is_empty(), "the pull's partial files are untouched");
+
+    env.hub.clear_faults();
+    let output = wait_child(pull).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_same(&env.snapshot_file(WEIGHTS), &env.weights_source());
+    let output = env.run(&["rm", REPO]).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+}

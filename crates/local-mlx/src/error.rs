@@ -41,6 +41,17 @@ pub enum Error {
     #[error("the hub's answer for {url} is not what a Hugging Face hub sends: {reason}")]
     BadHubResponse { url: String, reason: String },
 
+    #[error("the hub's answer for {url} goes beyond what local-mlx accepts: {reason}; refusing it (is HF_ENDPOINT a Hugging Face hub?)")]
+    HubLimitExceeded { url: String, reason: String },
+
+    #[error(
+        "the hub sent nothing for {secs} s on {url}: check your network connection and HF_ENDPOINT, then try again"
+    )]
+    HubTimeout { url: String, secs: f64 },
+
+    #[error("HF_ENDPOINT \"{endpoint}\" cannot be used: {reason}; set it to the hub's http(s) URL (like https://huggingface.co) or unset it")]
+    InvalidEndpoint { endpoint: String, reason: String },
+
     #[error("the hub lists an unsafe file name '{path}' in '{repo}' ({reason}); refusing to download it")]
     UnsafeFileName { repo: String, path: String, reason: String },
 
@@ -83,11 +94,20 @@ pub enum Error {
     #[error("model '{model_id}' is {state}: {action} is not possible now")]
     Busy { model_id: String, state: String, action: &'static str },
 
+    #[error("the cache entry of '{model_id}' is corrupt: {path} holds \"{content}\", not a commit id; run `local-mlx pull {model_id}` to repair it (or `local-mlx rm {model_id}` to remove it)")]
+    CorruptRef { model_id: String, path: PathBuf, content: String },
+
+    #[error("the cache folder of '{model_id}' ({dir}) was deleted while it was downloading (by another program?): run `local-mlx pull {model_id}` again")]
+    DeletedWhileDownloading { model_id: String, dir: PathBuf },
+
     #[error("model '{model_id}' is not downloaded: run `local-mlx pull {model_id}` (or press Download) first")]
     NotDownloaded { model_id: String },
 
     #[error("model '{model_id}' cannot go from {from:?} by {transition:?}")]
     IllegalTransition { model_id: String, from: ModelState, transition: Transition },
+
+    #[error("the prompt template cannot be used: {reason}; write a prompt that contains ${{output}} where the transcript should go (for example \"Fix the punctuation of: ${{output}}\")")]
+    InvalidPrompt { reason: &'static str },
 
     #[error(
         "the transcript is {chars} characters long; the most local-mlx enhances at once is {max}: split it into parts"
@@ -117,6 +137,9 @@ impl Error {
             Error::HttpStatus { .. } => "http_status",
             Error::BadHubResponse { .. } => "bad_hub_response",
             Error::UnsafeFileName { .. } => "unsafe_file_name",
+            Error::HubLimitExceeded { .. } => "hub_limit_exceeded",
+            Error::HubTimeout { .. } => "hub_timeout",
+            Error::InvalidEndpoint { .. } => "invalid_endpoint",
             Error::Network { .. } => "network",
             Error::Stalled { .. } => "stalled",
             Error::Integrity { .. } => "integrity",
@@ -128,10 +151,13 @@ impl Error {
             Error::NothingToRetry => "nothing_to_retry",
             Error::Busy { .. } => "busy",
             Error::NotDownloaded { .. } => "not_downloaded",
+            Error::CorruptRef { .. } => "corrupt_ref",
+            Error::DeletedWhileDownloading { .. } => "deleted_while_downloading",
             Error::IllegalTransition { .. } => "illegal_transition",
             Error::DownloadFailed { .. } => "download_failed",
             Error::TranscriptTooLong { .. } => "transcript_too_long",
             Error::InvalidRequest { .. } => "invalid_request",
+            Error::InvalidPrompt { .. } => "invalid_prompt",
             Error::Sidecar(e) => e.kind(),
         }
     }
@@ -144,6 +170,7 @@ impl Error {
         match self {
             Error::Network { .. }
             | Error::Stalled { .. }
+            | Error::HubTimeout { .. }
             | Error::Integrity { .. }
             | Error::SizeMismatch { .. }
             | Error::BadHubResponse { .. } => true,
@@ -158,9 +185,12 @@ impl Error {
     }
 }
 
-/// An error and its causes, joined: reqwest's own message alone hides the reason
-/// ("error sending request") while the cause says it ("connection refused").
-pub(crate) fn source_chain(error: &dyn std::error::Error) -> String {
+/// An error and its causes, joined, each said once: reqwest's own message alone hides
+/// the reason ("error sending request") while the cause says it ("connection refused"),
+/// and our messages already end with their cause ("cannot create X: Not a directory"),
+/// so a cause the text already holds is skipped. Faces print errors with this (the CLI
+/// does), never by walking `source()` themselves.
+pub fn source_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -171,6 +201,21 @@ pub(crate) fn source_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// `text` with every control character escaped (`\u{1b}`, `\n`), the rest as is: remote
+/// text (a hub's file name, a ref's content) cannot move a terminal's cursor, set its
+/// title or forge lines once it sits in a message.
+pub fn escape_controls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Bytes as a short human string (`1.5 GB`), decimal units as download sizes are quoted.

@@ -3,7 +3,8 @@
 //!
 //! Stored as one JSON file, written atomically (temp file + rename) so a crash mid-save
 //! never leaves a half-written file; unknown or missing fields fall back to defaults so
-//! an older or newer version's file still loads.
+//! an older or newer version's file still loads. The prompt can be private, so the file
+//! is created 0600 in a folder created 0700 (as is the sidecar's log beside it).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -182,15 +183,49 @@ impl MlxSettings {
         }
     }
 
-    /// Write `path` atomically.
+    /// Write `path` atomically, readable by the user alone.
     pub fn save(&self, path: &Path) -> Result<()> {
         let parent = path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
+        create_private_dir(parent).map_err(|e| Error::io("create", parent, e))?;
         let tmp = path.with_extension(format!("json.tmp{}", std::process::id()));
         let json = serde_json::to_vec_pretty(self).expect("settings serialize");
-        std::fs::write(&tmp, json).map_err(|e| Error::io("write", &tmp, e))?;
+        let _ = std::fs::remove_file(&tmp); // a leftover would keep its old mode
+        create_private_file(&tmp)
+            .and_then(|mut file| std::io::Write::write_all(&mut file, &json))
+            .map_err(|e| Error::io("write", &tmp, e))?;
         std::fs::rename(&tmp, path).map_err(|e| Error::io("write", path, e))
     }
+}
+
+/// Refuse a prompt template that would not clean up the transcript: an empty one lets
+/// the model chat, and one without `${output}` never tells it what the transcript is for.
+pub fn check_prompt(prompt: &str) -> Result<()> {
+    let reason = if prompt.trim().is_empty() {
+        "it is empty"
+    } else if !prompt.contains(crate::postprocess::OUTPUT_PLACEHOLDER) {
+        "it has no ${output} where the transcript goes"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidPrompt { reason })
+}
+
+/// Create `dir` (and its parents) as 0700: the folder holds the prompt and the log.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Create (or truncate) `path` for writing; a new file gets mode 0600.
+pub fn create_private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
 }
 
 /// Where local-mlx keeps its settings and logs: `LOCAL_MLX_CONFIG_DIR`, else the
@@ -278,6 +313,30 @@ mod tests {
         let loaded = MlxSettings::load(&path).unwrap();
         assert_eq!(loaded.selected_model, "x/y");
         assert_eq!(loaded.prompt, DEFAULT_PROMPT);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn settings_are_created_readable_by_the_user_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config/local-mlx/settings.json");
+        MlxSettings::default().save(&path).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(path.parent().unwrap()), 0o700);
+        assert_eq!(mode(path.parent().unwrap().parent().unwrap()), 0o700);
+    }
+
+    #[test]
+    fn a_prompt_without_the_placeholder_or_empty_is_refused() {
+        for bad in ["", "   \n", "Clean this up."] {
+            let err = check_prompt(bad).unwrap_err();
+            assert_eq!(err.kind(), "invalid_prompt", "{bad:?}");
+            assert!(err.to_string().contains("${output}"), "{err}");
+        }
+        check_prompt(DEFAULT_PROMPT).unwrap();
+        check_prompt("Fix: ${output}").unwrap();
     }
 
     #[test]

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::catalog::{self, ModelSpec};
 use crate::error::{Error, Result};
 use crate::events::{EventSink, EventType, MlxModelStateEvent};
-use crate::hub::{DeleteReport, Downloader, HubConfig, Outcome, Progress};
+use crate::hub::{DeleteReport, Downloader, HubConfig, Outcome, Progress, RefState, RepoLock};
 use crate::state::{ModelState, Transition};
 
 /// A model's state and, while downloading, its progress (the seed's `MlxModelStatus`).
@@ -157,6 +157,7 @@ impl ModelStore {
     /// completes, fails after its attempts, or is cancelled.
     pub async fn download(&self, model_id: &str) -> Result<DownloadOutcome> {
         let spec = self.spec(model_id)?;
+        let repo_lock;
         let cancel = {
             let mut inner = self.lock();
             if let Some(active) = &inner.active {
@@ -171,6 +172,8 @@ impl ModelStore {
             if self.config().offline {
                 return Err(Error::Offline { model_id: spec.id.clone(), cache: self.config().cache_dir.clone() });
             }
+            // Held until the download ends: `rm` in another process waits its turn.
+            repo_lock = RepoLock::shared(&self.downloader.cache().repo(&spec.repo))?;
             let from = inner.passing.get(&spec.id).copied().unwrap_or(ModelState::NotDownloaded);
             let to = next(&spec.id, from, Transition::StartDownload)?;
             inner.passing.insert(spec.id.clone(), to);
@@ -182,7 +185,8 @@ impl ModelStore {
         self.sink.emit(MlxModelStateEvent::new(EventType::DownloadStarted, &spec.id));
         let on_progress = self.progress_reporter(&spec.id);
         let result = self.downloader.download(&spec.repo, &spec.revision, on_progress, &cancel).await;
-        self.finish_download(&spec, result)
+        drop(repo_lock);
+        self.finish_download(&spec, result.map_err(|e| self.explain_vanished(&spec, e)))
     }
 
     fn progress_reporter(&self, model_id: &str) -> impl Fn(Progress) + Send + Sync + 'static {
@@ -235,6 +239,17 @@ impl ModelStore {
         }
     }
 
+    /// A file that vanished mid-download because the repo folder went (another tool
+    /// deleted the model) is reported as that, not as a raw "no such file".
+    fn explain_vanished(&self, spec: &ModelSpec, error: Error) -> Error {
+        let vanished = matches!(&error, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound);
+        let repo = self.downloader.cache().repo(&spec.repo);
+        if vanished && !repo.blobs_dir().exists() {
+            return Error::DeletedWhileDownloading { model_id: spec.id.clone(), dir: repo.dir().to_path_buf() };
+        }
+        error
+    }
+
     /// Stop the download in progress (the seed's `mlx_cancel_download`). Returns at
     /// once; the download call returns `Cancelled` within a second.
     pub fn cancel_download(&self) -> Result<String> {
@@ -271,10 +286,19 @@ impl ModelStore {
                 action: "deleting it",
             });
         }
-        // Holding the lock: no download or load can start on this model meanwhile.
+        // Holding the lock: no download or load can start on this model meanwhile; the
+        // repo lock keeps out other processes' downloads and generations.
         let repo = self.downloader.cache().repo(&spec.repo);
+        let Some(_repo_lock) = RepoLock::try_exclusive(&repo)? else {
+            return Err(Error::Busy {
+                model_id: spec.id.clone(),
+                state: "in use by another process (downloading or generating)".to_string(),
+                action: "deleting it",
+            });
+        };
         let downloaded = repo.complete_snapshot(&spec.revision).is_some();
-        if !downloaded && repo.partial_bytes() == 0 {
+        let corrupt_ref = matches!(repo.read_ref(&spec.revision), RefState::Corrupt(_));
+        if !downloaded && !corrupt_ref && repo.partial_bytes() == 0 {
             return Err(Error::NotDownloaded { model_id: spec.id.clone() });
         }
         if downloaded {
@@ -313,10 +337,16 @@ impl ModelStore {
         self.lock().generating.get(model_id).is_some_and(|n| *n > 0)
     }
 
-    /// Mark a generation as started on `model_id`; dropping the guard ends it.
+    /// Mark a generation as started on `model_id`; dropping the guard ends it. The
+    /// guard also holds the repo's shared lock, so `rm` in another process is refused.
     pub fn generating(self: &Arc<Self>, model_id: &str) -> GeneratingGuard {
+        let repo_lock =
+            self.spec(model_id).and_then(|spec| RepoLock::shared(&self.downloader.cache().repo(&spec.repo)));
+        let repo_lock = repo_lock
+            .inspect_err(|e| tracing::warn!(model_id, "generating without the cross-process repo lock: {e}"))
+            .ok();
         *self.lock().generating.entry(model_id.to_string()).or_default() += 1;
-        GeneratingGuard { store: self.clone(), model_id: model_id.to_string() }
+        GeneratingGuard { store: self.clone(), model_id: model_id.to_string(), _repo_lock: repo_lock }
     }
 
     fn info(&self, spec: &ModelSpec) -> MlxModelInfo {
@@ -346,7 +376,14 @@ impl ModelStore {
         let state = self.state_with(spec, || snapshot.is_some());
         let is_active = self.lock().active.as_ref().is_some_and(|a| a.model_id == spec.id);
         let progress = if is_active { *self.progress.lock().expect("progress poisoned") } else { None };
-        let error = self.lock().errors.get(&spec.id).cloned();
+        let repo = self.downloader.cache().repo(&spec.repo);
+        let error = self.lock().errors.get(&spec.id).cloned().or_else(|| match repo.read_ref(&spec.revision) {
+            RefState::Corrupt(content) => Some(
+                Error::CorruptRef { model_id: spec.id.clone(), path: repo.ref_path(&spec.revision), content }
+                    .to_string(),
+            ),
+            RefState::Missing | RefState::Commit(_) => None,
+        });
         MlxModelStatus {
             model_id: spec.id.clone(),
             state,
@@ -354,7 +391,7 @@ impl ModelStore {
             downloaded_bytes: progress.map(|p| p.done),
             total_bytes: progress.map(|p| p.total),
             bytes_per_second: progress.map(|p| p.bytes_per_second),
-            partial_bytes: self.downloader.cache().repo(&spec.repo).partial_bytes(),
+            partial_bytes: repo.partial_bytes(),
             error,
             snapshot_path: snapshot,
         }
@@ -369,6 +406,7 @@ impl ModelStore {
 pub struct GeneratingGuard {
     store: Arc<ModelStore>,
     model_id: String,
+    _repo_lock: Option<RepoLock>,
 }
 
 impl Drop for GeneratingGuard {

@@ -285,6 +285,11 @@ async fn a_first_run_reports_the_environment_sync_then_skips_it() {
     assert_eq!(client.status().await.unwrap().status, "running");
     let log = std::fs::read_to_string(tmp.path().join("sidecar.log")).unwrap();
     assert!(log.contains("uv sync") && log.contains("fake sidecar starting"), "{log}");
+    // The log can hold the prompt: readable by the user alone.
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(tmp.path().join("sidecar.log")).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
 
     supervisor.shutdown().await;
     assert!(!supervisor.is_running());

@@ -9,7 +9,8 @@
 //! request (HEAD included); body faults (`reset_after`, `stall_after`, `corrupt`,
 //! `ignore_range`, `throttle`) fire only on a GET that serves file bytes, so a HEAD or the 302
 //! of an LFS file does not use up a `times: 1` meant for the download; `api_body` fires only on
-//! API routes.
+//! API routes, and can also send a `Link` header, repeat its body forever or send headers and
+//! then nothing (`mode`), the ways a hostile hub wastes a client's memory or time.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -55,7 +56,31 @@ pub enum FaultKind {
         content_type: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         status: Option<u16>,
+        /// A `Link` header to send with it (`<url>; rel="next"` paginates).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        link: Option<String>,
+        #[serde(default, skip_serializing_if = "ApiBodyMode::is_once")]
+        mode: ApiBodyMode,
     },
+}
+
+/// How an `api_body` fault sends its body.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiBodyMode {
+    /// The body, once.
+    #[default]
+    Once,
+    /// The body again and again, never ending.
+    Endless,
+    /// The headers, then nothing, with the connection held open.
+    Silent,
+}
+
+impl ApiBodyMode {
+    fn is_once(&self) -> bool {
+        *self == ApiBodyMode::Once
+    }
 }
 
 fn default_content_type() -> String {
@@ -113,13 +138,35 @@ impl Fault {
 
     /// Answer API routes with `body` (status 200 unless changed with [`Fault::with_status`]).
     pub fn api_body(body: impl Into<String>, content_type: impl Into<String>) -> Self {
-        Self::new(FaultKind::ApiBody { body: body.into(), content_type: content_type.into(), status: None })
+        Self::new(FaultKind::ApiBody {
+            body: body.into(),
+            content_type: content_type.into(),
+            status: None,
+            link: None,
+            mode: ApiBodyMode::Once,
+        })
     }
 
     /// Sets the status of an `api_body` fault; no effect on other kinds.
     pub fn with_status(mut self, status: u16) -> Self {
         if let FaultKind::ApiBody { status: s, .. } = &mut self.kind {
             *s = Some(status);
+        }
+        self
+    }
+
+    /// Sends this `Link` header with an `api_body` fault; no effect on other kinds.
+    pub fn with_link(mut self, link: impl Into<String>) -> Self {
+        if let FaultKind::ApiBody { link: l, .. } = &mut self.kind {
+            *l = Some(link.into());
+        }
+        self
+    }
+
+    /// Sends an `api_body` fault's body this way; no effect on other kinds.
+    pub fn with_mode(mut self, mode: ApiBodyMode) -> Self {
+        if let FaultKind::ApiBody { mode: m, .. } = &mut self.kind {
+            *m = mode;
         }
         self
     }
@@ -178,6 +225,8 @@ pub(crate) struct ApiBody {
     pub status: u16,
     pub content_type: String,
     pub body: String,
+    pub link: Option<String>,
+    pub mode: ApiBodyMode,
 }
 
 #[derive(Default)]
@@ -205,9 +254,13 @@ impl Faults {
     /// Consumes the first matching `api_body` fault (API routes only).
     pub fn take_api_body(&self, target: &Target<'_>) -> Option<ApiBody> {
         self.take_first(target, |kind| match kind {
-            FaultKind::ApiBody { body, content_type, status } => {
-                Some(ApiBody { status: status.unwrap_or(200), content_type: content_type.clone(), body: body.clone() })
-            }
+            FaultKind::ApiBody { body, content_type, status, link, mode } => Some(ApiBody {
+                status: status.unwrap_or(200),
+                content_type: content_type.clone(),
+                body: body.clone(),
+                link: link.clone(),
+                mode: *mode,
+            }),
             _ => None,
         })
     }
@@ -273,13 +326,20 @@ mod tests {
             {"kind": "corrupt", "offset": 7},
             {"kind": "ignore_range"},
             {"kind": "throttle", "bytes_per_sec": 1000},
-            {"kind": "api_body", "body": "<html>", "content_type": "text/html"}
+            {"kind": "api_body", "body": "<html>", "content_type": "text/html"},
+            {"kind": "api_body", "body": "[", "link": "<http://x/>; rel=\"next\"", "mode": "endless"}
         ]"#;
         let faults: Vec<Fault> = serde_json::from_str(json).unwrap();
         assert_eq!(faults[0], Fault::status(503).on_route(Route::Api).times(2));
         assert_eq!(faults[1], Fault::reset_after(10).on_path("model.safetensors"));
         assert_eq!(faults[2], Fault::stall_after(5, Some(Duration::from_millis(500))).on_repo("org/name"));
         assert_eq!(faults[6], Fault::api_body("<html>", "text/html"));
+        assert_eq!(
+            faults[7],
+            Fault::api_body("[", "application/json")
+                .with_link("<http://x/>; rel=\"next\"")
+                .with_mode(ApiBodyMode::Endless)
+        );
         let round_trip: Vec<Fault> = serde_json::from_str(&serde_json::to_string(&faults).unwrap()).unwrap();
         assert_eq!(round_trip, faults);
     }

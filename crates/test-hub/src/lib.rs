@@ -38,7 +38,7 @@ mod stats;
 
 pub use builder::{pattern, RepoBuilder};
 pub use error::{Error, Result};
-pub use faults::{Fault, FaultKind, Route};
+pub use faults::{ApiBodyMode, Fault, FaultKind, Route};
 pub use fixtures::{fixture, workspace_root, Fixture};
 pub use repo::{is_lfs, LFS_EXTENSIONS, LFS_MIN_SIZE};
 pub use server::{Config, TestHub};

@@ -11,10 +11,17 @@
 //! downloaded only through its ref, and we write the ref last, so a crash can never
 //! leave something that looks complete; models other tools put here are judged by
 //! what their snapshot holds (every link resolves, weights and config are there).
+//!
+//! The cache may be shared or tampered with, so nothing read from it is trusted as a
+//! path: a ref must hold a 40-hex commit (anything else is a corrupt ref, never joined
+//! onto a path), and deletion removes entries of this repo's folder and blobs directly
+//! inside its own `blobs/`, unlinking every link without following it. Deletion and
+//! use are serialized across processes by a flock on `.locks/models--org--name.lock`
+//! ([`RepoLock`]).
 
 use std::collections::HashSet;
 use std::fs;
-use std::io;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -100,14 +107,41 @@ impl CachedRepo {
         self.locks_dir.join(format!("{etag}.lock"))
     }
 
-    /// The commit a revision points at, if the cache has its ref. A revision that is
-    /// itself a full commit hash needs no ref (that is how `huggingface_hub` stores it).
-    pub fn resolve_revision(&self, revision: &str) -> Option<String> {
-        match fs::read_to_string(self.ref_path(revision)) {
-            Ok(commit) => Some(commit.trim().to_string()).filter(|c| !c.is_empty()),
-            Err(_) if is_commit_hash(revision) => Some(revision.to_string()),
-            Err(_) => None,
+    /// What `refs/<revision>` says. A revision that is itself a full commit hash needs
+    /// no ref (that is how `huggingface_hub` stores it).
+    pub fn read_ref(&self, revision: &str) -> RefState {
+        // A ref is 40 bytes; reading a little more is enough to tell, and a ref that is
+        // a link to an endless file (`/dev/zero`) cannot make us read forever.
+        let mut head = Vec::new();
+        let read = fs::File::open(self.ref_path(revision)).and_then(|f| f.take(MAX_REF_BYTES).read_to_end(&mut head));
+        match read {
+            Ok(_) => {
+                let text = String::from_utf8_lossy(&head);
+                let commit = text.trim();
+                if is_commit_hash(commit) {
+                    RefState::Commit(commit.to_ascii_lowercase())
+                } else {
+                    RefState::Corrupt(crate::error::escape_controls(commit))
+                }
+            }
+            Err(_) if is_commit_hash(revision) => RefState::Commit(revision.to_ascii_lowercase()),
+            Err(_) => RefState::Missing,
         }
+    }
+
+    /// The commit a revision points at, if the cache has a valid ref for it.
+    pub fn resolve_revision(&self, revision: &str) -> Option<String> {
+        match self.read_ref(revision) {
+            RefState::Commit(commit) => Some(commit),
+            RefState::Missing | RefState::Corrupt(_) => None,
+        }
+    }
+
+    /// The cross-process lock that keeps deletion away from downloads and generations.
+    pub fn repo_lock_path(&self) -> PathBuf {
+        let mut name = self.locks_dir.as_os_str().to_owned();
+        name.push(".lock");
+        PathBuf::from(name)
     }
 
     /// Point `revision` at `commit`, atomically (temp file + rename).
@@ -143,12 +177,15 @@ impl CachedRepo {
     pub fn complete_snapshot(&self, revision: &str) -> Option<PathBuf> {
         let commit = self.resolve_revision(revision)?;
         let dir = self.snapshot_dir(&commit);
-        snapshot_is_complete(&dir).then_some(dir)
+        // A snapshot folder that is a link to somewhere else is not ours to offer.
+        let is_real_dir = fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir());
+        (is_real_dir && snapshot_is_complete(&dir)).then_some(dir)
     }
 
-    /// Bytes of partial downloads (`*.incomplete`) lying in this repo's blobs.
+    /// Bytes of partial downloads (`*.incomplete`) lying in this repo's blobs (regular
+    /// files only: a link is not followed to count someone else's file).
     pub fn partial_bytes(&self) -> u64 {
-        self.partial_files().iter().filter_map(|p| fs::metadata(p).ok()).map(|m| m.len()).sum()
+        self.partial_files().iter().map(|p| regular_file_len(p)).sum()
     }
 
     fn partial_files(&self) -> Vec<PathBuf> {
@@ -163,20 +200,29 @@ impl CachedRepo {
 
     /// Remove `revision`'s snapshot and ref, every partial file, and the blobs no other
     /// snapshot of this repo links to. The repo folder goes too once nothing is left.
+    ///
+    /// Only this repo's own entries are removed: a snapshot link is unlinked, and its
+    /// target is removed only when it is a blob directly inside this repo's `blobs/`;
+    /// a link elsewhere (absolute, climbing out, another model's blob) leaves its
+    /// target alone. A corrupt ref is removed as a file, never followed as a path.
     pub fn delete_revision(&self, revision: &str) -> Result<DeleteReport> {
         let mut report = DeleteReport::default();
-        let commit = self.resolve_revision(revision);
         let mut candidates = HashSet::new();
-        if let Some(commit) = &commit {
-            let snapshot = self.snapshot_dir(commit);
-            if snapshot.exists() {
-                candidates = linked_blobs(&snapshot);
-                fs::remove_dir_all(&snapshot).map_err(|e| Error::io("delete", &snapshot, e))?;
-                report.snapshots_removed = 1;
+        if let Some(commit) = self.resolve_revision(revision) {
+            let snapshot = self.snapshot_dir(&commit);
+            match fs::symlink_metadata(&snapshot) {
+                Ok(meta) if meta.is_dir() => {
+                    candidates = self.own_blobs(&snapshot);
+                    fs::remove_dir_all(&snapshot).map_err(|e| Error::io("delete", &snapshot, e))?;
+                    report.snapshots_removed = 1;
+                }
+                // A snapshot folder that is a link: unlink it, never walk into it.
+                Ok(_) => remove_if_exists(&snapshot)?,
+                Err(_) => {}
             }
         }
         remove_if_exists(&self.ref_path(revision))?;
-        let still_used: HashSet<PathBuf> = self.all_snapshots().iter().flat_map(|s| linked_blobs(s)).collect();
+        let still_used: HashSet<PathBuf> = self.all_snapshots().iter().flat_map(|s| self.own_blobs(s)).collect();
         for blob in candidates.difference(&still_used) {
             if let Ok(meta) = fs::symlink_metadata(blob) {
                 remove_if_exists(blob)?;
@@ -185,13 +231,14 @@ impl CachedRepo {
             }
         }
         for partial in self.partial_files() {
-            report.bytes_freed += fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
+            report.bytes_freed += regular_file_len(&partial);
             remove_if_exists(&partial)?;
             report.partial_files_removed += 1;
         }
         if self.all_snapshots().is_empty() && !has_any_ref(&self.dir.join("refs")) {
             for dir in [&self.dir, &self.locks_dir] {
-                if dir.exists() {
+                // `remove_dir_all` unlinks links inside without following them.
+                if fs::symlink_metadata(dir).is_ok() {
                     fs::remove_dir_all(dir).map_err(|e| Error::io("delete", dir, e))?;
                 }
             }
@@ -199,12 +246,83 @@ impl CachedRepo {
         Ok(report)
     }
 
+    /// The blobs of this repo a snapshot's links point at: only targets directly inside
+    /// our own `blobs/` count; anything else a link names is none of our business.
+    fn own_blobs(&self, snapshot: &Path) -> HashSet<PathBuf> {
+        let blobs = normalize(&self.blobs_dir());
+        linked_targets(snapshot).into_iter().filter(|target| target.parent() == Some(blobs.as_path())).collect()
+    }
+
+    /// The real snapshot folders (a link posing as one is not followed).
     fn all_snapshots(&self) -> Vec<PathBuf> {
         fs::read_dir(self.dir.join("snapshots"))
-            .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect())
+            .map(|entries| {
+                entries.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())).map(|e| e.path()).collect()
+            })
             .unwrap_or_default()
     }
 }
+
+/// A cross-process advisory lock on one repo: shared while a download or a generation
+/// uses it, exclusive while it is deleted, so `rm` in one process cannot pull files
+/// from under a `pull` or a generation in another.
+///
+/// Why `flock` on `.locks/models--org--name.lock`: the kernel drops the lock when the
+/// holder dies, so a crash never leaves a stale lock (unlike a pid file); the cache
+/// already serializes blob writers with flock files under `.locks/` as
+/// `huggingface_hub` does; and the file sits beside, not inside, the folders a delete
+/// removes, so nobody ever locks an unlinked file while a newcomer locks a fresh one.
+/// It is advisory: tools that ignore it (`rm -rf`) are noticed afterwards instead.
+#[derive(Debug)]
+pub struct RepoLock {
+    _file: fs::File,
+}
+
+impl RepoLock {
+    /// Take the shared lock, waiting while a delete holds it (a delete takes moments).
+    pub fn shared(repo: &CachedRepo) -> Result<Self> {
+        let (file, path) = Self::open(repo)?;
+        file.lock_shared().map_err(|e| Error::io("lock", path, e))?;
+        Ok(RepoLock { _file: file })
+    }
+
+    /// The exclusive lock, or `None` while another process uses the repo.
+    pub fn try_exclusive(repo: &CachedRepo) -> Result<Option<Self>> {
+        let (file, path) = Self::open(repo)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(RepoLock { _file: file })),
+            Err(fs::TryLockError::WouldBlock) => Ok(None),
+            Err(fs::TryLockError::Error(e)) => Err(Error::io("lock", path, e)),
+        }
+    }
+
+    fn open(repo: &CachedRepo) -> Result<(fs::File, PathBuf)> {
+        let path = repo.repo_lock_path();
+        let parent = path.parent().expect("lock has a parent");
+        fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io("open the lock file", &path, e))?;
+        Ok((file, path))
+    }
+}
+
+/// What a ref file holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefState {
+    /// No ref: not downloaded through this revision.
+    Missing,
+    /// A valid 40-hex commit (lowercase).
+    Commit(String),
+    /// Anything else, escaped for printing: the cache entry is damaged or tampered with.
+    Corrupt(String),
+}
+
+/// More than a ref ever holds (40 hex digits and maybe a newline).
+const MAX_REF_BYTES: u64 = 256;
 
 /// A 40-hex git commit id.
 pub fn is_commit_hash(revision: &str) -> bool {
@@ -258,8 +376,8 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// The blob files a snapshot's links point at, as absolute-ish joined paths.
-fn linked_blobs(snapshot: &Path) -> HashSet<PathBuf> {
+/// Where a snapshot's links point, resolved lexically against the link's folder.
+fn linked_targets(snapshot: &Path) -> HashSet<PathBuf> {
     walk(snapshot)
         .into_iter()
         .filter_map(|link| {
@@ -283,6 +401,11 @@ fn normalize(path: &Path) -> PathBuf {
         }
     }
     out
+}
+
+/// The length of a regular file; 0 for anything else (a link is not followed).
+fn regular_file_len(path: &Path) -> u64 {
+    fs::symlink_metadata(path).ok().filter(|m| m.is_file()).map_or(0, |m| m.len())
 }
 
 fn has_any_ref(refs: &Path) -> bool {
@@ -356,6 +479,27 @@ mod tests {
         );
         assert_eq!(fs::read(repo.pointer_path(C1, "sub/dir/x.json")).unwrap(), b"[]");
         assert_eq!(fs::read_to_string(repo.ref_path("main")).unwrap(), C1);
+    }
+
+    #[test]
+    fn a_ref_is_a_commit_or_corrupt_and_is_never_read_past_a_few_bytes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = HubCache::new(tmp.path()).repo("o/n");
+        assert_eq!(repo.read_ref("main"), RefState::Missing);
+        assert_eq!(repo.read_ref(C1), RefState::Commit(C1.to_string()), "a commit needs no ref");
+        fs::create_dir_all(repo.ref_path("main").parent().unwrap()).unwrap();
+        fs::write(repo.ref_path("main"), format!("{}\n", C2.to_uppercase())).unwrap();
+        assert_eq!(repo.read_ref("main"), RefState::Commit(C2.to_string()));
+        for hostile in ["/etc", "../../models--o--other", "", "\u{1b}[2J"] {
+            fs::write(repo.ref_path("main"), hostile).unwrap();
+            let RefState::Corrupt(said) = repo.read_ref("main") else { panic!("{hostile:?} is not a commit") };
+            assert!(!said.chars().any(char::is_control), "{said:?}");
+            assert_eq!(repo.resolve_revision("main"), None);
+        }
+        // A ref linked to an endless file is read a few bytes deep, not forever.
+        fs::remove_file(repo.ref_path("main")).unwrap();
+        symlink(Path::new("/dev/zero"), &repo.ref_path("main")).unwrap();
+        assert!(matches!(repo.read_ref("main"), RefState::Corrupt(_)));
     }
 
     #[test]

@@ -21,7 +21,8 @@ pub struct HubConfig {
     pub offline: bool,
     /// Bearer token for private or gated repos.
     pub token: Option<String>,
-    /// No bytes for this long aborts an attempt (the 30 s).
+    /// No bytes for this long aborts an attempt (30 s by default): a file body, and
+    /// also a metadata answer that does not start or stops coming.
     pub stall_timeout: Duration,
     /// Attempts per download (and per retry).
     pub max_attempts: u32,

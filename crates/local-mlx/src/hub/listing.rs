@@ -65,8 +65,11 @@ pub struct RepoListing {
 }
 
 impl RepoListing {
+    /// The bytes of every file. [`super::api::HubApi::listing`] refuses listings whose
+    /// sizes overflow; saturating here keeps a hand-built listing from wrapping round
+    /// to a small number that would pass the free-space check.
     pub fn total_bytes(&self) -> u64 {
-        self.files.iter().map(|f| f.size).sum()
+        self.files.iter().fold(0, |sum, f| sum.saturating_add(f.size))
     }
 }
 
@@ -99,7 +102,8 @@ fn fnmatch(pattern: &str, text: &str) -> bool {
 pub fn check_names(repo: &str, files: &[RemoteFile]) -> Result<()> {
     let unsafe_name = |path: &str, reason: &str| Error::UnsafeFileName {
         repo: repo.to_string(),
-        path: path.to_string(),
+        // Escaped: the name is the hub's text and ends up on a terminal.
+        path: crate::error::escape_controls(path),
         reason: reason.to_string(),
     };
     let mut seen = HashSet::new();
@@ -108,8 +112,8 @@ pub fn check_names(repo: &str, files: &[RemoteFile]) -> Result<()> {
         if path.is_empty() || path.starts_with('/') {
             return Err(unsafe_name(path, "empty or absolute path"));
         }
-        if path.contains('\\') || path.contains('\0') || path.contains(':') {
-            return Err(unsafe_name(path, "backslash, colon or NUL in the name"));
+        if path.contains('\\') || path.contains(':') || path.chars().any(char::is_control) {
+            return Err(unsafe_name(path, "backslash, colon or a control character in the name"));
         }
         if path.split('/').any(|part| part.is_empty() || part == "." || part == "..") {
             return Err(unsafe_name(path, "'.', '..' or an empty path component"));
@@ -174,6 +178,8 @@ mod tests {
             vec!["a/./b.json"],
             vec!["a//b.json"],
             vec!["c:x.json"],
+            vec!["a\u{1b}[2Jb.json"],
+            vec!["nul\0.json"],
             vec!["Config.json", "config.json"],
             vec!["x.json", "x.json"],
         ] {

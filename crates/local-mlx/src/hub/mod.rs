@@ -11,7 +11,7 @@ pub mod download;
 pub mod fetch;
 pub mod listing;
 
-pub use cache::{CachedRepo, DeleteReport, HubCache};
+pub use cache::{CachedRepo, DeleteReport, HubCache, RefState, RepoLock};
 pub use config::HubConfig;
 pub use download::{Downloader, Outcome, Progress};
 pub use listing::{Digest, RemoteFile, RepoListing};

@@ -183,12 +183,12 @@ impl SidecarSupervisor {
 /// Open the log for a new start, keeping the previous one as `<name>.1`.
 fn open_log(path: &std::path::Path) -> Option<std::fs::File> {
     if let Some(dir) = path.parent() {
-        let _ = std::fs::create_dir_all(dir);
+        let _ = crate::settings::create_private_dir(dir);
     }
     let mut previous = path.as_os_str().to_owned();
     previous.push(".1");
     let _ = std::fs::rename(path, previous);
-    match std::fs::File::create(path) {
+    match crate::settings::create_private_file(path) {
         Ok(file) => Some(file),
         Err(e) => {
             tracing::warn!(path = %path.display(), "cannot write the sidecar log ({e}); keeping only its last lines");

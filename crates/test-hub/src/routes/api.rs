@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 
+use axum::body::Body;
 use axum::extract::{Path, Query};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -17,7 +18,7 @@ use serde_json::{json, Value};
 
 use super::Hub;
 use crate::error::{Error, Result};
-use crate::faults::{Route, Target};
+use crate::faults::{ApiBodyMode, Route, Target};
 use crate::repo::{git_blob_sha1, Snapshot};
 
 /// The Hub sends this format; `huggingface_hub` parses it with a strict pattern.
@@ -137,7 +138,21 @@ fn prelude(hub: &Hub, repo: &str, endpoint: &str) -> Option<Response> {
     }
     let fault = hub.faults.take_api_body(&target)?;
     let status = StatusCode::from_u16(fault.status).unwrap_or(StatusCode::OK);
-    Some((status, [(header::CONTENT_TYPE, fault.content_type)], fault.body).into_response())
+    let body = match fault.mode {
+        ApiBodyMode::Once => Body::from(fault.body),
+        ApiBodyMode::Endless => {
+            let chunk = bytes::Bytes::from(fault.body);
+            Body::from_stream(futures_util::stream::repeat_with(move || Ok::<_, std::io::Error>(chunk.clone())))
+        }
+        ApiBodyMode::Silent => {
+            Body::from_stream(futures_util::stream::pending::<Result<bytes::Bytes, std::io::Error>>())
+        }
+    };
+    let mut response = (status, [(header::CONTENT_TYPE, fault.content_type)], body).into_response();
+    if let Some(link) = fault.link.and_then(|l| header::HeaderValue::from_str(&l).ok()) {
+        response.headers_mut().insert(header::LINK, link);
+    }
+    Some(response)
 }
 
 async fn at_revision(hub: &Hub, repo: &str, rev: &str) -> Result<std::sync::Arc<Snapshot>> {
