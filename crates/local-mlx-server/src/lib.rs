@@ -26,7 +26,6 @@ pub mod routes;
 
 use std::sync::Arc;
 
-use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 use local_mlx::MlxModelManager;
@@ -45,6 +44,5 @@ pub fn router(manager: Arc<MlxModelManager>, config: ServerConfig) -> Router {
         .route("/health", get(routes::health))
         .fallback(routes::no_route)
         .with_state(state)
-        .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(config, guard::check))
 }

@@ -7,10 +7,8 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -57,14 +55,8 @@ pub async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
     })
 }
 
-pub async fn chat_completions(
-    State(state): State<AppState>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let body = body.map_err(|rejection| match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::BodyTooLarge { limit: state.config.max_body_bytes },
-        _ => ApiError::BadRequest(format!("cannot read the request body: {rejection}")),
-    })?;
+pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Result<Response, ApiError> {
+    let body = read_limited(body, state.config.max_body_bytes).await?;
     let plan = request::parse(&body)?;
     let permit =
         state.queue.clone().try_acquire_owned().map_err(|_| ApiError::QueueFull { limit: state.config.max_queued })?;
@@ -144,6 +136,32 @@ async fn stream_completion(
 
 fn data(value: &impl serde::Serialize) -> Event {
     Event::default().data(serde_json::to_string(value).expect("our response types always serialize"))
+}
+
+/// How much of an oversized body is read and thrown away before answering 413.
+const DRAIN_LIMIT: usize = 64 << 20;
+
+/// The body, up to `limit` bytes. An oversized body is drained (up to [`DRAIN_LIMIT`])
+/// before the 413: closing a connection with unread data resets it, and the client,
+/// still sending, would see "connection reset" instead of our answer. axum's own
+/// limit answers at once and closes, so this one is hand-written.
+async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let mut frames = body.into_data_stream();
+    let mut kept = Vec::new();
+    let mut total = 0usize;
+    while let Some(frame) = frames.next().await {
+        let frame = frame.map_err(|error| ApiError::BadRequest(format!("cannot read the request body: {error}")))?;
+        total += frame.len();
+        if total <= limit {
+            kept.extend_from_slice(&frame);
+        } else if total > DRAIN_LIMIT {
+            break;
+        }
+    }
+    if total > limit {
+        return Err(ApiError::BodyTooLarge { limit });
+    }
+    Ok(Bytes::from(kept))
 }
 
 pub async fn no_route(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
