@@ -1,0 +1,204 @@
+//! `local-mlx serve` as a user (or launchd, systemd, a script) runs it: the real binary
+//! on port 0, the real sidecar and the *tiny* model pulled from a real test hub.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use test_hub::{fixture, workspace_root, TestHub};
+
+struct Env {
+    tmp: tempfile::TempDir,
+    hub: TestHub,
+    model: String,
+}
+
+impl Env {
+    async fn new() -> Env {
+        let tiny = tokio::task::spawn_blocking(|| fixture("tiny")).await.unwrap();
+        let hub = TestHub::start(tiny.repos).await.unwrap();
+        let env = Env { tmp: tempfile::tempdir().unwrap(), hub, model: tiny.repo_id };
+        let pull = env.command(&["pull", &env.model]).output().unwrap();
+        assert!(pull.status.success(), "{}", String::from_utf8_lossy(&pull.stderr));
+        env
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_local-mlx"));
+        command
+            .args(args)
+            .env("HF_ENDPOINT", self.hub.url())
+            .env("HF_HUB_CACHE", self.tmp.path().join("cache"))
+            .env("LOCAL_MLX_CONFIG_DIR", self.tmp.path().join("config"))
+            .env("LOCAL_MLX_BACKEND_DIR", workspace_root().join("python-backend"))
+            .env_remove("LOCAL_MLX_API_KEY")
+            .env_remove("HF_HUB_OFFLINE");
+        command
+    }
+
+    /// `local-mlx serve --port 0 <extra>`, and the base URL from its first stdout line.
+    fn serve(&self, extra: &[&str]) -> (Child, String) {
+        let mut args = vec!["serve", "--port", "0"];
+        args.extend_from_slice(extra);
+        let mut child =
+            self.command(&args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let url = line.strip_prefix("local-mlx serve: ").unwrap_or_else(|| panic!("first line: {line:?}")).trim_end();
+        let port: u16 =
+            url.strip_prefix("http://localhost:").and_then(|rest| rest.strip_suffix("/v1")).unwrap().parse().unwrap();
+        assert_ne!(port, 0);
+        (child, url.to_string())
+    }
+}
+
+async fn chat(url: &str, model: &str) -> (u16, Value) {
+    let body = json!({"model": model, "max_tokens": 6, "messages": [{"role": "user", "content": "hello"}]});
+    let response = reqwest::Client::new().post(format!("{url}/chat/completions")).json(&body).send().await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+/// Every process below `root` (children, grandchildren...), from /proc's parent links.
+fn descendants(root: u32) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let after_name = stat.rsplit_once(") ")?.1;
+            let mut fields = after_name.split(' ');
+            let state = fields.next()?;
+            let parent = fields.next()?.parse().ok()?;
+            (state != "Z").then_some((pid, parent))
+        })
+        .collect();
+    let mut found = vec![root];
+    let mut index = 0;
+    while index < found.len() {
+        let parent = found[index];
+        found.extend(parents.iter().filter(|(_, p)| *p == parent).map(|(pid, _)| *pid));
+        index += 1;
+    }
+    found.remove(0);
+    found
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|stat| stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')))
+}
+
+/// Wait (a hang guard, generous for a loaded machine) until none of `pids` is alive.
+async fn wait_gone(pids: &[u32], within: Duration, what: &str) {
+    let deadline = Instant::now() + within;
+    while pids.iter().any(|pid| alive(*pid)) {
+        let left: Vec<_> = pids.iter().filter(|pid| alive(**pid)).collect();
+        assert!(Instant::now() < deadline, "{what}: still running {left:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn signal(child: &Child, signal: i32) {
+    assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_prints_its_url_first_answers_and_sigterm_leaves_no_sidecar() {
+    let env = Env::new().await;
+    let (mut child, url) = env.serve(&[]);
+    let (status, answer) = chat(&url, &env.model).await;
+    assert_eq!(status, 200, "{answer}");
+    let sidecar = descendants(child.id());
+    assert!(!sidecar.is_empty(), "a request starts the sidecar");
+
+    signal(&child, libc::SIGTERM);
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+    assert!(status.success(), "SIGTERM is a clean stop: {status:?}");
+    wait_gone(&sidecar, Duration::from_secs(10), "after SIGTERM").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_killed_with_sigkill_leaves_no_sidecar() {
+    let env = Env::new().await;
+    let (mut child, url) = env.serve(&[]);
+    let (status, _) = chat(&url, &env.model).await;
+    assert_eq!(status, 200);
+    let sidecar = descendants(child.id());
+    assert!(!sidecar.is_empty());
+    child.kill().unwrap(); // SIGKILL: no destructor runs
+    child.wait().unwrap();
+    // The sidecar exits when the pipe from its parent closes.
+    wait_gone(&sidecar, Duration::from_secs(20), "after SIGKILL").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keep_alive_stops_the_sidecar_when_idle_and_the_next_request_starts_it() {
+    let env = Env::new().await;
+    let (mut child, url) = env.serve(&["--keep-alive", "sec15"]);
+    let (status, _) = chat(&url, &env.model).await;
+    assert_eq!(status, 200);
+    let first = descendants(child.id());
+    assert!(!first.is_empty());
+    // 15 s of idleness, then the unload and the stop: a few seconds more at most.
+    wait_gone(&first, Duration::from_secs(15 + 20), "after the keep-alive expired").await;
+    let health: Value = reqwest::get(url.replace("/v1", "/health")).await.unwrap().json().await.unwrap();
+    assert_eq!(health["status"], "idle", "{health}");
+
+    let (status, answer) = chat(&url, &env.model).await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(!descendants(child.id()).is_empty(), "the next request starts the sidecar again");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_port_in_use_or_an_open_host_without_a_key_is_one_clear_line_and_exit_1() {
+    let env = Env::new().await;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let output = env.command(&["serve", "--host", "127.0.0.1", "--port", &port]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains(&port) && err.contains("--port"), "{err}");
+    assert!(output.stdout.is_empty(), "no URL line for a server that never started");
+
+    let output = env.command(&["serve", "--host", "0.0.0.0", "--port", "0"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("--api-key") && err.contains("LOCAL_MLX_API_KEY"), "{err}");
+
+    let output = env.command(&["serve", "--port", "0", "--keep-alive", "sometimes"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--keep-alive"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_key_from_the_environment_is_required_and_never_printed() {
+    let env = Env::new().await;
+    let key = "sk-local-7f3a9c";
+    let mut command = env.command(&["serve", "--port", "0"]);
+    command.env("LOCAL_MLX_API_KEY", key).env("LOCAL_MLX_LOG", "debug");
+    let mut child = command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let url = line.trim_end().strip_prefix("local-mlx serve: ").unwrap().to_string();
+    let client = reqwest::Client::new();
+    let denied = client.get(format!("{url}/models")).send().await.unwrap();
+    assert_eq!(denied.status(), 401);
+    let wrong = client.get(format!("{url}/models")).bearer_auth("sk-local-7f3a9d").send().await.unwrap();
+    assert_eq!(wrong.status(), 401);
+    let allowed: Value =
+        client.get(format!("{url}/models")).bearer_auth(key).send().await.unwrap().json().await.unwrap();
+    assert_eq!(allowed["data"][0]["id"], env.model);
+
+    signal(&child, libc::SIGTERM);
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
+    let mut printed = line;
+    std::io::Read::read_to_string(&mut stdout, &mut printed).unwrap();
+    printed.push_str(&String::from_utf8_lossy(&output.stderr));
+    assert!(!printed.contains(key), "the key was printed:\n{printed}");
+}
