@@ -99,7 +99,7 @@ impl From<local_mlx::Error> for ApiError {
     fn from(error: local_mlx::Error) -> Self {
         let message = error.to_string();
         match error.kind() {
-            "unknown_model" | "invalid_repo_id" | "transcript_too_long" | "bad_request" => {
+            "unknown_model" | "invalid_repo_id" | "invalid_request" | "transcript_too_long" | "bad_request" => {
                 ApiError::BadRequest(message)
             }
             "not_downloaded" | "offline" => ApiError::ModelNotFound(message),
