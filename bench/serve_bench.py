@@ -29,9 +29,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
-
-import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools" / "tests"))
@@ -87,12 +87,21 @@ def handy_body(model: str, template: str, transcript: str) -> bytes:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def ask(client: httpx.Client, url: str, body: bytes) -> tuple[float, dict]:
+def ask(url: str, body: bytes) -> tuple[float, dict]:
+    """One request as Handy sends it (no client timeout, as in Handy)."""
+    request = urllib.request.Request(f"{url}/chat/completions", data=body, headers=HANDY_HEADERS)
     t0 = time.perf_counter()
-    response = client.post(f"{url}/chat/completions", content=body, headers=HANDY_HEADERS)
-    elapsed = time.perf_counter() - t0
-    response.raise_for_status()
-    return elapsed, response.json()
+    with urllib.request.urlopen(request) as response:
+        answer = json.load(response)
+    return time.perf_counter() - t0, answer
+
+
+def listening(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/models", timeout=1) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
 
 
 def tree_rss_mib(root: int) -> float:
@@ -142,35 +151,30 @@ def start_theirs(stack: serve_harness.Stack, repo_id: str) -> tuple[subprocess.P
     )
     stack.processes.append(proc)
     url = f"http://127.0.0.1:{port}/v1"
-    while True:
-        try:
-            if httpx.get(f"{url}/models", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
+    while not listening(url):
         if proc.poll() is not None:
             raise SystemExit("mlx_lm.server exited before listening")
         time.sleep(0.05)
+    return proc, url
 
 
 def run(name, start, repo_id: str, reps: int, idle_wait: float) -> dict:
     t_spawn = time.perf_counter()
     proc, url = start()
-    client = httpx.Client(timeout=None)
-    cold_request, first = ask(client, url, handy_body(repo_id, HANDY_PROMPT, TRANSCRIPTS[0]))
+    cold_request, first = ask(url, handy_body(repo_id, HANDY_PROMPT, TRANSCRIPTS[0]))
     cold_total = time.perf_counter() - t_spawn
     print(
         f"{name}: cold {cold_total:.2f} s (request {cold_request:.2f} s): {first['choices'][0]['message']['content']!r}"
     )
     result = {"cold_total": cold_total, "cold_request": cold_request, "warm": [], "last": []}
     for i in range(reps):
-        seconds, answer = ask(client, url, handy_body(repo_id, HANDY_PROMPT, TRANSCRIPTS[1 + i]))
+        seconds, answer = ask(url, handy_body(repo_id, HANDY_PROMPT, TRANSCRIPTS[1 + i]))
         result["warm"].append(seconds)
         print(f"{name}: warm {seconds:.2f} s, {answer['usage']['completion_tokens']} tokens")
     # One untimed request puts the transcript-last prefix in the cache, then the timed ones.
-    ask(client, url, handy_body(repo_id, TRANSCRIPT_LAST, TRANSCRIPTS[-1]))
+    ask(url, handy_body(repo_id, TRANSCRIPT_LAST, TRANSCRIPTS[-1]))
     for i in range(reps):
-        seconds, answer = ask(client, url, handy_body(repo_id, TRANSCRIPT_LAST, TRANSCRIPTS[1 + i]))
+        seconds, answer = ask(url, handy_body(repo_id, TRANSCRIPT_LAST, TRANSCRIPTS[1 + i]))
         result["last"].append(seconds)
         cached = answer.get("usage", {}).get("prompt_tokens_details") or {}
         print(f"{name}: transcript-last {seconds:.2f} s, cached {cached.get('cached_tokens', '?')}")
@@ -180,7 +184,6 @@ def run(name, start, repo_id: str, reps: int, idle_wait: float) -> dict:
     print(
         f"{name}: RSS {result['busy_rss']:.0f} MiB after the last request, {result['idle_rss']:.0f} MiB {idle_wait:.0f} s later"
     )
-    client.close()
     proc.terminate()
     proc.wait(timeout=30)
     return result
