@@ -2,55 +2,35 @@
 //! on port 0, the real sidecar and the *tiny* model pulled from a real test hub.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use test_hub::{fixture, workspace_root, TestHub};
 
-struct Env {
-    tmp: tempfile::TempDir,
-    hub: TestHub,
-    model: String,
-}
+mod common;
 
-impl Env {
-    async fn new() -> Env {
-        let tiny = tokio::task::spawn_blocking(|| fixture("tiny")).await.unwrap();
-        let hub = TestHub::start(tiny.repos).await.unwrap();
-        let env = Env { tmp: tempfile::tempdir().unwrap(), hub, model: tiny.repo_id };
-        let pull = env.command(&["pull", &env.model]).output().unwrap();
-        assert!(pull.status.success(), "{}", String::from_utf8_lossy(&pull.stderr));
-        env
-    }
+use common::Env;
 
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_local-mlx"));
-        command
-            .args(args)
-            .env("HF_ENDPOINT", self.hub.url())
-            .env("HF_HUB_CACHE", self.tmp.path().join("cache"))
-            .env("LOCAL_MLX_CONFIG_DIR", self.tmp.path().join("config"))
-            .env("LOCAL_MLX_BACKEND_DIR", workspace_root().join("python-backend"))
-            .env_remove("LOCAL_MLX_API_KEY")
-            .env_remove("HF_HUB_OFFLINE");
-        command
-    }
-
-    /// `local-mlx serve --port 0 <extra>`, and the base URL from its first stdout line.
-    fn serve(&self, extra: &[&str]) -> (Child, String) {
-        let mut args = vec!["serve", "--port", "0"];
-        args.extend_from_slice(extra);
-        let mut child =
-            self.command(&args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let url = line.strip_prefix("local-mlx serve: ").unwrap_or_else(|| panic!("first line: {line:?}")).trim_end();
-        let port: u16 =
-            url.strip_prefix("http://localhost:").and_then(|rest| rest.strip_suffix("/v1")).unwrap().parse().unwrap();
-        assert_ne!(port, 0);
-        (child, url.to_string())
-    }
+/// `local-mlx serve --port 0 <extra>` with no key from the caller's environment, and
+/// the base URL from its first stdout line.
+fn serve(env: &Env, extra: &[&str]) -> (Child, String) {
+    let mut args = vec!["serve", "--port", "0"];
+    args.extend_from_slice(extra);
+    let mut child = env
+        .command(&args)
+        .env_remove("LOCAL_MLX_API_KEY")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line.strip_prefix("local-mlx serve: ").unwrap_or_else(|| panic!("first line: {line:?}")).trim_end();
+    let port: u16 =
+        url.strip_prefix("http://localhost:").and_then(|rest| rest.strip_suffix("/v1")).unwrap().parse().unwrap();
+    assert_ne!(port, 0);
+    (child, url.to_string())
 }
 
 async fn chat(url: &str, model: &str) -> (u16, Value) {
@@ -107,7 +87,7 @@ fn signal(child: &Child, signal: i32) {
 #[tokio::test(flavor = "multi_thread")]
 async fn serve_prints_its_url_first_answers_and_sigterm_leaves_no_sidecar() {
     let env = Env::new().await;
-    let (mut child, url) = env.serve(&[]);
+    let (mut child, url) = serve(&env, &[]);
     let (status, answer) = chat(&url, &env.model).await;
     assert_eq!(status, 200, "{answer}");
     let sidecar = descendants(child.id());
@@ -122,7 +102,7 @@ async fn serve_prints_its_url_first_answers_and_sigterm_leaves_no_sidecar() {
 #[tokio::test(flavor = "multi_thread")]
 async fn serve_killed_with_sigkill_leaves_no_sidecar() {
     let env = Env::new().await;
-    let (mut child, url) = env.serve(&[]);
+    let (mut child, url) = serve(&env, &[]);
     let (status, _) = chat(&url, &env.model).await;
     assert_eq!(status, 200);
     let sidecar = descendants(child.id());
@@ -136,7 +116,7 @@ async fn serve_killed_with_sigkill_leaves_no_sidecar() {
 #[tokio::test(flavor = "multi_thread")]
 async fn keep_alive_stops_the_sidecar_when_idle_and_the_next_request_starts_it() {
     let env = Env::new().await;
-    let (mut child, url) = env.serve(&["--keep-alive", "sec15"]);
+    let (mut child, url) = serve(&env, &["--keep-alive", "sec15"]);
     let (status, _) = chat(&url, &env.model).await;
     assert_eq!(status, 200);
     let first = descendants(child.id());
