@@ -66,7 +66,10 @@ fn check_key(config: &ServerConfig, headers: &HeaderMap) -> Result<(), ApiError>
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
+        .and_then(|value| value.split_once(' '))
+        // The scheme is case-insensitive (RFC 9110); some clients send `bearer`.
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token)
         .unwrap_or_default();
     if key.matches(given.trim()) {
         Ok(())
