@@ -179,6 +179,13 @@ async fn handys_exact_request_with_a_key_and_a_wrong_or_missing_key_is_401() {
         .await
         .unwrap();
     assert_eq!(response.status(), 401);
+    let lower = client()
+        .get(format!("{}/v1/models", server.base))
+        .header("authorization", "bearer handy-key-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lower.status(), 200, "the scheme is case-insensitive");
     // Liveness needs no key.
     assert_eq!(client().get(format!("{}/health", server.base)).send().await.unwrap().status(), 200);
 }
