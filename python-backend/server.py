@@ -38,13 +38,20 @@ API (the seed's, exactly, plus optional extensions)
 ``POST /generate`` ``{"prompt": str, "max_tokens": 150, "temperature": 0.7}`` plus the
 optional ``system`` (a system message; ``prompt`` is then the user message),
 ``top_p`` (0.8), ``repetition_penalty`` (1.15) and ``stream`` (false) -> ``{"response":
-str, "tokens_generated": int, "prompt_tokens": int, "cached_tokens": int,
-"finish_reason": "stop"|"length", "prompt_tps": float, "generation_tps": float,
-"peak_memory": float (GB)}``. The chat template is applied with
-``enable_thinking=False``; ``<think>...</think>`` never reaches ``response``, which is
-trimmed. ``max_tokens`` must be 1..8192 and is lowered to what fits in the model's
-context. The KV cache of the previous prompt is reused for the longest common prefix
-(``cached_tokens`` of the ``prompt_tokens`` were not pre-filled again).
+str, "tokens_generated": int, "reasoning": str|null, "prompt_tokens": int,
+"cached_tokens": int, "finish_reason": "stop"|"length", "prompt_tps": float,
+"generation_tps": float, "peak_memory": float (GB)}``. Instead of ``prompt`` (and
+``system``), ``messages``: ``[{"role": "system"|"user"|"assistant", "content": str}, ...]``
+(at least one); exactly one of ``prompt`` and ``messages`` is given (400 otherwise).
+Further options: ``enable_thinking`` (false), ``stop`` (up to 4 non-empty strings: the
+answer ends before the first one it contains, which is not returned; ``finish_reason``
+is then ``stop``) and ``seed`` (0..2**64-1, seeds MLX's sampler). The chat template is
+applied with ``enable_thinking`` as given; ``<think>...</think>`` never reaches
+``response``, which is trimmed; with thinking on, the think text is in ``reasoning``
+(null otherwise). ``max_tokens`` must be 1..8192 and is lowered to what fits in the
+model's context. The KV cache of the previous prompt is reused for the longest common
+prefix (``cached_tokens`` of the ``prompt_tokens`` were not pre-filled again), whether
+the prompt came as ``prompt`` or as ``messages``.
 
 With ``"stream": true`` the answer is ``application/x-ndjson``, one JSON object a line::
 

@@ -19,11 +19,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 
-from .engine import ApiError, Cancelled, GenerateParams, GenerationResult
+from .engine import ApiError, Cancelled, GenerateParams, GenerationResult, seed_messages
 from .schemas import (
     DEFAULT_REPETITION_PENALTY,
     DEFAULT_TOP_P,
     MAX_PROMPT_CHARS,
+    MAX_STOP,
     MAX_TOKENS_CAP,
     ErrorResponse,
     GenerateRequest,
@@ -117,20 +118,48 @@ def _params(req: GenerateRequest) -> GenerateParams:
     rp = DEFAULT_REPETITION_PENALTY if req.repetition_penalty is None else req.repetition_penalty
     if not (math.isfinite(rp) and 0 < rp <= 10):
         raise bad(f"repetition_penalty must be in (0, 10], got {rp}")
-    chars = len(req.prompt) + len(req.system or "")
+    messages = _messages(req)
+    chars = sum(len(m["content"]) for m in messages)
     if chars > MAX_PROMPT_CHARS:
         raise bad(
             f"the prompt is {chars} characters long, more than the {MAX_PROMPT_CHARS} accepted "
             "(and longer than any model's context)"
         )
+    stop = req.stop or []
+    if len(stop) > MAX_STOP or not all(stop):
+        raise bad(f"stop must be a list of at most {MAX_STOP} non-empty strings, got {stop!r}")
+    if req.seed is not None and not 0 <= req.seed < 2**64:
+        raise bad(f"seed must be between 0 and 2**64-1, got {req.seed}")
     return GenerateParams(
-        prompt=req.prompt,
-        system=req.system,
+        messages=messages,
         max_tokens=req.max_tokens,
         temperature=req.temperature,
         top_p=top_p,
         repetition_penalty=rp,
+        enable_thinking=req.enable_thinking,
+        stop=stop,
+        seed=req.seed,
     )
+
+
+def _messages(req: GenerateRequest) -> list[dict[str, str]]:
+    """The conversation: `messages`, or `system` + `prompt` as the seed's two messages."""
+    if (req.prompt is None) == (req.messages is None):
+        raise ApiError(
+            400,
+            "give exactly one of `prompt` (with an optional `system`) or `messages`, "
+            f"got {'both' if req.prompt is not None else 'neither'}",
+        )
+    if req.messages is not None:
+        if req.system is not None:
+            raise ApiError(
+                400, "`system` goes with `prompt`; with `messages`, send a system message instead"
+            )
+        if not req.messages:
+            raise ApiError(400, "`messages` is empty: send at least one message")
+        return [{"role": m.role, "content": m.content} for m in req.messages]
+    assert req.prompt is not None
+    return seed_messages(req.prompt, req.system)
 
 
 def _line(obj: dict) -> bytes:

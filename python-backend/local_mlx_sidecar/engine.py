@@ -14,11 +14,11 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .text import OPEN, ThinkFilter
+from .text import OPEN, StopFilter, ThinkFilter, Trim
 
 log = logging.getLogger("local_mlx_sidecar")
 
@@ -50,18 +50,21 @@ class Cancelled(Exception):
 
 @dataclass
 class GenerateParams:
-    prompt: str
-    system: str | None
+    messages: list[dict[str, str]]  # {"role": "system"|"user"|"assistant", "content": str}
     max_tokens: int
     temperature: float
     top_p: float
     repetition_penalty: float
+    enable_thinking: bool = False
+    stop: list[str] = field(default_factory=list)
+    seed: int | None = None
 
 
 @dataclass
 class GenerationResult:
     response: str
     tokens_generated: int
+    reasoning: str | None
     prompt_tokens: int
     cached_tokens: int
     finish_reason: str
@@ -122,6 +125,25 @@ def context_length_of(config: dict) -> int | None:
             if isinstance(v, int) and not isinstance(v, bool) and v > 0:
                 return v
     return None
+
+
+def seed_messages(prompt: str, system: str | None) -> list[dict[str, str]]:
+    """The seed's `prompt` (+ `system`) as a conversation: an empty system is none."""
+    messages = [{"role": "user", "content": prompt}]
+    if system:
+        messages.insert(0, {"role": "system", "content": system})
+    return messages
+
+
+def _fold_system(messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The conversation with its system messages put before the first user message."""
+    system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
+    rest = [dict(m) for m in messages if m["role"] != "system"]
+    first_user = next((m for m in rest if m["role"] == "user"), None)
+    if first_user is None:
+        return [{"role": "user", "content": system}, *rest]
+    first_user["content"] = f"{system}\n\n{first_user['content']}"
+    return rest
 
 
 def _with_history(proc: Callable[[Any, Any], Any], history: Any) -> Callable[[Any, Any], Any]:
@@ -200,24 +222,20 @@ class Engine:
         mx.clear_cache()
 
     # -- prompt ----------------------------------------------------------------------
-    def render(self, prompt: str, system: str | None) -> str:
-        """The text the model sees: the chat template with thinking off, if it has one."""
+    def render(self, messages: list[dict[str, str]], enable_thinking: bool = False) -> str:
+        """The text the model sees: the chat template (thinking as asked), if it has one."""
         tok = self.tokenizer
         if not getattr(tok, "has_chat_template", False):
-            return f"{system}\n\n{prompt}" if system else prompt
-        messages = [{"role": "user", "content": prompt}]
-        if system:
-            messages.insert(0, {"role": "system", "content": system})
-        kwargs = dict(tokenize=False, add_generation_prompt=True, enable_thinking=False)
+            return "\n\n".join(m["content"] for m in messages)
+        kwargs = dict(tokenize=False, add_generation_prompt=True, enable_thinking=enable_thinking)
         try:
             return tok.apply_chat_template(messages, **kwargs)
         except Exception as e:
-            if not system:
+            if not any(m["role"] == "system" for m in messages):
                 raise ApiError(400, f"the model's chat template failed: {e}") from None
-        # Some templates reject a system role: fold it into the user message.
-        merged = [{"role": "user", "content": f"{system}\n\n{prompt}"}]
+        # Some templates reject a system role: fold it into the first user message.
         try:
-            return tok.apply_chat_template(merged, **kwargs)
+            return tok.apply_chat_template(_fold_system(messages), **kwargs)
         except Exception as e:
             raise ApiError(400, f"the model's chat template failed: {e}") from None
 
@@ -243,7 +261,7 @@ class Engine:
             raise ApiError(409, "no model loaded: POST /load first")
         if cancel.is_set():
             raise Cancelled()
-        text = self.render(p.prompt, p.system)
+        text = self.render(p.messages, p.enable_thinking)
         tokens = self.tokenize(text)
         n = len(tokens)
         if n == 0:
@@ -260,6 +278,8 @@ class Engine:
             on_start()
 
         cache, reused = self._take_cache(tokens)
+        if p.seed is not None:
+            mx.random.seed(p.seed)
         sampler = make_sampler(temp=p.temperature, top_p=p.top_p)
         processors = make_logits_processors(
             repetition_penalty=p.repetition_penalty,
@@ -275,10 +295,15 @@ class Engine:
             if cancel.is_set():
                 raise Cancelled()
 
-        filt = ThinkFilter(inside=text.rstrip().endswith(OPEN))
+        # Answer text goes through: think blocks out, then stop strings, then the
+        # whitespace the stop string left at the end.
+        think = ThinkFilter(inside=text.rstrip().endswith(OPEN))
+        stopper = StopFilter(p.stop)
+        trim = Trim()
         pieces: list[str] = []
 
         def emit(piece: str) -> None:
+            piece = trim.feed(piece)
             if piece:
                 pieces.append(piece)
                 if on_text:
@@ -298,22 +323,31 @@ class Engine:
                 prompt_progress_callback=progress,
             ):
                 last = r
-                emit(filt.feed(r.text))
+                emit(stopper.feed(think.feed(r.text)))
+                if stopper.stopped:
+                    break
                 if cancel.is_set():
                     raise Cancelled()
-            emit(filt.finish())
-        except BaseException:
+            if not stopper.stopped:
+                emit(stopper.feed(think.finish()))
+                emit(stopper.finish())
+        except BaseException as e:
             self._cache, self._cache_tokens = None, []
+            if isinstance(e, Cancelled):
+                done = last.generation_tokens if last is not None else 0
+                log.info("generation cancelled after %d tokens", done)
             raise
         self._keep_cache(cache, tokens)
         assert last is not None  # stream_generate always yields a final response
         generated = last.generation_tokens - (1 if last.finish_reason == "stop" else 0)
+        finish = "stop" if stopper.stopped else last.finish_reason or "length"
         return GenerationResult(
             response="".join(pieces),
             tokens_generated=generated,
+            reasoning=think.reasoning if p.enable_thinking else None,
             prompt_tokens=n,
             cached_tokens=reused,
-            finish_reason=last.finish_reason or "length",
+            finish_reason=finish,
             prompt_tps=float(last.prompt_tps),
             generation_tps=float(last.generation_tps),
             peak_memory=float(last.peak_memory),

@@ -12,7 +12,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 MAX_TOKENS_CAP = 8192  # the largest max_tokens accepted (400 above it)
-MAX_PROMPT_CHARS = 1_000_000  # prompt + system; longer is refused before tokenizing
+MAX_PROMPT_CHARS = (
+    1_000_000  # prompt + system (or all messages); longer is refused before tokenizing
+)
+MAX_STOP = 4  # stop strings per request, as OpenAI allows
 DEFAULT_MAX_TOKENS = 150
 DEFAULT_TEMPERATURE = 0.7
 DEFAULT_TOP_P = 0.8
@@ -36,8 +39,20 @@ class LoadResponse(BaseModel):
     )
 
 
+class ChatMessage(_Request):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
 class GenerateRequest(_Request):
-    prompt: str = Field(description="The user message (with `system`: the transcript).")
+    prompt: str | None = Field(
+        None,
+        description="The user message (with `system`: the transcript). "
+        "Exactly one of `prompt` and `messages` is given.",
+    )
+    messages: list[ChatMessage] | None = Field(
+        None, description="Extension: the conversation, instead of `prompt` (+ `system`)."
+    )
     max_tokens: int = Field(
         DEFAULT_MAX_TOKENS,
         description=f"1..{MAX_TOKENS_CAP}; lowered to what fits in the model's context.",
@@ -49,17 +64,31 @@ class GenerateRequest(_Request):
         None, description=f"Extension: (0, 10]; default {DEFAULT_REPETITION_PENALTY}."
     )
     stream: bool = Field(False, description="Extension: stream newline-delimited JSON events.")
+    enable_thinking: bool = Field(
+        False,
+        description="Extension: render the chat template with thinking on; the think text "
+        "comes back in `reasoning`, never in `response`.",
+    )
+    stop: list[str] | None = Field(
+        None,
+        description=f"Extension: up to {MAX_STOP} non-empty strings; the answer ends before "
+        "the first one it contains (finish_reason `stop`).",
+    )
+    seed: int | None = Field(None, description="Extension: seeds MLX's sampler (0..2**64-1).")
 
 
 class GenerateResponse(BaseModel):
     response: str
     tokens_generated: int
+    reasoning: str | None = Field(
+        None, description="Extension: with `enable_thinking`, the think text (else null)."
+    )
     prompt_tokens: int = Field(description="Extension: tokens in the templated prompt.")
     cached_tokens: int = Field(
         description="Extension: leading prompt tokens reused from the KV cache, not pre-filled."
     )
     finish_reason: Literal["stop", "length"] = Field(
-        description="Extension: `stop` (end of turn) or `length` (max_tokens or context reached)."
+        description="Extension: `stop` (end of turn or a stop string) or `length` (max_tokens or context reached)."
     )
     prompt_tps: float = Field(description="Extension: pre-fill speed, tokens/s.")
     generation_tps: float = Field(description="Extension: generation speed, tokens/s.")

@@ -14,7 +14,11 @@ text piece by piece as the model produces it and returns only the answer text:
 A tag split across pieces (``"<thi"`` + ``"nk>"``) is held back until it is decided.
 Concatenating every value returned by ``feed`` and ``finish`` gives exactly
 ``strip_think(whole_text)``, so a streaming client and a complete-text client receive
-the same answer.
+the same answer. The dropped think text is kept in ``reasoning`` (for a request that
+asked for thinking).
+
+``StopFilter`` ends the answer at the first of the request's stop strings, holding back
+a tail that may be the start of one, the same way.
 """
 
 from __future__ import annotations
@@ -31,12 +35,31 @@ def _partial_suffix(text: str, tag: str) -> int:
     return 0
 
 
+class Trim:
+    """Drops leading and trailing whitespace of text that arrives piece by piece."""
+
+    def __init__(self) -> None:
+        self._started = False  # some text has been returned
+        self._pending_ws = ""  # trailing whitespace held back
+
+    def feed(self, text: str) -> str:
+        if not self._started:
+            text = text.lstrip()
+            if not text:
+                return ""
+            self._started = True
+        text = self._pending_ws + text
+        body = text.rstrip()
+        self._pending_ws = text[len(body) :]
+        return body
+
+
 class ThinkFilter:
     def __init__(self, inside: bool = False) -> None:
         self.inside = inside
         self._buf = ""
-        self._started = False  # some answer text has been returned
-        self._pending_ws = ""  # trailing whitespace held back
+        self._trim = Trim()
+        self._thought: list[str] = []
 
     def feed(self, text: str) -> str:
         self._buf += text
@@ -46,8 +69,10 @@ class ThinkFilter:
                 i = self._buf.find(CLOSE)
                 if i < 0:
                     keep = _partial_suffix(self._buf, CLOSE)
+                    self._thought.append(self._buf[: len(self._buf) - keep])
                     self._buf = self._buf[len(self._buf) - keep :]
                     break
+                self._thought.append(self._buf[:i])
                 self._buf = self._buf[i + len(CLOSE) :]
                 self.inside = False
                 continue
@@ -62,25 +87,48 @@ class ThinkFilter:
             out.append(self._buf[: len(self._buf) - keep])
             self._buf = self._buf[len(self._buf) - keep :]
             break
-        return self._shape("".join(out))
+        return self._trim.feed("".join(out))
 
     def finish(self) -> str:
-        rest = "" if self.inside else self._buf  # a dangling partial tag is plain text
+        if self.inside:
+            self._thought.append(self._buf)
+            rest = ""
+        else:
+            rest = self._buf  # a dangling partial tag is plain text
         self._buf = ""
-        out = self._shape(rest)
-        self._pending_ws = ""
+        return self._trim.feed(rest)
+
+    @property
+    def reasoning(self) -> str:
+        """The text of every think block so far, trimmed."""
+        return "".join(self._thought).strip()
+
+
+class StopFilter:
+    """Passes text through until one of ``stops`` appears; that and the rest are cut."""
+
+    def __init__(self, stops: list[str]) -> None:
+        self.stops = [s for s in stops if s]
+        self.stopped = False
+        self._buf = ""
+
+    def feed(self, text: str) -> str:
+        if self.stopped:
+            return ""
+        self._buf += text
+        hits = [i for s in self.stops if (i := self._buf.find(s)) >= 0]
+        if hits:
+            out, self._buf = self._buf[: min(hits)], ""
+            self.stopped = True
+            return out
+        keep = max((_partial_suffix(self._buf, s) for s in self.stops), default=0)
+        out = self._buf[: len(self._buf) - keep]
+        self._buf = self._buf[len(self._buf) - keep :]
         return out
 
-    def _shape(self, text: str) -> str:
-        if not self._started:
-            text = text.lstrip()
-            if not text:
-                return ""
-            self._started = True
-        text = self._pending_ws + text
-        body = text.rstrip()
-        self._pending_ws = text[len(body) :]
-        return body
+    def finish(self) -> str:
+        out, self._buf = self._buf, ""
+        return "" if self.stopped else out
 
 
 def strip_think(text: str, inside: bool = False) -> str:

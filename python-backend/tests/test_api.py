@@ -131,6 +131,7 @@ def test_stream(shared: Sidecar) -> None:
         "event",
         "response",
         "tokens_generated",
+        "reasoning",
         "prompt_tokens",
         "cached_tokens",
         "finish_reason",

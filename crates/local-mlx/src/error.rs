@@ -94,6 +94,9 @@ pub enum Error {
     )]
     TranscriptTooLong { chars: usize, max: usize },
 
+    #[error("invalid request: {detail}")]
+    InvalidRequest { detail: String },
+
     #[error(transparent)]
     Sidecar(#[from] crate::sidecar::SidecarError),
 
@@ -128,6 +131,7 @@ impl Error {
             Error::IllegalTransition { .. } => "illegal_transition",
             Error::DownloadFailed { .. } => "download_failed",
             Error::TranscriptTooLong { .. } => "transcript_too_long",
+            Error::InvalidRequest { .. } => "invalid_request",
             Error::Sidecar(e) => e.kind(),
         }
     }

@@ -10,6 +10,7 @@
 //! that looks complete but is not.
 
 pub mod catalog;
+pub mod chat;
 pub mod error;
 pub mod events;
 pub mod hub;
@@ -21,8 +22,10 @@ pub mod state;
 pub mod store;
 
 pub use catalog::{ModelSpec, DEFAULT_MODEL_ID};
+pub use chat::{ChatChunk, ChatMessage, ChatRequest, ChatResponse, FinishReason, Role};
 pub use error::{Error, Result};
 pub use events::{EventSink, EventType, LoadPhase, MlxModelStateEvent, NullSink, RecordingSink};
-pub use manager::MlxModelManager;
+pub use manager::{MlxModelManager, Runtime, Timings};
+pub use settings::KeepAlive;
 pub use state::{ModelState, Transition};
 pub use store::{DownloadOutcome, MlxModelInfo, MlxModelStatus, ModelStore};

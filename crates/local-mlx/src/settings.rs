@@ -62,6 +62,89 @@ impl ModelUnloadTimeout {
     ];
 }
 
+/// How long a loaded model may sit idle before it is unloaded and the sidecar stopped:
+/// a settings value ([`ModelUnloadTimeout`]) or any duration (a server's `--keep-alive`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeepAlive {
+    Never,
+    Immediately,
+    After(Duration),
+}
+
+impl KeepAlive {
+    /// How long the model may sit idle; `None` keeps it loaded.
+    pub fn idle_limit(self) -> Option<Duration> {
+        match self {
+            KeepAlive::Never => None,
+            KeepAlive::Immediately => Some(Duration::ZERO),
+            KeepAlive::After(limit) => Some(limit),
+        }
+    }
+}
+
+impl From<ModelUnloadTimeout> for KeepAlive {
+    fn from(timeout: ModelUnloadTimeout) -> Self {
+        match timeout.idle_limit() {
+            None => KeepAlive::Never,
+            Some(Duration::ZERO) => KeepAlive::Immediately,
+            Some(limit) => KeepAlive::After(limit),
+        }
+    }
+}
+
+/// `never`, `immediately`, or the duration in the largest unit that divides it (`90s`, `10m`).
+impl std::fmt::Display for KeepAlive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeepAlive::Never => f.write_str("never"),
+            KeepAlive::Immediately => f.write_str("immediately"),
+            KeepAlive::After(limit) => {
+                let secs = limit.as_secs();
+                match secs {
+                    s if s > 0 && s % 3600 == 0 => write!(f, "{}h", s / 3600),
+                    s if s > 0 && s % 60 == 0 => write!(f, "{}m", s / 60),
+                    s if limit.subsec_nanos() == 0 => write!(f, "{s}s"),
+                    _ => write!(f, "{}ms", limit.as_millis()),
+                }
+            }
+        }
+    }
+}
+
+/// Handy's `ModelUnloadTimeout` names (`never`, `immediately`, `sec15`, `min2`, `min5`,
+/// `min10`, `min15`, `hour1`) or a plain duration: a whole number and `ms`, `s`, `m` or
+/// `h` (`90s`, `10m`, `1h`). Hand-written: four units do not justify a dependency.
+impl std::str::FromStr for KeepAlive {
+    type Err = String;
+
+    fn from_str(text: &str) -> std::result::Result<Self, String> {
+        let text = text.trim();
+        let named = ModelUnloadTimeout::ALL
+            .into_iter()
+            .find(|t| serde_json::to_value(t).ok().and_then(|v| v.as_str().map(|n| n == text)).unwrap_or(false));
+        if let Some(timeout) = named {
+            return Ok(timeout.into());
+        }
+        let bad = || {
+            format!(
+                "'{text}' is not a keep-alive: use never, immediately, sec15, min2, min5, min10, min15, hour1, \
+                 or a duration like 90s, 10m or 1h"
+            )
+        };
+        let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        let (number, unit) = text.split_at(split);
+        let number: u64 = number.parse().map_err(|_| bad())?;
+        let limit = match unit {
+            "ms" => Duration::from_millis(number),
+            "s" => Duration::from_secs(number),
+            "m" => Duration::from_secs(number.checked_mul(60).ok_or_else(bad)?),
+            "h" => Duration::from_secs(number.checked_mul(3600).ok_or_else(bad)?),
+            _ => return Err(bad()),
+        };
+        Ok(if limit.is_zero() { KeepAlive::Immediately } else { KeepAlive::After(limit) })
+    }
+}
+
 /// What the user chose.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -152,6 +235,31 @@ mod tests {
         assert_eq!(ModelUnloadTimeout::Never.idle_limit(), None);
         assert_eq!(ModelUnloadTimeout::Immediately.idle_limit(), Some(Duration::ZERO));
         assert_eq!(ModelUnloadTimeout::Hour1.idle_limit(), Some(Duration::from_secs(3600)));
+    }
+
+    #[test]
+    fn keep_alive_takes_handys_names_and_plain_durations() {
+        let parse = |s: &str| s.parse::<KeepAlive>();
+        assert_eq!(parse("never"), Ok(KeepAlive::Never));
+        assert_eq!(parse("immediately"), Ok(KeepAlive::Immediately));
+        assert_eq!(parse("sec15"), Ok(KeepAlive::After(Duration::from_secs(15))));
+        assert_eq!(parse("min5"), Ok(KeepAlive::After(Duration::from_secs(300))));
+        assert_eq!(parse("hour1"), Ok(KeepAlive::After(Duration::from_secs(3600))));
+        assert_eq!(parse("90s"), Ok(KeepAlive::After(Duration::from_secs(90))));
+        assert_eq!(parse("10m"), Ok(KeepAlive::After(Duration::from_secs(600))));
+        assert_eq!(parse("1h"), Ok(KeepAlive::After(Duration::from_secs(3600))));
+        assert_eq!(parse("250ms"), Ok(KeepAlive::After(Duration::from_millis(250))));
+        assert_eq!(parse("0s"), Ok(KeepAlive::Immediately));
+        for bad in ["", "5", "m5", "5 minutes", "-5s", "1.5h", "forever", "99999999999999999999h", "MIN5"] {
+            let err = parse(bad).unwrap_err();
+            assert!(err.contains("not a keep-alive") && err.contains("90s"), "{bad:?}: {err}");
+        }
+        for timeout in ModelUnloadTimeout::ALL {
+            assert_eq!(KeepAlive::from(timeout).idle_limit(), timeout.idle_limit());
+        }
+        for shown in ["never", "immediately", "15s", "90s", "2m", "1h", "250ms"] {
+            assert_eq!(parse(shown).unwrap().to_string(), shown);
+        }
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! `MlxModelManager`: the one facade every face (CLI, Tauri app) calls.
 //!
 //! Each public method is one of the seed's commands (`list_models`, `model_status`,
-//! `download`, `cancel_download`, `retry_download`, `delete_model`, `process_text`) or
-//! what a settings page needs (`warm_up`, `unload`, settings). The model store owns
+//! `download`, `cancel_download`, `retry_download`, `delete_model`, `process_text`),
+//! the general chat call under `process_text` and the server (`chat`, `chat_stream`,
+//! `runtime`), or what a settings page needs (`warm_up`, `unload`, settings). The model store owns
 //! files and states; the [`session`] owns the sidecar and the loaded model; the
 //! [`idle`] timer unloads after `model_unload_timeout`. A key decision: everything that
 //! touches the loaded model (load, generate, unload) runs under one async lock, so
@@ -15,13 +16,16 @@ mod session;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
 use serde::Serialize;
 
+use crate::chat::{ChatChunk, ChatRequest, ChatResponse, FinishReason};
 use crate::error::{Error, Result};
 use crate::events::EventSink;
 use crate::hub::{DeleteReport, HubConfig};
-use crate::postprocess::MAX_TRANSCRIPT_CHARS;
-use crate::settings::{config_dir, MlxSettings};
+use crate::postprocess::{build_messages, guard, max_tokens_for, MAX_TRANSCRIPT_CHARS};
+use crate::settings::{config_dir, KeepAlive, MlxSettings};
 use crate::sidecar::{default_backend_dir, SidecarConfig};
 use crate::store::{DownloadOutcome, MlxModelInfo, MlxModelStatus, ModelStore};
 
@@ -65,7 +69,28 @@ pub struct ProcessOptions {
     pub prompt: Option<String>,
 }
 
-/// Where the time of one `process_text` went, in milliseconds.
+/// Clean-up wants faithful, not creative: greedy decoding, which also makes the same
+/// transcript give the same text every time (the seed's 0.7 stays the sidecar's
+/// default for other callers).
+const PROCESS_TEMPERATURE: f64 = 0.0;
+
+/// What the loaded-model slot is doing now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Runtime {
+    /// No model loaded.
+    Idle,
+    /// The sidecar is starting (or syncing its Python environment) for a load.
+    Starting,
+    Loading {
+        model_id: String,
+    },
+    Ready {
+        model_id: String,
+    },
+}
+
+/// Where the time of one chat call or `process_text` went, in milliseconds.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Timings {
     /// Starting the sidecar (0 when it was running), including a first-run sync.
@@ -98,6 +123,8 @@ pub struct MlxModelManager {
     session: Arc<Session>,
     settings: Mutex<MlxSettings>,
     settings_path: PathBuf,
+    /// Set by [`MlxModelManager::set_keep_alive`]; else the settings' unload timeout.
+    keep_alive: Mutex<Option<KeepAlive>>,
 }
 
 impl MlxModelManager {
@@ -114,6 +141,7 @@ impl MlxModelManager {
             store,
             settings: Mutex::new(settings),
             settings_path: config.settings_path,
+            keep_alive: Mutex::new(None),
         })
     }
 
@@ -199,14 +227,76 @@ impl MlxModelManager {
         if chars > MAX_TRANSCRIPT_CHARS {
             return Err(Error::TranscriptTooLong { chars, max: MAX_TRANSCRIPT_CHARS });
         }
-        self.session.process(&model_id, &prompt, text, settings.model_unload_timeout).await
+        let request = ChatRequest {
+            max_tokens: Some(max_tokens_for(text)),
+            temperature: PROCESS_TEMPERATURE,
+            ..ChatRequest::new(model_id, build_messages(&prompt, text))
+        };
+        let response = self.chat(request).await?;
+        let finish = match response.finish_reason {
+            FinishReason::Length => "length",
+            FinishReason::Stop => "stop",
+        };
+        let guarded = guard(text, &response.text, Some(finish));
+        for warning in &guarded.warnings {
+            tracing::warn!(model_id = %response.model_id, "{warning}");
+        }
+        Ok(ProcessOutput {
+            text: guarded.text,
+            enhanced: guarded.enhanced,
+            warnings: guarded.warnings,
+            model_id: response.model_id,
+            tokens_generated: response.completion_tokens,
+            prompt_tokens: response.prompt_tokens,
+            cached_tokens: response.cached_tokens,
+            timings: response.timings,
+        })
+    }
+
+    /// Answer a conversation with `request.model`, loading it first if needed (a
+    /// different model is unloaded; calls queue, one model at a time).
+    pub async fn chat(&self, request: ChatRequest) -> Result<ChatResponse> {
+        let mut stream = self.chat_stream(request).await?;
+        while let Some(chunk) = stream.next().await {
+            if let ChatChunk::Done(response) = chunk? {
+                return Ok(response);
+            }
+        }
+        unreachable!("a chat stream ends with Done or an error")
+    }
+
+    /// [`Self::chat`], piece by piece: [`ChatChunk::Text`]s, then one [`ChatChunk::Done`].
+    ///
+    /// Errors found before generating (unknown id, not downloaded, load failure, bad
+    /// values) are returned here; later ones end the stream with an `Err`. Dropping the
+    /// stream at any point stops the generation in the sidecar and re-arms the idle
+    /// deadline.
+    pub async fn chat_stream(&self, request: ChatRequest) -> Result<BoxStream<'static, Result<ChatChunk>>> {
+        self.session.chat_stream(request, self.keep_alive()).await
+    }
+
+    /// What the loaded-model slot is doing now (for a /health endpoint).
+    pub fn runtime(&self) -> Runtime {
+        self.session.runtime()
+    }
+
+    /// Overrides the settings' unload timeout for this manager (a server's --keep-alive);
+    /// it applies from the next use.
+    pub fn set_keep_alive(&self, keep_alive: KeepAlive) {
+        *self.keep_alive.lock().expect("keep-alive poisoned") = Some(keep_alive);
+    }
+
+    /// The idle limit in force: [`Self::set_keep_alive`]'s, else the settings'.
+    fn keep_alive(&self) -> KeepAlive {
+        let chosen = *self.keep_alive.lock().expect("keep-alive poisoned");
+        chosen.unwrap_or_else(|| self.settings().model_unload_timeout.into())
     }
 
     /// Start the sidecar and load the selected model ahead of use (the seed's
     /// "pre-warm on settings page visit"). The idle timer starts from here.
     pub async fn warm_up(&self) -> Result<()> {
         let settings = self.settings();
-        self.session.warm_up(&settings.selected_model, settings.model_unload_timeout).await
+        self.session.warm_up(&settings.selected_model, self.keep_alive()).await
     }
 
     /// Unload the model and stop the sidecar now.

@@ -1,31 +1,35 @@
 //! The loaded model's life: start the sidecar, load, generate, unload, stop.
 //!
-//! One async lock (`loaded`) is held for each of those steps, so two `process_text`
-//! calls are served one after the other with a single load, a delete or an idle unload
-//! waits for (or refuses during) a generation, and the record of what is loaded never
-//! disagrees with the sidecar. The record keeps the sidecar client it was loaded
-//! through: if that process died, the model is known to be gone without asking.
+//! One async lock (`loaded`) is held for each of those steps, so two chat calls are
+//! served one after the other with a single load, a delete or an idle unload waits for
+//! (or refuses during) a generation, and the record of what is loaded never disagrees
+//! with the sidecar. The record keeps the sidecar client it was loaded through: if that
+//! process died, the model is known to be gone without asking.
+//!
+//! Cancel safety: a caller may drop its future or stream at any point. Taking the lock
+//! and loading run in a task of their own ([`Session::prepare`]), so a dropped caller
+//! never leaves a load half-recorded; a [`Rearm`] guard, alive from the moment the idle
+//! deadline is cancelled, arms it again however the call ends; and dropping the sidecar
+//! stream closes its connection, which makes the sidecar cancel the generation.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::Mutex;
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
+use tokio::sync::{oneshot, Mutex, OwnedMutexGuard};
 
 use super::idle::IdleTimer;
-use super::{ProcessOutput, Timings};
+use super::{Runtime, Timings};
+use crate::catalog::ModelSpec;
+use crate::chat::{ChatChunk, ChatRequest, ChatResponse};
 use crate::error::{Error, Result};
 use crate::events::{EventSink, LoadPhase, MlxModelStateEvent};
-use crate::postprocess::{build_prompt, guard, max_tokens_for};
-use crate::settings::ModelUnloadTimeout;
-use crate::sidecar::{Client, FinishReason, GenerateRequest, Phase, SidecarConfig, SidecarSupervisor};
+use crate::settings::KeepAlive;
+use crate::sidecar::{Client, GenerateChunk, GenerateResponse, Phase, SidecarConfig, SidecarError, SidecarSupervisor};
 use crate::state::{ModelState, Transition};
-use crate::store::ModelStore;
-
-/// Clean-up wants faithful, not creative: greedy decoding, which also makes the same
-/// transcript give the same text every time (the seed's 0.7 stays the sidecar's
-/// default for other callers).
-const TEMPERATURE: f64 = 0.0;
+use crate::store::{GeneratingGuard, ModelStore};
 
 /// What is loaded, and through which sidecar process.
 struct Loaded {
@@ -33,12 +37,42 @@ struct Loaded {
     client: Arc<Client>,
 }
 
+type LoadedGuard = OwnedMutexGuard<Option<Loaded>>;
+
 pub(super) struct Session {
     store: Arc<ModelStore>,
     sidecar: SidecarSupervisor,
     sink: Arc<dyn EventSink>,
-    loaded: Mutex<Option<Loaded>>,
+    loaded: Arc<Mutex<Option<Loaded>>>,
     idle: IdleTimer,
+    runtime: std::sync::Mutex<Runtime>,
+}
+
+/// Arms the idle deadline when dropped (unless disarmed): however a call ends, by
+/// returning, by an error or by being dropped, the model is unloaded after the limit.
+struct Rearm {
+    session: Arc<Session>,
+    keep_alive: KeepAlive,
+    armed: bool,
+}
+
+impl Drop for Rearm {
+    fn drop(&mut self) {
+        let Some(limit) = self.keep_alive.idle_limit() else { return };
+        // The timer spawns a task; outside a runtime (a manager dropped at exit) there
+        // is nothing left to unload for.
+        if self.armed && tokio::runtime::Handle::try_current().is_ok() {
+            self.session.idle.schedule(limit);
+        }
+    }
+}
+
+/// The lock, held, with the model loaded.
+struct Prepared {
+    loaded: LoadedGuard,
+    client: Arc<Client>,
+    timings: Timings,
+    rearm: Rearm,
 }
 
 impl Session {
@@ -49,7 +83,7 @@ impl Session {
                 store,
                 sidecar: SidecarSupervisor::new(sidecar),
                 sink,
-                loaded: Mutex::new(None),
+                loaded: Arc::new(Mutex::new(None)),
                 idle: IdleTimer::new(move |epoch| {
                     let weak = weak.clone();
                     async move {
@@ -58,97 +92,86 @@ impl Session {
                         }
                     }
                 }),
+                runtime: std::sync::Mutex::new(Runtime::Idle),
             }
         })
     }
 
-    /// Enhance `text` with `model_id` and the prompt template.
-    pub async fn process(
-        &self,
-        model_id: &str,
-        template: &str,
-        text: &str,
-        timeout: ModelUnloadTimeout,
-    ) -> Result<ProcessOutput> {
+    /// Generate an answer to `request`, piece by piece (see `MlxModelManager::chat_stream`).
+    pub async fn chat_stream(
+        self: &Arc<Self>,
+        request: ChatRequest,
+        keep_alive: KeepAlive,
+    ) -> Result<BoxStream<'static, Result<ChatChunk>>> {
         let started = Instant::now();
-        let spec = self.store.spec(model_id)?;
-        let mut loaded = self.loaded.lock().await;
-        self.idle.cancel();
-        let Some(snapshot) = self.store.snapshot(&spec) else {
-            // Deleted behind our back (another tool, or by hand): a copy still loaded
-            // in the sidecar must not outlive its files.
-            if loaded.as_ref().is_some_and(|l| l.model_id == spec.id) {
-                self.unload_locked(&mut loaded).await?;
-                self.sidecar.shutdown().await;
-            }
-            return Err(Error::NotDownloaded { model_id: spec.id });
-        };
-        let mut timings = Timings::default();
-        let client = self.ensure_loaded(&mut loaded, &spec.id, snapshot, &mut timings).await?;
-
-        let prompt = build_prompt(template, text);
-        let request = GenerateRequest {
-            system: Some(prompt.system).filter(|s| !s.is_empty()),
-            max_tokens: max_tokens_for(text),
-            temperature: TEMPERATURE,
-            ..GenerateRequest::new(prompt.user)
-        };
+        request.validate()?;
+        let spec = self.store.spec(&request.model)?;
+        let Prepared { mut loaded, client, timings, rearm } = self.prepare(spec.clone(), keep_alive).await?;
+        let generating = self.store.generating(&spec.id);
         let generate_started = Instant::now();
-        let result = {
-            let _generating = self.store.generating(&spec.id);
-            client.generate(&request).await
-        };
-        timings.generate_ms = generate_started.elapsed().as_millis() as u64;
-        let response = match result {
-            Ok(response) => response,
+        let inner = match client.generate_stream(&request.to_generate()).await {
+            Ok(inner) => inner,
             Err(error) => {
                 if error.process_died() {
                     self.forget_loaded(&mut loaded);
                 }
-                self.schedule_idle(timeout, &loaded).await;
                 return Err(error.into());
             }
         };
-        let finish = match response.finish_reason {
-            Some(FinishReason::Length) => Some("length"),
-            Some(_) => Some("stop"),
-            None => None,
-        };
-        let guarded = guard(text, &response.response, finish);
-        for warning in &guarded.warnings {
-            tracing::warn!(model_id = %spec.id, "{warning}");
-        }
-        if timeout == ModelUnloadTimeout::Immediately {
-            // The text is ready: a failed unload must not cost the user their result.
-            if let Err(error) = self.unload_locked(&mut loaded).await {
-                tracing::warn!(%error, "unload after use failed; stopping the sidecar anyway");
-            }
-            self.sidecar.shutdown().await;
-        } else {
-            self.schedule_idle(timeout, &loaded).await;
-        }
-        timings.total_ms = started.elapsed().as_millis() as u64;
-        Ok(ProcessOutput {
-            text: guarded.text,
-            enhanced: guarded.enhanced,
-            warnings: guarded.warnings,
+        let generation = Generation {
+            session: self.clone(),
             model_id: spec.id,
-            tokens_generated: response.tokens_generated,
-            prompt_tokens: response.prompt_tokens.unwrap_or(0),
-            cached_tokens: response.cached_tokens.unwrap_or(0),
+            keep_alive,
+            started,
+            generate_started,
             timings,
-        })
+            inner: Some(inner),
+            held: Some((loaded, generating)),
+            rearm: Some(rearm),
+        };
+        Ok(futures_util::stream::unfold(generation, Generation::next).boxed())
     }
 
-    /// Start the sidecar and load `model_id`, then start the idle clock.
-    pub async fn warm_up(&self, model_id: &str, timeout: ModelUnloadTimeout) -> Result<()> {
+    /// Start the sidecar and load `model_id`; the idle clock starts from here.
+    pub async fn warm_up(self: &Arc<Self>, model_id: &str, keep_alive: KeepAlive) -> Result<()> {
         let spec = self.store.spec(model_id)?;
-        let snapshot = self.store.snapshot(&spec).ok_or_else(|| Error::NotDownloaded { model_id: spec.id.clone() })?;
-        let mut loaded = self.loaded.lock().await;
-        self.idle.cancel();
-        self.ensure_loaded(&mut loaded, &spec.id, snapshot, &mut Timings::default()).await?;
-        self.schedule_idle(timeout, &loaded).await;
-        Ok(())
+        self.prepare(spec, keep_alive).await.map(drop)
+    }
+
+    /// Take the lock and load `spec`'s model, in a task of its own: if the caller goes
+    /// away meanwhile, a load under way still completes and is recorded, and the idle
+    /// deadline is armed again; while still waiting for the lock, nothing happens at all.
+    async fn prepare(self: &Arc<Self>, spec: ModelSpec, keep_alive: KeepAlive) -> Result<Prepared> {
+        let (tx, rx) = oneshot::channel();
+        let session = self.clone();
+        tokio::spawn(async move {
+            let mut loaded = session.loaded.clone().lock_owned().await;
+            if tx.is_closed() {
+                return;
+            }
+            session.idle.cancel();
+            let rearm = Rearm { session: session.clone(), keep_alive, armed: true };
+            let mut timings = Timings::default();
+            let result = session.load(&mut loaded, &spec, &mut timings).await;
+            // Not delivered (the caller is gone): dropping it re-arms and unlocks.
+            let _ = tx.send(result.map(|client| Prepared { loaded, client, timings, rearm }));
+        });
+        rx.await.expect("the preparation task ends by sending its result")
+    }
+
+    /// The client with `spec`'s model loaded; a model deleted behind our back is
+    /// released from the sidecar and reported missing.
+    async fn load(&self, loaded: &mut Option<Loaded>, spec: &ModelSpec, timings: &mut Timings) -> Result<Arc<Client>> {
+        let Some(snapshot) = self.store.snapshot(spec) else {
+            // Deleted behind our back (another tool, or by hand): a copy still loaded
+            // in the sidecar must not outlive its files.
+            if loaded.as_ref().is_some_and(|l| l.model_id == spec.id) {
+                self.unload_locked(loaded).await?;
+                self.sidecar.shutdown().await;
+            }
+            return Err(Error::NotDownloaded { model_id: spec.id.clone() });
+        };
+        self.ensure_loaded(loaded, &spec.id, snapshot, timings).await
     }
 
     /// The idle deadline of `epoch` passed: unload and stop, unless a use came since.
@@ -204,6 +227,19 @@ impl Session {
         self.sidecar.pid()
     }
 
+    /// What the loaded-model slot is doing; a model whose sidecar died is not ready.
+    pub fn runtime(&self) -> Runtime {
+        let runtime = self.runtime.lock().expect("runtime poisoned").clone();
+        match runtime {
+            Runtime::Ready { .. } if !self.sidecar.is_running() => Runtime::Idle,
+            runtime => runtime,
+        }
+    }
+
+    fn set_runtime(&self, runtime: Runtime) {
+        *self.runtime.lock().expect("runtime poisoned") = runtime;
+    }
+
     /// The client with `model_id` loaded, starting the sidecar and loading as needed.
     async fn ensure_loaded(
         &self,
@@ -227,9 +263,12 @@ impl Session {
             Ok(client) => {
                 self.store.transition(model_id, Transition::LoadCompleted)?;
                 *loaded = Some(Loaded { model_id: model_id.to_string(), client: client.clone() });
+                self.set_runtime(Runtime::Ready { model_id: model_id.to_string() });
                 Ok(client)
             }
             Err(error) => {
+                // A failed load leaves no model in the sidecar.
+                self.set_runtime(Runtime::Idle);
                 self.store.transition(model_id, Transition::LoadFailed)?;
                 self.sink.emit(MlxModelStateEvent::error(model_id, error.to_string()));
                 Err(error)
@@ -246,6 +285,8 @@ impl Session {
         let start = Instant::now();
         let sink = self.sink.clone();
         let id = model_id.to_string();
+        let loading = Runtime::Loading { model_id: id.clone() };
+        self.set_runtime(if self.sidecar.is_running() { loading.clone() } else { Runtime::Starting });
         let client = self
             .sidecar
             .ensure_running(move |phase| {
@@ -259,6 +300,7 @@ impl Session {
             .await?;
         timings.start_ms = start.elapsed().as_millis() as u64;
         let load = Instant::now();
+        self.set_runtime(loading);
         self.sink.emit(MlxModelStateEvent::loading(model_id, LoadPhase::LoadingModel));
         client.load(snapshot).await?;
         timings.load_ms = load.elapsed().as_millis() as u64;
@@ -269,6 +311,7 @@ impl Session {
     /// `Downloaded` either way.
     async fn unload_locked(&self, loaded: &mut Option<Loaded>) -> Result<()> {
         let Some(current) = loaded.take() else { return Ok(()) };
+        self.set_runtime(Runtime::Idle);
         let alive = self.sidecar.client().is_some_and(|c| Arc::ptr_eq(&c, &current.client));
         let result = if alive { current.client.unload().await.map(|_| ()) } else { Ok(()) };
         self.store.transition(&current.model_id, Transition::Unload)?;
@@ -278,16 +321,76 @@ impl Session {
     /// The sidecar died: the model is not loaded any more.
     fn forget_loaded(&self, loaded: &mut Option<Loaded>) {
         if let Some(current) = loaded.take() {
+            self.set_runtime(Runtime::Idle);
             let _ = self.store.transition(&current.model_id, Transition::Unload);
         }
     }
+}
 
-    async fn schedule_idle(&self, timeout: ModelUnloadTimeout, loaded: &Option<Loaded>) {
-        if loaded.is_none() {
-            return;
+/// One generation under way: holds the lock and the generating mark until its answer
+/// is complete (or it fails, or is dropped).
+struct Generation {
+    session: Arc<Session>,
+    model_id: String,
+    keep_alive: KeepAlive,
+    started: Instant,
+    generate_started: Instant,
+    timings: Timings,
+    /// `None` once the last item was given.
+    inner: Option<BoxStream<'static, crate::sidecar::Result<GenerateChunk>>>,
+    held: Option<(LoadedGuard, GeneratingGuard)>,
+    rearm: Option<Rearm>,
+}
+
+impl Generation {
+    async fn next(mut self) -> Option<(Result<ChatChunk>, Self)> {
+        let item = match self.inner.as_mut()?.next().await {
+            Some(Ok(GenerateChunk::Token(text))) => return Some((Ok(ChatChunk::Text(text)), self)),
+            Some(Ok(GenerateChunk::Done(response))) => Ok(ChatChunk::Done(self.finish(response).await)),
+            Some(Err(error)) => {
+                if error.process_died() {
+                    if let Some((loaded, _)) = self.held.as_mut() {
+                        self.session.forget_loaded(loaded);
+                    }
+                }
+                Err(error.into())
+            }
+            None => {
+                Err(SidecarError::BadResponse { what: "generate", detail: "the stream ended without a result".into() }
+                    .into())
+            }
+        };
+        // Release the lock now, not when the caller drops the stream; re-arm the deadline.
+        self.inner = None;
+        self.held = None;
+        self.rearm = None;
+        Some((item, self))
+    }
+
+    async fn finish(&mut self, response: GenerateResponse) -> ChatResponse {
+        self.timings.generate_ms = self.generate_started.elapsed().as_millis() as u64;
+        if self.keep_alive == KeepAlive::Immediately {
+            if let Some((loaded, _)) = self.held.as_mut() {
+                // The text is ready: a failed unload must not cost the user their result.
+                if let Err(error) = self.session.unload_locked(loaded).await {
+                    tracing::warn!(%error, "unload after use failed; stopping the sidecar anyway");
+                }
+                self.session.sidecar.shutdown().await;
+            }
+            if let Some(rearm) = self.rearm.as_mut() {
+                rearm.armed = false;
+            }
         }
-        if let Some(limit) = timeout.idle_limit() {
-            self.idle.schedule(limit);
+        self.timings.total_ms = self.started.elapsed().as_millis() as u64;
+        ChatResponse {
+            model_id: self.model_id.clone(),
+            text: response.response,
+            reasoning: response.reasoning,
+            finish_reason: response.finish_reason.into(),
+            prompt_tokens: response.prompt_tokens.unwrap_or(0),
+            completion_tokens: response.tokens_generated,
+            cached_tokens: response.cached_tokens.unwrap_or(0),
+            timings: self.timings.clone(),
         }
     }
 }

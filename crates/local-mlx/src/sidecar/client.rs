@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::process::Process;
 use super::{Result, SidecarError};
+use crate::chat::ChatMessage;
 
 /// Timeouts of the sidecar's calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,8 +62,13 @@ impl Timeouts {
 /// `POST /generate`'s body (without `stream`, which the method chooses).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GenerateRequest {
-    /// The user message (with `system`: the transcript).
+    /// The user message (with `system`: the transcript). Not sent when `messages` is
+    /// given (the server takes exactly one of the two).
+    #[serde(default, skip_serializing)]
     pub prompt: String,
+    /// Extension: the whole conversation instead of `prompt` and `system`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messages: Option<Vec<ChatMessage>>,
     /// 1..=8192; the server lowers it to what fits in the model's context.
     pub max_tokens: u32,
     /// 0..=2; 0 is greedy.
@@ -76,6 +82,16 @@ pub struct GenerateRequest {
     /// Extension: (0, 10]; the server's default is 1.15.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repetition_penalty: Option<f64>,
+    /// Extension: render the chat template with thinking on (the think text comes back
+    /// in [`GenerateResponse::reasoning`]); the server's default is off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enable_thinking: Option<bool>,
+    /// Extension: up to 4 non-empty strings; the answer ends before the first one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop: Option<Vec<String>>,
+    /// Extension: seeds the sampler.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
 }
 
 impl GenerateRequest {
@@ -83,20 +99,39 @@ impl GenerateRequest {
     pub fn new(prompt: impl Into<String>) -> Self {
         GenerateRequest {
             prompt: prompt.into(),
+            messages: None,
             max_tokens: 150,
             temperature: 0.7,
             system: None,
             top_p: None,
             repetition_penalty: None,
+            enable_thinking: None,
+            stop: None,
+            seed: None,
         }
+    }
+
+    /// A conversation, with the seed's defaults for the rest.
+    pub fn chat(messages: Vec<ChatMessage>) -> Self {
+        GenerateRequest { messages: Some(messages), ..Self::new("") }
     }
 }
 
 #[derive(Serialize)]
 struct WireGenerate<'a> {
+    /// `prompt` goes on the wire only without `messages` (see the field's doc).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prompt: Option<&'a str>,
     #[serde(flatten)]
     request: &'a GenerateRequest,
     stream: bool,
+}
+
+impl<'a> WireGenerate<'a> {
+    fn new(request: &'a GenerateRequest, stream: bool) -> Self {
+        let prompt = request.messages.is_none().then_some(request.prompt.as_str());
+        WireGenerate { prompt, request, stream }
+    }
 }
 
 /// Why a generation ended.
@@ -117,6 +152,9 @@ pub struct GenerateResponse {
     /// The text, think blocks removed, trimmed.
     pub response: String,
     pub tokens_generated: u32,
+    /// With `enable_thinking`: the think text.
+    #[serde(default)]
+    pub reasoning: Option<String>,
     #[serde(default)]
     pub prompt_tokens: Option<u32>,
     /// Leading prompt tokens reused from the previous prompt's KV cache.
@@ -299,7 +337,7 @@ impl Client {
     /// `POST /generate`: the whole answer at once.
     pub async fn generate(&self, request: &GenerateRequest) -> Result<GenerateResponse> {
         let timeout = self.timeouts.generate(request.max_tokens);
-        let body = WireGenerate { request, stream: false };
+        let body = WireGenerate::new(request, false);
         let http = self.http.post(format!("{}/generate", self.base)).json(&body);
         let response = self.send("generate", http, timeout, None).await?;
         self.json("generate", response).await
@@ -313,7 +351,7 @@ impl Client {
         &self,
         request: &GenerateRequest,
     ) -> Result<BoxStream<'static, Result<GenerateChunk>>> {
-        let body = WireGenerate { request, stream: true };
+        let body = WireGenerate::new(request, true);
         let http = self.http.post(format!("{}/generate", self.base)).json(&body);
         // No whole-request timeout: a long answer is fine as long as pieces keep coming.
         let response =
@@ -489,12 +527,32 @@ mod tests {
     #[test]
     fn the_request_serializes_like_the_seed_plus_set_extensions() {
         let mut request = GenerateRequest::new("hi");
-        let wire = serde_json::to_value(WireGenerate { request: &request, stream: false }).unwrap();
+        let wire = serde_json::to_value(WireGenerate::new(&request, false)).unwrap();
         assert_eq!(wire, serde_json::json!({"prompt": "hi", "max_tokens": 150, "temperature": 0.7, "stream": false}));
         request.system = Some("be brief".into());
-        let wire = serde_json::to_value(WireGenerate { request: &request, stream: true }).unwrap();
+        let wire = serde_json::to_value(WireGenerate::new(&request, true)).unwrap();
         assert_eq!(wire["system"], "be brief");
         assert_eq!(wire["stream"], true);
+    }
+
+    #[test]
+    fn a_chat_request_sends_messages_instead_of_prompt_and_only_the_options_set() {
+        let mut request = GenerateRequest::chat(vec![ChatMessage::user("hi")]);
+        let wire = serde_json::to_value(WireGenerate::new(&request, false)).unwrap();
+        assert_eq!(
+            wire,
+            serde_json::json!({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 150,
+                "temperature": 0.7, "stream": false})
+        );
+        request.enable_thinking = Some(true);
+        request.stop = Some(vec!["END".into()]);
+        request.seed = Some(7);
+        let wire = serde_json::to_value(WireGenerate::new(&request, false)).unwrap();
+        assert_eq!(
+            (&wire["enable_thinking"], &wire["stop"][0], &wire["seed"]),
+            (&true.into(), &"END".into(), &7.into())
+        );
+        assert!(wire.get("prompt").is_none());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use local_mlx::manager::ManagerConfig;
 use local_mlx::settings::{MlxSettings, ModelUnloadTimeout};
 use local_mlx::sidecar::SidecarConfig;
-use local_mlx::{MlxModelManager, RecordingSink};
+use local_mlx::{EventSink, MlxModelManager, RecordingSink};
 use test_hub::{fixture, TestHub};
 
 use super::{test_config, workspace_root};
@@ -25,6 +25,16 @@ pub struct SidecarEnv {
 impl SidecarEnv {
     /// The fixture `key` downloaded and selected, with `timeout` for idle unload.
     pub async fn new(key: &str, timeout: ModelUnloadTimeout) -> SidecarEnv {
+        Self::with_sink(key, timeout, |sink| Arc::new(sink)).await
+    }
+
+    /// [`SidecarEnv::new`] with the manager's sink wrapped by `wrap` (which must pass
+    /// events on to the recording sink it is given).
+    pub async fn with_sink(
+        key: &str,
+        timeout: ModelUnloadTimeout,
+        wrap: impl FnOnce(RecordingSink) -> Arc<dyn EventSink>,
+    ) -> SidecarEnv {
         let fixture = tokio::task::spawn_blocking({
             let key = key.to_string();
             move || fixture(&key)
@@ -41,7 +51,7 @@ impl SidecarEnv {
             settings_path: tmp.path().join("config/settings.json"),
             sidecar,
         };
-        let manager = Arc::new(MlxModelManager::new(config, Arc::new(sink.clone())).unwrap());
+        let manager = Arc::new(MlxModelManager::new(config, wrap(sink.clone())).unwrap());
         manager.download(&fixture.repo_id).await.unwrap();
         let settings = MlxSettings {
             selected_model: fixture.repo_id.clone(),

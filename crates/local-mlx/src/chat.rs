@@ -1,0 +1,228 @@
+//! One general chat call, shared by `process_text` and the OpenAI-compatible server:
+//! the request and answer of [`MlxModelManager::chat`](crate::MlxModelManager::chat) and
+//! [`MlxModelManager::chat_stream`](crate::MlxModelManager::chat_stream), their checks,
+//! and the sidecar request a [`ChatRequest`] becomes.
+//!
+//! Decision: without `max_tokens` the budget is sized from the prompt's length (a
+//! clean-up answer is about as long as what it cleans), never a fixed number such as
+//! 512 that cuts a long dictation short or lets a runaway answer go on.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::manager::Timings;
+use crate::postprocess::max_tokens_for;
+use crate::sidecar::{self, GenerateRequest};
+
+/// The most `max_tokens` the sidecar accepts.
+pub const MAX_TOKENS_CAP: u32 = 8192;
+/// The most stop strings one request may give (OpenAI's limit too).
+pub const MAX_STOP: usize = 4;
+
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+}
+
+/// One turn of the conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    pub role: Role,
+    pub content: String,
+}
+
+impl ChatMessage {
+    pub fn system(content: impl Into<String>) -> Self {
+        ChatMessage { role: Role::System, content: content.into() }
+    }
+
+    pub fn user(content: impl Into<String>) -> Self {
+        ChatMessage { role: Role::User, content: content.into() }
+    }
+
+    pub fn assistant(content: impl Into<String>) -> Self {
+        ChatMessage { role: Role::Assistant, content: content.into() }
+    }
+}
+
+/// What to generate, with which model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatRequest {
+    /// A Hugging Face repo id, of the catalog or custom.
+    pub model: String,
+    pub messages: Vec<ChatMessage>,
+    /// `None`: sized from the prompt's length (see the module's doc).
+    pub max_tokens: Option<u32>,
+    /// 0.0 is greedy.
+    pub temperature: f64,
+    pub top_p: Option<f64>,
+    pub stop: Vec<String>,
+    pub seed: Option<u64>,
+    /// The chat template's `enable_thinking`; think text never reaches the answer's text.
+    pub thinking: bool,
+}
+
+impl ChatRequest {
+    /// Greedy, no thinking, the budget sized from the messages.
+    pub fn new(model: impl Into<String>, messages: Vec<ChatMessage>) -> Self {
+        ChatRequest {
+            model: model.into(),
+            messages,
+            max_tokens: None,
+            temperature: 0.0,
+            top_p: None,
+            stop: Vec::new(),
+            seed: None,
+            thinking: false,
+        }
+    }
+
+    /// Refuse values the sidecar would refuse, before anything is started or loaded.
+    pub(crate) fn validate(&self) -> Result<()> {
+        let bad = |detail: String| Err(Error::InvalidRequest { detail });
+        if self.messages.is_empty() {
+            return bad("messages is empty: give at least one message".into());
+        }
+        if let Some(max) = self.max_tokens.filter(|m| !(1..=MAX_TOKENS_CAP).contains(m)) {
+            return bad(format!("max_tokens must be between 1 and {MAX_TOKENS_CAP}, got {max}"));
+        }
+        if !(self.temperature.is_finite() && (0.0..=2.0).contains(&self.temperature)) {
+            return bad(format!("temperature must be between 0 and 2, got {}", self.temperature));
+        }
+        if let Some(top_p) = self.top_p.filter(|p| !(p.is_finite() && *p > 0.0 && *p <= 1.0)) {
+            return bad(format!("top_p must be in (0, 1], got {top_p}"));
+        }
+        if self.stop.len() > MAX_STOP || self.stop.iter().any(String::is_empty) {
+            return bad(format!("stop must be at most {MAX_STOP} non-empty strings, got {:?}", self.stop));
+        }
+        Ok(())
+    }
+
+    /// The budget: as asked, else sized from the last user message (the text to answer).
+    pub fn budget(&self) -> u32 {
+        self.max_tokens.unwrap_or_else(|| {
+            let last_user = self.messages.iter().rev().find(|m| m.role == Role::User);
+            max_tokens_for(last_user.map_or("", |m| m.content.as_str()))
+        })
+    }
+
+    /// The sidecar's `/generate` body.
+    pub(crate) fn to_generate(&self) -> GenerateRequest {
+        GenerateRequest {
+            max_tokens: self.budget(),
+            temperature: self.temperature,
+            top_p: self.top_p,
+            enable_thinking: self.thinking.then_some(true),
+            stop: Some(self.stop.clone()).filter(|s| !s.is_empty()),
+            seed: self.seed,
+            ..GenerateRequest::chat(self.messages.clone())
+        }
+    }
+}
+
+/// Why the answer ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// The model ended its turn, or a stop string came.
+    Stop,
+    /// `max_tokens` or the model's context was reached: the text may be cut short.
+    Length,
+}
+
+impl From<Option<sidecar::FinishReason>> for FinishReason {
+    fn from(reason: Option<sidecar::FinishReason>) -> Self {
+        match reason {
+            Some(sidecar::FinishReason::Length) => FinishReason::Length,
+            _ => FinishReason::Stop,
+        }
+    }
+}
+
+/// The whole answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChatResponse {
+    /// The model's id as the store knows it.
+    pub model_id: String,
+    /// Think blocks removed, trimmed.
+    pub text: String,
+    /// With `thinking`: the think text.
+    pub reasoning: Option<String>,
+    pub finish_reason: FinishReason,
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+    /// Prompt tokens served from the sidecar's prefix cache (not pre-filled again).
+    pub cached_tokens: u32,
+    pub timings: Timings,
+}
+
+/// One item of [`MlxModelManager::chat_stream`](crate::MlxModelManager::chat_stream).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChatChunk {
+    /// A piece of the answer; the pieces joined equal the final `text`.
+    Text(String),
+    /// The last item.
+    Done(ChatResponse),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> ChatRequest {
+        ChatRequest::new("org/model", vec![ChatMessage::system("be brief"), ChatMessage::user("hello there")])
+    }
+
+    #[test]
+    fn roles_and_finish_reasons_use_openais_names() {
+        assert_eq!(serde_json::to_value(ChatMessage::assistant("x")).unwrap()["role"], "assistant");
+        assert_eq!(serde_json::to_value(FinishReason::Length).unwrap(), "length");
+        assert!(serde_json::from_str::<ChatMessage>(r#"{"role": "tool", "content": "x"}"#).is_err());
+    }
+
+    #[test]
+    fn the_budget_is_sized_from_the_last_user_message_unless_given() {
+        let mut r = request();
+        assert_eq!(r.budget(), max_tokens_for("hello there"));
+        r.messages.push(ChatMessage::user("word ".repeat(400)));
+        assert!(r.budget() > 512, "{}", r.budget());
+        r.max_tokens = Some(7);
+        assert_eq!(r.to_generate().max_tokens, 7);
+    }
+
+    #[test]
+    fn bad_values_are_refused_naming_the_field() {
+        type Spoil = fn(&mut ChatRequest);
+        let cases: [(&str, Spoil); 7] = [
+            ("messages", |r| r.messages.clear()),
+            ("max_tokens", |r| r.max_tokens = Some(0)),
+            ("max_tokens", |r| r.max_tokens = Some(MAX_TOKENS_CAP + 1)),
+            ("temperature", |r| r.temperature = f64::NAN),
+            ("temperature", |r| r.temperature = 2.5),
+            ("top_p", |r| r.top_p = Some(0.0)),
+            ("stop", |r| r.stop = vec![String::new()]),
+        ];
+        for (field, spoil) in cases {
+            let mut r = request();
+            spoil(&mut r);
+            let err = r.validate().unwrap_err();
+            assert_eq!(err.kind(), "invalid_request");
+            assert!(err.to_string().contains(field), "{field}: {err}");
+        }
+        assert!(request().validate().is_ok());
+    }
+
+    #[test]
+    fn the_sidecar_request_carries_only_the_options_set() {
+        let plain = request().to_generate();
+        assert_eq!((plain.enable_thinking, &plain.stop, plain.seed), (None, &None, None));
+        assert_eq!(plain.messages.as_ref().unwrap().len(), 2);
+        let r = ChatRequest { thinking: true, stop: vec!["END".into()], seed: Some(3), ..request() };
+        let g = r.to_generate();
+        assert_eq!((g.enable_thinking, g.stop, g.seed), (Some(true), Some(vec!["END".to_string()]), Some(3)));
+    }
+}
