@@ -91,8 +91,12 @@ def ask(url: str, body: bytes) -> tuple[float, dict]:
     """One request as Handy sends it (no client timeout, as in Handy)."""
     request = urllib.request.Request(f"{url}/chat/completions", data=body, headers=HANDY_HEADERS)
     t0 = time.perf_counter()
-    with urllib.request.urlopen(request) as response:
-        answer = json.load(response)
+    try:
+        with urllib.request.urlopen(request) as response:
+            answer = json.load(response)
+    except urllib.error.HTTPError as error:
+        # Reported, not hidden: the table shows which request failed and why.
+        raise SystemExit(f"{url}: HTTP {error.code}: {error.read().decode()}") from error
     return time.perf_counter() - t0, answer
 
 

@@ -43,6 +43,10 @@ pub enum ApiError {
     #[error("{0}")]
     Unavailable(String),
 
+    /// The model took too long (the sidecar went silent past its limit).
+    #[error("{0}")]
+    Timeout(String),
+
     #[error("{0}")]
     Internal(String),
 }
@@ -59,6 +63,7 @@ impl ApiError {
             ApiError::ModelNotFound(_) | ApiError::NoRoute { .. } => StatusCode::NOT_FOUND,
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::QueueFull { .. } | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -68,7 +73,9 @@ impl ApiError {
         match self {
             ApiError::Unauthorized => "authentication_error",
             ApiError::ForbiddenHost { .. } | ApiError::ForbiddenOrigin { .. } => "permission_error",
-            ApiError::QueueFull { .. } | ApiError::Unavailable(_) | ApiError::Internal(_) => "server_error",
+            ApiError::QueueFull { .. } | ApiError::Unavailable(_) | ApiError::Timeout(_) | ApiError::Internal(_) => {
+                "server_error"
+            }
             _ => "invalid_request_error",
         }
     }
@@ -85,6 +92,7 @@ impl ApiError {
             ApiError::BodyTooLarge { .. } => "body_too_large",
             ApiError::QueueFull { .. } => "queue_full",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::Timeout(_) => "timeout",
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -104,6 +112,7 @@ impl From<local_mlx::Error> for ApiError {
             }
             "not_downloaded" | "offline" => ApiError::ModelNotFound(message),
             "busy" | "download_in_progress" => ApiError::Unavailable(message),
+            "timeout" => ApiError::Timeout(message),
             _ => ApiError::Internal(message),
         }
     }
@@ -152,6 +161,8 @@ mod tests {
         let mapped = ApiError::from(not_downloaded);
         assert_eq!(mapped.status(), StatusCode::NOT_FOUND);
         assert!(mapped.to_string().contains("local-mlx pull org/m"), "{mapped}");
+        let silent = local_mlx::sidecar::SidecarError::Timeout { what: "generate", secs: 120 };
+        assert_eq!(ApiError::from(local_mlx::Error::from(silent)).status(), StatusCode::GATEWAY_TIMEOUT);
         let unknown = ApiError::from(local_mlx::Error::UnknownModel { id: "typo".into() });
         assert_eq!(unknown.status(), StatusCode::BAD_REQUEST);
     }
