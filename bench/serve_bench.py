@@ -198,9 +198,10 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3, help="warm requests per template")
     parser.add_argument("--idle-wait", type=float, default=30.0, help="seconds before the idle RSS")
     parser.add_argument("--profile", default="debug", choices=["debug", "release"])
+    parser.add_argument("--model", default="smol", choices=["smol", "tiny"], help="fixture model")
     args = parser.parse_args()
 
-    repo_id, path = serve_harness.fixture("smol")
+    repo_id, path = serve_harness.fixture(args.model)
     with tempfile.TemporaryDirectory() as home:
         stack = serve_harness.start(Path(home), path.parents[1], args.profile)
         try:
