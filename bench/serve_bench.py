@@ -233,7 +233,7 @@ def main() -> None:
         ),
     ]
     print(
-        f"\n| smol, {args.reps} warm requests per template | local-mlx serve | mlx_lm.server | ratio |"
+        f"\n| {args.model}, {args.reps} warm request(s) per template | local-mlx serve | mlx_lm.server | ratio |"
     )
     print("|---|---|---|---|")
     for label, a, b in rows:
