@@ -24,6 +24,11 @@ def _chat(system: str, user: str) -> list[dict[str, str]]:
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
+def _four_turns(system: str, user: str, assistant: str, again: str) -> list[dict[str, str]]:
+    roles = ("system", "user", "assistant", "user")
+    return [{"role": r, "content": c} for r, c in zip(roles, (system, user, assistant, again))]
+
+
 def test_messages_are_the_same_conversation_as_system_plus_prompt(shared: Sidecar) -> None:
     seed_style = shared.generate(
         system=SYSTEM, prompt="um hello there", max_tokens=8, temperature=0
@@ -46,12 +51,7 @@ def test_the_kv_prefix_is_reused_for_the_same_system_message(shared: Sidecar) ->
 
 
 def test_a_longer_conversation_and_streaming(shared: Sidecar) -> None:
-    messages = [
-        {"role": "system", "content": "Be brief."},
-        {"role": "user", "content": "Hi."},
-        {"role": "assistant", "content": "Hello!"},
-        {"role": "user", "content": "How are you?"},
-    ]
+    messages = _four_turns("Be brief.", "Hi.", "Hello!", "How are you?")
     whole = shared.generate(messages=messages, max_tokens=10, temperature=0)
     with shared.client.stream(
         "POST",
@@ -198,12 +198,12 @@ def test_think_filter_keeps_the_think_text_apart() -> None:
 def test_smol_answers_a_four_turn_conversation(spawn, smol) -> None:
     s = spawn()
     s.load(smol)
-    messages = [
-        {"role": "system", "content": "You are a helpful assistant. Answer in one short sentence."},
-        {"role": "user", "content": "My name is Anna and I live in Paris."},
-        {"role": "assistant", "content": "Nice to meet you, Anna!"},
-        {"role": "user", "content": "What is my name?"},
-    ]
+    messages = _four_turns(
+        "You are a helpful assistant. Answer in one short sentence.",
+        "My name is Anna and I live in Paris.",
+        "Nice to meet you, Anna!",
+        "What is my name?",
+    )
     r = s.generate(messages=messages, max_tokens=16, temperature=0)
     assert r["tokens_generated"] > 0
     assert "anna" in r["response"].lower(), r
