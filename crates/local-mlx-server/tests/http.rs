@@ -148,7 +148,29 @@ async fn handys_exact_request_without_a_key_is_answered_and_the_model_is_listed(
     let server = server(&["tiny"], ServerConfig::default()).await;
     let health: Value = client().get(format!("{}/health", server.base)).send().await.unwrap().json().await.unwrap();
     assert_eq!(health["status"], "idle", "{health}");
+    // While the first request starts the sidecar and loads the model, /health says so.
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let poller = {
+        let (url, done) = (format!("{}/health", server.base), done.clone());
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                let health: Value = client().get(&url).send().await.unwrap().json().await.unwrap();
+                let status = health["status"].as_str().unwrap().to_string();
+                if seen.last() != Some(&status) {
+                    seen.push(status);
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            seen
+        })
+    };
     handy_round_trip(&server, "").await;
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let seen = poller.await.unwrap();
+    assert!(seen.iter().all(|s| ["idle", "loading", "ready"].contains(&s.as_str())), "{seen:?}");
+    let loading = seen.iter().position(|s| s == "loading").unwrap_or_else(|| panic!("never loading: {seen:?}"));
+    assert!(seen[..loading].iter().all(|s| s == "idle"), "ready before loading: {seen:?}");
     let health: Value = client().get(format!("{}/health", server.base)).send().await.unwrap().json().await.unwrap();
     assert_eq!(health, json!({"status": "ready", "model": server.model}));
     // The listing is OpenAI's shape.
