@@ -167,7 +167,10 @@ async fn serve(host: &str, port: u16, api_key: Option<String>, keep_alive: &str)
     let listeners = local_mlx_server::bind(host, port).await?;
     // Scripts and tests read this exact line.
     println!("local-mlx serve: {}", listeners.base_url);
-    eprintln!("serving {} downloaded model(s); Ctrl-C stops", manager.store().downloaded_models().len());
+    match manager.store().downloaded_models().len() {
+        0 => eprintln!("no model is downloaded yet: run `local-mlx pull <id>` (the list grows without a restart)"),
+        n => eprintln!("serving {n} downloaded model(s); Ctrl-C stops"),
+    }
     local_mlx_server::serve(listeners, local_mlx_server::router(manager.clone(), config), stop_signal()).await;
     // Stop the sidecar politely before exiting (dropping it would SIGKILL it).
     manager.shutdown().await;

@@ -128,9 +128,13 @@ async fn keep_alive_stops_the_sidecar_when_idle_and_the_next_request_starts_it()
 
     let (status, answer) = chat(&url, &env.model).await;
     assert_eq!(status, 200, "{answer}");
-    assert!(!descendants(child.id()).is_empty(), "the next request starts the sidecar again");
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let second = descendants(child.id());
+    assert!(!second.is_empty(), "the next request starts the sidecar again");
+    // Ctrl-C stops it as cleanly as SIGTERM.
+    signal(&child, libc::SIGINT);
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+    assert!(status.success(), "Ctrl-C is a clean stop: {status:?}");
+    wait_gone(&second, Duration::from_secs(10), "after Ctrl-C").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
