@@ -186,3 +186,28 @@ async fn the_key_from_the_environment_is_required_and_never_printed() {
     printed.push_str(&String::from_utf8_lossy(&output.stderr));
     assert!(!printed.contains(key), "the key was printed:\n{printed}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn beyond_loopback_with_a_key_any_host_name_is_answered_but_only_with_the_key() {
+    let env = Env::new().await;
+    let mut child = env
+        .command(&["serve", "--host", "0.0.0.0", "--port", "0"])
+        .env("LOCAL_MLX_API_KEY", "lan-key")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let port = line.trim_end().strip_prefix("local-mlx serve: http://0.0.0.0:").unwrap().strip_suffix("/v1").unwrap();
+    let url = format!("http://127.0.0.1:{port}/v1/models");
+    let client = reqwest::Client::new();
+    // Clients on the LAN use the machine's name: the key, not the Host, is the guard here.
+    let with_key = client.get(&url).header("host", "my-mac.lan").bearer_auth("lan-key").send().await.unwrap();
+    assert_eq!(with_key.status(), 200);
+    let without = client.get(&url).header("host", "my-mac.lan").send().await.unwrap();
+    assert_eq!(without.status(), 401);
+    signal(&child, libc::SIGTERM);
+    assert!(tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap().success());
+}
