@@ -84,29 +84,36 @@ fn signal(child: &Child, signal: i32) {
     assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn serve_prints_its_url_first_answers_and_sigterm_leaves_no_sidecar() {
-    let env = Env::new().await;
-    let (mut child, url) = serve(&env, &[]);
-    let (status, answer) = chat(&url, &env.model).await;
+/// One answered request, then the sidecar's processes (which that request started).
+async fn answer_and_find_the_sidecar(child: &Child, url: &str, model: &str) -> Vec<u32> {
+    let (status, answer) = chat(url, model).await;
     assert_eq!(status, 200, "{answer}");
     let sidecar = descendants(child.id());
     assert!(!sidecar.is_empty(), "a request starts the sidecar");
+    sidecar
+}
 
-    signal(&child, libc::SIGTERM);
+/// Send `signal`, expect a clean exit (code 0) and the sidecar gone.
+async fn stop_cleanly(mut child: Child, signal_number: i32, sidecar: &[u32], what: &str) {
+    signal(&child, signal_number);
     let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
-    assert!(status.success(), "SIGTERM is a clean stop: {status:?}");
-    wait_gone(&sidecar, Duration::from_secs(10), "after SIGTERM").await;
+    assert!(status.success(), "{what} is a clean stop: {status:?}");
+    wait_gone(sidecar, Duration::from_secs(10), what).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_prints_its_url_first_answers_and_sigterm_leaves_no_sidecar() {
+    let env = Env::new().await;
+    let (child, url) = serve(&env, &[]);
+    let sidecar = answer_and_find_the_sidecar(&child, &url, &env.model).await;
+    stop_cleanly(child, libc::SIGTERM, &sidecar, "SIGTERM").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn serve_killed_with_sigkill_leaves_no_sidecar() {
     let env = Env::new().await;
     let (mut child, url) = serve(&env, &[]);
-    let (status, _) = chat(&url, &env.model).await;
-    assert_eq!(status, 200);
-    let sidecar = descendants(child.id());
-    assert!(!sidecar.is_empty());
+    let sidecar = answer_and_find_the_sidecar(&child, &url, &env.model).await;
     child.kill().unwrap(); // SIGKILL: no destructor runs
     child.wait().unwrap();
     // The sidecar exits when the pipe from its parent closes.
@@ -116,25 +123,16 @@ async fn serve_killed_with_sigkill_leaves_no_sidecar() {
 #[tokio::test(flavor = "multi_thread")]
 async fn keep_alive_stops_the_sidecar_when_idle_and_the_next_request_starts_it() {
     let env = Env::new().await;
-    let (mut child, url) = serve(&env, &["--keep-alive", "sec15"]);
-    let (status, _) = chat(&url, &env.model).await;
-    assert_eq!(status, 200);
-    let first = descendants(child.id());
-    assert!(!first.is_empty());
+    let (child, url) = serve(&env, &["--keep-alive", "sec15"]);
+    let first = answer_and_find_the_sidecar(&child, &url, &env.model).await;
     // 15 s of idleness, then the unload and the stop: a few seconds more at most.
     wait_gone(&first, Duration::from_secs(15 + 20), "after the keep-alive expired").await;
     let health: Value = reqwest::get(url.replace("/v1", "/health")).await.unwrap().json().await.unwrap();
     assert_eq!(health["status"], "idle", "{health}");
 
-    let (status, answer) = chat(&url, &env.model).await;
-    assert_eq!(status, 200, "{answer}");
-    let second = descendants(child.id());
-    assert!(!second.is_empty(), "the next request starts the sidecar again");
-    // Ctrl-C stops it as cleanly as SIGTERM.
-    signal(&child, libc::SIGINT);
-    let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
-    assert!(status.success(), "Ctrl-C is a clean stop: {status:?}");
-    wait_gone(&second, Duration::from_secs(10), "after Ctrl-C").await;
+    // The next request starts the sidecar again; Ctrl-C stops it as cleanly as SIGTERM.
+    let second = answer_and_find_the_sidecar(&child, &url, &env.model).await;
+    stop_cleanly(child, libc::SIGINT, &second, "Ctrl-C").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
