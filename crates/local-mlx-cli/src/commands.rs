@@ -21,6 +21,7 @@ pub async fn run(command: Command, json: bool) -> Result<ExitCode> {
         Command::Rm { model } => rm(&model, json).await,
         Command::Pull { model } => pull(&model, json).await,
         Command::Process { text, model, prompt } => process(text, model, prompt, json).await,
+        Command::Serve { host, port, api_key, keep_alive } => serve(&host, port, api_key, &keep_alive).await,
     }
 }
 
@@ -159,4 +160,33 @@ async fn process(text: Option<String>, model: Option<String>, prompt: Option<Str
     );
     println!("{}", output.text);
     Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(host: &str, port: u16, api_key: Option<String>, keep_alive: &str) -> Result<ExitCode> {
+    let keep_alive: local_mlx::settings::KeepAlive =
+        keep_alive.parse().map_err(|error| anyhow::anyhow!("--keep-alive {keep_alive:?}: {error}"))?;
+    let config = local_mlx_server::ServerConfig::for_host(host, api_key.and_then(local_mlx_server::ApiKey::new))?;
+    let manager = Arc::new(manager(Arc::new(NullSink))?);
+    manager.set_keep_alive(keep_alive);
+    let listeners = local_mlx_server::bind(host, port).await?;
+    // Scripts and tests read this exact line.
+    println!("local-mlx serve: {}", listeners.base_url);
+    match manager.store().downloaded_models().len() {
+        0 => eprintln!("no model is downloaded yet: run `local-mlx pull <id>` (the list grows without a restart)"),
+        n => eprintln!("serving {n} downloaded model(s); Ctrl-C stops"),
+    }
+    local_mlx_server::serve(listeners, local_mlx_server::router(manager.clone(), config), stop_signal()).await;
+    // Stop the sidecar politely before exiting (dropping it would SIGKILL it).
+    manager.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C or SIGTERM (what launchd, systemd and `kill` send).
+async fn stop_signal() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("a tokio runtime with signal support");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
 }

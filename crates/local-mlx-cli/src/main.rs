@@ -52,6 +52,26 @@ enum Command {
         #[arg(long)]
         prompt: Option<String>,
     },
+    /// Serve an OpenAI-compatible API (`/v1/models`, `/v1/chat/completions`, `/health`)
+    /// for Handy's "Custom" post-processing provider or any OpenAI client. The first
+    /// line on stdout is `local-mlx serve: <base URL>`; Ctrl-C or SIGTERM stops it.
+    Serve {
+        /// Where to listen; `localhost` is 127.0.0.1 and ::1. Any non-loopback host
+        /// needs an API key.
+        #[arg(long, default_value = "localhost")]
+        host: String,
+        /// The port (0: any free port).
+        #[arg(long, default_value_t = local_mlx_server::DEFAULT_PORT)]
+        port: u16,
+        /// Require `Authorization: Bearer <KEY>` on every request.
+        #[arg(long, env = "LOCAL_MLX_API_KEY", hide_env_values = true)]
+        api_key: Option<String>,
+        /// Unload the model and stop the Python sidecar after this long without a
+        /// request: never, immediately, sec15, min2, min5, min10, min15, hour1, or a
+        /// duration like 90s, 10m, 1h.
+        #[arg(long, default_value = "min5")]
+        keep_alive: String,
+    },
 }
 
 fn main() -> ExitCode {

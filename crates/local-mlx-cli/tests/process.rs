@@ -1,56 +1,12 @@
 //! `local-mlx process`, the main job, as a user runs it: the real sidecar, the tiny
 //! fixture model from a real hub, and the parent killed on purpose.
 
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use test_hub::{fixture, workspace_root, TestHub};
+mod common;
 
-struct Env {
-    tmp: tempfile::TempDir,
-    hub: TestHub,
-    model: String,
-}
-
-impl Env {
-    async fn new() -> Env {
-        let tiny = tokio::task::spawn_blocking(|| fixture("tiny")).await.unwrap();
-        let hub = TestHub::start(tiny.repos).await.unwrap();
-        let env = Env { tmp: tempfile::tempdir().unwrap(), hub, model: tiny.repo_id };
-        let output = env.run(&["pull", &env.model.clone()], None).await;
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-        env
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_local-mlx"));
-        command
-            .args(args)
-            .env("HF_ENDPOINT", self.hub.url())
-            .env("HF_HUB_CACHE", self.tmp.path().join("cache"))
-            .env("LOCAL_MLX_CONFIG_DIR", self.tmp.path().join("config"))
-            .env("LOCAL_MLX_BACKEND_DIR", workspace_root().join("python-backend"))
-            .env_remove("HF_HUB_OFFLINE");
-        command
-    }
-
-    async fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut command = self.command(args);
-        let stdin = stdin.map(str::to_string);
-        tokio::task::spawn_blocking(move || {
-            command.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::piped());
-            let mut child = command.spawn().unwrap();
-            let mut pipe = child.stdin.take().unwrap();
-            if let Some(text) = stdin {
-                std::io::Write::write_all(&mut pipe, text.as_bytes()).unwrap();
-            }
-            drop(pipe);
-            child.wait_with_output().unwrap()
-        })
-        .await
-        .unwrap()
-    }
-}
+use common::Env;
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()

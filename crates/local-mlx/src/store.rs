@@ -114,6 +114,23 @@ impl ModelStore {
         catalog::builtin_models().into_iter().chain(custom).map(|spec| self.info(&spec)).collect()
     }
 
+    /// Every model complete in the cache (or loading, or loaded): the catalog's and any
+    /// repo another process pulled, without registering anything (a query, no side effect).
+    pub fn downloaded_models(&self) -> Vec<MlxModelInfo> {
+        let builtin = catalog::builtin_models();
+        let cached = self.downloader.cache().repo_ids().into_iter().filter_map(|id| catalog::resolve(&id).ok());
+        let mut specs: Vec<ModelSpec> = builtin.into_iter().chain(cached).chain(self.lock().custom.clone()).collect();
+        let mut seen = std::collections::HashSet::new();
+        specs.retain(|spec| seen.insert(spec.id.clone()));
+        specs
+            .iter()
+            .map(|spec| self.info(spec))
+            .filter(|info| {
+                matches!(info.status.state, ModelState::Downloaded | ModelState::Loading | ModelState::Ready)
+            })
+            .collect()
+    }
+
     /// The spec of `model_id` (catalog or custom), remembering custom ones for the list.
     pub fn spec(&self, model_id: &str) -> Result<ModelSpec> {
         let spec = catalog::resolve(model_id)?;

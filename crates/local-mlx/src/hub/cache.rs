@@ -41,6 +41,23 @@ impl HubCache {
         &self.root
     }
 
+    /// The repo ids of every model folder in the cache (complete or not), sorted: the
+    /// inverse of [`HubCache::repo`]'s naming, so models another process pulled are found.
+    pub fn repo_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = std::fs::read_dir(&self.root)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| {
+                let name = entry.file_name().into_string().ok()?;
+                let (org, repo) = name.strip_prefix("models--")?.split_once("--")?;
+                Some(format!("{org}/{repo}"))
+            })
+            .collect();
+        ids.sort();
+        ids
+    }
+
     /// The cache entry of a model repo.
     pub fn repo(&self, repo_id: &str) -> CachedRepo {
         let folder = format!("models--{}", repo_id.replace('/', "--"));
@@ -451,6 +468,18 @@ mod tests {
 
     const C1: &str = "1111111111111111111111111111111111111111";
     const C2: &str = "2222222222222222222222222222222222222222";
+
+    #[test]
+    fn repo_ids_inverts_the_folder_naming_and_skips_other_folders() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = HubCache::new(tmp.path());
+        for dir in ["models--org--name", "models--a--b.c-d_e", ".locks", "datasets--x--y", "models--noslash"] {
+            std::fs::create_dir_all(tmp.path().join(dir)).unwrap();
+        }
+        assert_eq!(cache.repo_ids(), vec!["a/b.c-d_e".to_string(), "org/name".to_string()]);
+        assert_eq!(cache.repo("a/b.c-d_e").dir(), tmp.path().join("models--a--b.c-d_e"));
+        assert!(HubCache::new(tmp.path().join("missing")).repo_ids().is_empty());
+    }
 
     #[test]
     fn paths_follow_the_huggingface_layout() {

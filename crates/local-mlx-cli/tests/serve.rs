@@ -1,0 +1,211 @@
+//! `local-mlx serve` as a user (or launchd, systemd, a script) runs it: the real binary
+//! on port 0, the real sidecar and the *tiny* model pulled from a real test hub.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+mod common;
+
+use common::Env;
+
+/// `local-mlx serve --port 0 <extra>` with no key from the caller's environment, and
+/// the base URL from its first stdout line.
+fn serve(env: &Env, extra: &[&str]) -> (Child, String) {
+    let mut args = vec!["serve", "--port", "0"];
+    args.extend_from_slice(extra);
+    let mut child = env
+        .command(&args)
+        .env_remove("LOCAL_MLX_API_KEY")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line.strip_prefix("local-mlx serve: ").unwrap_or_else(|| panic!("first line: {line:?}")).trim_end();
+    let port: u16 =
+        url.strip_prefix("http://localhost:").and_then(|rest| rest.strip_suffix("/v1")).unwrap().parse().unwrap();
+    assert_ne!(port, 0);
+    (child, url.to_string())
+}
+
+async fn chat(url: &str, model: &str) -> (u16, Value) {
+    let body = json!({"model": model, "max_tokens": 6, "messages": [{"role": "user", "content": "hello"}]});
+    let response = reqwest::Client::new().post(format!("{url}/chat/completions")).json(&body).send().await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+/// Every process below `root` (children, grandchildren...), from /proc's parent links.
+fn descendants(root: u32) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let after_name = stat.rsplit_once(") ")?.1;
+            let mut fields = after_name.split(' ');
+            let state = fields.next()?;
+            let parent = fields.next()?.parse().ok()?;
+            (state != "Z").then_some((pid, parent))
+        })
+        .collect();
+    let mut found = vec![root];
+    let mut index = 0;
+    while index < found.len() {
+        let parent = found[index];
+        found.extend(parents.iter().filter(|(_, p)| *p == parent).map(|(pid, _)| *pid));
+        index += 1;
+    }
+    found.remove(0);
+    found
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|stat| stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')))
+}
+
+/// Wait (a hang guard, generous for a loaded machine) until none of `pids` is alive.
+async fn wait_gone(pids: &[u32], within: Duration, what: &str) {
+    let deadline = Instant::now() + within;
+    while pids.iter().any(|pid| alive(*pid)) {
+        let left: Vec<_> = pids.iter().filter(|pid| alive(**pid)).collect();
+        assert!(Instant::now() < deadline, "{what}: still running {left:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn signal(child: &Child, signal: i32) {
+    assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+}
+
+/// One answered request, then the sidecar's processes (which that request started).
+async fn answer_and_find_the_sidecar(child: &Child, url: &str, model: &str) -> Vec<u32> {
+    let (status, answer) = chat(url, model).await;
+    assert_eq!(status, 200, "{answer}");
+    let sidecar = descendants(child.id());
+    assert!(!sidecar.is_empty(), "a request starts the sidecar");
+    sidecar
+}
+
+/// Send `signal`, expect a clean exit (code 0) and the sidecar gone.
+async fn stop_cleanly(mut child: Child, signal_number: i32, sidecar: &[u32], what: &str) {
+    signal(&child, signal_number);
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+    assert!(status.success(), "{what} is a clean stop: {status:?}");
+    wait_gone(sidecar, Duration::from_secs(10), what).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_prints_its_url_first_answers_and_sigterm_leaves_no_sidecar() {
+    let env = Env::new().await;
+    let (child, url) = serve(&env, &[]);
+    let sidecar = answer_and_find_the_sidecar(&child, &url, &env.model).await;
+    stop_cleanly(child, libc::SIGTERM, &sidecar, "SIGTERM").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_killed_with_sigkill_leaves_no_sidecar() {
+    let env = Env::new().await;
+    let (mut child, url) = serve(&env, &[]);
+    let sidecar = answer_and_find_the_sidecar(&child, &url, &env.model).await;
+    child.kill().unwrap(); // SIGKILL: no destructor runs
+    child.wait().unwrap();
+    // The sidecar exits when the pipe from its parent closes.
+    wait_gone(&sidecar, Duration::from_secs(20), "after SIGKILL").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keep_alive_stops_the_sidecar_when_idle_and_the_next_request_starts_it() {
+    let env = Env::new().await;
+    let (child, url) = serve(&env, &["--keep-alive", "sec15"]);
+    let first = answer_and_find_the_sidecar(&child, &url, &env.model).await;
+    // 15 s of idleness, then the unload and the stop: a few seconds more at most.
+    wait_gone(&first, Duration::from_secs(15 + 20), "after the keep-alive expired").await;
+    let health: Value = reqwest::get(url.replace("/v1", "/health")).await.unwrap().json().await.unwrap();
+    assert_eq!(health["status"], "idle", "{health}");
+
+    // The next request starts the sidecar again; Ctrl-C stops it as cleanly as SIGTERM.
+    let second = answer_and_find_the_sidecar(&child, &url, &env.model).await;
+    stop_cleanly(child, libc::SIGINT, &second, "Ctrl-C").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_port_in_use_or_an_open_host_without_a_key_is_one_clear_line_and_exit_1() {
+    let env = Env::new().await;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let output = env.command(&["serve", "--host", "127.0.0.1", "--port", &port]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains(&port) && err.contains("--port"), "{err}");
+    assert!(output.stdout.is_empty(), "no URL line for a server that never started");
+
+    let output = env.command(&["serve", "--host", "0.0.0.0", "--port", "0"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("--api-key") && err.contains("LOCAL_MLX_API_KEY"), "{err}");
+
+    let output = env.command(&["serve", "--port", "0", "--keep-alive", "sometimes"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--keep-alive"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_key_from_the_environment_is_required_and_never_printed() {
+    let env = Env::new().await;
+    let key = "sk-local-7f3a9c";
+    let mut command = env.command(&["serve", "--port", "0"]);
+    command.env("LOCAL_MLX_API_KEY", key).env("LOCAL_MLX_LOG", "debug");
+    let mut child = command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let url = line.trim_end().strip_prefix("local-mlx serve: ").unwrap().to_string();
+    let client = reqwest::Client::new();
+    let denied = client.get(format!("{url}/models")).send().await.unwrap();
+    assert_eq!(denied.status(), 401);
+    let wrong = client.get(format!("{url}/models")).bearer_auth("sk-local-7f3a9d").send().await.unwrap();
+    assert_eq!(wrong.status(), 401);
+    let allowed: Value =
+        client.get(format!("{url}/models")).bearer_auth(key).send().await.unwrap().json().await.unwrap();
+    assert_eq!(allowed["data"][0]["id"], env.model);
+
+    signal(&child, libc::SIGTERM);
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
+    let mut printed = line;
+    std::io::Read::read_to_string(&mut stdout, &mut printed).unwrap();
+    printed.push_str(&String::from_utf8_lossy(&output.stderr));
+    assert!(!printed.contains(key), "the key was printed:\n{printed}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn beyond_loopback_with_a_key_any_host_name_is_answered_but_only_with_the_key() {
+    let env = Env::new().await;
+    let mut child = env
+        .command(&["serve", "--host", "0.0.0.0", "--port", "0"])
+        .env("LOCAL_MLX_API_KEY", "lan-key")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let port = line.trim_end().strip_prefix("local-mlx serve: http://0.0.0.0:").unwrap().strip_suffix("/v1").unwrap();
+    let url = format!("http://127.0.0.1:{port}/v1/models");
+    let client = reqwest::Client::new();
+    // Clients on the LAN use the machine's name: the key, not the Host, is the guard here.
+    let with_key = client.get(&url).header("host", "my-mac.lan").bearer_auth("lan-key").send().await.unwrap();
+    assert_eq!(with_key.status(), 200);
+    let without = client.get(&url).header("host", "my-mac.lan").send().await.unwrap();
+    assert_eq!(without.status(), 401);
+    signal(&child, libc::SIGTERM);
+    assert!(tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap().success());
+}

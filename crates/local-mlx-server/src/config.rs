@@ -1,0 +1,158 @@
+//! [`ServerConfig`]: what the server enforces, and [`ApiKey`], the secret it checks.
+//!
+//! The key is its own type so it can never be logged by accident (its `Debug` prints
+//! `<redacted>`) and is only ever compared in constant time, so a client cannot learn
+//! it byte by byte from response times.
+
+use std::net::IpAddr;
+
+use subtle::ConstantTimeEq;
+
+use crate::listen::BindError;
+
+/// The port `local-mlx serve` listens on by default: free of Ollama (11434), LM Studio
+/// (1234), `mlx_lm.server` (8080) and Flask (5000), so they can all run side by side.
+pub const DEFAULT_PORT: u16 = 8397;
+
+/// The largest request body accepted (a transcript is at most 20,000 characters; this
+/// leaves room for a long system prompt and chat history, and refuses junk early).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
+
+/// Chat requests running or waiting at once; more are refused with 503 and
+/// `Retry-After` instead of piling up unbounded while one model answers them in turn.
+pub const DEFAULT_MAX_QUEUED: usize = 8;
+
+#[derive(Clone)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    /// `None` for an empty key: an empty `LOCAL_MLX_API_KEY` means no key, as in Handy.
+    pub fn new(key: impl Into<String>) -> Option<ApiKey> {
+        let key = key.into();
+        (!key.is_empty()).then_some(ApiKey(key))
+    }
+
+    /// Whether `candidate` is the key, in time that depends only on the lengths.
+    pub fn matches(&self, candidate: &str) -> bool {
+        self.0.as_bytes().ct_eq(candidate.as_bytes()).into()
+    }
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiKey(<redacted>)")
+    }
+}
+
+/// Which `Host` headers are answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostPolicy {
+    /// Only loopback names and addresses: a web page whose domain an attacker re-points
+    /// at 127.0.0.1 (DNS rebinding) sends its own name as Host and is refused.
+    LoopbackOnly,
+    /// Any Host: the server listens beyond this machine, where clients use its LAN name
+    /// or address, and the API key (required then) is the guard.
+    Any,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub api_key: Option<ApiKey>,
+    pub host_policy: HostPolicy,
+    pub max_body_bytes: usize,
+    pub max_queued: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            api_key: None,
+            host_policy: HostPolicy::LoopbackOnly,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_queued: DEFAULT_MAX_QUEUED,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The defaults for a server listening on `host`: a loopback host answers loopback
+    /// Host headers only; any other host must have a key, since anyone on the network
+    /// could otherwise use the model.
+    pub fn for_host(host: &str, api_key: Option<ApiKey>) -> Result<ServerConfig, BindError> {
+        let host_policy = if is_loopback_name(host) {
+            HostPolicy::LoopbackOnly
+        } else if api_key.is_some() {
+            HostPolicy::Any
+        } else {
+            return Err(BindError::KeyRequired { host: host.to_string() });
+        };
+        Ok(ServerConfig { api_key, host_policy, ..ServerConfig::default() })
+    }
+}
+
+/// Whether `host` (a `--host` value or a Host header's name, without port) names this
+/// machine's loopback: `localhost`, `*.localhost`, 127.0.0.0/8 or ::1.
+pub fn is_loopback_name(host: &str) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    if host == "localhost" || host.ends_with(".localhost") {
+        return true;
+    }
+    let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(&host);
+    bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The name part of a Host header (`localhost:8397` → `localhost`, `[::1]:80` → `[::1]`).
+pub fn host_without_port(header: &str) -> &str {
+    if header.starts_with('[') {
+        return header.split_inclusive(']').next().unwrap_or(header);
+    }
+    match header.rsplit_once(':') {
+        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
+        _ => header,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_names_and_addresses_and_nothing_else() {
+        for host in ["localhost", "LOCALHOST", "localhost.", "app.localhost", "127.0.0.1", "127.9.8.7", "::1", "[::1]"]
+        {
+            assert!(is_loopback_name(host), "{host}");
+        }
+        for host in
+            ["evil.example", "localhost.evil.example", "0.0.0.0", "192.168.1.2", "::", "[::]", "", "127.0.0.1.nip.io"]
+        {
+            assert!(!is_loopback_name(host), "{host}");
+        }
+    }
+
+    #[test]
+    fn the_port_is_cut_from_a_host_header() {
+        assert_eq!(host_without_port("localhost:8397"), "localhost");
+        assert_eq!(host_without_port("127.0.0.1"), "127.0.0.1");
+        assert_eq!(host_without_port("[::1]:8397"), "[::1]");
+        assert_eq!(host_without_port("[::1]"), "[::1]");
+        assert_eq!(host_without_port("evil.example:80"), "evil.example");
+    }
+
+    #[test]
+    fn a_host_beyond_loopback_needs_a_key() {
+        assert_eq!(ServerConfig::for_host("localhost", None).unwrap().host_policy, HostPolicy::LoopbackOnly);
+        assert_eq!(ServerConfig::for_host("::1", None).unwrap().host_policy, HostPolicy::LoopbackOnly);
+        assert!(matches!(ServerConfig::for_host("0.0.0.0", None), Err(BindError::KeyRequired { .. })));
+        let open = ServerConfig::for_host("0.0.0.0", ApiKey::new("k")).unwrap();
+        assert_eq!(open.host_policy, HostPolicy::Any);
+    }
+
+    #[test]
+    fn the_key_matches_only_itself_and_never_prints() {
+        let key = ApiKey::new("s3cret").unwrap();
+        assert!(key.matches("s3cret"));
+        assert!(!key.matches("s3cre") && !key.matches("s3cret!") && !key.matches("S3cret") && !key.matches(""));
+        assert!(!format!("{key:?}").contains("s3cret"));
+        assert!(ApiKey::new("").is_none());
+    }
+}

@@ -1,0 +1,175 @@
+//! [`ApiError`]: every way a request can fail, answered in OpenAI's error shape.
+//!
+//! OpenAI clients branch on the status and on `error.type` / `error.code`, so each
+//! variant fixes all three, and its message says what was wrong and what to do. Core
+//! errors are mapped from [`local_mlx::Error::kind`], never from their message text, and
+//! keep the core's message (it already names the model and the command to run).
+
+use std::time::Duration;
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// An error answered to the client as `{"error": {"message", "type", "code"}}`.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+
+    #[error(
+        "missing or wrong API key: send `Authorization: Bearer <key>` with the key `local-mlx serve` was started with"
+    )]
+    Unauthorized,
+
+    #[error("the Host header {host:?} is not a loopback name or address; this server answers only http://localhost, 127.0.0.1 or [::1] (a guard against DNS rebinding)")]
+    ForbiddenHost { host: String },
+
+    #[error("requests from the web origin {origin:?} are refused: this server allows no cross-origin (CORS) access")]
+    ForbiddenOrigin { origin: String },
+
+    #[error("{0}")]
+    ModelNotFound(String),
+
+    #[error("no route {method} {path}: this server has GET /v1/models, POST /v1/chat/completions and GET /health")]
+    NoRoute { method: String, path: String },
+
+    #[error("the request body is larger than {limit} bytes")]
+    BodyTooLarge { limit: usize },
+
+    #[error("the server is busy ({limit} requests are already queued or running); retry in a moment")]
+    QueueFull { limit: usize },
+
+    #[error("{0}")]
+    Unavailable(String),
+
+    /// The model took too long (the sidecar went silent past its limit).
+    #[error("{0}")]
+    Timeout(String),
+
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// How long a client should wait after a 503.
+pub const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::ForbiddenHost { .. } | ApiError::ForbiddenOrigin { .. } => StatusCode::FORBIDDEN,
+            ApiError::ModelNotFound(_) | ApiError::NoRoute { .. } => StatusCode::NOT_FOUND,
+            ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::QueueFull { .. } | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// OpenAI's `error.type`.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            ApiError::Unauthorized => "authentication_error",
+            ApiError::ForbiddenHost { .. } | ApiError::ForbiddenOrigin { .. } => "permission_error",
+            ApiError::QueueFull { .. } | ApiError::Unavailable(_) | ApiError::Timeout(_) | ApiError::Internal(_) => {
+                "server_error"
+            }
+            _ => "invalid_request_error",
+        }
+    }
+
+    /// OpenAI's `error.code`: a stable tag a client can branch on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "invalid_request",
+            ApiError::Unauthorized => "invalid_api_key",
+            ApiError::ForbiddenHost { .. } => "forbidden_host",
+            ApiError::ForbiddenOrigin { .. } => "forbidden_origin",
+            ApiError::ModelNotFound(_) => "model_not_found",
+            ApiError::NoRoute { .. } => "not_found",
+            ApiError::BodyTooLarge { .. } => "body_too_large",
+            ApiError::QueueFull { .. } => "queue_full",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Timeout(_) => "timeout",
+            ApiError::Internal(_) => "internal_error",
+        }
+    }
+
+    /// The JSON body, also sent as an SSE event when a stream fails midway.
+    pub fn body(&self) -> serde_json::Value {
+        json!({"error": {"message": self.to_string(), "type": self.error_type(), "code": self.code()}})
+    }
+}
+
+impl From<local_mlx::Error> for ApiError {
+    fn from(error: local_mlx::Error) -> Self {
+        let message = error.to_string();
+        match error.kind() {
+            "unknown_model" | "invalid_repo_id" | "invalid_request" | "transcript_too_long" | "bad_request" => {
+                ApiError::BadRequest(message)
+            }
+            "not_downloaded" | "offline" => ApiError::ModelNotFound(message),
+            "busy" | "download_in_progress" => ApiError::Unavailable(message),
+            "timeout" => ApiError::Timeout(message),
+            _ => ApiError::Internal(message),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::warn!(error = %self, "request failed");
+        }
+        let mut response = (status, axum::Json(self.body())).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER.as_secs()));
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variant_has_the_openai_shape_and_its_status() {
+        let cases = [
+            (ApiError::BadRequest("x".into()), 400, "invalid_request_error"),
+            (ApiError::Unauthorized, 401, "authentication_error"),
+            (ApiError::ForbiddenHost { host: "evil.example".into() }, 403, "permission_error"),
+            (ApiError::ModelNotFound("m".into()), 404, "invalid_request_error"),
+            (ApiError::BodyTooLarge { limit: 10 }, 413, "invalid_request_error"),
+            (ApiError::QueueFull { limit: 4 }, 503, "server_error"),
+        ];
+        for (error, status, kind) in cases {
+            assert_eq!(error.status().as_u16(), status, "{error}");
+            let body = error.body();
+            assert_eq!(body["error"]["type"], kind);
+            assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+            assert!(body["error"]["code"].is_string());
+        }
+    }
+
+    #[test]
+    fn core_errors_map_by_kind() {
+        let not_downloaded = local_mlx::Error::NotDownloaded { model_id: "org/m".into() };
+        let mapped = ApiError::from(not_downloaded);
+        assert_eq!(mapped.status(), StatusCode::NOT_FOUND);
+        assert!(mapped.to_string().contains("local-mlx pull org/m"), "{mapped}");
+        let silent = local_mlx::sidecar::SidecarError::Timeout { what: "generate", secs: 120 };
+        assert_eq!(ApiError::from(local_mlx::Error::from(silent)).status(), StatusCode::GATEWAY_TIMEOUT);
+        let unknown = ApiError::from(local_mlx::Error::UnknownModel { id: "typo".into() });
+        assert_eq!(unknown.status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn a_503_carries_retry_after() {
+        let response = ApiError::QueueFull { limit: 1 }.into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+    }
+}

@@ -1,0 +1,169 @@
+//! The three routes: `GET /v1/models`, `POST /v1/chat/completions`, `GET /health`.
+//!
+//! Each maps HTTP to one manager call and back; the model work (loading on demand, one
+//! model at a time, the token budget, think stripping) is the core's. The one rule kept
+//! here is the queue bound: a permit per chat request, held until its answer (or its
+//! stream) ends, so a flood gets quick 503s instead of an unbounded wait.
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures_util::stream::{self, BoxStream, StreamExt};
+use local_mlx::chat::ChatChunk;
+use local_mlx::manager::Runtime;
+use local_mlx::MlxModelManager;
+use serde_json::json;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::config::ServerConfig;
+use crate::error::ApiError;
+use crate::request::{self, OutputFormat, Plan};
+use crate::response::{unix_now, ChatCompletion, ChatCompletionChunk, CompletionMeta, ModelList};
+
+/// What every route shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub manager: Arc<MlxModelManager>,
+    pub config: Arc<ServerConfig>,
+    pub queue: Arc<Semaphore>,
+    /// When the server started: the `created` of every listed model.
+    pub started: u64,
+}
+
+impl AppState {
+    pub fn new(manager: Arc<MlxModelManager>, config: Arc<ServerConfig>) -> AppState {
+        let queue = Arc::new(Semaphore::new(config.max_queued));
+        AppState { manager, config, queue, started: unix_now() }
+    }
+}
+
+pub async fn models(State(state): State<AppState>) -> Json<ModelList> {
+    Json(ModelList::new(state.manager.store().downloaded_models(), state.started))
+}
+
+/// `idle` (no sidecar), `loading` (sidecar starting or model loading) or `ready`.
+pub async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(match state.manager.runtime() {
+        Runtime::Idle => json!({"status": "idle", "model": null}),
+        Runtime::Starting => json!({"status": "loading", "phase": "starting", "model": null}),
+        Runtime::Loading { model_id } => json!({"status": "loading", "phase": "loading", "model": model_id}),
+        Runtime::Ready { model_id } => json!({"status": "ready", "model": model_id}),
+    })
+}
+
+pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Result<Response, ApiError> {
+    let body = read_limited(body, state.config.max_body_bytes).await?;
+    let plan = request::parse(&body)?;
+    let permit =
+        state.queue.clone().try_acquire_owned().map_err(|_| ApiError::QueueFull { limit: state.config.max_queued })?;
+    if plan.stream {
+        stream_completion(&state.manager, plan, permit).await
+    } else {
+        let format = plan.format.clone();
+        let response = state.manager.chat(plan.chat).await?;
+        drop(permit);
+        let meta = CompletionMeta::new(&response.model_id);
+        Ok(Json(ChatCompletion::new(meta, response, &format)).into_response())
+    }
+}
+
+/// What a stream carries between chunks; dropping it (the client left) drops the core's
+/// stream, which cancels the generation, and frees the queue permit.
+struct Streaming {
+    chunks: BoxStream<'static, local_mlx::Result<ChatChunk>>,
+    meta: CompletionMeta,
+    format: OutputFormat,
+    include_usage: bool,
+    finished: bool,
+    _permit: OwnedSemaphorePermit,
+}
+
+async fn stream_completion(
+    manager: &MlxModelManager,
+    plan: Plan,
+    permit: OwnedSemaphorePermit,
+) -> Result<Response, ApiError> {
+    let meta = CompletionMeta::new(&plan.chat.model);
+    // Errors known before the first token (bad model, not downloaded) are plain HTTP errors.
+    let chunks = manager.chat_stream(plan.chat).await?;
+    let opening = data(&ChatCompletionChunk::opening(&meta, plan.format.stream_prefix()));
+    let streaming = Streaming {
+        chunks,
+        meta,
+        format: plan.format,
+        include_usage: plan.include_usage,
+        finished: false,
+        _permit: permit,
+    };
+    let rest = stream::unfold(streaming, |mut s| async move {
+        if s.finished {
+            return None;
+        }
+        let events = match s.chunks.next().await {
+            Some(Ok(ChatChunk::Text(text))) if text.is_empty() => Vec::new(),
+            Some(Ok(ChatChunk::Text(text))) => {
+                vec![data(&ChatCompletionChunk::text(&s.meta, s.format.stream_piece(&text)))]
+            }
+            Some(Ok(ChatChunk::Done(response))) => {
+                s.finished = true;
+                let mut events = vec![data(&ChatCompletionChunk::finish(&s.meta, s.format.stream_suffix(), &response))];
+                if s.include_usage {
+                    events.push(data(&ChatCompletionChunk::usage(&s.meta, &response)));
+                }
+                events.push(Event::default().data("[DONE]"));
+                events
+            }
+            // Headers are sent: the error goes in the stream, as OpenAI does.
+            Some(Err(error)) => {
+                s.finished = true;
+                vec![data(&ApiError::from(error).body())]
+            }
+            None => {
+                s.finished = true;
+                vec![Event::default().data("[DONE]")]
+            }
+        };
+        Some((stream::iter(events), s))
+    })
+    .flatten();
+    let events = stream::once(async move { opening }).chain(rest).map(Ok::<_, std::convert::Infallible>);
+    Ok(Sse::new(events).into_response())
+}
+
+fn data(value: &impl serde::Serialize) -> Event {
+    Event::default().data(serde_json::to_string(value).expect("our response types always serialize"))
+}
+
+/// How much of an oversized body is read and thrown away before answering 413.
+const DRAIN_LIMIT: usize = 64 << 20;
+
+/// The body, up to `limit` bytes. An oversized body is drained (up to [`DRAIN_LIMIT`])
+/// before the 413: closing a connection with unread data resets it, and the client,
+/// still sending, would see "connection reset" instead of our answer. axum's own
+/// limit answers at once and closes, so this one is hand-written.
+async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let mut frames = body.into_data_stream();
+    let mut kept = Vec::new();
+    let mut total = 0usize;
+    while let Some(frame) = frames.next().await {
+        let frame = frame.map_err(|error| ApiError::BadRequest(format!("cannot read the request body: {error}")))?;
+        total += frame.len();
+        if total <= limit {
+            kept.extend_from_slice(&frame);
+        } else if total > DRAIN_LIMIT {
+            break;
+        }
+    }
+    if total > limit {
+        return Err(ApiError::BodyTooLarge { limit });
+    }
+    Ok(Bytes::from(kept))
+}
+
+pub async fn no_route(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::NoRoute { method: method.to_string(), path: uri.path().to_string() }
+}

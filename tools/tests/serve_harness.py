@@ -1,0 +1,111 @@
+"""Start the real parts behind `local-mlx serve`: a test hub serving a fixture model, a
+fresh HF cache, `local-mlx pull`, then `local-mlx serve --port 0`.
+
+Shared by tools/tests/test_serve_openai.py and bench/serve_bench.py, so both drive the
+server exactly as a user would: separate processes on 127.0.0.1, nothing in-process.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+TOOLS = ROOT / "tools"
+
+
+def build_binaries(profile: str = "debug") -> Path:
+    """Build (or find up to date) `local-mlx` and `test-hub`; return their folder."""
+    args = ["cargo", "build", "--quiet", "-p", "local-mlx-cli", "-p", "test-hub"]
+    if profile == "release":
+        args.append("--release")
+    subprocess.run(args, cwd=ROOT, check=True)
+    return ROOT / "target" / profile
+
+
+def fixture(key: str) -> tuple[str, Path]:
+    """(repo id, model folder) of a fixture model, built or found cached."""
+    out = subprocess.run(
+        [sys.executable, str(TOOLS / "build_fixtures.py"), key],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    line = next(line for line in out.splitlines() if line.startswith(f"{key}\t"))
+    _, repo_id, path = line.split("\t")
+    return repo_id, Path(path)
+
+
+@dataclass
+class Stack:
+    """A hub, a cache and, once `serve` ran, a server."""
+
+    bin_dir: Path
+    home: Path
+    hub: subprocess.Popen
+    hub_url: str
+    processes: list[subprocess.Popen] = field(default_factory=list)
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env.pop("LOCAL_MLX_API_KEY", None)
+        env.pop("HF_HUB_OFFLINE", None)
+        env.update(
+            HF_ENDPOINT=self.hub_url,
+            HF_HUB_CACHE=str(self.home / "cache"),
+            LOCAL_MLX_CONFIG_DIR=str(self.home / "config"),
+            LOCAL_MLX_BACKEND_DIR=str(ROOT / "python-backend"),
+        )
+        env.update(extra)
+        return env
+
+    def pull(self, repo_id: str) -> None:
+        subprocess.run(
+            [str(self.bin_dir / "local-mlx"), "pull", repo_id],
+            env=self.env(),
+            check=True,
+            capture_output=True,
+        )
+
+    def serve(self, *args: str, **env: str) -> tuple[subprocess.Popen, str]:
+        """`local-mlx serve --port 0 ARGS`; the base URL from its first stdout line."""
+        proc = subprocess.Popen(
+            [str(self.bin_dir / "local-mlx"), "serve", "--port", "0", *args],
+            env=self.env(**env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.processes.append(proc)
+        line = proc.stdout.readline()
+        prefix = "local-mlx serve: "
+        assert line.startswith(prefix), f"first line of local-mlx serve: {line!r}"
+        return proc, line[len(prefix) :].strip()
+
+    def close(self) -> None:
+        for proc in [*self.processes, self.hub]:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
+def start(home: Path, repos: Path, profile: str = "debug") -> Stack:
+    """A test hub serving `repos` (stopped when its stdin closes) over a cache in `home`."""
+    bin_dir = build_binaries(profile)
+    hub = subprocess.Popen(
+        [str(bin_dir / "test-hub"), "--repos", str(repos), "--port", "0", "--exit-on-stdin-close"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    line = hub.stdout.readline()
+    assert line.startswith("TEST_HUB_READY url="), f"test-hub said {line!r}"
+    return Stack(bin_dir=bin_dir, home=home, hub=hub, hub_url=line.strip().split("=", 1)[1])
