@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use local_mlx::manager::{ManagerConfig, ProcessOptions};
-use local_mlx::postprocess::{build_prompt, DEFAULT_PROMPT};
+use local_mlx::postprocess::{build_messages, DEFAULT_PROMPT};
 use local_mlx::settings::{MlxSettings, ModelUnloadTimeout};
 use local_mlx::sidecar::SidecarConfig;
 use local_mlx::{MlxModelManager, NullSink};
@@ -88,14 +88,19 @@ fn nonced_prompt(nonce: usize) -> String {
     format!("[{nonce}] {DEFAULT_PROMPT}")
 }
 
+/// The system message `process_text` sends for `template` (the instructions before `${output}`).
+fn instructions(template: &str) -> String {
+    build_messages(template, "").into_iter().next().map(|m| m.content).unwrap_or_default()
+}
+
 struct Anchor {
     wall_to_first_s: f64,
     generate_s: Vec<f64>,
 }
 
 fn anchor(snapshot: &Path, tokens: [u32; 3], nonce: usize) -> Result<Anchor> {
-    let system = build_prompt(DEFAULT_PROMPT, "").system;
-    let nonced = build_prompt(&nonced_prompt(nonce), "").system;
+    let system = instructions(DEFAULT_PROMPT);
+    let nonced = instructions(&nonced_prompt(nonce));
     let job = serde_json::json!({
         "model": snapshot,
         "systems": [&system, &system, &nonced],

@@ -35,7 +35,8 @@ pub struct Timeouts {
     /// `POST /generate`: this much plus [`Timeouts::generate_per_token`] per `max_tokens`.
     pub generate_base: Duration,
     pub generate_per_token: Duration,
-    /// While streaming: the longest silence between two pieces.
+    /// While streaming: the longest silence between two pieces (the first piece waits
+    /// for the whole pre-fill of the prompt).
     pub stream_idle: Duration,
 }
 
@@ -45,9 +46,12 @@ impl Default for Timeouts {
             status: Duration::from_secs(2),
             load: Duration::from_secs(600),
             unload: Duration::from_secs(30),
-            generate_base: Duration::from_secs(120),
+            // Generous: these catch a wedged sidecar, not a slow one. A long prompt's
+            // pre-fill on a busy laptop CPU can take minutes, and a client such as Handy
+            // sets no timeout of its own, so a too-eager limit only loses its answer.
+            generate_base: Duration::from_secs(300),
             generate_per_token: Duration::from_millis(250),
-            stream_idle: Duration::from_secs(120),
+            stream_idle: Duration::from_secs(300),
         }
     }
 }
