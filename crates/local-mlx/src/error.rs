@@ -94,6 +94,11 @@ pub enum Error {
     )]
     TranscriptTooLong { chars: usize, max: usize },
 
+    /// This machine cannot run MLX (see `platform`): refused before any download or
+    /// sidecar start, so nothing is fetched that could never run.
+    #[error("local-mlx cannot run models on this machine: {reason}")]
+    UnsupportedPlatform { os: String, arch: String, reason: String },
+
     #[error(transparent)]
     Sidecar(#[from] crate::sidecar::SidecarError),
 
@@ -128,6 +133,7 @@ impl Error {
             Error::IllegalTransition { .. } => "illegal_transition",
             Error::DownloadFailed { .. } => "download_failed",
             Error::TranscriptTooLong { .. } => "transcript_too_long",
+            Error::UnsupportedPlatform { .. } => "unsupported_platform",
             Error::Sidecar(e) => e.kind(),
         }
     }

@@ -20,6 +20,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::events::EventSink;
 use crate::hub::{DeleteReport, HubConfig};
+use crate::platform::PlatformSupport;
 use crate::postprocess::MAX_TRANSCRIPT_CHARS;
 use crate::settings::{config_dir, MlxSettings};
 use crate::sidecar::{default_backend_dir, SidecarConfig};
@@ -98,6 +99,7 @@ pub struct MlxModelManager {
     session: Arc<Session>,
     settings: Mutex<MlxSettings>,
     settings_path: PathBuf,
+    platform: PlatformSupport,
 }
 
 impl MlxModelManager {
@@ -114,7 +116,27 @@ impl MlxModelManager {
             store,
             settings: Mutex::new(settings),
             settings_path: config.settings_path,
+            platform: crate::platform::this_machine(),
         })
+    }
+
+    /// The same manager, judging the machine as `platform` instead of this one (tests
+    /// of the refusal paths in-process, where the environment is shared).
+    pub fn with_platform(mut self, platform: PlatformSupport) -> Self {
+        self.platform = platform;
+        self
+    }
+
+    /// Whether this machine can run the models, and if not, why: listing and status
+    /// work everywhere, so a face shows the reason next to the list.
+    pub fn platform(&self) -> &PlatformSupport {
+        &self.platform
+    }
+
+    /// The one gate of every entry point that would download, start the sidecar or
+    /// generate: on a machine MLX cannot run on, nothing is fetched or started.
+    fn ensure_runnable(&self) -> Result<()> {
+        self.platform.ensure_supported()
     }
 
     /// A manager configured from the environment (see [`ManagerConfig::from_env`]).
@@ -151,6 +173,7 @@ impl MlxModelManager {
 
     /// `mlx_download_model`
     pub async fn download(&self, model_id: &str) -> Result<DownloadOutcome> {
+        self.ensure_runnable()?;
         self.store.download(model_id).await
     }
 
@@ -161,6 +184,7 @@ impl MlxModelManager {
 
     /// `mlx_retry_download`
     pub async fn retry_download(&self) -> Result<DownloadOutcome> {
+        self.ensure_runnable()?;
         self.store.retry_download().await
     }
 
@@ -179,6 +203,7 @@ impl MlxModelManager {
 
     /// [`Self::process_text`] with a model or prompt other than the settings'.
     pub async fn process_text_with(&self, text: &str, options: ProcessOptions) -> Result<ProcessOutput> {
+        self.ensure_runnable()?;
         let settings = self.settings();
         let model_id = options.model.unwrap_or(settings.selected_model);
         let prompt = options.prompt.unwrap_or(settings.prompt);
@@ -205,6 +230,7 @@ impl MlxModelManager {
     /// Start the sidecar and load the selected model ahead of use (the seed's
     /// "pre-warm on settings page visit"). The idle timer starts from here.
     pub async fn warm_up(&self) -> Result<()> {
+        self.ensure_runnable()?;
         let settings = self.settings();
         self.session.warm_up(&settings.selected_model, settings.model_unload_timeout).await
     }
