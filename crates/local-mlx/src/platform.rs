@@ -1,10 +1,10 @@
 //! Whether this machine can run the provider at all, and if not, why.
 //!
 //! The main type is [`PlatformSupport`], made by [`support`] from an (os, arch) pair as
-//! one decision table, and by [`this_machine`] for the running machine. A key decision:
-//! the answer is taken at run time from `std::env::consts`, not only at compile time as
-//! Handy gates Apple Intelligence, so that one build can list its models everywhere and
-//! say why they cannot be used, and so that a test can make a supported machine look
+//! one decision table, and by [`this_machine`] for the running build. A key decision:
+//! the answer is a value (from `std::env::consts`), not a `cfg` as Handy gates Apple
+//! Intelligence, so that every build compiles the provider, lists its models and says
+//! why they cannot be used, and so that a test can make a supported machine look
 //! unsupported ([`PRETEND_PLATFORM_ENV`]). What can run follows the sidecar's own
 //! dependencies: `python-backend/pyproject.toml` installs `mlx` on Apple Silicon Macs
 //! and `mlx[cpu]` on Linux, and no `mlx` wheel exists for Windows or Intel Macs, so
@@ -63,7 +63,7 @@ pub fn support(os: &str, arch: &str) -> PlatformSupport {
         ("linux", "x86_64" | "aarch64") => (
             true,
             Some(
-                "on Linux MLX runs on the CPU only (mlx[cpu]), without a GPU: enhancing is slower than on an \
+                "On Linux MLX runs on the CPU only (mlx[cpu]), without a GPU: enhancing is slower than on an \
                  Apple Silicon Mac, and small models work best"
                     .to_string(),
             ),
@@ -71,8 +71,9 @@ pub fn support(os: &str, arch: &str) -> PlatformSupport {
         ("macos", _) => (
             false,
             Some(
-                "MLX needs an Apple Silicon Mac (M1 or later) and this Mac has an Intel processor: choose another \
-                 post-processing provider on this machine"
+                "MLX needs an Apple Silicon Mac (M1 or later) and this is an Intel Mac, or the Intel build running \
+                 under Rosetta: on an Intel Mac choose another post-processing provider; on an Apple Silicon Mac \
+                 install the Apple Silicon build"
                     .to_string(),
             ),
         ),
