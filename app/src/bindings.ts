@@ -281,7 +281,15 @@ enhanced: boolean; warnings: string[]; model_id: string; tokens_generated: numbe
 /**
  * A post-processing provider the settings page can offer.
  */
-export type ProviderOption = { id: string; label: string }
+export type ProviderOption = { id: string; label: string; 
+/**
+ * Why this machine cannot use the provider (it is shown disabled); `null` when it can.
+ */
+disabled_reason: string | null; 
+/**
+ * What to expect where it runs but not at its best (Linux: CPU only).
+ */
+note: string | null }
 /**
  * Where the time of one enhancement went, in milliseconds.
  */
