@@ -3,7 +3,7 @@ import { useEffect, useRef } from "react";
 import { useModels } from "./hooks/useModels";
 import { useSettings } from "./hooks/useSettings";
 import { SettingRow, SettingsGroup } from "./components/Layout";
-import { PostProcessingToggle } from "./components/PostProcessingToggle";
+import { PostProcessingToggle, usableProvider } from "./components/PostProcessingToggle";
 import { LoadingBanner } from "./components/LoadingBanner";
 import { ModelList } from "./components/ModelList";
 import { UnloadTimeoutSelect } from "./components/UnloadTimeoutSelect";
@@ -14,7 +14,9 @@ export default function App() {
   const settings = useSettings();
   const models = useModels();
   const { settings: mlx, app } = settings;
-  const enabled = app?.post_process_enabled ?? false;
+  // The provider's own settings appear only once it is known to run on this machine,
+  // so an unsupported one is never pre-warmed and offers no Download.
+  const active = (app?.post_process_enabled ?? false) && usableProvider(settings) !== null;
   const selected = models.models.find((m) => m.id === mlx?.selected_model);
   const selectedState = selected?.status.state;
 
@@ -22,12 +24,12 @@ export default function App() {
   // and model, when there is something to warm.
   const warmed = useRef<string | null>(null);
   useEffect(() => {
-    if (!enabled || !mlx || selectedState !== "downloaded" || warmed.current === mlx.selected_model) return;
+    if (!active || !mlx || selectedState !== "downloaded" || warmed.current === mlx.selected_model) return;
     warmed.current = mlx.selected_model;
     void models.warmUp();
-  }, [enabled, mlx, selectedState, models.warmUp]);
+  }, [active, mlx, selectedState, models.warmUp]);
 
-  const tryDisabled = !enabled
+  const tryDisabled = !active
     ? "Post-processing is off."
     : !selected || selectedState === "not_downloaded" || selectedState === "downloading"
       ? "Download and select a model first."
@@ -45,8 +47,8 @@ export default function App() {
         </p>
       )}
       <PostProcessingToggle settings={settings} />
-      {app && !enabled && <p className="hint off-note">Post-processing is off: transcripts are pasted as transcribed.</p>}
-      {enabled && mlx && (
+      {app && !app.post_process_enabled && <p className="hint off-note">Post-processing is off: transcripts are pasted as transcribed.</p>}
+      {active && mlx && (
         <>
           <LoadingBanner loading={models.loading} error={models.loadError} retry={() => void models.warmUp()} />
           <SettingsGroup title="Model" id="models">

@@ -147,9 +147,20 @@ async mlxAddCustomModel(modelId: string) : Promise<Result<MlxModelInfo[], Comman
     else return { status: "error", error: e  as any };
 }
 },
+/**
+ * Whether this machine can run the models, and if not, why (Handy's twin of
+ * `check_apple_intelligence_available`). Where it cannot, download, retry, process
+ * and warm-up fail with kind `unsupported_platform` before doing anything.
+ */
+async mlxPlatform() : Promise<PlatformSupport> {
+    return await TAURI_INVOKE("mlx_platform");
+},
 async getAppSettings() : Promise<AppSettings> {
     return await TAURI_INVOKE("get_app_settings");
 },
+/**
+ * The providers, each with why this machine cannot use it (if it cannot).
+ */
 async getPostProcessProviders() : Promise<ProviderOption[]> {
     return await TAURI_INVOKE("get_post_process_providers");
 },
@@ -271,6 +282,15 @@ export type ModelState = "not_downloaded" | "downloading" | "downloaded" | "load
  */
 export type ModelUnloadTimeout = "never" | "immediately" | "min2" | "min5" | "min10" | "min15" | "hour1" | "sec15"
 /**
+ * Whether this machine can run the provider, and if not, why (the core's decision
+ * table: Apple Silicon Macs and Linux on x86_64 / aarch64 run it).
+ */
+export type PlatformSupport = { os: string; arch: string; supported: boolean; 
+/**
+ * Why not when unsupported; what to expect when it runs on the CPU only.
+ */
+note: string | null }
+/**
  * One enhanced transcript, with what the "Try it" box shows about it.
  */
 export type ProcessOutput = { text: string; 
@@ -281,7 +301,15 @@ enhanced: boolean; warnings: string[]; model_id: string; tokens_generated: numbe
 /**
  * A post-processing provider the settings page can offer.
  */
-export type ProviderOption = { id: string; label: string }
+export type ProviderOption = { id: string; label: string; 
+/**
+ * Why this machine cannot use the provider (it is shown disabled); `null` when it can.
+ */
+disabled_reason: string | null; 
+/**
+ * What to expect where it runs but not at its best (Linux: CPU only).
+ */
+note: string | null }
 /**
  * Where the time of one enhancement went, in milliseconds.
  */

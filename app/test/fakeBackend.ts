@@ -9,6 +9,7 @@ import type {
   MlxModelStateEvent,
   MlxSettings,
   ModelState,
+  ProviderOption,
 } from "../src/bindings";
 
 export const EVENT_CHANNEL = "mlx-model-state-event";
@@ -51,6 +52,8 @@ export class FakeBackend {
     uv_path: null,
   };
   app: AppSettings = { post_process_enabled: true, post_process_provider_id: "local-mlx", custom_models: [] };
+  /** What `get_post_process_providers` says; set `disabled_reason` to play an unsupported machine. */
+  providers: ProviderOption[] = [{ id: "local-mlx", label: "Local (MLX)", disabled_reason: null, note: null }];
   availableBytes = 50_000_000_000;
   calls: { cmd: string; args: Record<string, unknown> }[] = [];
   /** Per-command overrides; throw a `CommandError` object to fail. */
@@ -90,7 +93,7 @@ export class FakeBackend {
       case "get_app_settings":
         return this.app;
       case "get_post_process_providers":
-        return [{ id: "local-mlx", label: "Local (MLX)" }];
+        return this.providers;
       case "set_post_process_enabled":
         this.app = { ...this.app, post_process_enabled: args.enabled as boolean };
         return this.app;

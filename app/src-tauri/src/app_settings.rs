@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use specta::Type;
 
 use local_mlx::settings::PROVIDER_ID;
+use local_mlx::PlatformSupport;
 
 /// The post-processing providers this app offers: only the local one (Handy's cloud
 /// providers are out of scope here).
@@ -42,10 +43,25 @@ impl Default for AppSettings {
 pub struct ProviderOption {
     pub id: String,
     pub label: String,
+    /// Why this machine cannot use the provider (it is shown disabled); `null` when it can.
+    pub disabled_reason: Option<String>,
+    /// What to expect where it runs but not at its best (Linux: CPU only).
+    pub note: Option<String>,
 }
 
-pub fn provider_options() -> Vec<ProviderOption> {
-    PROVIDERS.iter().map(|(id, label)| ProviderOption { id: id.to_string(), label: label.to_string() }).collect()
+/// The providers, judged for a machine like `platform`. Unlike Handy's compile-time
+/// gate of Apple Intelligence, an unusable provider stays in the list, disabled, so
+/// the page can say why instead of silently offering nothing.
+pub fn provider_options(platform: &PlatformSupport) -> Vec<ProviderOption> {
+    PROVIDERS
+        .iter()
+        .map(|(id, label)| ProviderOption {
+            id: id.to_string(),
+            label: label.to_string(),
+            disabled_reason: platform.unsupported_reason().map(str::to_string),
+            note: platform.note.clone().filter(|_| platform.supported),
+        })
+        .collect()
 }
 
 /// The settings file and its current contents.
@@ -95,6 +111,22 @@ fn save(path: &Path, settings: &AppSettings) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use local_mlx::platform::support;
+
+    #[test]
+    fn the_provider_is_disabled_with_the_reason_where_mlx_cannot_run() {
+        let windows = provider_options(&support("windows", "x86_64"));
+        let reason = windows[0].disabled_reason.as_deref().unwrap_or_default();
+        assert!(reason.contains("MLX needs an Apple Silicon Mac"), "{reason:?}");
+        assert_eq!(windows[0].note, None);
+
+        let mac = provider_options(&support("macos", "aarch64"));
+        assert_eq!((mac[0].disabled_reason.as_deref(), mac[0].note.as_deref()), (None, None));
+
+        let linux = provider_options(&support("linux", "x86_64"));
+        assert_eq!(linux[0].disabled_reason, None);
+        assert!(linux[0].note.as_deref().unwrap_or_default().contains("CPU only"));
+    }
 
     #[test]
     fn changes_persist_and_a_damaged_file_gives_defaults() {

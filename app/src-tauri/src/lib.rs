@@ -42,6 +42,7 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             mlx::mlx_update_settings,
             mlx::mlx_disk_space,
             mlx::mlx_add_custom_model,
+            mlx::mlx_platform,
             app::get_app_settings,
             app::get_post_process_providers,
             app::set_post_process_enabled,

@@ -17,6 +17,7 @@ use local_mlx::settings::{MlxSettings as CoreSettings, ModelUnloadTimeout as Cor
 use local_mlx::store::{DownloadOutcome as CoreOutcome, MlxModelInfo as CoreInfo, MlxModelStatus as CoreStatus};
 use local_mlx::{
     EventType as CoreEventType, LoadPhase as CorePhase, MlxModelStateEvent as CoreEvent, ModelState as CoreState,
+    PlatformSupport as CorePlatform,
 };
 
 fn path_string(path: &Path) -> String {
@@ -377,6 +378,24 @@ pub struct DiskSpace {
     /// The Hugging Face cache folder models download into.
     pub cache_dir: String,
     pub available_bytes: u64,
+}
+
+/// Whether this machine can run the provider, and if not, why (the core's decision
+/// table: Apple Silicon Macs and Linux on x86_64 / aarch64 run it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct PlatformSupport {
+    pub os: String,
+    pub arch: String,
+    pub supported: bool,
+    /// Why not when unsupported; what to expect when it runs on the CPU only.
+    pub note: Option<String>,
+}
+
+impl From<CorePlatform> for PlatformSupport {
+    fn from(platform: CorePlatform) -> Self {
+        let CorePlatform { os, arch, supported, note } = platform;
+        PlatformSupport { os, arch, supported, note }
+    }
 }
 
 #[cfg(test)]

@@ -30,7 +30,9 @@ fn manager(sink: Arc<dyn EventSink>) -> Result<MlxModelManager> {
 }
 
 fn models(json: bool) -> Result<ExitCode> {
-    let models = manager(Arc::new(NullSink))?.list_models();
+    let manager = manager(Arc::new(NullSink))?;
+    let models = manager.list_models();
+    print_platform_note(&manager);
     if json {
         println!("{}", serde_json::to_string_pretty(&models)?);
     } else {
@@ -39,12 +41,24 @@ fn models(json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Once, on stderr (stdout stays the table or the JSON): why the listed models cannot
+/// run here, or what to expect where they run on the CPU only.
+fn print_platform_note(manager: &MlxModelManager) {
+    let platform = manager.platform();
+    match (platform.ensure_supported(), &platform.note) {
+        (Err(refusal), _) => eprintln!("note: {refusal}"),
+        (Ok(()), Some(note)) => eprintln!("note: {note}"),
+        (Ok(()), None) => {}
+    }
+}
+
 fn status(model: Option<&str>, json: bool) -> Result<ExitCode> {
     let manager = manager(Arc::new(NullSink))?;
     let statuses = match model {
         Some(id) => vec![manager.model_status(id)?],
         None => manager.list_models().into_iter().map(|m| m.status).collect(),
     };
+    print_platform_note(&manager);
     if json {
         let value =
             if model.is_some() { serde_json::to_value(&statuses[0])? } else { serde_json::to_value(&statuses)? };

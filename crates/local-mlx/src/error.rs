@@ -116,6 +116,10 @@ pub enum Error {
 
     #[error("invalid request: {detail}")]
     InvalidRequest { detail: String },
+    /// This machine cannot run MLX (see `platform`): refused before any download or
+    /// sidecar start, so nothing is fetched that could never run.
+    #[error("local-mlx cannot run models on this machine: {reason}")]
+    UnsupportedPlatform { os: String, arch: String, reason: String },
 
     #[error(transparent)]
     Sidecar(#[from] crate::sidecar::SidecarError),
@@ -158,6 +162,7 @@ impl Error {
             Error::TranscriptTooLong { .. } => "transcript_too_long",
             Error::InvalidRequest { .. } => "invalid_request",
             Error::InvalidPrompt { .. } => "invalid_prompt",
+            Error::UnsupportedPlatform { .. } => "unsupported_platform",
             Error::Sidecar(e) => e.kind(),
         }
     }

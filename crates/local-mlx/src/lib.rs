@@ -15,6 +15,7 @@ pub mod error;
 pub mod events;
 pub mod hub;
 pub mod manager;
+pub mod platform;
 pub mod postprocess;
 pub mod settings;
 pub mod sidecar;
@@ -26,6 +27,7 @@ pub use chat::{ChatChunk, ChatMessage, ChatRequest, ChatResponse, FinishReason, 
 pub use error::{Error, Result};
 pub use events::{EventSink, EventType, LoadPhase, MlxModelStateEvent, NullSink, RecordingSink};
 pub use manager::{MlxModelManager, Runtime, Timings};
+pub use platform::PlatformSupport;
 pub use settings::KeepAlive;
 pub use state::{ModelState, Transition};
 pub use store::{DownloadOutcome, MlxModelInfo, MlxModelStatus, ModelStore};

@@ -13,7 +13,9 @@ use tauri::State;
 
 use crate::app_settings::AppSettingsStore;
 use crate::error::{CommandError, CommandResult};
-use crate::types::{DiskSpace, DownloadOutcome, MlxModelInfo, MlxModelStatus, MlxSettings, ProcessOutput};
+use crate::types::{
+    DiskSpace, DownloadOutcome, MlxModelInfo, MlxModelStatus, MlxSettings, PlatformSupport, ProcessOutput,
+};
 
 type Manager<'a> = State<'a, Arc<MlxModelManager>>;
 
@@ -22,6 +24,15 @@ type Manager<'a> = State<'a, Arc<MlxModelManager>>;
 #[specta::specta]
 pub fn mlx_list_models(manager: Manager<'_>) -> Vec<MlxModelInfo> {
     manager.list_models().into_iter().map(Into::into).collect()
+}
+
+/// Whether this machine can run the models, and if not, why (Handy's twin of
+/// `check_apple_intelligence_available`). Where it cannot, download, retry, process
+/// and warm-up fail with kind `unsupported_platform` before doing anything.
+#[tauri::command]
+#[specta::specta]
+pub fn mlx_platform(manager: Manager<'_>) -> PlatformSupport {
+    manager.platform().clone().into()
 }
 
 #[tauri::command]

@@ -24,6 +24,7 @@ use crate::chat::{ChatChunk, ChatRequest, ChatResponse, FinishReason};
 use crate::error::{Error, Result};
 use crate::events::EventSink;
 use crate::hub::{DeleteReport, HubConfig};
+use crate::platform::PlatformSupport;
 use crate::postprocess::{build_messages, guard, max_tokens_for, MAX_TRANSCRIPT_CHARS};
 use crate::settings::{config_dir, KeepAlive, MlxSettings};
 use crate::sidecar::{default_backend_dir, SidecarConfig};
@@ -125,6 +126,7 @@ pub struct MlxModelManager {
     settings_path: PathBuf,
     /// Set by [`MlxModelManager::set_keep_alive`]; else the settings' unload timeout.
     keep_alive: Mutex<Option<KeepAlive>>,
+    platform: PlatformSupport,
 }
 
 impl MlxModelManager {
@@ -142,7 +144,27 @@ impl MlxModelManager {
             settings: Mutex::new(settings),
             settings_path: config.settings_path,
             keep_alive: Mutex::new(None),
+            platform: crate::platform::this_machine(),
         })
+    }
+
+    /// The same manager, judging the machine as `platform` instead of this one (tests
+    /// of the refusal paths in-process, where the environment is shared).
+    pub fn with_platform(mut self, platform: PlatformSupport) -> Self {
+        self.platform = platform;
+        self
+    }
+
+    /// Whether this machine can run the models, and if not, why: listing and status
+    /// work everywhere, so a face shows the reason next to the list.
+    pub fn platform(&self) -> &PlatformSupport {
+        &self.platform
+    }
+
+    /// The one gate of every entry point that would download, start the sidecar or
+    /// generate: on a machine MLX cannot run on, nothing is fetched or started.
+    fn ensure_runnable(&self) -> Result<()> {
+        self.platform.ensure_supported()
     }
 
     /// A manager configured from the environment (see [`ManagerConfig::from_env`]).
@@ -179,6 +201,7 @@ impl MlxModelManager {
 
     /// `mlx_download_model`
     pub async fn download(&self, model_id: &str) -> Result<DownloadOutcome> {
+        self.ensure_runnable()?;
         self.store.download(model_id).await
     }
 
@@ -189,6 +212,7 @@ impl MlxModelManager {
 
     /// `mlx_retry_download`
     pub async fn retry_download(&self) -> Result<DownloadOutcome> {
+        self.ensure_runnable()?;
         self.store.retry_download().await
     }
 
@@ -207,6 +231,7 @@ impl MlxModelManager {
 
     /// [`Self::process_text`] with a model or prompt other than the settings'.
     pub async fn process_text_with(&self, text: &str, options: ProcessOptions) -> Result<ProcessOutput> {
+        self.ensure_runnable()?;
         let settings = self.settings();
         let model_id = options.model.unwrap_or(settings.selected_model);
         let prompt = options.prompt.unwrap_or(settings.prompt);
@@ -272,6 +297,7 @@ impl MlxModelManager {
     /// stream at any point stops the generation in the sidecar and re-arms the idle
     /// deadline.
     pub async fn chat_stream(&self, request: ChatRequest) -> Result<BoxStream<'static, Result<ChatChunk>>> {
+        self.ensure_runnable()?;
         self.session.chat_stream(request, self.keep_alive()).await
     }
 
@@ -295,6 +321,7 @@ impl MlxModelManager {
     /// Start the sidecar and load the selected model ahead of use (the seed's
     /// "pre-warm on settings page visit"). The idle timer starts from here.
     pub async fn warm_up(&self) -> Result<()> {
+        self.ensure_runnable()?;
         let settings = self.settings();
         self.session.warm_up(&settings.selected_model, self.keep_alive()).await
     }
