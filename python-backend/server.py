@@ -41,14 +41,14 @@ optional ``system`` (a system message; ``prompt`` is then the user message),
 str, "tokens_generated": int, "prompt_tokens": int, "cached_tokens": int,
 "finish_reason": "stop"|"length", "prompt_tps": float, "generation_tps": float,
 "peak_memory": float (GB)}``. The chat template is applied with
-``enable_thinking=False``; ``<think>...</think>`` never reaches ``response``, which is
-trimmed. ``max_tokens`` must be 1..8192 and is lowered to what fits in the model's
+``enable_thinking=False``; a ``<think>...</think>`` block the model opens its answer with
+never reaches ``response`` (tags elsewhere are answer text), which is trimmed. ``max_tokens`` must be 1..8192 and is lowered to what fits in the model's
 context. The KV cache of the previous prompt is reused for the longest common prefix
 (``cached_tokens`` of the ``prompt_tokens`` were not pre-filled again).
 
 With ``"stream": true`` the answer is ``application/x-ndjson``, one JSON object a line::
 
-    {"event": "token", "text": "Hel"}          zero or more; answer text, think blocks removed
+    {"event": "token", "text": "Hel"}          zero or more; answer text, leading think block removed
     {"event": "done", "response": ..., ...}    last line: the same fields as without stream
     {"event": "error", "status": 500, "detail": "..."}   last line instead, if it failed
 
