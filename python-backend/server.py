@@ -73,6 +73,7 @@ folder (the path and what is missing are named), weights mlx-lm cannot load. 409
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import sys
@@ -114,6 +115,7 @@ def main(argv: list[str] | None = None) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the Hub
+    contract.tolerate_low_file_limit()  # before the worker imports mlx-lm
     token = contract.read_token()
     ready_fd = contract.claim_stdout()
     try:
@@ -125,6 +127,7 @@ def main(argv: list[str] | None = None) -> None:
 
     import uvicorn
     from local_mlx_sidecar.app import create_app
+    from local_mlx_sidecar.connections import AcceptErrorLog, guarded_protocol
     from local_mlx_sidecar.service import Service
 
     service = Service(max_queue=args.max_queue)
@@ -132,6 +135,7 @@ def main(argv: list[str] | None = None) -> None:
 
     class SidecarServer(uvicorn.Server):
         async def startup(self, sockets=None) -> None:  # type: ignore[no-untyped-def]
+            asyncio.get_running_loop().set_exception_handler(AcceptErrorLog())
             await super().startup(sockets=sockets)
             if not self.should_exit:
                 contract.announce_ready(ready_fd, port)
@@ -143,6 +147,8 @@ def main(argv: list[str] | None = None) -> None:
 
     config = uvicorn.Config(
         app,
+        http=guarded_protocol(),  # request deadline and connection cap (see connections.py)
+        backlog=contract.LISTEN_BACKLOG,  # uvicorn listens again with this; keep ours
         log_config=None,
         log_level=args.log_level,
         access_log=args.log_level == "debug",
