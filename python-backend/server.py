@@ -22,7 +22,9 @@ Process contract (what the Rust supervisor relies on)
 * One generation runs at a time; up to ``--max-queue`` (default 4) more wait in order;
   one more gets 503 at once (``Retry-After: 1``). ``/status`` answers at once even
   during a load or a generation.
-* A ``/load`` of the model being loaded waits for that load instead of starting another;
+* A ``/load`` of the model being loaded waits for that load instead of starting another
+  (unless a ``/load`` of another model or an ``/unload`` came in between: then it loads
+  again after those, so "loaded" always names the model that stays loaded);
   a ``/load`` of the model already loaded returns at once; a ``/load`` of another model
   releases the current one before loading (so a load that fails leaves none loaded; a
   path that is refused with 400 before loading keeps the current one).

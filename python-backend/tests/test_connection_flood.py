@@ -8,9 +8,11 @@ import asyncio
 import logging
 import resource
 import socket
+import sys
+from pathlib import Path
 
 import pytest
-from conftest import AUTH, Sidecar
+from conftest import AUTH, SERVER, Sidecar
 from local_mlx_sidecar.connections import REQUEST_READ_SECONDS, AcceptErrorLog
 
 UNFINISHED = b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
@@ -90,3 +92,21 @@ def test_accept_errors_are_logged_once_per_period(caplog) -> None:
     loop.close()
     assert len(caplog.records) == 1, [r.message for r in caplog.records]
     assert "cannot accept connections" in caplog.records[0].message
+
+
+def test_a_hard_file_limit_under_4096_does_not_kill_the_sidecar(spawn, tiny) -> None:
+    """mlx-lm raises the limit to (2048, 4096) at import; a lower hard limit must not
+    make that import, and so the sidecar, fail."""
+    lowered = (
+        "import os, resource, sys; resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024)); "
+        "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"
+    )
+    s = spawn(cmd=[sys.executable, "-c", lowered, str(SERVER), "--port", "0"])
+    st = s.wait_until(lambda st: st["mlx_ready"] or s.proc.poll() is not None, 120, "mlx import")
+    assert st["mlx_ready"], s.stderr()
+    s.load(tiny)
+    assert s.generate(prompt="hi", max_tokens=2)["tokens_generated"] <= 2
+    limits = Path(f"/proc/{st['pid']}/limits")
+    if limits.exists():  # Linux: the limit was clamped, not raised
+        line = next(x for x in limits.read_text().splitlines() if "open files" in x)
+        assert line.split()[3:5] == ["1024", "1024"], line
