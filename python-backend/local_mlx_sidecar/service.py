@@ -130,6 +130,11 @@ class Service:
         self.state = "loading"
         try:
             self.engine.load(real)
+            try:  # a template that loops or fails would fail every generation: say so now
+                self.engine.render("Hello.", "Reply briefly.")
+            except ApiError:
+                self.engine.unload()
+                raise
             self.model_path = path
             self.state = "ready"
             return self.engine.context_length
