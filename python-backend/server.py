@@ -31,6 +31,10 @@ Process contract (what the Rust supervisor relies on)
 * ``/unload`` during a generation waits for it (and for any queued before it) to finish
   normally, then unloads; generations sent after the ``/unload`` get 409.
 * A client that disconnects cancels its generation (queued or running).
+* Other local processes cannot stall it (see ``local_mlx_sidecar/connections.py``): a
+  connection must send a complete request within 10 s, at most 64 are kept (one more
+  closes the oldest idle one), a 401 closes its connection. Bodies over 16 MiB get 413
+  unread. A hard open-file limit below 4,096 is tolerated.
 
 API (the seed's, exactly, plus optional extensions)
 ---------------------------------------------------
@@ -68,7 +72,10 @@ to the system: references dropped, garbage collected, ``mlx.core.clear_cache()``
 Errors: ``{"detail": str}``. 422: a field missing or of the wrong JSON type (the field
 is named; no coercion, ``"150"`` is not a number). 400: values out of range, a prompt
 longer than the model's context, a ``model_path`` that does not exist or is not a model
-folder (the path and what is missing are named), weights mlx-lm cannot load. 409:
+folder (the path and what is missing are named), a ``config.json`` over 8 MiB, nested too
+deep or with sizes its weight files cannot hold, a chat template that fails or renders
+longer than 5 s, weights mlx-lm cannot load, a lone surrogate in ``prompt``, ``system``
+or ``model_path``. 413: a body over 16 MiB. 409:
 ``/generate`` with no model loaded. 503: the queue is full. 401: the token.
 """
 

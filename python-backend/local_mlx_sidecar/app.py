@@ -64,21 +64,10 @@ class BearerAuth:
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and not self._ok(scope):
-            body = json.dumps({"detail": "missing or wrong bearer token"}).encode()
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 401,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                        (b"www-authenticate", b"Bearer"),
-                        # A peer without the token gets no keep-alive connection to hold.
-                        (b"connection", b"close"),
-                    ],
-                }
+            # A peer without the token gets no keep-alive connection to hold.
+            await _send_and_close(
+                send, 401, "missing or wrong bearer token", ((b"www-authenticate", b"Bearer"),)
             )
-            await send({"type": "http.response.body", "body": body})
             return
         await self.app(scope, receive, send)
 
@@ -130,19 +119,22 @@ class BodyLimit:
             f"the request body is larger than {self.limit // 2**20} MiB, more than any valid "
             "request needs; send a shorter prompt"
         )
-        body = json.dumps({"detail": detail}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),  # the rest of the body is not read
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await _send_and_close(send, 413, detail)  # the rest of the body is never read
+
+
+async def _send_and_close(
+    send: Any, status: int, detail: str, headers: tuple[tuple[bytes, bytes], ...] = ()
+) -> None:
+    """An error answered by the middleware itself, before routing; the connection closes."""
+    body = json.dumps({"detail": detail}).encode()
+    start = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+        *headers,
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": start})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _replay(messages: list[dict], receive: Any) -> Any:

@@ -172,10 +172,16 @@ def _check_sizes(cfg: dict, weight_bytes: int, path: str) -> None:
                 raise ApiError(
                     400,
                     f"{path}/config.json: {name} = {value} with {width_name} = {width} "
-                    f"describes at least {needed / 2**20:.1f} MiB of weights, but the weight "
-                    f"files hold {weight_bytes / 2**20:.1f} MiB; the config does not match "
-                    "the weights",
+                    f"describes at least {_bytes(needed)} of weights, but the weight files "
+                    f"hold {_bytes(weight_bytes)}; the config does not match the weights",
                 )
+
+
+def _bytes(n: int) -> str:
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} bytes"
 
 
 def context_length_of(config: dict) -> int | None:
