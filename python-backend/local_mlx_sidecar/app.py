@@ -102,8 +102,7 @@ class BodyLimit:
         body = bytearray()
         while True:
             message = await receive()
-            if message["type"] != "http.request":  # the client went away
-                await self.app(scope, _replay([message], receive), send)
+            if message["type"] != "http.request":  # the client went away: no one to answer
                 return
             body += message.get("body", b"")
             if len(body) > self.limit:

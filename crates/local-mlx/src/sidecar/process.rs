@@ -36,6 +36,8 @@ const REAP_WAIT: Duration = Duration::from_secs(2);
 /// The log file's size before it is rotated; with the one old file, the log never
 /// takes more than twice this.
 pub const LOG_CAP_BYTES: u64 = 8 * 1024 * 1024;
+/// Longer lines are cut in the log file too (a line is not a place for megabytes).
+const LOG_LINE_BYTES: usize = 64 * 1024;
 
 /// How a process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -408,6 +410,14 @@ impl LogSink {
     }
 
     fn write(&mut self, line: &str) {
+        let cut;
+        let line = if line.len() > LOG_LINE_BYTES {
+            let end = (0..=LOG_LINE_BYTES).rev().find(|&i| line.is_char_boundary(i)).unwrap_or(0);
+            cut = format!("{} [... {} more bytes]", &line[..end], line.len() - end);
+            &cut
+        } else {
+            line
+        };
         let len = line.len() as u64 + 1;
         if self.written > 0 && self.written + len > self.cap {
             self.rotate();
@@ -549,6 +559,15 @@ mod tests {
             "x\ny\n(the line above was repeated 2 more times)\n",
             "counted at the end too"
         );
+    }
+
+    #[test]
+    fn a_huge_line_is_cut_in_the_log() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut log, path) = sink(tmp.path(), LOG_CAP_BYTES);
+        log.line(&"é".repeat(1_000_000));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.len() < LOG_LINE_BYTES + 100 && text.ends_with(" more bytes]\n"), "{}", text.len());
     }
 
     #[cfg(unix)]
