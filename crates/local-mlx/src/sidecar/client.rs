@@ -114,7 +114,7 @@ pub enum FinishReason {
 /// `POST /generate`'s answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GenerateResponse {
-    /// The text, think blocks removed, trimmed.
+    /// The text, trimmed; the sidecar removed a think block the model opened it with.
     pub response: String,
     pub tokens_generated: u32,
     #[serde(default)]
