@@ -22,13 +22,19 @@ Process contract (what the Rust supervisor relies on)
 * One generation runs at a time; up to ``--max-queue`` (default 4) more wait in order;
   one more gets 503 at once (``Retry-After: 1``). ``/status`` answers at once even
   during a load or a generation.
-* A ``/load`` of the model being loaded waits for that load instead of starting another;
+* A ``/load`` of the model being loaded waits for that load instead of starting another
+  (unless a ``/load`` of another model or an ``/unload`` came in between: then it loads
+  again after those, so "loaded" always names the model that stays loaded);
   a ``/load`` of the model already loaded returns at once; a ``/load`` of another model
   releases the current one before loading (so a load that fails leaves none loaded; a
   path that is refused with 400 before loading keeps the current one).
 * ``/unload`` during a generation waits for it (and for any queued before it) to finish
   normally, then unloads; generations sent after the ``/unload`` get 409.
 * A client that disconnects cancels its generation (queued or running).
+* Other local processes cannot stall it (see ``local_mlx_sidecar/connections.py``): a
+  connection must send a complete request within 10 s, at most 64 are kept (one more
+  closes the oldest idle one), a 401 closes its connection. Bodies over 16 MiB get 413
+  unread. A hard open-file limit below 4,096 is tolerated.
 
 API (the seed's, exactly, plus optional extensions)
 ---------------------------------------------------
@@ -46,8 +52,8 @@ str, "tokens_generated": int, "reasoning": str|null, "prompt_tokens": int,
 Further options: ``enable_thinking`` (false), ``stop`` (up to 4 non-empty strings: the
 answer ends before the first one it contains, which is not returned; ``finish_reason``
 is then ``stop``) and ``seed`` (0..2**64-1, seeds MLX's sampler). The chat template is
-applied with ``enable_thinking`` as given; ``<think>...</think>`` never reaches
-``response``, which is trimmed; with thinking on, the think text is in ``reasoning``
+applied with ``enable_thinking`` as given; a ``<think>...</think>`` block the model opens its answer
+with never reaches ``response`` (tags elsewhere are answer text), which is trimmed; with thinking on, the think text is in ``reasoning``
 (null otherwise). ``max_tokens`` must be 1..8192 and is lowered to what fits in the
 model's context. The KV cache of the previous prompt is reused for the longest common
 prefix (``cached_tokens`` of the ``prompt_tokens`` were not pre-filled again), whether
@@ -55,7 +61,7 @@ the prompt came as ``prompt`` or as ``messages``.
 
 With ``"stream": true`` the answer is ``application/x-ndjson``, one JSON object a line::
 
-    {"event": "token", "text": "Hel"}          zero or more; answer text, think blocks removed
+    {"event": "token", "text": "Hel"}          zero or more; answer text, leading think block removed
     {"event": "done", "response": ..., ...}    last line: the same fields as without stream
     {"event": "error", "status": 500, "detail": "..."}   last line instead, if it failed
 
@@ -73,13 +79,17 @@ to the system: references dropped, garbage collected, ``mlx.core.clear_cache()``
 Errors: ``{"detail": str}``. 422: a field missing or of the wrong JSON type (the field
 is named; no coercion, ``"150"`` is not a number). 400: values out of range, a prompt
 longer than the model's context, a ``model_path`` that does not exist or is not a model
-folder (the path and what is missing are named), weights mlx-lm cannot load. 409:
+folder (the path and what is missing are named), a ``config.json`` over 8 MiB, nested too
+deep or with sizes its weight files cannot hold, a chat template that fails or renders
+longer than 5 s, weights mlx-lm cannot load, a lone surrogate in ``prompt``, ``system``
+or ``model_path``. 413: a body over 16 MiB. 409:
 ``/generate`` with no model loaded. 503: the queue is full. 401: the token.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import sys
@@ -121,6 +131,7 @@ def main(argv: list[str] | None = None) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the Hub
+    contract.tolerate_low_file_limit()  # before the worker imports mlx-lm
     token = contract.read_token()
     ready_fd = contract.claim_stdout()
     try:
@@ -132,6 +143,7 @@ def main(argv: list[str] | None = None) -> None:
 
     import uvicorn
     from local_mlx_sidecar.app import create_app
+    from local_mlx_sidecar.connections import AcceptErrorLog, guarded_protocol
     from local_mlx_sidecar.service import Service
 
     service = Service(max_queue=args.max_queue)
@@ -139,6 +151,7 @@ def main(argv: list[str] | None = None) -> None:
 
     class SidecarServer(uvicorn.Server):
         async def startup(self, sockets=None) -> None:  # type: ignore[no-untyped-def]
+            asyncio.get_running_loop().set_exception_handler(AcceptErrorLog())
             await super().startup(sockets=sockets)
             if not self.should_exit:
                 contract.announce_ready(ready_fd, port)
@@ -150,6 +163,8 @@ def main(argv: list[str] | None = None) -> None:
 
     config = uvicorn.Config(
         app,
+        http=guarded_protocol(),  # request deadline and connection cap (see connections.py)
+        backlog=contract.LISTEN_BACKLOG,  # uvicorn listens again with this; keep ours
         log_config=None,
         log_level=args.log_level,
         access_log=args.log_level == "debug",

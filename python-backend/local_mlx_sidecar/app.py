@@ -40,12 +40,16 @@ from .service import Service
 log = logging.getLogger("local_mlx_sidecar")
 
 NDJSON = "application/x-ndjson"
+# Request bodies above this get 413 unread: the longest valid request (MAX_PROMPT_CHARS,
+# each written as a 12-byte surrogate-pair escape at worst) fits.
+MAX_BODY_BYTES = 16 * 2**20
 _ERRORS = {
     401: {"model": ErrorResponse, "description": "Missing or wrong bearer token."},
     422: {
         "model": ValidationErrorResponse,
         "description": "A field is missing or of the wrong type.",
     },
+    413: {"model": ErrorResponse, "description": "The request body is larger than 16 MiB."},
 }
 
 
@@ -61,19 +65,10 @@ class BearerAuth:
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and not self._ok(scope):
-            body = json.dumps({"detail": "missing or wrong bearer token"}).encode()
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 401,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                        (b"www-authenticate", b"Bearer"),
-                    ],
-                }
+            # A peer without the token gets no keep-alive connection to hold.
+            await _send_and_close(
+                send, 401, "missing or wrong bearer token", ((b"www-authenticate", b"Bearer"),)
             )
-            await send({"type": "http.response.body", "body": body})
             return
         await self.app(scope, receive, send)
 
@@ -83,6 +78,87 @@ class BearerAuth:
             return False
         scheme, _, credential = values[0].partition(b" ")
         return scheme.lower() == b"bearer" and hmac.compare_digest(credential.strip(), self.token)
+
+
+class BodyLimit:
+    """Pure ASGI middleware: a request body larger than ``limit`` bytes gets 413.
+
+    A declared ``Content-Length`` over the limit is refused before a byte of the body is
+    read; a chunked body is read up to the limit and refused as soon as it passes it.
+    The body is then handed to the app whole, so nothing bigger is ever held.
+    """
+
+    def __init__(self, app: Any, limit: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = [v for k, v in scope.get("headers", []) if k.lower() == b"content-length"]
+        if declared and declared[0].isdigit() and int(declared[0]) > self.limit:
+            await self._too_large(send)
+            return
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away: no one to answer
+                return
+            body += message.get("body", b"")
+            if len(body) > self.limit:
+                await self._too_large(send)
+                return
+            if not message.get("more_body", False):
+                break
+        whole = {"type": "http.request", "body": bytes(body), "more_body": False}
+        await self.app(scope, _replay([whole], receive), send)
+
+    async def _too_large(self, send: Any) -> None:
+        detail = (
+            f"the request body is larger than {self.limit // 2**20} MiB, more than any valid "
+            "request needs; send a shorter prompt"
+        )
+        await _send_and_close(send, 413, detail)  # the rest of the body is never read
+
+
+async def _send_and_close(
+    send: Any, status: int, detail: str, headers: tuple[tuple[bytes, bytes], ...] = ()
+) -> None:
+    """An error answered by the middleware itself, before routing; the connection closes."""
+    body = json.dumps({"detail": detail}).encode()
+    start = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+        *headers,
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": start})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _replay(messages: list[dict], receive: Any) -> Any:
+    """A ``receive`` that gives ``messages`` first, then defers to the real one."""
+    pending = list(messages)
+
+    async def replayed() -> dict:
+        return pending.pop(0) if pending else await receive()
+
+    return replayed
+
+
+def _text(field: str, value: str | None) -> None:
+    """400 for a string JSON can carry but no UTF-8 can: a lone surrogate (``"\\ud800"``)."""
+    if value is None:
+        return
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ApiError(
+            400,
+            f"{field} is not valid text: it holds a lone UTF-16 surrogate at character "
+            f"{e.start}; send well-formed Unicode",
+        ) from None
 
 
 class _ClientGone(Exception):
@@ -108,6 +184,9 @@ def _params(req: GenerateRequest) -> GenerateParams:
     def bad(msg: str) -> ApiError:
         return ApiError(400, msg)
 
+    _text("prompt", req.prompt)
+    _text("system", req.system)
+
     if not 1 <= req.max_tokens <= MAX_TOKENS_CAP:
         raise bad(f"max_tokens must be between 1 and {MAX_TOKENS_CAP}, got {req.max_tokens}")
     if not (math.isfinite(req.temperature) and 0 <= req.temperature <= 2):
@@ -128,6 +207,8 @@ def _params(req: GenerateRequest) -> GenerateParams:
     stop = req.stop or []
     if len(stop) > MAX_STOP or not all(stop):
         raise bad(f"stop must be a list of at most {MAX_STOP} non-empty strings, got {stop!r}")
+    for i, text in enumerate(stop):
+        _text(f"stop.{i}", text)
     if req.seed is not None and not 0 <= req.seed < 2**64:
         raise bad(f"seed must be between 0 and 2**64-1, got {req.seed}")
     return GenerateParams(
@@ -143,7 +224,7 @@ def _params(req: GenerateRequest) -> GenerateParams:
 
 
 def _messages(req: GenerateRequest) -> list[dict[str, str]]:
-    """The conversation: `messages`, or `system` + `prompt` as the seed's two messages."""
+    """The conversation: `messages`, or `system` + `prompt` as two messages."""
     if (req.prompt is None) == (req.messages is None):
         raise ApiError(
             400,
@@ -157,9 +238,25 @@ def _messages(req: GenerateRequest) -> list[dict[str, str]]:
             )
         if not req.messages:
             raise ApiError(400, "`messages` is empty: send at least one message")
+        for i, m in enumerate(req.messages):
+            _text(f"messages.{i}.content", m.content)
         return [{"role": m.role, "content": m.content} for m in req.messages]
     assert req.prompt is not None
     return seed_messages(req.prompt, req.system)
+
+
+def _field_error(err: dict) -> dict:
+    """One pydantic error as ``{"field", "message"}``; the body itself is ``body``."""
+    kind, loc = err.get("type"), err.get("loc", ())
+    if kind == "json_invalid":  # loc is ("body", <character offset>)
+        where = loc[1] if len(loc) > 1 else 0
+        why = (err.get("ctx") or {}).get("error", "JSON decode error")
+        message = f"the body is not valid JSON ({why} at character {where}); send a JSON object"
+        return {"field": "body", "message": message}
+    if kind == "missing" and tuple(loc) == ("body",):
+        return {"field": "body", "message": "the body is empty; send a JSON object"}
+    field = ".".join(str(x) for x in loc if x != "body") or "body"
+    return {"field": field, "message": str(err.get("msg", "invalid"))}
 
 
 def _line(obj: dict) -> bytes:
@@ -190,11 +287,7 @@ def create_app(service: Service, token: str) -> Any:
 
     @api.exception_handler(RequestValidationError)
     async def invalid(_request: Request, e: RequestValidationError) -> JSONResponse:
-        errors = []
-        for err in e.errors():
-            loc = [str(x) for x in err.get("loc", ()) if x != "body"]
-            field = ".".join(loc) or "body"
-            errors.append({"field": field, "message": str(err.get("msg", "invalid"))})
+        errors = [_field_error(err) for err in e.errors()]
         detail = "invalid request: " + "; ".join(f"{x['field']}: {x['message']}" for x in errors)
         return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
 
@@ -211,6 +304,7 @@ def create_app(service: Service, token: str) -> Any:
         },
     )
     async def load(req: LoadRequest) -> dict:
+        _text("model_path", req.model_path)
         path, context = await service.load(req.model_path)
         return {"status": "loaded", "model_path": path, "context_length": context}
 
@@ -300,4 +394,4 @@ def create_app(service: Service, token: str) -> Any:
         log.exception("unexpected error")
         return JSONResponse({"detail": f"internal error: {type(e).__name__}: {e}"}, status_code=500)
 
-    return BearerAuth(api, token)
+    return BearerAuth(BodyLimit(api), token)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import signal
 import socket
 import sys
@@ -18,6 +19,7 @@ log = logging.getLogger("local_mlx_sidecar")
 TOKEN_ENV = "LOCAL_MLX_TOKEN"
 READY_PREFIX = "LOCAL_MLX_READY"
 HOST = "127.0.0.1"
+LISTEN_BACKLOG = 128
 EXIT_GRACE_SECONDS = 2.0  # how long a shutdown may take before the process is ended hard
 
 
@@ -53,12 +55,41 @@ def announce_ready(ready_fd: int, port: int) -> None:
         os.close(ready_fd)
 
 
+def tolerate_low_file_limit() -> None:
+    """Let mlx-lm's import survive a hard open-file limit below 4,096.
+
+    ``mlx_lm.utils`` calls ``resource.setrlimit(RLIMIT_NOFILE, (2048, 4096))`` when it is
+    imported; under ``ulimit -Hn 1024`` raising the hard limit is not allowed, the call
+    raises ``ValueError`` and the import, so the whole sidecar, fails. mlx-lm has no
+    option to skip it, so requests for that limit are clamped to the hard limit the
+    process has (the model then opens its files within it). Call before importing mlx-lm.
+    """
+    original = resource.setrlimit
+    if getattr(original, "clamps_nofile", False):
+        return
+
+    def clamped(which: int, limits: tuple[int, int]) -> None:
+        if which == resource.RLIMIT_NOFILE:
+            _, hard = resource.getrlimit(which)
+            if hard != resource.RLIM_INFINITY:
+                soft, new_hard = limits
+
+                def fit(n: int) -> int:
+                    return hard if n == resource.RLIM_INFINITY else min(n, hard)
+
+                limits = (fit(soft), fit(new_hard))
+        original(which, limits)
+
+    clamped.clamps_nofile = True  # type: ignore[attr-defined]
+    resource.setrlimit = clamped
+
+
 def bind_loopback(port: int) -> socket.socket:
     """A listening socket on 127.0.0.1 (never another interface); port 0 = OS-chosen."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((HOST, port))
-    sock.listen(128)
+    sock.listen(LISTEN_BACKLOG)
     sock.set_inheritable(False)
     return sock
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .deadline import DeadlineExceeded, run_with_deadline
 from .text import OPEN, StopFilter, ThinkFilter, Trim
 
 log = logging.getLogger("local_mlx_sidecar")
@@ -33,6 +34,20 @@ _CONTEXT_KEYS = (
 )
 # How many tokens mlx-lm's repetition penalty looks back (its default).
 REPETITION_CONTEXT = 20
+
+# What a model folder may ask for, checked before mlx-lm reads it (a hostile repo must
+# fail fast with a 400, not balloon or wedge the sidecar).
+MAX_CONFIG_BYTES = 8 * 2**20  # real configs are kilobytes; per-layer quantization: ~1 MB
+# A chat template renders in milliseconds; one that runs this long is looping.
+RENDER_DEADLINE_SECONDS = 5.0
+# config.json's size fields, under the names model families use (text_config too).
+_LAYERS = ("num_hidden_layers", "num_layers", "n_layer", "n_layers")
+_WIDTH = ("hidden_size", "d_model", "n_embd")
+_VOCAB = ("vocab_size", "n_vocab", "padded_vocab_size")
+# Every layer holds at least a width x width matrix and the embedding vocab x width, at
+# no less than 1 bit a parameter (mlx quantizes to 2 bits at the least): weight files
+# smaller than that cannot hold the model the config describes.
+_BITS_PER_PARAMETER_AT_LEAST = 1
 
 
 class ApiError(Exception):
@@ -90,10 +105,19 @@ def validate_model_dir(path: str) -> str:
         config = p / "config.json"
         if not config.is_file():
             raise ApiError(400, f"{path} is not a model folder: config.json is missing")
+        size = config.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ApiError(
+                400,
+                f"{path}/config.json is {size / 2**20:.0f} MiB, more than the "
+                f"{MAX_CONFIG_BYTES // 2**20} MiB a model config can need",
+            )
         try:
             cfg = json.loads(config.read_text(encoding="utf-8"))
         except (ValueError, UnicodeDecodeError) as e:
             raise ApiError(400, f"{path}/config.json is not valid JSON: {e}") from None
+        except RecursionError:
+            raise ApiError(400, f"{path}/config.json is nested too deeply to be a config") from None
         if not isinstance(cfg, dict) or "model_type" not in cfg:
             raise ApiError(400, f"{path}/config.json has no model_type")
         weights = sorted(p.glob("model*.safetensors"))
@@ -102,6 +126,7 @@ def validate_model_dir(path: str) -> str:
         for w in weights:
             if not w.exists():  # a snapshot symlink whose blob is missing
                 raise ApiError(400, f"weight file {w} is a broken link (blob missing)")
+        _check_sizes(cfg, sum(w.stat().st_size for w in weights), path)
         names = [c.name for c in p.iterdir()]
         if not any(n.startswith(("tokenizer", "vocab")) or n.endswith(".tiktoken") for n in names):
             raise ApiError(
@@ -114,6 +139,52 @@ def validate_model_dir(path: str) -> str:
         raise
     except (OSError, ValueError) as e:  # ENAMETOOLONG, embedded NUL byte, EACCES, ...
         raise ApiError(400, f"model_path {path!r} cannot be used: {e}") from None
+
+
+def _check_sizes(cfg: dict, weight_bytes: int, path: str) -> None:
+    """400 naming the field if config.json describes a model its weight files cannot hold.
+
+    mlx-lm builds one Python object per layer before it reads a weight: a config that
+    claims a million layers grows the process by gigabytes before any check of the
+    weights could fail.
+    """
+    for where, section in (("", cfg), ("text_config.", cfg.get("text_config"))):
+        if not isinstance(section, dict):
+            continue
+        sizes = {}
+        for names in (_LAYERS, _WIDTH, _VOCAB):
+            for name in names:
+                value = section.get(name)
+                if value is None:
+                    continue
+                if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                    raise ApiError(
+                        400, f"{path}/config.json: {where}{name} must be a positive integer"
+                    )
+                sizes[names] = (f"{where}{name}", value)
+        if _WIDTH not in sizes:
+            continue
+        width_name, width = sizes[_WIDTH]
+        # Parameters per layer, and per vocabulary entry.
+        for names, per_unit in ((_LAYERS, width * width), (_VOCAB, width)):
+            if names not in sizes:
+                continue
+            name, value = sizes[names]
+            needed = value * per_unit * _BITS_PER_PARAMETER_AT_LEAST // 8
+            if needed > weight_bytes:
+                raise ApiError(
+                    400,
+                    f"{path}/config.json: {name} = {value} with {width_name} = {width} "
+                    f"describes at least {_bytes(needed)} of weights, but the weight files "
+                    f"hold {_bytes(weight_bytes)}; the config does not match the weights",
+                )
+
+
+def _bytes(n: int) -> str:
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} bytes"
 
 
 def context_length_of(config: dict) -> int | None:
@@ -223,21 +294,42 @@ class Engine:
 
     # -- prompt ----------------------------------------------------------------------
     def render(self, messages: list[dict[str, str]], enable_thinking: bool = False) -> str:
-        """The text the model sees: the chat template (thinking as asked), if it has one."""
+        """The text the model sees: the chat template (thinking as asked), if it has one.
+
+        The template is the model repository's code: it runs under a deadline
+        (``deadline.py``), and one that fails or runs over is a 400 naming it.
+        """
         tok = self.tokenizer
         if not getattr(tok, "has_chat_template", False):
             return "\n\n".join(m["content"] for m in messages)
-        kwargs = dict(tokenize=False, add_generation_prompt=True, enable_thinking=enable_thinking)
         try:
-            return tok.apply_chat_template(messages, **kwargs)
+            return self._apply_template(messages, enable_thinking)
+        except ApiError:
+            raise
         except Exception as e:
             if not any(m["role"] == "system" for m in messages):
                 raise ApiError(400, f"the model's chat template failed: {e}") from None
         # Some templates reject a system role: fold it into the first user message.
         try:
-            return tok.apply_chat_template(_fold_system(messages), **kwargs)
+            return self._apply_template(_fold_system(messages), enable_thinking)
+        except ApiError:
+            raise
         except Exception as e:
             raise ApiError(400, f"the model's chat template failed: {e}") from None
+
+    def _apply_template(self, messages: list[dict[str, str]], enable_thinking: bool = False) -> str:
+        kwargs = dict(tokenize=False, add_generation_prompt=True, enable_thinking=enable_thinking)
+        try:
+            return run_with_deadline(
+                RENDER_DEADLINE_SECONDS, self.tokenizer.apply_chat_template, messages, **kwargs
+            )
+        except DeadlineExceeded:
+            raise ApiError(
+                400,
+                f"the model's chat template (tokenizer_config.json: chat_template) did not "
+                f"finish rendering within {RENDER_DEADLINE_SECONDS:g} s: it loops; "
+                "this model folder cannot be used",
+            ) from None
 
     def tokenize(self, text: str) -> list[int]:
         tok = self.tokenizer

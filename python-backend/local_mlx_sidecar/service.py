@@ -6,7 +6,9 @@ load or a generation.
 
 * At most one generation runs; at most ``max_queue`` more wait. Another one is refused
   with 503 at once.
-* ``/load`` of the model that is being loaded waits for that load; ``/load`` of the model
+* ``/load`` of the model that is being loaded waits for that load, unless a ``/load`` of
+  another model or an ``/unload`` was queued after it (then it queues a load of its own,
+  so "loaded" is only answered for the model that stays loaded); ``/load`` of the model
   that is (or will be, once the queue has run) loaded returns at once.
 * ``/unload`` is queued like everything else: it waits for the generations queued before
   it, which finish normally; generations queued after it get 409.
@@ -44,7 +46,8 @@ class Service:
         self._gens = 0  # generations running or waiting
         self._target: str | None = None  # real path loaded once the queue has run
         self._seq = 0  # numbers /load and /unload requests
-        self._loads: dict[str, asyncio.Future] = {}  # real path -> load under way
+        # real path -> (its _seq, the load under way)
+        self._loads: dict[str, tuple[int, asyncio.Future]] = {}
         self._cancels: set[threading.Event] = set()
         self.warm: Future = self._executor.submit(self.engine.warm_up)
 
@@ -94,7 +97,11 @@ class Service:
     # -- load / unload -------------------------------------------------------------------
     async def load(self, path: str) -> tuple[str, int | None]:
         real = validate_model_dir(path)
-        pending = self._loads.get(real)
+        seq, pending = self._loads.get(real, (None, None))
+        if seq != self._seq:
+            # A /load of another model or an /unload was queued after that load: joining
+            # it would answer "loaded" while the later request decides what stays loaded.
+            pending = None
         if pending is None and self._target == real:
             return path, self.engine.context_length  # already loaded: at once
         if pending is None:
@@ -102,10 +109,10 @@ class Service:
             seq = self._seq
             self._target = real
             pending = self._submit(self._load_job, real, path)
-            self._loads[real] = pending
+            self._loads[real] = (seq, pending)
 
             def done(f: asyncio.Future, real: str = real, seq: int = seq) -> None:
-                if self._loads.get(real) is f:
+                if self._loads.get(real, (None, None))[1] is f:
                     del self._loads[real]
                 if (f.cancelled() or f.exception() is not None) and self._seq == seq:
                     # A load that failed in mlx-lm has already released the old model;
@@ -113,18 +120,29 @@ class Service:
                     self._target = self.engine.path
 
             pending.add_done_callback(done)
-        await asyncio.shield(pending)
-        return path, self.engine.context_length
+        context = await asyncio.shield(pending)
+        return path, context
 
-    def _load_job(self, real: str, path: str) -> None:
+    def _load_job(self, real: str, path: str) -> int | None:
         validate_model_dir(real)  # the folder may have changed while we waited
         self.loading_path = path
         self.model_path = None
         self.state = "loading"
         try:
             self.engine.load(real)
+            try:  # a template that loops or fails would fail every generation: say so now
+                self.engine.render(
+                    [
+                        {"role": "system", "content": "Reply briefly."},
+                        {"role": "user", "content": "Hello."},
+                    ]
+                )
+            except ApiError:
+                self.engine.unload()
+                raise
             self.model_path = path
             self.state = "ready"
+            return self.engine.context_length
         except BaseException:
             self.state = "idle"
             raise

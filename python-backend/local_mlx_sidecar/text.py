@@ -1,21 +1,26 @@
-"""Removing ``<think>…</think>`` blocks from model output, also while it streams.
+"""Removing the model's leading ``<think>…</think>`` block, also while the answer streams.
 
-Qwen3 and other reasoning models may emit a think block, sometimes an empty one, even
-with thinking turned off. None of it may reach the answer. ``ThinkFilter`` takes the
-text piece by piece as the model produces it and returns only the answer text:
+This is the only place think blocks are removed: the sidecar's answers arrive stripped,
+and nothing downstream strips again.
 
-* everything from ``<think>`` to the matching ``</think>`` is dropped, and so is an
-  unterminated block at the end (the model ran out of tokens while thinking);
-* a stray ``</think>`` tag is dropped;
-* if the rendered prompt already opened a block (it ends with ``<think>``), the filter
+Qwen3 and other reasoning models may open their answer with a think block, sometimes an
+empty one, even with thinking turned off. ``ThinkFilter`` takes the text piece by piece
+as the model produces it and returns only the answer text:
+
+* a block the model opens at the very start of its answer (after whitespace) is removed
+  up to the matching ``</think>``; unterminated, the whole answer was thinking (the model
+  ran out of tokens) and the answer is empty;
+* if the rendered prompt already opened the block (it ends with ``<think>``), the filter
   starts inside it;
+* anywhere else the tags are ordinary text: a transcript that mentions ``<think>`` or
+  ``</think>``, echoed by the model, comes back whole;
 * leading and trailing whitespace of the answer is dropped.
 
-A tag split across pieces (``"<thi"`` + ``"nk>"``) is held back until it is decided.
-Concatenating every value returned by ``feed`` and ``finish`` gives exactly
-``strip_think(whole_text)``, so a streaming client and a complete-text client receive
-the same answer. The dropped think text is kept in ``reasoning`` (for a request that
-asked for thinking).
+The removed block's text is kept in ``thinking``, for a caller that asked for the
+model's reasoning. A tag split across pieces (``"<thi"`` + ``"nk>"``) at the start is
+held back until it is decided. Concatenating every value returned by ``feed`` and
+``finish`` gives exactly ``strip_think(whole_text)``, so a streaming client and a
+complete-text client receive the same answer.
 
 ``StopFilter`` ends the answer at the first of the request's stop strings, holding back
 a tail that may be the start of one, the same way.
@@ -25,6 +30,8 @@ from __future__ import annotations
 
 OPEN = "<think>"
 CLOSE = "</think>"
+
+_START, _THINKING, _ANSWER = "start", "thinking", "answer"
 
 
 def _partial_suffix(text: str, tag: str) -> int:
@@ -56,52 +63,50 @@ class Trim:
 
 class ThinkFilter:
     def __init__(self, inside: bool = False) -> None:
-        self.inside = inside
-        self._buf = ""
+        self._state = _THINKING if inside else _START
+        self._buf = ""  # text not yet decided (start of the answer, or a split </think>)
         self._trim = Trim()
-        self._thought: list[str] = []
+        self.thinking = ""  # the removed block's text, without its tags
 
     def feed(self, text: str) -> str:
         self._buf += text
-        out: list[str] = []
-        while self._buf:
-            if self.inside:
-                i = self._buf.find(CLOSE)
-                if i < 0:
-                    keep = _partial_suffix(self._buf, CLOSE)
-                    self._thought.append(self._buf[: len(self._buf) - keep])
-                    self._buf = self._buf[len(self._buf) - keep :]
-                    break
-                self._thought.append(self._buf[:i])
-                self._buf = self._buf[i + len(CLOSE) :]
-                self.inside = False
-                continue
-            hits = [(i, tag) for tag in (OPEN, CLOSE) if (i := self._buf.find(tag)) >= 0]
-            if hits:
-                i, tag = min(hits)
-                out.append(self._buf[:i])
-                self._buf = self._buf[i + len(tag) :]
-                self.inside = tag == OPEN
-                continue
-            keep = max(_partial_suffix(self._buf, OPEN), _partial_suffix(self._buf, CLOSE))
-            out.append(self._buf[: len(self._buf) - keep])
-            self._buf = self._buf[len(self._buf) - keep :]
-            break
-        return self._trim.feed("".join(out))
+        if self._state == _START:
+            head = self._buf.lstrip()
+            if head.startswith(OPEN):
+                self._buf = head[len(OPEN) :]
+                self._state = _THINKING
+            elif head and OPEN.startswith(head):
+                return ""  # could still become <think>: wait for more
+            elif head:
+                self._state = _ANSWER
+        if self._state == _THINKING:
+            i = self._buf.find(CLOSE)
+            if i < 0:
+                keep = _partial_suffix(self._buf, CLOSE)
+                self.thinking += self._buf[: len(self._buf) - keep]
+                self._buf = self._buf[len(self._buf) - keep :]
+                return ""
+            self.thinking += self._buf[:i]
+            self._buf = self._buf[i + len(CLOSE) :]
+            self._state = _ANSWER
+        if self._state == _ANSWER:
+            out, self._buf = self._buf, ""
+            return self._trim.feed(out)
+        return ""
 
     def finish(self) -> str:
-        if self.inside:
-            self._thought.append(self._buf)
+        if self._state == _THINKING:  # never closed: it was all thinking
+            self.thinking += self._buf
             rest = ""
         else:
-            rest = self._buf  # a dangling partial tag is plain text
+            rest = self._buf  # an undecided start ("<thi") is plain text
         self._buf = ""
         return self._trim.feed(rest)
 
     @property
     def reasoning(self) -> str:
-        """The text of every think block so far, trimmed."""
-        return "".join(self._thought).strip()
+        """The removed block's text, trimmed."""
+        return self.thinking.strip()
 
 
 class StopFilter:

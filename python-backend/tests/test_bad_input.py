@@ -186,7 +186,7 @@ def _corrupt_copies(tmp: Path, tiny: Path) -> list[Path]:
         elif how == "garbled-header":
             w.write_bytes(data[:8] + b"GARBAGE!" * 16 + data[136:])
         elif how == "random-bytes":
-            w.write_bytes(os.urandom(4096))
+            w.write_bytes(os.urandom(len(data)))  # as large as real weights, not one
         else:
             cfg = json.loads((d / "config.json").read_text())
             cfg["hidden_size"] = cfg["hidden_size"] * 2

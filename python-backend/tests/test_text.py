@@ -11,15 +11,24 @@ CASES = [
     ("Hello world", "Hello world"),
     ("<think>\n\n</think>\n\nHello", "Hello"),
     ("<think>plan: say hi</think>Hi there.", "Hi there."),
+    ("  \n <think>x</think> Hi", "Hi"),
     ("  \n Hi  \n", "Hi"),
-    ("Hi<think>secret</think> there", "Hi there"),
-    ("Answer<think>never closed", "Answer"),
     ("<think>only thinking", ""),
-    ("</think>stray close", "stray close"),
     ("a < b and <th is not a tag", "a < b and <th is not a tag"),
     ("ends with <thi", "ends with <thi"),
-    ("x</think>y<think>z</think>w", "xyw"),
+    ("<thi", "<thi"),
     ("", ""),
+    # Only a block the model opens at the very start is thinking; elsewhere the tags
+    # are the user's text (a transcript that mentions them, echoed back).
+    ("I <think> we should meet tomorrow.", "I <think> we should meet tomorrow."),
+    (
+        "Type the tag <think> into the form, then </think> close it.",
+        "Type the tag <think> into the form, then </think> close it.",
+    ),
+    ("Hi<think>secret</think> there", "Hi<think>secret</think> there"),
+    ("Answer<think>never closed", "Answer<think>never closed"),
+    ("</think>stray close", "</think>stray close"),
+    ("<think>a</think>x</think>y<think>z</think>w", "x</think>y<think>z</think>w"),
 ]
 
 
@@ -30,6 +39,19 @@ def test_strip_think(text: str, expected: str) -> None:
 
 def test_prompt_that_opened_the_block() -> None:
     assert strip_think("reasoning...</think>\n\nThe answer.", inside=True) == "The answer."
+    text = "reasoning</think> Type <think> then </think>."
+    assert strip_think(text, inside=True) == "Type <think> then </think>."
+    assert strip_think("still reasoning", inside=True) == ""
+
+
+def test_the_removed_block_is_kept_as_thinking() -> None:
+    f = ThinkFilter()
+    pieces = ["<th", "ink>step 1, ", "step 2</th", "ink>\n\nThe answer."]
+    answer = "".join(f.feed(p) for p in pieces) + f.finish()
+    assert (answer, f.thinking) == ("The answer.", "step 1, step 2")
+    f = ThinkFilter()
+    assert f.feed("I <think> so.") + f.finish() == "I <think> so."
+    assert f.thinking == ""
 
 
 @pytest.mark.parametrize("text,expected", CASES)

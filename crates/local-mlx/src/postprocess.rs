@@ -11,6 +11,11 @@
 //! The guards encode Handy's rule that on any failure the original transcript is kept:
 //! an empty answer, one cut off by the token limit, or one wildly longer or shorter
 //! than the input is replaced by the input, with a warning the caller can show.
+//!
+//! Think blocks are not removed here: the sidecar removes the one a model opens at the
+//! start of its answer (`python-backend/local_mlx_sidecar/text.py`, also while
+//! streaming), so its answers arrive stripped. Stripping again here would cut a
+//! transcript that merely mentions `<think>`.
 
 use serde::Serialize;
 
@@ -62,25 +67,6 @@ pub fn max_tokens_for(transcript: &str) -> u32 {
     (chars.div_ceil(4) * 3 / 2 + 64).min(MAX_OUTPUT_TOKENS)
 }
 
-/// Remove `<think>…</think>` blocks (Qwen3 may emit an empty one even with thinking
-/// off); an unterminated `<think>` drops everything after it.
-pub fn strip_think(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("<think>") {
-        out.push_str(&rest[..start]);
-        match rest[start..].find("</think>") {
-            Some(end) => rest = &rest[start + end + "</think>".len()..],
-            None => {
-                rest = "";
-                break;
-            }
-        }
-    }
-    out.push_str(rest);
-    out.trim().to_string()
-}
-
 /// The text to hand back, and why it may not be the model's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Guarded {
@@ -94,7 +80,7 @@ pub struct Guarded {
 /// empty, truncated, or its length is far from the input's.
 pub fn guard(input: &str, raw_output: &str, finish_reason: Option<&str>) -> Guarded {
     let input = input.trim();
-    let output = unquote(drop_preamble(&strip_think(raw_output))).to_string();
+    let output = unquote(drop_preamble(raw_output)).to_string();
     let keep = |why: String| Guarded {
         text: input.to_string(),
         enhanced: false,
@@ -194,20 +180,18 @@ cleaned text.";
     }
 
     #[test]
-    fn think_blocks_are_stripped_empty_full_or_unterminated() {
-        assert_eq!(strip_think("<think>\n\n</think>\n\nHello."), "Hello.");
-        assert_eq!(strip_think("A <think>hmm</think>B"), "A B");
-        assert_eq!(strip_think("Answer<think>never ends"), "Answer");
-        assert_eq!(strip_think("plain"), "plain");
+    fn an_answer_that_mentions_think_tags_is_kept_whole() {
+        for text in
+            ["I <think> we should meet tomorrow.", "Type the tag <think> into the form, then </think> close it."]
+        {
+            let g = guard(text, text, Some("stop"));
+            assert_eq!((g.text.as_str(), g.enhanced), (text, true), "{g:?}");
+        }
     }
 
     #[test]
     fn a_good_answer_passes_the_guards() {
-        let g = guard(
-            "um so i think we should uh meet tomorrow",
-            "<think></think>I think we should meet tomorrow.",
-            Some("stop"),
-        );
+        let g = guard("um so i think we should uh meet tomorrow", "I think we should meet tomorrow.", Some("stop"));
         assert_eq!(g, Guarded { text: "I think we should meet tomorrow.".into(), enhanced: true, warnings: vec![] });
         assert_eq!(guard("hello there", "\"Hello there.\"", Some("stop")).text, "Hello there.");
         let announced = "Here's a revised version of the sentence with some suggested improvements: \n\nI think we should meet tomorrow.";
@@ -233,7 +217,7 @@ cleaned text.";
         let input = "so the meeting is at three and we need the slides ready by then";
         for (output, reason, why) in [
             ("", Some("stop"), "no text"),
-            ("<think>only thinking</think>", Some("stop"), "no text"),
+            ("  \n", Some("stop"), "no text"),
             ("The meeting is at three and", Some("length"), "cut off"),
             ("Ok.", Some("stop"), "far shorter"),
             (&*"Sure! ".repeat(100), Some("stop"), "far longer"),

@@ -153,7 +153,7 @@ pub enum FinishReason {
 /// `POST /generate`'s answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GenerateResponse {
-    /// The text, think blocks removed, trimmed.
+    /// The text, trimmed; the sidecar removed a think block the model opened it with.
     pub response: String,
     pub tokens_generated: u32,
     /// With `enable_thinking`: the think text.

@@ -3,13 +3,15 @@
 //! [`Sidecar`] owns the `uv run` child, which leads a process group of its own (Python
 //! is its child in the same group). Its stderr goes line by line to the log file and
 //! into a ring of the last [`TAIL_LINES`] lines, which every error about the process
-//! quotes. Signals go to the whole group, and only while uv is not yet reaped: the group
+//! quotes. The log file is a [`LogSink`]: capped at [`LOG_CAP_BYTES`], then rotated to
+//! `<name>.1` (one old file kept), with runs of identical lines written once, so a
+//! process that floods its stderr cannot fill the disk. Signals go to the whole group, and only while uv is not yet reaped: the group
 //! id cannot be taken by another process before then, so a late signal can never hit a
 //! stranger.
 
 use std::collections::VecDeque;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -31,6 +33,11 @@ const READY_PREFIX: &str = "LOCAL_MLX_READY port=";
 const TOKEN_ENV: &str = "LOCAL_MLX_TOKEN";
 /// How long a process that was told to die, or whose pipes closed, gets to be reaped.
 const REAP_WAIT: Duration = Duration::from_secs(2);
+/// The log file's size before it is rotated; with the one old file, the log never
+/// takes more than twice this.
+pub const LOG_CAP_BYTES: u64 = 8 * 1024 * 1024;
+/// Longer lines are cut in the log file too (a line is not a place for megabytes).
+const LOG_LINE_BYTES: usize = 64 * 1024;
 
 /// How a process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,7 +230,7 @@ impl Sidecar {
     pub(crate) async fn spawn(
         uv: &Path,
         backend: &Backend,
-        log: Option<std::fs::File>,
+        log: Option<LogSink>,
         ready_timeout: Duration,
         timeouts: Timeouts,
     ) -> Result<Sidecar> {
@@ -356,22 +363,109 @@ async fn never_ready(process: &Process, waited: Duration) -> SidecarError {
     SidecarError::NeverReady { secs: waited.as_secs(), stderr_tail: process.tail.settled(Duration::from_secs(1)).await }
 }
 
+/// The sidecar's log file: size-capped and rotated, identical lines collapsed.
+///
+/// Hand-written because it is small and specific: log-rotation crates rotate by time or
+/// manage whole `tracing` subscribers, while this copies another process's lines and
+/// must also collapse repeats (a flood is one line over and over).
+#[derive(Debug)]
+pub(crate) struct LogSink {
+    path: PathBuf,
+    file: Option<std::fs::File>,
+    written: u64,
+    cap: u64,
+    last: Option<String>,
+    repeats: u64,
+}
+
+impl LogSink {
+    /// Append to `file`, which is open at `path` (rotation renames it and opens a new one).
+    pub(crate) fn new(file: std::fs::File, path: &Path) -> Self {
+        Self::with_cap(file, path, LOG_CAP_BYTES)
+    }
+
+    fn with_cap(file: std::fs::File, path: &Path, cap: u64) -> Self {
+        let written = file.metadata().map(|m| m.len()).unwrap_or(0);
+        LogSink { path: path.to_path_buf(), file: Some(file), written, cap, last: None, repeats: 0 }
+    }
+
+    /// Write one line; a repeat of the previous line is only counted.
+    fn line(&mut self, line: &str) {
+        if self.last.as_deref() == Some(line) {
+            self.repeats += 1;
+            return;
+        }
+        self.flush_repeats();
+        self.write(line);
+        self.last = Some(line.to_string());
+    }
+
+    /// Say how often the last line was repeated, if it was.
+    fn flush_repeats(&mut self) {
+        if self.repeats > 0 {
+            let note = format!("(the line above was repeated {} more times)", self.repeats);
+            self.repeats = 0;
+            self.write(&note);
+        }
+    }
+
+    fn write(&mut self, line: &str) {
+        let cut;
+        let line = if line.len() > LOG_LINE_BYTES {
+            let end = (0..=LOG_LINE_BYTES).rev().find(|&i| line.is_char_boundary(i)).unwrap_or(0);
+            cut = format!("{} [... {} more bytes]", &line[..end], line.len() - end);
+            &cut
+        } else {
+            line
+        };
+        let len = line.len() as u64 + 1;
+        if self.written > 0 && self.written + len > self.cap {
+            self.rotate();
+        }
+        if let Some(file) = &mut self.file {
+            if writeln!(file, "{line}").is_ok() {
+                self.written += len;
+            }
+        }
+    }
+
+    /// `<name>` becomes `<name>.1` (replacing the older one) and a new `<name>` starts.
+    fn rotate(&mut self) {
+        self.file = None;
+        let mut previous = self.path.as_os_str().to_owned();
+        previous.push(".1");
+        let _ = std::fs::rename(&self.path, previous);
+        let mut options = std::fs::OpenOptions::new();
+        options.create(true).write(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600); // it can quote prompts
+        match options.open(&self.path) {
+            Ok(file) => self.file = Some(file),
+            Err(e) => tracing::warn!(path = %self.path.display(), "cannot rotate the sidecar log ({e}); it stops here"),
+        }
+        self.written = 0;
+    }
+}
+
 /// Copy a pipe line by line into the log file and the tail; mark the tail closed at EOF.
 async fn copy_lines(
     pipe: impl AsyncRead + Unpin,
     tail: Arc<Tail>,
-    log: Option<Arc<Mutex<std::fs::File>>>,
+    log: Option<Arc<Mutex<LogSink>>>,
     prefix: &'static str,
     marks_close: bool,
 ) {
     let mut lines = BufReader::new(pipe).split(b'\n');
     while let Ok(Some(line)) = lines.next_segment().await {
         let line = String::from_utf8_lossy(&line);
-        let line = line.trim_end_matches('\r');
+        let line = format!("{prefix}{}", line.trim_end_matches('\r'));
         if let Some(log) = &log {
-            let _ = writeln!(log.lock().unwrap_or_else(|e| e.into_inner()), "{prefix}{line}");
+            log.lock().unwrap_or_else(|e| e.into_inner()).line(&line);
         }
-        tail.push(&format!("{prefix}{line}"));
+        tail.push(&line);
+    }
+    if let Some(log) = &log {
+        log.lock().unwrap_or_else(|e| e.into_inner()).flush_repeats();
     }
     if marks_close {
         tail.closed.send_replace(true);
@@ -410,6 +504,82 @@ mod tests {
         assert!(info(Some(137), None).starts_with("exit code 137, the Python server was killed by signal 9, SIGKILL"));
         assert!(info(None, Some(9)).starts_with("killed by signal 9"));
         assert_eq!(info(None, Some(15)), "stopped by signal 15, SIGTERM");
+    }
+
+    fn sink(dir: &Path, cap: u64) -> (LogSink, PathBuf) {
+        let path = dir.join("sidecar.log");
+        (LogSink::with_cap(std::fs::File::create(&path).unwrap(), &path, cap), path)
+    }
+
+    fn size(path: &Path) -> u64 {
+        std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+    }
+
+    #[tokio::test]
+    async fn a_flood_on_stderr_is_capped_and_rotated_keeping_one_old_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cap = 64 * 1024;
+        let (log, path) = sink(tmp.path(), cap);
+        // 50 MB of distinct lines, as a traceback flood with timestamps would be.
+        let flood: String =
+            (0..500_000).map(|i| format!("{i:08} OSError: [Errno 24] Too many open files ...........\n")).collect();
+        let tail = Arc::new(Tail::new());
+        copy_lines(flood.as_bytes(), tail.clone(), Some(Arc::new(Mutex::new(log))), "", true).await;
+        assert!(
+            size(&path) <= cap && size(&path.with_extension("log.1")) <= cap,
+            "{} {}",
+            size(&path),
+            size(&path.with_extension("log.1"))
+        );
+        let files: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(files.len(), 2, "{files:?}");
+        let newest = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            newest.ends_with("00499999 OSError: [Errno 24] Too many open files ...........\n"),
+            "the newest lines are kept"
+        );
+        assert!(tail.text().ends_with("00499999 OSError: [Errno 24] Too many open files ..........."));
+    }
+
+    #[tokio::test]
+    async fn repeated_identical_lines_are_written_once_with_a_count() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (log, path) = sink(tmp.path(), LOG_CAP_BYTES);
+        let input = format!("start\n{}end\n", "socket.accept() out of system resource\n".repeat(100_000));
+        copy_lines(input.as_bytes(), Arc::new(Tail::new()), Some(Arc::new(Mutex::new(log))), "", true).await;
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "start\nsocket.accept() out of system resource\n(the line above was repeated 99999 more times)\nend\n"
+        );
+        let trailing = "x\ny\ny\ny\n";
+        let (log, path) = sink(tmp.path(), LOG_CAP_BYTES);
+        copy_lines(trailing.as_bytes(), Arc::new(Tail::new()), Some(Arc::new(Mutex::new(log))), "", true).await;
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "x\ny\n(the line above was repeated 2 more times)\n",
+            "counted at the end too"
+        );
+    }
+
+    #[test]
+    fn a_huge_line_is_cut_in_the_log() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut log, path) = sink(tmp.path(), LOG_CAP_BYTES);
+        log.line(&"é".repeat(1_000_000));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.len() < LOG_LINE_BYTES + 100 && text.ends_with(" more bytes]\n"), "{}", text.len());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_rotated_log_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut log, path) = sink(tmp.path(), 10);
+        log.line("first line, longer than the cap");
+        log.line("second");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "second\n");
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
     }
 
     #[test]

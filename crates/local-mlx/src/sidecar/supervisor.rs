@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::backend::Backend;
 use super::client::{Client, Timeouts};
-use super::process::{ExitInfo, Sidecar};
+use super::process::{ExitInfo, LogSink, Sidecar};
 use super::uv::UvSearch;
 use super::{Result, SidecarError};
 
@@ -148,6 +148,7 @@ impl SidecarSupervisor {
         }
         on_phase(Phase::StartingServer);
         let started = Instant::now();
+        let log = log.zip(config.log_path.as_deref()).map(|(file, path)| LogSink::new(file, path));
         let sidecar = Sidecar::spawn(&uv, &backend, log, config.ready_timeout, config.timeouts).await?;
         tracing::info!("sidecar started in {:.1} s", started.elapsed().as_secs_f64());
         Ok(sidecar)
