@@ -7,7 +7,7 @@
 //!
 //! A request consumes only the faults it can act on: a `status` fault fires on any matching
 //! request (HEAD included); body faults (`reset_after`, `stall_after`, `corrupt`,
-//! `ignore_range`, `throttle`) fire only on a GET that serves file bytes, so a HEAD or the 302
+//! `ignore_range`, `throttle`, `shift_range`) fire only on a GET that serves file bytes, so a HEAD or the 302
 //! of an LFS file does not use up a `times: 1` meant for the download; `api_body` fires only on
 //! API routes.
 
@@ -48,6 +48,9 @@ pub enum FaultKind {
     IgnoreRange,
     /// Send the body at no more than this rate.
     Throttle { bytes_per_sec: u64 },
+    /// Answer a ranged request with bytes `by` later than asked, under a `Content-Range`
+    /// that says so: a client must notice and never write them at the offset it asked for.
+    ShiftRange { by: u64 },
     /// Replace an API answer: HTML, truncated JSON, a hostile tree listing...
     ApiBody {
         body: String,
@@ -111,6 +114,10 @@ impl Fault {
         Self::new(FaultKind::Throttle { bytes_per_sec })
     }
 
+    pub fn shift_range(by: u64) -> Self {
+        Self::new(FaultKind::ShiftRange { by })
+    }
+
     /// Answer API routes with `body` (status 200 unless changed with [`Fault::with_status`]).
     pub fn api_body(body: impl Into<String>, content_type: impl Into<String>) -> Self {
         Self::new(FaultKind::ApiBody { body: body.into(), content_type: content_type.into(), status: None })
@@ -172,6 +179,8 @@ pub(crate) struct BodyPlan {
     pub corrupt: Vec<u64>,
     pub ignore_range: bool,
     pub bytes_per_sec: Option<u64>,
+    /// Serve ranged answers this many bytes later than asked (0: as asked).
+    pub shift_range: u64,
 }
 
 pub(crate) struct ApiBody {
@@ -230,6 +239,7 @@ impl Faults {
                 FaultKind::Corrupt { offset } => plan.corrupt.push(*offset),
                 FaultKind::IgnoreRange => plan.ignore_range = true,
                 FaultKind::Throttle { bytes_per_sec } => plan.bytes_per_sec = Some(*bytes_per_sec),
+                FaultKind::ShiftRange { by } => plan.shift_range = *by,
                 FaultKind::Status { .. } | FaultKind::ApiBody { .. } => unreachable!(),
             }
             use_once(fault);
@@ -273,13 +283,15 @@ mod tests {
             {"kind": "corrupt", "offset": 7},
             {"kind": "ignore_range"},
             {"kind": "throttle", "bytes_per_sec": 1000},
-            {"kind": "api_body", "body": "<html>", "content_type": "text/html"}
+            {"kind": "api_body", "body": "<html>", "content_type": "text/html"},
+            {"kind": "shift_range", "by": 4096}
         ]"#;
         let faults: Vec<Fault> = serde_json::from_str(json).unwrap();
         assert_eq!(faults[0], Fault::status(503).on_route(Route::Api).times(2));
         assert_eq!(faults[1], Fault::reset_after(10).on_path("model.safetensors"));
         assert_eq!(faults[2], Fault::stall_after(5, Some(Duration::from_millis(500))).on_repo("org/name"));
         assert_eq!(faults[6], Fault::api_body("<html>", "text/html"));
+        assert_eq!(faults[7], Fault::shift_range(4096));
         let round_trip: Vec<Fault> = serde_json::from_str(&serde_json::to_string(&faults).unwrap()).unwrap();
         assert_eq!(round_trip, faults);
     }
