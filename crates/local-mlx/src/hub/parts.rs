@@ -292,6 +292,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::single_range_in_vec_init)] // a list of gaps that has one gap
     fn big_files_are_cut_in_order_and_small_ones_are_not() {
         let parts = PartsConfig { connections: 4, part_size: 10 };
         assert_eq!(parts.plan(25, vec![0..25]), vec![0..10, 10..20, 20..25]);
