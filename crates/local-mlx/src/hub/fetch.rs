@@ -167,6 +167,9 @@ impl FetchJob<'_> {
             }
             answer @ Answer::Part(_) => {
                 let parallel = self.parts.splits(size) && answer.advertises_ranges();
+                if parallel {
+                    fetcher.blob.record_parts()?;
+                }
                 let Answer::Part(response) = answer else { unreachable!() };
                 Opened { permit, range: first, response, rest: queue, parallel }
             }

@@ -49,6 +49,10 @@ pub struct PartialBlob {
 #[derive(Debug)]
 struct Written {
     ranges: RangeSet,
+    /// Whether the record is kept: once parts write at several offsets, or while a
+    /// record from an earlier run still describes holes. One stream appending to a
+    /// prefix needs none (the file's length says it all), as before parts existed.
+    recording: bool,
     /// `None` until the first save, so the first write is always recorded at once.
     saved_at: Option<Instant>,
     dirty: bool,
@@ -66,18 +70,24 @@ impl PartialBlob {
             file.set_len(0).map_err(|e| Error::io("truncate", path, e))?;
             ranges = RangeSet::default();
         }
-        let blob = PartialBlob {
+        let recording = std::fs::symlink_metadata(record.path()).is_ok();
+        Ok(PartialBlob {
             file,
             path: path.to_path_buf(),
             size,
             record,
-            state: Mutex::new(Written { ranges, saved_at: None, dirty: true }),
+            state: Mutex::new(Written { ranges, recording, saved_at: None, dirty: true }),
             grown: Notify::new(),
-        };
-        // Recorded before any byte is written, so a partial file is never holey
-        // without a record that says which bytes count.
-        blob.save_record()?;
-        Ok(blob)
+        })
+    }
+
+    /// Parts are about to write at several offsets: keep the record from now on,
+    /// starting before their first byte, so the file is never holey without a record
+    /// that says which bytes count.
+    pub fn record_parts(&self) -> Result<()> {
+        let mut state = self.lock();
+        state.recording = true;
+        self.save(&mut state)
     }
 
     pub fn size(&self) -> u64 {
@@ -110,7 +120,7 @@ impl PartialBlob {
         let mut state = self.lock();
         state.ranges.insert(offset..offset + bytes.len() as u64);
         state.dirty = true;
-        if state.saved_at.is_none_or(|at| at.elapsed() >= SAVE_EVERY) {
+        if state.recording && state.saved_at.is_none_or(|at| at.elapsed() >= SAVE_EVERY) {
             self.save(&mut state)?;
         }
         drop(state);
@@ -121,7 +131,7 @@ impl PartialBlob {
     /// Save the record now if anything changed since the last save.
     pub fn save_record(&self) -> Result<()> {
         let mut state = self.lock();
-        if state.dirty {
+        if state.recording && state.dirty {
             self.save(&mut state)?;
         }
         Ok(())
@@ -137,7 +147,10 @@ impl PartialBlob {
         let mut state = self.lock();
         self.file.set_len(0).map_err(|e| Error::io("truncate", &self.path, e))?;
         state.ranges = RangeSet::default();
-        self.save(&mut state)
+        // From zero in one stream: the file's length is the record again.
+        state.recording = false;
+        self.record.remove();
+        Ok(())
     }
 
     /// Flush to disk, check the partial file is still the regular file we wrote, and
@@ -244,6 +257,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let partial = dir.path().join("e.incomplete");
         let blob = PartialBlob::open(&partial, 100).unwrap();
+        blob.record_parts().unwrap();
         blob.write_at(&[1; 10], 50).unwrap();
         blob.write_at(&[2; 10], 0).unwrap();
         blob.save_record().unwrap();
@@ -252,5 +266,17 @@ mod tests {
         let again = PartialBlob::open(&partial, 100).unwrap();
         assert_eq!(again.missing(), vec![10..50, 60..100]);
         assert_eq!(again.covered(), 20);
+    }
+
+    #[test]
+    fn one_stream_keeps_no_record_and_resumes_from_the_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let partial = dir.path().join("e.incomplete");
+        let blob = PartialBlob::open(&partial, 100).unwrap();
+        blob.write_at(&[1; 30], 0).unwrap();
+        blob.save_record().unwrap();
+        assert!(!ResumeRecord::beside(&partial).path().exists());
+        drop(blob);
+        assert_eq!(PartialBlob::open(&partial, 100).unwrap().missing(), vec![30..100]);
     }
 }

@@ -13,8 +13,8 @@
 //! claim to bytes it did not write. Only a power loss can make the record claim
 //! more than the page cache kept; the whole-file hash then fails and the file starts
 //! over, so a record can cost time but never correctness. A partial file without a
-//! record is read as a contiguous prefix (what earlier versions and one-stream
-//! downloads leave).
+//! record is read as a contiguous prefix: one stream appending needs no record (its
+//! length says it all), and earlier versions left exactly that.
 
 use std::io::Write;
 use std::ops::Range;

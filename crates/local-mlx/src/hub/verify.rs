@@ -115,6 +115,7 @@ mod tests {
     async fn bytes_written_out_of_order_are_hashed_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let blob = Arc::new(PartialBlob::open(&dir.path().join("e.incomplete"), 6).unwrap());
+        blob.record_parts().unwrap();
         let cancel = CancellationToken::new();
         let hashing = tokio::spawn({
             let blob = blob.clone();
