@@ -120,6 +120,17 @@ async fn wait_child(child: Child) -> Output {
     tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap()
 }
 
+/// Two `pull`s of the model at once: both succeed, one correct copy, no partial left.
+async fn pull_twice_at_once(env: &Env) {
+    let first = env.spawn(&["pull", REPO]);
+    let second = env.spawn(&["pull", REPO]);
+    let (first, second) = (wait_child(first).await, wait_child(second).await);
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert!(second.status.success(), "{}", stderr(&second));
+    assert_same(&env.snapshot_file(WEIGHTS), &env.weights_source());
+    assert!(env.download_state().is_empty(), "{:?}", env.download_state());
+}
+
 fn assert_same(a: &[u8], b: &Path) {
     assert!(a == std::fs::read(b).unwrap().as_slice(), "downloaded bytes differ from the hub's");
 }
@@ -238,13 +249,7 @@ async fn two_processes_pulling_the_same_model_end_with_one_correct_copy() {
     let size: u64 = 32 << 20;
     let env = Env::new(size).await;
     env.hub.set_faults(vec![Fault::throttle(16 << 20).on_path(WEIGHTS)]);
-    let first = env.spawn(&["pull", REPO]);
-    let second = env.spawn(&["pull", REPO]);
-    let (first, second) = (wait_child(first).await, wait_child(second).await);
-    assert!(first.status.success(), "{}", stderr(&first));
-    assert!(second.status.success(), "{}", stderr(&second));
-    assert_same(&env.snapshot_file(WEIGHTS), &env.weights_source());
-    assert!(env.partial_files().is_empty());
+    pull_twice_at_once(&env).await;
     assert!(
         env.served() < size + size / 100,
         "the blob lock kept the second process from downloading it again: {}",
@@ -285,13 +290,7 @@ async fn two_processes_pulling_a_model_in_parts_end_with_one_correct_copy() {
     let size: u64 = 16 << 20;
     let env = Env::in_parts(size, 1 << 20).await;
     env.hub.set_rate_cap(Some(4 << 20));
-    let first = env.spawn(&["pull", REPO]);
-    let second = env.spawn(&["pull", REPO]);
-    let (first, second) = (wait_child(first).await, wait_child(second).await);
-    assert!(first.status.success(), "{}", stderr(&first));
-    assert!(second.status.success(), "{}", stderr(&second));
-    assert_same(&env.snapshot_file(WEIGHTS), &env.weights_source());
-    assert!(env.partial_files().is_empty());
+    pull_twice_at_once(&env).await;
     assert_eq!(env.served(), size, "one process fetched it, in parts; the other waited for it");
     assert!(env.hub.file_stats(REPO, WEIGHTS).max_concurrent_bodies > 1);
 }

@@ -24,6 +24,11 @@ fn parts(mut config: HubConfig) -> HubConfig {
     config
 }
 
+fn one_attempt(mut config: HubConfig) -> HubConfig {
+    config.max_attempts = 1;
+    config
+}
+
 async fn parts_env() -> Env {
     env_with(parts).await
 }
@@ -138,11 +143,7 @@ async fn a_part_answered_with_a_wrong_content_range_is_retried_and_never_written
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hub_that_ignores_range_gets_one_stream_even_over_a_partial_file_in_parts() {
-    let env = env_with(|mut c| {
-        c.max_attempts = 1;
-        parts(c)
-    })
-    .await;
+    let env = env_with(|c| one_attempt(parts(c))).await;
     // First a download in parts that leaves holes: cut it off mid-way.
     env.hub.set_rate_cap(Some(1 << 20));
     let manager = env.manager.clone();
@@ -167,11 +168,7 @@ async fn a_hub_that_ignores_range_gets_one_stream_even_over_a_partial_file_in_pa
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_corrupted_byte_inside_one_part_is_caught_and_the_model_is_never_downloaded() {
-    let env = env_with(|mut c| {
-        c.max_attempts = 1;
-        parts(c)
-    })
-    .await;
+    let env = env_with(|c| one_attempt(parts(c))).await;
     // Armed for every request: only the one part that holds the offset carries it.
     env.hub.set_faults(vec![Fault::corrupt(5 * PART + 777).on_path(WEIGHTS)]);
     let err = env.manager.download(SMALL_REPO).await.unwrap_err();
