@@ -110,7 +110,17 @@ impl FetchJob<'_> {
         // reads a byte.
         let opened = self.probe(&fetcher, counter, &file_cancel).await?;
         let fetched = async {
-            let result = self.fetch_rest(&fetcher, opened, &file_cancel).await;
+            let mut result = self.fetch_rest(&fetcher, opened, &file_cancel).await;
+            if result.is_ok() && !fetcher.blob.missing().is_empty() {
+                // Never reached when every part checked its length; if it were, the
+                // hasher would wait for bytes no one fetches.
+                result = Err(Error::SizeMismatch {
+                    file: self.file.path.clone(),
+                    expected: self.file.size,
+                    actual: fetcher.blob.covered(),
+                }
+                .into());
+            }
             if result.is_err() {
                 file_cancel.cancel();
             }

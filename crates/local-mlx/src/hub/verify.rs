@@ -34,6 +34,10 @@ pub(crate) async fn hash_in_order(
     let mut buffer = Vec::with_capacity(HASH_BLOCK as usize);
     let mut at = 0;
     while at < size {
+        // Also between blocks: a resumed file can be gigabytes of local reading.
+        if cancel.is_cancelled() {
+            return Err(Stop::Cancelled);
+        }
         let grown = blob.grown.notified();
         tokio::pin!(grown);
         // Registered before looking, so a write between the look and the wait wakes us.
