@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 use super::resume::{RangeSet, ResumeRecord};
+use super::verify::Hasher;
 use crate::error::{Error, Result};
 
 /// The record is saved at most this often while bytes flow (and always when a part
@@ -44,6 +45,9 @@ pub struct PartialBlob {
     state: Mutex<Written>,
     /// Woken whenever more bytes are on disk (the in-order hasher waits on it).
     pub(crate) grown: Notify,
+    /// The in-order hash while one runs: bytes written at its frontier are hashed
+    /// from memory by the writer, the rest read back by the hasher.
+    frontier: Mutex<Option<Frontier>>,
 }
 
 #[derive(Debug)]
@@ -78,6 +82,7 @@ impl PartialBlob {
             record,
             state: Mutex::new(Written { ranges, recording, saved_at: None, dirty: true }),
             grown: Notify::new(),
+            frontier: Mutex::new(None),
         })
     }
 
@@ -117,6 +122,8 @@ impl PartialBlob {
     /// record if it is due.
     pub fn write_at(&self, bytes: &[u8], offset: u64) -> Result<()> {
         self.file.write_all_at(bytes, offset).map_err(|e| Error::io("write", &self.path, e))?;
+        // Before the range counts as written, so the hasher never reads it back too.
+        self.offer_to_hash(bytes, offset);
         let mut state = self.lock();
         state.ranges.insert(offset..offset + bytes.len() as u64);
         state.dirty = true;
@@ -140,6 +147,32 @@ impl PartialBlob {
     /// Read `[offset, offset + buffer.len())` (blocking).
     pub fn read_at(&self, buffer: &mut [u8], offset: u64) -> Result<()> {
         self.file.read_exact_at(buffer, offset).map_err(|e| Error::io("read", &self.path, e))
+    }
+
+    /// Start hashing in order from byte 0.
+    pub(crate) fn begin_hash(&self, hasher: Hasher) {
+        *self.frontier.lock().expect("frontier poisoned") = Some(Frontier { hasher, at: 0 });
+    }
+
+    /// How far the in-order hash has come.
+    pub(crate) fn hashed_to(&self) -> u64 {
+        self.frontier.lock().expect("frontier poisoned").as_ref().map_or(0, |f| f.at)
+    }
+
+    /// Hash whatever part of `bytes` (at `offset`) extends the frontier.
+    pub(crate) fn offer_to_hash(&self, bytes: &[u8], offset: u64) {
+        let mut frontier = self.frontier.lock().expect("frontier poisoned");
+        let Some(f) = frontier.as_mut() else { return };
+        let end = offset + bytes.len() as u64;
+        if offset <= f.at && end > f.at {
+            f.hasher.update(&bytes[(f.at - offset) as usize..]);
+            f.at = end;
+        }
+    }
+
+    /// The finished hash (hex), once the frontier reached the end.
+    pub(crate) fn finish_hash(&self) -> Option<String> {
+        self.frontier.lock().expect("frontier poisoned").take().map(|f| f.hasher.finish())
     }
 
     /// Forget every byte (the server ignored `Range`: the file starts over).
@@ -191,6 +224,13 @@ impl PartialBlob {
 
 /// Open `path` read-write without following a link, creating it if absent. Whatever
 /// is there and is not a regular file (a symlink, a FIFO, a folder) is removed first.
+#[derive(Debug)]
+struct Frontier {
+    hasher: Hasher,
+    /// Every byte before this is hashed.
+    at: u64,
+}
+
 fn open_regular(path: &Path) -> Result<File> {
     match std::fs::symlink_metadata(path) {
         Ok(meta) if !meta.file_type().is_file() => {

@@ -13,7 +13,7 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{FutureExt, StreamExt};
+use futures_util::StreamExt;
 use reqwest::header::{ACCEPT_RANGES, CONTENT_RANGE, RANGE};
 use reqwest::{Response, StatusCode, Url};
 use tokio_util::sync::CancellationToken;
@@ -33,10 +33,13 @@ pub const DEFAULT_CONNECTIONS: usize = 8;
 pub const DEFAULT_PART_SIZE: u64 = 32 << 20;
 
 /// Received bytes are written in batches of this much, shared by the parts of a
-/// file: few hand-offs to the blocking pool, and a SIGKILL loses at most this much
-/// that was received but not yet written.
-const WRITE_BUDGET: usize = 1 << 20;
-const MIN_WRITE_BATCH: usize = 128 << 10;
+/// file (at most 1 MiB each, at least 256 KiB): few hand-offs to the blocking pool
+/// while data streams, and a SIGKILL loses at most this much received but unwritten.
+const WRITE_BUDGET: usize = 4 << 20;
+const MIN_WRITE_BATCH: usize = 256 << 10;
+const MAX_WRITE_BATCH: usize = 1 << 20;
+/// A pause this long writes out what a part holds (and records it).
+const IDLE_FLUSH: Duration = Duration::from_millis(5);
 
 /// How files are cut into ranged parts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,7 +90,7 @@ impl PartsConfig {
 
     /// Bytes each part buffers before writing.
     pub(crate) fn write_batch(&self) -> usize {
-        (WRITE_BUDGET / self.connections.max(1)).max(MIN_WRITE_BATCH)
+        (WRITE_BUDGET / self.connections.max(1)).clamp(MIN_WRITE_BATCH, MAX_WRITE_BATCH)
     }
 }
 
@@ -180,30 +183,34 @@ impl PartFetcher<'_> {
         let mut batch = Batch { data: Vec::with_capacity(self.write_batch), at: range.start };
         let mut received = range.start;
         let stopped = loop {
-            let ready = if batch.data.is_empty() { None } else { body.next().now_or_never() };
-            let next = match ready {
-                Some(item) => Ok(item),
-                None => {
-                    if !batch.data.is_empty() {
-                        // Nothing more has arrived: write what we hold and record it
-                        // before waiting, so a kill while the link is the bottleneck
-                        // loses next to nothing.
-                        self.flush(&mut batch).await?;
-                        self.blob.save_record()?;
-                    }
-                    tokio::select! {
-                        _ = cancel.cancelled() => break Stop::Cancelled,
-                        next = tokio::time::timeout(self.stall_timeout, body.next()) => next,
-                    }
+            let next = loop {
+                let wait = if batch.data.is_empty() { self.stall_timeout } else { IDLE_FLUSH };
+                tokio::select! {
+                    _ = cancel.cancelled() => break Err(None),
+                    next = tokio::time::timeout(wait, body.next()) => match next {
+                        Ok(item) => break Ok(item),
+                        // A pause in the data: write what we hold and record it, so a
+                        // kill while the link is the bottleneck loses next to nothing;
+                        // then wait on (the stall clock starts again).
+                        Err(_) if !batch.data.is_empty() => {
+                            self.flush(&mut batch).await?;
+                            self.blob.save_record()?;
+                        }
+                        Err(_) => break Err(Some(self.stalled())),
+                    },
                 }
             };
+            let next = match next {
+                Ok(item) => item,
+                Err(None) => break Stop::Cancelled,
+                Err(Some(stalled)) => break stalled.into(),
+            };
             let chunk = match next {
-                Err(_) => break self.stalled().into(),
-                Ok(None) if received == range.end => {
+                None if received == range.end => {
                     self.flush(&mut batch).await?;
                     return Ok(());
                 }
-                Ok(None) => {
+                None => {
                     break Error::BadHubResponse {
                         url: self.url.to_string(),
                         reason: format!(
@@ -215,8 +222,8 @@ impl PartFetcher<'_> {
                     }
                     .into()
                 }
-                Ok(Some(Err(source))) => break Error::Network { url: self.url.to_string(), source }.into(),
-                Ok(Some(Ok(chunk))) => chunk,
+                Some(Err(source)) => break Error::Network { url: self.url.to_string(), source }.into(),
+                Some(Ok(chunk)) => chunk,
             };
             if received + chunk.len() as u64 > range.end {
                 self.flush(&mut batch).await?;

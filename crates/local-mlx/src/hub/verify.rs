@@ -6,9 +6,10 @@
 //! handed out in file order, so the hashed frontier trails the downloads by about
 //! one part per connection and only that tail is left to hash when the last part
 //! lands; a resumed file's bytes from an earlier run are hashed the same way.
-//! Decision: the hash covers what is *on disk*, read back through the page cache
-//! (a memory copy next to the hashing itself), not the network buffers: one path for
-//! fresh, resumed and parallel bytes, and what is verified is what gets renamed.
+//! Bytes written exactly at the hashed frontier (one stream, or the first part) are
+//! hashed from memory by the writer as before parts existed; everything else (later
+//! parts, bytes resumed from an earlier run) is read back through the page cache when
+//! the frontier reaches it. Either way every byte is hashed once, in order.
 
 use std::sync::Arc;
 
@@ -30,10 +31,9 @@ pub(crate) async fn hash_in_order(
     cancel: &CancellationToken,
 ) -> Result<String, Stop> {
     let size = blob.size();
-    let mut hasher = Hasher::new(digest, size);
+    blob.begin_hash(Hasher::new(digest, size));
     let mut buffer = Vec::with_capacity(HASH_BLOCK as usize);
-    let mut at = 0;
-    while at < size {
+    loop {
         // Also between blocks: a resumed file can be gigabytes of local reading.
         if cancel.is_cancelled() {
             return Err(Stop::Cancelled);
@@ -42,23 +42,25 @@ pub(crate) async fn hash_in_order(
         tokio::pin!(grown);
         // Registered before looking, so a write between the look and the wait wakes us.
         grown.as_mut().enable();
+        let at = blob.hashed_to();
+        if at >= size {
+            break;
+        }
         let end = blob.run_end(at).min(at + HASH_BLOCK);
         if end > at {
             let blob = blob.clone();
-            let result = tokio::task::spawn_blocking(move || {
+            let (returned, read) = tokio::task::spawn_blocking(move || {
                 buffer.resize((end - at) as usize, 0);
                 let read = blob.read_at(&mut buffer, at);
                 if read.is_ok() {
-                    hasher.update(&buffer);
+                    blob.offer_to_hash(&buffer, at);
                 }
-                (hasher, buffer, read)
+                (buffer, read)
             })
             .await
             .expect("hashing does not panic");
-            let read;
-            (hasher, buffer, read) = result;
+            buffer = returned;
             read?;
-            at = end;
             continue;
         }
         tokio::select! {
@@ -66,10 +68,11 @@ pub(crate) async fn hash_in_order(
             _ = grown => {}
         }
     }
-    Ok(hasher.finish())
+    Ok(blob.finish_hash().expect("the hash began above"))
 }
 
 /// Incremental sha256, or git's blob sha1 (`"blob <len>\0"` then the bytes).
+#[derive(Debug)]
 pub(crate) enum Hasher {
     Sha256(Sha256),
     GitSha1(Sha1),
