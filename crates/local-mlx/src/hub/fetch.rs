@@ -60,6 +60,14 @@ impl Counter {
     }
 }
 
+/// How often a file fetched by one connection checks whether to add the others.
+const SPREAD_CHECK: Duration = Duration::from_millis(250);
+/// One connection bringing less than this per check (128 MiB/s) is held back by the
+/// link or a per-connection cap, and the other parts start. Faster than that (a fast
+/// link, loopback), more connections only add work on the same CPU and disk, so the
+/// file stays one stream over its parts.
+const SPREAD_BELOW_PER_CHECK: u64 = 32 << 20;
+
 /// Where one file goes and how it is fetched and checked.
 pub struct FetchJob<'a> {
     pub api: &'a HubApi,
@@ -196,20 +204,39 @@ impl FetchJob<'_> {
         cancel: &CancellationToken,
     ) -> Result<(), Stop> {
         let Some(opened) = opened else { return Ok(()) };
-        let workers = if opened.parallel { self.parts.connections } else { 1 };
+        let mut spare = if opened.parallel { self.parts.connections.saturating_sub(1) } else { 0 };
         let queue = std::sync::Mutex::new(opened.rest);
-        let mut first = Some((opened.permit, opened.range, opened.response));
-        let mut running: FuturesUnordered<_> =
-            (0..workers).map(|_| self.worker(fetcher, &queue, first.take(), cancel)).collect();
+        let mut running = FuturesUnordered::new();
+        running.push(self.worker(fetcher, &queue, Some((opened.permit, opened.range, opened.response)), cancel));
+        let mut check = tokio::time::interval_at(tokio::time::Instant::now() + SPREAD_CHECK, SPREAD_CHECK);
+        let mut covered = fetcher.blob.covered();
         // The first failure in completion order is the real one: siblings only see the
         // cancellation it triggers, and stop keeping what they wrote.
         let mut outcome = Ok(());
-        while let Some(result) = running.next().await {
-            if let Err(stop) = result {
-                cancel.cancel();
-                let first_real = matches!((&outcome, &stop), (Ok(()), _) | (Err(Stop::Cancelled), Stop::Failed(_)));
-                if first_real {
-                    outcome = Err(stop);
+        loop {
+            let mut spread = false;
+            tokio::select! {
+                result = running.next() => match result {
+                    None => break,
+                    Some(Err(stop)) => {
+                        cancel.cancel();
+                        let first_real =
+                            matches!((&outcome, &stop), (Ok(()), _) | (Err(Stop::Cancelled), Stop::Failed(_)));
+                        if first_real {
+                            outcome = Err(stop);
+                        }
+                    }
+                    Some(Ok(())) => {}
+                },
+                _ = check.tick(), if spare > 0 => {
+                    let now = fetcher.blob.covered();
+                    spread = now.saturating_sub(covered) < SPREAD_BELOW_PER_CHECK;
+                    covered = now;
+                }
+            }
+            if spread && !cancel.is_cancelled() {
+                for _ in 0..std::mem::take(&mut spare) {
+                    running.push(self.worker(fetcher, &queue, None, cancel));
                 }
             }
         }
