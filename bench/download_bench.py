@@ -240,7 +240,9 @@ def capped(args) -> None:
             hub.set_rate_cap(args.cap_mib * MIB)
             t_ours = min(timed_download(ours, repo, hub) for _ in range(args.repeat))
             t_theirs = min(timed_download(theirs, repo, hub) for _ in range(args.repeat))
-            r_ours = refetched_after_kill(ours, repo, hub, "model.safetensors", size, throttle=False)
+            r_ours = refetched_after_kill(
+                ours, repo, hub, "model.safetensors", size, throttle=False
+            )
             rows.append((repo, size, t_ours, t_theirs, r_ours))
             print(
                 f"{repo}: capped ours {t_ours:.2f}s theirs {t_theirs:.2f}s refetched {r_ours}; "
@@ -265,7 +267,7 @@ def capped(args) -> None:
     print()
     print("| repo, uncapped loopback | main's local-mlx | this local-mlx | ratio (this/main) |")
     print("|---|---|---|---|")
-    for repo, size, t_main, t_new in loopback:
+    for repo, _size, t_main, t_new in loopback:
         print(f"| {repo} | {t_main:.2f} s | {t_new:.2f} s | {t_new / t_main:.2f} |")
     print()
     print(f"sha256 of a page-cached file: {per_gib:.2f} s per GiB")
