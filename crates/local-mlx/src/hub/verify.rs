@@ -6,7 +6,7 @@
 //! handed out in file order, so the hashed frontier trails the downloads by about
 //! one part per connection and only that tail is left to hash when the last part
 //! lands; a resumed file's bytes from an earlier run are hashed the same way.
-//! Bytes written exactly at the hashed frontier (one stream, or the first part) are
+//! Decision: bytes written exactly at the hashed frontier (one stream, the first part) are
 //! hashed from memory by the writer as before parts existed; everything else (later
 //! parts, bytes resumed from an earlier run) is read back through the page cache when
 //! the frontier reaches it. Either way every byte is hashed once, in order.
