@@ -14,6 +14,13 @@ Run (builds release binaries and the fixtures first):
     uv run --project tools python bench/download_bench.py --repeat 3
 
 Prints a Markdown table for docs/BENCHMARKS.md.
+
+`--capped` runs the ranged-parts benchmark instead: single-file repos of 512 MiB and
+1 GiB (random bytes, written under ~/.cache/local-mlx/bench-parts and deleted after)
+served by a hub that caps every response at `--cap-mib` MiB/s on its own, like a CDN
+edge; `local-mlx pull` against single-stream `huggingface_hub`, bytes re-fetched after
+a SIGKILL at 50 %, and, uncapped on loopback, this build against `--baseline-bin`
+(a `local-mlx` built from main) in the same run.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -94,6 +102,9 @@ class Hub:
             if k.startswith(repo + "/")
         }
 
+    def set_rate_cap(self, bytes_per_sec: int | None):
+        self.call("PUT", "/_test/rate_cap", {"bytes_per_sec": bytes_per_sec})
+
     def close(self):
         self.proc.stdin.close()
         self.proc.wait(timeout=10)
@@ -134,18 +145,21 @@ def timed_download(make_cmd, repo: str, hub: Hub) -> float:
         return time.perf_counter() - start
 
 
-def refetched_after_kill(make_cmd, repo: str, hub: Hub, big_file: str, size: int) -> int:
+def refetched_after_kill(
+    make_cmd, repo: str, hub: Hub, big_file: str, size: int, throttle: bool = True
+) -> int:
     """SIGKILL at ~half of `big_file`, rerun; bytes of it served beyond its size."""
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
         cache = Path(tmp) / "hub"
         env = client_env(hub, cache)
         hub.call("POST", "/_test/reset_stats")
-        # Slow enough that "half" is hit precisely, for both clients alike.
-        hub.call(
-            "POST",
-            "/_test/faults",
-            [{"kind": "throttle", "bytes_per_sec": 200 << 20, "path": big_file}],
-        )
+        if throttle:
+            # Slow enough that "half" is hit precisely, for both clients alike.
+            hub.call(
+                "POST",
+                "/_test/faults",
+                [{"kind": "throttle", "bytes_per_sec": 200 << 20, "path": big_file}],
+            )
         proc = subprocess.Popen(
             make_cmd(repo, cache, hub),
             env=env,
@@ -174,10 +188,104 @@ def biggest_file(repo_dir: Path) -> tuple[str, int]:
     return str(big.relative_to(repo_dir)), big.stat().st_size
 
 
+MIB = 1 << 20
+PARTS_ROOT = Path.home() / ".cache/local-mlx/bench-parts"
+
+
+def single_file_repo(repos: Path, mib: int) -> str:
+    """`local-mlx-bench/single-<mib>mib`: config.json and one random model.safetensors."""
+    repo = f"local-mlx-bench/single-{mib}mib"
+    folder = repos / repo
+    weights = folder / "model.safetensors"
+    if not weights.exists() or weights.stat().st_size != mib * MIB:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "config.json").write_text('{"model_type": "qwen3"}')
+        with open(weights, "wb") as out:
+            for _ in range(mib // 8):
+                out.write(os.urandom(8 * MIB))
+    return repo
+
+
+def hash_seconds_per_gib(path: Path) -> float:
+    """sha256 of a file already in the page cache (OpenSSL, SHA-NI here), per GiB."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    start = time.perf_counter()
+    with open(path, "rb") as f:
+        while chunk := f.read(4 * MIB):
+            digest.update(chunk)
+    return (time.perf_counter() - start) * (1 << 30) / path.stat().st_size
+
+
+def capped(args) -> None:
+    sh("cargo", "build", "--release", "-p", "local-mlx-cli", "-p", "test-hub", cwd=ROOT)
+    repos_dir = PARTS_ROOT / "repos"
+    repos = [single_file_repo(repos_dir, mib) for mib in (512, 1024)]
+    baseline = Path(args.baseline_bin)
+
+    def main_bin(repo: str, cache: Path, hub: Hub) -> list[str]:
+        return [str(baseline), "pull", repo]
+
+    hub = Hub(repos_dir)
+    rows, loopback = [], []
+    try:
+        for repo in repos:
+            size = (repos_dir / repo / "model.safetensors").stat().st_size
+            hub.set_rate_cap(None)
+            timed_download(ours, repo, hub)  # warm the hub's hash cache and the page cache
+            t_main = min(timed_download(main_bin, repo, hub) for _ in range(args.repeat))
+            t_new = min(timed_download(ours, repo, hub) for _ in range(args.repeat))
+            loopback.append((repo, size, t_main, t_new))
+            hub.set_rate_cap(args.cap_mib * MIB)
+            t_ours = min(timed_download(ours, repo, hub) for _ in range(args.repeat))
+            t_theirs = min(timed_download(theirs, repo, hub) for _ in range(args.repeat))
+            r_ours = refetched_after_kill(
+                ours, repo, hub, "model.safetensors", size, throttle=False
+            )
+            rows.append((repo, size, t_ours, t_theirs, r_ours))
+            print(
+                f"{repo}: capped ours {t_ours:.2f}s theirs {t_theirs:.2f}s refetched {r_ours}; "
+                f"loopback main {t_main:.2f}s ours {t_new:.2f}s",
+                file=sys.stderr,
+            )
+        per_gib = hash_seconds_per_gib(repos_dir / repos[-1] / "model.safetensors")
+    finally:
+        hub.close()
+        if not args.keep:
+            shutil.rmtree(PARTS_ROOT, ignore_errors=True)
+    print(
+        f"| repo (one file) | local-mlx, {args.cap_mib} MiB/s per connection | huggingface_hub | speed-up | "
+        "re-fetched after SIGKILL at 50% |"
+    )
+    print("|---|---|---|---|---|")
+    for repo, size, t_ours, t_theirs, r_ours in rows:
+        print(
+            f"| {repo} ({size // MIB} MiB) | {t_ours:.2f} s | {t_theirs:.2f} s | {t_theirs / t_ours:.1f}× | "
+            f"{r_ours / 1e6:.2f} MB ({100 * r_ours / size:.2f}%) |"
+        )
+    print()
+    print("| repo, uncapped loopback | main's local-mlx | this local-mlx | ratio (this/main) |")
+    print("|---|---|---|---|")
+    for repo, _size, t_main, t_new in loopback:
+        print(f"| {repo} | {t_main:.2f} s | {t_new:.2f} s | {t_new / t_main:.2f} |")
+    print()
+    print(f"sha256 of a page-cached file: {per_gib:.2f} s per GiB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--capped", action="store_true", help="the ranged-parts benchmark")
+    parser.add_argument("--cap-mib", type=int, default=20, help="per-connection cap, MiB/s")
+    parser.add_argument("--baseline-bin", help="`local-mlx` built from main (with --capped)")
+    parser.add_argument("--keep", action="store_true", help="keep the generated repos")
     args = parser.parse_args()
+    if args.capped:
+        if not args.baseline_bin:
+            parser.error("--capped needs --baseline-bin")
+        capped(args)
+        return
     repos = build()
     fixtures = Path(os.environ.get("LOCAL_MLX_FIXTURES", Path.home() / ".cache/local-mlx/fixtures"))
     hub = Hub(fixtures / "repos")

@@ -29,8 +29,9 @@ const CHUNK: u64 = 512 * 1024;
 /// failing lets it flush them, so a `reset_after(n)` client really receives `n` bytes.
 const FLUSH_GRACE: Duration = Duration::from_millis(50);
 
-/// Throttled bodies send about this many chunks per second, so the rate is smooth.
-const THROTTLE_TICKS_PER_SEC: u64 = 20;
+/// Throttled bodies send about this many chunks per second, so the rate is smooth (as
+/// from a CDN edge: what a killed client loses in flight stays a small burst).
+const THROTTLE_TICKS_PER_SEC: u64 = 100;
 
 pub(crate) struct BodySource {
     pub abs_path: PathBuf,
@@ -43,6 +44,7 @@ pub(crate) struct BodySource {
 }
 
 pub(crate) fn stream(source: BodySource) -> Body {
+    source.counters.body_started();
     let streamer = Streamer { source, file: None, sent: 0, stalled: false, done: false, rate_origin: None };
     Body::from_stream(futures_util::stream::unfold(streamer, |mut s| async move {
         let item = s.next_chunk().await?;
@@ -59,6 +61,12 @@ struct Streamer {
     done: bool,
     /// When throttling began and how many bytes had been sent then.
     rate_origin: Option<(Instant, u64)>,
+}
+
+impl Drop for Streamer {
+    fn drop(&mut self) {
+        self.source.counters.body_ended();
+    }
 }
 
 impl Streamer {

@@ -7,7 +7,7 @@
 //!
 //! A request consumes only the faults it can act on: a `status` fault fires on any matching
 //! request (HEAD included); body faults (`reset_after`, `stall_after`, `corrupt`,
-//! `ignore_range`, `throttle`) fire only on a GET that serves file bytes, so a HEAD or the 302
+//! `ignore_range`, `throttle`, `shift_range`) fire only on a GET that serves file bytes, so a HEAD or the 302
 //! of an LFS file does not use up a `times: 1` meant for the download; `api_body` fires only on
 //! API routes, and can also send a `Link` header, repeat its body forever or send headers and
 //! then nothing (`mode`), the ways a hostile hub wastes a client's memory or time.
@@ -49,6 +49,9 @@ pub enum FaultKind {
     IgnoreRange,
     /// Send the body at no more than this rate.
     Throttle { bytes_per_sec: u64 },
+    /// Answer a ranged request with bytes `by` later than asked, under a `Content-Range`
+    /// that says so: a client must notice and never write them at the offset it asked for.
+    ShiftRange { by: u64 },
     /// Replace an API answer: HTML, truncated JSON, a hostile tree listing...
     ApiBody {
         body: String,
@@ -136,6 +139,10 @@ impl Fault {
         Self::new(FaultKind::Throttle { bytes_per_sec })
     }
 
+    pub fn shift_range(by: u64) -> Self {
+        Self::new(FaultKind::ShiftRange { by })
+    }
+
     /// Answer API routes with `body` (status 200 unless changed with [`Fault::with_status`]).
     pub fn api_body(body: impl Into<String>, content_type: impl Into<String>) -> Self {
         Self::new(FaultKind::ApiBody {
@@ -219,6 +226,8 @@ pub(crate) struct BodyPlan {
     pub corrupt: Vec<u64>,
     pub ignore_range: bool,
     pub bytes_per_sec: Option<u64>,
+    /// Serve ranged answers this many bytes later than asked (0: as asked).
+    pub shift_range: u64,
 }
 
 pub(crate) struct ApiBody {
@@ -283,6 +292,7 @@ impl Faults {
                 FaultKind::Corrupt { offset } => plan.corrupt.push(*offset),
                 FaultKind::IgnoreRange => plan.ignore_range = true,
                 FaultKind::Throttle { bytes_per_sec } => plan.bytes_per_sec = Some(*bytes_per_sec),
+                FaultKind::ShiftRange { by } => plan.shift_range = *by,
                 FaultKind::Status { .. } | FaultKind::ApiBody { .. } => unreachable!(),
             }
             use_once(fault);
@@ -327,7 +337,8 @@ mod tests {
             {"kind": "ignore_range"},
             {"kind": "throttle", "bytes_per_sec": 1000},
             {"kind": "api_body", "body": "<html>", "content_type": "text/html"},
-            {"kind": "api_body", "body": "[", "link": "<http://x/>; rel=\"next\"", "mode": "endless"}
+            {"kind": "api_body", "body": "[", "link": "<http://x/>; rel=\"next\"", "mode": "endless"},
+            {"kind": "shift_range", "by": 4096}
         ]"#;
         let faults: Vec<Fault> = serde_json::from_str(json).unwrap();
         assert_eq!(faults[0], Fault::status(503).on_route(Route::Api).times(2));
@@ -340,6 +351,7 @@ mod tests {
                 .with_link("<http://x/>; rel=\"next\"")
                 .with_mode(ApiBodyMode::Endless)
         );
+        assert_eq!(faults[8], Fault::shift_range(4096));
         let round_trip: Vec<Fault> = serde_json::from_str(&serde_json::to_string(&faults).unwrap()).unwrap();
         assert_eq!(round_trip, faults);
     }

@@ -31,6 +31,7 @@ mod error;
 mod faults;
 pub mod fixtures;
 mod range;
+mod rate_cap;
 mod repo;
 mod routes;
 mod server;

@@ -1,4 +1,4 @@
-//! `test-hub --repos DIR [--port 0] [--require-token T] [--exit-on-stdin-close]`
+//! `test-hub --repos DIR [--port 0] [--require-token T] [--rate-cap BYTES_PER_SEC] [--exit-on-stdin-close]`
 //!
 //! Prints exactly one line on stdout, `TEST_HUB_READY url=http://127.0.0.1:PORT`, once it
 //! listens, so a parent process can wait for it; everything else goes to stderr
@@ -25,6 +25,10 @@ struct Args {
     /// Answer 401 to requests without `Authorization: Bearer <TOKEN>`.
     #[arg(long, value_name = "TOKEN")]
     require_token: Option<String>,
+    /// Cap every file response at this many bytes per second, each on its own (like a
+    /// CDN edge capping each connection).
+    #[arg(long, value_name = "BYTES_PER_SEC")]
+    rate_cap: Option<u64>,
     /// Exit when stdin reaches end of file.
     #[arg(long)]
     exit_on_stdin_close: bool,
@@ -43,6 +47,7 @@ async fn main() -> ExitCode {
 
     let mut config = Config::new(args.repos).port(args.port);
     config.require_token = args.require_token;
+    config.rate_cap = args.rate_cap;
     let hub = match TestHub::start_with(config).await {
         Ok(hub) => hub,
         Err(err) => {

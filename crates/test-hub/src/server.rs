@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 
 use crate::error::{Error, Result};
 use crate::faults::{Fault, Faults};
+use crate::rate_cap::RateCap;
 use crate::repo::RepoIndex;
 use crate::routes;
 use crate::stats::{FileStats, Stats, StatsRecorder};
@@ -32,11 +33,19 @@ pub struct Config {
     /// If set, every request except `/_test/...` and `/_lfs/...` must carry
     /// `Authorization: Bearer <token>` or gets 401.
     pub require_token: Option<String>,
+    /// Bytes per second each file response may send at most, on its own: like a CDN
+    /// edge that caps every connection, so parallel ranged requests add up.
+    pub rate_cap: Option<u64>,
 }
 
 impl Config {
     pub fn new(repos_dir: impl Into<PathBuf>) -> Self {
-        Config { repos_dir: repos_dir.into(), port: 0, require_token: None }
+        Config { repos_dir: repos_dir.into(), port: 0, require_token: None, rate_cap: None }
+    }
+
+    pub fn rate_cap(mut self, bytes_per_sec: u64) -> Self {
+        self.rate_cap = Some(bytes_per_sec);
+        self
     }
 
     pub fn port(mut self, port: u16) -> Self {
@@ -58,6 +67,7 @@ pub(crate) struct HubState {
     pub require_token: Option<String>,
     pub addr: SocketAddr,
     pub shutdown: watch::Receiver<bool>,
+    pub rate_cap: RateCap,
 }
 
 /// A running hub. Dropping it stops the server (connections close as their bodies notice).
@@ -86,6 +96,7 @@ impl TestHub {
             require_token: config.require_token,
             addr,
             shutdown: shutdown_rx.clone(),
+            rate_cap: RateCap::new(config.rate_cap),
         });
         let app = routes::router(state.clone());
         let mut signal = shutdown_rx;
@@ -121,6 +132,11 @@ impl TestHub {
     /// The armed faults, with what is left of their `times`.
     pub fn faults(&self) -> Vec<Fault> {
         self.state.faults.list()
+    }
+
+    /// Caps every file response at `bytes_per_sec` on its own (`None`: no cap).
+    pub fn set_rate_cap(&self, bytes_per_sec: Option<u64>) {
+        self.state.rate_cap.set(bytes_per_sec);
     }
 
     pub fn clear_faults(&self) {

@@ -21,6 +21,10 @@ pub struct FileStats {
     pub head_requests: u64,
     /// Body bytes handed to the connection.
     pub bytes_served: u64,
+    /// The most bodies of this file that were being sent at the same time (ranged
+    /// requests in parallel show up here).
+    #[serde(default)]
+    pub max_concurrent_bodies: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,9 +39,20 @@ pub(crate) struct FileCounters {
     requests: AtomicU64,
     head_requests: AtomicU64,
     bytes_served: AtomicU64,
+    bodies_in_flight: AtomicU64,
+    max_concurrent_bodies: AtomicU64,
 }
 
 impl FileCounters {
+    pub fn body_started(&self) {
+        let now = self.bodies_in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        self.max_concurrent_bodies.fetch_max(now, Ordering::Relaxed);
+    }
+
+    pub fn body_ended(&self) {
+        self.bodies_in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+
     pub fn count_get(&self) {
         self.requests.fetch_add(1, Ordering::Relaxed);
     }
@@ -55,6 +70,7 @@ impl FileCounters {
             requests: self.requests.load(Ordering::Relaxed),
             head_requests: self.head_requests.load(Ordering::Relaxed),
             bytes_served: self.bytes_served.load(Ordering::Relaxed),
+            max_concurrent_bodies: self.max_concurrent_bodies.load(Ordering::Relaxed),
         }
     }
 
@@ -62,6 +78,8 @@ impl FileCounters {
         self.requests.store(0, Ordering::Relaxed);
         self.head_requests.store(0, Ordering::Relaxed);
         self.bytes_served.store(0, Ordering::Relaxed);
+        // Bodies still being sent keep counting down into `bodies_in_flight`.
+        self.max_concurrent_bodies.store(0, Ordering::Relaxed);
     }
 }
 

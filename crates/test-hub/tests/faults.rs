@@ -209,7 +209,7 @@ async fn stats_count_requests_and_bytes_served_and_reset() {
     assert_eq!(stats.api_requests, 2);
     assert_eq!(
         stats.files[&format!("{REPO}/{WEIGHTS}")],
-        FileStats { requests: 1, head_requests: 1, bytes_served: WEIGHTS_LEN as u64 }
+        FileStats { requests: 1, head_requests: 1, bytes_served: WEIGHTS_LEN as u64, max_concurrent_bodies: 1 }
     );
     assert_eq!(fx.hub.file_stats(REPO, "config.json").bytes_served, 5);
     assert_eq!(fx.hub.file_stats(REPO, NESTED), FileStats::default());

@@ -19,7 +19,7 @@
 //! use are serialized across processes by a flock on `.locks/models--org--name.lock`
 //! ([`RepoLock`]).
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -196,7 +196,7 @@ impl CachedRepo {
         let dir = self.snapshot_dir(&commit);
         // A snapshot folder that is a link to somewhere else is not ours to offer.
         let is_real_dir = fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir());
-        (is_real_dir && snapshot_is_complete(&dir)).then_some(dir)
+        (is_real_dir && snapshot_is_complete(&dir) && self.damaged_files(&commit).is_empty()).then_some(dir)
     }
 
     /// Bytes of partial downloads (`*.incomplete`) lying in this repo's blobs (regular
@@ -340,6 +340,48 @@ pub enum RefState {
 
 /// More than a ref ever holds (40 hex digits and maybe a newline).
 const MAX_REF_BYTES: u64 = 256;
+
+/// The integrity record: every file's size as the hub listed it, written when a
+/// download completes (`.local-mlx/<commit>.sizes.json` in the repo's folder, which
+/// `huggingface_hub` ignores), so a blob truncated or removed later is noticed with
+/// one `stat` per file instead of hashing gigabytes.
+impl CachedRepo {
+    fn sizes_path(&self, commit: &str) -> PathBuf {
+        self.dir.join(".local-mlx").join(format!("{commit}.sizes.json"))
+    }
+
+    /// Record the sizes of `commit`'s files, atomically (temp file + rename).
+    pub fn write_sizes(&self, commit: &str, sizes: &BTreeMap<String, u64>) -> Result<()> {
+        if !is_commit_hash(commit) {
+            return Ok(()); // never a path built from an odd name
+        }
+        let path = self.sizes_path(commit);
+        let parent = path.parent().expect("record has a parent");
+        fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
+        let tmp = parent.join(format!(".{}.tmp{}", file_name(&path), std::process::id()));
+        let body = serde_json::to_vec(sizes).expect("sizes serialize");
+        fs::write(&tmp, body).map_err(|e| Error::io("write", &tmp, e))?;
+        fs::rename(&tmp, &path).map_err(|e| Error::io("write", &path, e))
+    }
+
+    /// The files of `commit`'s snapshot that are missing or not the size recorded at
+    /// download time; none when there is no record (a snapshot another tool wrote).
+    pub fn damaged_files(&self, commit: &str) -> Vec<String> {
+        if !is_commit_hash(commit) {
+            return Vec::new();
+        }
+        let Ok(bytes) = fs::read(self.sizes_path(commit)) else { return Vec::new() };
+        let Ok(sizes) = serde_json::from_slice::<BTreeMap<String, u64>>(&bytes) else {
+            return Vec::new();
+        };
+        let snapshot = self.snapshot_dir(commit);
+        sizes
+            .into_iter()
+            .filter(|(file, size)| fs::metadata(snapshot.join(file)).map_or(true, |m| m.len() != *size))
+            .map(|(file, _)| file)
+            .collect()
+    }
+}
 
 /// A 40-hex git commit id.
 pub fn is_commit_hash(revision: &str) -> bool {
@@ -595,5 +637,26 @@ mod tests {
         fs::remove_dir_all(repo.snapshot_dir(C2)).unwrap();
         repo.delete_revision("main").unwrap();
         assert!(!repo.dir().exists());
+    }
+
+    #[test]
+    fn a_truncated_or_missing_blob_makes_a_recorded_snapshot_incomplete() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = HubCache::new(tmp.path());
+        let repo = repo_with_snapshot(
+            &cache,
+            "o/n",
+            C1,
+            &[("config.json", "e1", b"{}"), ("model.safetensors", "w1", b"weights")],
+        );
+        let sizes = BTreeMap::from([("config.json".to_string(), 2), ("model.safetensors".to_string(), 7)]);
+        repo.write_sizes(C1, &sizes).unwrap();
+        assert_eq!(repo.complete_snapshot("main"), Some(repo.snapshot_dir(C1)));
+
+        fs::write(repo.blob_path("w1"), b"weig").unwrap();
+        assert_eq!(repo.damaged_files(C1), ["model.safetensors"]);
+        assert_eq!(repo.complete_snapshot("main"), None, "truncated");
+        fs::remove_file(repo.blob_path("e1")).unwrap();
+        assert_eq!(repo.damaged_files(C1), ["config.json", "model.safetensors"]);
     }
 }

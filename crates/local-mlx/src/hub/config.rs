@@ -32,6 +32,8 @@ pub struct HubConfig {
     pub parallel_files: usize,
     /// How often progress is reported.
     pub progress_interval: Duration,
+    /// Large files in ranged parts over several connections.
+    pub parts: super::parts::PartsConfig,
 }
 
 impl HubConfig {
@@ -47,6 +49,7 @@ impl HubConfig {
             retry_backoff: Duration::from_secs(1),
             parallel_files: 4,
             progress_interval: Duration::from_millis(100),
+            parts: Default::default(),
         }
     }
 
@@ -67,6 +70,7 @@ impl HubConfig {
             .unwrap_or_else(|| hf_home.join("hub"));
         let endpoint = var("HF_ENDPOINT").unwrap_or_else(|| DEFAULT_ENDPOINT.to_string());
         let mut config = HubConfig::new(endpoint, cache_dir);
+        config.parts = super::parts::PartsConfig::from_lookup(&var);
         config.offline = var("HF_HUB_OFFLINE").is_some_and(|v| is_truthy(&v));
         config.token = var("HF_TOKEN")
             .or_else(|| var("HUGGING_FACE_HUB_TOKEN"))

@@ -15,9 +15,9 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 use tokio_util::sync::CancellationToken;
 
 use super::api::HubApi;
-use super::cache::{CachedRepo, HubCache};
+use super::cache::HubCache;
 use super::config::HubConfig;
-use super::fetch::{Counter, FetchJob, Stop};
+use super::fetch::{present_bytes, Counter, FetchJob, Stop};
 use super::listing::{is_wanted, RepoListing};
 use crate::error::{human_bytes, Error, Result};
 
@@ -139,6 +139,7 @@ impl Downloader {
         let blobs = repo.blobs_dir();
         std::fs::create_dir_all(&blobs).map_err(|e| Error::io("create the cache folder", &blobs, e))?;
 
+        let connections = tokio::sync::Semaphore::new(self.config.parts.connections.max(self.config.parallel_files));
         let counter = Arc::new(Counter::default());
         counter.add(present);
         let ticker = spawn_ticker(counter.clone(), total, self.config.progress_interval, on_progress.clone());
@@ -158,6 +159,8 @@ impl Downloader {
                     file,
                     stall_timeout: self.config.stall_timeout,
                     counted: *counted,
+                    parts: self.config.parts,
+                    connections: &connections,
                 };
                 let counter = counter.clone();
                 let attempt_cancel = attempt_cancel.clone();
@@ -180,20 +183,14 @@ impl Downloader {
         for file in &wanted.files {
             repo.link_pointer(&wanted.commit, &file.path, file.etag())?;
         }
+        let sizes = wanted.files.iter().map(|f| (f.path.clone(), f.size)).collect();
+        repo.write_sizes(&wanted.commit, &sizes)?;
         repo.write_ref(revision, &wanted.commit)?;
         Ok(Outcome::Completed {
             snapshot: repo.snapshot_dir(&wanted.commit),
             fetched_bytes: total - present.min(total),
         })
     }
-}
-
-/// Bytes of `file` already on disk: the whole blob, or its partial prefix.
-fn present_bytes(repo: &CachedRepo, file: &super::listing::RemoteFile) -> u64 {
-    if repo.blob_path(file.etag()).exists() {
-        return file.size;
-    }
-    std::fs::metadata(repo.incomplete_path(file.etag())).map(|m| m.len().min(file.size)).unwrap_or(0)
 }
 
 /// Refuse to start when what is still missing would not fit.

@@ -1,29 +1,34 @@
-//! Fetching one blob: lock, resume from the partial file, hash while writing, verify, rename.
+//! Fetching one blob: lock, resume from what the partial file holds, fetch the rest
+//! (in ranged parts when it is large), hash every byte, verify, rename.
 //!
-//! The partial file is `blobs/<etag>.incomplete`, the same name `huggingface_hub`
-//! uses, and it only ever holds a contiguous prefix of the file; so its length *is*
-//! the resume point, exact even after a SIGKILL (written bytes survive in the page
-//! cache), with no side file to keep in sync. The hash runs over the bytes as they are
-//! written; on resume the prefix already on disk is hashed first (a local read, far
-//! cheaper than fetching it again). A server that ignores `Range` (200 instead of 206)
-//! restarts the file from zero; a 416 means our prefix is not a prefix of theirs.
-//! A blob appears under its final name only after it verified, by rename.
+//! The partial file is `blobs/<etag>.incomplete`, the name `huggingface_hub` uses;
+//! which of its bytes count is in its resume record ([`super::resume`]), so a rerun
+//! after a kill, a cancel or a network error fetches only what is missing. The first
+//! request of an attempt probes the server: a `206` with the exact `Content-Range`
+//! and `Accept-Ranges: bytes` lets the other parts start; a `200` (the server ignores
+//! `Range`) is taken as the whole file in one stream, starting the file over; a `416`
+//! means our bytes are not a part of theirs. The hash follows the written bytes in
+//! file order ([`super::verify`]), and a blob appears under its final name only after
+//! it verified, by rename.
 
+use std::collections::VecDeque;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use reqwest::header::{CONTENT_RANGE, RANGE};
-use reqwest::StatusCode;
-use sha1::Sha1;
-use sha2::{Digest as _, Sha256};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio_util::sync::CancellationToken;
 
 use super::api::HubApi;
 use super::cache::CachedRepo;
-use super::listing::{Digest, RemoteFile};
+use super::listing::RemoteFile;
+use super::partial::PartialBlob;
+use super::parts::{Answer, PartFetcher, PartsConfig};
+use super::resume::ResumeRecord;
+use super::verify::hash_in_order;
 use crate::error::{Error, Result};
 
 /// Why a fetch stopped without a blob.
@@ -55,7 +60,15 @@ impl Counter {
     }
 }
 
-/// Where one file goes and how it is checked.
+/// How often a file fetched by one connection checks whether to add the others.
+const SPREAD_CHECK: Duration = Duration::from_millis(250);
+/// One connection bringing less than this per check (128 MiB/s) is held back by the
+/// link or a per-connection cap, and the other parts start. Faster than that (a fast
+/// link, loopback), more connections only add work on the same CPU and disk, so the
+/// file stays one stream over its parts.
+const SPREAD_BELOW_PER_CHECK: u64 = 32 << 20;
+
+/// Where one file goes and how it is fetched and checked.
 pub struct FetchJob<'a> {
     pub api: &'a HubApi,
     pub repo: &'a CachedRepo,
@@ -64,73 +77,78 @@ pub struct FetchJob<'a> {
     pub stall_timeout: Duration,
     /// Bytes of this file already in the counter (its partial or whole blob, when planned).
     pub counted: u64,
+    pub parts: PartsConfig,
+    /// The download's connections: every request holds one while it streams.
+    pub connections: &'a Semaphore,
 }
-
-/// Buffer this much before handing a write to the blocking pool: big enough to keep
-/// those hand-offs rare, small enough that a SIGKILL loses little (the buffer is the
-/// only received data not yet in the page cache).
-const WRITE_BUFFER: usize = 1 << 20;
 
 impl FetchJob<'_> {
     /// Make `blobs/<etag>` exist with verified contents. `counter` grows by the bytes
-    /// this call wrote (and by a resumed prefix, which `present_bytes` already counted).
+    /// this call received (and by a resumed part, which `present_bytes` already counted).
     pub async fn run(&self, counter: &Counter, cancel: &CancellationToken) -> Result<(), Stop> {
-        let blob = self.repo.blob_path(self.file.etag());
-        if blob.exists() {
+        let blob_path = self.repo.blob_path(self.file.etag());
+        if is_whole(&blob_path, self.file.size) {
             return Ok(());
         }
         let _lock = BlobLock::acquire(&self.repo.lock_path(self.file.etag()), cancel).await?;
-        if blob.exists() {
+        if is_whole(&blob_path, self.file.size) {
             // Another process finished it while we waited for the lock.
             counter.add(self.file.size.saturating_sub(self.counted));
             return Ok(());
         }
+        remove_damaged_blob(&blob_path, self.file.size)?;
         let partial = self.repo.incomplete_path(self.file.etag());
-        let result = self.download_to(&partial, counter, cancel).await;
-        if let Err(Stop::Failed(Error::Integrity { .. } | Error::SizeMismatch { .. })) = &result {
-            // A bad copy is never kept, not even as a resume point.
-            counter.sub(partial_len(&partial));
-            let _ = tokio::fs::remove_file(&partial).await;
-        }
-        result?;
-        tokio::fs::rename(&partial, &blob).await.map_err(|e| Error::io("move into place", &blob, e))?;
-        Ok(())
-    }
-
-    async fn download_to(&self, partial: &Path, counter: &Counter, cancel: &CancellationToken) -> Result<(), Stop> {
-        let mut file = tokio::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(partial)
-            .await
-            .map_err(|e| Error::io("open", partial, e))?;
-        let mut offset = file.metadata().await.map_err(|e| Error::io("read", partial, e))?.len();
-        // Another process may have grown the partial file since it was counted.
-        counter.add(offset);
+        let blob = Arc::new(PartialBlob::open(&partial, self.file.size)?);
+        // Another process may have added bytes since they were counted.
+        counter.add(blob.covered());
         counter.sub(self.counted);
-        if offset > self.file.size {
-            // Longer than the real file: not a prefix of it.
-            truncate(&mut file, partial, 0).await?;
-            counter.sub(offset);
-            offset = 0;
+
+        let file_cancel = cancel.child_token();
+        let url = self.api.file_url(self.repo.repo_id(), self.commit, &self.file.path)?;
+        let fetcher = PartFetcher {
+            api: self.api,
+            url: &url,
+            file_name: &self.file.path,
+            blob: blob.clone(),
+            stall_timeout: self.stall_timeout,
+            counter,
+            write_batch: self.parts.write_batch(),
+        };
+        // The probe may start the file over, so it is answered before the hasher
+        // reads a byte.
+        let opened = self.probe(&fetcher, counter, &file_cancel).await?;
+        let fetched = async {
+            let mut result = self.fetch_rest(&fetcher, opened, &file_cancel).await;
+            if result.is_ok() && !fetcher.blob.missing().is_empty() {
+                // Never reached when every part checked its length; if it were, the
+                // hasher would wait for bytes no one fetches.
+                result = Err(Error::SizeMismatch {
+                    file: self.file.path.clone(),
+                    expected: self.file.size,
+                    actual: fetcher.blob.covered(),
+                }
+                .into());
+            }
+            if result.is_err() {
+                file_cancel.cancel();
+            }
+            result
+        };
+        let (fetched, hashed) = tokio::join!(fetched, hash_in_order(blob.clone(), &self.file.digest, &file_cancel));
+        drop(fetcher);
+        let blob = Arc::into_inner(blob).expect("parts and hasher are done with the partial file");
+        if let Err(stop) = fetched {
+            if matches!(stop, Stop::Failed(Error::SizeMismatch { .. })) {
+                // A body longer than the file: a bad copy is never kept, not even as a resume point.
+                counter.sub(blob.covered());
+                blob.discard();
+            }
+            return Err(stop);
         }
-        let mut hasher = Hasher::new(&self.file.digest, self.file.size);
-        if offset > 0 {
-            hash_prefix(&mut file, partial, offset, &mut hasher).await?;
-        }
-        if offset < self.file.size {
-            offset = self.stream(&mut file, partial, offset, &mut hasher, counter, cancel).await?;
-        }
-        if offset != self.file.size {
-            return Err(
-                Error::SizeMismatch { file: self.file.path.clone(), expected: self.file.size, actual: offset }.into()
-            );
-        }
-        file.sync_all().await.map_err(|e| Error::io("write", partial, e))?;
-        let actual = hasher.finish();
+        let actual = hashed?;
         if actual != self.file.digest.hex() {
+            counter.sub(blob.covered());
+            blob.discard();
             return Err(Error::Integrity {
                 file: self.file.path.clone(),
                 algorithm: self.file.digest.algorithm(),
@@ -139,183 +157,167 @@ impl FetchJob<'_> {
             }
             .into());
         }
+        blob.move_into_place(&blob_path)?;
         Ok(())
     }
 
-    /// Append the rest of the file from `offset`; returns the new length.
-    async fn stream(
+    /// Ask for the first missing range. A `206` that advertises ranges lets the
+    /// other parts start; a `200` is the whole file, which then starts over.
+    async fn probe(
         &self,
-        file: &mut tokio::fs::File,
-        partial: &Path,
-        mut offset: u64,
-        hasher: &mut Hasher,
+        fetcher: &PartFetcher<'_>,
         counter: &Counter,
         cancel: &CancellationToken,
-    ) -> Result<u64, Stop> {
-        let url = self.api.file_url(self.repo.repo_id(), self.commit, &self.file.path)?;
-        let network = |source| Error::Network { url: url.to_string(), source };
-        let mut request = self.api.request(url.clone());
-        if offset > 0 {
-            request = request.header(RANGE, format!("bytes={offset}-"));
-        }
-        let response = tokio::select! {
-            _ = cancel.cancelled() => return Err(Stop::Cancelled),
-            r = tokio::time::timeout(self.stall_timeout, request.send()) => match r {
-                Err(_) => return Err(self.stalled().into()),
-                Ok(r) => r.map_err(network)?,
-            },
+    ) -> Result<Option<Opened<'_>>, Stop> {
+        let size = self.file.size;
+        let mut queue: VecDeque<Range<u64>> = self.parts.plan(size, fetcher.blob.missing()).into();
+        let Some(first) = queue.pop_front() else { return Ok(None) };
+        let permit = self.connection(cancel).await?;
+        let opened = match fetcher.ask(&first, cancel).await? {
+            Answer::Whole(response) => {
+                if first != (0..size) || fetcher.blob.covered() > 0 {
+                    tracing::info!(file = %self.file.path, "the server ignores Range; fetching the file whole");
+                    let dropped = fetcher.blob.covered();
+                    fetcher.blob.restart()?;
+                    counter.sub(dropped);
+                }
+                Opened { permit, range: 0..size, response, rest: VecDeque::new(), parallel: false }
+            }
+            answer @ Answer::Part(_) => {
+                let parallel = self.parts.splits(size) && answer.advertises_ranges();
+                if parallel {
+                    fetcher.blob.record_parts()?;
+                }
+                let Answer::Part(response) = answer else { unreachable!() };
+                Opened { permit, range: first, response, rest: queue, parallel }
+            }
         };
-        match response.status() {
-            StatusCode::PARTIAL_CONTENT if offset > 0 => {
-                let start = content_range_start(response.headers());
-                if start != Some(offset) {
-                    return Err(Error::BadHubResponse {
-                        url: url.to_string(),
-                        reason: format!("asked for bytes from {offset}, got Content-Range starting at {start:?}"),
-                    }
-                    .into());
-                }
-            }
-            StatusCode::OK => {
-                if offset > 0 {
-                    // The server ignored Range: start this file over.
-                    truncate(file, partial, 0).await?;
-                    counter.sub(offset);
-                    *hasher = Hasher::new(&self.file.digest, self.file.size);
-                    offset = 0;
-                }
-            }
-            StatusCode::RANGE_NOT_SATISFIABLE => {
-                // Our partial file is not a prefix the server agrees with; drop it and
-                // let the retry loop fetch from zero.
-                truncate(file, partial, 0).await?;
-                counter.sub(offset);
-                return Err(Error::HttpStatus { url: url.to_string(), status: 416 }.into());
-            }
-            status => return Err(Error::HttpStatus { url: url.to_string(), status: status.as_u16() }.into()),
-        }
-        let mut body = response.bytes_stream();
-        let mut buffer = Vec::with_capacity(WRITE_BUFFER);
+        Ok(Some(opened))
+    }
+
+    /// Stream the probe's answer and fetch the rest, over several connections when
+    /// the probe allowed it, handing parts out in file order.
+    async fn fetch_rest(
+        &self,
+        fetcher: &PartFetcher<'_>,
+        opened: Option<Opened<'_>>,
+        cancel: &CancellationToken,
+    ) -> Result<(), Stop> {
+        let Some(opened) = opened else { return Ok(()) };
+        let mut spare = if opened.parallel { self.parts.connections.saturating_sub(1) } else { 0 };
+        let queue = std::sync::Mutex::new(opened.rest);
+        let mut running = FuturesUnordered::new();
+        running.push(self.worker(fetcher, &queue, Some((opened.permit, opened.range, opened.response)), cancel));
+        let mut check = tokio::time::interval_at(tokio::time::Instant::now() + SPREAD_CHECK, SPREAD_CHECK);
+        let mut covered = fetcher.blob.covered();
+        // The first failure in completion order is the real one: siblings only see the
+        // cancellation it triggers, and stop keeping what they wrote.
+        let mut outcome = Ok(());
         loop {
-            let next = tokio::select! {
-                _ = cancel.cancelled() => {
-                    write_out(file, partial, &mut buffer).await?;
-                    return Err(Stop::Cancelled);
+            let mut spread = false;
+            tokio::select! {
+                result = running.next() => match result {
+                    None => break,
+                    Some(Err(stop)) => {
+                        cancel.cancel();
+                        let first_real =
+                            matches!((&outcome, &stop), (Ok(()), _) | (Err(Stop::Cancelled), Stop::Failed(_)));
+                        if first_real {
+                            outcome = Err(stop);
+                        }
+                    }
+                    Some(Ok(())) => {}
+                },
+                _ = check.tick(), if spare > 0 => {
+                    let now = fetcher.blob.covered();
+                    spread = now.saturating_sub(covered) < SPREAD_BELOW_PER_CHECK;
+                    covered = now;
                 }
-                next = tokio::time::timeout(self.stall_timeout, body.next()) => next,
-            };
-            let chunk = match next {
-                Err(_) => {
-                    write_out(file, partial, &mut buffer).await?;
-                    return Err(self.stalled().into());
-                }
-                Ok(None) => break,
-                Ok(Some(Err(e))) => {
-                    write_out(file, partial, &mut buffer).await?;
-                    return Err(network(e).into());
-                }
-                Ok(Some(Ok(chunk))) => chunk,
-            };
-            if offset + chunk.len() as u64 > self.file.size {
-                write_out(file, partial, &mut buffer).await?;
-                return Err(Error::SizeMismatch {
-                    file: self.file.path.clone(),
-                    expected: self.file.size,
-                    actual: offset + chunk.len() as u64,
-                }
-                .into());
             }
-            hasher.update(&chunk);
-            buffer.extend_from_slice(&chunk);
-            offset += chunk.len() as u64;
-            counter.add(chunk.len() as u64);
-            if buffer.len() >= WRITE_BUFFER {
-                write_out(file, partial, &mut buffer).await?;
+            if spread && !cancel.is_cancelled() {
+                for _ in 0..std::mem::take(&mut spare) {
+                    running.push(self.worker(fetcher, &queue, None, cancel));
+                }
             }
         }
-        write_out(file, partial, &mut buffer).await?;
-        Ok(offset)
+        outcome
     }
 
-    fn stalled(&self) -> Error {
-        Error::Stalled { file: self.file.path.clone(), secs: self.stall_timeout.as_secs() }
-    }
-}
-
-/// The start of `Content-Range: bytes <start>-<end>/<total>`.
-fn content_range_start(headers: &reqwest::header::HeaderMap) -> Option<u64> {
-    let value = headers.get(CONTENT_RANGE)?.to_str().ok()?;
-    value.strip_prefix("bytes ")?.split('-').next()?.trim().parse().ok()
-}
-
-async fn write_out(file: &mut tokio::fs::File, path: &Path, buffer: &mut Vec<u8>) -> Result<()> {
-    if !buffer.is_empty() {
-        file.write_all(buffer).await.map_err(|e| Error::io("write", path, e))?;
-        buffer.clear();
-    }
-    file.flush().await.map_err(|e| Error::io("write", path, e))
-}
-
-async fn truncate(file: &mut tokio::fs::File, path: &Path, len: u64) -> Result<()> {
-    file.set_len(len).await.map_err(|e| Error::io("truncate", path, e))?;
-    use tokio::io::AsyncSeekExt;
-    file.seek(std::io::SeekFrom::Start(len)).await.map_err(|e| Error::io("seek", path, e))?;
-    Ok(())
-}
-
-async fn hash_prefix(file: &mut tokio::fs::File, path: &Path, len: u64, hasher: &mut Hasher) -> Result<()> {
-    use tokio::io::AsyncSeekExt;
-    file.seek(std::io::SeekFrom::Start(0)).await.map_err(|e| Error::io("read", path, e))?;
-    let mut remaining = len;
-    let mut buffer = vec![0u8; 1 << 20];
-    while remaining > 0 {
-        let want = remaining.min(buffer.len() as u64) as usize;
-        let n = file.read(&mut buffer[..want]).await.map_err(|e| Error::io("read", path, e))?;
-        if n == 0 {
-            break;
+    /// One connection's work: stream the probe's answer if given, then take the next
+    /// part in file order until none is left.
+    async fn worker(
+        &self,
+        fetcher: &PartFetcher<'_>,
+        queue: &std::sync::Mutex<VecDeque<Range<u64>>>,
+        opened: Option<(SemaphorePermit<'_>, Range<u64>, reqwest::Response)>,
+        cancel: &CancellationToken,
+    ) -> Result<(), Stop> {
+        if let Some((_permit, range, response)) = opened {
+            fetcher.stream(response, range, cancel).await?;
         }
-        hasher.update(&buffer[..n]);
-        remaining -= n as u64;
-    }
-    file.seek(std::io::SeekFrom::Start(len)).await.map_err(|e| Error::io("seek", path, e))?;
-    Ok(())
-}
-
-fn partial_len(path: &Path) -> u64 {
-    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
-}
-
-/// Incremental sha256, or git's blob sha1 (`"blob <len>\0"` then the bytes).
-enum Hasher {
-    Sha256(Sha256),
-    GitSha1(Sha1),
-}
-
-impl Hasher {
-    fn new(digest: &Digest, size: u64) -> Self {
-        match digest {
-            Digest::Sha256(_) => Hasher::Sha256(Sha256::new()),
-            Digest::GitSha1(_) => {
-                let mut sha1 = Sha1::new();
-                sha1.update(format!("blob {size}\0").as_bytes());
-                Hasher::GitSha1(sha1)
+        loop {
+            let Some(range) = queue.lock().expect("part queue poisoned").pop_front() else { return Ok(()) };
+            let _permit = self.connection(cancel).await?;
+            match fetcher.ask(&range, cancel).await? {
+                Answer::Part(response) => fetcher.stream(response, range, cancel).await?,
+                Answer::Whole(_) => {
+                    return Err(Error::BadHubResponse {
+                        url: fetcher.url.to_string(),
+                        reason: format!(
+                            "answered bytes {}-{} with the whole file after serving other ranges",
+                            range.start,
+                            range.end - 1
+                        ),
+                    }
+                    .into())
+                }
             }
         }
     }
 
-    fn update(&mut self, bytes: &[u8]) {
-        match self {
-            Hasher::Sha256(h) => h.update(bytes),
-            Hasher::GitSha1(h) => h.update(bytes),
+    async fn connection(&self, cancel: &CancellationToken) -> Result<SemaphorePermit<'_>, Stop> {
+        tokio::select! {
+            _ = cancel.cancelled() => Err(Stop::Cancelled),
+            permit = self.connections.acquire() => Ok(permit.expect("the connection semaphore is never closed")),
         }
     }
+}
 
-    fn finish(self) -> String {
-        match self {
-            Hasher::Sha256(h) => hex::encode(h.finalize()),
-            Hasher::GitSha1(h) => hex::encode(h.finalize()),
-        }
+/// The probe's answer, and what is left to fetch after it.
+struct Opened<'a> {
+    permit: SemaphorePermit<'a>,
+    range: Range<u64>,
+    response: reqwest::Response,
+    rest: VecDeque<Range<u64>>,
+    parallel: bool,
+}
+
+/// Bytes of `file` already on disk: the whole blob, or what its partial file holds.
+pub fn present_bytes(repo: &CachedRepo, file: &RemoteFile) -> u64 {
+    if is_whole(&repo.blob_path(file.etag()), file.size) {
+        return file.size;
     }
+    let partial = repo.incomplete_path(file.etag());
+    let Ok(meta) = std::fs::symlink_metadata(&partial) else { return 0 };
+    if !meta.file_type().is_file() {
+        return 0;
+    }
+    ResumeRecord::beside(&partial).load(meta.len(), file.size).covered()
+}
+
+/// A blob of the right size is there (sizes from the listing; the bytes were hashed
+/// when it was written).
+fn is_whole(blob: &Path, size: u64) -> bool {
+    std::fs::metadata(blob).is_ok_and(|m| m.is_file() && m.len() == size)
+}
+
+/// A blob of the wrong size (truncated, or replaced behind our back) is removed so it
+/// can be fetched again; a link is removed itself, never what it points at.
+fn remove_damaged_blob(blob: &Path, size: u64) -> Result<()> {
+    let Ok(meta) = std::fs::symlink_metadata(blob) else { return Ok(()) };
+    tracing::warn!(blob = %blob.display(), expected = size, "a damaged blob is fetched again");
+    let removed = if meta.file_type().is_dir() { std::fs::remove_dir_all(blob) } else { std::fs::remove_file(blob) };
+    removed.map_err(|e| Error::io("remove the damaged blob", blob, e))
 }
 
 /// The `huggingface_hub` lock for one blob (`flock` on `.locks/.../<etag>.lock`),
@@ -345,26 +347,5 @@ impl BlobLock {
                 _ = tokio::time::sleep(Duration::from_millis(100)) => {}
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn git_sha1_matches_git_hash_object() {
-        // `printf 'hello\n' | git hash-object --stdin`
-        let mut h = Hasher::new(&Digest::GitSha1(String::new()), 6);
-        h.update(b"hel");
-        h.update(b"lo\n");
-        assert_eq!(h.finish(), "ce013625030ba8dba906f756967f9e9ca394464a");
-    }
-
-    #[test]
-    fn content_range_start_is_parsed() {
-        let mut headers = reqwest::header::HeaderMap::new();
-        headers.insert(CONTENT_RANGE, "bytes 100-199/200".parse().unwrap());
-        assert_eq!(content_range_start(&headers), Some(100));
     }
 }

@@ -10,6 +10,10 @@ pub mod config;
 pub mod download;
 pub mod fetch;
 pub mod listing;
+pub mod partial;
+pub mod parts;
+pub mod resume;
+mod verify;
 
 pub use cache::{CachedRepo, DeleteReport, HubCache, RefState, RepoLock};
 pub use config::HubConfig;

@@ -37,3 +37,15 @@ pub(crate) async fn reset_stats(hub: Hub) -> StatusCode {
     hub.stats.reset();
     StatusCode::NO_CONTENT
 }
+
+#[derive(serde::Deserialize)]
+pub(crate) struct RateCapBody {
+    bytes_per_sec: Option<u64>,
+}
+
+/// `PUT /_test/rate_cap` with `{"bytes_per_sec": N}` (or `null` for none).
+pub(crate) async fn set_rate_cap(hub: Hub, Json(body): Json<RateCapBody>) -> StatusCode {
+    tracing::info!(bytes_per_sec = ?body.bytes_per_sec, "rate cap set");
+    hub.rate_cap.set(body.bytes_per_sec);
+    StatusCode::NO_CONTENT
+}

@@ -111,9 +111,14 @@ fn serve(
         return Ok(response);
     }
 
-    let plan = hub.faults.take_body_plan(target);
+    let mut plan = hub.faults.take_body_plan(target);
+    plan.bytes_per_sec = hub.rate_cap.apply(plan.bytes_per_sec);
     let requested = request_headers.get(header::RANGE).and_then(|value| value.to_str().ok());
-    let byte_range = if plan.ignore_range { ByteRange::Full } else { range::parse(requested, file.size) };
+    let byte_range = match range::parse(requested, file.size) {
+        _ if plan.ignore_range => ByteRange::Full,
+        ByteRange::Partial { start, end } if plan.shift_range > 0 => shifted(start, end, plan.shift_range, file.size),
+        parsed => parsed,
+    };
     let (start, len) = match byte_range {
         ByteRange::Unsatisfiable => return Err(Error::RangeNotSatisfiable { size: file.size }),
         ByteRange::Full => (0, file.size),
@@ -137,6 +142,14 @@ fn serve(
         shutdown: hub.shutdown.clone(),
     });
     Ok(response)
+}
+
+/// The range a `shift_range` fault serves instead: `by` bytes later (as much as fits),
+/// with a `Content-Range` that honestly says which bytes these are.
+fn shifted(start: u64, end: u64, by: u64, size: u64) -> ByteRange {
+    let len = end - start;
+    let start = (start + by).min(size - 1);
+    ByteRange::Partial { start, end: (start + len).min(size - 1) }
 }
 
 fn put(headers: &mut HeaderMap, name: impl header::IntoHeaderName, value: &str) {

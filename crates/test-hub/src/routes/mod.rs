@@ -14,7 +14,7 @@ use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 
 use crate::error::Error;
@@ -34,6 +34,7 @@ pub(crate) fn router(state: Arc<HubState>) -> Router {
         .route("/_test/faults", post(admin::set_faults).get(admin::list_faults).delete(admin::clear_faults))
         .route("/_test/stats", get(admin::stats))
         .route("/_test/reset_stats", post(admin::reset_stats))
+        .route("/_test/rate_cap", put(admin::set_rate_cap))
         .layer(middleware::from_fn_with_state(state.clone(), check_token))
         .layer(middleware::from_fn(log_request))
         .with_state(state)
