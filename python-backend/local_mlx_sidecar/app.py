@@ -130,6 +130,7 @@ def _params(req: GenerateRequest) -> GenerateParams:
         temperature=req.temperature,
         top_p=top_p,
         repetition_penalty=rp,
+        constrain_to_input=req.constrain_to_input,
     )
 
 

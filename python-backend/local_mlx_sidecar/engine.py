@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .constrain import input_only_processor
 from .text import OPEN, ThinkFilter
 
 log = logging.getLogger("local_mlx_sidecar")
@@ -56,6 +57,7 @@ class GenerateParams:
     temperature: float
     top_p: float
     repetition_penalty: float
+    constrain_to_input: bool = False
 
 
 @dataclass
@@ -270,6 +272,8 @@ class Engine:
             # so that a reused prefix gives the same result as a fresh prompt.
             history = mx.array(tokens[max(0, reused - REPETITION_CONTEXT) : reused])
             processors = [_with_history(proc, history) for proc in processors]
+        if p.constrain_to_input:
+            processors = [*processors, input_only_processor(self.tokenizer, p.prompt)]
 
         def progress(_done: int, _total: int) -> None:
             if cancel.is_set():

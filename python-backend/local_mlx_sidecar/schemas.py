@@ -49,6 +49,9 @@ class GenerateRequest(_Request):
         None, description=f"Extension: (0, 10]; default {DEFAULT_REPETITION_PENALTY}."
     )
     stream: bool = Field(False, description="Extension: stream newline-delimited JSON events.")
+    constrain_to_input: bool = Field(
+        False, description="Extension: emit only the words of `prompt`, punctuation and digits."
+    )
 
 
 class GenerateResponse(BaseModel):

@@ -63,6 +63,8 @@ fn backend_dir_or_where_expected() -> PathBuf {
 pub struct ProcessOptions {
     pub model: Option<String>,
     pub prompt: Option<String>,
+    /// Decode only the transcript's own words (the sidecar's `constrain_to_input`).
+    pub constrain_to_input: Option<bool>,
 }
 
 /// Where the time of one `process_text` went, in milliseconds.
@@ -199,7 +201,8 @@ impl MlxModelManager {
         if chars > MAX_TRANSCRIPT_CHARS {
             return Err(Error::TranscriptTooLong { chars, max: MAX_TRANSCRIPT_CHARS });
         }
-        self.session.process(&model_id, &prompt, text, settings.model_unload_timeout).await
+        let constrain = options.constrain_to_input.unwrap_or(false);
+        self.session.process(&model_id, &prompt, text, constrain, settings.model_unload_timeout).await
     }
 
     /// Start the sidecar and load the selected model ahead of use (the seed's

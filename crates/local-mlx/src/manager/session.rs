@@ -68,6 +68,7 @@ impl Session {
         model_id: &str,
         template: &str,
         text: &str,
+        constrain_to_input: bool,
         timeout: ModelUnloadTimeout,
     ) -> Result<ProcessOutput> {
         let started = Instant::now();
@@ -91,6 +92,7 @@ impl Session {
             system: Some(prompt.system).filter(|s| !s.is_empty()),
             max_tokens: max_tokens_for(text),
             temperature: TEMPERATURE,
+            constrain_to_input: constrain_to_input.then_some(true),
             ..GenerateRequest::new(prompt.user)
         };
         let generate_started = Instant::now();

@@ -76,6 +76,10 @@ pub struct GenerateRequest {
     /// Extension: (0, 10]; the server's default is 1.15.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repetition_penalty: Option<f64>,
+    /// Extension: let the model emit only the words of `prompt` (any casing),
+    /// punctuation, digits and whitespace (see docs/QUALITY.md); off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub constrain_to_input: Option<bool>,
 }
 
 impl GenerateRequest {
@@ -88,6 +92,7 @@ impl GenerateRequest {
             system: None,
             top_p: None,
             repetition_penalty: None,
+            constrain_to_input: None,
         }
     }
 }
