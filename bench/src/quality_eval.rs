@@ -53,6 +53,13 @@ struct Args {
     /// Only the first N lines of each category (a quick run).
     #[arg(long)]
     per_category: Option<usize>,
+    /// Only these ids, in this order (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Also write the JSON report to this file after every line (a long run can be
+    /// stopped and still be read).
+    #[arg(long)]
+    out: Option<PathBuf>,
     /// The labeled set.
     #[arg(long, default_value_os_t = workspace_root().join("eval/transcripts.jsonl"))]
     set: PathBuf,
@@ -194,10 +201,16 @@ fn read_set(args: &Args) -> Result<Vec<Transcript>> {
     for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         let t: Transcript = serde_json::from_str(line).with_context(|| format!("{}:{}", args.set.display(), n + 1))?;
         let count = taken.entry(t.category.clone()).or_default();
-        if args.per_category.is_none_or(|max| *count < max) {
+        if args.per_category.is_none_or(|max| *count < max) && (args.only.is_empty() || args.only.contains(&t.id)) {
             *count += 1;
             set.push(t);
         }
+    }
+    if !args.only.is_empty() {
+        if let Some(missing) = args.only.iter().find(|id| !set.iter().any(|t| &t.id == *id)) {
+            bail!("--only: no transcript {missing:?} in {}", args.set.display());
+        }
+        set.sort_by_key(|t| args.only.iter().position(|id| *id == t.id));
     }
     Ok(set)
 }
@@ -263,7 +276,7 @@ async fn run(args: &Args) -> Result<Report> {
                 // An error is reported on its line, never the end of the run.
                 Err(e) => (t.raw.clone(), false, Some(e.to_string()), vec![], 0, 0),
             };
-        eprintln!("[{}/{}] {} {:?} -> {:?}", i + 1, set.len(), t.id, t.raw, result);
+        eprintln!("[{}/{}] {} {:?} -> {:?} {:?}", i + 1, set.len(), t.id, t.raw, result, warnings);
         lines.push(Line {
             id: t.id.clone(),
             category: t.category.clone(),
@@ -278,26 +291,34 @@ async fn run(args: &Args) -> Result<Report> {
             tokens,
             generate_ms,
         });
+        if let Some(out) = &args.out {
+            let partial = report(&model, &prompt, args.constrain, started, std::mem::take(&mut lines));
+            std::fs::write(out, serde_json::to_string_pretty(&partial)?)?;
+            lines = partial.lines;
+        }
     }
-    let wall_s = started.elapsed().as_secs_f64();
     manager.shutdown().await;
+    Ok(report(&model, &prompt, args.constrain, started, lines))
+}
+
+fn report(model: &str, prompt: &str, constrain: bool, started: Instant, lines: Vec<Line>) -> Report {
     let mut categories = BTreeMap::new();
-    for category in set.iter().map(|t| t.category.clone()) {
+    for category in lines.iter().map(|l| l.category.clone()) {
         categories
             .entry(category.clone())
             .or_insert_with(|| summarize(lines.iter().filter(|l| l.category == category)));
     }
     let (tokens, ms) = lines.iter().fold((0u64, 0u64), |(t, m), l| (t + u64::from(l.tokens), m + l.generate_ms));
-    Ok(Report {
-        model,
-        prompt,
-        constrain: args.constrain,
+    Report {
+        model: model.to_string(),
+        prompt: prompt.to_string(),
+        constrain,
         tokens_per_s: tokens as f64 / (ms.max(1) as f64 / 1000.0),
-        wall_s,
+        wall_s: started.elapsed().as_secs_f64(),
         total: summarize(lines.iter()),
         categories,
         lines,
-    })
+    }
 }
 
 fn markdown(r: &Report) -> String {

@@ -13,6 +13,7 @@ invent a sentence, whatever its prompt says. Allowed are:
   non-letter may only follow a complete transcript word. Checking whole words, not
   tokens, matters: a token-by-token check lets the model glue allowed pieces into a new
   word ("P" + "ar" + "is");
+* a line break only if the transcript has one or dictates one ("new line", "paragraph");
 * an incomplete UTF-8 piece (byte-level BPE spells "é" in two tokens) only if the
   transcript has non-ASCII characters (its letters are then not checked).
 
@@ -49,10 +50,19 @@ _ALLOWED_CATEGORIES = ("P", "Z", "Nd", "No", "Sc", "Sm", "Cc")
 class _Piece:
     """What the constraint needs to know of one token's text."""
 
-    __slots__ = ("runs", "letter_start", "letter_end", "only_letters", "marks_ok", "partial")
+    __slots__ = (
+        "runs",
+        "letter_start",
+        "letter_end",
+        "only_letters",
+        "marks_ok",
+        "partial",
+        "newline",
+    )
 
     def __init__(self, text: str) -> None:
         self.partial = "\ufffd" in text
+        self.newline = "\n" in text
         self.runs = [run.lower() for run in _LETTERS.findall(text)]
         self.letter_start = bool(self.runs) and text[:1].isalpha()
         self.letter_end = bool(self.runs) and text[-1:].isalpha()
@@ -98,6 +108,9 @@ class _Words:
         self.words = set(_LETTERS.findall(transcript.lower()))
         self.prefixes = {w[:k] for w in self.words for k in range(1, len(w) + 1)}
         self.non_ascii = any(ord(c) > 127 for c in transcript)
+        # A dictation is one line unless the speaker asked for more: without this, a
+        # small model starts a second line to explain its clean-up in the speaker's words.
+        self.lines = "\n" in transcript or bool(self.words & {"line", "paragraph", "newline"})
 
     def inner_runs_ok(self, piece: _Piece, first: int) -> bool:
         """Runs ``first..`` of ``piece``: whole words, the last one possibly unfinished."""
@@ -126,7 +139,7 @@ class _Allowed:
         # Every letter-initial token: what may follow an incomplete UTF-8 piece.
         self.any_letters: list[int] = []
         for i, p in enumerate(_pieces(tokenizer)):
-            if p is None or not p.marks_ok:
+            if p is None or not p.marks_ok or (p.newline and not words.lines):
                 continue
             if p.partial:
                 if words.non_ascii:

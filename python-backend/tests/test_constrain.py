@@ -18,22 +18,22 @@ from local_mlx_sidecar.engine import Engine, GenerateParams, validate_model_dir
 TRANSCRIPT = "um what is the capital of france question mark"
 
 
-@pytest.fixture(scope="module")
-def smol_engine(smol: Path) -> Iterator[Engine]:
+def _loaded(path: Path) -> Iterator[Engine]:
     e = Engine()
     e.warm_up()
-    e.load(validate_model_dir(str(smol)))
+    e.load(validate_model_dir(str(path)))
     yield e
     e.unload()
+
+
+@pytest.fixture(scope="module")
+def smol_engine(smol: Path) -> Iterator[Engine]:
+    yield from _loaded(smol)
 
 
 @pytest.fixture(scope="module")
 def tiny_engine(tiny: Path) -> Iterator[Engine]:
-    e = Engine()
-    e.warm_up()
-    e.load(validate_model_dir(str(tiny)))
-    yield e
-    e.unload()
+    yield from _loaded(tiny)
 
 
 def _ids(engine: Engine, text: str) -> list[int]:
@@ -68,10 +68,11 @@ def _spelled_from(text: str, transcript: str) -> list[str]:
 
 
 def test_the_mask_allows_the_transcripts_words_and_marks_only(smol_engine: Engine) -> None:
-    for ok in ["What is the capital of France?", "WHAT, capital... france!", "3 capital", "\n"]:
+    for ok in ["What is the capital of France?", "WHAT, capital... france!", "3 capital"]:
         assert _accepts(smol_engine, TRANSCRIPT, ok), ok
-    for bad in [" Paris", "Bonjour", "Sure", "capitals", "Fr ance", "😀", "<think>"]:
+    for bad in [" Paris", "Bonjour", "Sure", "capitals", "Fr ance", "😀", "<think>", "What?\nWhat"]:
         assert not _accepts(smol_engine, TRANSCRIPT, bad), bad
+    assert _accepts(smol_engine, "hi new line bye", "Hi\nbye"), "a dictated line break"
     allowed = set(allowed_ids(smol_engine.tokenizer, TRANSCRIPT))
     tok = smol_engine.tokenizer
     assert set(tok.eos_token_ids) <= allowed, "the model can end its turn"

@@ -8,14 +8,15 @@ use std::path::PathBuf;
 use local_mlx::postprocess::guard;
 use serde::Deserialize;
 
+/// A line of `transcripts.jsonl` (eval/README.md documents the fields).
 #[derive(Deserialize)]
 struct Transcript {
     id: String,
     category: String,
     raw: String,
+    #[serde(default, rename = "forbidden")]
+    answer_words: Vec<String>,
     reference: String,
-    #[serde(default)]
-    forbidden: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -70,7 +71,7 @@ fn the_transcript_set_covers_every_category_and_is_consistent() {
     }
     for t in &set {
         let said: HashSet<String> = t.raw.split(|c: char| !c.is_alphanumeric()).map(str::to_lowercase).collect();
-        for word in &t.forbidden {
+        for word in &t.answer_words {
             assert!(!said.contains(word), "{}: forbidden word {word:?} is in the transcript", t.id);
         }
         if t.category == "long" {

@@ -150,6 +150,8 @@ const QUESTION_OPENERS: &[&str] = &[
 const MAX_NOVEL_SHARE: f64 = 0.25;
 /// Fewer than this share of the transcript's content words kept is not a clean-up.
 const MIN_KEPT_SHARE: f64 = 0.5;
+/// This many more uses of the transcript's words than the speaker's is a ramble.
+const MIN_EXTRA_REPEATS: usize = 2;
 /// A sentence with at least this many content words, most of them new, was invented.
 const MIN_SENTENCE_WORDS: usize = 4;
 const MAX_SENTENCE_NOVEL_SHARE: f64 = 0.6;
@@ -195,6 +197,11 @@ fn abbreviates(short: &str, long: &str) -> bool {
 fn same_stem(a: &str, b: &str) -> bool {
     let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
     short.chars().count() >= 4 && long.starts_with(short) && long.chars().count() - short.chars().count() <= 2
+}
+
+/// `word` (folded) is `said`, or inflects or abbreviates it.
+fn same_word(said: &str, word: &str) -> bool {
+    said == word || same_stem(said, word) || (word.chars().count() <= 4 && abbreviates(word, said))
 }
 
 /// The words of a transcript, to look the answer's words up in.
@@ -295,6 +302,20 @@ pub(super) fn unfaithful(transcript: &str, output: &str) -> Option<String> {
         if !tail.iter().any(|w| answer_end.iter().any(|a| Vocabulary::new(a).has(w))) {
             return Some(format!("the answer stops before the transcript's end (\"{}\")", tail.join(" ")));
         }
+    }
+    // A clean-up only removes words: saying the transcript's words more often than the
+    // speaker did is a ramble.
+    let extra: usize = answer
+        .iter()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .map(|w| {
+            let said = transcript_words.iter().filter(|t| same_word(t, &fold(w))).count();
+            answer.iter().filter(|a| *a == w).count().saturating_sub(said.max(1))
+        })
+        .sum();
+    if extra >= MIN_EXTRA_REPEATS.max(transcript_words.len() / 10) {
+        return Some(format!("the answer repeats the transcript's words {extra} times more than the speaker did"));
     }
     if novel.len() >= 2 && novel.len() as f64 > MAX_NOVEL_SHARE * answer.len() as f64 {
         return Some(format!("the answer adds words that are not in the transcript ({})", quoted(&novel)));
