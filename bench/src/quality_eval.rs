@@ -217,7 +217,7 @@ fn read_set(args: &Args) -> Result<Vec<Transcript>> {
 
 /// A manager with `model` downloaded and selected, kept loaded between calls.
 async fn manager(args: &Args, tmp: &tempfile::TempDir) -> Result<(MlxModelManager, String, Option<test_hub::TestHub>)> {
-    let (config, model, hub) = match (&args.fixture, &args.model) {
+    let (mut config, model, hub) = match (&args.fixture, &args.model) {
         (Some(name), _) => {
             let f = fixture(name);
             let hub = test_hub::TestHub::start(&f.repos).await?;
@@ -237,6 +237,10 @@ async fn manager(args: &Args, tmp: &tempfile::TempDir) -> Result<(MlxModelManage
         }
         (None, None) => bail!("give --fixture tiny|smol or --model <repo id already in the HF cache>"),
     };
+    // An eval on a busy machine may run at a tenth of the interactive speed: waiting
+    // beats a timeout counted as a failed clean-up.
+    config.sidecar.timeouts.generate_base = std::time::Duration::from_secs(600);
+    config.sidecar.timeouts.generate_per_token = std::time::Duration::from_secs(20);
     let manager = MlxModelManager::new(config, Arc::new(NullSink))?;
     if hub.is_some() {
         manager.download(&model).await?;

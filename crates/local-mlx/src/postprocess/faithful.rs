@@ -260,6 +260,14 @@ fn is_question(transcript: &str) -> bool {
         || opener.is_some_and(|w| QUESTION_OPENERS.contains(&w.as_str()))
 }
 
+/// Whether `output` opens with the transcript's first word once fillers are skipped: a
+/// cleaned question does ("What is…"), a statement made of its words may not ("The
+/// capital of France is…", seen from a constrained model).
+fn same_opening(transcript: &str, output: &str) -> bool {
+    let first = |text: &str| words(text).into_iter().find(|w| !FILLERS.contains(&w.as_str()) && w != "so");
+    first(transcript) == first(output)
+}
+
 /// Why `output` is not a clean-up of `transcript`, or `None` when it may be one.
 pub(super) fn unfaithful(transcript: &str, output: &str) -> Option<String> {
     let vocabulary = Vocabulary::new(transcript);
@@ -279,7 +287,10 @@ pub(super) fn unfaithful(transcript: &str, output: &str) -> Option<String> {
     let answer = content_words(output);
     let novel = vocabulary.novel(&answer);
     let adds_numbers = !vocabulary.has_numbers && words(output).iter().any(|w| w.chars().any(|c| c.is_ascii_digit()));
-    if is_question(transcript) && !output.contains('?') && (!novel.is_empty() || adds_numbers) {
+    if is_question(transcript)
+        && !output.contains('?')
+        && (!novel.is_empty() || adds_numbers || !same_opening(transcript, output))
+    {
         return Some("the answer answers the dictated question instead of cleaning it up".into());
     }
     if adds_numbers {
