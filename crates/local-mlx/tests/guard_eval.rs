@@ -146,3 +146,8 @@ fn the_guard_catches_every_bad_kind_and_keeps_the_good_clean_ups() {
     assert_eq!(share("unchanged"), 1.0, "{}", failures.join("\n"));
     eprintln!("bad caught {bad:.3}, good kept {good:.3}; misses:\n{}", failures.join("\n"));
 }
+
+#[test]
+fn the_default_prompt_is_the_tuned_one_measured_in_eval() {
+    assert_eq!(local_mlx::postprocess::DEFAULT_PROMPT, eval_file("prompts/v2.txt"));
+}

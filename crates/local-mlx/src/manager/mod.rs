@@ -20,7 +20,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::events::EventSink;
 use crate::hub::{DeleteReport, HubConfig};
-use crate::postprocess::MAX_TRANSCRIPT_CHARS;
+use crate::postprocess::{DEFAULT_PROMPT, MAX_TRANSCRIPT_CHARS};
 use crate::settings::{config_dir, MlxSettings};
 use crate::sidecar::{default_backend_dir, SidecarConfig};
 use crate::store::{DownloadOutcome, MlxModelInfo, MlxModelStatus, ModelStore};
@@ -63,7 +63,8 @@ fn backend_dir_or_where_expected() -> PathBuf {
 pub struct ProcessOptions {
     pub model: Option<String>,
     pub prompt: Option<String>,
-    /// Decode only the transcript's own words (the sidecar's `constrain_to_input`).
+    /// Decode only the transcript's own words (the sidecar's `constrain_to_input`);
+    /// `None`: on with the default prompt, off with any other.
     pub constrain_to_input: Option<bool>,
 }
 
@@ -201,7 +202,9 @@ impl MlxModelManager {
         if chars > MAX_TRANSCRIPT_CHARS {
             return Err(Error::TranscriptTooLong { chars, max: MAX_TRANSCRIPT_CHARS });
         }
-        let constrain = options.constrain_to_input.unwrap_or(false);
+        // The default clean-up prompt decodes within the transcript's words (measured
+        // in docs/QUALITY.md); a prompt of the user's own may need other words.
+        let constrain = options.constrain_to_input.unwrap_or(prompt == DEFAULT_PROMPT);
         self.session.process(&model_id, &prompt, text, constrain, settings.model_unload_timeout).await
     }
 
