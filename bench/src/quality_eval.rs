@@ -66,6 +66,9 @@ struct Args {
     /// Print the report as JSON (with every line's result) instead of Markdown.
     #[arg(long)]
     json: bool,
+    /// Print the Markdown of a report written by `--out` (a stopped run), run nothing.
+    #[arg(long)]
+    render: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -79,7 +82,7 @@ struct Transcript {
 }
 
 /// One transcript's result.
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 struct Line {
     id: String,
     category: String,
@@ -96,7 +99,7 @@ struct Line {
 }
 
 /// One category's (or the whole set's) figures.
-#[derive(Serialize, Default)]
+#[derive(Serialize, Deserialize, Default)]
 struct Summary {
     lines: usize,
     wer_raw: f64,
@@ -109,7 +112,7 @@ struct Summary {
     errors: usize,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 struct Report {
     model: String,
     prompt: String,
@@ -353,6 +356,13 @@ fn markdown(r: &Report) -> String {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
+    if let Some(path) = &args.render {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let report: Report =
+            serde_json::from_str(&text).with_context(|| format!("{} is not a report", path.display()))?;
+        print!("{}", markdown(&report));
+        return Ok(());
+    }
     let report = run(&args).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -8,7 +8,7 @@ invent a sentence, whatever its prompt says. Allowed are:
 
 * the tokenizer's end-of-turn tokens (``eos_token_ids``), always;
 * digits, whitespace, punctuation, currency and math signs, anywhere;
-* letters only as the transcript's words, in any casing: the word being written (the
+* letters only as the transcript's words (hesitations like "um" left out), in any casing: the word being written (the
   letters since the last non-letter) must stay a prefix of a transcript word, and a
   non-letter may only follow a complete transcript word. Checking whole words, not
   tokens, matters: a token-by-token check lets the model glue allowed pieces into a new
@@ -43,6 +43,10 @@ from collections.abc import Callable
 from typing import Any
 
 _LETTERS = re.compile(r"[^\W\d_]+")
+# Sounds, not words: never written even though the speaker said them.
+_HESITATIONS = frozenset(
+    {"um", "umm", "uh", "uhm", "er", "erm", "ah", "eh", "ehm", "hmm", "euh", "äh", "ähm"}
+)
 # Unicode categories of the non-letter characters a clean-up may write.
 _ALLOWED_CATEGORIES = ("P", "Z", "Nd", "No", "Sc", "Sm", "Cc")
 
@@ -105,7 +109,8 @@ class _Words:
     """The transcript's words, lower-cased, and all their prefixes."""
 
     def __init__(self, transcript: str) -> None:
-        self.words = set(_LETTERS.findall(transcript.lower()))
+        # Hesitations are never part of a clean-up (seen: SmolLM2 keeping "um").
+        self.words = set(_LETTERS.findall(transcript.lower())) - _HESITATIONS
         self.prefixes = {w[:k] for w in self.words for k in range(1, len(w) + 1)}
         self.non_ascii = any(ord(c) > 127 for c in transcript)
         # A dictation is one line unless the speaker asked for more: without this, a

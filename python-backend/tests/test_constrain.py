@@ -70,7 +70,17 @@ def _spelled_from(text: str, transcript: str) -> list[str]:
 def test_the_mask_allows_the_transcripts_words_and_marks_only(smol_engine: Engine) -> None:
     for ok in ["What is the capital of France?", "WHAT, capital... france!", "3 capital"]:
         assert _accepts(smol_engine, TRANSCRIPT, ok), ok
-    for bad in [" Paris", "Bonjour", "Sure", "capitals", "Fr ance", "😀", "<think>", "What?\nWhat"]:
+    for bad in [
+        " Paris",
+        "Bonjour",
+        "Sure",
+        "capitals",
+        "Fr ance",
+        "😀",
+        "<think>",
+        "What?\nWhat",
+        "um",
+    ]:
         assert not _accepts(smol_engine, TRANSCRIPT, bad), bad
     assert _accepts(smol_engine, "hi new line bye", "Hi\nbye"), "a dictated line break"
     allowed = set(allowed_ids(smol_engine.tokenizer, TRANSCRIPT))
