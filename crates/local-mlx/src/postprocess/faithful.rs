@@ -224,9 +224,7 @@ impl Vocabulary {
     /// Whether the transcript has `word` (folded), or one it abbreviates or inflects.
     pub(super) fn has(&self, word: &str) -> bool {
         let word = fold(&word.to_lowercase());
-        self.all
-            .iter()
-            .any(|t| *t == word || same_stem(t, &word) || (word.chars().count() <= 4 && abbreviates(&word, t)))
+        self.all.iter().any(|t| same_word(t, &word))
     }
 
     /// The content words of `text` that the transcript does not have.
@@ -310,7 +308,7 @@ pub(super) fn unfaithful(transcript: &str, output: &str) -> Option<String> {
         // words is among the answer's last few (room for a reordered date or list).
         let answer_end = &answer[answer.len().saturating_sub(6)..];
         let tail = &transcript_words[transcript_words.len() - 2..];
-        if !tail.iter().any(|w| answer_end.iter().any(|a| Vocabulary::new(a).has(w))) {
+        if !tail.iter().any(|w| answer_end.iter().any(|a| same_word(&fold(a), w))) {
             return Some(format!("the answer stops before the transcript's end (\"{}\")", tail.join(" ")));
         }
     }
