@@ -220,6 +220,7 @@ def _params(req: GenerateRequest) -> GenerateParams:
         enable_thinking=req.enable_thinking,
         stop=stop,
         seed=req.seed,
+        constrain_to_input=req.constrain_to_input,
     )
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .constrain import input_only_processor
 from .deadline import DeadlineExceeded, run_with_deadline
 from .text import OPEN, StopFilter, ThinkFilter, Trim
 
@@ -73,6 +74,7 @@ class GenerateParams:
     enable_thinking: bool = False
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
+    constrain_to_input: bool = False
 
 
 @dataclass
@@ -382,6 +384,11 @@ class Engine:
             # so that a reused prefix gives the same result as a fresh prompt.
             history = mx.array(tokens[max(0, reused - REPETITION_CONTEXT) : reused])
             processors = [_with_history(proc, history) for proc in processors]
+        if p.constrain_to_input:
+            # The words a clean-up may use: the last user message's (the transcript, or
+            # the whole template when the transcript sits inside it).
+            source = next((m["content"] for m in reversed(p.messages) if m["role"] == "user"), "")
+            processors = [*processors, input_only_processor(self.tokenizer, source)]
 
         def progress(_done: int, _total: int) -> None:
             if cancel.is_set():

@@ -75,6 +75,10 @@ class GenerateRequest(_Request):
         "the first one it contains (finish_reason `stop`).",
     )
     seed: int | None = Field(None, description="Extension: seeds MLX's sampler (0..2**64-1).")
+    constrain_to_input: bool = Field(
+        False,
+        description="Extension: emit only the words of the last user message (`prompt`), punctuation and digits.",
+    )
 
 
 class GenerateResponse(BaseModel):

@@ -150,7 +150,7 @@ async fn process(text: Option<String>, model: Option<String>, prompt: Option<Str
         }
     };
     let manager = manager(Arc::new(ProcessProgress::new(json)))?;
-    let options = local_mlx::manager::ProcessOptions { model, prompt };
+    let options = local_mlx::manager::ProcessOptions { model, prompt, ..Default::default() };
     let result = manager.process_text_with(&text, options).await;
     // Stop the sidecar politely before exiting (dropping it would SIGKILL it).
     manager.shutdown().await;

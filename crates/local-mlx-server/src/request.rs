@@ -181,6 +181,8 @@ impl ChatCompletionRequest {
             stop: stops_of(self.stop.as_ref())?,
             seed: self.seed,
             thinking,
+            // A general OpenAI endpoint: the client's prompt may ask for any words.
+            constrain_to_input: false,
         };
         Ok(Plan { chat, stream, include_usage, format })
     }

@@ -64,6 +64,10 @@ pub struct ChatRequest {
     pub seed: Option<u64>,
     /// The chat template's `enable_thinking`; think text never reaches the answer's text.
     pub thinking: bool,
+    /// Let the model emit only the words of the last user message (any casing),
+    /// punctuation, digits and whitespace: a clean-up that cannot answer, translate or
+    /// invent (see docs/QUALITY.md). Off unless asked.
+    pub constrain_to_input: bool,
 }
 
 impl ChatRequest {
@@ -78,6 +82,7 @@ impl ChatRequest {
             stop: Vec::new(),
             seed: None,
             thinking: false,
+            constrain_to_input: false,
         }
     }
 
@@ -119,6 +124,7 @@ impl ChatRequest {
             enable_thinking: self.thinking.then_some(true),
             stop: Some(self.stop.clone()).filter(|s| !s.is_empty()),
             seed: self.seed,
+            constrain_to_input: self.constrain_to_input.then_some(true),
             ..GenerateRequest::chat(self.messages.clone())
         }
     }

@@ -59,7 +59,7 @@ async fn an_unsupported_machine_starts_no_sidecar_even_for_a_downloaded_model() 
 
     let sink = RecordingSink::new();
     let intel_mac = manager_on(&env, "macos", "x86_64", &sink);
-    let only_this_model = || ProcessOptions { model: Some(SMALL_REPO.to_string()), prompt: None };
+    let only_this_model = || ProcessOptions { model: Some(SMALL_REPO.to_string()), ..ProcessOptions::default() };
     assert_refused("process_text", intel_mac.process_text("um hello there").await);
     assert_refused("process_text_with", intel_mac.process_text_with("um hello", only_this_model()).await);
     assert_refused("process_text of nothing", intel_mac.process_text_with("  ", only_this_model()).await);

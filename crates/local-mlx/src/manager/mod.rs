@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::events::EventSink;
 use crate::hub::{DeleteReport, HubConfig};
 use crate::platform::PlatformSupport;
-use crate::postprocess::{build_messages, guard, max_tokens_for, MAX_TRANSCRIPT_CHARS};
+use crate::postprocess::{build_messages, guard, max_tokens_for, DEFAULT_PROMPT, MAX_TRANSCRIPT_CHARS};
 use crate::settings::{config_dir, KeepAlive, MlxSettings};
 use crate::sidecar::{default_backend_dir, SidecarConfig};
 use crate::store::{DownloadOutcome, MlxModelInfo, MlxModelStatus, ModelStore};
@@ -68,6 +68,9 @@ fn backend_dir_or_where_expected() -> PathBuf {
 pub struct ProcessOptions {
     pub model: Option<String>,
     pub prompt: Option<String>,
+    /// Decode only the transcript's own words (the sidecar's `constrain_to_input`);
+    /// `None`: on with the default prompt, off with any other.
+    pub constrain_to_input: Option<bool>,
 }
 
 /// Clean-up wants faithful, not creative: greedy decoding, which also makes the same
@@ -255,6 +258,9 @@ impl MlxModelManager {
         let request = ChatRequest {
             max_tokens: Some(max_tokens_for(text)),
             temperature: PROCESS_TEMPERATURE,
+            // The default clean-up prompt decodes within the transcript's words (measured
+            // in docs/QUALITY.md); a prompt of the user's own may need other words.
+            constrain_to_input: options.constrain_to_input.unwrap_or(prompt == DEFAULT_PROMPT),
             ..ChatRequest::new(model_id, build_messages(&prompt, text))
         };
         let response = self.chat(request).await?;

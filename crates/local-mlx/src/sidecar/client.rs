@@ -96,6 +96,10 @@ pub struct GenerateRequest {
     /// Extension: seeds the sampler.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+    /// Extension: let the model emit only the words of `prompt` (any casing),
+    /// punctuation, digits and whitespace (see docs/QUALITY.md); off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub constrain_to_input: Option<bool>,
 }
 
 impl GenerateRequest {
@@ -112,6 +116,7 @@ impl GenerateRequest {
             enable_thinking: None,
             stop: None,
             seed: None,
+            constrain_to_input: None,
         }
     }
 

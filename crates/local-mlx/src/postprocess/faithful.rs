@@ -1,0 +1,387 @@
+//! Is the model's answer a clean-up of the transcript, or something else?
+//!
+//! Small models answer a dictated question, follow a dictated instruction, translate,
+//! add a sentence of their own or leak JSON. A clean-up only removes words (fillers,
+//! repetitions, spoken punctuation) and re-punctuates; it rarely brings a word of its
+//! own. So the checks compare the *content words* of the answer with the transcript's:
+//! [`Vocabulary`] holds the transcript's words, and [`unfaithful`] names the first
+//! reason the answer is not a clean-up, if any.
+//!
+//! Decision: a word list and counts, no language model and no dependency. Words that a
+//! clean-up legitimately adds or drops (stop words, fillers, spoken punctuation,
+//! number words and digits, abbreviations like "Dr." for "doctor", accents, plural and
+//! verb endings) are allowed for; the thresholds were tuned on `eval/outputs.jsonl`,
+//! whose every line a unit test checks (see docs/QUALITY.md for the numbers).
+
+/// Function words: adding or dropping them says nothing about answering.
+const STOP_WORDS: &[&str] = &[
+    "a", "an", "the", "and", "or", "but", "so", "of", "to", "in", "on", "at", "for", "with", "by", "from", "is", "are",
+    "was", "were", "be", "been", "am", "i", "you", "he", "she", "it", "we", "they", "me", "my", "your", "our", "their",
+    "his", "her", "its", "this", "that", "these", "those", "there", "here", "do", "does", "did", "not", "no", "as",
+    "if", "then", "than", "too", "very", "just", "also", "up", "out", "about", "into", "over", "s", "t", "m", "ll",
+    "re", "ve", "d", "st", "nd", "rd", "th", "can", "will", "would", "could", "should", "have", "has", "had", "what",
+    "how", "who", "why", "when", "where", "which", "all", "some", "any", "let", "us", "them", "him", "pm", "am",
+];
+
+/// Hesitations and discourse fillers in the languages of the set: a clean-up drops them.
+const FILLERS: &[&str] = &[
+    "um",
+    "umm",
+    "uh",
+    "uhm",
+    "er",
+    "erm",
+    "ah",
+    "eh",
+    "ehm",
+    "hmm",
+    "mm",
+    "euh",
+    "äh",
+    "ähm",
+    "like",
+    "okay",
+    "ok",
+    "basically",
+    "mean",
+    "know",
+    "well",
+    "actually",
+    "bueno",
+];
+
+/// Spoken punctuation: a clean-up turns these into marks.
+const SPOKEN_PUNCTUATION: &[&str] = &[
+    "comma",
+    "period",
+    "full",
+    "stop",
+    "new",
+    "line",
+    "paragraph",
+    "question",
+    "mark",
+    "exclamation",
+    "colon",
+    "semicolon",
+    "dash",
+    "hyphen",
+    "open",
+    "close",
+    "quote",
+    "quotes",
+    "unquote",
+    "parenthesis",
+    "bracket",
+];
+
+/// Number words: a clean-up may turn them into digits and back.
+const NUMBER_WORDS: &[&str] = &[
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+    "twenty",
+    "thirty",
+    "forty",
+    "fifty",
+    "sixty",
+    "seventy",
+    "eighty",
+    "ninety",
+    "hundred",
+    "thousand",
+    "million",
+    "billion",
+    "first",
+    "second",
+    "third",
+    "fourth",
+    "fifth",
+    "sixth",
+    "seventh",
+    "eighth",
+    "ninth",
+    "tenth",
+    "eleventh",
+    "twelfth",
+    "twentieth",
+    "thirtieth",
+    "oh",
+    "half",
+    "quarter",
+    "dozen",
+];
+
+/// The commonest function words of the languages a Handy user dictates in most; the
+/// language with the most hits (at least [`MIN_LANGUAGE_HITS`]) is the text's.
+const LANGUAGES: &[(&str, &[&str])] = &[
+    ("English", &["the", "and", "is", "are", "i", "you", "we", "to", "of", "that", "it", "with", "at", "my"]),
+    ("German", &["der", "die", "das", "und", "ist", "ich", "wir", "nicht", "auf", "mit", "zu", "du", "sie", "ein"]),
+    ("French", &["le", "la", "les", "et", "est", "je", "nous", "pas", "que", "pour", "de", "une", "des", "vous"]),
+    ("Spanish", &["el", "la", "los", "las", "y", "es", "que", "yo", "por", "una", "con", "creo", "pero", "para"]),
+    ("Italian", &["il", "lo", "gli", "e", "io", "che", "non", "di", "al", "per", "una", "sono", "vado", "con"]),
+];
+const MIN_LANGUAGE_HITS: usize = 2;
+
+/// Words at the start of a transcript that make it a question.
+const QUESTION_OPENERS: &[&str] = &[
+    "what", "whats", "how", "why", "who", "whom", "whose", "when", "where", "which", "can", "could", "should", "would",
+    "will", "is", "are", "do", "does", "did", "shall", "may", "am", "was", "were", "have", "has",
+];
+
+/// More than this share of the answer's content words not in the transcript is not a clean-up.
+const MAX_NOVEL_SHARE: f64 = 0.25;
+/// Fewer than this share of the transcript's content words kept is not a clean-up.
+const MIN_KEPT_SHARE: f64 = 0.5;
+/// This many more uses of the transcript's words than the speaker's is a ramble.
+const MIN_EXTRA_REPEATS: usize = 2;
+/// A sentence with at least this many content words, most of them new, was invented.
+const MIN_SENTENCE_WORDS: usize = 4;
+const MAX_SENTENCE_NOVEL_SHARE: f64 = 0.6;
+
+/// Lower-cased words (runs of letters and digits) of `text`.
+fn words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect()
+}
+
+fn is_digits(word: &str) -> bool {
+    word.chars().all(|c| c.is_ascii_digit())
+}
+
+/// A word that carries meaning: not a stop word, filler, spoken mark or number.
+fn is_content(word: &str) -> bool {
+    ![STOP_WORDS, FILLERS, SPOKEN_PUNCTUATION, NUMBER_WORDS].iter().any(|list| list.contains(&word)) && !is_digits(word)
+}
+
+/// `word` with the accents of Latin letters removed, so "Reykjavík" matches "reykjavik".
+fn fold(word: &str) -> String {
+    word.chars()
+        .map(|c| match c {
+            'á' | 'à' | 'â' | 'ä' | 'ã' | 'å' => 'a',
+            'é' | 'è' | 'ê' | 'ë' => 'e',
+            'í' | 'ì' | 'î' | 'ï' => 'i',
+            'ó' | 'ò' | 'ô' | 'ö' | 'õ' => 'o',
+            'ú' | 'ù' | 'û' | 'ü' => 'u',
+            'ñ' => 'n',
+            'ç' => 'c',
+            'ý' | 'ÿ' => 'y',
+            other => other,
+        })
+        .collect()
+}
+
+/// `short`'s letters appear in order in `long`, from its first letter ("dr", "doctor").
+fn abbreviates(short: &str, long: &str) -> bool {
+    let mut letters = long.chars();
+    short.chars().next() == long.chars().next() && short.chars().all(|c| letters.any(|l| l == c))
+}
+
+/// The same word up to an ending ("thanks"/"thank", "colours"/"colors" is not).
+fn same_stem(a: &str, b: &str) -> bool {
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    short.chars().count() >= 4 && long.starts_with(short) && long.chars().count() - short.chars().count() <= 2
+}
+
+/// `word` (folded) is `said`, or inflects or abbreviates it.
+fn same_word(said: &str, word: &str) -> bool {
+    said == word || same_stem(said, word) || (word.chars().count() <= 4 && abbreviates(word, said))
+}
+
+/// The words of a transcript, to look the answer's words up in.
+pub(super) struct Vocabulary {
+    /// Every word, folded.
+    all: Vec<String>,
+    /// The content words, folded, in order.
+    content: Vec<String>,
+    has_numbers: bool,
+}
+
+impl Vocabulary {
+    pub(super) fn new(transcript: &str) -> Self {
+        let all: Vec<String> = words(transcript).iter().map(|w| fold(w)).collect();
+        let content = all.iter().filter(|w| is_content(w)).cloned().collect();
+        let has_numbers = all.iter().any(|w| is_digits(w) || NUMBER_WORDS.contains(&w.as_str()));
+        Vocabulary { all, content, has_numbers }
+    }
+
+    /// Whether the transcript has `word` (folded), or one it abbreviates or inflects.
+    pub(super) fn has(&self, word: &str) -> bool {
+        let word = fold(&word.to_lowercase());
+        self.all.iter().any(|t| same_word(t, &word))
+    }
+
+    /// The content words of `text` that the transcript does not have.
+    fn novel<'a>(&self, content: &'a [String]) -> Vec<&'a String> {
+        content.iter().filter(|w| !self.has(w)).collect()
+    }
+}
+
+/// The content words of `text`.
+fn content_words(text: &str) -> Vec<String> {
+    words(text).into_iter().filter(|w| is_content(w)).collect()
+}
+
+/// The language whose function words `text` uses most, if it uses enough of them.
+fn language(text: &str) -> Option<&'static str> {
+    let words = words(text);
+    let hits = |list: &[&str]| words.iter().filter(|w| list.contains(&w.as_str())).count();
+    let mut scored: Vec<(usize, &str)> = LANGUAGES.iter().map(|(name, list)| (hits(list), *name)).collect();
+    scored.sort_by_key(|(hits, _)| std::cmp::Reverse(*hits));
+    (scored[0].0 >= MIN_LANGUAGE_HITS && scored[0].0 > scored[1].0).then_some(scored[0].1)
+}
+
+/// A dictated question: it ends with a question mark (written or spoken) or opens with
+/// a question word once fillers are skipped.
+fn is_question(transcript: &str) -> bool {
+    let words = words(transcript);
+    let spoken_mark = words.windows(2).any(|w| w[0] == "question" && w[1] == "mark");
+    let opener = words.iter().find(|w| !FILLERS.contains(&w.as_str()) && w.as_str() != "so");
+    transcript.trim_end().ends_with('?')
+        || spoken_mark
+        || opener.is_some_and(|w| QUESTION_OPENERS.contains(&w.as_str()))
+}
+
+/// Whether `output` opens with the transcript's first word once fillers are skipped: a
+/// cleaned question does ("What is…"), a statement made of its words may not ("The
+/// capital of France is…", seen from a constrained model).
+fn same_opening(transcript: &str, output: &str) -> bool {
+    let first = |text: &str| words(text).into_iter().find(|w| !FILLERS.contains(&w.as_str()) && w != "so");
+    first(transcript) == first(output)
+}
+
+/// Why `output` is not a clean-up of `transcript`, or `None` when it may be one.
+pub(super) fn unfaithful(transcript: &str, output: &str) -> Option<String> {
+    let vocabulary = Vocabulary::new(transcript);
+    for tag in ["<think>", "</think>"] {
+        if output.contains(tag) && !transcript.contains(tag) {
+            return Some(format!("the answer contains a {tag} tag (the model's reasoning)"));
+        }
+    }
+    if ["{", "}", "```"].iter().any(|mark| output.contains(mark) && !transcript.contains(mark)) {
+        return Some("the answer is JSON or code, and the transcript was not".into());
+    }
+    if let (Some(from), Some(to)) = (language(transcript), language(output)) {
+        if from != to {
+            return Some(format!("the answer is in {to}, the transcript in {from}"));
+        }
+    }
+    let answer = content_words(output);
+    let novel = vocabulary.novel(&answer);
+    let adds_numbers = !vocabulary.has_numbers && words(output).iter().any(|w| w.chars().any(|c| c.is_ascii_digit()));
+    if is_question(transcript)
+        && !output.contains('?')
+        && (!novel.is_empty() || adds_numbers || !same_opening(transcript, output))
+    {
+        return Some("the answer answers the dictated question instead of cleaning it up".into());
+    }
+    if adds_numbers {
+        return Some("the answer has numbers the transcript did not have".into());
+    }
+    let answer_vocabulary = Vocabulary::new(output);
+    let transcript_words = &vocabulary.content;
+    let kept = transcript_words.iter().filter(|w| answer_vocabulary.has(w)).count();
+    if transcript_words.len() >= 3 && (kept as f64) < MIN_KEPT_SHARE * transcript_words.len() as f64 {
+        return Some(format!(
+            "the answer keeps only {kept} of the transcript's {} content words",
+            transcript_words.len()
+        ));
+    }
+    if transcript_words.len() >= 3 {
+        // A clean-up ends where the speaker did: one of the transcript's last two content
+        // words is among the answer's last few (room for a reordered date or list).
+        let answer_end = &answer[answer.len().saturating_sub(6)..];
+        let tail = &transcript_words[transcript_words.len() - 2..];
+        if !tail.iter().any(|w| answer_end.iter().any(|a| same_word(&fold(a), w))) {
+            return Some(format!("the answer stops before the transcript's end (\"{}\")", tail.join(" ")));
+        }
+    }
+    // A clean-up only removes words: saying the transcript's words more often than the
+    // speaker did is a ramble.
+    let extra: usize = answer
+        .iter()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .map(|w| {
+            let said = transcript_words.iter().filter(|t| same_word(t, &fold(w))).count();
+            answer.iter().filter(|a| *a == w).count().saturating_sub(said.max(1))
+        })
+        .sum();
+    if extra >= MIN_EXTRA_REPEATS.max(transcript_words.len() / 10) {
+        return Some(format!("the answer repeats the transcript's words {extra} times more than the speaker did"));
+    }
+    if novel.len() >= 2 && novel.len() as f64 > MAX_NOVEL_SHARE * answer.len() as f64 {
+        return Some(format!("the answer adds words that are not in the transcript ({})", quoted(&novel)));
+    }
+    for sentence in output.split(['.', '!', '?', '\n']) {
+        let words = content_words(sentence);
+        let new = vocabulary.novel(&words);
+        if words.len() >= MIN_SENTENCE_WORDS && new.len() as f64 >= MAX_SENTENCE_NOVEL_SHARE * words.len() as f64 {
+            return Some(format!("the answer adds a sentence that is not in the transcript ({})", quoted(&new)));
+        }
+    }
+    None
+}
+
+/// A short, quoted list of `words` for a warning.
+fn quoted(words: &[&String]) -> String {
+    words.iter().take(4).map(|w| format!("\"{w}\"")).collect::<Vec<_>>().join(", ")
+}
+
+/// Whether every content word of `lead` (text before a colon) is missing from the
+/// transcript: "Here is the cleaned text" is the model's, "Shopping list" the speaker's.
+pub(super) fn is_lead_in(transcript: &str, lead: &str) -> bool {
+    let vocabulary = Vocabulary::new(transcript);
+    let lead_words = content_words(lead);
+    !lead_words.is_empty() && lead_words.len() <= 8 && vocabulary.novel(&lead_words).len() == lead_words.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_are_matched_up_to_accents_endings_and_abbreviations() {
+        let v = Vocabulary::new("i spoke with doctor okafor in reykjavik, thanks to the colours");
+        for word in ["Reykjavík", "dr", "thank", "colour", "OKAFOR"] {
+            assert!(v.has(word), "{word}");
+        }
+        for word in ["paris", "colors", "dx", "docs"] {
+            assert!(!v.has(word), "{word}");
+        }
+    }
+
+    #[test]
+    fn languages_and_questions_are_recognized() {
+        assert_eq!(language("ich glaube wir sollten das meeting verschieben"), Some("German"));
+        assert_eq!(language("I think the report is almost finished"), Some("English"));
+        assert_eq!(language("hello"), None, "too few function words to tell");
+        assert!(is_question("um how many days are there in a leap year"));
+        assert!(is_question("are you coming question mark"));
+        assert!(!is_question("so the meeting is at noon"));
+    }
+
+    #[test]
+    fn a_lead_in_is_made_of_words_the_speaker_did_not_say() {
+        assert!(is_lead_in("um buy milk", "Here is the cleaned text"));
+        assert!(!is_lead_in("shopping list apples", "Shopping list"));
+        assert!(!is_lead_in("note the office is closed", "Note"));
+        assert!(!is_lead_in("buy milk", "Here"), "no content word: not judged");
+    }
+}

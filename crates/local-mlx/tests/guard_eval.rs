@@ -1,0 +1,153 @@
+//! `postprocess::guard` judged on the labeled model outputs of `eval/outputs.jsonl`:
+//! every bad kind caught, the good clean-ups kept, an echo left unchanged. The test
+//! reads the files, so the labeled sets and the guard cannot drift apart.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+
+use local_mlx::postprocess::guard;
+use serde::Deserialize;
+
+/// A line of `transcripts.jsonl` (eval/README.md documents the fields).
+#[derive(Deserialize)]
+struct Transcript {
+    id: String,
+    category: String,
+    raw: String,
+    #[serde(default, rename = "forbidden")]
+    answer_words: Vec<String>,
+    reference: String,
+}
+
+#[derive(Deserialize)]
+struct Output {
+    transcript: String,
+    label: String,
+    kind: String,
+    output: String,
+    #[serde(default)]
+    finish_reason: Option<String>,
+    #[serde(default)]
+    repaired: Option<String>,
+}
+
+fn eval_file(name: &str) -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../eval").join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn lines<T: for<'de> Deserialize<'de>>(name: &str) -> Vec<T> {
+    eval_file(name)
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(n, l)| serde_json::from_str(l).unwrap_or_else(|e| panic!("{name}:{}: {e}", n + 1)))
+        .collect()
+}
+
+#[test]
+fn the_transcript_set_covers_every_category_and_is_consistent() {
+    let set: Vec<Transcript> = lines("transcripts.jsonl");
+    assert!(set.len() >= 80, "{} transcripts", set.len());
+    let ids: HashSet<&str> = set.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(ids.len(), set.len(), "ids are unique");
+    let categories: HashSet<&str> = set.iter().map(|t| t.category.as_str()).collect();
+    for category in [
+        "filler_words",
+        "repeated_words",
+        "spoken_punctuation",
+        "numbers_dates",
+        "names",
+        "lists",
+        "questions",
+        "instructions",
+        "non_english",
+        "short",
+        "fillers_only",
+        "empty",
+        "long",
+    ] {
+        assert!(categories.contains(category), "{category} missing");
+    }
+    for t in &set {
+        let said: HashSet<String> = t.raw.split(|c: char| !c.is_alphanumeric()).map(str::to_lowercase).collect();
+        for word in &t.answer_words {
+            assert!(!said.contains(word), "{}: forbidden word {word:?} is in the transcript", t.id);
+        }
+        if t.category == "long" {
+            assert!(t.raw.split_whitespace().count() >= 250, "{}: about two minutes of speech", t.id);
+        }
+        if t.category == "empty" {
+            assert!(t.raw.trim().is_empty() && t.reference.is_empty(), "{}", t.id);
+        }
+    }
+}
+
+#[test]
+fn the_guard_catches_every_bad_kind_and_keeps_the_good_clean_ups() {
+    let transcripts: HashMap<String, Transcript> =
+        lines::<Transcript>("transcripts.jsonl").into_iter().map(|t| (t.id.clone(), t)).collect();
+    let outputs: Vec<Output> = lines("outputs.jsonl");
+    // kind -> (caught or kept as labeled, total)
+    let mut score: BTreeMap<(String, String), (usize, usize)> = BTreeMap::new();
+    let mut failures = Vec::new();
+    for o in &outputs {
+        let t = transcripts.get(&o.transcript).unwrap_or_else(|| panic!("unknown transcript {}", o.transcript));
+        let g = guard(&t.raw, &o.output, Some(o.finish_reason.as_deref().unwrap_or("stop")));
+        let right = match o.label.as_str() {
+            "good" => g.enhanced && g.text == o.output.trim() && g.warnings.is_empty(),
+            // An echo is not judged (a transcript may need no change), but must stay the transcript.
+            "unchanged" => g.text == t.raw.trim(),
+            "bad" => {
+                let fell_back = !g.enhanced
+                    && g.text == t.raw.trim()
+                    && g.warnings.len() == 1
+                    && g.warnings[0].ends_with("kept the original transcript");
+                fell_back || o.repaired.as_deref() == Some(g.text.as_str())
+            }
+            other => panic!("unknown label {other:?}"),
+        };
+        let entry = score.entry((o.label.clone(), o.kind.clone())).or_default();
+        entry.1 += 1;
+        if right {
+            entry.0 += 1;
+        } else {
+            failures.push(format!(
+                "{} {} {}: {:?} -> {:?} {:?}",
+                o.label, o.kind, o.transcript, o.output, g.text, g.warnings
+            ));
+        }
+    }
+    let share = |label: &str| {
+        let (right, all) = score
+            .iter()
+            .filter(|((l, _), _)| l == label)
+            .fold((0, 0), |(r, a), (_, (right, all))| (r + right, a + all));
+        assert!(all > 0, "no {label} outputs");
+        right as f64 / all as f64
+    };
+    for kind in [
+        "answer",
+        "followed",
+        "lead_in",
+        "closing_remark",
+        "quoted",
+        "cut_off",
+        "translated",
+        "invented",
+        "json",
+        "think",
+    ] {
+        let (caught, all) = score.get(&("bad".to_string(), kind.to_string())).copied().unwrap_or_default();
+        assert!(all > 0 && caught * 2 > all, "bad kind {kind}: {caught} of {all} caught\n{}", failures.join("\n"));
+    }
+    let (bad, good) = (share("bad"), share("good"));
+    assert!(bad >= 0.95 && good >= 0.97, "bad caught {bad:.3}, good kept {good:.3}\n{}", failures.join("\n"));
+    assert_eq!(share("unchanged"), 1.0, "{}", failures.join("\n"));
+    eprintln!("bad caught {bad:.3}, good kept {good:.3}; misses:\n{}", failures.join("\n"));
+}
+
+#[test]
+fn the_default_prompt_is_the_tuned_one_measured_in_eval() {
+    assert_eq!(local_mlx::postprocess::DEFAULT_PROMPT, eval_file("prompts/v2.txt"));
+}
