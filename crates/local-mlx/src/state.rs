@@ -145,6 +145,22 @@ mod tests {
     }
 
     #[test]
+    fn delete_is_refused_exactly_while_downloading_loading_or_generating() {
+        for state in STATES {
+            for generating in [false, true] {
+                let refusal = delete_refusal("a/b", state, generating);
+                let expected = generating || matches!(state, Downloading | Loading);
+                assert_eq!(refusal.is_some(), expected, "{state:?}, generating: {generating}");
+                if let Some(error) = refusal {
+                    let word = if generating { "generating" } else { state.describe() };
+                    assert_eq!(error.kind(), "busy");
+                    assert!(error.to_string().contains(word) && error.to_string().contains("a/b"), "{error}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn states_serialize_in_snake_case() {
         assert_eq!(serde_json::to_string(&NotDownloaded).unwrap(), "\"not_downloaded\"");
         assert_eq!(serde_json::to_string(&Ready).unwrap(), "\"ready\"");
