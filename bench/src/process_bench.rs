@@ -48,18 +48,16 @@ async fn ours(tmp: &Path, hub_url: &str, model: &str, nonce: usize) -> Result<Ou
     sidecar.log_path = Some(tmp.join("sidecar.log"));
     let config = ManagerConfig {
         hub: local_mlx::hub::HubConfig::new(hub_url, tmp.join("hf/hub")),
-        settings_path: tmp.join("settings.json"),
         sidecar,
-    };
-    let manager = MlxModelManager::new(config, Arc::new(NullSink))?;
-    manager.download(model).await?;
-    manager
-        .update_settings(MlxSettings {
+        settings: MlxSettings {
             selected_model: model.to_string(),
             model_unload_timeout: ModelUnloadTimeout::Never,
             ..MlxSettings::default()
-        })
-        .await?;
+        },
+        custom_models: Vec::new(),
+    };
+    let manager = MlxModelManager::new(config, Arc::new(NullSink))?;
+    manager.download(model).await?;
     let timed = |text: &'static str, options: ProcessOptions| {
         let manager = &manager;
         async move {

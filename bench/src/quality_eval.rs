@@ -228,33 +228,28 @@ async fn manager(args: &Args, tmp: &tempfile::TempDir) -> Result<(MlxModelManage
             sidecar.log_path = Some(tmp.path().join("sidecar.log"));
             let config = ManagerConfig {
                 hub: local_mlx::hub::HubConfig::new(hub.url(), tmp.path().join("hf/hub")),
-                settings_path: tmp.path().join("settings.json"),
                 sidecar,
+                settings: MlxSettings::default(),
+                custom_models: Vec::new(),
             };
             (config, f.repo_id, Some(hub))
         }
-        (None, Some(model)) => {
-            let mut config = ManagerConfig::from_env()?;
-            config.settings_path = tmp.path().join("settings.json");
-            (config, model.clone(), None)
-        }
+        (None, Some(model)) => (ManagerConfig::from_env()?, model.clone(), None),
         (None, None) => bail!("give --fixture tiny|smol or --model <repo id already in the HF cache>"),
     };
     // An eval on a busy machine may run at a tenth of the interactive speed: waiting
     // beats a timeout counted as a failed clean-up.
     config.sidecar.timeouts.generate_base = std::time::Duration::from_secs(600);
     config.sidecar.timeouts.generate_per_token = std::time::Duration::from_secs(20);
+    config.settings = MlxSettings {
+        selected_model: model.clone(),
+        model_unload_timeout: ModelUnloadTimeout::Never,
+        ..MlxSettings::default()
+    };
     let manager = MlxModelManager::new(config, Arc::new(NullSink))?;
     if hub.is_some() {
         manager.download(&model).await?;
     }
-    manager
-        .update_settings(MlxSettings {
-            selected_model: model.clone(),
-            model_unload_timeout: ModelUnloadTimeout::Never,
-            ..MlxSettings::default()
-        })
-        .await?;
     Ok((manager, model, hub))
 }
 

@@ -161,9 +161,13 @@ class Service:
 
     # -- generate --------------------------------------------------------------------
     def admit(self) -> None:
-        """Refuse a generation at once if no model will be loaded or the queue is full."""
-        if self._target is None:
-            raise ApiError(409, "no model loaded: POST /load first")
+        """Refuse a generation at once if the queue is full.
+
+        "No model loaded" is decided in one place, the engine, when the generation
+        runs: a request queued behind a load or an unload gets the answer that is true
+        by then, and the answer reaches the client before any text (it is checked
+        before ``on_start``).
+        """
         if self._gens >= 1 + self.max_queue:
             raise ApiError(
                 503,

@@ -4,6 +4,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use local_mlx::manager::ManagerConfig;
+use local_mlx::settings::{config_dir, MlxSettings};
 use local_mlx::store::DownloadOutcome;
 use local_mlx::{EventSink, MlxModelManager, NullSink};
 
@@ -25,8 +27,12 @@ pub async fn run(command: Command, json: bool) -> Result<ExitCode> {
     }
 }
 
+/// The manager, with the CLI's own `settings.json` (in `LOCAL_MLX_CONFIG_DIR` or the
+/// platform's config folder) loaded here and passed in, as any embedder does.
 fn manager(sink: Arc<dyn EventSink>) -> Result<MlxModelManager> {
-    Ok(MlxModelManager::from_env(sink)?)
+    let mut config = ManagerConfig::from_env()?;
+    config.settings = MlxSettings::load(&config_dir().join("settings.json"))?;
+    Ok(MlxModelManager::new(config, sink)?)
 }
 
 fn models(json: bool) -> Result<ExitCode> {

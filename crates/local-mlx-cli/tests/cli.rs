@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
+use test_hub::support::wait_until;
 use test_hub::{Fault, RepoBuilder, TestHub};
 
 const REPO: &str = "test-org/cli-model";
@@ -50,6 +50,7 @@ impl Env {
             .args(args)
             .env("HF_ENDPOINT", self.hub.url())
             .env("HF_HUB_CACHE", self.cache())
+            .env("LOCAL_MLX_CONFIG_DIR", self.tmp.path().join("config"))
             .env_remove("HF_HUB_OFFLINE")
             .env_remove("HF_TOKEN")
             .envs(self.vars.iter().map(|(k, v)| (k, v)))
@@ -103,14 +104,6 @@ fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 fn signal(child: &Child, name: &str) {
     let status = Command::new("kill").args([&format!("-{name}"), &child.id().to_string()]).status().unwrap();
     assert!(status.success());
@@ -152,6 +145,26 @@ async fn models_lists_the_catalog_with_the_default_marked() {
     assert!(models.iter().any(|m| m["is_default"] == true && m["status"]["state"] == "not_downloaded"));
 }
 
+/// The CLI keeps its own `settings.json` and passes it to the manager: a custom
+/// selected model there is listed; a corrupt file is an error naming it.
+#[tokio::test]
+async fn the_cli_passes_its_settings_file_to_the_manager() {
+    let env = Env::new(1024).await;
+    let config = env.tmp.path().join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(config.join("settings.json"), format!(r#"{{"selected_model": "{REPO}"}}"#)).unwrap();
+    let output = env.run(&["models", "--json"]).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let models: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let custom = models.as_array().unwrap().iter().find(|m| m["id"] == REPO).expect("the selected model is listed");
+    assert_eq!(custom["is_builtin"], false);
+
+    std::fs::write(config.join("settings.json"), "{not json").unwrap();
+    let output = env.run(&["models"]).await;
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("settings.json"), "{}", stderr(&output));
+}
+
 #[tokio::test]
 async fn pull_status_and_rm_round_trip() {
     let env = Env::new(2 << 20).await;
@@ -174,7 +187,7 @@ async fn pull_status_and_rm_round_trip() {
 }
 
 #[tokio::test]
-async fn pull_json_prints_the_seed_events_then_the_outcome() {
+async fn pull_json_prints_the_state_events_then_the_outcome() {
     let env = Env::new(1 << 20).await;
     let output = env.run(&["pull", REPO, "--json"]).await;
     assert!(output.status.success(), "{}", stderr(&output));

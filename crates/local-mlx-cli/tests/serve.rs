@@ -4,6 +4,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
+use test_hub::support::process_alive;
 
 use serde_json::{json, Value};
 
@@ -65,16 +66,11 @@ fn descendants(root: u32) -> Vec<u32> {
     found
 }
 
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|stat| stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')))
-}
-
 /// Wait (a hang guard, generous for a loaded machine) until none of `pids` is alive.
 async fn wait_gone(pids: &[u32], within: Duration, what: &str) {
     let deadline = Instant::now() + within;
-    while pids.iter().any(|pid| alive(*pid)) {
-        let left: Vec<_> = pids.iter().filter(|pid| alive(**pid)).collect();
+    while pids.iter().any(|pid| process_alive(*pid)) {
+        let left: Vec<_> = pids.iter().filter(|pid| process_alive(**pid)).collect();
         assert!(Instant::now() < deadline, "{what}: still running {left:?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -1,4 +1,4 @@
-//! The per-model state machine of the seed design, as one transition function.
+//! The per-model state machine of the provider, as one transition function.
 //!
 //! ```text
 //! NotDownloaded --StartDownload--> Downloading --DownloadCompleted--> Downloaded
@@ -39,7 +39,7 @@ pub enum Transition {
 }
 
 impl ModelState {
-    /// The state after `transition`, or `None` when the seed's diagram has no such edge.
+    /// The state after `transition`, or `None` when the diagram above has no such edge.
     pub fn next(self, transition: Transition) -> Option<ModelState> {
         use ModelState::*;
         use Transition::*;
@@ -56,6 +56,16 @@ impl ModelState {
         }
     }
 
+    /// [`Self::next`], or an `IllegalTransition` error naming `model_id`: how the store
+    /// (downloads) and the session (loads) check each of their moves.
+    pub fn checked_next(self, model_id: &str, transition: Transition) -> crate::error::Result<ModelState> {
+        self.next(transition).ok_or_else(|| crate::error::Error::IllegalTransition {
+            model_id: model_id.to_string(),
+            from: self,
+            transition,
+        })
+    }
+
     /// Human words for messages ("downloading").
     pub fn describe(self) -> &'static str {
         match self {
@@ -66,6 +76,23 @@ impl ModelState {
             ModelState::Ready => "loaded",
         }
     }
+}
+
+/// The one delete rule: why deleting a model's files is refused now, or `None` when it
+/// may go ahead. Downloading and loading must finish (or be cancelled) first, and so must
+/// a generation; a loaded, idle model is no obstacle (it is unloaded first). The status
+/// carries this answer (`delete_blocked`) so a UI asks instead of deciding again.
+pub fn delete_refusal(model_id: &str, state: ModelState, generating: bool) -> Option<crate::error::Error> {
+    let blocking = match state {
+        _ if generating => "generating",
+        ModelState::Downloading | ModelState::Loading => state.describe(),
+        ModelState::NotDownloaded | ModelState::Downloaded | ModelState::Ready => return None,
+    };
+    Some(crate::error::Error::Busy {
+        model_id: model_id.to_string(),
+        state: blocking.to_string(),
+        action: "deleting it",
+    })
 }
 
 impl std::fmt::Display for ModelState {
@@ -93,7 +120,7 @@ mod tests {
         Delete,
     ];
 
-    /// The seed's diagram, edge by edge.
+    /// The diagram at the top of this module, edge by edge.
     const LEGAL: [(ModelState, Transition, ModelState); 9] = [
         (NotDownloaded, StartDownload, Downloading),
         (Downloading, DownloadCompleted, Downloaded),
@@ -107,12 +134,28 @@ mod tests {
     ];
 
     #[test]
-    fn every_pair_is_legal_exactly_when_the_seed_diagram_has_the_edge() {
+    fn every_pair_is_legal_exactly_when_the_diagram_has_the_edge() {
         for state in STATES {
             for transition in TRANSITIONS {
                 let expected =
                     LEGAL.iter().find(|(from, by, _)| *from == state && *by == transition).map(|(_, _, to)| *to);
                 assert_eq!(state.next(transition), expected, "{state:?} --{transition:?}-->");
+            }
+        }
+    }
+
+    #[test]
+    fn delete_is_refused_exactly_while_downloading_loading_or_generating() {
+        for state in STATES {
+            for generating in [false, true] {
+                let refusal = delete_refusal("a/b", state, generating);
+                let expected = generating || matches!(state, Downloading | Loading);
+                assert_eq!(refusal.is_some(), expected, "{state:?}, generating: {generating}");
+                if let Some(error) = refusal {
+                    let word = if generating { "generating" } else { state.describe() };
+                    assert_eq!(error.kind(), "busy");
+                    assert!(error.to_string().contains(word) && error.to_string().contains("a/b"), "{error}");
+                }
             }
         }
     }

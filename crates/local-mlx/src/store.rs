@@ -1,10 +1,10 @@
-//! `ModelStore`: which models exist, what state each is in, and the one download at a time.
+//! `ModelStore`: what is on disk, and the one download at a time.
 //!
 //! Downloaded / not downloaded is read from the cache on every question, so a model
-//! another tool deleted is `NotDownloaded` at once; only the passing states
-//! (`Downloading`, `Loading`, `Ready`) live in memory. Every change goes through
-//! [`ModelState::next`], so an illegal move is refused in one place, and every change
-//! is announced to the [`EventSink`].
+//! another tool deleted is `NotDownloaded` at once; the only state kept in memory is the
+//! active download (`Downloading`). Loading, Ready and generating belong to the manager's
+//! session, which overlays them on this status. Each download move is checked with
+//! [`ModelState::checked_next`] and announced to the [`EventSink`].
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -19,7 +19,7 @@ use crate::events::{EventSink, EventType, MlxModelStateEvent};
 use crate::hub::{DeleteReport, Downloader, HubConfig, Outcome, Progress, RefState, RepoLock};
 use crate::state::{ModelState, Transition};
 
-/// A model's state and, while downloading, its progress (the seed's `MlxModelStatus`).
+/// A model's state and, while downloading, its progress (the provider's `MlxModelStatus`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MlxModelStatus {
     pub model_id: String,
@@ -41,9 +41,16 @@ pub struct MlxModelStatus {
     /// The snapshot folder, when downloaded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub snapshot_path: Option<PathBuf>,
+    /// Whether there is anything to delete: a complete snapshot, a download under way,
+    /// or a partial download.
+    pub has_files: bool,
+    /// Why deleting is refused now (downloading, loading, generating), or `None` when
+    /// it may go ahead: the core's answer, so a UI need not decide it again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delete_blocked: Option<String>,
 }
 
-/// A model of the list (the seed's `MlxModelInfo`).
+/// A model of the list (the provider's `MlxModelInfo`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MlxModelInfo {
     pub id: String,
@@ -74,15 +81,11 @@ struct ActiveDownload {
 
 #[derive(Default)]
 struct Inner {
-    /// Only the passing states; the rest come from the cache.
-    passing: HashMap<String, ModelState>,
+    /// The one download under way (the only `Downloading` model).
     active: Option<ActiveDownload>,
-    /// Models whose generation is under way (delete is refused).
-    generating: HashMap<String, usize>,
     last_failed: Option<ModelSpec>,
+    /// The last download error of each model, until its next attempt.
     errors: HashMap<String, String>,
-    /// Custom models asked about in this process, listed after the catalog.
-    custom: Vec<ModelSpec>,
 }
 
 /// The model store. Cheap to share: wrap it in an `Arc`.
@@ -108,61 +111,33 @@ impl ModelStore {
         self.downloader.config()
     }
 
-    /// The catalog, then custom models seen in this process, each with its status.
-    pub fn list_models(&self) -> Vec<MlxModelInfo> {
-        let custom = self.lock().custom.clone();
-        catalog::builtin_models().into_iter().chain(custom).map(|spec| self.info(&spec)).collect()
-    }
-
-    /// Every model complete in the cache (or loading, or loaded): the catalog's and any
-    /// repo another process pulled, without registering anything (a query, no side effect).
+    /// Every model complete in the cache: the catalog's and any repo another process
+    /// pulled, with its disk status (a query, no side effect).
     pub fn downloaded_models(&self) -> Vec<MlxModelInfo> {
         let builtin = catalog::builtin_models();
         let cached = self.downloader.cache().repo_ids().into_iter().filter_map(|id| catalog::resolve(&id).ok());
-        let mut specs: Vec<ModelSpec> = builtin.into_iter().chain(cached).chain(self.lock().custom.clone()).collect();
+        let mut specs: Vec<ModelSpec> = builtin.into_iter().chain(cached).collect();
         let mut seen = std::collections::HashSet::new();
         specs.retain(|spec| seen.insert(spec.id.clone()));
-        specs
-            .iter()
-            .map(|spec| self.info(spec))
-            .filter(|info| {
-                matches!(info.status.state, ModelState::Downloaded | ModelState::Loading | ModelState::Ready)
-            })
-            .collect()
+        specs.iter().map(|spec| self.info(spec)).filter(|info| info.status.snapshot_path.is_some()).collect()
     }
 
-    /// The spec of `model_id` (catalog or custom), remembering custom ones for the list.
-    pub fn spec(&self, model_id: &str) -> Result<ModelSpec> {
-        let spec = catalog::resolve(model_id)?;
-        if !spec.is_builtin {
-            let mut inner = self.lock();
-            if !inner.custom.iter().any(|s| s.id == spec.id) {
-                inner.custom.push(spec.clone());
-            }
-        }
-        Ok(spec)
-    }
-
-    pub fn model_status(&self, model_id: &str) -> Result<MlxModelStatus> {
-        let spec = self.spec(model_id)?;
-        Ok(self.status_of(&spec))
-    }
-
-    /// The state of a model right now.
-    pub fn state(&self, spec: &ModelSpec) -> ModelState {
-        self.state_with(spec, || self.snapshot(spec).is_some())
-    }
-
-    /// The passing state, else downloaded or not as `on_disk` says (asked only then).
-    fn state_with(&self, spec: &ModelSpec, on_disk: impl FnOnce() -> bool) -> ModelState {
-        if let Some(state) = self.lock().passing.get(&spec.id) {
-            return *state;
-        }
-        if on_disk() {
+    /// `Downloading` for the active download, else downloaded or not as `on_disk` says
+    /// (asked only then).
+    fn disk_state(&self, spec: &ModelSpec, on_disk: impl FnOnce() -> bool) -> ModelState {
+        if self.active_download().is_some_and(|id| id == spec.id) {
+            ModelState::Downloading
+        } else if on_disk() {
             ModelState::Downloaded
         } else {
             ModelState::NotDownloaded
         }
+    }
+
+    /// The repo's shared cross-process lock (see [`RepoLock`]), held while its files are
+    /// in use by a generation.
+    pub fn share_repo(&self, spec: &ModelSpec) -> Result<RepoLock> {
+        RepoLock::shared(&self.downloader.cache().repo(&spec.repo))
     }
 
     /// The complete snapshot folder of a model, if downloaded.
@@ -170,10 +145,9 @@ impl ModelStore {
         self.downloader.cache().repo(&spec.repo).complete_snapshot(&spec.revision)
     }
 
-    /// Download a model (the seed's `mlx_download_model`). Runs until the download
+    /// Download a model (the provider's `mlx_download_model`). Runs until the download
     /// completes, fails after its attempts, or is cancelled.
-    pub async fn download(&self, model_id: &str) -> Result<DownloadOutcome> {
-        let spec = self.spec(model_id)?;
+    pub async fn download(&self, spec: &ModelSpec) -> Result<DownloadOutcome> {
         let repo_lock;
         let cancel = {
             let mut inner = self.lock();
@@ -183,17 +157,15 @@ impl ModelStore {
                     requested: spec.id.clone(),
                 });
             }
-            if let Some(snapshot) = self.snapshot(&spec) {
+            if let Some(snapshot) = self.snapshot(spec) {
                 return Ok(DownloadOutcome::AlreadyDownloaded { snapshot });
             }
             if self.config().offline {
                 return Err(Error::Offline { model_id: spec.id.clone(), cache: self.config().cache_dir.clone() });
             }
+            ModelState::NotDownloaded.checked_next(&spec.id, Transition::StartDownload)?;
             // Held until the download ends: `rm` in another process waits its turn.
             repo_lock = RepoLock::shared(&self.downloader.cache().repo(&spec.repo))?;
-            let from = inner.passing.get(&spec.id).copied().unwrap_or(ModelState::NotDownloaded);
-            let to = next(&spec.id, from, Transition::StartDownload)?;
-            inner.passing.insert(spec.id.clone(), to);
             inner.errors.remove(&spec.id);
             let cancel = CancellationToken::new();
             inner.active = Some(ActiveDownload { model_id: spec.id.clone(), cancel: cancel.clone() });
@@ -203,7 +175,7 @@ impl ModelStore {
         let on_progress = self.progress_reporter(&spec.id);
         let result = self.downloader.download(&spec.repo, &spec.revision, on_progress, &cancel).await;
         drop(repo_lock);
-        self.finish_download(&spec, result.map_err(|e| self.explain_vanished(&spec, e)))
+        self.finish_download(spec, result.map_err(|e| self.explain_vanished(spec, e)))
     }
 
     fn progress_reporter(&self, model_id: &str) -> impl Fn(Progress) + Send + Sync + 'static {
@@ -220,42 +192,6 @@ impl ModelStore {
         }
     }
 
-    fn finish_download(&self, spec: &ModelSpec, result: Result<Outcome>) -> Result<DownloadOutcome> {
-        let mut inner = self.lock();
-        inner.active = None;
-        inner.passing.remove(&spec.id);
-        *self.progress.lock().expect("progress poisoned") = None;
-        match result {
-            Ok(Outcome::Completed { snapshot, fetched_bytes }) => {
-                next(&spec.id, ModelState::Downloading, Transition::DownloadCompleted)?;
-                inner.last_failed = None;
-                drop(inner);
-                self.sink.emit(MlxModelStateEvent::new(EventType::DownloadCompleted, &spec.id));
-                Ok(DownloadOutcome::Downloaded { snapshot, fetched_bytes })
-            }
-            Ok(Outcome::Cancelled) => {
-                next(&spec.id, ModelState::Downloading, Transition::DownloadCancelled)?;
-                drop(inner);
-                let partial_bytes = self.downloader.cache().repo(&spec.repo).partial_bytes();
-                self.sink.emit(MlxModelStateEvent::error(
-                    &spec.id,
-                    format!(
-                        "download cancelled; {partial_bytes} bytes are kept and the next download resumes from them"
-                    ),
-                ));
-                Ok(DownloadOutcome::Cancelled { partial_bytes })
-            }
-            Err(error) => {
-                next(&spec.id, ModelState::Downloading, Transition::DownloadFailed)?;
-                inner.last_failed = Some(spec.clone());
-                inner.errors.insert(spec.id.clone(), error.to_string());
-                drop(inner);
-                self.sink.emit(MlxModelStateEvent::error(&spec.id, error.to_string()));
-                Err(error)
-            }
-        }
-    }
-
     /// A file that vanished mid-download because the repo folder went (another tool
     /// deleted the model) is reported as that, not as a raw "no such file".
     fn explain_vanished(&self, spec: &ModelSpec, error: Error) -> Error {
@@ -267,7 +203,42 @@ impl ModelStore {
         error
     }
 
-    /// Stop the download in progress (the seed's `mlx_cancel_download`). Returns at
+    fn finish_download(&self, spec: &ModelSpec, result: Result<Outcome>) -> Result<DownloadOutcome> {
+        let mut inner = self.lock();
+        inner.active = None;
+        *self.progress.lock().expect("progress poisoned") = None;
+        match result {
+            Ok(Outcome::Completed { snapshot, fetched_bytes }) => {
+                ModelState::Downloading.checked_next(&spec.id, Transition::DownloadCompleted)?;
+                inner.last_failed = None;
+                drop(inner);
+                self.sink.emit(MlxModelStateEvent::new(EventType::DownloadCompleted, &spec.id));
+                Ok(DownloadOutcome::Downloaded { snapshot, fetched_bytes })
+            }
+            Ok(Outcome::Cancelled) => {
+                ModelState::Downloading.checked_next(&spec.id, Transition::DownloadCancelled)?;
+                drop(inner);
+                let partial_bytes = self.downloader.cache().repo(&spec.repo).partial_bytes();
+                self.sink.emit(MlxModelStateEvent::error(
+                    &spec.id,
+                    format!(
+                        "download cancelled; {partial_bytes} bytes are kept and the next download resumes from them"
+                    ),
+                ));
+                Ok(DownloadOutcome::Cancelled { partial_bytes })
+            }
+            Err(error) => {
+                ModelState::Downloading.checked_next(&spec.id, Transition::DownloadFailed)?;
+                inner.last_failed = Some(spec.clone());
+                inner.errors.insert(spec.id.clone(), error.to_string());
+                drop(inner);
+                self.sink.emit(MlxModelStateEvent::error(&spec.id, error.to_string()));
+                Err(error)
+            }
+        }
+    }
+
+    /// Stop the download in progress (the provider's `mlx_cancel_download`). Returns at
     /// once; the download call returns `Cancelled` within a second.
     pub fn cancel_download(&self) -> Result<String> {
         let inner = self.lock();
@@ -276,11 +247,11 @@ impl ModelStore {
         Ok(active.model_id.clone())
     }
 
-    /// Start the last failed download again with fresh attempts, resuming (the seed's
-    /// `mlx_retry_download`).
+    /// Start the last failed download again with fresh attempts, resuming (the
+    /// provider's `mlx_retry_download`).
     pub async fn retry_download(&self) -> Result<DownloadOutcome> {
         let spec = self.lock().last_failed.clone().ok_or(Error::NothingToRetry)?;
-        self.download(&spec.id).await
+        self.download(&spec).await
     }
 
     /// The model whose download is in progress, if any.
@@ -288,23 +259,17 @@ impl ModelStore {
         self.lock().active.as_ref().map(|a| a.model_id.clone())
     }
 
-    /// Delete a model's files (the seed's `mlx_delete_model`). Refused while it is
-    /// downloading, loading, loaded or generating. A model with only partial files
-    /// left by a cancelled download has those removed.
-    pub fn delete_model(&self, model_id: &str) -> Result<DeleteReport> {
-        let spec = self.spec(model_id)?;
+    /// Delete a model's files, complete or partial. The manager calls this once the
+    /// session has released the model; the store refuses only what it owns: a download
+    /// of this model under way, or nothing on disk to delete.
+    pub fn delete_files(&self, spec: &ModelSpec) -> Result<DeleteReport> {
         let inner = self.lock();
-        let state = inner.passing.get(&spec.id).copied().unwrap_or(ModelState::Downloaded);
-        let generating = inner.generating.get(&spec.id).is_some_and(|n| *n > 0);
-        if generating || state != ModelState::Downloaded {
-            return Err(Error::Busy {
-                model_id: spec.id.clone(),
-                state: if generating { "generating".to_string() } else { state.to_string() },
-                action: "deleting it",
-            });
+        if inner.active.as_ref().is_some_and(|a| a.model_id == spec.id) {
+            return Err(crate::state::delete_refusal(&spec.id, ModelState::Downloading, false)
+                .expect("a download blocks deleting"));
         }
-        // Holding the lock: no download or load can start on this model meanwhile; the
-        // repo lock keeps out other processes' downloads and generations.
+        // Holding the lock: no download of this model can start meanwhile; the repo lock
+        // keeps out other processes' downloads and generations.
         let repo = self.downloader.cache().repo(&spec.repo);
         let Some(_repo_lock) = RepoLock::try_exclusive(&repo)? else {
             return Err(Error::Busy {
@@ -319,55 +284,14 @@ impl ModelStore {
             return Err(Error::NotDownloaded { model_id: spec.id.clone() });
         }
         if downloaded {
-            next(&spec.id, ModelState::Downloaded, Transition::Delete)?;
+            ModelState::Downloaded.checked_next(&spec.id, Transition::Delete)?;
         }
         repo.delete_revision(&spec.revision)
     }
 
-    /// Move a model through a load/unload transition (used by the manager).
-    pub fn transition(&self, model_id: &str, transition: Transition) -> Result<ModelState> {
-        let spec = self.spec(model_id)?;
-        let from = self.state(&spec);
-        let to = next(&spec.id, from, transition)?;
-        let mut inner = self.lock();
-        match to {
-            ModelState::Loading | ModelState::Ready | ModelState::Downloading => {
-                inner.passing.insert(spec.id.clone(), to)
-            }
-            _ => inner.passing.remove(&spec.id),
-        };
-        drop(inner);
-        let event = match transition {
-            Transition::StartLoad => Some(MlxModelStateEvent::new(EventType::LoadingStarted, &spec.id)),
-            Transition::LoadCompleted => Some(MlxModelStateEvent::new(EventType::LoadingCompleted, &spec.id)),
-            Transition::Unload => Some(MlxModelStateEvent::new(EventType::Unloaded, &spec.id)),
-            _ => None,
-        };
-        if let Some(event) = event {
-            self.sink.emit(event);
-        }
-        Ok(to)
-    }
-
-    /// Whether a generation is under way on `model_id`.
-    pub fn is_generating(&self, model_id: &str) -> bool {
-        self.lock().generating.get(model_id).is_some_and(|n| *n > 0)
-    }
-
-    /// Mark a generation as started on `model_id`; dropping the guard ends it. The
-    /// guard also holds the repo's shared lock, so `rm` in another process is refused.
-    pub fn generating(self: &Arc<Self>, model_id: &str) -> GeneratingGuard {
-        let repo_lock =
-            self.spec(model_id).and_then(|spec| RepoLock::shared(&self.downloader.cache().repo(&spec.repo)));
-        let repo_lock = repo_lock
-            .inspect_err(|e| tracing::warn!(model_id, "generating without the cross-process repo lock: {e}"))
-            .ok();
-        *self.lock().generating.entry(model_id.to_string()).or_default() += 1;
-        GeneratingGuard { store: self.clone(), model_id: model_id.to_string(), _repo_lock: repo_lock }
-    }
-
-    fn info(&self, spec: &ModelSpec) -> MlxModelInfo {
-        let status = self.status_of(spec);
+    /// A model of the list with its disk status (the manager overlays the session's).
+    pub fn info(&self, spec: &ModelSpec) -> MlxModelInfo {
+        let status = self.status(spec);
         // A custom model's size is unknown until it is on disk; then it is exact.
         let size_bytes = match (&status.snapshot_path, spec.approx_size_bytes) {
             (Some(snapshot), 0) => crate::hub::cache::snapshot_bytes(snapshot),
@@ -387,10 +311,11 @@ impl ModelStore {
         }
     }
 
-    fn status_of(&self, spec: &ModelSpec) -> MlxModelStatus {
+    /// What is on disk for `spec`, and the download's progress while it runs.
+    pub fn status(&self, spec: &ModelSpec) -> MlxModelStatus {
         // One look at the snapshot serves both the state and the path.
         let snapshot = self.snapshot(spec);
-        let state = self.state_with(spec, || snapshot.is_some());
+        let state = self.disk_state(spec, || snapshot.is_some());
         let is_active = self.lock().active.as_ref().is_some_and(|a| a.model_id == spec.id);
         let progress = if is_active { *self.progress.lock().expect("progress poisoned") } else { None };
         let repo = self.downloader.cache().repo(&spec.repo);
@@ -401,6 +326,7 @@ impl ModelStore {
             ),
             RefState::Missing | RefState::Commit(_) => None,
         });
+        let partial_bytes = repo.partial_bytes();
         MlxModelStatus {
             model_id: spec.id.clone(),
             state,
@@ -408,33 +334,17 @@ impl ModelStore {
             downloaded_bytes: progress.map(|p| p.done),
             total_bytes: progress.map(|p| p.total),
             bytes_per_second: progress.map(|p| p.bytes_per_second),
-            partial_bytes: repo.partial_bytes(),
+            partial_bytes,
             error,
+            // A download under way counts even before its first byte lands: its Delete
+            // is shown (refused, with the reason), not hidden.
+            has_files: state != ModelState::NotDownloaded || partial_bytes > 0,
             snapshot_path: snapshot,
+            delete_blocked: None,
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().expect("model store poisoned")
     }
-}
-
-/// Ends a generation mark when dropped (RAII, so an early return cannot leak it).
-pub struct GeneratingGuard {
-    store: Arc<ModelStore>,
-    model_id: String,
-    _repo_lock: Option<RepoLock>,
-}
-
-impl Drop for GeneratingGuard {
-    fn drop(&mut self) {
-        let mut inner = self.store.lock();
-        if let Some(count) = inner.generating.get_mut(&self.model_id) {
-            *count = count.saturating_sub(1);
-        }
-    }
-}
-
-fn next(model_id: &str, from: ModelState, transition: Transition) -> Result<ModelState> {
-    from.next(transition).ok_or_else(|| Error::IllegalTransition { model_id: model_id.to_string(), from, transition })
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use common::*;
 use local_mlx::hub::HubCache;
 use local_mlx::{MlxModelManager, ModelState, NullSink};
+use test_hub::support::tree;
 use test_hub::{Fault, Route};
 
 /// The cache holds no snapshot and no ref for `repo`.

@@ -4,26 +4,19 @@
 mod common;
 
 use std::sync::{Arc, Mutex, OnceLock, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::sidecar_env::{process_alive, SidecarEnv};
+use common::sidecar_env::SidecarEnv;
 use futures_util::StreamExt;
 use local_mlx::settings::ModelUnloadTimeout;
 use local_mlx::{
     ChatChunk, ChatMessage, ChatRequest, EventSink, EventType, FinishReason, KeepAlive, LoadPhase, MlxModelManager,
     MlxModelStateEvent, ModelState, RecordingSink, Runtime,
 };
+use test_hub::support::{process_alive, wait_until};
 
 /// Short, so the idle unload comes soon after each test's last use.
 const KEEP_ALIVE: KeepAlive = KeepAlive::After(Duration::from_secs(2));
-
-async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
 
 fn request(env: &SidecarEnv, user: &str) -> ChatRequest {
     ChatRequest::new(&env.model, vec![ChatMessage::system("You clean up dictated text."), ChatMessage::user(user)])
@@ -174,7 +167,7 @@ async fn dropping_a_call_waiting_for_the_lock_then_a_stream_mid_generation_leave
     // Dropped mid-generation: the sidecar stops generating.
     drop(holder);
     wait_until("the sidecar to cancel the generation", || sidecar_log(&env).contains("generation cancelled")).await;
-    assert!(!env.manager.store().is_generating(&env.model));
+    assert!(!env.manager.is_generating(&env.model));
 
     let next = env.manager.chat(ChatRequest { max_tokens: Some(4), ..request(&env, "next") }).await.unwrap();
     assert!(next.completion_tokens > 0);
@@ -200,12 +193,12 @@ async fn dropping_a_stream_mid_generation_re_arms_the_idle_deadline() {
 #[tokio::test(flavor = "multi_thread")]
 async fn dropping_a_future_mid_generation_stops_it_and_re_arms_the_idle_deadline() {
     let env = short_env().await;
-    env.manager.warm_up().await.unwrap();
+    env.manager.prepare().await.unwrap();
     let pid = env.manager.sidecar_pid().unwrap();
     let manager = env.manager.clone();
     let long = long_request(&env);
     let call = tokio::spawn(async move { manager.chat(long).await });
-    wait_until("the generation to start", || env.manager.store().is_generating(&env.model)).await;
+    wait_until("the generation to start", || env.manager.is_generating(&env.model)).await;
     call.abort();
     assert!(call.await.unwrap_err().is_cancelled());
     wait_until("the sidecar to cancel the generation", || sidecar_log(&env).contains("generation cancelled")).await;

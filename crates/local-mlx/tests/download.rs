@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use local_mlx::hub::HubCache;
 use local_mlx::{DownloadOutcome, EventType, ModelState};
+use test_hub::support::{tree, wait_until};
 use test_hub::Fault;
 
 const WEIGHTS: &str = "model.safetensors";
@@ -38,8 +39,12 @@ async fn a_download_lands_in_the_huggingface_layout_with_only_mlx_lm_files() {
     }
     assert!(tree(&repo.blobs_dir()).iter().all(|b| !b.ends_with(".incomplete")));
     assert_eq!(env.manager.model_status(SMALL_REPO).unwrap().state, ModelState::Downloaded);
-    let listed =
-        env.manager.list_models().into_iter().find(|m| m.id == SMALL_REPO).expect("a custom model is listed once used");
+    // Asking about a custom model lists nothing; adding it does, once.
+    assert!(env.manager.list_models().iter().all(|m| m.id != SMALL_REPO), "listed by a status query");
+    env.manager.add_custom_model(SMALL_REPO).unwrap();
+    env.manager.add_custom_model(SMALL_REPO).unwrap();
+    assert_eq!(env.manager.list_models().iter().filter(|m| m.id == SMALL_REPO).count(), 1);
+    let listed = env.manager.list_models().into_iter().find(|m| m.id == SMALL_REPO).unwrap();
     let on_disk: u64 = files.iter().map(|f| std::fs::metadata(snapshot.join(f)).unwrap().len()).sum();
     assert_eq!(listed.size_bytes, on_disk, "a downloaded custom model's size is exact");
 }
@@ -192,7 +197,10 @@ async fn cancel_stops_within_a_second_keeps_the_bytes_and_the_next_download_resu
     env.hub.set_faults(vec![Fault::throttle(2 << 20).on_path(WEIGHTS)]);
     let manager = env.manager.clone();
     let download = tokio::spawn(async move { manager.download(SMALL_REPO).await });
-    wait_until(|| env.manager.model_status(SMALL_REPO).unwrap().downloaded_bytes.unwrap_or(0) > (2 << 20)).await;
+    wait_until("2 MiB downloaded", || {
+        env.manager.model_status(SMALL_REPO).unwrap().downloaded_bytes.unwrap_or(0) > (2 << 20)
+    })
+    .await;
 
     assert_eq!(env.manager.cancel_download().unwrap(), SMALL_REPO);
     let cancelled_at = Instant::now();
@@ -219,14 +227,17 @@ async fn a_second_download_while_one_runs_is_refused_naming_the_model_in_progres
     env.hub.set_faults(vec![Fault::throttle(1 << 20).on_path(WEIGHTS)]);
     let manager = env.manager.clone();
     let first = tokio::spawn(async move { manager.download(SMALL_REPO).await });
-    wait_until(|| env.manager.store().active_download().is_some()).await;
+    wait_until("the download to start", || env.manager.store().active_download().is_some()).await;
 
     let err = env.manager.download("test-org/other").await.unwrap_err();
     assert_eq!(err.kind(), "download_in_progress");
     assert!(err.to_string().contains(SMALL_REPO), "{err}");
+    let status = env.manager.model_status(SMALL_REPO).unwrap();
     let err = env.manager.delete_model(SMALL_REPO).await.unwrap_err();
     assert_eq!(err.kind(), "busy");
     assert!(err.to_string().contains("downloading"), "{err}");
+    assert_eq!(status.delete_blocked.as_deref(), Some(err.to_string().as_str()), "the status gives the same answer");
+    assert!(status.has_files, "a download under way has files");
 
     env.manager.cancel_download().unwrap();
     first.await.unwrap().unwrap();
@@ -240,12 +251,4 @@ async fn downloading_a_downloaded_model_is_a_no_op() {
     let outcome = env.manager.download(SMALL_REPO).await.unwrap();
     assert!(matches!(outcome, DownloadOutcome::AlreadyDownloaded { .. }), "{outcome:?}");
     assert_eq!(env.hub.stats().api_requests, 0, "no network when the cache has it");
-}
-
-async fn wait_until(mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !condition() {
-        assert!(Instant::now() < deadline, "condition not reached in 20 s");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }

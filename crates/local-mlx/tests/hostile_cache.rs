@@ -171,10 +171,12 @@ async fn a_model_deleted_by_another_tool_during_a_pull_fails_the_pull_clearly() 
 async fn rm_in_another_process_is_refused_while_a_generation_runs() {
     let env = env().await;
     env.manager.download(SMALL_REPO).await.unwrap();
-    // The generating mark of a store in "another process" (its own lock file handle).
+    // The repo lock a generation holds, taken by a store of "another process" (its own
+    // lock file handle).
     let config = test_config(&env.hub.url(), &env.cache_dir());
     let generating_store = Arc::new(ModelStore::new(config, Arc::new(NullSink)).unwrap());
-    let guard = generating_store.generating(SMALL_REPO);
+    let spec = local_mlx::catalog::resolve(SMALL_REPO).unwrap();
+    let guard = generating_store.share_repo(&spec).unwrap();
     let err = env.manager.delete_model(SMALL_REPO).await.unwrap_err();
     assert_eq!(err.kind(), "busy", "{err}");
     assert!(err.to_string().contains("another process"), "{err}");

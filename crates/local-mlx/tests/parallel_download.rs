@@ -8,6 +8,7 @@ mod common;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use test_hub::support::wait_until;
 
 use common::*;
 use local_mlx::hub::parts::PartsConfig;
@@ -52,14 +53,6 @@ fn record_path(env: &Env) -> PathBuf {
     cached(env).blobs_dir().join(format!("{}.ranges.incomplete", weights_etag(env)))
 }
 
-async fn wait_until(mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !condition() {
-        assert!(Instant::now() < deadline, "condition not reached in 30 s");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_large_file_comes_in_ranged_parts_at_once_and_verifies() {
     let env = parts_env().await;
@@ -97,7 +90,7 @@ async fn cancel_with_parts_in_flight_keeps_their_bytes_and_the_rerun_fetches_onl
     env.hub.set_rate_cap(Some(1 << 20));
     let manager = env.manager.clone();
     let download = tokio::spawn(async move { manager.download(SMALL_REPO).await });
-    wait_until(|| {
+    wait_until("four parts in flight and 2 MiB served", || {
         let stats = env.hub.file_stats(SMALL_REPO, WEIGHTS);
         stats.max_concurrent_bodies >= 4 && stats.bytes_served >= 2 << 20
     })
@@ -127,7 +120,7 @@ async fn a_part_answered_with_a_wrong_content_range_is_retried_and_never_written
     let manager = env.manager.clone();
     let download = tokio::spawn(async move { manager.download(SMALL_REPO).await });
     // Past the probe: the fault hits one of the parts that follow it.
-    wait_until(|| env.hub.file_stats(SMALL_REPO, WEIGHTS).requests >= 2).await;
+    wait_until("a second request for the weights", || env.hub.file_stats(SMALL_REPO, WEIGHTS).requests >= 2).await;
     env.hub.set_faults(vec![Fault::shift_range(4096).on_path(WEIGHTS).times(1)]);
     let snapshot = downloaded(download.await.unwrap().unwrap());
 
@@ -148,7 +141,7 @@ async fn a_hub_that_ignores_range_gets_one_stream_even_over_a_partial_file_in_pa
     env.hub.set_rate_cap(Some(1 << 20));
     let manager = env.manager.clone();
     let download = tokio::spawn(async move { manager.download(SMALL_REPO).await });
-    wait_until(|| env.hub.file_stats(SMALL_REPO, WEIGHTS).max_concurrent_bodies >= 4).await;
+    wait_until("four parts in flight", || env.hub.file_stats(SMALL_REPO, WEIGHTS).max_concurrent_bodies >= 4).await;
     env.manager.cancel_download().unwrap();
     download.await.unwrap().unwrap();
     assert!(record_path(&env).exists());

@@ -7,10 +7,11 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{env, test_config, tree, Env, SMALL_REPO};
+use common::{env, test_config, Env, SMALL_REPO};
 use local_mlx::manager::ProcessOptions;
 use local_mlx::platform::support;
 use local_mlx::{EventType, MlxModelManager, ModelState, RecordingSink};
+use test_hub::support::tree;
 
 /// A manager on `env`'s hub and cache, judging the machine as `os`-`arch`.
 fn manager_on(env: &Env, os: &str, arch: &str, sink: &RecordingSink) -> MlxModelManager {

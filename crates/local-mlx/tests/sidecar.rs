@@ -63,9 +63,7 @@ impl Phases {
 
 /// Gone, or a zombie waiting for a parent that is not ours to reap it.
 fn is_gone(pid: u32) -> bool {
-    let out = Command::new("ps").args(["-o", "stat=", "-p", &pid.to_string()]).output().unwrap();
-    let stat = String::from_utf8_lossy(&out.stdout);
-    stat.trim().is_empty() || stat.trim().starts_with('Z')
+    !test_hub::support::process_alive(pid)
 }
 
 async fn wait_gone(pid: u32, within: Duration) -> bool {

@@ -36,6 +36,7 @@ mod repo;
 mod routes;
 mod server;
 mod stats;
+pub mod support;
 
 pub use builder::{pattern, RepoBuilder};
 pub use error::{Error, Result};

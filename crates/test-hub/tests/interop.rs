@@ -3,37 +3,19 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
 use futures_util::FutureExt;
+use test_hub::support::files_under;
 use test_hub::{Config, TestHub};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// The workspace's one Python environment (`tools/`, with huggingface_hub in it).
 fn tools_project() -> PathBuf {
     test_hub::workspace_root().join("tools")
-}
-
-/// Files under `dir` as sorted repo paths.
-fn files_under(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(current) = pending.pop() {
-        for entry in std::fs::read_dir(&current).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                pending.push(path);
-            } else {
-                let relative = path.strip_prefix(dir).unwrap();
-                out.push(relative.to_string_lossy().replace('\\', "/"));
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,14 +1,19 @@
 //! `MlxModelManager`: the one facade every face (CLI, Tauri app) calls.
 //!
-//! Each public method is one of the seed's commands (`list_models`, `model_status`,
+//! Each public method is one of the provider's commands (`list_models`, `model_status`,
 //! `download`, `cancel_download`, `retry_download`, `delete_model`, `process_text`),
 //! the general chat call under `process_text` and the server (`chat`, `chat_stream`,
-//! `runtime`), or what a settings page needs (`warm_up`, `unload`, settings). The model store owns
-//! files and states; the [`session`] owns the sidecar and the loaded model; the
-//! [`idle`] timer unloads after `model_unload_timeout`. A key decision: everything that
-//! touches the loaded model (load, generate, unload) runs under one async lock, so
-//! concurrent calls are served one after another with a single load, and the idle
-//! timer can never unload a model in the middle of a generation.
+//! `runtime`), or what an embedder needs (`prepare`, `unload`, settings,
+//! `add_custom_model`). Ownership: the model store owns what is on disk and the one
+//! download; the [`session`] owns the sidecar, the loaded model (Loading / Ready) and
+//! generating; this module is the one place they meet (a status is the disk status
+//! overlaid with the session's state; a delete asks the session to release, then the
+//! store to delete). The embedder owns the settings: it passes them in
+//! ([`ManagerConfig::settings`]) and updates them; the manager keeps no file. A key
+//! decision: everything that touches the loaded model (load, generate, unload) runs
+//! under one async lock, so concurrent calls are served one after another with a
+//! single load, and the idle timer can never unload a model in the middle of a
+//! generation.
 
 mod idle;
 mod session;
@@ -20,6 +25,7 @@ use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 use serde::Serialize;
 
+use crate::catalog::{self, ModelSpec};
 use crate::chat::{ChatChunk, ChatRequest, ChatResponse, FinishReason};
 use crate::error::{Error, Result};
 use crate::events::EventSink;
@@ -28,28 +34,44 @@ use crate::platform::PlatformSupport;
 use crate::postprocess::{build_messages, guard, max_tokens_for, DEFAULT_PROMPT, MAX_TRANSCRIPT_CHARS};
 use crate::settings::{config_dir, KeepAlive, MlxSettings};
 use crate::sidecar::{default_backend_dir, SidecarConfig};
+use crate::state::delete_refusal;
 use crate::store::{DownloadOutcome, MlxModelInfo, MlxModelStatus, ModelStore};
 
 use session::Session;
 
-/// Everything the manager needs to know about its surroundings.
+/// Everything the manager needs to know about its surroundings, all of it passed in
+/// by the embedder: the manager reads no settings file of its own.
 #[derive(Debug, Clone)]
 pub struct ManagerConfig {
     pub hub: HubConfig,
-    /// The settings file (`settings.json`); created on the first change.
-    pub settings_path: PathBuf,
     pub sidecar: SidecarConfig,
+    /// The embedder's choices: selected model, prompt template, unload timeout, uv path
+    /// (which wins over `sidecar.uv_path` when set). Changed later by
+    /// [`MlxModelManager::update_settings`].
+    pub settings: MlxSettings,
+    /// Hugging Face repo ids listed after the catalog (see
+    /// [`MlxModelManager::add_custom_model`]).
+    pub custom_models: Vec<String>,
 }
 
 impl ManagerConfig {
-    /// From the environment: `HF_*` for the hub, `LOCAL_MLX_CONFIG_DIR` (or the
-    /// platform's config folder) for settings and the sidecar log, the python-backend
-    /// folder found next to the executable or in the source tree.
-    pub fn from_env() -> Result<Self> {
-        let dir = config_dir();
+    /// With `data_dir` as the embedder's data folder (the sidecar's log goes there), the
+    /// hub from `HF_*`, the python-backend folder found next to the executable or in
+    /// the source tree, and default settings.
+    pub fn in_data_dir(data_dir: &std::path::Path) -> Self {
         let mut sidecar = SidecarConfig::new(backend_dir_or_where_expected());
-        sidecar.log_path = Some(dir.join("sidecar.log"));
-        Ok(ManagerConfig { hub: HubConfig::from_env(), settings_path: dir.join("settings.json"), sidecar })
+        sidecar.log_path = Some(data_dir.join("sidecar.log"));
+        ManagerConfig {
+            hub: HubConfig::from_env(),
+            sidecar,
+            settings: MlxSettings::default(),
+            custom_models: Vec::new(),
+        }
+    }
+
+    /// [`Self::in_data_dir`] of `LOCAL_MLX_CONFIG_DIR` (or the platform's config folder).
+    pub fn from_env() -> Result<Self> {
+        Ok(Self::in_data_dir(&config_dir()))
     }
 }
 
@@ -74,8 +96,8 @@ pub struct ProcessOptions {
 }
 
 /// Clean-up wants faithful, not creative: greedy decoding, which also makes the same
-/// transcript give the same text every time (the seed's 0.7 stays the sidecar's
-/// default for other callers).
+/// transcript give the same text every time (the sidecar keeps 0.7 as its default for
+/// other callers).
 const PROCESS_TEMPERATURE: f64 = 0.0;
 
 /// What the loaded-model slot is doing now.
@@ -126,29 +148,34 @@ pub struct MlxModelManager {
     store: Arc<ModelStore>,
     session: Arc<Session>,
     settings: Mutex<MlxSettings>,
-    settings_path: PathBuf,
+    /// Custom models to list after the catalog, each added once by an explicit call.
+    custom_models: Mutex<Vec<ModelSpec>>,
     /// Set by [`MlxModelManager::set_keep_alive`]; else the settings' unload timeout.
     keep_alive: Mutex<Option<KeepAlive>>,
     platform: PlatformSupport,
 }
 
 impl MlxModelManager {
-    /// A manager over the given hub, settings file and sidecar, reporting to `sink`.
+    /// A manager over the given hub, sidecar and settings, reporting to `sink`.
     pub fn new(config: ManagerConfig, sink: Arc<dyn EventSink>) -> Result<Self> {
-        let settings = MlxSettings::load(&config.settings_path)?;
-        let store = Arc::new(ModelStore::new(config.hub, sink.clone())?);
-        let mut sidecar = config.sidecar;
-        if sidecar.uv_path.is_none() {
+        let ManagerConfig { hub, mut sidecar, settings, custom_models } = config;
+        catalog::resolve(&settings.selected_model)?;
+        let store = Arc::new(ModelStore::new(hub, sink.clone())?);
+        if settings.uv_path.is_some() {
             sidecar.uv_path = settings.uv_path.clone();
         }
-        Ok(MlxModelManager {
+        let manager = MlxModelManager {
             session: Session::new(store.clone(), sidecar, sink),
             store,
-            settings: Mutex::new(settings),
-            settings_path: config.settings_path,
+            settings: Mutex::new(settings.clone()),
+            custom_models: Mutex::default(),
             keep_alive: Mutex::new(None),
             platform: crate::platform::this_machine(),
-        })
+        };
+        for id in custom_models.iter().chain([&settings.selected_model]) {
+            manager.add_custom_model(id)?;
+        }
+        Ok(manager)
     }
 
     /// The same manager, judging the machine as `platform` instead of this one (tests
@@ -170,20 +197,20 @@ impl MlxModelManager {
         self.platform.ensure_supported()
     }
 
-    /// A manager configured from the environment (see [`ManagerConfig::from_env`]).
+    /// A manager configured from the environment (see [`ManagerConfig::from_env`]),
+    /// with default settings.
     pub fn from_env(sink: Arc<dyn EventSink>) -> Result<Self> {
         Self::new(ManagerConfig::from_env()?, sink)
     }
 
-    /// A manager over the hub and cache of `config`, with its settings file next to the
-    /// cache folder and the sidecar found the usual way (started only when used).
+    /// A manager over the hub and cache of `config`, with default settings and the
+    /// sidecar found the usual way (started only when used).
     pub fn with_hub(config: HubConfig, sink: Arc<dyn EventSink>) -> Result<Self> {
-        let backend = backend_dir_or_where_expected();
-        let beside_cache = config.cache_dir.parent().map(PathBuf::from).unwrap_or_default();
         let manager_config = ManagerConfig {
-            settings_path: beside_cache.join("local-mlx-settings.json"),
             hub: config,
-            sidecar: SidecarConfig::new(backend),
+            sidecar: SidecarConfig::new(backend_dir_or_where_expected()),
+            settings: MlxSettings::default(),
+            custom_models: Vec::new(),
         };
         Self::new(manager_config, sink)
     }
@@ -192,20 +219,58 @@ impl MlxModelManager {
         &self.store
     }
 
-    /// `mlx_list_models`
-    pub fn list_models(&self) -> Vec<MlxModelInfo> {
-        self.store.list_models()
+    /// List a custom model (a Hugging Face repo id) after the catalog, once: adding it
+    /// again, or adding a catalog id, changes nothing. Returns its spec.
+    pub fn add_custom_model(&self, model_id: &str) -> Result<ModelSpec> {
+        let spec = catalog::resolve(model_id)?;
+        if !spec.is_builtin {
+            let mut custom = self.custom_models.lock().expect("custom models poisoned");
+            if !custom.iter().any(|s| s.id == spec.id) {
+                custom.push(spec.clone());
+            }
+        }
+        Ok(spec)
     }
 
-    /// `mlx_get_model_status`
+    /// `mlx_list_models`: the catalog, then the custom models, each with its status.
+    pub fn list_models(&self) -> Vec<MlxModelInfo> {
+        let custom = self.custom_models.lock().expect("custom models poisoned").clone();
+        catalog::builtin_models()
+            .into_iter()
+            .chain(custom)
+            .map(|spec| {
+                let info = self.store.info(&spec);
+                MlxModelInfo { status: self.overlay(info.status), ..info }
+            })
+            .collect()
+    }
+
+    /// `mlx_get_model_status`: of any catalog id or repo id (asking lists nothing).
     pub fn model_status(&self, model_id: &str) -> Result<MlxModelStatus> {
-        self.store.model_status(model_id)
+        let spec = catalog::resolve(model_id)?;
+        Ok(self.overlay(self.store.status(&spec)))
+    }
+
+    /// The disk status with the session's runtime state on top, and the delete rule's
+    /// answer for that state.
+    fn overlay(&self, mut status: MlxModelStatus) -> MlxModelStatus {
+        if let Some(state) = self.session.model_state(&status.model_id) {
+            status.state = state;
+        }
+        let generating = self.session.is_generating(&status.model_id);
+        status.delete_blocked = delete_refusal(&status.model_id, status.state, generating).map(|e| e.to_string());
+        status
+    }
+
+    /// Whether a generation is under way on `model_id`.
+    pub fn is_generating(&self, model_id: &str) -> bool {
+        self.session.is_generating(model_id)
     }
 
     /// `mlx_download_model`
     pub async fn download(&self, model_id: &str) -> Result<DownloadOutcome> {
         self.ensure_runnable()?;
-        self.store.download(model_id).await
+        self.store.download(&catalog::resolve(model_id)?).await
     }
 
     /// `mlx_cancel_download`: returns the id of the model whose download stops.
@@ -219,12 +284,18 @@ impl MlxModelManager {
         self.store.retry_download().await
     }
 
-    /// `mlx_delete_model`: refused while the model downloads, loads or generates; a
-    /// loaded but idle model is unloaded first.
+    /// `mlx_delete_model`: refused while the model downloads, loads or generates (the
+    /// rule of [`delete_refusal`], also given in each status as `delete_blocked`); a
+    /// loaded but idle model is unloaded first. The session releases the model (holding
+    /// its lock so no load starts meanwhile), then the store deletes the files.
     pub async fn delete_model(&self, model_id: &str) -> Result<DeleteReport> {
-        let spec = self.store.spec(model_id)?;
-        self.session.release_for_delete(&spec.id).await?;
-        self.store.delete_model(&spec.id)
+        let spec = catalog::resolve(model_id)?;
+        let state = self.model_status(&spec.id)?.state;
+        if let Some(refusal) = delete_refusal(&spec.id, state, self.session.is_generating(&spec.id)) {
+            return Err(refusal);
+        }
+        let _released = self.session.release_for_delete(&spec.id).await?;
+        self.store.delete_files(&spec)
     }
 
     /// `mlx_process_text`: enhance a transcript with the selected model and prompt.
@@ -324,12 +395,23 @@ impl MlxModelManager {
         chosen.unwrap_or_else(|| self.settings().model_unload_timeout.into())
     }
 
-    /// Start the sidecar and load the selected model ahead of use (the seed's
-    /// "pre-warm on settings page visit"). The idle timer starts from here.
-    pub async fn warm_up(&self) -> Result<()> {
+    /// Make the selected model ready ahead of use: sync the Python environment, start
+    /// the sidecar and load the model, announcing each phase (`loading_started` events
+    /// with `syncing_environment`, `starting_server`, `loading_model`). Idempotent and
+    /// cheap when already done: no process is started and no event is sent. An embedder
+    /// calls it when the provider or model is chosen and when recording starts, so the
+    /// load overlaps speech and a dictation never waits for an environment sync. The
+    /// idle clock starts from here.
+    pub async fn prepare(&self) -> Result<()> {
         self.ensure_runnable()?;
-        let settings = self.settings();
-        self.session.warm_up(&settings.selected_model, self.keep_alive()).await
+        let spec = catalog::resolve(&self.settings().selected_model)?;
+        self.session.load_ahead(spec, self.keep_alive()).await
+    }
+
+    /// [`Self::prepare`] under its former name, kept while the desktop app's command
+    /// still calls it.
+    pub async fn warm_up(&self) -> Result<()> {
+        self.prepare().await
     }
 
     /// Unload the model and stop the sidecar now.
@@ -342,12 +424,13 @@ impl MlxModelManager {
         self.settings.lock().expect("settings poisoned").clone()
     }
 
-    /// Validate, save and apply new settings. Selecting another model unloads the old
-    /// one; a new unload timeout applies from the next use.
+    /// Validate and apply new settings (the embedder stores them where it keeps its
+    /// own). Selecting another model unloads the old one and lists a custom one; a new
+    /// unload timeout applies from the next use. The uv path is read when the manager
+    /// is built (a new one needs a new manager).
     pub async fn update_settings(&self, new: MlxSettings) -> Result<MlxSettings> {
-        self.store.spec(&new.selected_model)?;
+        self.add_custom_model(&new.selected_model)?;
         let old = self.settings();
-        new.save(&self.settings_path)?;
         *self.settings.lock().expect("settings poisoned") = new.clone();
         if old.selected_model != new.selected_model {
             self.session.unload_and_stop().await?;

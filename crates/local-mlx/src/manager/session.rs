@@ -1,5 +1,9 @@
 //! The loaded model's life: start the sidecar, load, generate, unload, stop.
 //!
+//! The session owns the runtime state: which model is Loading or Ready (each move
+//! checked with [`ModelState::checked_next`] and announced as an event), and whether a
+//! generation is under way. The store knows only the disk; the manager overlays this.
+//!
 //! One async lock (`loaded`) is held for each of those steps, so two chat calls are
 //! served one after the other with a single load, a delete or an idle unload waits for
 //! (or refuses during) a generation, and the record of what is loaded never disagrees
@@ -25,19 +29,20 @@ use super::{Runtime, Timings};
 use crate::catalog::ModelSpec;
 use crate::chat::{ChatChunk, ChatRequest, ChatResponse};
 use crate::error::{Error, Result};
+use crate::events::EventType;
 use crate::events::{EventSink, LoadPhase, MlxModelStateEvent};
 use crate::settings::KeepAlive;
 use crate::sidecar::{Client, GenerateChunk, GenerateResponse, Phase, SidecarConfig, SidecarError, SidecarSupervisor};
 use crate::state::{ModelState, Transition};
-use crate::store::{GeneratingGuard, ModelStore};
+use crate::store::ModelStore;
 
 /// What is loaded, and through which sidecar process.
-struct Loaded {
+pub(super) struct Loaded {
     model_id: String,
     client: Arc<Client>,
 }
 
-type LoadedGuard = OwnedMutexGuard<Option<Loaded>>;
+pub(super) type LoadedGuard = OwnedMutexGuard<Option<Loaded>>;
 
 pub(super) struct Session {
     store: Arc<ModelStore>,
@@ -46,6 +51,25 @@ pub(super) struct Session {
     loaded: Arc<Mutex<Option<Loaded>>>,
     idle: IdleTimer,
     runtime: std::sync::Mutex<Runtime>,
+    /// The model in `Loading` or `Ready`, if any (every other model is on disk only).
+    model_state: std::sync::Mutex<Option<(String, ModelState)>>,
+    /// The model a generation is running on (one at a time: the lock is held).
+    generating: std::sync::Mutex<Option<String>>,
+}
+
+/// Marks a generation as under way until dropped (RAII, so an early return or a
+/// dropped stream cannot leave the mark behind).
+/// It also holds the repo's shared cross-process lock, so `rm` in another process is
+/// refused while the model's files are in use.
+struct GeneratingGuard {
+    session: Arc<Session>,
+    _repo_lock: Option<crate::hub::RepoLock>,
+}
+
+impl Drop for GeneratingGuard {
+    fn drop(&mut self) {
+        *self.session.generating.lock().expect("generating poisoned") = None;
+    }
 }
 
 /// Arms the idle deadline when dropped (unless disarmed): however a call ends, by
@@ -93,6 +117,8 @@ impl Session {
                     }
                 }),
                 runtime: std::sync::Mutex::new(Runtime::Idle),
+                model_state: std::sync::Mutex::new(None),
+                generating: std::sync::Mutex::new(None),
             }
         })
     }
@@ -105,9 +131,9 @@ impl Session {
     ) -> Result<BoxStream<'static, Result<ChatChunk>>> {
         let started = Instant::now();
         request.validate()?;
-        let spec = self.store.spec(&request.model)?;
+        let spec = crate::catalog::resolve(&request.model)?;
         let Prepared { mut loaded, client, timings, rearm } = self.prepare(spec.clone(), keep_alive).await?;
-        let generating = self.store.generating(&spec.id);
+        let generating = self.start_generating(&spec);
         let generate_started = Instant::now();
         let inner = match client.generate_stream(&request.to_generate()).await {
             Ok(inner) => inner,
@@ -132,10 +158,53 @@ impl Session {
         Ok(futures_util::stream::unfold(generation, Generation::next).boxed())
     }
 
-    /// Start the sidecar and load `model_id`; the idle clock starts from here.
-    pub async fn warm_up(self: &Arc<Self>, model_id: &str, keep_alive: KeepAlive) -> Result<()> {
-        let spec = self.store.spec(model_id)?;
+    /// Start the sidecar and load `spec`'s model; the idle clock starts from here.
+    pub async fn load_ahead(self: &Arc<Self>, spec: ModelSpec, keep_alive: KeepAlive) -> Result<()> {
         self.prepare(spec, keep_alive).await.map(drop)
+    }
+
+    fn start_generating(self: &Arc<Self>, spec: &ModelSpec) -> GeneratingGuard {
+        let repo_lock = self
+            .store
+            .share_repo(spec)
+            .inspect_err(|e| tracing::warn!(model_id = %spec.id, "generating without the cross-process repo lock: {e}"))
+            .ok();
+        *self.generating.lock().expect("generating poisoned") = Some(spec.id.clone());
+        GeneratingGuard { session: self.clone(), _repo_lock: repo_lock }
+    }
+
+    /// Whether a generation is under way on `model_id`.
+    pub fn is_generating(&self, model_id: &str) -> bool {
+        self.generating.lock().expect("generating poisoned").as_deref() == Some(model_id)
+    }
+
+    /// `Loading` or `Ready` when `model_id` is the session's model; `None` otherwise.
+    pub fn model_state(&self, model_id: &str) -> Option<ModelState> {
+        let state = self.model_state.lock().expect("model state poisoned");
+        state.as_ref().filter(|(id, _)| id == model_id).map(|(_, state)| *state)
+    }
+
+    /// Move `model_id` by `transition` (from `Downloaded` when it is not the session's
+    /// model), refusing what the state machine does not allow, and announce it.
+    fn move_model(&self, model_id: &str, transition: Transition) -> Result<ModelState> {
+        let mut slot = self.model_state.lock().expect("model state poisoned");
+        let from = match slot.as_ref() {
+            Some((id, state)) if id == model_id => *state,
+            _ => ModelState::Downloaded,
+        };
+        let to = from.checked_next(model_id, transition)?;
+        *slot = matches!(to, ModelState::Loading | ModelState::Ready).then(|| (model_id.to_string(), to));
+        drop(slot);
+        let event = match transition {
+            Transition::StartLoad => Some(EventType::LoadingStarted),
+            Transition::LoadCompleted => Some(EventType::LoadingCompleted),
+            Transition::Unload => Some(EventType::Unloaded),
+            _ => None,
+        };
+        if let Some(event) = event {
+            self.sink.emit(MlxModelStateEvent::new(event, model_id));
+        }
+        Ok(to)
     }
 
     /// Take the lock and load `spec`'s model, in a task of its own: if the caller goes
@@ -196,27 +265,29 @@ impl Session {
         result
     }
 
-    /// Make way for deleting `model_id`: refused while it loads or generates (the lock
-    /// is busy then); a loaded, idle model is unloaded and the sidecar stopped.
-    pub async fn release_for_delete(&self, model_id: &str) -> Result<()> {
-        let Ok(mut loaded) = self.loaded.try_lock() else {
-            let spec = self.store.spec(model_id)?;
-            let state = self.store.state(&spec);
-            if matches!(state, ModelState::Loading | ModelState::Ready) || self.store.is_generating(model_id) {
-                return Err(Error::Busy {
+    /// Make way for deleting `model_id`'s files: refused while the model is in use (the
+    /// lock is busy with it: loading, loaded for a call, generating); a loaded, idle
+    /// model is unloaded and the sidecar stopped. The returned lock, when it could be
+    /// taken, keeps any load from starting until the files are gone.
+    pub async fn release_for_delete(&self, model_id: &str) -> Result<Option<LoadedGuard>> {
+        let Ok(mut loaded) = self.loaded.clone().try_lock_owned() else {
+            if let Some(state) = self.model_state(model_id) {
+                // Busy with this model. Ready counts: the lock is held for a call on it.
+                let generating = self.is_generating(model_id);
+                return Err(crate::state::delete_refusal(model_id, state, generating).unwrap_or(Error::Busy {
                     model_id: model_id.to_string(),
-                    state: if self.store.is_generating(model_id) { "generating".into() } else { state.to_string() },
+                    state: "in use".into(),
                     action: "deleting it",
-                });
+                }));
             }
-            return Ok(()); // another model is busy; this one is free to go
+            return Ok(None); // another model is busy; this one is free to go
         };
         if loaded.as_ref().is_some_and(|l| l.model_id == model_id) {
             self.idle.cancel();
             self.unload_locked(&mut loaded).await?;
             self.sidecar.shutdown().await;
         }
-        Ok(())
+        Ok(Some(loaded))
     }
 
     pub fn sidecar_running(&self) -> bool {
@@ -258,10 +329,10 @@ impl Session {
                 self.unload_locked(loaded).await?; // switching models
             }
         }
-        self.store.transition(model_id, Transition::StartLoad)?;
+        self.move_model(model_id, Transition::StartLoad)?;
         match self.start_and_load(model_id, &snapshot, timings).await {
             Ok(client) => {
-                self.store.transition(model_id, Transition::LoadCompleted)?;
+                self.move_model(model_id, Transition::LoadCompleted)?;
                 *loaded = Some(Loaded { model_id: model_id.to_string(), client: client.clone() });
                 self.set_runtime(Runtime::Ready { model_id: model_id.to_string() });
                 Ok(client)
@@ -269,7 +340,7 @@ impl Session {
             Err(error) => {
                 // A failed load leaves no model in the sidecar.
                 self.set_runtime(Runtime::Idle);
-                self.store.transition(model_id, Transition::LoadFailed)?;
+                self.move_model(model_id, Transition::LoadFailed)?;
                 self.sink.emit(MlxModelStateEvent::error(model_id, error.to_string()));
                 Err(error)
             }
@@ -314,7 +385,7 @@ impl Session {
         self.set_runtime(Runtime::Idle);
         let alive = self.sidecar.client().is_some_and(|c| Arc::ptr_eq(&c, &current.client));
         let result = if alive { current.client.unload().await.map(|_| ()) } else { Ok(()) };
-        self.store.transition(&current.model_id, Transition::Unload)?;
+        self.move_model(&current.model_id, Transition::Unload)?;
         result.map_err(Error::from)
     }
 
@@ -322,7 +393,7 @@ impl Session {
     fn forget_loaded(&self, loaded: &mut Option<Loaded>) {
         if let Some(current) = loaded.take() {
             self.set_runtime(Runtime::Idle);
-            let _ = self.store.transition(&current.model_id, Transition::Unload);
+            let _ = self.move_model(&current.model_id, Transition::Unload);
         }
     }
 }

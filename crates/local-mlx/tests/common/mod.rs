@@ -82,23 +82,6 @@ pub fn assert_same_file(env: &Env, repo: &str, snapshot: &Path, file: &str) {
     assert!(served == cached, "{file} differs from the hub's copy");
 }
 
-/// Everything under `dir`, relative, sorted.
-pub fn tree(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if entry.file_type().unwrap().is_dir() {
-                stack.push(path.clone());
-            }
-            out.push(path.strip_prefix(dir).unwrap().to_string_lossy().into_owned());
-        }
-    }
-    out.sort();
-    out
-}
-
 pub use test_hub::workspace_root;
 
 /// Run Python in the tools/ uv environment (which has the real `huggingface_hub`).

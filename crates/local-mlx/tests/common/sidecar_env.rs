@@ -3,7 +3,6 @@
 //! workspace's python-backend.
 #![allow(dead_code)]
 
-use std::process::Command;
 use std::sync::Arc;
 
 use local_mlx::manager::ManagerConfig;
@@ -46,32 +45,20 @@ impl SidecarEnv {
         let sink = RecordingSink::new();
         let mut sidecar = SidecarConfig::new(workspace_root().join("python-backend"));
         sidecar.log_path = Some(tmp.path().join("config/sidecar.log"));
-        let config = ManagerConfig {
-            hub: test_config(&hub.url(), &tmp.path().join("hf/hub")),
-            settings_path: tmp.path().join("config/settings.json"),
-            sidecar,
-        };
-        let manager = Arc::new(MlxModelManager::new(config, wrap(sink.clone())).unwrap());
-        manager.download(&fixture.repo_id).await.unwrap();
+        // The embedder's settings, passed in: the manager keeps no file.
         let settings = MlxSettings {
             selected_model: fixture.repo_id.clone(),
             model_unload_timeout: timeout,
-            ..manager.settings()
+            ..MlxSettings::default()
         };
-        manager.update_settings(settings).await.unwrap();
+        let config = ManagerConfig {
+            hub: test_config(&hub.url(), &tmp.path().join("hf/hub")),
+            sidecar,
+            settings,
+            custom_models: Vec::new(),
+        };
+        let manager = Arc::new(MlxModelManager::new(config, wrap(sink.clone())).unwrap());
+        manager.download(&fixture.repo_id).await.unwrap();
         SidecarEnv { tmp, hub, sink, manager, model: fixture.repo_id }
     }
-}
-
-/// Whether a process with this pid exists (and is not a zombie).
-pub fn process_alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| !stat.split(") ").nth(1).unwrap_or("").starts_with('Z'))
-        .unwrap_or(false)
-}
-
-/// SIGKILL a whole process group (the sidecar's `uv run` leads its own).
-pub fn kill_group(pgid: u32) {
-    let status = Command::new("kill").args(["-KILL", "--", &format!("-{pgid}")]).status().unwrap();
-    assert!(status.success(), "kill -KILL -{pgid} failed");
 }
