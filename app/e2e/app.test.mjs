@@ -277,7 +277,7 @@ test("Delete during a download is refused with the message visible", async () =>
   assert.equal(await del.attribute("aria-disabled"), "true");
   await wd.hover(del);
   const reason = await (await wd.find(`${card(SMOL)} [role=tooltip]`)).text();
-  assert.match(reason, /downloading: cancel the download/);
+  assert.match(reason, /is downloading: deleting it is not possible now/);
   await del.click();
   const refusal = await wd.waitFor("the core's refusal", async () => {
     const notes = await wd.findAll(`${card(SMOL)} [data-testid="model-note"]`);

@@ -263,7 +263,15 @@ partial_bytes: number;
 /**
  * The last download error, until the next attempt.
  */
-error: string | null; snapshot_path: string | null }
+error: string | null; snapshot_path: string | null; 
+/**
+ * Files on disk (a snapshot or partial bytes): the model card offers Delete.
+ */
+has_files: boolean; 
+/**
+ * Why Delete is refused right now (the core's one delete rule), or `null`.
+ */
+delete_blocked: string | null }
 /**
  * The provider's settings: selected model, unload timeout, prompt template, uv path.
  */

@@ -67,7 +67,7 @@ describe("model list", () => {
     await renderPage(backend);
     const del = card("b").getByRole("button", { name: "Delete" });
     expect(del).toHaveAttribute("aria-disabled", "true");
-    expect(del).toHaveAccessibleDescription("The model is downloading: cancel the download before deleting it.");
+    expect(del).toHaveAccessibleDescription("model 'org/b' is downloading: deleting it is not possible now");
     await userEvent.click(del);
     expect(await card("b").findByRole("alert")).toHaveTextContent("model 'org/b' is downloading");
     expect(backend.called("mlx_delete_model")).toEqual([{ cmd: "mlx_delete_model", args: { modelId: "org/b" } }]);

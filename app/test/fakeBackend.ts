@@ -36,9 +36,16 @@ export function model(id: string, state: ModelState, extra: Partial<MlxModelInfo
       partial_bytes: 0,
       error: null,
       snapshot_path: null,
+      has_files: state !== "not_downloaded",
+      delete_blocked: deleteBlocked(id, state),
       ...extra.status,
     },
   };
+}
+
+/** What the core's delete rule says for `state` (downloading and loading refuse). */
+function deleteBlocked(id: string, state: ModelState): string | null {
+  return state === "downloading" || state === "loading" ? `model '${id}' is ${state}: deleting it is not possible now` : null;
 }
 
 export type Handler = (args: Record<string, unknown>) => unknown;
@@ -73,7 +80,12 @@ export class FakeBackend {
   }
 
   setState(id: string, state: ModelState, status: Partial<MlxModelInfo["status"]> = {}) {
-    this.models = this.models.map((m) => (m.id === id ? { ...m, status: { ...m.status, state, ...status } } : m));
+    this.models = this.models.map((m) => {
+      if (m.id !== id) return m;
+      const partial = status.partial_bytes ?? m.status.partial_bytes;
+      const derived = { has_files: state !== "not_downloaded" || partial > 0, delete_blocked: deleteBlocked(id, state) };
+      return { ...m, status: { ...m.status, state, ...derived, ...status } };
+    });
   }
 
   private async handle(cmd: string, args: Record<string, unknown>) {

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use local_mlx::manager::ManagerConfig;
+use local_mlx::settings::MlxSettings;
 use local_mlx::sidecar::BACKEND_DIR_ENV;
 use local_mlx::MlxModelManager;
 use tauri::{AppHandle, Manager, Runtime};
@@ -25,6 +26,8 @@ pub const EXTRA_MODELS_ENV: &str = "LOCAL_MLX_EXTRA_MODELS";
 
 pub fn manager<R: Runtime>(app: &AppHandle<R>) -> Result<Arc<MlxModelManager>, Box<dyn std::error::Error>> {
     let mut config = ManagerConfig::from_env()?;
+    // The app is the embedder: it keeps the provider's settings in its own file.
+    config.settings = MlxSettings::load(&mlx_settings_path())?;
     if std::env::var_os(BACKEND_DIR_ENV).is_none() {
         if let Some(bundled) = bundled_backend(app) {
             tracing::info!(dir = %bundled.display(), "using the bundled python-backend");
@@ -43,13 +46,19 @@ fn bundled_backend<R: Runtime>(app: &AppHandle<R>) -> Option<PathBuf> {
     dir.join("server.py").is_file().then_some(dir)
 }
 
+/// The provider's settings (selected model, prompt, unload timeout, uv path), which the
+/// app loads at start and saves on every change.
+pub fn mlx_settings_path() -> PathBuf {
+    local_mlx::settings::config_dir().join("settings.json")
+}
+
 /// The app settings file, beside the provider's settings.
 pub fn app_settings() -> AppSettingsStore {
     AppSettingsStore::open(local_mlx::settings::config_dir().join("app-settings.json"))
 }
 
 /// Make the manager list the custom models: the saved ones, `LOCAL_MLX_EXTRA_MODELS`,
-/// and the selected model. The core remembers a custom model once asked about it.
+/// and the selected model.
 pub fn register_custom_models(manager: &MlxModelManager, settings: &AppSettingsStore) {
     let from_env = std::env::var(EXTRA_MODELS_ENV).unwrap_or_default();
     let ids = settings
@@ -59,7 +68,7 @@ pub fn register_custom_models(manager: &MlxModelManager, settings: &AppSettingsS
         .chain(from_env.split([',', ' ', '\n']).map(str::trim).filter(|s| !s.is_empty()).map(String::from))
         .chain([manager.settings().selected_model]);
     for id in ids {
-        if let Err(error) = manager.model_status(&id) {
+        if let Err(error) = manager.add_custom_model(&id) {
             tracing::warn!(model = %id, %error, "not listing this custom model");
         }
     }

@@ -62,6 +62,10 @@ pub struct MlxModelStatus {
     /// The last download error, until the next attempt.
     pub error: Option<String>,
     pub snapshot_path: Option<String>,
+    /// Files on disk (a snapshot or partial bytes): the model card offers Delete.
+    pub has_files: bool,
+    /// Why Delete is refused right now (the core's one delete rule), or `null`.
+    pub delete_blocked: Option<String>,
 }
 
 impl From<CoreStatus> for MlxModelStatus {
@@ -76,6 +80,8 @@ impl From<CoreStatus> for MlxModelStatus {
             partial_bytes,
             error,
             snapshot_path,
+            has_files,
+            delete_blocked,
         } = status;
         MlxModelStatus {
             model_id,
@@ -87,6 +93,8 @@ impl From<CoreStatus> for MlxModelStatus {
             partial_bytes,
             error,
             snapshot_path: snapshot_path.as_deref().map(path_string),
+            has_files,
+            delete_blocked,
         }
     }
 }

@@ -27,18 +27,6 @@ type Props = {
   actions: CardActions;
 };
 
-/** Why Delete cannot run now, or null when it can. */
-export function deleteBlockedReason(model: MlxModelInfo): string | null {
-  switch (model.status.state) {
-    case "downloading":
-      return "The model is downloading: cancel the download before deleting it.";
-    case "loading":
-      return "The model is loading into memory: wait until it is ready, then delete it.";
-    default:
-      return null;
-  }
-}
-
 /** The low-disk warning before a download that would not fit, or null. */
 export function diskWarning(model: MlxModelInfo, disk: DiskSpace | null): string | null {
   if (!disk || model.status.state !== "not_downloaded" || model.size_bytes === 0) return null;
@@ -52,10 +40,11 @@ export function diskWarning(model: MlxModelInfo, disk: DiskSpace | null): string
 export function ModelCard({ model, selected, live, note, canRetry, otherDownloading, disk, actions }: Props) {
   const { id, status } = model;
   const state = status.state;
-  const blocked = deleteBlockedReason(model);
+  // The core decides whether Delete may run now (one rule, shared with its refusal).
+  const blocked = status.delete_blocked ?? null;
   const warning = diskWarning(model, disk);
   const tipId = `delete-reason-${id.replace(/\W+/g, "-")}`;
-  const hasFiles = state !== "not_downloaded" || status.partial_bytes > 0;
+  const hasFiles = status.has_files;
   const downloadBlocked = otherDownloading ? `Another model (${otherDownloading}) is downloading: one download at a time.` : undefined;
 
   const size = model.size_bytes > 0 ? `${formatBytes(model.size_bytes)} download` : "size unknown";

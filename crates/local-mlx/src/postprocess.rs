@@ -165,7 +165,8 @@ mod tests {
         assert_eq!(build_messages("${output}", "hi"), [ChatMessage::user("hi")]);
         let ours = build_messages(DEFAULT_PROMPT, "x");
         assert_eq!(ours[0].role, crate::chat::Role::System);
-        assert!(ours[0].content.ends_with("Example output: Can you send me the file?"), "{:?}", ours[0]);
+        assert!(ours[0].content.starts_with("You clean up dictated text."), "{:?}", ours[0]);
+        assert!(!ours[0].content.contains(OUTPUT_PLACEHOLDER), "{:?}", ours[0]);
         assert_eq!(ours[1], ChatMessage::user("x"));
     }
 

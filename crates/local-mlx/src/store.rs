@@ -279,8 +279,14 @@ impl ModelStore {
             });
         };
         let downloaded = repo.complete_snapshot(&spec.revision).is_some();
-        let corrupt_ref = matches!(repo.read_ref(&spec.revision), RefState::Corrupt(_));
-        if !downloaded && !corrupt_ref && repo.partial_bytes() == 0 {
+        // A corrupt ref, or a snapshot with a damaged file (not complete any more), still
+        // leaves files that `rm` must be able to remove.
+        let leftovers = match repo.read_ref(&spec.revision) {
+            RefState::Corrupt(_) => true,
+            RefState::Commit(commit) => repo.snapshot_dir(&commit).exists(),
+            RefState::Missing => false,
+        };
+        if !downloaded && !leftovers && repo.partial_bytes() == 0 {
             return Err(Error::NotDownloaded { model_id: spec.id.clone() });
         }
         if downloaded {

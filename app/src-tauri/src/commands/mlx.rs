@@ -89,7 +89,7 @@ pub async fn mlx_process_text_detailed(manager: Manager<'_>, text: String) -> Co
 #[tauri::command]
 #[specta::specta]
 pub async fn mlx_warm_up(manager: Manager<'_>) -> CommandResult<()> {
-    Ok(manager.warm_up().await?)
+    Ok(manager.prepare().await?)
 }
 
 /// Unload the model and stop the sidecar now.
@@ -105,11 +105,14 @@ pub fn mlx_get_settings(manager: Manager<'_>) -> MlxSettings {
     manager.settings().into()
 }
 
-/// Validates, saves and applies; selecting another model unloads the old one.
+/// Validates and applies, then saves (the app owns the provider's settings file);
+/// selecting another model unloads the old one.
 #[tauri::command]
 #[specta::specta]
 pub async fn mlx_update_settings(manager: Manager<'_>, settings: MlxSettings) -> CommandResult<MlxSettings> {
-    Ok(manager.update_settings(settings.into()).await?.into())
+    let applied = manager.update_settings(settings.into()).await?;
+    applied.save(&crate::setup::mlx_settings_path())?;
+    Ok(applied.into())
 }
 
 /// Free space in the model cache, for the low-disk warning before a download.
@@ -131,8 +134,8 @@ pub fn mlx_add_custom_model(
     app_settings: State<'_, AppSettingsStore>,
     model_id: String,
 ) -> CommandResult<Vec<MlxModelInfo>> {
-    let id = manager.model_status(&model_id)?.model_id;
-    let spec = local_mlx::catalog::resolve(&id)?;
+    let spec = manager.add_custom_model(&model_id)?;
+    let id = spec.id.clone();
     if !spec.is_builtin {
         app_settings
             .update(|s| {
