@@ -36,7 +36,7 @@ Process contract (what the Rust supervisor relies on)
   closes the oldest idle one), a 401 closes its connection. Bodies over 16 MiB get 413
   unread. A hard open-file limit below 4,096 is tolerated.
 
-API (the seed's, exactly, plus optional extensions)
+API (the original one, exactly, plus optional extensions)
 ---------------------------------------------------
 ``POST /load`` ``{"model_path": str}`` -> ``{"status": "loaded", "model_path": str,
 "context_length": int|null}``.

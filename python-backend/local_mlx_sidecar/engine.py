@@ -201,7 +201,7 @@ def context_length_of(config: dict) -> int | None:
 
 
 def seed_messages(prompt: str, system: str | None) -> list[dict[str, str]]:
-    """The seed's `prompt` (+ `system`) as a conversation: an empty system is none."""
+    """The original API's `prompt` (+ `system`) as a conversation: an empty system is none."""
     messages = [{"role": "user", "content": prompt}]
     if system:
         messages.insert(0, {"role": "system", "content": system})

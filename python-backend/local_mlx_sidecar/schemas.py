@@ -1,4 +1,4 @@
-"""The JSON of every endpoint, field for field (the seed's fields first, then ours).
+"""The JSON of every endpoint, field for field (the original API's fields first, then our extensions).
 
 Requests are validated strictly: a field of the wrong JSON type (``"150"`` for
 ``max_tokens``, ``true`` for a number) is a 422 naming the field, never coerced.

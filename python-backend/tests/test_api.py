@@ -1,4 +1,4 @@
-"""Every endpoint, the seed's fields and the extensions, over HTTP to a real process."""
+"""Every endpoint, the original API's fields and the extensions, over HTTP to a real process."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-//! `MlxModelStateEvent`, the seed's one event type, and the `EventSink` the faces implement.
+//! `MlxModelStateEvent`, the provider's one event type, and the `EventSink` the faces implement.
 //!
-//! The seed's TypeScript type is the contract:
+//! Its TypeScript type is the contract with the UI:
 //! `{ event_type, model_id, progress?, error? }`. Download progress also carries
 //! optional byte counts and speed (`downloaded_bytes`, `total_bytes`,
 //! `bytes_per_second`) so a progress bar can show them; like the sidecar's extensions,
@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-/// The seed's `event_type` values.
+/// The provider's `event_type` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventType {
@@ -25,7 +25,7 @@ pub enum EventType {
     Error,
 }
 
-/// A model state change notification, exactly the seed's `MlxModelStateEvent`
+/// A model state change notification, exactly the provider's `MlxModelStateEvent`
 /// plus optional progress details.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MlxModelStateEvent {
@@ -49,7 +49,7 @@ pub struct MlxModelStateEvent {
 }
 
 /// The steps of getting a model ready, reported on `loading_started` events so a UI
-/// can say why the first use takes long (the seed's Risks 3 and 4).
+/// can say why the first use takes long (a first run syncs a Python environment; a large model loads for seconds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LoadPhase {

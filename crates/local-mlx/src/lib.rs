@@ -2,7 +2,7 @@
 //!
 //! The main type is [`MlxModelManager`], the one facade the command-line tool and the
 //! desktop app call: it lists the catalog, downloads models from the Hugging Face Hub
-//! into the shared HF cache, tracks each model through the seed's state machine and
+//! into the shared HF cache, tracks each model through the provider's state machine and
 //! reports every change as an [`MlxModelStateEvent`] to an [`EventSink`] the face
 //! provides. A key design decision: the cache itself is the source of truth for what
 //! is downloaded (a ref is written only after every blob verified), so another tool

@@ -77,8 +77,8 @@ pub fn build_messages(template: &str, transcript: &str) -> Vec<ChatMessage> {
 }
 
 /// A token budget that fits a cleaned-up copy of `transcript` with room to spare:
-/// about 4 characters a token for English, times 1.5, plus a margin, capped. The seed's
-/// fixed 150 would cut a one-minute dictation (about 150 words, 200 tokens) short.
+/// about 4 characters a token for English, times 1.5, plus a margin, capped. A fixed
+/// 150 would cut a one-minute dictation (about 150 words, 200 tokens) short.
 pub fn max_tokens_for(transcript: &str) -> u32 {
     let chars = transcript.chars().count() as u32;
     (chars.div_ceil(4) * 3 / 2 + 64).min(MAX_OUTPUT_TOKENS)

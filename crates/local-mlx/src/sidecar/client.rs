@@ -1,6 +1,6 @@
 //! The typed HTTP client of the sidecar's API, and its JSON, field for field.
 //!
-//! Types mirror python-backend's `schemas.py`: the seed's fields are plain, our
+//! Types mirror python-backend's `schemas.py`: the original API's fields are plain, our
 //! extensions are `Option` so an older or leaner server still parses. Every call carries
 //! the bearer token and has a timeout suited to it ([`Timeouts`]). A failed call is
 //! turned into a [`SidecarError`] a user can act on; when the connection drops, the
@@ -103,7 +103,7 @@ pub struct GenerateRequest {
 }
 
 impl GenerateRequest {
-    /// The seed's defaults: `max_tokens` 150, `temperature` 0.7.
+    /// The sidecar API's original defaults: `max_tokens` 150, `temperature` 0.7.
     pub fn new(prompt: impl Into<String>) -> Self {
         GenerateRequest {
             prompt: prompt.into(),
@@ -120,7 +120,7 @@ impl GenerateRequest {
         }
     }
 
-    /// A conversation, with the seed's defaults for the rest.
+    /// A conversation, with the original defaults for the rest.
     pub fn chat(messages: Vec<ChatMessage>) -> Self {
         GenerateRequest { messages: Some(messages), ..Self::new("") }
     }
