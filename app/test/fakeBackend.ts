@@ -4,16 +4,16 @@ import { mockIPC } from "@tauri-apps/api/mocks";
 import { emit } from "@tauri-apps/api/event";
 import type {
   AppSettings,
-  CommandError,
+  MlxCommandError,
   MlxModelInfo,
   MlxModelStateEvent,
   MlxSettings,
-  ModelState,
+  MlxModelState,
 } from "../src/bindings";
 
 export const EVENT_CHANNEL = "mlx-model-state-event";
 
-export function model(id: string, state: ModelState, extra: Partial<MlxModelInfo> = {}): MlxModelInfo {
+export function model(id: string, state: MlxModelState, extra: Partial<MlxModelInfo> = {}): MlxModelInfo {
   return {
     id,
     display_name: id.split("/")[1],
@@ -28,13 +28,7 @@ export function model(id: string, state: ModelState, extra: Partial<MlxModelInfo
     status: {
       model_id: id,
       state,
-      progress: null,
-      downloaded_bytes: null,
-      total_bytes: null,
-      bytes_per_second: null,
       partial_bytes: 0,
-      error: null,
-      snapshot_path: null,
       ...extra.status,
     },
   };
@@ -53,7 +47,7 @@ export class FakeBackend {
   app: AppSettings = { post_process_enabled: true, post_process_provider_id: "local-mlx", custom_models: [] };
   availableBytes = 50_000_000_000;
   calls: { cmd: string; args: Record<string, unknown> }[] = [];
-  /** Per-command overrides; throw a `CommandError` object to fail. */
+  /** Per-command overrides; throw an `MlxCommandError` object to fail. */
   handlers: Record<string, Handler> = {};
 
   constructor(models: MlxModelInfo[]) {
@@ -69,7 +63,7 @@ export class FakeBackend {
     return this.calls.filter((c) => c.cmd === cmd);
   }
 
-  setState(id: string, state: ModelState, status: Partial<MlxModelInfo["status"]> = {}) {
+  setState(id: string, state: MlxModelState, status: Partial<MlxModelInfo["status"]> = {}) {
     this.models = this.models.map((m) => (m.id === id ? { ...m, status: { ...m.status, state, ...status } } : m));
   }
 
@@ -101,20 +95,13 @@ export class FakeBackend {
       case "mlx_cancel_download":
         return "org/downloading";
       default:
-        throw { kind: "unmocked", message: `no fake for ${cmd}` } satisfies CommandError;
+        throw { kind: "unmocked", message: `no fake for ${cmd}` } satisfies MlxCommandError;
     }
   }
 }
 
 export async function emitModelEvent(event: Partial<MlxModelStateEvent> & Pick<MlxModelStateEvent, "event_type" | "model_id">) {
-  const full: MlxModelStateEvent = {
-    progress: null,
-    error: null,
-    downloaded_bytes: null,
-    total_bytes: null,
-    bytes_per_second: null,
-    phase: null,
-    ...event,
-  };
+  // Fields the core skips when empty are absent, as on the wire.
+  const full: MlxModelStateEvent = event;
   await emit(EVENT_CHANNEL, full);
 }

@@ -67,6 +67,8 @@ pub struct ProcessOptions {
 
 /// Where the time of one `process_text` went, in milliseconds.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "specta", specta(rename = "MlxTimings"))]
 pub struct Timings {
     /// Starting the sidecar (0 when it was running), including a first-run sync.
     pub start_ms: u64,
@@ -78,6 +80,8 @@ pub struct Timings {
 
 /// The result of enhancing one transcript.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "specta", specta(rename = "MlxProcessOutput"))]
 pub struct ProcessOutput {
     /// The enhanced text, or the original when a guard kept it.
     pub text: String,
