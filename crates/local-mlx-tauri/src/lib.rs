@@ -3,12 +3,16 @@
 //! The core crate, `local-mlx`, knows nothing of Tauri; this crate is the thin layer that
 //! makes its `MlxModelManager` callable from a webview. An app adds it in four places:
 //!
-//! 1. one dependency line (`local-mlx-tauri = { ... }`; it brings `local-mlx` with it);
+//! 1. one dependency line (`local-mlx-tauri = { ... }`; the core comes with it, as
+//!    `local_mlx_tauri::local_mlx`);
 //! 2. the commands of [`commands`] in its own `collect_commands![...]`
 //!    (`local_mlx_tauri::commands::mlx_list_models`, ...);
 //! 3. [`MlxModelStateEvent`] in its own `collect_events![...]`;
 //! 4. one `manage()` call in `setup`, after `mount_events`:
 //!    `app.manage(Arc::new(MlxModelManager::new(config, local_mlx_tauri::event_sink(app.handle()))?))`.
+//!
+//! `docs/INTEGRATING.md` does this for Handy, and `examples/handy_snippets.rs` compiles
+//! the Rust it shows against stand-ins for Handy's own items.
 //!
 //! The decision this crate embodies: the TypeScript types come from the core's own types
 //! (its `specta` feature derives `specta::Type` on them), not from a mirror kept by hand
@@ -25,6 +29,9 @@
 pub mod commands;
 mod error;
 mod events;
+
+/// The core, so an app needs only this crate as a dependency.
+pub use local_mlx;
 
 pub use error::{MlxCommandError, MlxCommandResult};
 pub use events::{event_sink, MlxModelStateEvent, TauriSink};
