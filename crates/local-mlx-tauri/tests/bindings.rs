@@ -76,12 +76,18 @@ fn no_exported_type_name_is_one_handy_exports() {
     assert!(clashes.is_empty(), "types Handy also exports (prefix them `Mlx`): {clashes:?}\n{ts}");
 }
 
-/// The text of one exported type, from `export type NAME` to the next top-level item.
+/// The text of one exported type, from `export type NAME` to the next top-level item
+/// (without the doc comment of that next item; field docs sit inside the type).
 fn type_text<'a>(ts: &'a str, name: &str) -> &'a str {
     let start = ts.find(&format!("export type {name} ")).unwrap_or_else(|| panic!("{name} is not exported:\n{ts}"));
     let rest = &ts[start..];
-    let end = ["\nexport ", "\n/**"].iter().filter_map(|next| rest[1..].find(next)).min().map_or(rest.len(), |i| i + 1);
-    &rest[..end]
+    let mut text = rest[1..].find("\nexport ").map_or(rest, |i| &rest[..i + 1]);
+    if let Some(doc) = text.rfind("\n/**") {
+        if text[doc..].trim_end().ends_with("*/") {
+            text = &text[..doc];
+        }
+    }
+    text
 }
 
 #[test]
