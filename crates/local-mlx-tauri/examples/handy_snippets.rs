@@ -114,9 +114,7 @@ fn default_model_for_provider(provider_id: &str) -> String {
 // §4, the branch in `post_process_transcription` (`model` and `prompt` are resolved above it).
 #[allow(dead_code)]
 async fn post_process_local_mlx(app: &AppHandle, model: String, prompt: String, transcription: &str) -> Option<String> {
-    let Some(mlx) = app.try_state::<Arc<local_mlx_tauri::local_mlx::MlxModelManager>>() else {
-        return None;
-    };
+    let mlx = app.try_state::<Arc<local_mlx_tauri::local_mlx::MlxModelManager>>()?;
     let options = local_mlx_tauri::local_mlx::manager::ProcessOptions {
         model: Some(model.clone()),
         prompt: Some(prompt.clone()),
