@@ -11,12 +11,12 @@ started=$SECONDS
 deb="$(tools/app-build.sh)"
 echo "== desktop app: built $deb in $((SECONDS - started)) s"
 
-echo "== desktop app: Rust tests"
+echo "== desktop app: Rust tests (the app and crates/local-mlx-tauri)"
 # The same features as `tauri build`, so the release artifacts are reused.
-cargo test --release --locked -p local-mlx-app --features custom-protocol
+cargo test --release --locked -p local-mlx-app -p local-mlx-tauri --features local-mlx-app/custom-protocol
 
 echo "== desktop app: clippy (warnings are errors)"
-cargo clippy --release --locked -p local-mlx-app --features custom-protocol --all-targets -- -D warnings
+cargo clippy --release --locked -p local-mlx-app -p local-mlx-tauri --features local-mlx-app/custom-protocol --all-targets -- -D warnings
 
 echo "== desktop app: type check and component tests (vitest)"
 (cd app && npx tsc --noEmit && npx vitest run)

@@ -8,8 +8,9 @@ source tools/ensure-uv.sh
 echo "== lint: cargo fmt --check"
 cargo fmt --all --check
 echo "== lint: cargo clippy (all targets, warnings are errors)"
-# The desktop app is linted by tools/app-test.sh, after its frontend is built.
-cargo clippy --workspace --exclude local-mlx-app --all-targets --locked --quiet -- -D warnings
+# The desktop app and local-mlx-tauri (Tauri builds are slow) are linted by
+# tools/app-test.sh, in the release build it makes anyway.
+cargo clippy --workspace --exclude local-mlx-app --exclude local-mlx-tauri --all-targets --locked --quiet -- -D warnings
 echo "== lint: ruff check, ruff format --check"
 uv run --frozen --project tools ruff check --quiet .
 uv run --frozen --project tools ruff format --check --quiet .

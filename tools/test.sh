@@ -17,7 +17,7 @@ echo "== building fixture models (cached in \${LOCAL_MLX_FIXTURES:-~/.cache/loca
 uv run --frozen --project tools python tools/build_fixtures.py tiny smol
 
 echo "== Rust tests (the desktop app's come with its own build below)"
-cargo test --workspace --locked --exclude local-mlx-app
+cargo test --workspace --locked --exclude local-mlx-app --exclude local-mlx-tauri
 
 echo "== Python tests: fixture builder"
 uv run --frozen --project tools pytest -q tools/tests

@@ -1,16 +1,16 @@
 // The one place the frontend turns the generated bindings' `Result`s into values or
 // thrown `AppError`s, so components can use try/catch and show `message` as it is.
-import type { CommandError, Result } from "./bindings";
+import type { MlxCommandError, Result } from "./bindings";
 
 export class AppError extends Error {
   readonly kind: string;
-  constructor(error: CommandError) {
+  constructor(error: MlxCommandError) {
     super(error.message);
     this.kind = error.kind;
   }
 }
 
-export function unwrap<T>(result: Result<T, CommandError>): T {
+export function unwrap<T>(result: Result<T, MlxCommandError>): T {
   if (result.status === "error") throw new AppError(result.error);
   return result.data;
 }

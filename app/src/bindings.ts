@@ -13,7 +13,7 @@ export const commands = {
 async mlxListModels() : Promise<MlxModelInfo[]> {
     return await TAURI_INVOKE("mlx_list_models");
 },
-async mlxGetModelStatus(modelId: string) : Promise<Result<MlxModelStatus, CommandError>> {
+async mlxGetModelStatus(modelId: string) : Promise<Result<MlxModelStatus, MlxCommandError>> {
     try {
     return { status: "ok", data: await TAURI_INVOKE("mlx_get_model_status", { modelId }) };
 } catch (e) {
@@ -25,7 +25,7 @@ async mlxGetModelStatus(modelId: string) : Promise<Result<MlxModelStatus, Comman
  * Runs until the download completes, fails (after its attempts) or is cancelled;
  * progress arrives as `download_progress` events meanwhile.
  */
-async mlxDownloadModel(modelId: string) : Promise<Result<DownloadOutcome, CommandError>> {
+async mlxDownloadModel(modelId: string) : Promise<Result<MlxDownloadOutcome, MlxCommandError>> {
     try {
     return { status: "ok", data: await TAURI_INVOKE("mlx_download_model", { modelId }) };
 } catch (e) {
@@ -36,7 +36,7 @@ async mlxDownloadModel(modelId: string) : Promise<Result<DownloadOutcome, Comman
 /**
  * Stops the download in progress; returns the id of its model.
  */
-async mlxCancelDownload() : Promise<Result<string, CommandError>> {
+async mlxCancelDownload() : Promise<Result<string, MlxCommandError>> {
     try {
     return { status: "ok", data: await TAURI_INVOKE("mlx_cancel_download") };
 } catch (e) {
@@ -45,9 +45,9 @@ async mlxCancelDownload() : Promise<Result<string, CommandError>> {
 }
 },
 /**
- * Starts the last failed download again (up to 3 attempts), resuming its bytes.
+ * Starts the last failed download again, resuming its bytes.
  */
-async mlxRetryDownload() : Promise<Result<DownloadOutcome, CommandError>> {
+async mlxRetryDownload() : Promise<Result<MlxDownloadOutcome, MlxCommandError>> {
     try {
     return { status: "ok", data: await TAURI_INVOKE("mlx_retry_download") };
 } catch (e) {
@@ -58,7 +58,7 @@ async mlxRetryDownload() : Promise<Result<DownloadOutcome, CommandError>> {
 /**
  * Refused with kind `busy` while the model downloads, loads or generates.
  */
-async mlxDeleteModel(modelId: string) : Promise<Result<null, CommandError>> {
+async mlxDeleteModel(modelId: string) : Promise<Result<null, MlxCommandError>> {
     try {
     return { status: "ok", data: await TAURI_INVOKE("mlx_delete_model", { modelId }) };
 } catch (e) {
@@ -69,7 +69,7 @@ async mlxDeleteModel(modelId: string) : Promise<Result<null, CommandError>> {
 /**
  * The seed's contract: the transcript (`prompt`) in, the enhanced text out.
  */
-async mlxProcessText(prompt: string) : Promise<Result<string, CommandError>> {
+async mlxProcessText(prompt: string) : Promise<Result<string, MlxCommandError>> {
     try {
     return { status: "ok", data: await TAURI_INVOKE("mlx_process_text", { prompt }) };
 } catch (e) {
@@ -78,9 +78,9 @@ async mlxProcessText(prompt: string) : Promise<Result<string, CommandError>> {
 }
 },
 /**
- * `mlx_process_text` with what the "Try it" box shows: time, tokens, guard warnings.
+ * `mlx_process_text` with what a "Try it" box shows: time, tokens, guard warnings.
  */
-async mlxProcessTextDetailed(text: string) : Promise<Result<ProcessOutput, CommandError>> {
+async mlxProcessTextDetailed(text: string) : Promise<Result<MlxProcessOutput, MlxCommandError>> {
     try {
     return { status: "ok", data: await TAURI_INVOKE("mlx_process_text_detailed", { text }) };
 } catch (e) {
@@ -89,9 +89,10 @@ async mlxProcessTextDetailed(text: string) : Promise<Result<ProcessOutput, Comma
 }
 },
 /**
- * Pre-warm: start the sidecar and load the selected model (visiting the settings page).
+ * Start the sidecar and load the selected model ahead of use, so the first
+ * `mlx_process_text` does not wait for it.
  */
-async mlxWarmUp() : Promise<Result<null, CommandError>> {
+async mlxWarmUp() : Promise<Result<null, MlxCommandError>> {
     try {
     return { status: "ok", data: await TAURI_INVOKE("mlx_warm_up") };
 } catch (e) {
@@ -102,7 +103,7 @@ async mlxWarmUp() : Promise<Result<null, CommandError>> {
 /**
  * Unload the model and stop the sidecar now.
  */
-async mlxUnloadModel() : Promise<Result<null, CommandError>> {
+async mlxUnloadModel() : Promise<Result<null, MlxCommandError>> {
     try {
     return { status: "ok", data: await TAURI_INVOKE("mlx_unload_model") };
 } catch (e) {
@@ -114,9 +115,10 @@ async mlxGetSettings() : Promise<MlxSettings> {
     return await TAURI_INVOKE("mlx_get_settings");
 },
 /**
- * Validates, saves and applies; selecting another model unloads the old one.
+ * Validates, saves and applies; selecting another model unloads the old one. A blank
+ * `uv_path` (an emptied text field) means "find uv", as `null` does.
  */
-async mlxUpdateSettings(settings: MlxSettings) : Promise<Result<MlxSettings, CommandError>> {
+async mlxUpdateSettings(settings: MlxSettings) : Promise<Result<MlxSettings, MlxCommandError>> {
     try {
     return { status: "ok", data: await TAURI_INVOKE("mlx_update_settings", { settings }) };
 } catch (e) {
@@ -124,10 +126,7 @@ async mlxUpdateSettings(settings: MlxSettings) : Promise<Result<MlxSettings, Com
     else return { status: "error", error: e  as any };
 }
 },
-/**
- * Free space in the model cache, for the low-disk warning before a download.
- */
-async mlxDiskSpace() : Promise<Result<DiskSpace, CommandError>> {
+async mlxDiskSpace() : Promise<Result<MlxDiskSpace, MlxCommandError>> {
     try {
     return { status: "ok", data: await TAURI_INVOKE("mlx_disk_space") };
 } catch (e) {
@@ -137,9 +136,9 @@ async mlxDiskSpace() : Promise<Result<DiskSpace, CommandError>> {
 },
 /**
  * Add any Hugging Face repo id as a model (validated by the core), remembered across
- * restarts; returns the new list.
+ * restarts in the app settings; returns the new list.
  */
-async mlxAddCustomModel(modelId: string) : Promise<Result<MlxModelInfo[], CommandError>> {
+async mlxAddCustomModel(modelId: string) : Promise<Result<MlxModelInfo[], MlxCommandError>> {
     try {
     return { status: "ok", data: await TAURI_INVOKE("mlx_add_custom_model", { modelId }) };
 } catch (e) {
@@ -147,24 +146,13 @@ async mlxAddCustomModel(modelId: string) : Promise<Result<MlxModelInfo[], Comman
     else return { status: "error", error: e  as any };
 }
 },
-/**
- * Whether this machine can run the models, and if not, why (Handy's twin of
- * `check_apple_intelligence_available`). Where it cannot, download, retry, process
- * and warm-up fail with kind `unsupported_platform` before doing anything.
- */
-async mlxPlatform() : Promise<PlatformSupport> {
-    return await TAURI_INVOKE("mlx_platform");
-},
 async getAppSettings() : Promise<AppSettings> {
     return await TAURI_INVOKE("get_app_settings");
 },
-/**
- * The providers, each with why this machine cannot use it (if it cannot).
- */
 async getPostProcessProviders() : Promise<ProviderOption[]> {
     return await TAURI_INVOKE("get_post_process_providers");
 },
-async setPostProcessEnabled(enabled: boolean) : Promise<Result<AppSettings, CommandError>> {
+async setPostProcessEnabled(enabled: boolean) : Promise<Result<AppSettings, MlxCommandError>> {
     try {
     return { status: "ok", data: await TAURI_INVOKE("set_post_process_enabled", { enabled }) };
 } catch (e) {
@@ -172,7 +160,7 @@ async setPostProcessEnabled(enabled: boolean) : Promise<Result<AppSettings, Comm
     else return { status: "error", error: e  as any };
 }
 },
-async setPostProcessProvider(providerId: string) : Promise<Result<AppSettings, CommandError>> {
+async setPostProcessProvider(providerId: string) : Promise<Result<AppSettings, MlxCommandError>> {
     try {
     return { status: "ok", data: await TAURI_INVOKE("set_post_process_provider", { providerId }) };
 } catch (e) {
@@ -202,60 +190,77 @@ export type AppSettings = { post_process_enabled: boolean; post_process_provider
  * Hugging Face repo ids added with "Add model", in the order added.
  */
 custom_models: string[] }
-export type CommandError = { kind: string; message: string }
 /**
- * Free space where models are stored, for the low-disk warning before a download.
+ * Exported as `MlxCommandError`: a name no embedding app is likely to use already.
  */
-export type DiskSpace = { 
+export type MlxCommandError = { kind: string; message: string }
+/**
+ * Free space where models are stored, for a low-disk warning before a download.
+ */
+export type MlxDiskSpace = { 
 /**
  * The Hugging Face cache folder models download into.
  */
 cache_dir: string; available_bytes: number }
 /**
- * How a download ended when it did not fail.
+ * How `download` ended, when it did not fail.
  */
-export type DownloadOutcome = { outcome: "downloaded"; snapshot: string; fetched_bytes: number } | { outcome: "already_downloaded"; snapshot: string } | { outcome: "cancelled"; partial_bytes: number }
+export type MlxDownloadOutcome = { outcome: "downloaded"; snapshot: string; fetched_bytes: number } | { outcome: "already_downloaded"; snapshot: string } | { outcome: "cancelled"; partial_bytes: number }
 /**
  * The seed's `event_type` values.
  */
-export type EventType = "download_started" | "download_progress" | "download_completed" | "loading_started" | "loading_completed" | "unloaded" | "error"
+export type MlxEventType = "download_started" | "download_progress" | "download_completed" | "loading_started" | "loading_completed" | "unloaded" | "error"
 /**
- * What a `loading_started` event is waiting for (the seed's Risks 3 and 4).
+ * The steps of getting a model ready, reported on `loading_started` events so a UI
+ * can say why the first use takes long (the seed's Risks 3 and 4).
  */
-export type LoadPhase = "syncing_environment" | "starting_server" | "loading_model"
+export type MlxLoadPhase = 
 /**
- * A model of the list.
+ * First run: uv installs the sidecar's Python packages (minutes).
  */
-export type MlxModelInfo = { id: string; display_name: string; description: string; repo: string; revision: string; 
+"syncing_environment" | 
 /**
- * Approximate download size (0 when unknown: custom models).
+ * The sidecar process starts (seconds).
  */
-size_bytes: number; 
+"starting_server" | 
 /**
- * Approximate memory needed to run it (0 when unknown).
+ * The weights are read into memory.
  */
-ram_bytes: number; is_default: boolean; is_builtin: boolean; status: MlxModelStatus }
+"loading_model"
 /**
- * The seed's `MlxModelStateEvent`, on the app's one event channel
- * (`mlx-model-state-event`), plus the core's optional progress details and phase.
+ * A model of the list (the seed's `MlxModelInfo`).
  */
-export type MlxModelStateEvent = { event_type: EventType; model_id: string; 
+export type MlxModelInfo = { id: string; display_name: string; description: string; repo: string; revision: string; size_bytes: number; ram_bytes: number; is_default: boolean; is_builtin: boolean; status: MlxModelStatus }
 /**
- * 0.0 – 1.0, on `download_progress`.
+ * Where a model is in its life cycle.
  */
-progress: number | null; error: string | null; downloaded_bytes: number | null; total_bytes: number | null; bytes_per_second: number | null; 
+export type MlxModelState = "not_downloaded" | "downloading" | "downloaded" | "loading" | "ready"
 /**
- * On `loading_started`: which step of getting the model ready is under way.
+ * A model state change notification, exactly the seed's `MlxModelStateEvent`
+ * plus optional progress details.
+ * 
+ * A field skipped when `None` is never `null` on the wire, so with the `specta` feature
+ * it is exported as `field?: T` (`specta(type = T)` drops the `| null` of `Option<T>`).
  */
-phase: LoadPhase | null }
+export type MlxModelStateEvent = { event_type: MlxEventType; model_id: string; 
 /**
- * A model's state and, while downloading, its progress.
+ * 0.0 – 1.0, only on `download_progress`.
  */
-export type MlxModelStatus = { model_id: string; state: ModelState; 
+progress?: number; error?: string; downloaded_bytes?: number; total_bytes?: number; bytes_per_second?: number; 
+/**
+ * On `loading_started`: what the load is waiting for now
+ * (`syncing_environment`, `starting_server`, `loading_model`).
+ */
+phase?: MlxLoadPhase }
+/**
+ * A model's state and, while downloading, its progress (the seed's `MlxModelStatus`).
+ * Fields skipped when `None` are exported as `field?: T`, as on [`MlxModelStateEvent`](crate::MlxModelStateEvent).
+ */
+export type MlxModelStatus = { model_id: string; state: MlxModelState; 
 /**
  * 0.0 – 1.0 while downloading.
  */
-progress: number | null; downloaded_bytes: number | null; total_bytes: number | null; bytes_per_second: number | null; 
+progress?: number; downloaded_bytes?: number; total_bytes?: number; bytes_per_second?: number; 
 /**
  * Bytes of an interrupted download waiting to be resumed.
  */
@@ -263,65 +268,65 @@ partial_bytes: number;
 /**
  * The last download error, until the next attempt.
  */
-error: string | null; snapshot_path: string | null; 
+error?: string; 
 /**
- * Files on disk (a snapshot or partial bytes): the model card offers Delete.
+ * The snapshot folder, when downloaded.
  */
-has_files: boolean; 
+snapshot_path?: string }
 /**
- * Why Delete is refused right now (the core's one delete rule), or `null`.
+ * Handy's `ModelUnloadTimeout`, with its serde names. The names with digits are spelled
+ * out because specta's snake_case would export `Min2` as `min_2` where serde sends `min2`;
+ * exported as `MlxModelUnloadTimeout` because Handy exports its own `ModelUnloadTimeout`.
  */
-delete_blocked: string | null }
+export type MlxModelUnloadTimeout = "never" | "immediately" | "min2" | "min5" | "min10" | "min15" | "hour1" | 
 /**
- * The provider's settings: selected model, unload timeout, prompt template, uv path.
+ * For debugging and tests.
  */
-export type MlxSettings = { selected_model: string; model_unload_timeout: ModelUnloadTimeout; 
+"sec15"
+/**
+ * The result of enhancing one transcript.
+ */
+export type MlxProcessOutput = { 
+/**
+ * The enhanced text, or the original when a guard kept it.
+ */
+text: string; 
+/**
+ * False when the original transcript was returned (see `warnings`).
+ */
+enhanced: boolean; warnings: string[]; model_id: string; tokens_generated: number; prompt_tokens: number; 
+/**
+ * Prompt tokens served from the sidecar's prefix cache (not pre-filled again).
+ */
+cached_tokens: number; timings: MlxTimings }
+/**
+ * What the user chose.
+ */
+export type MlxSettings = { selected_model: string; model_unload_timeout: MlxModelUnloadTimeout; 
 /**
  * Template with `${output}` for the transcript.
  */
-prompt: string; uv_path: string | null }
+prompt: string; 
 /**
- * The seed's per-model states.
+ * An explicit uv binary; otherwise the bundled one, then `PATH`.
  */
-export type ModelState = "not_downloaded" | "downloading" | "downloaded" | "loading" | "ready"
+uv_path: string | null }
 /**
- * Handy's `ModelUnloadTimeout`, with its serde names. The names are spelled out
- * because specta's snake_case would export `Min2` as `min_2` while serde sends `min2`.
+ * Where the time of one `process_text` went, in milliseconds.
  */
-export type ModelUnloadTimeout = "never" | "immediately" | "min2" | "min5" | "min10" | "min15" | "hour1" | "sec15"
+export type MlxTimings = { 
 /**
- * Whether this machine can run the provider, and if not, why (the core's decision
- * table: Apple Silicon Macs and Linux on x86_64 / aarch64 run it).
+ * Starting the sidecar (0 when it was running), including a first-run sync.
  */
-export type PlatformSupport = { os: string; arch: string; supported: boolean; 
+start_ms: number; 
 /**
- * Why not when unsupported; what to expect when it runs on the CPU only.
+ * Loading the model (0 when it was loaded).
  */
-note: string | null }
-/**
- * One enhanced transcript, with what the "Try it" box shows about it.
- */
-export type ProcessOutput = { text: string; 
-/**
- * False when a guard kept the original transcript (see `warnings`).
- */
-enhanced: boolean; warnings: string[]; model_id: string; tokens_generated: number; prompt_tokens: number; cached_tokens: number; timings: Timings }
+load_ms: number; generate_ms: number; total_ms: number }
 /**
  * A post-processing provider the settings page can offer.
  */
-export type ProviderOption = { id: string; label: string; 
-/**
- * Why this machine cannot use the provider (it is shown disabled); `null` when it can.
- */
-disabled_reason: string | null; 
-/**
- * What to expect where it runs but not at its best (Linux: CPU only).
- */
-note: string | null }
-/**
- * Where the time of one enhancement went, in milliseconds.
- */
-export type Timings = { start_ms: number; load_ms: number; generate_ms: number; total_ms: number }
+export type ProviderOption = { id: string; label: string }
 
 /** tauri-specta globals **/
 

@@ -3,7 +3,7 @@ import { render, screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { describe, expect, test } from "vitest";
 import App from "../src/App";
-import type { CommandError } from "../src/bindings";
+import type { MlxCommandError } from "../src/bindings";
 import { FakeBackend, emitModelEvent, model } from "./fakeBackend";
 
 function card(name: string) {
@@ -62,7 +62,7 @@ describe("model list", () => {
       throw {
         kind: "busy",
         message: "model 'org/b' is downloading: wait for it to finish or cancel it before deleting it",
-      } satisfies CommandError;
+      } satisfies MlxCommandError;
     };
     await renderPage(backend);
     const del = card("b").getByRole("button", { name: "Delete" });
@@ -88,7 +88,7 @@ describe("model list", () => {
   test("adding a custom model shows the core's validation message", async () => {
     const backend = new FakeBackend([model("org/a", "downloaded")]);
     backend.handlers.mlx_add_custom_model = (args) => {
-      throw { kind: "invalid_repo_id", message: `'${args.modelId}' is not a valid Hugging Face repo id` } satisfies CommandError;
+      throw { kind: "invalid_repo_id", message: `'${args.modelId}' is not a valid Hugging Face repo id` } satisfies MlxCommandError;
     };
     await renderPage(backend);
     await userEvent.type(screen.getByLabelText("Add a model from the Hugging Face Hub"), "not a repo");
@@ -152,10 +152,10 @@ describe("downloads", () => {
     const message = "download of 'org/a' failed after 3 attempts: network error";
     backend.handlers.mlx_download_model = () => {
       backend.setState("org/a", "not_downloaded", { error: message });
-      throw { kind: "download_failed", message } satisfies CommandError;
+      throw { kind: "download_failed", message } satisfies MlxCommandError;
     };
     backend.handlers.mlx_retry_download = () => {
-      backend.setState("org/a", "downloaded", { error: null });
+      backend.setState("org/a", "downloaded", { error: undefined });
       return { outcome: "downloaded", snapshot: "/s", fetched_bytes: 1 };
     };
     await renderPage(backend);
@@ -200,7 +200,7 @@ describe("loading and pre-warm", () => {
   test("a failed warm-up says why and offers to try again", async () => {
     const backend = new FakeBackend([model("org/selected", "downloaded")]);
     backend.handlers.mlx_warm_up = () => {
-      throw { kind: "uv_not_found", message: "uv, which runs the Python sidecar, was not found" } satisfies CommandError;
+      throw { kind: "uv_not_found", message: "uv, which runs the Python sidecar, was not found" } satisfies MlxCommandError;
     };
     await renderPage(backend);
     expect(await screen.findByText(/uv, which runs the Python sidecar, was not found/)).toBeInTheDocument();
@@ -280,7 +280,7 @@ describe("Try it", () => {
   test("an error from the core is shown, and Enhance waits for a downloaded model", async () => {
     const backend = new FakeBackend([model("org/selected", "downloaded")]);
     backend.handlers.mlx_process_text_detailed = () => {
-      throw { kind: "timeout", message: "the sidecar did not answer generate within 120 s." } satisfies CommandError;
+      throw { kind: "timeout", message: "the sidecar did not answer generate within 120 s." } satisfies MlxCommandError;
     };
     await renderPage(backend);
     await userEvent.click(screen.getByRole("button", { name: "Enhance" }));

@@ -4,17 +4,17 @@ import { mockIPC } from "@tauri-apps/api/mocks";
 import { emit } from "@tauri-apps/api/event";
 import type {
   AppSettings,
-  CommandError,
+  MlxCommandError,
   MlxModelInfo,
   MlxModelStateEvent,
   MlxSettings,
-  ModelState,
+  MlxModelState,
   ProviderOption,
 } from "../src/bindings";
 
 export const EVENT_CHANNEL = "mlx-model-state-event";
 
-export function model(id: string, state: ModelState, extra: Partial<MlxModelInfo> = {}): MlxModelInfo {
+export function model(id: string, state: MlxModelState, extra: Partial<MlxModelInfo> = {}): MlxModelInfo {
   return {
     id,
     display_name: id.split("/")[1],
@@ -29,10 +29,6 @@ export function model(id: string, state: ModelState, extra: Partial<MlxModelInfo
     status: {
       model_id: id,
       state,
-      progress: null,
-      downloaded_bytes: null,
-      total_bytes: null,
-      bytes_per_second: null,
       partial_bytes: 0,
       error: null,
       snapshot_path: null,
@@ -44,7 +40,7 @@ export function model(id: string, state: ModelState, extra: Partial<MlxModelInfo
 }
 
 /** What the core's delete rule says for `state` (downloading and loading refuse). */
-function deleteBlocked(id: string, state: ModelState): string | null {
+function deleteBlocked(id: string, state: MlxModelState): string | null {
   return state === "downloading" || state === "loading" ? `model '${id}' is ${state}: deleting it is not possible now` : null;
 }
 
@@ -63,7 +59,7 @@ export class FakeBackend {
   providers: ProviderOption[] = [{ id: "local-mlx", label: "Local (MLX)", disabled_reason: null, note: null }];
   availableBytes = 50_000_000_000;
   calls: { cmd: string; args: Record<string, unknown> }[] = [];
-  /** Per-command overrides; throw a `CommandError` object to fail. */
+  /** Per-command overrides; throw an `MlxCommandError` object to fail. */
   handlers: Record<string, Handler> = {};
 
   constructor(models: MlxModelInfo[]) {
@@ -79,7 +75,7 @@ export class FakeBackend {
     return this.calls.filter((c) => c.cmd === cmd);
   }
 
-  setState(id: string, state: ModelState, status: Partial<MlxModelInfo["status"]> = {}) {
+  setState(id: string, state: MlxModelState, status: Partial<MlxModelInfo["status"]> = {}) {
     this.models = this.models.map((m) => {
       if (m.id !== id) return m;
       const partial = status.partial_bytes ?? m.status.partial_bytes;
@@ -116,20 +112,13 @@ export class FakeBackend {
       case "mlx_cancel_download":
         return "org/downloading";
       default:
-        throw { kind: "unmocked", message: `no fake for ${cmd}` } satisfies CommandError;
+        throw { kind: "unmocked", message: `no fake for ${cmd}` } satisfies MlxCommandError;
     }
   }
 }
 
 export async function emitModelEvent(event: Partial<MlxModelStateEvent> & Pick<MlxModelStateEvent, "event_type" | "model_id">) {
-  const full: MlxModelStateEvent = {
-    progress: null,
-    error: null,
-    downloaded_bytes: null,
-    total_bytes: null,
-    bytes_per_second: null,
-    phase: null,
-    ...event,
-  };
+  // Fields the core skips when empty are absent, as on the wire.
+  const full: MlxModelStateEvent = event;
   await emit(EVENT_CHANNEL, full);
 }

@@ -18,7 +18,6 @@ use local_mlx::MlxModelManager;
 use tauri::{AppHandle, Manager, Runtime};
 
 use crate::app_settings::AppSettingsStore;
-use crate::events::TauriSink;
 
 /// Comma- or space-separated Hugging Face repo ids to list besides the catalog
 /// (how the end-to-end test shows its test models).
@@ -37,7 +36,7 @@ pub fn manager<R: Runtime>(app: &AppHandle<R>) -> Result<Arc<MlxModelManager>, B
             }
         }
     }
-    let manager = MlxModelManager::new(config, Arc::new(TauriSink::new(app.clone())))?;
+    let manager = MlxModelManager::new(config, local_mlx_tauri::event_sink(app))?;
     Ok(Arc::new(manager))
 }
 

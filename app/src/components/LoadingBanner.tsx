@@ -1,9 +1,9 @@
 // What the first use is waiting for (the seed's Risks 3 and 4): the Python
 // environment's first sync, the server's start, the model's load; or why it failed.
-import type { LoadPhase } from "../bindings";
+import type { MlxLoadPhase } from "../bindings";
 import type { Loading } from "../hooks/useModels";
 
-const PHASES: Record<LoadPhase, string> = {
+const PHASES: Record<MlxLoadPhase, string> = {
   syncing_environment: "Setting up the Python environment (first run: this can take a few minutes)…",
   starting_server: "Starting the MLX server…",
   loading_model: "Loading the model into memory…",

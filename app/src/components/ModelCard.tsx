@@ -1,6 +1,6 @@
 // One model of the list: name, size, description, RAM hint, status badge, live
 // progress, notes, and the buttons that make sense in its state.
-import type { DiskSpace, MlxModelInfo } from "../bindings";
+import type { MlxDiskSpace, MlxModelInfo } from "../bindings";
 import type { LiveProgress, Note } from "../hooks/useModels";
 import { formatBytes } from "../format";
 import { DownloadProgress } from "./DownloadProgress";
@@ -23,12 +23,12 @@ type Props = {
   canRetry: boolean;
   /** Another model is downloading (one download at a time). */
   otherDownloading: string | null;
-  disk: DiskSpace | null;
+  disk: MlxDiskSpace | null;
   actions: CardActions;
 };
 
 /** The low-disk warning before a download that would not fit, or null. */
-export function diskWarning(model: MlxModelInfo, disk: DiskSpace | null): string | null {
+export function diskWarning(model: MlxModelInfo, disk: MlxDiskSpace | null): string | null {
   if (!disk || model.status.state !== "not_downloaded" || model.size_bytes === 0) return null;
   const needed = Math.max(0, model.size_bytes - model.status.partial_bytes);
   if (needed <= disk.available_bytes) return null;

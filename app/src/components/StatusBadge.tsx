@@ -1,6 +1,6 @@
-import type { ModelState } from "../bindings";
+import type { MlxModelState } from "../bindings";
 
-export const STATE_LABELS: Record<ModelState, string> = {
+export const STATE_LABELS: Record<MlxModelState, string> = {
   not_downloaded: "Not downloaded",
   downloading: "Downloading",
   downloaded: "Downloaded",
@@ -8,7 +8,7 @@ export const STATE_LABELS: Record<ModelState, string> = {
   ready: "Ready",
 };
 
-export function StatusBadge({ state }: { state: ModelState }) {
+export function StatusBadge({ state }: { state: MlxModelState }) {
   return (
     <span className={`badge badge-${state}`} data-testid="status-badge" data-state={state}>
       {STATE_LABELS[state]}

@@ -2,13 +2,13 @@
 // guards' warnings.
 import { useState } from "react";
 import { commands } from "../bindings";
-import type { ProcessOutput } from "../bindings";
+import type { MlxProcessOutput } from "../bindings";
 import { messageOf, unwrap } from "../api";
 import { formatMs } from "../format";
 
 export function TryIt(props: { disabledReason: string | null }) {
   const [text, setText] = useState("um so i think we should uh meet tomorrow at like ten");
-  const [output, setOutput] = useState<ProcessOutput | null>(null);
+  const [output, setOutput] = useState<MlxProcessOutput | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [running, setRunning] = useState(false);
 

@@ -1,7 +1,7 @@
 // Handy's "Unload model" choices, with its labels.
-import type { ModelUnloadTimeout } from "../bindings";
+import type { MlxModelUnloadTimeout } from "../bindings";
 
-export const UNLOAD_TIMEOUTS: { value: ModelUnloadTimeout; label: string }[] = [
+export const UNLOAD_TIMEOUTS: { value: MlxModelUnloadTimeout; label: string }[] = [
   { value: "never", label: "Never" },
   { value: "immediately", label: "Immediately" },
   { value: "min2", label: "After 2 minutes" },
@@ -12,9 +12,9 @@ export const UNLOAD_TIMEOUTS: { value: ModelUnloadTimeout; label: string }[] = [
   { value: "sec15", label: "After 15 seconds (debug)" },
 ];
 
-export function UnloadTimeoutSelect(props: { id: string; value: ModelUnloadTimeout; onChange: (v: ModelUnloadTimeout) => void }) {
+export function UnloadTimeoutSelect(props: { id: string; value: MlxModelUnloadTimeout; onChange: (v: MlxModelUnloadTimeout) => void }) {
   return (
-    <select id={props.id} value={props.value} onChange={(e) => props.onChange(e.target.value as ModelUnloadTimeout)}>
+    <select id={props.id} value={props.value} onChange={(e) => props.onChange(e.target.value as MlxModelUnloadTimeout)}>
       {UNLOAD_TIMEOUTS.map((t) => (
         <option key={t.value} value={t.value}>
           {t.label}

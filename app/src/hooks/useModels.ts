@@ -4,13 +4,13 @@
 // commands; each refreshes the list when it ends, and events refresh it meanwhile.
 import { useCallback, useEffect, useRef, useState } from "react";
 import { commands, events } from "../bindings";
-import type { DiskSpace, LoadPhase, MlxModelInfo, MlxModelStateEvent } from "../bindings";
+import type { MlxDiskSpace, MlxLoadPhase, MlxModelInfo, MlxModelStateEvent } from "../bindings";
 import { AppError, messageOf, unwrap } from "../api";
 import { formatBytes } from "../format";
 
 export type LiveProgress = { downloaded: number; total: number; speed: number; progress: number };
 export type Note = { tone: "error" | "info"; text: string };
-export type Loading = { modelId: string; phase: LoadPhase | null };
+export type Loading = { modelId: string; phase: MlxLoadPhase | null };
 
 export function useModels() {
   const [models, setModels] = useState<MlxModelInfo[]>([]);
@@ -19,7 +19,7 @@ export function useModels() {
   const [lastFailed, setLastFailed] = useState<string | null>(null);
   const [loading, setLoading] = useState<Loading | null>(null);
   const [loadError, setLoadError] = useState<string | null>(null);
-  const [disk, setDisk] = useState<DiskSpace | null>(null);
+  const [disk, setDisk] = useState<MlxDiskSpace | null>(null);
   const [listError, setListError] = useState<string | null>(null);
   const mounted = useRef(true);
 
@@ -75,7 +75,7 @@ export function useModels() {
           dropLive(id);
           break;
         case "loading_started":
-          setLoading({ modelId: id, phase: event.phase });
+          setLoading({ modelId: id, phase: event.phase ?? null });
           setLoadError(null);
           break;
         case "loading_completed":

@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 
 /// The provider's `event_type` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "specta", specta(rename = "MlxEventType"))]
 #[serde(rename_all = "snake_case")]
 pub enum EventType {
     DownloadStarted,
@@ -27,30 +29,42 @@ pub enum EventType {
 
 /// A model state change notification, exactly the provider's `MlxModelStateEvent`
 /// plus optional progress details.
+///
+/// A field skipped when `None` is never `null` on the wire, so with the `specta` feature
+/// it is exported as `field?: T` (`specta(type = T)` drops the `| null` of `Option<T>`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct MlxModelStateEvent {
     pub event_type: EventType,
     pub model_id: String,
     /// 0.0 – 1.0, only on `download_progress`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "specta", specta(type = f64))]
     pub progress: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "specta", specta(type = String))]
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "specta", specta(type = u64))]
     pub downloaded_bytes: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "specta", specta(type = u64))]
     pub total_bytes: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "specta", specta(type = f64))]
     pub bytes_per_second: Option<f64>,
     /// On `loading_started`: what the load is waiting for now
     /// (`syncing_environment`, `starting_server`, `loading_model`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "specta", specta(type = LoadPhase))]
     pub phase: Option<LoadPhase>,
 }
 
 /// The steps of getting a model ready, reported on `loading_started` events so a UI
 /// can say why the first use takes long (a first run syncs a Python environment; a large model loads for seconds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "specta", specta(rename = "MlxLoadPhase"))]
 #[serde(rename_all = "snake_case")]
 pub enum LoadPhase {
     /// First run: uv installs the sidecar's Python packages (minutes).

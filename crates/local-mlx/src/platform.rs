@@ -21,6 +21,8 @@ pub const PRETEND_PLATFORM_ENV: &str = "LOCAL_MLX_PRETEND_PLATFORM";
 
 /// What MLX can do on one (os, arch).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "specta", specta(rename = "MlxPlatformSupport"))]
 pub struct PlatformSupport {
     /// `std::env::consts::OS` (`macos`, `linux`, `windows`...).
     pub os: String,

@@ -18,19 +18,29 @@ use crate::postprocess::DEFAULT_PROMPT;
 /// The provider id Handy's settings use for us.
 pub const PROVIDER_ID: &str = "local-mlx";
 
-/// Handy's `ModelUnloadTimeout`, with its serde names.
+/// Handy's `ModelUnloadTimeout`, with its serde names. The names with digits are spelled
+/// out because specta's snake_case would export `Min2` as `min_2` where serde sends `min2`;
+/// exported as `MlxModelUnloadTimeout` because Handy exports its own `ModelUnloadTimeout`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "specta", specta(rename = "MlxModelUnloadTimeout"))]
 #[serde(rename_all = "snake_case")]
 pub enum ModelUnloadTimeout {
     Never,
     Immediately,
+    #[serde(rename = "min2")]
     Min2,
     #[default]
+    #[serde(rename = "min5")]
     Min5,
+    #[serde(rename = "min10")]
     Min10,
+    #[serde(rename = "min15")]
     Min15,
+    #[serde(rename = "hour1")]
     Hour1,
     /// For debugging and tests.
+    #[serde(rename = "sec15")]
     Sec15,
 }
 
@@ -148,6 +158,7 @@ impl std::str::FromStr for KeepAlive {
 
 /// What the user chose.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[serde(default)]
 pub struct MlxSettings {
     pub selected_model: String,

@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 
 /// Where a model is in its life cycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "specta", specta(rename = "MlxModelState"))]
 #[serde(rename_all = "snake_case")]
 pub enum ModelState {
     NotDownloaded,

@@ -20,26 +20,34 @@ use crate::hub::{DeleteReport, Downloader, HubConfig, Outcome, Progress, RefStat
 use crate::state::{ModelState, Transition};
 
 /// A model's state and, while downloading, its progress (the provider's `MlxModelStatus`).
+/// Fields skipped when `None` are exported as `field?: T`, as on [`MlxModelStateEvent`](crate::MlxModelStateEvent).
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct MlxModelStatus {
     pub model_id: String,
     pub state: ModelState,
     /// 0.0 – 1.0 while downloading.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "specta", specta(type = f64))]
     pub progress: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "specta", specta(type = u64))]
     pub downloaded_bytes: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "specta", specta(type = u64))]
     pub total_bytes: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "specta", specta(type = f64))]
     pub bytes_per_second: Option<f64>,
     /// Bytes of an interrupted download waiting to be resumed.
     pub partial_bytes: u64,
     /// The last download error, until the next attempt.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "specta", specta(type = String))]
     pub error: Option<String>,
     /// The snapshot folder, when downloaded.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "specta", specta(type = String))]
     pub snapshot_path: Option<PathBuf>,
     /// Whether there is anything to delete: a complete snapshot, a download under way,
     /// or a partial download.
@@ -52,6 +60,7 @@ pub struct MlxModelStatus {
 
 /// A model of the list (the provider's `MlxModelInfo`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct MlxModelInfo {
     pub id: String,
     pub display_name: String,
@@ -67,6 +76,8 @@ pub struct MlxModelInfo {
 
 /// How `download` ended, when it did not fail.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "specta", specta(rename = "MlxDownloadOutcome"))]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum DownloadOutcome {
     Downloaded { snapshot: PathBuf, fetched_bytes: u64 },

@@ -1,16 +1,18 @@
 //! The app's own settings commands: post-processing on/off and the provider choice,
-//! laid out as Handy lays them out.
+//! laid out as Handy lays them out, and the custom models the user adds (kept in the
+//! app's settings, so they are listed again after a restart).
 
 use std::sync::Arc;
 
+use local_mlx::store::MlxModelInfo;
 use local_mlx::MlxModelManager;
+use local_mlx_tauri::{MlxCommandError, MlxCommandResult};
 use tauri::State;
 
 use crate::app_settings::{provider_options, AppSettings, AppSettingsStore, ProviderOption};
-use crate::error::{CommandError, CommandResult};
 
-fn saved(result: std::io::Result<AppSettings>) -> CommandResult<AppSettings> {
-    result.map_err(|e| CommandError::new("io", format!("cannot save the app settings: {e}")))
+fn saved(result: std::io::Result<AppSettings>) -> MlxCommandResult<AppSettings> {
+    result.map_err(|e| MlxCommandError::new("io", format!("cannot save the app settings: {e}")))
 }
 
 #[tauri::command]
@@ -28,7 +30,7 @@ pub fn get_post_process_providers(manager: State<'_, Arc<MlxModelManager>>) -> V
 
 #[tauri::command]
 #[specta::specta]
-pub fn set_post_process_enabled(settings: State<'_, AppSettingsStore>, enabled: bool) -> CommandResult<AppSettings> {
+pub fn set_post_process_enabled(settings: State<'_, AppSettingsStore>, enabled: bool) -> MlxCommandResult<AppSettings> {
     saved(settings.update(|s| s.post_process_enabled = enabled))
 }
 
@@ -38,13 +40,34 @@ pub fn set_post_process_provider(
     settings: State<'_, AppSettingsStore>,
     manager: State<'_, Arc<MlxModelManager>>,
     provider_id: String,
-) -> CommandResult<AppSettings> {
+) -> MlxCommandResult<AppSettings> {
     if !provider_options(manager.platform()).iter().any(|p| p.id == provider_id) {
-        return Err(CommandError::new(
+        return Err(MlxCommandError::new(
             "unknown_provider",
             format!("'{provider_id}' is not a post-processing provider of this app; the only one is 'local-mlx'"),
         ));
     }
     manager.platform().ensure_supported()?;
     saved(settings.update(|s| s.post_process_provider_id = provider_id))
+}
+
+/// Add any Hugging Face repo id as a model (validated by the core), remembered across
+/// restarts in the app settings; returns the new list.
+#[tauri::command]
+#[specta::specta]
+pub fn mlx_add_custom_model(
+    manager: State<'_, Arc<MlxModelManager>>,
+    app_settings: State<'_, AppSettingsStore>,
+    model_id: String,
+) -> MlxCommandResult<Vec<MlxModelInfo>> {
+    let spec = manager.add_custom_model(&model_id)?;
+    let id = spec.id.clone();
+    if !spec.is_builtin {
+        saved(app_settings.update(|s| {
+            if !s.custom_models.contains(&id) {
+                s.custom_models.push(id.clone());
+            }
+        }))?;
+    }
+    Ok(manager.list_models())
 }

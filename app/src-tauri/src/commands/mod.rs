@@ -1,5 +1,5 @@
-//! The commands the webview may call: the seed's `mlx_*` commands and what the
-//! settings page needs. Each is a few lines over `MlxModelManager` or the app settings.
+//! The app's own commands (the provider's come from `local_mlx_tauri::commands`): the
+//! post-processing switch, the provider choice and the custom models, each a few lines
+//! over the app settings.
 
 pub mod app;
-pub mod mlx;

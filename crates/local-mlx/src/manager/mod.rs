@@ -118,6 +118,8 @@ pub enum Runtime {
 
 /// Where the time of one chat call or `process_text` went, in milliseconds.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "specta", specta(rename = "MlxTimings"))]
 pub struct Timings {
     /// Starting the sidecar (0 when it was running), including a first-run sync.
     pub start_ms: u64,
@@ -129,6 +131,8 @@ pub struct Timings {
 
 /// The result of enhancing one transcript.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "specta", specta(rename = "MlxProcessOutput"))]
 pub struct ProcessOutput {
     /// The enhanced text, or the original when a guard kept it.
     pub text: String,
@@ -406,12 +410,6 @@ impl MlxModelManager {
         self.ensure_runnable()?;
         let spec = catalog::resolve(&self.settings().selected_model)?;
         self.session.load_ahead(spec, self.keep_alive()).await
-    }
-
-    /// [`Self::prepare`] under its former name, kept while the desktop app's command
-    /// still calls it.
-    pub async fn warm_up(&self) -> Result<()> {
-        self.prepare().await
     }
 
     /// Unload the model and stop the sidecar now.

@@ -1,0 +1,186 @@
+//! The provider's Tauri commands, each a thin wrapper over one `MlxModelManager` method:
+//! the provider's seven (`mlx_list_models` ... `mlx_process_text`) and what a settings page
+//! needs (settings, warm-up, unload, free disk space, the detailed "Try it" call).
+//!
+//! They read the manager from Tauri's state as `Arc<MlxModelManager>`, the one thing
+//! the app must `manage()`. They return the core's own types (exported through the core's
+//! `specta` feature, so there is no mirror to drift) and fail with [`MlxCommandError`].
+//! Commands that wait (download, load, generate) are `async`, so they run on Tauri's
+//! async runtime and never block the window.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use local_mlx::manager::ProcessOutput;
+use local_mlx::settings::MlxSettings;
+use local_mlx::store::{DownloadOutcome, MlxModelInfo, MlxModelStatus};
+use local_mlx::{MlxModelManager, PlatformSupport};
+use serde::Serialize;
+use specta::Type;
+use tauri::{Manager as _, Runtime, State};
+
+use crate::error::{MlxCommandError, MlxCommandResult};
+
+type Manager<'a> = State<'a, Arc<MlxModelManager>>;
+
+/// The catalog and the custom models, each with its status.
+#[tauri::command]
+#[specta::specta]
+pub fn mlx_list_models(manager: Manager<'_>) -> Vec<MlxModelInfo> {
+    manager.list_models()
+}
+
+#[tauri::command]
+#[specta::specta]
+pub fn mlx_get_model_status(manager: Manager<'_>, model_id: String) -> MlxCommandResult<MlxModelStatus> {
+    Ok(manager.model_status(&model_id)?)
+}
+
+/// Runs until the download completes, fails (after its attempts) or is cancelled;
+/// progress arrives as `download_progress` events meanwhile.
+#[tauri::command]
+#[specta::specta]
+pub async fn mlx_download_model(manager: Manager<'_>, model_id: String) -> MlxCommandResult<DownloadOutcome> {
+    Ok(manager.download(&model_id).await?)
+}
+
+/// Stops the download in progress; returns the id of its model.
+#[tauri::command]
+#[specta::specta]
+pub fn mlx_cancel_download(manager: Manager<'_>) -> MlxCommandResult<String> {
+    Ok(manager.cancel_download()?)
+}
+
+/// Starts the last failed download again, resuming its bytes.
+#[tauri::command]
+#[specta::specta]
+pub async fn mlx_retry_download(manager: Manager<'_>) -> MlxCommandResult<DownloadOutcome> {
+    Ok(manager.retry_download().await?)
+}
+
+/// Refused with kind `busy` while the model downloads, loads or generates.
+#[tauri::command]
+#[specta::specta]
+pub async fn mlx_delete_model(manager: Manager<'_>, model_id: String) -> MlxCommandResult<()> {
+    manager.delete_model(&model_id).await?;
+    Ok(())
+}
+
+/// The seed's contract: the transcript (`prompt`) in, the enhanced text out.
+#[tauri::command]
+#[specta::specta]
+pub async fn mlx_process_text(manager: Manager<'_>, prompt: String) -> MlxCommandResult<String> {
+    Ok(manager.process_text(&prompt).await?.text)
+}
+
+/// `mlx_process_text` with what a "Try it" box shows: time, tokens, guard warnings.
+#[tauri::command]
+#[specta::specta]
+pub async fn mlx_process_text_detailed(manager: Manager<'_>, text: String) -> MlxCommandResult<ProcessOutput> {
+    Ok(manager.process_text(&text).await?)
+}
+
+/// The manager's `prepare()`: sync the Python environment, start the sidecar and load
+/// the selected model ahead of use, so the next `mlx_process_text` waits for none of
+/// it. Cheap when already done: call it when the provider or model is chosen and when
+/// recording starts.
+#[tauri::command]
+#[specta::specta]
+pub async fn mlx_warm_up(manager: Manager<'_>) -> MlxCommandResult<()> {
+    Ok(manager.prepare().await?)
+}
+
+/// Whether this machine can run the models, and if not, why (the twin of Handy's
+/// `check_apple_intelligence_available`). Where it cannot, download, retry, process
+/// and warm-up fail with kind `unsupported_platform` before doing anything.
+#[tauri::command]
+#[specta::specta]
+pub fn mlx_platform(manager: Manager<'_>) -> PlatformSupport {
+    manager.platform().clone()
+}
+
+/// Unload the model and stop the sidecar now.
+#[tauri::command]
+#[specta::specta]
+pub async fn mlx_unload_model(manager: Manager<'_>) -> MlxCommandResult<()> {
+    Ok(manager.unload().await?)
+}
+
+#[tauri::command]
+#[specta::specta]
+pub fn mlx_get_settings(manager: Manager<'_>) -> MlxSettings {
+    manager.settings()
+}
+
+/// Where an app keeps the provider's settings, if it lets [`mlx_update_settings`] save
+/// them: `app.manage(MlxSettingsFile(path))`. The manager keeps no file of its own (the
+/// embedder owns its settings); an app that stores them elsewhere (Handy, in its own
+/// store) leaves this out and saves them itself.
+pub struct MlxSettingsFile(pub PathBuf);
+
+/// Validates and applies, then saves to the [`MlxSettingsFile`] if the app registered
+/// one; selecting another model unloads the old one. A blank `uv_path` (an emptied text
+/// field) means "find uv", as `null` does.
+#[tauri::command]
+#[specta::specta]
+pub async fn mlx_update_settings<R: Runtime>(
+    app: tauri::AppHandle<R>,
+    manager: Manager<'_>,
+    settings: MlxSettings,
+) -> MlxCommandResult<MlxSettings> {
+    let applied = manager.update_settings(without_blank_uv_path(settings)).await?;
+    if let Some(file) = app.try_state::<MlxSettingsFile>() {
+        applied.save(&file.0)?;
+    }
+    Ok(applied)
+}
+
+fn without_blank_uv_path(mut settings: MlxSettings) -> MlxSettings {
+    settings.uv_path = settings.uv_path.filter(|path| !path.to_string_lossy().trim().is_empty());
+    settings
+}
+
+/// Free space where models are stored, for a low-disk warning before a download.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Type)]
+pub struct MlxDiskSpace {
+    /// The Hugging Face cache folder models download into.
+    pub cache_dir: PathBuf,
+    pub available_bytes: u64,
+}
+
+#[tauri::command]
+#[specta::specta]
+pub fn mlx_disk_space(manager: Manager<'_>) -> MlxCommandResult<MlxDiskSpace> {
+    let cache_dir = manager.store().config().cache_dir.clone();
+    let available_bytes = available_space(&cache_dir).map_err(|e| {
+        MlxCommandError::new("io", format!("cannot read the free space of {}: {e}", cache_dir.display()))
+    })?;
+    Ok(MlxDiskSpace { cache_dir, available_bytes })
+}
+
+/// The cache folder may not exist before the first download: ask its nearest ancestor.
+fn available_space(dir: &Path) -> std::io::Result<u64> {
+    let existing = dir.ancestors().find(|d| d.exists()).unwrap_or(Path::new("/"));
+    fs4::available_space(existing)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_blank_uv_path_means_search_for_uv_and_a_real_one_is_kept() {
+        let mut settings = MlxSettings { uv_path: Some(PathBuf::from("  ")), ..MlxSettings::default() };
+        assert_eq!(without_blank_uv_path(settings.clone()).uv_path, None);
+        settings.uv_path = Some(PathBuf::from("/opt/uv"));
+        assert_eq!(without_blank_uv_path(settings).uv_path, Some(PathBuf::from("/opt/uv")));
+    }
+
+    #[test]
+    fn free_space_of_a_folder_not_created_yet_is_measured_on_its_ancestor() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("hub/not/yet");
+        assert!(fs4::available_space(&missing).is_err(), "the folder must not exist for this test");
+        assert!(available_space(&missing).unwrap() > 0);
+    }
+}
