@@ -19,7 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 
-from .engine import ApiError, Cancelled, GenerateParams, GenerationResult, seed_messages
+from .engine import ApiError, Cancelled, GenerateParams, GenerationResult, prompt_messages
 from .schemas import (
     DEFAULT_REPETITION_PENALTY,
     DEFAULT_TOP_P,
@@ -243,7 +243,7 @@ def _messages(req: GenerateRequest) -> list[dict[str, str]]:
             _text(f"messages.{i}.content", m.content)
         return [{"role": m.role, "content": m.content} for m in req.messages]
     assert req.prompt is not None
-    return seed_messages(req.prompt, req.system)
+    return prompt_messages(req.prompt, req.system)
 
 
 def _field_error(err: dict) -> dict:

@@ -200,7 +200,7 @@ def context_length_of(config: dict) -> int | None:
     return None
 
 
-def seed_messages(prompt: str, system: str | None) -> list[dict[str, str]]:
+def prompt_messages(prompt: str, system: str | None) -> list[dict[str, str]]:
     """The original API's `prompt` (+ `system`) as a conversation: an empty system is none."""
     messages = [{"role": "user", "content": prompt}]
     if system:

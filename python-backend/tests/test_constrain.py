@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from conftest import Sidecar
 from local_mlx_sidecar.constrain import allowed_ids, input_only_processor
-from local_mlx_sidecar.engine import Engine, GenerateParams, validate_model_dir
+from local_mlx_sidecar.engine import Engine, GenerateParams, prompt_messages, validate_model_dir
 
 TRANSCRIPT = "um what is the capital of france question mark"
 
@@ -113,8 +113,7 @@ def test_non_ascii_transcripts_keep_their_letters(smol_engine: Engine) -> None:
 
 def _generate(engine: Engine, prompt: str, constrain: bool, max_tokens: int) -> str:
     p = GenerateParams(
-        prompt=prompt,
-        system="Answer the question.",
+        messages=prompt_messages(prompt, "Answer the question."),
         max_tokens=max_tokens,
         temperature=0.0,
         top_p=1.0,
