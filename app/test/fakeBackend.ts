@@ -30,8 +30,6 @@ export function model(id: string, state: MlxModelState, extra: Partial<MlxModelI
       model_id: id,
       state,
       partial_bytes: 0,
-      error: null,
-      snapshot_path: null,
       has_files: state !== "not_downloaded",
       delete_blocked: deleteBlocked(id, state),
       ...extra.status,
@@ -40,8 +38,8 @@ export function model(id: string, state: MlxModelState, extra: Partial<MlxModelI
 }
 
 /** What the core's delete rule says for `state` (downloading and loading refuse). */
-function deleteBlocked(id: string, state: MlxModelState): string | null {
-  return state === "downloading" || state === "loading" ? `model '${id}' is ${state}: deleting it is not possible now` : null;
+function deleteBlocked(id: string, state: MlxModelState): string | undefined {
+  return state === "downloading" || state === "loading" ? `model '${id}' is ${state}: deleting it is not possible now` : undefined;
 }
 
 export type Handler = (args: Record<string, unknown>) => unknown;

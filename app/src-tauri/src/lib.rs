@@ -40,7 +40,7 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             mlx::mlx_platform,
             mlx::mlx_unload_model,
             mlx::mlx_get_settings,
-            mlx::mlx_update_settings,
+            app::mlx_update_settings,
             mlx::mlx_disk_space,
             app::mlx_add_custom_model,
             app::get_app_settings,
@@ -77,7 +77,6 @@ pub fn run() {
             setup::register_custom_models(&manager, &app_settings);
             app.manage(manager);
             app.manage(app_settings);
-            app.manage(local_mlx_tauri::commands::MlxSettingsFile(setup::mlx_settings_path()));
             Ok(())
         })
         .build(tauri::generate_context!())

@@ -119,6 +119,7 @@ async fn post_process_local_mlx(app: &AppHandle, model: String, prompt: String, 
     let options = local_mlx_tauri::local_mlx::manager::ProcessOptions {
         model: Some(model.clone()),
         prompt: Some(prompt.clone()),
+        ..Default::default()
     };
     match mlx.process_text_with(transcription, options).await {
         Ok(out) if out.enhanced => Some(strip_invisible_chars(&out.text)),

@@ -17,7 +17,7 @@ use local_mlx::store::{DownloadOutcome, MlxModelInfo, MlxModelStatus};
 use local_mlx::{MlxModelManager, PlatformSupport};
 use serde::Serialize;
 use specta::Type;
-use tauri::{Manager as _, Runtime, State};
+use tauri::State;
 
 use crate::error::{MlxCommandError, MlxCommandResult};
 
@@ -112,27 +112,15 @@ pub fn mlx_get_settings(manager: Manager<'_>) -> MlxSettings {
     manager.settings()
 }
 
-/// Where an app keeps the provider's settings, if it lets [`mlx_update_settings`] save
-/// them: `app.manage(MlxSettingsFile(path))`. The manager keeps no file of its own (the
-/// embedder owns its settings); an app that stores them elsewhere (Handy, in its own
-/// store) leaves this out and saves them itself.
-pub struct MlxSettingsFile(pub PathBuf);
-
-/// Validates and applies, then saves to the [`MlxSettingsFile`] if the app registered
-/// one; selecting another model unloads the old one. A blank `uv_path` (an emptied text
-/// field) means "find uv", as `null` does.
+/// Validates and applies; selecting another model unloads the old one. A blank
+/// `uv_path` (an emptied text field) means "find uv", as `null` does. The manager
+/// keeps no file: the app stores the settings where it keeps its own (an app with a
+/// file for them registers its own command of this name that also saves, as `app/`
+/// does).
 #[tauri::command]
 #[specta::specta]
-pub async fn mlx_update_settings<R: Runtime>(
-    app: tauri::AppHandle<R>,
-    manager: Manager<'_>,
-    settings: MlxSettings,
-) -> MlxCommandResult<MlxSettings> {
-    let applied = manager.update_settings(without_blank_uv_path(settings)).await?;
-    if let Some(file) = app.try_state::<MlxSettingsFile>() {
-        applied.save(&file.0)?;
-    }
-    Ok(applied)
+pub async fn mlx_update_settings(manager: Manager<'_>, settings: MlxSettings) -> MlxCommandResult<MlxSettings> {
+    Ok(manager.update_settings(without_blank_uv_path(settings)).await?)
 }
 
 fn without_blank_uv_path(mut settings: MlxSettings) -> MlxSettings {

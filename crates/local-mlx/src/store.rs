@@ -55,6 +55,7 @@ pub struct MlxModelStatus {
     /// Why deleting is refused now (downloading, loading, generating), or `None` when
     /// it may go ahead: the core's answer, so a UI need not decide it again.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "specta", specta(type = String))]
     pub delete_blocked: Option<String>,
 }
 

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use local_mlx::settings::MlxSettings;
 use local_mlx::store::MlxModelInfo;
 use local_mlx::MlxModelManager;
 use local_mlx_tauri::{MlxCommandError, MlxCommandResult};
@@ -70,4 +71,17 @@ pub fn mlx_add_custom_model(
         }))?;
     }
     Ok(manager.list_models())
+}
+
+/// The provider's `mlx_update_settings`, then saved to the app's settings file (the
+/// manager keeps none): the same command name, so the page calls it as usual.
+#[tauri::command]
+#[specta::specta]
+pub async fn mlx_update_settings(
+    manager: State<'_, Arc<MlxModelManager>>,
+    settings: MlxSettings,
+) -> MlxCommandResult<MlxSettings> {
+    let applied = local_mlx_tauri::commands::mlx_update_settings(manager, settings).await?;
+    applied.save(&crate::setup::mlx_settings_path())?;
+    Ok(applied)
 }
