@@ -310,6 +310,24 @@ async fn a_failing_sync_returns_uvs_own_message() {
     assert!(err.to_string().contains("uv.lock"), "uv's own words: {err}");
 }
 
+/// A uv path from settings that runs but fails (a broken or wrong program) is named in
+/// the error, so the user knows which setting to fix; uv found on the machine is not.
+#[tokio::test]
+async fn a_failing_uv_from_settings_is_named_in_the_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let backend = fake_backend(tmp.path(), CONTRACT_SERVER);
+    let broken_uv = tmp.path().join("broken-uv");
+    std::fs::write(&broken_uv, "#!/bin/sh\necho 'not really uv' >&2\nexit 7\n").unwrap();
+    std::fs::set_permissions(&broken_uv, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut config = SidecarConfig::new(&backend);
+    config.uv_path = Some(broken_uv.clone());
+    let err = SidecarSupervisor::new(config).ensure_running(|_| {}).await.unwrap_err();
+    assert!(matches!(err, SidecarError::SyncFailed { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(message.contains(&broken_uv.display().to_string()) && message.contains("from settings"), "{message}");
+    assert!(message.contains("not really uv"), "uv's own words are kept: {message}");
+}
+
 #[tokio::test]
 async fn a_server_that_crashes_at_start_gives_exited_with_its_stderr() {
     let tmp = tempfile::tempdir().unwrap();

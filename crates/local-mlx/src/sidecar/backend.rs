@@ -142,6 +142,7 @@ impl Backend {
                 return Err(SidecarError::SyncFailed {
                     status: format!("reading uv's output failed: {e}"),
                     uv_stderr: String::new(),
+                    uv_note: String::new(),
                 })
             }
             Err(_) => {
@@ -149,6 +150,7 @@ impl Backend {
                 return Err(SidecarError::SyncFailed {
                     status: format!("no result after {} s", timeout.as_secs()),
                     uv_stderr: String::new(),
+                    uv_note: String::new(),
                 });
             }
         };
@@ -160,6 +162,7 @@ impl Backend {
             return Err(SidecarError::SyncFailed {
                 status: process::describe_status(status),
                 uv_stderr: tail_of(text.lines()),
+                uv_note: String::new(),
             });
         }
         if let Err(e) = std::fs::write(self.venv_dir().join(STAMP), &fingerprint) {

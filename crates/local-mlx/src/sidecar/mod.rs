@@ -58,14 +58,24 @@ pub enum SidecarError {
         source: std::io::Error,
     },
 
-    #[error("setting up the sidecar's Python environment failed ({status}). uv said:\n{uv_stderr}\nThe first run downloads Python packages: check the network connection, then try again.")]
-    SyncFailed { status: String, uv_stderr: String },
+    #[error("setting up the sidecar's Python environment failed ({status}){uv_note}. uv said:\n{uv_stderr}\nThe first run downloads Python packages: check the network connection, then try again.")]
+    SyncFailed {
+        status: String,
+        uv_stderr: String,
+        /// Which uv ran, when the settings chose it (see [`SidecarError::naming_uv_from_settings`]).
+        uv_note: String,
+    },
 
     #[error("the sidecar did not become ready within {secs} s, so it was stopped. Its last output:\n{stderr_tail}")]
     NeverReady { secs: u64, stderr_tail: String },
 
-    #[error("the sidecar exited before it was ready ({status}). Its last output:\n{stderr_tail}")]
-    Exited { status: String, stderr_tail: String },
+    #[error("the sidecar exited before it was ready ({status}){uv_note}. Its last output:\n{stderr_tail}")]
+    Exited {
+        status: String,
+        stderr_tail: String,
+        /// Which uv ran, when the settings chose it.
+        uv_note: String,
+    },
 
     #[error("the sidecar died during {what} ({status}); it will be restarted on the next request. Its last output:\n{stderr_tail}")]
     Crashed { what: &'static str, status: String, stderr_tail: String },
@@ -123,6 +133,18 @@ impl SidecarError {
             SidecarError::Http { .. } => "http",
             SidecarError::BadResponse { .. } => "bad_response",
         }
+    }
+
+    /// A failure of the uv the settings chose names it, so the user knows which setting
+    /// to fix (a missing one is already named by [`SidecarError::UvNotFound`]).
+    pub(crate) fn naming_uv_from_settings(mut self, uv: &std::path::Path) -> Self {
+        if let SidecarError::SyncFailed { uv_note, .. } | SidecarError::Exited { uv_note, .. } = &mut self {
+            *uv_note = format!(
+                " with {}, the uv path from settings: check it, or clear it to use the uv found on this machine",
+                uv.display()
+            );
+        }
+        self
     }
 
     /// Whether the process is gone, so the next [`SidecarSupervisor::ensure_running`]

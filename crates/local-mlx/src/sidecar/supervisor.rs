@@ -138,18 +138,20 @@ impl SidecarSupervisor {
     async fn start(&self, on_phase: &mut (impl FnMut(Phase) + Send)) -> Result<Sidecar> {
         let config = &self.config;
         let uv = UvSearch::from_env(config.uv_path.as_deref()).find()?;
+        let from_settings = config.uv_path.as_deref() == Some(uv.as_path());
+        let named = |error: SidecarError| if from_settings { error.naming_uv_from_settings(&uv) } else { error };
         let backend = Backend::new(&config.backend_dir, config.venv_dir.as_deref())?;
         let log = config.log_path.as_deref().and_then(open_log);
         if backend.needs_sync() {
             on_phase(Phase::SyncingEnvironment);
             tracing::info!(backend = %backend.dir.display(), "syncing the sidecar's Python environment");
-            let took = backend.sync(&uv, config.sync_timeout, log.as_ref()).await?;
+            let took = backend.sync(&uv, config.sync_timeout, log.as_ref()).await.map_err(named)?;
             tracing::info!("environment synced in {:.1} s", took.as_secs_f64());
         }
         on_phase(Phase::StartingServer);
         let started = Instant::now();
         let log = log.zip(config.log_path.as_deref()).map(|(file, path)| LogSink::new(file, path));
-        let sidecar = Sidecar::spawn(&uv, &backend, log, config.ready_timeout, config.timeouts).await?;
+        let sidecar = Sidecar::spawn(&uv, &backend, log, config.ready_timeout, config.timeouts).await.map_err(named)?;
         tracing::info!("sidecar started in {:.1} s", started.elapsed().as_secs_f64());
         Ok(sidecar)
     }
