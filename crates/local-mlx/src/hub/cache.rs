@@ -202,7 +202,13 @@ impl CachedRepo {
     /// Bytes of partial downloads (`*.incomplete`) lying in this repo's blobs (regular
     /// files only: a link is not followed to count someone else's file).
     pub fn partial_bytes(&self) -> u64 {
-        self.partial_files().iter().map(|p| regular_file_len(p)).sum()
+        let blobs = self.partial_files().into_iter().filter(|p| !is_download_bookkeeping(p));
+        blobs
+            .map(|partial| {
+                let len = regular_file_len(&partial);
+                super::resume::ResumeRecord::beside(&partial).recorded_bytes(len).unwrap_or(len)
+            })
+            .sum()
     }
 
     fn partial_files(&self) -> Vec<PathBuf> {
@@ -463,6 +469,13 @@ fn normalize(path: &Path) -> PathBuf {
 }
 
 /// The length of a regular file; 0 for anything else (a link is not followed).
+/// A resume record (`<etag>.ranges.incomplete`) or its temp file (`.<pid>.<n>.incomplete`),
+/// not a partial blob.
+fn is_download_bookkeeping(path: &Path) -> bool {
+    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    name.ends_with(".ranges.incomplete") || name.starts_with('.')
+}
+
 fn regular_file_len(path: &Path) -> u64 {
     fs::symlink_metadata(path).ok().filter(|m| m.is_file()).map_or(0, |m| m.len())
 }
@@ -601,6 +614,26 @@ mod tests {
             ],
         );
         assert_eq!(repo.complete_snapshot("main"), None);
+    }
+
+    /// A download in parts leaves holes: what is kept is what its resume record names,
+    /// not the partial file's length (which reaches the furthest part).
+    #[test]
+    fn partial_bytes_count_what_the_resume_record_names() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = HubCache::new(tmp.path()).repo("o/n");
+        fs::create_dir_all(repo.blobs_dir()).unwrap();
+        let partial = repo.incomplete_path("w1");
+        fs::File::create(&partial).unwrap().set_len(1000).unwrap();
+        let mut written = super::super::resume::RangeSet::default();
+        written.insert(0..100);
+        written.insert(500..550);
+        let record = super::super::resume::ResumeRecord::beside(&partial);
+        record.save(1000, &written).unwrap();
+        assert_eq!(repo.partial_bytes(), 150, "the recorded ranges, not the file's length");
+
+        fs::write(repo.incomplete_path("w2"), b"prefix").unwrap();
+        assert_eq!(repo.partial_bytes(), 156, "a partial without a record is its prefix");
     }
 
     #[test]

@@ -135,6 +135,15 @@ impl ResumeRecord {
         }
     }
 
+    /// How many bytes the record says a partial file of `partial_len` bytes holds, when
+    /// it has a readable record that fits the file (parts leave holes, so the file's
+    /// length overstates what is kept).
+    pub fn recorded_bytes(&self, partial_len: u64) -> Option<u64> {
+        let record: RecordFile = serde_json::from_slice(&std::fs::read(&self.path).ok()?).ok()?;
+        let fits = record.written.fits(record.size) && record.written.end() <= partial_len;
+        fits.then(|| record.written.covered())
+    }
+
     /// Replace the record atomically (a temp file in the same folder, then rename).
     pub fn save(&self, size: u64, written: &RangeSet) -> Result<()> {
         let dir = self.path.parent().expect("record has a parent");
