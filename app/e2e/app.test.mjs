@@ -1,7 +1,7 @@
 // End to end, in the real app window: the installed (unpacked .deb) app under Xvfb,
 // driven through tauri-driver and WebKitWebDriver, with the real core, the real
 // sidecar (started by the bundled uv) and test-hub serving the test models.
-// Every command and event of the seed is exercised; screenshots of each state go to
+// Every command and event of the provider is exercised; screenshots of each state go to
 // docs/screenshots/. Run it through tools/app-e2e.sh, which prepares the environment.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -378,7 +378,7 @@ test("Try it returns text with its time and token count", async () => {
   await scrollToSelector('[data-testid="try-result"]');
   await shot("09-try-it.png");
 
-  // The seed's own command: the transcript in, the text out.
+  // The provider's own command: the transcript in, the text out.
   const plain = await invoke("mlx_process_text", { prompt: "uh hello there" });
   assert.equal(plain.ok, true, JSON.stringify(plain));
   assert.equal(typeof plain.value, "string");
@@ -432,7 +432,7 @@ test("Delete returns the model to Not downloaded", async () => {
   await shot("11-deleted.png");
 });
 
-test("every event type of the seed reached the window", async () => {
+test("every event type of the provider reached the window", async () => {
   const types = new Set((await recordedEvents()).map((e) => e.event_type));
   for (const type of [
     "download_started",

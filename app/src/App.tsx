@@ -20,7 +20,7 @@ export default function App() {
   const selected = models.models.find((m) => m.id === mlx?.selected_model);
   const selectedState = selected?.status.state;
 
-  // Visiting the page pre-warms the selected model (the seed's Risk 4), once per visit
+  // Visiting the page pre-warms the selected model (so the first dictation does not wait for the load), once per visit
   // and model, when there is something to warm.
   const warmed = useRef<string | null>(null);
   useEffect(() => {

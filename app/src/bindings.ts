@@ -67,7 +67,7 @@ async mlxDeleteModel(modelId: string) : Promise<Result<null, MlxCommandError>> {
 }
 },
 /**
- * The seed's contract: the transcript (`prompt`) in, the enhanced text out.
+ * The provider's contract: the transcript (`prompt`) in, the enhanced text out.
  */
 async mlxProcessText(prompt: string) : Promise<Result<string, MlxCommandError>> {
     try {

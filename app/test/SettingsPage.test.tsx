@@ -18,7 +18,7 @@ async function renderPage(backend: FakeBackend) {
 }
 
 describe("model list", () => {
-  test("shows name, size, description, RAM hint and a badge for each of the seed's states", async () => {
+  test("shows name, size, description, RAM hint and a badge for each of the provider's states", async () => {
     const backend = new FakeBackend([
       model("org/a", "not_downloaded", { is_default: true }),
       model("org/b", "downloading"),

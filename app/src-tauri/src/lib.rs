@@ -1,4 +1,4 @@
-//! local-mlx's desktop app: the seed's Tauri commands and events over
+//! local-mlx's desktop app: the provider's Tauri commands and events over
 //! `MlxModelManager`, and the settings page that drives them.
 //!
 //! This crate only wires, the way Handy would: the provider's commands and event come

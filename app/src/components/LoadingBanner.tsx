@@ -1,4 +1,4 @@
-// What the first use is waiting for (the seed's Risks 3 and 4): the Python
+// What the first use is waiting for (a first run syncs the Python environment; a large model loads for seconds): the Python
 // environment's first sync, the server's start, the model's load; or why it failed.
 import type { MlxLoadPhase } from "../bindings";
 import type { Loading } from "../hooks/useModels";

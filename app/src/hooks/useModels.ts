@@ -1,6 +1,6 @@
 // The model list and everything that moves in it: statuses from `mlx_list_models`,
 // live download progress and load phases from the one event channel, and the
-// per-model notes (errors, "cancelled") the cards show. Actions are the seed's
+// per-model notes (errors, "cancelled") the cards show. Actions are the provider's
 // commands; each refreshes the list when it ends, and events refresh it meanwhile.
 import { useCallback, useEffect, useRef, useState } from "react";
 import { commands, events } from "../bindings";

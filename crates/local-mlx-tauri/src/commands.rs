@@ -66,7 +66,7 @@ pub async fn mlx_delete_model(manager: Manager<'_>, model_id: String) -> MlxComm
     Ok(())
 }
 
-/// The seed's contract: the transcript (`prompt`) in, the enhanced text out.
+/// The provider's contract: the transcript (`prompt`) in, the enhanced text out.
 #[tauri::command]
 #[specta::specta]
 pub async fn mlx_process_text(manager: Manager<'_>, prompt: String) -> MlxCommandResult<String> {

@@ -16,7 +16,7 @@ use specta::Type;
 use tauri::{AppHandle, Runtime};
 use tauri_specta::Event;
 
-/// The seed's `MlxModelStateEvent`, as the frontend receives it.
+/// The provider's `MlxModelStateEvent`, as the frontend receives it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Type, Event)]
 #[serde(transparent)]
 #[specta(transparent, inline)]

@@ -18,9 +18,9 @@
 //! (its `specta` feature derives `specta::Type` on them), not from a mirror kept by hand
 //! here, so the generated bindings can only say what the core really sends: a field the
 //! core skips when empty is `field?: T`, a path is a `string`. Every exported name that
-//! is not already the seed's `Mlx…` name is prefixed `Mlx` so it cannot clash with an
+//! is not already named `Mlx…` is prefixed `Mlx` so it cannot clash with an
 //! embedding app's own types (Handy exports a `ModelUnloadTimeout`; ours is
-//! `MlxModelUnloadTimeout`); `tests/handy_names.rs` checks that against Handy's list.
+//! `MlxModelUnloadTimeout`); `tests/bindings.rs` checks that against Handy's list.
 //!
 //! The commands stay one call each over the manager, so the core can change under them
 //! without this crate growing logic of its own; errors reach the frontend as

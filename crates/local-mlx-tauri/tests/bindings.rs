@@ -124,7 +124,7 @@ fn the_typescript_says_what_the_core_sends() {
     assert!(type_text(&ts, "MlxDownloadOutcome").contains("snapshot: string"), "{ts}");
     assert!(type_text(&ts, "MlxDiskSpace").contains("cache_dir: string"), "{ts}");
 
-    // One event, on the seed's channel, typed as the core's event (no second type).
+    // One event, on the provider's channel, typed as the core's event (no second type).
     assert!(ts.contains(r#"mlxModelStateEvent: "mlx-model-state-event""#), "{ts}");
     assert!(ts.contains("mlxModelStateEvent: MlxModelStateEvent"), "{ts}");
     assert_eq!(exported_type_names(&ts).iter().filter(|n| **n == "MlxModelStateEvent").count(), 1, "{ts}");
