@@ -344,6 +344,7 @@ async fn status_and_pull_notice_a_truncated_blob_and_pull_repairs_it() {
     let output = env.run(&["status", REPO, "--json"]).await;
     let status: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(status["state"], "not_downloaded", "{status}");
+    assert_eq!(status["has_files"], true, "the damaged snapshot can still be deleted: {status}");
     env.hub.reset_stats();
     let output = env.run(&["pull", REPO]).await;
     assert!(output.status.success(), "{}", stderr(&output));

@@ -293,12 +293,7 @@ impl ModelStore {
         let downloaded = repo.complete_snapshot(&spec.revision).is_some();
         // A corrupt ref, or a snapshot with a damaged file (not complete any more), still
         // leaves files that `rm` must be able to remove.
-        let leftovers = match repo.read_ref(&spec.revision) {
-            RefState::Corrupt(_) => true,
-            RefState::Commit(commit) => repo.snapshot_dir(&commit).exists(),
-            RefState::Missing => false,
-        };
-        if !downloaded && !leftovers && repo.partial_bytes() == 0 {
+        if !downloaded && !repo.has_revision_files(&spec.revision) && repo.partial_bytes() == 0 {
             return Err(Error::NotDownloaded { model_id: spec.id.clone() });
         }
         if downloaded {
@@ -356,7 +351,9 @@ impl ModelStore {
             error,
             // A download under way counts even before its first byte lands: its Delete
             // is shown (refused, with the reason), not hidden.
-            has_files: state != ModelState::NotDownloaded || partial_bytes > 0,
+            has_files: state != ModelState::NotDownloaded
+                || partial_bytes > 0
+                || repo.has_revision_files(&spec.revision),
             snapshot_path: snapshot,
             delete_blocked: None,
         }

@@ -147,6 +147,16 @@ impl CachedRepo {
     }
 
     /// The commit a revision points at, if the cache has a valid ref for it.
+    /// Whether `revision` left a snapshot (complete or damaged) or a corrupt ref that
+    /// [`Self::delete_revision`] would remove; partial downloads are counted apart.
+    pub fn has_revision_files(&self, revision: &str) -> bool {
+        match self.read_ref(revision) {
+            RefState::Corrupt(_) => true,
+            RefState::Commit(commit) => self.snapshot_dir(&commit).exists(),
+            RefState::Missing => false,
+        }
+    }
+
     pub fn resolve_revision(&self, revision: &str) -> Option<String> {
         match self.read_ref(revision) {
             RefState::Commit(commit) => Some(commit),
