@@ -7,6 +7,7 @@ server exactly as a user would: separate processes on 127.0.0.1, nothing in-proc
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -23,7 +24,15 @@ def build_binaries(profile: str = "debug") -> Path:
     if profile == "release":
         args.append("--release")
     subprocess.run(args, cwd=ROOT, check=True)
-    return ROOT / "target" / profile
+    # Cargo decides where binaries go (CARGO_TARGET_DIR, .cargo/config): ask it.
+    metadata = subprocess.run(
+        ["cargo", "metadata", "--format-version", "1", "--no-deps"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return Path(json.loads(metadata)["target_directory"]) / profile
 
 
 def fixture(key: str) -> tuple[str, Path]:
