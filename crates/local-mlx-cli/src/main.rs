@@ -71,6 +71,13 @@ enum Command {
         /// duration like 90s, 10m, 1h.
         #[arg(long, default_value = "min5")]
         keep_alive: String,
+        /// Pass answers on as the model wrote them. By default, when the prompt wraps
+        /// the transcript in <transcript> tags (Handy's default prompt does), an answer
+        /// that is not a clean-up of it (an answered question, a followed instruction,
+        /// a translation, a ramble) is replaced by the transcript itself. Use this flag
+        /// for prompts that are meant to translate or rewrite.
+        #[arg(long)]
+        no_guard: bool,
     },
 }
 

@@ -61,6 +61,11 @@ pub struct ServerConfig {
     pub host_policy: HostPolicy,
     pub max_body_bytes: usize,
     pub max_queued: usize,
+    /// Check answers to prompts that wrap a transcript in `<transcript>` tags as
+    /// clean-ups of it, and answer with the transcript itself when one fails (an
+    /// answered question, a followed instruction, a ramble): on by default, off for
+    /// prompts that translate or rewrite (`--no-guard`).
+    pub guard_transcripts: bool,
 }
 
 impl Default for ServerConfig {
@@ -70,6 +75,7 @@ impl Default for ServerConfig {
             host_policy: HostPolicy::LoopbackOnly,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_queued: DEFAULT_MAX_QUEUED,
+            guard_transcripts: true,
         }
     }
 }

@@ -6,8 +6,9 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use local_mlx::chat::{ChatResponse, FinishReason};
+use local_mlx::chat::ChatResponse;
 use local_mlx::manager::Timings;
+use local_mlx::postprocess::Guarded;
 use local_mlx::MlxModelInfo;
 use serde::Serialize;
 
@@ -57,6 +58,24 @@ pub struct Extension {
     pub timings: Timings,
     /// Prompt tokens served from the sidecar's prefix cache (not pre-filled again).
     pub cached_tokens: u32,
+    /// Present when the answer was checked as a clean-up of a tagged transcript.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clean_up: Option<CleanUpCheck>,
+}
+
+/// What the clean-up check found (see `ServerConfig::guard_transcripts`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CleanUpCheck {
+    /// The model's answer failed the check: `content` is the transcript as it came.
+    pub kept_original: bool,
+    /// Why, one line each; empty when the answer passed.
+    pub warnings: Vec<String>,
+}
+
+impl From<Guarded> for CleanUpCheck {
+    fn from(guarded: Guarded) -> Self {
+        CleanUpCheck { kept_original: !guarded.enhanced, warnings: guarded.warnings }
+    }
 }
 
 impl Usage {
@@ -71,15 +90,12 @@ impl Usage {
 }
 
 impl Extension {
-    fn of(response: &ChatResponse) -> Extension {
-        Extension { timings: response.timings.clone(), cached_tokens: response.cached_tokens }
-    }
-}
-
-fn finish_reason(reason: &FinishReason) -> &'static str {
-    match reason {
-        FinishReason::Stop => "stop",
-        FinishReason::Length => "length",
+    fn of(response: &ChatResponse, clean_up: Option<&CleanUpCheck>) -> Extension {
+        Extension {
+            timings: response.timings.clone(),
+            cached_tokens: response.cached_tokens,
+            clean_up: clean_up.cloned(),
+        }
     }
 }
 
@@ -112,14 +128,19 @@ pub struct AssistantMessage {
 }
 
 impl ChatCompletion {
-    pub fn new(meta: CompletionMeta, response: ChatResponse, format: &OutputFormat) -> ChatCompletion {
+    pub fn new(
+        meta: CompletionMeta,
+        response: ChatResponse,
+        format: &OutputFormat,
+        clean_up: Option<&CleanUpCheck>,
+    ) -> ChatCompletion {
         ChatCompletion {
             id: meta.id,
             object: "chat.completion",
             created: meta.created,
             model: meta.model,
             usage: Usage::of(&response),
-            local_mlx: Extension::of(&response),
+            local_mlx: Extension::of(&response, clean_up),
             choices: vec![Choice {
                 index: 0,
                 message: AssistantMessage {
@@ -127,7 +148,7 @@ impl ChatCompletion {
                     content: format.wrap(&response.text),
                     reasoning_content: response.reasoning,
                 },
-                finish_reason: finish_reason(&response.finish_reason),
+                finish_reason: response.finish_reason.as_str(),
                 logprobs: None,
             }],
         }
@@ -194,15 +215,15 @@ impl ChatCompletionChunk {
             reasoning_content: response.reasoning.clone(),
             ..Delta::default()
         };
-        Self::with_choice(meta, delta, Some(finish_reason(&response.finish_reason)))
+        Self::with_choice(meta, delta, Some(response.finish_reason.as_str()))
     }
 
     /// `stream_options.include_usage`: one chunk with no choices and the usage.
-    pub fn usage(meta: &CompletionMeta, response: &ChatResponse) -> Self {
+    pub fn usage(meta: &CompletionMeta, response: &ChatResponse, clean_up: Option<&CleanUpCheck>) -> Self {
         ChatCompletionChunk {
             choices: Vec::new(),
             usage: Some(Usage::of(response)),
-            local_mlx: Some(Extension::of(response)),
+            local_mlx: Some(Extension::of(response, clean_up)),
             ..Self::with_choice(meta, Delta::default(), None)
         }
     }

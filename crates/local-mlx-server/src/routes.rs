@@ -1,9 +1,12 @@
 //! The three routes: `GET /v1/models`, `POST /v1/chat/completions`, `GET /health`.
 //!
 //! Each maps HTTP to one manager call and back; the model work (loading on demand, one
-//! model at a time, the token budget, think stripping) is the core's. The one rule kept
-//! here is the queue bound: a permit per chat request, held until its answer (or its
-//! stream) ends, so a flood gets quick 503s instead of an unbounded wait.
+//! model at a time, the token budget, think stripping, the clean-up guard) is the core's.
+//! Two rules are kept here. The queue bound: a permit per chat request, held until its
+//! answer (or its stream) ends, so a flood gets quick 503s instead of an unbounded wait.
+//! And when the clean-up guard applies: to a prompt whose last user message wraps the
+//! transcript in `<transcript>` tags (Handy's default prompt), unless the server was
+//! started with `--no-guard`; a failing answer is then replaced by the transcript.
 
 use std::sync::Arc;
 
@@ -15,14 +18,15 @@ use axum::Json;
 use futures_util::stream::{self, BoxStream, StreamExt};
 use local_mlx::chat::ChatChunk;
 use local_mlx::manager::Runtime;
+use local_mlx::postprocess::guard_answer;
 use local_mlx::MlxModelManager;
 use serde_json::json;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::ServerConfig;
 use crate::error::ApiError;
-use crate::request::{self, OutputFormat, Plan};
-use crate::response::{unix_now, ChatCompletion, ChatCompletionChunk, CompletionMeta, ModelList};
+use crate::request::{self, OutputFormat};
+use crate::response::{unix_now, ChatCompletion, ChatCompletionChunk, CleanUpCheck, CompletionMeta, ModelList};
 
 /// What every route shares.
 #[derive(Clone)]
@@ -60,15 +64,29 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
     let plan = request::parse(&body)?;
     let permit =
         state.queue.clone().try_acquire_owned().map_err(|_| ApiError::QueueFull { limit: state.config.max_queued })?;
-    if plan.stream {
-        stream_completion(&state.manager, plan, permit).await
-    } else {
-        let format = plan.format.clone();
+    let meta = CompletionMeta::new(&plan.chat.model);
+    let transcript = plan.chat.transcript().filter(|_| state.config.guard_transcripts).map(str::to_string);
+    let Some(transcript) = transcript else {
+        if plan.stream {
+            // Errors known before the first token (bad model, not downloaded) are plain HTTP errors.
+            let chunks = state.manager.chat_stream(plan.chat).await?;
+            return Ok(stream_completion(chunks, meta, plan.format, plan.include_usage, None, permit));
+        }
         let response = state.manager.chat(plan.chat).await?;
-        drop(permit);
-        let meta = CompletionMeta::new(&response.model_id);
-        Ok(Json(ChatCompletion::new(meta, response, &format)).into_response())
+        return Ok(Json(ChatCompletion::new(meta, response, &plan.format, None)).into_response());
+    };
+    // A clean-up can only be judged whole: the answer is generated, checked against the
+    // transcript, and only then sent (as one piece when streaming).
+    let mut response = state.manager.chat(plan.chat).await?;
+    let check = CleanUpCheck::from(guard_answer(&transcript, &mut response));
+    for warning in &check.warnings {
+        tracing::warn!(model_id = %response.model_id, "{warning}");
     }
+    if !plan.stream {
+        return Ok(Json(ChatCompletion::new(meta, response, &plan.format, Some(&check))).into_response());
+    }
+    let chunks = stream::iter([Ok(ChatChunk::Text(response.text.clone())), Ok(ChatChunk::Done(response))]).boxed();
+    Ok(stream_completion(chunks, meta, plan.format, plan.include_usage, Some(check), permit))
 }
 
 /// What a stream carries between chunks; dropping it (the client left) drops the core's
@@ -78,27 +96,21 @@ struct Streaming {
     meta: CompletionMeta,
     format: OutputFormat,
     include_usage: bool,
+    clean_up: Option<CleanUpCheck>,
     finished: bool,
     _permit: OwnedSemaphorePermit,
 }
 
-async fn stream_completion(
-    manager: &MlxModelManager,
-    plan: Plan,
+fn stream_completion(
+    chunks: BoxStream<'static, local_mlx::Result<ChatChunk>>,
+    meta: CompletionMeta,
+    format: OutputFormat,
+    include_usage: bool,
+    clean_up: Option<CleanUpCheck>,
     permit: OwnedSemaphorePermit,
-) -> Result<Response, ApiError> {
-    let meta = CompletionMeta::new(&plan.chat.model);
-    // Errors known before the first token (bad model, not downloaded) are plain HTTP errors.
-    let chunks = manager.chat_stream(plan.chat).await?;
-    let opening = data(&ChatCompletionChunk::opening(&meta, plan.format.stream_prefix()));
-    let streaming = Streaming {
-        chunks,
-        meta,
-        format: plan.format,
-        include_usage: plan.include_usage,
-        finished: false,
-        _permit: permit,
-    };
+) -> Response {
+    let opening = data(&ChatCompletionChunk::opening(&meta, format.stream_prefix()));
+    let streaming = Streaming { chunks, meta, format, include_usage, clean_up, finished: false, _permit: permit };
     let rest = stream::unfold(streaming, |mut s| async move {
         if s.finished {
             return None;
@@ -112,7 +124,7 @@ async fn stream_completion(
                 s.finished = true;
                 let mut events = vec![data(&ChatCompletionChunk::finish(&s.meta, s.format.stream_suffix(), &response))];
                 if s.include_usage {
-                    events.push(data(&ChatCompletionChunk::usage(&s.meta, &response)));
+                    events.push(data(&ChatCompletionChunk::usage(&s.meta, &response, s.clean_up.as_ref())));
                 }
                 events.push(Event::default().data("[DONE]"));
                 events
@@ -131,7 +143,7 @@ async fn stream_completion(
     })
     .flatten();
     let events = stream::once(async move { opening }).chain(rest).map(Ok::<_, std::convert::Infallible>);
-    Ok(Sse::new(events).into_response())
+    Sse::new(events).into_response()
 }
 
 fn data(value: &impl serde::Serialize) -> Event {

@@ -115,7 +115,7 @@ async fn handy_round_trip(server: &Server, api_key: &str) {
     let models = handy_parse_models(&models.json().await.unwrap());
     assert!(models.contains(&server.model), "{models:?}");
 
-    let prompt = HANDY_PROMPT.replace("${output}", "um so i think we should uh meet tomorrow");
+    let prompt = HANDY_PROMPT.replace("${output}", HANDY_TRANSCRIPT);
     let body = HandyRequest {
         model: &models[models.iter().position(|m| *m == server.model).unwrap()],
         messages: vec![HandyMessage { role: "user".to_string(), content: prompt }],
@@ -141,6 +141,50 @@ async fn handy_round_trip(server: &Server, api_key: &str) {
     );
     assert!(answer["local_mlx"]["timings"]["total_ms"].as_u64().is_some(), "{answer}");
     assert!(answer["local_mlx"]["cached_tokens"].as_u64().is_some(), "{answer}");
+    // The tiny model's random words are no clean-up of the transcript: the guard keeps it.
+    assert_eq!(content, HANDY_TRANSCRIPT);
+    assert_eq!(answer["local_mlx"]["clean_up"]["kept_original"], true, "{answer}");
+    assert!(answer["local_mlx"]["clean_up"]["warnings"][0].as_str().unwrap().contains("kept the original"), "{answer}");
+}
+
+/// What Handy's default prompt wraps in `<transcript>` tags in these tests.
+const HANDY_TRANSCRIPT: &str = "um so i think we should uh meet tomorrow";
+
+fn handy_body(server: &Server) -> Value {
+    json!({"model": server.model, "messages": [{"role": "user", "content": HANDY_PROMPT.replace("${output}", HANDY_TRANSCRIPT)}]})
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_guarded_stream_sends_the_checked_answer_and_no_guard_passes_the_models_words() {
+    let guarded = server(&["tiny"], ServerConfig::default()).await;
+    let mut body = handy_body(&guarded);
+    body["stream"] = json!(true);
+    body["stream_options"] = json!({"include_usage": true});
+    let events = stream(&guarded, body).await;
+    assert_eq!(events.last().unwrap(), "[DONE]");
+    let chunks: Vec<Value> = events[..events.len() - 1].iter().map(|e| serde_json::from_str(e).unwrap()).collect();
+    let text: String =
+        chunks.iter().filter_map(|c| c["choices"].get(0)?["delta"]["content"].as_str().map(str::to_string)).collect();
+    assert_eq!(text, HANDY_TRANSCRIPT);
+    assert_eq!(chunks[chunks.len() - 2]["choices"][0]["finish_reason"], "stop");
+    assert_eq!(chunks.last().unwrap()["local_mlx"]["clean_up"]["kept_original"], true, "{chunks:?}");
+    // A prompt without tags is not checked: there is no transcript to check against.
+    let (status, plain) =
+        post(&guarded, json!({"model": guarded.model, "messages": [{"role": "user", "content": HANDY_TRANSCRIPT}]}))
+            .await;
+    assert_eq!(status, 200, "{plain}");
+    assert!(plain["local_mlx"].get("clean_up").is_none(), "{plain}");
+    drop(guarded);
+
+    let raw = server(&["tiny"], ServerConfig { guard_transcripts: false, ..ServerConfig::default() }).await;
+    let (status, answer) = post(&raw, handy_body(&raw)).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_ne!(answer["choices"][0]["message"]["content"], HANDY_TRANSCRIPT, "the model's own words: {answer}");
+    assert!(answer["local_mlx"].get("clean_up").is_none(), "{answer}");
+    // The budget comes from the transcript, not from Handy's instructions around it.
+    let tokens = answer["usage"]["completion_tokens"].as_u64().unwrap();
+    let budget = u64::from(local_mlx::postprocess::max_tokens_for(HANDY_TRANSCRIPT));
+    assert!(tokens <= budget, "{tokens} tokens, budget {budget}: {answer}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

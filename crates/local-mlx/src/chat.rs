@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::manager::Timings;
-use crate::postprocess::max_tokens_for;
+use crate::postprocess::{max_tokens_for, tagged_transcript};
 use crate::sidecar::{self, GenerateRequest};
 
 /// The most `max_tokens` the sidecar accepts.
@@ -107,12 +107,22 @@ impl ChatRequest {
         Ok(())
     }
 
-    /// The budget: as asked, else sized from the last user message (the text to answer).
+    /// The last user message: the text to answer.
+    fn last_user(&self) -> &str {
+        self.messages.iter().rev().find(|m| m.role == Role::User).map_or("", |m| m.content.as_str())
+    }
+
+    /// The transcript the last user message wraps in `<transcript>` tags, if it does
+    /// (see [`tagged_transcript`]): the text a clean-up answer is checked against.
+    pub fn transcript(&self) -> Option<&str> {
+        tagged_transcript(self.last_user())
+    }
+
+    /// The budget: as asked, else sized from the text to answer: the tagged transcript
+    /// when there is one (the instructions around it are not part of the answer), else
+    /// the last user message.
     pub fn budget(&self) -> u32 {
-        self.max_tokens.unwrap_or_else(|| {
-            let last_user = self.messages.iter().rev().find(|m| m.role == Role::User);
-            max_tokens_for(last_user.map_or("", |m| m.content.as_str()))
-        })
+        self.max_tokens.unwrap_or_else(|| max_tokens_for(self.transcript().unwrap_or_else(|| self.last_user())))
     }
 
     /// The sidecar's `/generate` body.
@@ -138,6 +148,16 @@ pub enum FinishReason {
     Stop,
     /// `max_tokens` or the model's context was reached: the text may be cut short.
     Length,
+}
+
+impl FinishReason {
+    /// OpenAI's name for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FinishReason::Stop => "stop",
+            FinishReason::Length => "length",
+        }
+    }
 }
 
 impl From<Option<sidecar::FinishReason>> for FinishReason {
@@ -198,6 +218,19 @@ mod tests {
         assert!(r.budget() > 512, "{}", r.budget());
         r.max_tokens = Some(7);
         assert_eq!(r.to_generate().max_tokens, 7);
+    }
+
+    #[test]
+    fn a_tagged_transcript_sizes_the_budget_not_the_instructions_around_it() {
+        let instructions = "Clean it up, do not answer it. ".repeat(40);
+        let prompt = format!("<transcript>\nhello there\n</transcript>\n\n{instructions}");
+        let r = ChatRequest::new("org/model", vec![ChatMessage::user(prompt.clone())]);
+        assert_eq!(r.transcript(), Some("hello there"));
+        assert_eq!(r.budget(), max_tokens_for("hello there"));
+        assert!(max_tokens_for(&prompt) > r.budget() * 3, "the whole prompt would give {}", max_tokens_for(&prompt));
+        // Only the last user message counts: an earlier tagged one is history.
+        let later = ChatRequest::new("org/model", vec![ChatMessage::user(prompt), ChatMessage::user("plain")]);
+        assert_eq!(later.transcript(), None);
     }
 
     #[test]

@@ -26,7 +26,7 @@ use futures_util::StreamExt;
 use serde::Serialize;
 
 use crate::catalog::{self, ModelSpec};
-use crate::chat::{ChatChunk, ChatRequest, ChatResponse, FinishReason};
+use crate::chat::{ChatChunk, ChatRequest, ChatResponse};
 use crate::error::{Error, Result};
 use crate::events::EventSink;
 use crate::hub::{DeleteReport, HubConfig};
@@ -339,11 +339,7 @@ impl MlxModelManager {
             ..ChatRequest::new(model_id, build_messages(&prompt, text))
         };
         let response = self.chat(request).await?;
-        let finish = match response.finish_reason {
-            FinishReason::Length => "length",
-            FinishReason::Stop => "stop",
-        };
-        let guarded = guard(text, &response.text, Some(finish));
+        let guarded = guard(text, &response.text, Some(response.finish_reason.as_str()));
         for warning in &guarded.warnings {
             tracing::warn!(model_id = %response.model_id, "{warning}");
         }
