@@ -64,15 +64,16 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
     let plan = request::parse(&body)?;
     let permit =
         state.queue.clone().try_acquire_owned().map_err(|_| ApiError::QueueFull { limit: state.config.max_queued })?;
-    let meta = CompletionMeta::new(&plan.chat.model);
     let transcript = plan.chat.transcript().filter(|_| state.config.guard_transcripts).map(str::to_string);
     let Some(transcript) = transcript else {
         if plan.stream {
             // Errors known before the first token (bad model, not downloaded) are plain HTTP errors.
+            let meta = CompletionMeta::new(&plan.chat.model);
             let chunks = state.manager.chat_stream(plan.chat).await?;
             return Ok(stream_completion(chunks, meta, plan.format, plan.include_usage, None, permit));
         }
         let response = state.manager.chat(plan.chat).await?;
+        let meta = CompletionMeta::new(&response.model_id);
         return Ok(Json(ChatCompletion::new(meta, response, &plan.format, None)).into_response());
     };
     // A clean-up can only be judged whole: the answer is generated, checked against the
@@ -82,6 +83,7 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
     for warning in &check.warnings {
         tracing::warn!(model_id = %response.model_id, "{warning}");
     }
+    let meta = CompletionMeta::new(&response.model_id);
     if !plan.stream {
         return Ok(Json(ChatCompletion::new(meta, response, &plan.format, Some(&check))).into_response());
     }
