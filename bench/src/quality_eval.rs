@@ -50,6 +50,9 @@ struct Args {
     /// Ask the sidecar to decode only the transcript's own words.
     #[arg(long)]
     constrain: bool,
+    /// The sidecar's repetition penalty (1.0: none); its default (1.15) when absent.
+    #[arg(long)]
+    repetition_penalty: Option<f64>,
     /// Only the first N lines of each category (a quick run).
     #[arg(long)]
     per_category: Option<usize>,
@@ -117,6 +120,9 @@ struct Report {
     model: String,
     prompt: String,
     constrain: bool,
+    /// `None`: the sidecar's default (reports from before the option have none).
+    #[serde(default)]
+    repetition_penalty: Option<f64>,
     tokens_per_s: f64,
     wall_s: f64,
     categories: BTreeMap<String, Summary>,
@@ -267,6 +273,7 @@ async fn run(args: &Args) -> Result<Report> {
         let options = ProcessOptions {
             prompt: Some(prompt.clone()),
             constrain_to_input: Some(args.constrain),
+            repetition_penalty: args.repetition_penalty,
             ..Default::default()
         };
         let (result, fell_back, error, warnings, tokens, generate_ms) =
@@ -294,16 +301,16 @@ async fn run(args: &Args) -> Result<Report> {
             generate_ms,
         });
         if let Some(out) = &args.out {
-            let partial = report(&model, &prompt, args.constrain, started, std::mem::take(&mut lines));
+            let partial = report(&model, &prompt, args, started, std::mem::take(&mut lines));
             std::fs::write(out, serde_json::to_string_pretty(&partial)?)?;
             lines = partial.lines;
         }
     }
     manager.shutdown().await;
-    Ok(report(&model, &prompt, args.constrain, started, lines))
+    Ok(report(&model, &prompt, args, started, lines))
 }
 
-fn report(model: &str, prompt: &str, constrain: bool, started: Instant, lines: Vec<Line>) -> Report {
+fn report(model: &str, prompt: &str, args: &Args, started: Instant, lines: Vec<Line>) -> Report {
     let mut categories = BTreeMap::new();
     for category in lines.iter().map(|l| l.category.clone()) {
         categories
@@ -314,7 +321,8 @@ fn report(model: &str, prompt: &str, constrain: bool, started: Instant, lines: V
     Report {
         model: model.to_string(),
         prompt: prompt.to_string(),
-        constrain,
+        constrain: args.constrain,
+        repetition_penalty: args.repetition_penalty,
         tokens_per_s: tokens as f64 / (ms.max(1) as f64 / 1000.0),
         wall_s: started.elapsed().as_secs_f64(),
         total: summarize(lines.iter()),
@@ -325,8 +333,12 @@ fn report(model: &str, prompt: &str, constrain: bool, started: Instant, lines: V
 
 fn markdown(r: &Report) -> String {
     let mut out = format!(
-        "model `{}`, constrain {}, {:.1} tokens/s while generating, {:.0} s in all\n\n",
-        r.model, r.constrain, r.tokens_per_s, r.wall_s
+        "model `{}`, constrain {}, repetition penalty {}, {:.1} tokens/s while generating, {:.0} s in all\n\n",
+        r.model,
+        r.constrain,
+        r.repetition_penalty.map_or("the sidecar's default".to_string(), |p| p.to_string()),
+        r.tokens_per_s,
+        r.wall_s
     );
     out.push_str("| category | lines | WER raw | WER result | improved | unchanged | worse | guard fell back | answered/followed | errors |\n");
     out.push_str("|---|---|---|---|---|---|---|---|---|---|\n");

@@ -32,6 +32,9 @@ pub struct ChatCompletionRequest {
     pub temperature: Option<f64>,
     #[serde(default)]
     pub top_p: Option<f64>,
+    /// Not OpenAI's: mlx_lm.server's and vLLM's name, read the same way here.
+    #[serde(default)]
+    pub repetition_penalty: Option<f64>,
     #[serde(default)]
     pub stop: Option<Value>,
     #[serde(default)]
@@ -178,6 +181,7 @@ impl ChatCompletionRequest {
             max_tokens,
             temperature: self.temperature.unwrap_or(0.0),
             top_p: self.top_p,
+            repetition_penalty: self.repetition_penalty,
             stop: stops_of(self.stop.as_ref())?,
             seed: self.seed,
             thinking,
@@ -339,13 +343,14 @@ mod tests {
             ],
             "max_tokens": 9, "max_completion_tokens": 7, "temperature": 0.5, "top_p": 0.9,
             "stop": "\n", "seed": 42, "chat_template_kwargs": {"enable_thinking": true},
-            "logprobs": false, "user": "someone", "frequency_penalty": 0
+            "logprobs": false, "user": "someone", "frequency_penalty": 0, "repetition_penalty": 1.0
         }))
         .unwrap();
         assert!(plan.stream && plan.include_usage && plan.chat.thinking);
         assert_eq!(plan.chat.model, "org/m");
         assert_eq!(plan.chat.max_tokens, Some(7));
         assert_eq!((plan.chat.temperature, plan.chat.top_p, plan.chat.seed), (0.5, Some(0.9), Some(42)));
+        assert_eq!(plan.chat.repetition_penalty, Some(1.0));
         assert_eq!(plan.chat.stop, vec!["\n".to_string()]);
         assert!(matches!(plan.chat.messages[0].role, Role::System));
         assert_eq!(plan.chat.messages[1].content, "ab");

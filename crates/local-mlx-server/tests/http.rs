@@ -293,6 +293,19 @@ async fn streamed_chunks_concatenate_to_the_whole_answer_and_end_with_usage_and_
     assert_eq!(usage_chunk["usage"]["completion_tokens"], whole["usage"]["completion_tokens"]);
     assert_eq!(usage_chunk["usage"]["prompt_tokens"], whole["usage"]["prompt_tokens"]);
 
+    // repetition_penalty reaches the sidecar: greedy text with none and with a strong one differ.
+    let content_with = |penalty: f64| {
+        let mut body = request.clone();
+        body["repetition_penalty"] = json!(penalty);
+        let server = &server;
+        async move {
+            let (status, answer) = post(server, body).await;
+            assert_eq!(status, 200, "{answer}");
+            answer["choices"][0]["message"]["content"].as_str().unwrap().to_string()
+        }
+    };
+    assert_ne!(content_with(1.0).await, content_with(5.0).await);
+
     // Without include_usage: no usage chunk, still [DONE].
     let mut plain = request.clone();
     plain["stream"] = json!(true);
@@ -333,6 +346,8 @@ async fn bad_input_is_an_openai_error_and_starts_no_sidecar() {
         // Ranges are the core's rules, answered as 400 all the same.
         ("temperature", json!(3.0)),
         ("top_p", json!(0)),
+        ("repetition_penalty", json!(0)),
+        ("repetition_penalty", json!(11)),
         ("max_tokens", json!(0)),
         ("max_tokens", json!(100_000)),
         ("stop", json!(["a", "b", "c", "d", "e"])),
@@ -340,6 +355,7 @@ async fn bad_input_is_an_openai_error_and_starts_no_sidecar() {
         ("max_tokens", json!("many")),
         ("temperature", json!("warm")),
         ("top_p", json!(true)),
+        ("repetition_penalty", json!("high")),
         ("stop", json!({"a": 1})),
         ("seed", json!(1.5)),
         ("stream", json!(1)),

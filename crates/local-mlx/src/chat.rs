@@ -60,6 +60,9 @@ pub struct ChatRequest {
     /// 0.0 is greedy.
     pub temperature: f64,
     pub top_p: Option<f64>,
+    /// (0, 10]: logits of tokens among the last 20 (prompt included) are divided by it
+    /// (1.0: none). `None`: the sidecar's default, 1.15.
+    pub repetition_penalty: Option<f64>,
     pub stop: Vec<String>,
     pub seed: Option<u64>,
     /// The chat template's `enable_thinking`; think text never reaches the answer's text.
@@ -79,6 +82,7 @@ impl ChatRequest {
             max_tokens: None,
             temperature: 0.0,
             top_p: None,
+            repetition_penalty: None,
             stop: Vec::new(),
             seed: None,
             thinking: false,
@@ -100,6 +104,9 @@ impl ChatRequest {
         }
         if let Some(top_p) = self.top_p.filter(|p| !(p.is_finite() && *p > 0.0 && *p <= 1.0)) {
             return bad(format!("top_p must be in (0, 1], got {top_p}"));
+        }
+        if let Some(penalty) = self.repetition_penalty.filter(|p| !(p.is_finite() && *p > 0.0 && *p <= 10.0)) {
+            return bad(format!("repetition_penalty must be in (0, 10], got {penalty}"));
         }
         if self.stop.len() > MAX_STOP || self.stop.iter().any(String::is_empty) {
             return bad(format!("stop must be at most {MAX_STOP} non-empty strings, got {:?}", self.stop));
@@ -131,6 +138,7 @@ impl ChatRequest {
             max_tokens: self.budget(),
             temperature: self.temperature,
             top_p: self.top_p,
+            repetition_penalty: self.repetition_penalty,
             enable_thinking: self.thinking.then_some(true),
             stop: Some(self.stop.clone()).filter(|s| !s.is_empty()),
             seed: self.seed,
@@ -236,13 +244,15 @@ mod tests {
     #[test]
     fn bad_values_are_refused_naming_the_field() {
         type Spoil = fn(&mut ChatRequest);
-        let cases: [(&str, Spoil); 7] = [
+        let cases: [(&str, Spoil); 9] = [
             ("messages", |r| r.messages.clear()),
             ("max_tokens", |r| r.max_tokens = Some(0)),
             ("max_tokens", |r| r.max_tokens = Some(MAX_TOKENS_CAP + 1)),
             ("temperature", |r| r.temperature = f64::NAN),
             ("temperature", |r| r.temperature = 2.5),
             ("top_p", |r| r.top_p = Some(0.0)),
+            ("repetition_penalty", |r| r.repetition_penalty = Some(0.0)),
+            ("repetition_penalty", |r| r.repetition_penalty = Some(f64::INFINITY)),
             ("stop", |r| r.stop = vec![String::new()]),
         ];
         for (field, spoil) in cases {
@@ -260,8 +270,16 @@ mod tests {
         let plain = request().to_generate();
         assert_eq!((plain.enable_thinking, &plain.stop, plain.seed), (None, &None, None));
         assert_eq!(plain.messages.as_ref().unwrap().len(), 2);
-        let r = ChatRequest { thinking: true, stop: vec!["END".into()], seed: Some(3), ..request() };
+        assert_eq!(plain.repetition_penalty, None);
+        let r = ChatRequest {
+            thinking: true,
+            stop: vec!["END".into()],
+            seed: Some(3),
+            repetition_penalty: Some(1.0),
+            ..request()
+        };
         let g = r.to_generate();
         assert_eq!((g.enable_thinking, g.stop, g.seed), (Some(true), Some(vec!["END".to_string()]), Some(3)));
+        assert_eq!(g.repetition_penalty, Some(1.0));
     }
 }

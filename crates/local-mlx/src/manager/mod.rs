@@ -93,6 +93,8 @@ pub struct ProcessOptions {
     /// Decode only the transcript's own words (the sidecar's `constrain_to_input`);
     /// `None`: on with the default prompt, off with any other.
     pub constrain_to_input: Option<bool>,
+    /// The sidecar's `repetition_penalty`; `None`: its default.
+    pub repetition_penalty: Option<f64>,
 }
 
 /// Clean-up wants faithful, not creative: greedy decoding, which also makes the same
@@ -336,6 +338,7 @@ impl MlxModelManager {
             // The default clean-up prompt decodes within the transcript's words (measured
             // in docs/QUALITY.md); a prompt of the user's own may need other words.
             constrain_to_input: options.constrain_to_input.unwrap_or(prompt == DEFAULT_PROMPT),
+            repetition_penalty: options.repetition_penalty,
             ..ChatRequest::new(model_id, build_messages(&prompt, text))
         };
         let response = self.chat(request).await?;
