@@ -50,7 +50,7 @@ struct Args {
     /// Ask the sidecar to decode only the transcript's own words.
     #[arg(long)]
     constrain: bool,
-    /// The sidecar's repetition penalty (1.0: none); its default (1.15) when absent.
+    /// A repetition penalty (1.0: none); the core's default (none) when absent.
     #[arg(long)]
     repetition_penalty: Option<f64>,
     /// Only the first N lines of each category (a quick run).
@@ -120,7 +120,7 @@ struct Report {
     model: String,
     prompt: String,
     constrain: bool,
-    /// `None`: the sidecar's default (reports from before the option have none).
+    /// `None`: the core's default, or for reports from before this option the sidecar's 1.15.
     #[serde(default)]
     repetition_penalty: Option<f64>,
     tokens_per_s: f64,
@@ -336,7 +336,7 @@ fn markdown(r: &Report) -> String {
         "model `{}`, constrain {}, repetition penalty {}, {:.1} tokens/s while generating, {:.0} s in all\n\n",
         r.model,
         r.constrain,
-        r.repetition_penalty.map_or("the sidecar's default".to_string(), |p| p.to_string()),
+        r.repetition_penalty.map_or("default".to_string(), |p| p.to_string()),
         r.tokens_per_s,
         r.wall_s
     );

@@ -9,7 +9,7 @@
 //! Value ranges (temperature, top_p, max_tokens, stop, empty messages) are the core's
 //! rules, checked once in [`ChatRequest`]'s validation and answered as 400 from there.
 
-use local_mlx::chat::{ChatMessage, ChatRequest, Role};
+use local_mlx::chat::{ChatMessage, ChatRequest, Role, DEFAULT_REPETITION_PENALTY};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -181,7 +181,7 @@ impl ChatCompletionRequest {
             max_tokens,
             temperature: self.temperature.unwrap_or(0.0),
             top_p: self.top_p,
-            repetition_penalty: self.repetition_penalty,
+            repetition_penalty: self.repetition_penalty.unwrap_or(DEFAULT_REPETITION_PENALTY),
             stop: stops_of(self.stop.as_ref())?,
             seed: self.seed,
             thinking,
@@ -327,6 +327,7 @@ mod tests {
         assert!(!plan.stream && !plan.include_usage && !plan.chat.thinking);
         assert_eq!(plan.chat.max_tokens, None);
         assert_eq!(plan.chat.temperature, 0.0);
+        assert_eq!(plan.chat.repetition_penalty, 1.0, "no penalty: a clean-up copies the transcript's words");
         assert_eq!(plan.chat.messages.len(), 1);
         assert!(matches!(plan.chat.messages[0].role, Role::User));
         assert_eq!(plan.format, OutputFormat::Text);
@@ -343,14 +344,14 @@ mod tests {
             ],
             "max_tokens": 9, "max_completion_tokens": 7, "temperature": 0.5, "top_p": 0.9,
             "stop": "\n", "seed": 42, "chat_template_kwargs": {"enable_thinking": true},
-            "logprobs": false, "user": "someone", "frequency_penalty": 0, "repetition_penalty": 1.0
+            "logprobs": false, "user": "someone", "frequency_penalty": 0, "repetition_penalty": 1.2
         }))
         .unwrap();
         assert!(plan.stream && plan.include_usage && plan.chat.thinking);
         assert_eq!(plan.chat.model, "org/m");
         assert_eq!(plan.chat.max_tokens, Some(7));
         assert_eq!((plan.chat.temperature, plan.chat.top_p, plan.chat.seed), (0.5, Some(0.9), Some(42)));
-        assert_eq!(plan.chat.repetition_penalty, Some(1.0));
+        assert_eq!(plan.chat.repetition_penalty, 1.2);
         assert_eq!(plan.chat.stop, vec!["\n".to_string()]);
         assert!(matches!(plan.chat.messages[0].role, Role::System));
         assert_eq!(plan.chat.messages[1].content, "ab");

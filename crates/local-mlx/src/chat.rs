@@ -19,6 +19,14 @@ pub const MAX_TOKENS_CAP: u32 = 8192;
 /// The most stop strings one request may give (OpenAI's limit too).
 pub const MAX_STOP: usize = 4;
 
+/// No repetition penalty unless asked, as OpenAI and `mlx_lm.server` do. The sidecar's
+/// own default (1.15) divides the logits of every token among the last 20, the prompt's
+/// included: a clean-up must copy the transcript's words, and with 1.15 SmolLM2 dropped
+/// them ("So I was thinking we could meeting Friday.") where with 1.0 it wrote the
+/// reference exactly (docs/QUALITY.md). A runaway repetition is cut by the budget and
+/// refused by the guards instead.
+pub const DEFAULT_REPETITION_PENALTY: f64 = 1.0;
+
 /// Who wrote a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -61,8 +69,8 @@ pub struct ChatRequest {
     pub temperature: f64,
     pub top_p: Option<f64>,
     /// (0, 10]: logits of tokens among the last 20 (prompt included) are divided by it
-    /// (1.0: none). `None`: the sidecar's default, 1.15.
-    pub repetition_penalty: Option<f64>,
+    /// (1.0: none, the default: see [`DEFAULT_REPETITION_PENALTY`]).
+    pub repetition_penalty: f64,
     pub stop: Vec<String>,
     pub seed: Option<u64>,
     /// The chat template's `enable_thinking`; think text never reaches the answer's text.
@@ -82,7 +90,7 @@ impl ChatRequest {
             max_tokens: None,
             temperature: 0.0,
             top_p: None,
-            repetition_penalty: None,
+            repetition_penalty: DEFAULT_REPETITION_PENALTY,
             stop: Vec::new(),
             seed: None,
             thinking: false,
@@ -105,7 +113,8 @@ impl ChatRequest {
         if let Some(top_p) = self.top_p.filter(|p| !(p.is_finite() && *p > 0.0 && *p <= 1.0)) {
             return bad(format!("top_p must be in (0, 1], got {top_p}"));
         }
-        if let Some(penalty) = self.repetition_penalty.filter(|p| !(p.is_finite() && *p > 0.0 && *p <= 10.0)) {
+        let penalty = self.repetition_penalty;
+        if !(penalty.is_finite() && penalty > 0.0 && penalty <= 10.0) {
             return bad(format!("repetition_penalty must be in (0, 10], got {penalty}"));
         }
         if self.stop.len() > MAX_STOP || self.stop.iter().any(String::is_empty) {
@@ -138,7 +147,7 @@ impl ChatRequest {
             max_tokens: self.budget(),
             temperature: self.temperature,
             top_p: self.top_p,
-            repetition_penalty: self.repetition_penalty,
+            repetition_penalty: Some(self.repetition_penalty),
             enable_thinking: self.thinking.then_some(true),
             stop: Some(self.stop.clone()).filter(|s| !s.is_empty()),
             seed: self.seed,
@@ -251,8 +260,8 @@ mod tests {
             ("temperature", |r| r.temperature = f64::NAN),
             ("temperature", |r| r.temperature = 2.5),
             ("top_p", |r| r.top_p = Some(0.0)),
-            ("repetition_penalty", |r| r.repetition_penalty = Some(0.0)),
-            ("repetition_penalty", |r| r.repetition_penalty = Some(f64::INFINITY)),
+            ("repetition_penalty", |r| r.repetition_penalty = 0.0),
+            ("repetition_penalty", |r| r.repetition_penalty = f64::INFINITY),
             ("stop", |r| r.stop = vec![String::new()]),
         ];
         for (field, spoil) in cases {
@@ -270,16 +279,20 @@ mod tests {
         let plain = request().to_generate();
         assert_eq!((plain.enable_thinking, &plain.stop, plain.seed), (None, &None, None));
         assert_eq!(plain.messages.as_ref().unwrap().len(), 2);
-        assert_eq!(plain.repetition_penalty, None);
+        assert_eq!(
+            plain.repetition_penalty,
+            Some(DEFAULT_REPETITION_PENALTY),
+            "sent, so the sidecar's 1.15 never applies"
+        );
         let r = ChatRequest {
             thinking: true,
             stop: vec!["END".into()],
             seed: Some(3),
-            repetition_penalty: Some(1.0),
+            repetition_penalty: 1.3,
             ..request()
         };
         let g = r.to_generate();
         assert_eq!((g.enable_thinking, g.stop, g.seed), (Some(true), Some(vec!["END".to_string()]), Some(3)));
-        assert_eq!(g.repetition_penalty, Some(1.0));
+        assert_eq!(g.repetition_penalty, Some(1.3));
     }
 }

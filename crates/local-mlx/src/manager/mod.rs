@@ -26,7 +26,7 @@ use futures_util::StreamExt;
 use serde::Serialize;
 
 use crate::catalog::{self, ModelSpec};
-use crate::chat::{ChatChunk, ChatRequest, ChatResponse};
+use crate::chat::{ChatChunk, ChatRequest, ChatResponse, DEFAULT_REPETITION_PENALTY};
 use crate::error::{Error, Result};
 use crate::events::EventSink;
 use crate::hub::{DeleteReport, HubConfig};
@@ -93,7 +93,7 @@ pub struct ProcessOptions {
     /// Decode only the transcript's own words (the sidecar's `constrain_to_input`);
     /// `None`: on with the default prompt, off with any other.
     pub constrain_to_input: Option<bool>,
-    /// The sidecar's `repetition_penalty`; `None`: its default.
+    /// `None`: [`DEFAULT_REPETITION_PENALTY`](crate::chat::DEFAULT_REPETITION_PENALTY), none.
     pub repetition_penalty: Option<f64>,
 }
 
@@ -338,7 +338,7 @@ impl MlxModelManager {
             // The default clean-up prompt decodes within the transcript's words (measured
             // in docs/QUALITY.md); a prompt of the user's own may need other words.
             constrain_to_input: options.constrain_to_input.unwrap_or(prompt == DEFAULT_PROMPT),
-            repetition_penalty: options.repetition_penalty,
+            repetition_penalty: options.repetition_penalty.unwrap_or(DEFAULT_REPETITION_PENALTY),
             ..ChatRequest::new(model_id, build_messages(&prompt, text))
         };
         let response = self.chat(request).await?;
