@@ -137,6 +137,8 @@ fn the_guard_catches_every_bad_kind_and_keeps_the_good_clean_ups() {
         "invented",
         "json",
         "think",
+        "reordered",
+        "dropped",
     ] {
         let (caught, all) = score.get(&("bad".to_string(), kind.to_string())).copied().unwrap_or_default();
         assert!(all > 0 && caught * 2 > all, "bad kind {kind}: {caught} of {all} caught\n{}", failures.join("\n"));
