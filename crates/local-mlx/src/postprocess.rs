@@ -349,8 +349,8 @@ cleaned text.";
             let g = guard(input, output, Some("stop"));
             assert!(!g.text.is_empty() || input.is_empty(), "{input:?} {output:?}");
         }
-        let said = "the tag is open angle think close angle <think> and braces {}";
-        let g = guard(said, "The tag is <think> and braces {}.", Some("stop"));
+        let said = "um the tag is <think> and uh the braces {} stay";
+        let g = guard(said, "The tag is <think> and the braces {} stay.", Some("stop"));
         assert!(g.enhanced, "{:?}", g.warnings);
     }
 }
