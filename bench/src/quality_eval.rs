@@ -120,7 +120,8 @@ struct Report {
     model: String,
     prompt: String,
     constrain: bool,
-    /// `None`: the core's default, or for reports from before this option the sidecar's 1.15.
+    /// The penalty used; `None` only in reports from before this field, when every call
+    /// had the sidecar's 1.15.
     #[serde(default)]
     repetition_penalty: Option<f64>,
     tokens_per_s: f64,
@@ -322,7 +323,7 @@ fn report(model: &str, prompt: &str, args: &Args, started: Instant, lines: Vec<L
         model: model.to_string(),
         prompt: prompt.to_string(),
         constrain: args.constrain,
-        repetition_penalty: args.repetition_penalty,
+        repetition_penalty: Some(args.repetition_penalty.unwrap_or(local_mlx::chat::DEFAULT_REPETITION_PENALTY)),
         tokens_per_s: tokens as f64 / (ms.max(1) as f64 / 1000.0),
         wall_s: started.elapsed().as_secs_f64(),
         total: summarize(lines.iter()),
@@ -336,7 +337,7 @@ fn markdown(r: &Report) -> String {
         "model `{}`, constrain {}, repetition penalty {}, {:.1} tokens/s while generating, {:.0} s in all\n\n",
         r.model,
         r.constrain,
-        r.repetition_penalty.map_or("default".to_string(), |p| p.to_string()),
+        r.repetition_penalty.map_or("1.15 (the sidecar's, before reports named it)".to_string(), |p| p.to_string()),
         r.tokens_per_s,
         r.wall_s
     );
