@@ -120,7 +120,7 @@ class GuardedH11Protocol(H11Protocol):
 
     def handle_events(self) -> None:
         super().handle_events()
-        if self.conn.their_state not in _WAITING and self._deadline is not None:
+        if not self._waiting() and self._deadline is not None:
             self._deadline.cancel()  # the whole request is in: answering takes its time
             self._deadline = None
 
@@ -128,7 +128,7 @@ class GuardedH11Protocol(H11Protocol):
         self._served = True
         self._idle_since = next(self.registry.order)
         super().on_response_complete()  # may start the next cycle (handle_events)
-        if self.conn.their_state in _WAITING and not self.transport.is_closing():
+        if self._waiting() and not self.transport.is_closing():
             self._arm()
 
     def _arm(self) -> None:
@@ -137,7 +137,7 @@ class GuardedH11Protocol(H11Protocol):
 
     def _too_slow(self) -> None:
         self._deadline = None
-        if self.conn.their_state in _WAITING and not self.transport.is_closing():
+        if self._waiting() and not self.transport.is_closing():
             log.debug("closing a connection that sent no complete request in time")
             self.transport.close()
 

@@ -85,7 +85,7 @@ impl ServerConfig {
     /// Host headers only; any other host must have a key, since anyone on the network
     /// could otherwise use the model.
     pub fn for_host(host: &str, api_key: Option<ApiKey>) -> Result<ServerConfig, BindError> {
-        let host_policy = if is_loopback_name(host) {
+        let host_policy = if binds_loopback_only(host) {
             HostPolicy::LoopbackOnly
         } else if api_key.is_some() {
             HostPolicy::Any
@@ -94,6 +94,14 @@ impl ServerConfig {
         };
         Ok(ServerConfig { api_key, host_policy, ..ServerConfig::default() })
     }
+}
+
+/// Whether listening on `host` (a `--host` value) stays on loopback: `localhost`, which
+/// [`bind`](crate::listen::bind) maps to 127.0.0.1 and ::1 itself, or a loopback address.
+/// Any other name goes to DNS, which may answer a LAN address even for `*.localhost`.
+fn binds_loopback_only(host: &str) -> bool {
+    let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    host.eq_ignore_ascii_case("localhost") || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Whether `host` (a `--host` value or a Host header's name, without port) names this
@@ -149,6 +157,11 @@ mod tests {
         assert_eq!(ServerConfig::for_host("localhost", None).unwrap().host_policy, HostPolicy::LoopbackOnly);
         assert_eq!(ServerConfig::for_host("::1", None).unwrap().host_policy, HostPolicy::LoopbackOnly);
         assert!(matches!(ServerConfig::for_host("0.0.0.0", None), Err(BindError::KeyRequired { .. })));
+        assert_eq!(ServerConfig::for_host("[::1]", None).unwrap().host_policy, HostPolicy::LoopbackOnly);
+        // Names that only DNS resolves may bind a LAN address: a key is required.
+        for host in ["app.localhost", "localhost.", "127.0.0.1.nip.io"] {
+            assert!(matches!(ServerConfig::for_host(host, None), Err(BindError::KeyRequired { .. })), "{host}");
+        }
         let open = ServerConfig::for_host("0.0.0.0", ApiKey::new("k")).unwrap();
         assert_eq!(open.host_policy, HostPolicy::Any);
     }

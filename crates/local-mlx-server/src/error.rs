@@ -43,6 +43,10 @@ pub enum ApiError {
     #[error("{0}")]
     Unavailable(String),
 
+    /// This machine cannot run MLX: retrying will not help, so no `Retry-After`.
+    #[error("{0}")]
+    UnsupportedPlatform(String),
+
     /// The model took too long (the sidecar went silent past its limit).
     #[error("{0}")]
     Timeout(String),
@@ -64,6 +68,7 @@ impl ApiError {
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::QueueFull { .. } | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::UnsupportedPlatform(_) => StatusCode::NOT_IMPLEMENTED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -73,9 +78,11 @@ impl ApiError {
         match self {
             ApiError::Unauthorized => "authentication_error",
             ApiError::ForbiddenHost { .. } | ApiError::ForbiddenOrigin { .. } => "permission_error",
-            ApiError::QueueFull { .. } | ApiError::Unavailable(_) | ApiError::Timeout(_) | ApiError::Internal(_) => {
-                "server_error"
-            }
+            ApiError::QueueFull { .. }
+            | ApiError::Unavailable(_)
+            | ApiError::Timeout(_)
+            | ApiError::UnsupportedPlatform(_)
+            | ApiError::Internal(_) => "server_error",
             _ => "invalid_request_error",
         }
     }
@@ -93,6 +100,7 @@ impl ApiError {
             ApiError::QueueFull { .. } => "queue_full",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Timeout(_) => "timeout",
+            ApiError::UnsupportedPlatform(_) => "unsupported_platform",
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -113,6 +121,7 @@ impl From<local_mlx::Error> for ApiError {
             "not_downloaded" | "offline" => ApiError::ModelNotFound(message),
             "busy" | "download_in_progress" => ApiError::Unavailable(message),
             "timeout" => ApiError::Timeout(message),
+            "unsupported_platform" => ApiError::UnsupportedPlatform(message),
             _ => ApiError::Internal(message),
         }
     }
@@ -165,6 +174,16 @@ mod tests {
         assert_eq!(ApiError::from(local_mlx::Error::from(silent)).status(), StatusCode::GATEWAY_TIMEOUT);
         let unknown = ApiError::from(local_mlx::Error::UnknownModel { id: "typo".into() });
         assert_eq!(unknown.status(), StatusCode::BAD_REQUEST);
+        // A machine MLX cannot run on says so, not "internal error", and asks for no retry.
+        let unsupported = local_mlx::Error::UnsupportedPlatform {
+            os: "windows".into(),
+            arch: "x86_64".into(),
+            reason: "MLX needs an Apple Silicon Mac".into(),
+        };
+        let mapped = ApiError::from(unsupported);
+        assert_eq!((mapped.status(), mapped.code()), (StatusCode::NOT_IMPLEMENTED, "unsupported_platform"));
+        assert!(mapped.to_string().contains("Apple Silicon"), "{mapped}");
+        assert!(!mapped.into_response().headers().contains_key(header::RETRY_AFTER));
     }
 
     #[test]

@@ -80,9 +80,6 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
     // transcript, and only then sent (as one piece when streaming).
     let mut response = state.manager.chat(plan.chat).await?;
     let check = CleanUpCheck::from(guard_answer(&transcript, &mut response));
-    for warning in &check.warnings {
-        tracing::warn!(model_id = %response.model_id, "{warning}");
-    }
     let meta = CompletionMeta::new(&response.model_id);
     if !plan.stream {
         return Ok(Json(ChatCompletion::new(meta, response, &plan.format, Some(&check))).into_response());

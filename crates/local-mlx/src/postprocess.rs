@@ -95,9 +95,12 @@ pub fn tagged_transcript(prompt: &str) -> Option<&str> {
 
 /// [`guard`] for a chat answer to a prompt that carried `transcript`: the answer's text
 /// becomes what the guard hands back (repaired, or the transcript itself on a catch,
-/// then with finish reason `stop`: the transcript is whole).
+/// then with finish reason `stop`: the transcript is whole). Each warning is logged.
 pub fn guard_answer(transcript: &str, response: &mut ChatResponse) -> Guarded {
     let guarded = guard(transcript, &response.text, Some(response.finish_reason.as_str()));
+    for warning in &guarded.warnings {
+        tracing::warn!(model_id = %response.model_id, "{warning}");
+    }
     response.text.clone_from(&guarded.text);
     if !guarded.enhanced {
         response.finish_reason = FinishReason::Stop;

@@ -296,7 +296,19 @@ mod tests {
         assert_eq!(parse("1h"), Ok(KeepAlive::After(Duration::from_secs(3600))));
         assert_eq!(parse("250ms"), Ok(KeepAlive::After(Duration::from_millis(250))));
         assert_eq!(parse("0s"), Ok(KeepAlive::Immediately));
-        for bad in ["", "5", "m5", "5 minutes", "-5s", "1.5h", "forever", "99999999999999999999h", "MIN5"] {
+        for bad in [
+            "",
+            "5",
+            "m5",
+            "5 minutes",
+            "-5s",
+            "1.5h",
+            "forever",
+            "99999999999999999999h",
+            "9999999999999999999h",
+            "999999999999999999m",
+            "MIN5",
+        ] {
             let err = parse(bad).unwrap_err();
             assert!(err.contains("not a keep-alive") && err.contains("90s"), "{bad:?}: {err}");
         }

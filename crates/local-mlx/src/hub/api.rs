@@ -15,7 +15,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LINK};
+use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_TYPE, LINK};
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 
@@ -182,7 +182,7 @@ impl HubApi {
     /// body never grows our memory past that) or stalls for the read timeout.
     async fn read_capped(&self, url: &Url, mut response: reqwest::Response) -> Result<Vec<u8>> {
         let too_big = || limit_exceeded(url, format!("the body is larger than {} MiB", MAX_JSON_BYTES >> 20));
-        let announced = response.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        let announced = response.content_length();
         if announced.is_some_and(|len| len > MAX_JSON_BYTES as u64) {
             return Err(too_big());
         }

@@ -146,7 +146,6 @@ impl CachedRepo {
         }
     }
 
-    /// The commit a revision points at, if the cache has a valid ref for it.
     /// Whether `revision` left a snapshot (complete or damaged) or a corrupt ref that
     /// [`Self::delete_revision`] would remove; partial downloads are counted apart.
     pub fn has_revision_files(&self, revision: &str) -> bool {
@@ -157,6 +156,7 @@ impl CachedRepo {
         }
     }
 
+    /// The commit a revision points at, if the cache has a valid ref for it.
     pub fn resolve_revision(&self, revision: &str) -> Option<String> {
         match self.read_ref(revision) {
             RefState::Commit(commit) => Some(commit),
@@ -478,7 +478,6 @@ fn normalize(path: &Path) -> PathBuf {
     out
 }
 
-/// The length of a regular file; 0 for anything else (a link is not followed).
 /// A resume record (`<etag>.ranges.incomplete`) or its temp file (`.<pid>.<n>.incomplete`),
 /// not a partial blob.
 fn is_download_bookkeeping(path: &Path) -> bool {
@@ -486,6 +485,7 @@ fn is_download_bookkeeping(path: &Path) -> bool {
     name.ends_with(".ranges.incomplete") || name.starts_with('.')
 }
 
+/// The length of a regular file; 0 for anything else (a link is not followed).
 fn regular_file_len(path: &Path) -> u64 {
     fs::symlink_metadata(path).ok().filter(|m| m.is_file()).map_or(0, |m| m.len())
 }

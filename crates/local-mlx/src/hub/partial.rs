@@ -222,8 +222,7 @@ impl PartialBlob {
     }
 }
 
-/// Open `path` read-write without following a link, creating it if absent. Whatever
-/// is there and is not a regular file (a symlink, a FIFO, a folder) is removed first.
+/// How far the hash has read the partial file, in order.
 #[derive(Debug)]
 struct Frontier {
     hasher: Hasher,
@@ -231,6 +230,8 @@ struct Frontier {
     at: u64,
 }
 
+/// Open `path` read-write without following a link, creating it if absent. Whatever
+/// is there and is not a regular file (a symlink, a FIFO, a folder) is removed first.
 fn open_regular(path: &Path) -> Result<File> {
     match std::fs::symlink_metadata(path) {
         Ok(meta) if !meta.file_type().is_file() => {

@@ -31,7 +31,7 @@ use crate::error::{Error, Result};
 use crate::events::EventSink;
 use crate::hub::{DeleteReport, HubConfig};
 use crate::platform::PlatformSupport;
-use crate::postprocess::{build_messages, guard, max_tokens_for, DEFAULT_PROMPT, MAX_TRANSCRIPT_CHARS};
+use crate::postprocess::{build_messages, guard_answer, max_tokens_for, DEFAULT_PROMPT, MAX_TRANSCRIPT_CHARS};
 use crate::settings::{config_dir, KeepAlive, MlxSettings};
 use crate::sidecar::{default_backend_dir, SidecarConfig};
 use crate::state::delete_refusal;
@@ -203,12 +203,6 @@ impl MlxModelManager {
         self.platform.ensure_supported()
     }
 
-    /// A manager configured from the environment (see [`ManagerConfig::from_env`]),
-    /// with default settings.
-    pub fn from_env(sink: Arc<dyn EventSink>) -> Result<Self> {
-        Self::new(ManagerConfig::from_env()?, sink)
-    }
-
     /// A manager over the hub and cache of `config`, with default settings and the
     /// sidecar found the usual way (started only when used).
     pub fn with_hub(config: HubConfig, sink: Arc<dyn EventSink>) -> Result<Self> {
@@ -341,13 +335,10 @@ impl MlxModelManager {
             repetition_penalty: options.repetition_penalty.unwrap_or(DEFAULT_REPETITION_PENALTY),
             ..ChatRequest::new(model_id, build_messages(&prompt, text))
         };
-        let response = self.chat(request).await?;
-        let guarded = guard(text, &response.text, Some(response.finish_reason.as_str()));
-        for warning in &guarded.warnings {
-            tracing::warn!(model_id = %response.model_id, "{warning}");
-        }
+        let mut response = self.chat(request).await?;
+        let guarded = guard_answer(text, &mut response);
         Ok(ProcessOutput {
-            text: guarded.text,
+            text: response.text,
             enhanced: guarded.enhanced,
             warnings: guarded.warnings,
             model_id: response.model_id,

@@ -349,7 +349,8 @@ pub(super) fn unfaithful(transcript: &str, output: &str) -> Option<String> {
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .map(|w| {
-            let said = transcript_words.iter().filter(|t| same_word(t, &fold(w))).count();
+            let folded = fold(w);
+            let said = transcript_words.iter().filter(|t| same_word(t, &folded)).count();
             answer.iter().filter(|a| *a == w).count().saturating_sub(said.max(1))
         })
         .sum();
@@ -374,13 +375,12 @@ pub(super) fn unfaithful(transcript: &str, output: &str) -> Option<String> {
 /// dynamic programme: O(n·m) time for a transcript of n content words and an answer of
 /// m, at most a few million steps for the longest transcript accepted.
 fn in_order(transcript: &[String], answer: &[String]) -> usize {
-    let mut previous = vec![0usize; answer.len() + 1];
+    let (mut previous, mut current) = (vec![0usize; answer.len() + 1], vec![0usize; answer.len() + 1]);
     for said in transcript {
-        let mut current = vec![0usize; answer.len() + 1];
         for (j, word) in answer.iter().enumerate() {
             current[j + 1] = if same_word(said, word) { previous[j] + 1 } else { previous[j + 1].max(current[j]) };
         }
-        previous = current;
+        std::mem::swap(&mut previous, &mut current);
     }
     previous[answer.len()]
 }
