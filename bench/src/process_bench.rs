@@ -44,7 +44,7 @@ struct Ours {
 }
 
 async fn ours(tmp: &Path, hub_url: &str, model: &str, nonce: usize) -> Result<Ours> {
-    let mut sidecar = SidecarConfig::new(workspace_root().join("python-backend"));
+    let mut sidecar = SidecarConfig::in_dir(workspace_root().join("python-backend"));
     sidecar.log_path = Some(tmp.join("sidecar.log"));
     let config = ManagerConfig {
         hub: local_mlx::hub::HubConfig::new(hub_url, tmp.join("hf/hub")),

@@ -231,7 +231,7 @@ async fn manager(args: &Args, tmp: &tempfile::TempDir) -> Result<(MlxModelManage
         (Some(name), _) => {
             let f = fixture(name);
             let hub = test_hub::TestHub::start(&f.repos).await?;
-            let mut sidecar = SidecarConfig::new(workspace_root().join("python-backend"));
+            let mut sidecar = SidecarConfig::in_dir(workspace_root().join("python-backend"));
             sidecar.log_path = Some(tmp.path().join("sidecar.log"));
             let config = ManagerConfig {
                 hub: local_mlx::hub::HubConfig::new(hub.url(), tmp.path().join("hf/hub")),

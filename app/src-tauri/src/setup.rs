@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use local_mlx::manager::ManagerConfig;
 use local_mlx::settings::MlxSettings;
-use local_mlx::sidecar::BACKEND_DIR_ENV;
+use local_mlx::sidecar::{BackendSource, BACKEND_DIR_ENV};
 use local_mlx::MlxModelManager;
 use tauri::{AppHandle, Manager, Runtime};
 
@@ -30,7 +30,7 @@ pub fn manager<R: Runtime>(app: &AppHandle<R>) -> Result<Arc<MlxModelManager>, B
     if std::env::var_os(BACKEND_DIR_ENV).is_none() {
         if let Some(bundled) = bundled_backend(app) {
             tracing::info!(dir = %bundled.display(), "using the bundled python-backend");
-            config.sidecar.backend_dir = bundled;
+            config.sidecar.backend = BackendSource::Dir(bundled);
             if config.sidecar.venv_dir.is_none() {
                 config.sidecar.venv_dir = Some(app.path().app_local_data_dir()?.join("python-env"));
             }

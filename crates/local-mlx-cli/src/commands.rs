@@ -26,14 +26,20 @@ pub async fn run(command: Command, json: bool) -> Result<ExitCode> {
         Command::Serve { host, port, api_key, keep_alive, no_guard } => {
             serve(&host, port, api_key, &keep_alive, !no_guard).await
         }
+        Command::Setup { model } => crate::setup::setup(model, json).await,
     }
 }
 
 /// The manager, with the CLI's own `settings.json` (in `LOCAL_MLX_CONFIG_DIR` or the
 /// platform's config folder) loaded here and passed in, as any embedder does.
 fn manager(sink: Arc<dyn EventSink>) -> Result<MlxModelManager> {
+    manager_with(sink, MlxSettings::load(&config_dir().join("settings.json"))?)
+}
+
+/// [`manager`] with settings already loaded.
+pub fn manager_with(sink: Arc<dyn EventSink>, settings: MlxSettings) -> Result<MlxModelManager> {
     let mut config = ManagerConfig::from_env()?;
-    config.settings = MlxSettings::load(&config_dir().join("settings.json"))?;
+    config.settings = settings;
     Ok(MlxModelManager::new(config, sink)?)
 }
 

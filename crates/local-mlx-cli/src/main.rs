@@ -6,6 +6,7 @@
 
 mod commands;
 mod progress;
+mod setup;
 mod table;
 
 use std::process::ExitCode;
@@ -26,6 +27,13 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Make this machine ready for the first dictation: sync the Python environment,
+    /// download the model (default: the selected one), load it and clean up a sample
+    /// sentence; the model becomes the selected one. Running it again only re-checks.
+    Setup {
+        /// A catalog id or any Hugging Face repo id (org/name).
+        model: Option<String>,
+    },
     /// List the models on offer and whether each is downloaded.
     Models,
     /// Download a model into the Hugging Face cache (Ctrl-C cancels; rerun resumes).

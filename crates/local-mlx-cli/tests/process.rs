@@ -67,6 +67,7 @@ async fn process_of_empty_text_or_a_missing_model_starts_nothing() {
     assert!(!output.status.success());
     let err = text(&output.stderr);
     assert!(err.contains("local-mlx pull mlx-community/Qwen3-0.6B-4bit"), "{err}");
+    assert!(err.contains("local-mlx setup mlx-community/Qwen3-0.6B-4bit"), "the one command that gets it ready: {err}");
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
 }
 

@@ -85,10 +85,9 @@ fn local_mlx_config(
     let data_dir = portable::app_data_dir(app)?.join("local-mlx");
     // No settings file of ours: Handy's own settings are the truth, passed in by
     // `refresh_local_mlx` (below) at start-up and on every change.
+    // The sidecar's files are built into the crate: they are written to
+    // `<data_dir>/sidecar/<version>/` at the first start, the Python environment beside them.
     let mut config = local_mlx_tauri::local_mlx::manager::ManagerConfig::in_data_dir(&data_dir);
-    config.sidecar.backend_dir =
-        app.path().resolve("resources/python-backend", tauri::path::BaseDirectory::Resource)?;
-    config.sidecar.venv_dir = Some(data_dir.join("python-env"));
     config.sidecar.log_path = Some(portable::app_log_dir(app)?.join("local-mlx-sidecar.log"));
     Ok(config)
 }

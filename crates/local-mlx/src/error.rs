@@ -100,7 +100,7 @@ pub enum Error {
     #[error("the cache folder of '{model_id}' ({dir}) was deleted while it was downloading (by another program?): run `local-mlx pull {model_id}` again")]
     DeletedWhileDownloading { model_id: String, dir: PathBuf },
 
-    #[error("model '{model_id}' is not downloaded: run `local-mlx pull {model_id}` (or press Download) first")]
+    #[error("model '{model_id}' is not downloaded: run `local-mlx setup {model_id}` (downloads it and checks that it runs), `local-mlx pull {model_id}`, or press Download first")]
     NotDownloaded { model_id: String },
 
     #[error("model '{model_id}' cannot go from {from:?} by {transition:?}")]

@@ -257,6 +257,28 @@ pub fn config_dir() -> PathBuf {
         .join("local-mlx")
 }
 
+/// Where the CLI keeps what it writes besides settings (the sidecar's files and Python
+/// environment, a few hundred MB): `LOCAL_MLX_DATA_DIR`, else `LOCAL_MLX_CONFIG_DIR`
+/// (one folder for everything, as tests and portable set-ups want), else the
+/// platform's data folder (`~/Library/Application Support/local-mlx` on macOS,
+/// `$XDG_DATA_HOME/local-mlx` or `~/.local/share/local-mlx` elsewhere).
+pub fn data_dir() -> PathBuf {
+    for var in ["LOCAL_MLX_DATA_DIR", "LOCAL_MLX_CONFIG_DIR"] {
+        if let Some(dir) = std::env::var_os(var).filter(|d| !d.is_empty()) {
+            return PathBuf::from(dir);
+        }
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    if cfg!(target_os = "macos") {
+        return home.join("Library/Application Support/local-mlx");
+    }
+    std::env::var_os("XDG_DATA_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home.join(".local/share"))
+        .join("local-mlx")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -41,7 +41,7 @@ fn long_tiny(tmp: &Path) -> PathBuf {
 }
 
 fn config(tmp: &Path) -> SidecarConfig {
-    let mut config = SidecarConfig::new(workspace_root().join("python-backend"));
+    let mut config = SidecarConfig::in_dir(workspace_root().join("python-backend"));
     config.log_path = Some(tmp.join("sidecar.log"));
     config.ready_timeout = Duration::from_secs(120);
     config
@@ -263,7 +263,7 @@ fn uv_not_found_says_how_to_get_it() {
 #[tokio::test]
 async fn a_missing_backend_folder_is_named() {
     let tmp = tempfile::tempdir().unwrap();
-    let supervisor = SidecarSupervisor::new(SidecarConfig::new(tmp.path().join("nowhere")));
+    let supervisor = SidecarSupervisor::new(SidecarConfig::in_dir(tmp.path().join("nowhere")));
     let err = supervisor.ensure_running(|_| {}).await.unwrap_err();
     assert!(matches!(err, SidecarError::BackendNotFound { .. }), "{err:?}");
     assert!(err.to_string().contains("LOCAL_MLX_BACKEND_DIR"), "{err}");
@@ -273,7 +273,7 @@ async fn a_missing_backend_folder_is_named() {
 async fn a_first_run_reports_the_environment_sync_then_skips_it() {
     let tmp = tempfile::tempdir().unwrap();
     let backend = fake_backend(tmp.path(), CONTRACT_SERVER);
-    let mut config = SidecarConfig::new(&backend);
+    let mut config = SidecarConfig::in_dir(&backend);
     config.log_path = Some(tmp.path().join("sidecar.log"));
     let supervisor = SidecarSupervisor::new(config);
     let phases = Phases::default();
@@ -302,7 +302,7 @@ async fn a_failing_sync_returns_uvs_own_message() {
     let tmp = tempfile::tempdir().unwrap();
     let backend = fake_backend(tmp.path(), CONTRACT_SERVER);
     std::fs::remove_file(backend.join("uv.lock")).unwrap();
-    let supervisor = SidecarSupervisor::new(SidecarConfig::new(&backend));
+    let supervisor = SidecarSupervisor::new(SidecarConfig::in_dir(&backend));
     let phases = Phases::default();
     let err = supervisor.ensure_running(phases.record()).await.unwrap_err();
     assert_eq!(phases.take(), [Phase::SyncingEnvironment]);
@@ -319,7 +319,7 @@ async fn a_failing_uv_from_settings_is_named_in_the_error() {
     let broken_uv = tmp.path().join("broken-uv");
     std::fs::write(&broken_uv, "#!/bin/sh\necho 'not really uv' >&2\nexit 7\n").unwrap();
     std::fs::set_permissions(&broken_uv, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let mut config = SidecarConfig::new(&backend);
+    let mut config = SidecarConfig::in_dir(&backend);
     config.uv_path = Some(broken_uv.clone());
     let err = SidecarSupervisor::new(config).ensure_running(|_| {}).await.unwrap_err();
     assert!(matches!(err, SidecarError::SyncFailed { .. }), "{err:?}");
@@ -333,7 +333,7 @@ async fn a_server_that_crashes_at_start_gives_exited_with_its_stderr() {
     let tmp = tempfile::tempdir().unwrap();
     let server = "import sys\nprint('boom: cannot import mlx', file=sys.stderr)\nsys.exit(3)\n";
     let backend = fake_backend(tmp.path(), server);
-    let supervisor = SidecarSupervisor::new(SidecarConfig::new(&backend));
+    let supervisor = SidecarSupervisor::new(SidecarConfig::in_dir(&backend));
     let err = supervisor.ensure_running(|_| {}).await.unwrap_err();
     assert!(matches!(err, SidecarError::Exited { .. }), "{err:?}");
     let message = err.to_string();
@@ -349,7 +349,7 @@ async fn a_server_that_never_gets_ready_is_killed_after_the_timeout() {
                   print('warming up forever', file=sys.stderr, flush=True)\n\
                   time.sleep(600)\n";
     let backend = fake_backend(tmp.path(), server);
-    let mut config = SidecarConfig::new(&backend);
+    let mut config = SidecarConfig::in_dir(&backend);
     config.ready_timeout = Duration::from_secs(3);
     let supervisor = SidecarSupervisor::new(config);
     let started = Instant::now();
@@ -369,7 +369,7 @@ async fn shutdown_during_a_start_cancels_it() {
                   open(os.path.join(os.path.dirname(__file__), 'pid'), 'w').write(str(os.getpid()))\n\
                   time.sleep(600)\n";
     let backend = fake_backend(tmp.path(), server);
-    let supervisor = Arc::new(SidecarSupervisor::new(SidecarConfig::new(&backend)));
+    let supervisor = Arc::new(SidecarSupervisor::new(SidecarConfig::in_dir(&backend)));
     let starting = tokio::spawn({
         let supervisor = supervisor.clone();
         async move { supervisor.ensure_running(|_| {}).await }

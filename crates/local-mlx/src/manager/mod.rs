@@ -18,7 +18,6 @@
 mod idle;
 mod session;
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use futures_util::stream::BoxStream;
@@ -32,8 +31,8 @@ use crate::events::EventSink;
 use crate::hub::{DeleteReport, HubConfig};
 use crate::platform::PlatformSupport;
 use crate::postprocess::{build_messages, guard_answer, max_tokens_for, DEFAULT_PROMPT, MAX_TRANSCRIPT_CHARS};
-use crate::settings::{config_dir, KeepAlive, MlxSettings};
-use crate::sidecar::{default_backend_dir, SidecarConfig};
+use crate::settings::{config_dir, data_dir, KeepAlive, MlxSettings};
+use crate::sidecar::{default_backend, SidecarConfig};
 use crate::state::delete_refusal;
 use crate::store::{DownloadOutcome, MlxModelInfo, MlxModelStatus, ModelStore};
 
@@ -55,33 +54,28 @@ pub struct ManagerConfig {
 }
 
 impl ManagerConfig {
-    /// With `data_dir` as the embedder's data folder (the sidecar's log goes there), the
-    /// hub from `HF_*`, the python-backend folder found next to the executable or in
-    /// the source tree, and default settings.
+    /// With `data_dir` as the embedder's data folder (the sidecar's log, and the
+    /// sidecar's files and Python environment unless a bundle ships them), the hub from
+    /// `HF_*`, and default settings.
     pub fn in_data_dir(data_dir: &std::path::Path) -> Self {
-        let mut sidecar = SidecarConfig::new(backend_dir_or_where_expected());
-        sidecar.log_path = Some(data_dir.join("sidecar.log"));
+        Self::with_dirs(data_dir, data_dir)
+    }
+
+    /// The CLI's: the log in `LOCAL_MLX_CONFIG_DIR` (or the platform's config folder),
+    /// the sidecar's files and environment in [`data_dir`].
+    pub fn from_env() -> Result<Self> {
+        Ok(Self::with_dirs(&config_dir(), &data_dir()))
+    }
+
+    fn with_dirs(log_dir: &std::path::Path, data_dir: &std::path::Path) -> Self {
+        let mut sidecar = SidecarConfig::new(default_backend(data_dir));
+        sidecar.log_path = Some(log_dir.join("sidecar.log"));
         ManagerConfig {
             hub: HubConfig::from_env(),
             sidecar,
             settings: MlxSettings::default(),
             custom_models: Vec::new(),
         }
-    }
-
-    /// [`Self::in_data_dir`] of `LOCAL_MLX_CONFIG_DIR` (or the platform's config folder).
-    pub fn from_env() -> Result<Self> {
-        Ok(Self::in_data_dir(&config_dir()))
-    }
-}
-
-/// The python-backend folder, or where it should have been: model-store commands work
-/// without it, and the sidecar's start reports it missing with that path.
-fn backend_dir_or_where_expected() -> PathBuf {
-    match default_backend_dir() {
-        Ok(dir) => dir,
-        Err(crate::sidecar::SidecarError::BackendNotFound { dir }) => dir,
-        Err(_) => PathBuf::from("python-backend"),
     }
 }
 
@@ -208,7 +202,7 @@ impl MlxModelManager {
     pub fn with_hub(config: HubConfig, sink: Arc<dyn EventSink>) -> Result<Self> {
         let manager_config = ManagerConfig {
             hub: config,
-            sidecar: SidecarConfig::new(backend_dir_or_where_expected()),
+            sidecar: SidecarConfig::new(default_backend(&data_dir())),
             settings: MlxSettings::default(),
             custom_models: Vec::new(),
         };
@@ -400,6 +394,14 @@ impl MlxModelManager {
         self.ensure_runnable()?;
         let spec = catalog::resolve(&self.settings().selected_model)?;
         self.session.load_ahead(spec, self.keep_alive()).await
+    }
+
+    /// Sync the sidecar's Python environment now if it needs it (the first start would
+    /// otherwise do it, for minutes), without starting it. Returns how long the sync
+    /// took; `None` when it was already synced.
+    pub async fn sync_environment(&self) -> Result<Option<std::time::Duration>> {
+        self.ensure_runnable()?;
+        self.session.sync_environment().await
     }
 
     /// Unload the model and stop the sidecar now.

@@ -178,6 +178,12 @@ impl Session {
         self.generating.lock().expect("generating poisoned").as_deref() == Some(model_id)
     }
 
+    /// Sync the sidecar's Python environment if it needs it (see
+    /// [`SidecarSupervisor::sync_environment`]).
+    pub async fn sync_environment(&self) -> Result<Option<std::time::Duration>> {
+        Ok(self.sidecar.sync_environment().await?)
+    }
+
     /// `Loading` or `Ready` when `model_id` is the session's model; `None` otherwise.
     pub fn model_state(&self, model_id: &str) -> Option<ModelState> {
         let state = self.model_state.lock().expect("model state poisoned");

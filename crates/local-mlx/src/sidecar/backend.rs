@@ -1,5 +1,6 @@
 //! The python-backend folder (`server.py`, `pyproject.toml`, `uv.lock`) and its
-//! Python environment: where the folder is, whether its venv is synced, and the sync.
+//! Python environment: where the folder comes from ([`BackendSource`]), whether its
+//! venv is synced, and the sync.
 //!
 //! "Synced" is remembered by a stamp file in the venv holding a hash of `uv.lock` and
 //! `pyproject.toml` as they were when `uv sync` last succeeded. The venv's own mtime
@@ -21,42 +22,74 @@ use super::process::{self, tail_of};
 use super::{Result, SidecarError};
 
 /// Set this to a python-backend folder to use it instead of the one found by
-/// [`default_backend_dir`].
+/// [`default_backend`].
 pub const BACKEND_DIR_ENV: &str = "LOCAL_MLX_BACKEND_DIR";
 
 const SERVER: &str = "server.py";
 const STAMP: &str = ".local-mlx-synced";
 
-/// The python-backend folder: `$LOCAL_MLX_BACKEND_DIR` if set, else the first of
-/// `<exe dir>/python-backend`, `<exe dir>/../Resources/python-backend` (macOS bundle),
-/// `<exe dir>/../lib/local-mlx/python-backend` (Linux package) and the source tree
-/// (development builds) that holds a `server.py`.
-pub fn default_backend_dir() -> Result<PathBuf> {
+/// Where the sidecar's files come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendSource {
+    /// A python-backend folder on disk: `$LOCAL_MLX_BACKEND_DIR`, or one an app bundle
+    /// or a Linux package ships next to the executable.
+    Dir(PathBuf),
+    /// The copy built into this binary, written to `<root>/<version>/` at the first
+    /// start (see [`super::embedded`]); its venv is `<root>/venv`, shared by versions so
+    /// an upgrade syncs only what changed.
+    Embedded { root: PathBuf },
+}
+
+impl BackendSource {
+    /// The folder to run from (writing the embedded files if needed) and its venv
+    /// (`venv` wins when set).
+    pub(crate) fn resolve(&self, venv: Option<&Path>) -> Result<Backend> {
+        match self {
+            BackendSource::Dir(dir) => Backend::new(dir, venv),
+            BackendSource::Embedded { root } => {
+                let dir = super::embedded::materialize(root)
+                    .map_err(|source| SidecarError::Unpack { dir: root.clone(), source })?;
+                Backend::new(&dir, Some(venv.map_or_else(|| root.join("venv"), Path::to_path_buf).as_path()))
+            }
+        }
+    }
+
+    /// Where the sidecar's files are (or will be), for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            BackendSource::Dir(dir) => dir.display().to_string(),
+            BackendSource::Embedded { root } => {
+                format!("{} (built into local-mlx)", super::embedded::version_dir(root).display())
+            }
+        }
+    }
+}
+
+/// The sidecar's files: `$LOCAL_MLX_BACKEND_DIR` if set, else the first of
+/// `<exe dir>/python-backend`, `<exe dir>/../Resources/python-backend` (macOS bundle)
+/// and `<exe dir>/../lib/local-mlx/python-backend` (Linux package) that holds a
+/// `server.py`, else the copy built into this binary, unpacked under `data_dir`.
+pub fn default_backend(data_dir: &Path) -> BackendSource {
     if let Some(dir) = std::env::var_os(BACKEND_DIR_ENV).filter(|d| !d.is_empty()) {
-        let dir = PathBuf::from(dir);
-        return if dir.join(SERVER).is_file() { Ok(dir) } else { Err(SidecarError::BackendNotFound { dir }) };
+        return BackendSource::Dir(PathBuf::from(dir));
     }
     let exe_dir = std::env::current_exe()
         .ok()
         .and_then(|exe| std::fs::canonicalize(exe).ok())
         .and_then(|exe| exe.parent().map(Path::to_path_buf));
-    let candidates = backend_candidates(exe_dir.as_deref());
-    candidates
-        .iter()
-        .find(|dir| dir.join(SERVER).is_file())
-        .cloned()
-        .ok_or_else(|| SidecarError::BackendNotFound { dir: candidates.last().cloned().unwrap_or_default() })
+    match exe_dir.map(|dir| bundled_candidates(&dir)).unwrap_or_default().into_iter().find(|d| d.join(SERVER).is_file())
+    {
+        Some(dir) => BackendSource::Dir(dir),
+        None => BackendSource::Embedded { root: data_dir.join("sidecar") },
+    }
 }
 
-fn backend_candidates(exe_dir: Option<&Path>) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Some(dir) = exe_dir {
-        out.push(dir.join("python-backend"));
-        out.push(dir.join("../Resources/python-backend"));
-        out.push(dir.join("../lib/local-mlx/python-backend"));
-    }
-    out.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../python-backend"));
-    out
+fn bundled_candidates(exe_dir: &Path) -> Vec<PathBuf> {
+    vec![
+        exe_dir.join("python-backend"),
+        exe_dir.join("../Resources/python-backend"),
+        exe_dir.join("../lib/local-mlx/python-backend"),
+    ]
 }
 
 /// A python-backend folder and the venv uv runs it in.
@@ -177,13 +210,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_source_tree_is_the_last_resort() {
-        let candidates = backend_candidates(Some(Path::new("/app/bin")));
+    fn bundled_folders_are_next_to_the_executable() {
+        let candidates = bundled_candidates(Path::new("/app/bin"));
         assert_eq!(candidates[0], Path::new("/app/bin/python-backend"));
         assert_eq!(candidates[1], Path::new("/app/bin/../Resources/python-backend"));
         assert_eq!(candidates[2], Path::new("/app/bin/../lib/local-mlx/python-backend"));
-        assert!(candidates[3].ends_with("../../python-backend"));
-        assert!(candidates[3].join(SERVER).is_file(), "the repo's python-backend has a server.py");
+        assert_eq!(candidates.len(), 3, "never the source tree: an installed binary must not depend on it");
+    }
+
+    #[test]
+    fn the_embedded_copy_runs_from_its_version_folder_with_a_shared_venv() {
+        let tmp = tempfile::tempdir().unwrap();
+        let source = BackendSource::Embedded { root: tmp.path().to_path_buf() };
+        let backend = source.resolve(None).unwrap();
+        assert_eq!(backend.dir, super::super::embedded::version_dir(tmp.path()));
+        assert!(backend.server_py().is_file());
+        assert_eq!(backend.venv_dir(), tmp.path().join("venv"));
+        let elsewhere = tmp.path().join("env");
+        assert_eq!(source.resolve(Some(&elsewhere)).unwrap().venv_dir(), elsewhere);
     }
 
     #[test]

@@ -27,13 +27,14 @@
 
 mod backend;
 mod client;
+pub mod embedded;
 mod process;
 mod supervisor;
 mod uv;
 
 use std::path::PathBuf;
 
-pub use backend::{default_backend_dir, BACKEND_DIR_ENV};
+pub use backend::{default_backend, BackendSource, BACKEND_DIR_ENV};
 pub use client::{
     Client, FinishReason, GenerateChunk, GenerateRequest, GenerateResponse, LoadResponse, ServerState, StatusResponse,
     Timeouts, UnloadResponse,
@@ -50,6 +51,13 @@ pub enum SidecarError {
 
     #[error("the sidecar's files were not found: {dir} has no server.py. Reinstall local-mlx, or set {env} to the python-backend folder.", env = BACKEND_DIR_ENV, dir = .dir.display())]
     BackendNotFound { dir: PathBuf },
+
+    #[error("cannot write the sidecar's files under {dir}: {source}. Make that folder writable, or set LOCAL_MLX_DATA_DIR to a writable folder.", dir = .dir.display())]
+    Unpack {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 
     #[error("cannot start {program}: {source}. Check that the uv path in settings points to a working uv.", program = .program.display())]
     Spawn {
@@ -117,6 +125,7 @@ impl SidecarError {
         match self {
             SidecarError::UvNotFound { .. } => "uv_not_found",
             SidecarError::BackendNotFound { .. } => "backend_not_found",
+            SidecarError::Unpack { .. } => "backend_unpack_failed",
             SidecarError::Spawn { .. } => "spawn",
             SidecarError::SyncFailed { .. } => "sync_failed",
             SidecarError::NeverReady { .. } => "never_ready",

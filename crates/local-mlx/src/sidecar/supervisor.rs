@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::backend::Backend;
+use super::backend::{Backend, BackendSource};
 use super::client::{Client, Timeouts};
 use super::process::{ExitInfo, LogSink, Sidecar};
 use super::uv::UvSearch;
@@ -25,10 +25,11 @@ use super::{Result, SidecarError};
 pub struct SidecarConfig {
     /// The uv path set in settings; searched for when unset or wrong (see [`UvSearch`]).
     pub uv_path: Option<PathBuf>,
-    /// The python-backend folder (see [`super::default_backend_dir`]).
-    pub backend_dir: PathBuf,
-    /// Where the Python environment lives (`UV_PROJECT_ENVIRONMENT`); `None` is
-    /// `<backend_dir>/.venv`. Set it when `backend_dir` is read-only (an app bundle).
+    /// Where the sidecar's files come from (see [`super::default_backend`]).
+    pub backend: BackendSource,
+    /// Where the Python environment lives (`UV_PROJECT_ENVIRONMENT`); `None` is the
+    /// folder's `.venv` (the embedded copy's shared `venv`). Set it when the folder is
+    /// read-only (an app bundle).
     pub venv_dir: Option<PathBuf>,
     /// The sidecar's stderr (and uv sync's output) goes here; the previous file is kept
     /// as `<name>.1`. `None`: only the last lines, in memory, for error messages.
@@ -43,12 +44,12 @@ pub struct SidecarConfig {
 }
 
 impl SidecarConfig {
-    /// Defaults: uv searched for, the venv in the backend folder, no log file, 180 s to
+    /// Defaults: uv searched for, the venv beside the sidecar's files, no log file, 180 s to
     /// become ready, 30 min to sync, 3 s of grace.
-    pub fn new(backend_dir: impl Into<PathBuf>) -> Self {
+    pub fn new(backend: BackendSource) -> Self {
         SidecarConfig {
             uv_path: None,
-            backend_dir: backend_dir.into(),
+            backend,
             venv_dir: None,
             log_path: None,
             ready_timeout: Duration::from_secs(180),
@@ -56,6 +57,11 @@ impl SidecarConfig {
             shutdown_grace: Duration::from_secs(3),
             timeouts: Timeouts::default(),
         }
+    }
+
+    /// [`Self::new`] over a python-backend folder on disk.
+    pub fn in_dir(dir: impl Into<PathBuf>) -> Self {
+        Self::new(BackendSource::Dir(dir.into()))
     }
 }
 
@@ -135,23 +141,56 @@ impl SidecarSupervisor {
         Ok(client)
     }
 
-    async fn start(&self, on_phase: &mut (impl FnMut(Phase) + Send)) -> Result<Sidecar> {
+    /// Sync the Python environment now if it needs it, as the next start would, without
+    /// starting the server (`local-mlx setup`). Returns how long the sync took; `None`
+    /// when it was already synced.
+    pub async fn sync_environment(&self) -> Result<Option<Duration>> {
+        let _starting = self.starting.lock().await;
+        let mut synced = None;
+        self.prepare_environment(&mut |_| {}, &mut synced).await?;
+        Ok(synced)
+    }
+
+    /// uv and the backend, synced (reporting [`Phase::SyncingEnvironment`] when a sync
+    /// runs, and how long it took in `synced`).
+    async fn prepare_environment(
+        &self,
+        on_phase: &mut (impl FnMut(Phase) + Send),
+        synced: &mut Option<Duration>,
+    ) -> Result<(PathBuf, Backend, Option<std::fs::File>)> {
         let config = &self.config;
         let uv = UvSearch::from_env(config.uv_path.as_deref()).find()?;
-        let from_settings = config.uv_path.as_deref() == Some(uv.as_path());
-        let named = |error: SidecarError| if from_settings { error.naming_uv_from_settings(&uv) } else { error };
-        let backend = Backend::new(&config.backend_dir, config.venv_dir.as_deref())?;
+        let backend = config.backend.resolve(config.venv_dir.as_deref())?;
         let log = config.log_path.as_deref().and_then(open_log);
         if backend.needs_sync() {
             on_phase(Phase::SyncingEnvironment);
             tracing::info!(backend = %backend.dir.display(), "syncing the sidecar's Python environment");
-            let took = backend.sync(&uv, config.sync_timeout, log.as_ref()).await.map_err(named)?;
+            let took =
+                backend.sync(&uv, config.sync_timeout, log.as_ref()).await.map_err(|e| self.naming_uv(e, &uv))?;
             tracing::info!("environment synced in {:.1} s", took.as_secs_f64());
+            *synced = Some(took);
         }
+        Ok((uv, backend, log))
+    }
+
+    /// A failure of the uv from settings names it (the user set that path).
+    fn naming_uv(&self, error: SidecarError, uv: &std::path::Path) -> SidecarError {
+        if self.config.uv_path.as_deref() == Some(uv) {
+            error.naming_uv_from_settings(uv)
+        } else {
+            error
+        }
+    }
+
+    async fn start(&self, on_phase: &mut (impl FnMut(Phase) + Send)) -> Result<Sidecar> {
+        let config = &self.config;
+        let (uv, backend, log) = self.prepare_environment(on_phase, &mut None).await?;
         on_phase(Phase::StartingServer);
         let started = Instant::now();
         let log = log.zip(config.log_path.as_deref()).map(|(file, path)| LogSink::new(file, path));
-        let sidecar = Sidecar::spawn(&uv, &backend, log, config.ready_timeout, config.timeouts).await.map_err(named)?;
+        let sidecar = Sidecar::spawn(&uv, &backend, log, config.ready_timeout, config.timeouts)
+            .await
+            .map_err(|e| self.naming_uv(e, &uv))?;
         tracing::info!("sidecar started in {:.1} s", started.elapsed().as_secs_f64());
         Ok(sidecar)
     }

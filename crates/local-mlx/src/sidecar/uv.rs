@@ -1,7 +1,8 @@
 //! Finding uv, the one program the sidecar needs on the user's machine.
 //!
 //! The search order is: the path set in settings, a `uv` shipped next to our own
-//! executable (how the app bundle carries it), `PATH`, then the places uv's installers
+//! executable (how the app bundle carries it, and where the `local-mlx` wheel's `uv`
+//! dependency lands), `PATH`, then the places uv's installers
 //! and package managers put it. The last step exists because a macOS app started from
 //! Finder gets a bare `PATH` (`/usr/bin:/bin:/usr/sbin:/sbin`) that never holds a
 //! user-installed uv. [`UvSearch`] takes every input as a value, so tests search an
@@ -34,7 +35,12 @@ impl UvSearch {
     pub fn from_env(explicit: Option<&Path>) -> Self {
         UvSearch {
             explicit: explicit.map(Path::to_path_buf),
-            exe_dir: std::env::current_exe().ok().and_then(|exe| exe.parent().map(Path::to_path_buf)),
+            // Resolved, so a link on PATH (`~/.local/bin/local-mlx` from `uv tool install`
+            // or pipx) leads to the venv whose `bin/` holds the `uv` wheel's binary.
+            exe_dir: std::env::current_exe()
+                .ok()
+                .and_then(|exe| std::fs::canonicalize(exe).ok())
+                .and_then(|exe| exe.parent().map(Path::to_path_buf)),
             path_var: std::env::var_os("PATH"),
             home: std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from),
             system_dirs: ["/opt/homebrew/bin", "/usr/local/bin"].iter().map(PathBuf::from).collect(),

@@ -43,7 +43,7 @@ impl SidecarEnv {
         let tmp = tempfile::tempdir().unwrap();
         let hub = TestHub::start(&fixture.repos).await.unwrap();
         let sink = RecordingSink::new();
-        let mut sidecar = SidecarConfig::new(workspace_root().join("python-backend"));
+        let mut sidecar = SidecarConfig::in_dir(workspace_root().join("python-backend"));
         sidecar.log_path = Some(tmp.path().join("config/sidecar.log"));
         // The embedder's settings, passed in: the manager keeps no file.
         let settings = MlxSettings {

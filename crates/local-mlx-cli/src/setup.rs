@@ -1,0 +1,149 @@
+//! `local-mlx setup [MODEL]`: make this machine ready for the first dictation.
+//!
+//! Three phases, each skipped when already done, so running it again only re-checks:
+//! the Python environment (synced now, not inside the first dictation), the model
+//! (pulled with a progress bar), and a check (the model loaded and one sample sentence
+//! cleaned up). The model becomes the selected one in the CLI's settings. Progress goes
+//! to stderr; the summary to stdout, or one JSON object with `--json`.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use local_mlx::settings::{config_dir, data_dir, MlxSettings};
+use local_mlx::store::DownloadOutcome;
+use local_mlx::{EventSink, MlxModelStateEvent};
+use serde::Serialize;
+
+use crate::progress::{ProcessProgress, PullProgress};
+
+/// What the check cleans up: short (the CPU path is slow), with fillers to drop.
+pub const SAMPLE: &str = "um so this is a quick test of the uh dictation clean up";
+
+/// The summary `--json` prints.
+#[derive(Debug, Serialize)]
+struct SetupReport {
+    model_id: String,
+    /// Seconds the sync took; `null` when the environment was already synced.
+    environment_sync_s: Option<f64>,
+    /// Bytes downloaded now (0 when the model was already there).
+    downloaded_bytes: u64,
+    download_s: f64,
+    /// The sidecar's start and the model's load, then the sample's generation.
+    start_s: f64,
+    load_s: f64,
+    generate_s: f64,
+    sample: String,
+    cleaned: String,
+    /// Why the check kept the sample as it was, if it did (a small model may).
+    warnings: Vec<String>,
+    snapshot: String,
+    next_steps: Vec<String>,
+}
+
+/// Download events to the pull bar, load phases as lines (both on stderr).
+struct SetupProgress {
+    pull: PullProgress,
+    phases: ProcessProgress,
+}
+
+impl EventSink for SetupProgress {
+    fn emit(&self, event: MlxModelStateEvent) {
+        self.phases.emit(event.clone());
+        self.pull.emit(event);
+    }
+}
+
+pub async fn setup(model: Option<String>, json: bool) -> Result<ExitCode> {
+    let settings_path = config_dir().join("settings.json");
+    let settings = MlxSettings::load(&settings_path)?;
+    let model = model.unwrap_or_else(|| settings.selected_model.clone());
+    // --json keeps stdout for the one report, so the pull's events are not printed.
+    let progress = Arc::new(SetupProgress { pull: PullProgress::new(json), phases: ProcessProgress::new(json) });
+    let manager = crate::commands::manager_with(progress.clone(), settings.clone())?;
+    let model = manager.add_custom_model(&model)?.id;
+    let say = |line: String| {
+        if !json {
+            eprintln!("{line}");
+        }
+    };
+
+    say(format!("[1/3] Python environment ({})", data_dir().join("sidecar").display()));
+    if !json {
+        eprintln!("      syncing if needed (the first time downloads about 250 MB of Python packages)...");
+    }
+    let environment_sync = manager.sync_environment().await?;
+    say(match environment_sync {
+        Some(took) => format!("      synced in {}", seconds(took)),
+        None => "      already synced".to_string(),
+    });
+
+    say(format!("[2/3] model {model}"));
+    let started = Instant::now();
+    let outcome = manager.download(&model).await;
+    progress.pull.finish();
+    let (downloaded_bytes, snapshot) = match outcome? {
+        DownloadOutcome::Downloaded { snapshot, fetched_bytes } => (fetched_bytes, snapshot),
+        DownloadOutcome::AlreadyDownloaded { snapshot } => (0, snapshot),
+        DownloadOutcome::Cancelled { .. } => anyhow::bail!("the download of {model} was cancelled"),
+    };
+    let download = started.elapsed();
+    say(if downloaded_bytes > 0 {
+        format!("      downloaded {} in {}", local_mlx::error::human_bytes(downloaded_bytes), seconds(download))
+    } else {
+        "      already downloaded".to_string()
+    });
+
+    say("[3/3] check: loading the model and cleaning up a sample sentence".to_string());
+    let options = local_mlx::manager::ProcessOptions { model: Some(model.clone()), ..Default::default() };
+    let checked = manager.process_text_with(SAMPLE, options).await;
+    manager.shutdown().await;
+    let output = checked.context("the model was downloaded but could not clean up the sample sentence")?;
+
+    if settings.selected_model != model {
+        MlxSettings { selected_model: model.clone(), ..settings }.save(&settings_path)?;
+    }
+    let t = &output.timings;
+    let report = SetupReport {
+        model_id: model.clone(),
+        environment_sync_s: environment_sync.map(|d| d.as_secs_f64()),
+        downloaded_bytes,
+        download_s: download.as_secs_f64(),
+        start_s: t.start_ms as f64 / 1000.0,
+        load_s: t.load_ms as f64 / 1000.0,
+        generate_s: t.generate_ms as f64 / 1000.0,
+        sample: SAMPLE.to_string(),
+        cleaned: output.text.clone(),
+        warnings: output.warnings.clone(),
+        snapshot: snapshot.display().to_string(),
+        next_steps: vec![
+            "local-mlx service install   # serve it at login on http://localhost:8397/v1".to_string(),
+            "local-mlx handy connect     # point Handy's post-processing at it".to_string(),
+        ],
+    };
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("  in:  {SAMPLE}");
+    println!("  out: {}", output.text);
+    for warning in &output.warnings {
+        println!("  note: {warning}");
+    }
+    println!(
+        "ready: {model} (sidecar start {}, model load {}, sample {})",
+        seconds(Duration::from_millis(t.start_ms)),
+        seconds(Duration::from_millis(t.load_ms)),
+        seconds(Duration::from_millis(t.generate_ms)),
+    );
+    println!("next:");
+    for step in &report.next_steps {
+        println!("  {step}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn seconds(duration: Duration) -> String {
+    format!("{:.1} s", duration.as_secs_f64())
+}

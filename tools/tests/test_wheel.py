@@ -1,0 +1,190 @@
+"""The `local-mlx` wheel as a user gets it: built from the checkout, installed with
+`uv tool install` into a fresh HOME and tool folder (its `uv` dependency from the
+package registry, nothing of the source tree on PATH), then `local-mlx setup` against a
+test hub, a second `setup` that changes nothing, `local-mlx serve` answering Handy's
+exact request offline, and `uv tool uninstall` leaving nothing of ours in the tool folder.
+
+The wheel is tools/build-wheel.sh's (`LOCAL_MLX_WHEEL` names one already built, as
+tools/test.sh does); it is built with the dev profile there: this checks packaging, and
+an optimized build would only take longer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import serve_harness  # noqa: E402
+
+ROOT = serve_harness.ROOT
+HANDY_PROMPT = (ROOT / "eval" / "prompts" / "handy-default.txt").read_text()
+TRANSCRIPT = "um so i think we should uh meet tomorrow"
+
+
+@pytest.fixture(scope="module")
+def wheel() -> Path:
+    given = os.environ.get("LOCAL_MLX_WHEEL")
+    if given:
+        return Path(given)
+    out = subprocess.run(
+        [str(ROOT / "tools" / "build-wheel.sh"), "--profile", "dev"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return Path(out.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    repo_id, path = serve_harness.fixture("tiny")
+    stack = serve_harness.start(tmp_path_factory.mktemp("hub"), path.parents[1])
+    try:
+        yield repo_id, stack.hub_url
+    finally:
+        stack.close()
+
+
+class User:
+    """A fresh HOME whose PATH holds only the system's folders and uv's tool bin."""
+
+    def __init__(self, home: Path, hub_url: str):
+        self.home = home
+        self.tools = home / "uv-tools"
+        self.bin = home / "bin"
+        self.uv = shutil.which("uv")
+        assert self.uv, "uv runs the install (tools/ensure-uv.sh puts it on PATH)"
+        # The download cache is shared so the test does not fetch ~250 MB again; it
+        # holds packages only, nothing of ours.
+        uv_cache = subprocess.run(
+            [self.uv, "cache", "dir"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        self.env = {
+            "HOME": str(home),
+            "PATH": f"{self.bin}:/usr/bin:/bin",
+            "LANG": "C.UTF-8",
+            "UV_TOOL_DIR": str(self.tools),
+            "UV_TOOL_BIN_DIR": str(self.bin),
+            "UV_CACHE_DIR": uv_cache,
+            "UV_PYTHON_DOWNLOADS": "never",
+            "HF_ENDPOINT": hub_url,
+        }
+        for name in ("SSL_CERT_FILE", "SSL_CERT_DIR", "PIP_CERT", "UV_INDEX_URL", "UV_DEFAULT_INDEX"):
+            if name in os.environ:
+                self.env[name] = os.environ[name]
+
+    def run(self, *args: str, **extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            list(args),
+            env={**self.env, **extra},
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=1800,
+        )
+
+    def local_mlx(self, *args: str, **extra: str) -> subprocess.CompletedProcess:
+        return self.run(str(self.bin / "local-mlx"), *args, **extra)
+
+
+def handy_request(url: str, model: str) -> dict:
+    """What Handy's "Custom" provider sends, byte for byte (no key set)."""
+    body = {
+        "model": model,
+        "messages": [{"role": "user", "content": HANDY_PROMPT.replace("${output}", TRANSCRIPT)}],
+        "stream": False,
+        "reasoning_effort": "none",
+    }
+    request = urllib.request.Request(
+        f"{url}/chat/completions",
+        data=json.dumps(body).encode(),
+        headers={
+            "Content-Type": "application/json",
+            "Referer": "https://github.com/cjpais/Handy",
+            "User-Agent": "Handy/1.0 (+https://github.com/cjpais/Handy)",
+            "X-Title": "Handy",
+        },
+    )
+    with urllib.request.urlopen(request, timeout=600) as answer:
+        assert answer.status == 200
+        return json.load(answer)
+
+
+def test_installed_wheel_sets_up_serves_handy_offline_and_uninstalls(wheel, hub, tmp_path):
+    repo_id, hub_url = hub
+    user = User(tmp_path / "home", hub_url)
+
+    installed = user.run(user.uv, "tool", "install", str(wheel))
+    assert installed.returncode == 0, installed.stderr
+    command = user.bin / "local-mlx"
+    assert command.resolve().is_relative_to(user.tools), "the command is the tool's own copy"
+    assert (command.resolve().parent / "uv").is_file(), "uv came along as the wheel's dependency"
+    version = user.local_mlx("--version")
+    assert version.returncode == 0 and version.stdout.startswith("local-mlx "), version
+
+    first = user.local_mlx("setup", repo_id, "--json")
+    assert first.returncode == 0, first.stderr
+    report = json.loads(first.stdout)
+    assert report["model_id"] == repo_id
+    assert report["environment_sync_s"] is not None, "a fresh HOME has no environment yet"
+    assert report["downloaded_bytes"] > 0
+    assert isinstance(report["cleaned"], str) and report["cleaned"]
+    data = user.home / ".local" / "share" / "local-mlx"
+    servers = list((data / "sidecar").glob("*/server.py"))
+    assert len(servers) == 1, "the sidecar's files were written from the binary, once"
+    assert str(ROOT) not in first.stdout + first.stderr, "nothing comes from the source tree"
+
+    again = user.local_mlx("setup", repo_id, "--json")
+    assert again.returncode == 0, again.stderr
+    second = json.loads(again.stdout)
+    assert second["environment_sync_s"] is None, "nothing to sync the second time"
+    assert second["downloaded_bytes"] == 0, "nothing to download the second time"
+
+    serve = subprocess.Popen(
+        [str(command), "serve", "--port", "0"],
+        env={**user.env, "HF_HUB_OFFLINE": "1"},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = serve.stdout.readline()
+        assert line.startswith("local-mlx serve: "), line + serve.stderr.read()
+        answer = handy_request(line.split(": ", 1)[1].strip(), repo_id)
+        assert answer["choices"][0]["message"]["content"], answer
+        log = (user.home / ".config" / "local-mlx" / "sidecar.log").read_text()
+        assert "--- uv sync" not in log, "the first request after setup paid no environment sync"
+    finally:
+        serve.terminate()
+        serve.wait(timeout=60)
+
+    removed = user.run(user.uv, "tool", "uninstall", "local-mlx")
+    assert removed.returncode == 0, removed.stderr
+    assert not command.exists()
+    left = [p for p in user.tools.rglob("*") if "local-mlx" in p.name or "local_mlx" in p.name]
+    assert left == [], f"left in the tool folder: {left}"
+
+
+def test_setup_without_network_names_what_to_do(wheel, hub, tmp_path):
+    repo_id, _ = hub
+    user = User(tmp_path / "home", "http://127.0.0.1:9")
+    assert user.run(user.uv, "tool", "install", str(wheel)).returncode == 0
+    offline = user.local_mlx("process", "--model", repo_id, "hello", HF_HUB_OFFLINE="1")
+    assert offline.returncode != 0
+    assert f"local-mlx setup {repo_id}" in offline.stderr, offline.stderr
+    unreachable = user.local_mlx("setup", repo_id)
+    assert unreachable.returncode != 0
+    assert "127.0.0.1:9" in unreachable.stderr and "network" in unreachable.stderr, unreachable.stderr
+    assert not list((user.home / ".cache" / "huggingface" / "hub").glob("models--*/refs/*")), (
+        "no model looks downloaded"
+    )
