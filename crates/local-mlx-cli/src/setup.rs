@@ -42,16 +42,19 @@ struct SetupReport {
     next_steps: Vec<String>,
 }
 
-/// Download events to the pull bar, load phases as lines (both on stderr).
+/// Download events to the pull bar, load phases as lines (both on stderr); nothing
+/// with `--json`, whose stdout is the one report.
 struct SetupProgress {
-    pull: PullProgress,
+    pull: Option<PullProgress>,
     phases: ProcessProgress,
 }
 
 impl EventSink for SetupProgress {
     fn emit(&self, event: MlxModelStateEvent) {
-        self.phases.emit(event.clone());
-        self.pull.emit(event);
+        if let Some(pull) = &self.pull {
+            self.phases.emit(event.clone());
+            pull.emit(event);
+        }
     }
 }
 
@@ -59,8 +62,8 @@ pub async fn setup(model: Option<String>, json: bool) -> Result<ExitCode> {
     let settings_path = config_dir().join("settings.json");
     let settings = MlxSettings::load(&settings_path)?;
     let model = model.unwrap_or_else(|| settings.selected_model.clone());
-    // --json keeps stdout for the one report, so the pull's events are not printed.
-    let progress = Arc::new(SetupProgress { pull: PullProgress::new(json), phases: ProcessProgress::new(json) });
+    let progress =
+        Arc::new(SetupProgress { pull: (!json).then(|| PullProgress::new(false)), phases: ProcessProgress::new(json) });
     let manager = crate::commands::manager_with(progress.clone(), settings.clone())?;
     let model = manager.add_custom_model(&model)?.id;
     let say = |line: String| {
@@ -82,7 +85,9 @@ pub async fn setup(model: Option<String>, json: bool) -> Result<ExitCode> {
     say(format!("[2/3] model {model}"));
     let started = Instant::now();
     let outcome = manager.download(&model).await;
-    progress.pull.finish();
+    if let Some(pull) = &progress.pull {
+        pull.finish();
+    }
     let (downloaded_bytes, snapshot) = match outcome? {
         DownloadOutcome::Downloaded { snapshot, fetched_bytes } => (fetched_bytes, snapshot),
         DownloadOutcome::AlreadyDownloaded { snapshot } => (0, snapshot),
