@@ -26,6 +26,7 @@ pub async fn run(command: Command, json: bool) -> Result<ExitCode> {
         Command::Serve { host, port, api_key, keep_alive, no_guard } => {
             serve(&host, port, api_key, &keep_alive, !no_guard).await
         }
+        Command::Service(args) => crate::service::run(args, json).await,
     }
 }
 
