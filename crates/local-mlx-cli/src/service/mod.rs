@@ -544,7 +544,11 @@ fn bracketed(host: &str) -> String {
 async fn ask_health(url: &str) -> std::result::Result<String, String> {
     let client =
         reqwest::Client::builder().timeout(Duration::from_secs(3)).no_proxy().build().map_err(|e| e.to_string())?;
-    let response = client.get(url).send().await.map_err(|e| local_mlx::error::source_chain(&e))?;
+    let response = client.get(url).send().await.map_err(|e| match () {
+        _ if e.is_connect() => format!("nothing answers at {url}"),
+        _ if e.is_timeout() => format!("no answer from {url} within 3 s"),
+        _ => local_mlx::error::source_chain(&e),
+    })?;
     if !response.status().is_success() {
         return Err(format!("{url} answered {}", response.status()));
     }
