@@ -48,7 +48,12 @@ impl Home {
     /// `local-mlx <args>` with nothing from this process's environment but what is set
     /// here: the temp HOME, no service manager to reach, `PATH` as given.
     fn command(&self, args: &[&str], path: &str) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_local-mlx"));
+        self.command_of(Path::new(env!("CARGO_BIN_EXE_local-mlx")), args, path)
+    }
+
+    /// [`Home::command`] with the binary at `program`.
+    fn command_of(&self, program: &Path, args: &[&str], path: &str) -> Command {
+        let mut command = Command::new(program);
         command
             .args(args)
             .env_clear()
@@ -144,14 +149,7 @@ fn linux_install_writes_a_unit_systemd_accepts_the_key_apart_and_uninstall_remov
     assert!(unit.contains(&exec), "the installed binary by its real path:\n{unit}");
     assert!(unit.contains(&format!("Environment=\"PATH={}:/usr/local/bin:", home.path("bin").display())), "{unit}");
 
-    // systemd's own parser: unknown keys, bad quoting or a missing program fail it.
-    let verify = Command::new("systemd-analyze")
-        .args(["--user", "verify"])
-        .arg(&unit_path)
-        .env("XDG_RUNTIME_DIR", home.path("run"))
-        .output()
-        .expect("systemd-analyze (Debian's systemd package; tools/ensure-system-deps.sh installs it)");
-    assert!(verify.status.success() && verify.stderr.is_empty(), "{}", text(&verify.stderr));
+    verify(&home, &unit_path);
 
     println!("not started here: no systemd user manager runs in this test; checked what runs without one");
     assert!(out.contains("not started: no systemd user manager"), "{out}");
@@ -171,6 +169,18 @@ fn linux_install_writes_a_unit_systemd_accepts_the_key_apart_and_uninstall_remov
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert_eq!(home.files(), before, "uninstall removes exactly what install wrote");
     assert_eq!(home.status("linux", &home.linux_path())["installed"], false);
+}
+
+/// systemd's own parser on the unit: an unknown key, bad quoting, or a program that is
+/// not at the path the quoting reads back as, fails it.
+fn verify(home: &Home, unit: &Path) {
+    let verify = Command::new("systemd-analyze")
+        .args(["--user", "verify"])
+        .arg(unit)
+        .env("XDG_RUNTIME_DIR", home.path("run"))
+        .output()
+        .expect("systemd-analyze (Debian's systemd package; tools/ensure-system-deps.sh installs it)");
+    assert!(verify.status.success() && verify.stderr.is_empty(), "{}", text(&verify.stderr));
 }
 
 /// The plist as Python's `plistlib` reads it.
@@ -338,4 +348,44 @@ fn options_serve_would_refuse_are_refused_at_install_and_nothing_is_written() {
         assert!(err.contains(says), "{args:?}: {err}");
     }
     assert_eq!(home.files(), before);
+}
+
+/// This binary, linked into `<temp>/<folder>/local-mlx`.
+fn binary_in(home: &Home, folder: &str) -> PathBuf {
+    let dir = home.path(folder);
+    std::fs::create_dir(&dir).unwrap();
+    let exe = dir.join("local-mlx");
+    if std::fs::hard_link(binary(), &exe).is_err() {
+        std::fs::copy(binary(), &exe).unwrap();
+    }
+    exe
+}
+
+#[test]
+fn a_binary_path_with_spaces_markup_percent_and_dollar_is_written_so_systemd_and_plistlib_read_it_back() {
+    let home = Home::new();
+    let exe = binary_in(&home, "a b & <c> 100%h $HOME");
+    let output = home.command_of(&exe, &["service", "install"], &home.linux_path()).output().unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    verify(&home, &home.path("home/.config/systemd/user/local-mlx.service"));
+    assert_eq!(home.status("linux", &home.linux_path())["url"], "http://localhost:8397/v1");
+
+    let output = home.command_of(&exe, &["service", "install", "--platform", "macos"], &home.linux_path()).output();
+    assert!(output.unwrap().status.success());
+    let plist = parse_plist(&home.path("home/Library/LaunchAgents/dev.localmlx.serve.plist"));
+    assert_eq!(plist["ProgramArguments"][0], exe.to_str().unwrap());
+
+    // systemd will not run a program whose path holds a quote: refused before writing.
+    let exe = binary_in(&home, "it's \"quoted\"");
+    let before = home.files();
+    let output = home.command_of(&exe, &["service", "install", "--force"], &home.linux_path()).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let err = text(&output.stderr);
+    assert!(err.contains("systemd refuses") && err.contains("move local-mlx"), "{err}");
+    assert_eq!(home.files(), before);
+    // launchd has no such rule.
+    let args = ["service", "install", "--platform", "macos", "--force"];
+    assert!(home.command_of(&exe, &args, &home.linux_path()).output().unwrap().status.success());
+    let plist = parse_plist(&home.path("home/Library/LaunchAgents/dev.localmlx.serve.plist"));
+    assert_eq!(plist["ProgramArguments"][0], exe.to_str().unwrap());
 }

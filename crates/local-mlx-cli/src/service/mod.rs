@@ -150,13 +150,14 @@ impl Layout {
 
     /// The files for `spec`, in the order they are written (a secret before the file
     /// that names it).
-    fn files(&self, spec: &Spec) -> Vec<NewFile> {
-        match self.platform {
+    fn files(&self, spec: &Spec) -> Result<Vec<NewFile>> {
+        Ok(match self.platform {
             Platform::Macos => {
                 let log = self.log.as_deref().expect("a launchd layout has a log");
                 vec![NewFile { path: self.service_file.clone(), contents: launchd::plist(spec, log), mode: 0o600 }]
             }
             Platform::Linux => {
+                systemd::check_program(&spec.program).map_err(anyhow::Error::msg)?;
                 let env_file = self.env_file.as_deref().filter(|_| !spec.secret_env.is_empty());
                 let mut files = Vec::new();
                 if let Some(path) = env_file {
@@ -173,7 +174,7 @@ impl Layout {
                 });
                 files
             }
-        }
+        })
     }
 
     /// Load (or reload) and start the service; `Err` says why it was not started.
@@ -261,7 +262,7 @@ fn install(layout: &Layout, options: InstallArgs, json: bool) -> Result<ExitCode
         let dir = log.parent().unwrap_or(Path::new("."));
         create_private_dir(dir).with_context(|| format!("cannot create the folder {} for the log", dir.display()))?;
     }
-    let files = layout.files(&spec);
+    let files = layout.files(&spec)?;
     write_all(&files)?;
     // A key from an earlier install that this one does not use goes with it.
     let mut removed = Vec::new();
@@ -544,10 +545,14 @@ fn bracketed(host: &str) -> String {
 async fn ask_health(url: &str) -> std::result::Result<String, String> {
     let client =
         reqwest::Client::builder().timeout(Duration::from_secs(3)).no_proxy().build().map_err(|e| e.to_string())?;
-    let response = client.get(url).send().await.map_err(|e| match () {
-        _ if e.is_connect() => format!("nothing answers at {url}"),
-        _ if e.is_timeout() => format!("no answer from {url} within 3 s"),
-        _ => local_mlx::error::source_chain(&e),
+    let response = client.get(url).send().await.map_err(|e| {
+        if e.is_connect() {
+            format!("nothing answers at {url}")
+        } else if e.is_timeout() {
+            format!("no answer from {url} within 3 s")
+        } else {
+            local_mlx::error::source_chain(&e)
+        }
     })?;
     if !response.status().is_success() {
         return Err(format!("{url} answered {}", response.status()));

@@ -5,9 +5,11 @@
 //! (0600, in the 0700 folder that holds the settings), which the unit names with
 //! `EnvironmentFile=`, so the key is never in a file others can read.
 //!
-//! Words in `ExecStart=` and `Environment=` are double-quoted with `\` and `"` escaped,
-//! `%` doubled (systemd's specifiers) and, in `ExecStart=`, `$` doubled (its variable
-//! expansion), so a path with spaces or quotes means what it says.
+//! Words in `ExecStart=` and `Environment=` are double-quoted with `\` and `"` escaped
+//! and `%` doubled (systemd's specifiers); the arguments of `ExecStart=` also get `$`
+//! doubled (its variable expansion, which leaves the program's own path alone). systemd
+//! refuses to run a program whose path holds a quote or a backslash, so such a path is
+//! refused here, before anything is written.
 
 use std::path::{Path, PathBuf};
 
@@ -28,9 +30,8 @@ pub fn unit_path(home: &Path) -> PathBuf {
 /// The unit: started with the user's session, restarted when it fails (not when stopped
 /// cleanly), given time on stop for `serve` to finish requests and stop its sidecar.
 pub fn unit(spec: &Spec, env_file: Option<&Path>) -> String {
-    let exec: Vec<String> = std::iter::once(spec.program.to_string_lossy().into_owned())
-        .chain(spec.args.iter().cloned())
-        .map(|word| quote(&word, true))
+    let exec: Vec<String> = std::iter::once(quote(&spec.program.to_string_lossy(), false))
+        .chain(spec.args.iter().map(|arg| quote(arg, true)))
         .collect();
     let env: Vec<String> = spec.env.iter().map(|(name, value)| quote(&format!("{name}={value}"), false)).collect();
     let env_file = env_file
@@ -57,6 +58,19 @@ pub fn unit(spec: &Spec, env_file: Option<&Path>) -> String {
     )
 }
 
+/// systemd's rule for the program of `ExecStart=` ("Executable name contains special
+/// characters"), checked before anything is written.
+pub fn check_program(program: &Path) -> Result<(), String> {
+    let path = program.to_string_lossy();
+    if path.contains(['"', '\'', '\\']) {
+        return Err(format!(
+            "systemd refuses to run a program whose path holds a quote or a backslash ({path}): \
+             move local-mlx to a folder without them and run `local-mlx service install` from there"
+        ));
+    }
+    Ok(())
+}
+
 /// The `EnvironmentFile=`: `NAME="value"` lines, with `"`, `\`, `$` and `` ` `` escaped
 /// as systemd's parser of these files expects.
 pub fn env_file(vars: &[(String, String)]) -> String {
@@ -74,7 +88,8 @@ pub fn env_file(vars: &[(String, String)]) -> String {
     out
 }
 
-fn quote(word: &str, exec: bool) -> String {
+/// `word` double-quoted; `dollars`: `$` doubled too (an argument of `ExecStart=`).
+fn quote(word: &str, dollars: bool) -> String {
     let mut out = String::from("\"");
     for c in word.chars() {
         match c {
@@ -83,7 +98,7 @@ fn quote(word: &str, exec: bool) -> String {
                 out.push(c);
             }
             '%' => out.push_str("%%"),
-            '$' if exec => out.push_str("$$"),
+            '$' if dollars => out.push_str("$$"),
             c => out.push(c),
         }
     }
@@ -91,7 +106,8 @@ fn quote(word: &str, exec: bool) -> String {
     out
 }
 
-/// The words of the unit's `ExecStart=`, unquoted (what [`unit`] wrote, or plain words).
+/// The words of the unit's `ExecStart=`, unquoted (what [`unit`] wrote, or plain words):
+/// `%%` is `%`, and `$$` is `$` in the arguments.
 pub fn exec_start(unit: &str) -> Option<Vec<String>> {
     let line = unit.lines().find_map(|line| line.trim_start().strip_prefix("ExecStart="))?;
     let mut words = Vec::new();
@@ -107,7 +123,7 @@ pub fn exec_start(unit: &str) -> Option<Vec<String>> {
                 '"' if quoted => break,
                 c if c.is_whitespace() && !quoted => break,
                 '\\' if quoted => word.extend(chars.next()),
-                '%' | '$' if chars.peek() == Some(&c) => {
+                '%' | '$' if chars.peek() == Some(&c) && (c == '%' || !words.is_empty()) => {
                     chars.next();
                     word.push(c);
                 }
@@ -182,22 +198,31 @@ mod tests {
 
     #[test]
     fn exec_start_round_trips_quotes_backslashes_specifiers_and_dollars() {
-        let tricky = r#"/home/a b/"q" \x %h $HOME/local-mlx"#;
+        let tricky = "/home/a b/%h $HOME/local-mlx";
         let spec = Spec {
             program: PathBuf::from(tricky),
-            args: vec!["serve".into(), "--host".into(), "::1".into()],
+            args: vec!["serve".into(), r#"a"b\c $X %i"#.into()],
             env: vec![("PATH".into(), "/a b/%h:/usr/bin".into())],
             secret_env: vec![("LOCAL_MLX_API_KEY".into(), "never here".into())],
         };
         let text = unit(&spec, None);
-        assert!(text.contains(r#"ExecStart="/home/a b/\"q\" \\x %%h $$HOME/local-mlx" "serve""#), "{text}");
+        assert!(text.contains(r#"ExecStart="/home/a b/%%h $HOME/local-mlx" "serve" "a\"b\\c $$X %%i""#), "{text}");
         assert!(text.contains(r#"Environment="PATH=/a b/%%h:/usr/bin""#), "{text}");
         assert!(!text.contains("never here") && !text.contains("EnvironmentFile"), "{text}");
-        assert_eq!(exec_start(&text).unwrap(), [tricky, "serve", "--host", "::1"]);
+        assert_eq!(exec_start(&text).unwrap(), [tricky, "serve", r#"a"b\c $X %i"#]);
         assert_eq!(
             exec_start("[Service]\nExecStart=/bin/x  serve --port 9\n").unwrap(),
             ["/bin/x", "serve", "--port", "9"]
         );
+    }
+
+    #[test]
+    fn a_program_path_systemd_would_refuse_is_refused_with_what_to_do() {
+        for path in [r#"/a"b/local-mlx"#, "/it's/local-mlx", r"/a\b/local-mlx"] {
+            let error = check_program(Path::new(path)).unwrap_err();
+            assert!(error.contains(path) && error.contains("move local-mlx"), "{error}");
+        }
+        assert!(check_program(Path::new("/a b/%h $x/local-mlx")).is_ok());
     }
 
     #[test]
