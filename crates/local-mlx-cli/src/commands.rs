@@ -27,6 +27,7 @@ pub async fn run(command: Command, json: bool) -> Result<ExitCode> {
             serve(&host, port, api_key, &keep_alive, !no_guard).await
         }
         Command::Setup { model } => crate::setup::setup(model, json).await,
+        Command::Service(args) => crate::service::run(args, json).await,
     }
 }
 

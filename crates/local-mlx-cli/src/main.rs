@@ -6,6 +6,7 @@
 
 mod commands;
 mod progress;
+mod service;
 mod setup;
 mod table;
 
@@ -87,6 +88,9 @@ enum Command {
         #[arg(long)]
         no_guard: bool,
     },
+    /// Run `local-mlx serve` at login with the options given: a LaunchAgent on macOS, a
+    /// systemd user unit on Linux (`install`, `uninstall`, `status`).
+    Service(service::ServiceArgs),
 }
 
 fn main() -> ExitCode {
