@@ -26,12 +26,13 @@ pub async fn run(command: Command, json: bool) -> Result<ExitCode> {
         Command::Serve { host, port, api_key, keep_alive, no_guard } => {
             serve(&host, port, api_key, &keep_alive, !no_guard).await
         }
+        Command::Handy(command) => crate::handy::run(command, json).await,
     }
 }
 
 /// The manager, with the CLI's own `settings.json` (in `LOCAL_MLX_CONFIG_DIR` or the
 /// platform's config folder) loaded here and passed in, as any embedder does.
-fn manager(sink: Arc<dyn EventSink>) -> Result<MlxModelManager> {
+pub(crate) fn manager(sink: Arc<dyn EventSink>) -> Result<MlxModelManager> {
     let mut config = ManagerConfig::from_env()?;
     config.settings = MlxSettings::load(&config_dir().join("settings.json"))?;
     Ok(MlxModelManager::new(config, sink)?)

@@ -5,6 +5,7 @@
 //! Errors end the program with a one-line message on stderr and a non-zero code.
 
 mod commands;
+mod handy;
 mod progress;
 mod table;
 
@@ -79,6 +80,9 @@ enum Command {
         #[arg(long)]
         no_guard: bool,
     },
+    /// See what Handy still needs to post-process with local-mlx, and connect it.
+    #[command(subcommand)]
+    Handy(handy::HandyCommand),
 }
 
 fn main() -> ExitCode {

@@ -80,7 +80,7 @@ pub async fn status(store_path: &Path, url: &str) -> Result<HandyStatus> {
     let found = Requirement {
         id: "handy_found",
         ok: true,
-        what: format!("Handy's settings: {}", store.path.display()),
+        what: format!("Handy found: {}", store.path.display()),
         fix: None,
     };
     let mut checks = vec![found];
@@ -116,6 +116,7 @@ const DISCONNECT: &str = "local-mlx-disconnect";
 pub fn connect(store_path: &Path, url: &str, requested: Option<&str>, downloaded: &[String]) -> Result<Outcome> {
     let url = check_url(url)?;
     let mut store = HandyStore::load(store_path)?;
+    ensure_writable(&store)?;
     let current = connect::Field::CustomModel.get(store.settings());
     let model = connect::choose_model(requested, current.as_ref().and_then(|m| m.as_str()), downloaded)?;
     let changes = connect::plan_connect(store.settings(), &url, &model);
@@ -125,19 +126,25 @@ pub fn connect(store_path: &Path, url: &str, requested: Option<&str>, downloaded
 /// Put back what the newest `connect` backup had for the fields `connect` writes.
 pub fn disconnect(store_path: &Path) -> Result<Outcome> {
     let mut store = HandyStore::load(store_path)?;
+    ensure_writable(&store)?;
     let backup = store.latest_backup(CONNECT)?.ok_or_else(|| Error::HandyNoBackup { path: store.path.clone() })?;
     let changes = connect::plan_disconnect(store.settings(), backup.settings());
     write(&mut store, changes, DISCONNECT)
+}
+
+/// Refuse while Handy runs (it would write its own values back when it quits) and
+/// when the file is read-only, before anything else is decided.
+fn ensure_writable(store: &HandyStore) -> Result<()> {
+    if let Some(handy) = process::running_handy() {
+        return Err(Error::HandyRunning { pid: handy.pid, name: handy.name });
+    }
+    store.check_writable()
 }
 
 fn write(store: &mut HandyStore, changes: Vec<Change>, action: &str) -> Result<Outcome> {
     let backup = if changes.is_empty() {
         None
     } else {
-        if let Some(handy) = process::running_handy() {
-            return Err(Error::HandyRunning { pid: handy.pid, name: handy.name });
-        }
-        store.check_writable()?;
         connect::apply(store.settings_mut(), &changes);
         Some(store.save_with_backup(action)?)
     };

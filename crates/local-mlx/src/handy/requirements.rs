@@ -95,8 +95,13 @@ pub async fn probe_server(url: &str, key: Option<&str>) -> ServerProbe {
     ServerProbe { health, models }
 }
 
+/// `nothing answers at <url> (Connection refused (os error 111))`: the innermost cause.
 fn reason(url: &str, error: &reqwest::Error) -> String {
-    format!("nothing answers at {url} ({})", crate::error::source_chain(error))
+    let mut cause: &dyn std::error::Error = error;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    format!("nothing answers at {url} ({cause})")
 }
 
 /// `option+shift+space` as the keys to press: `Option+Shift+Space`.
@@ -131,33 +136,32 @@ pub fn check(settings: &Map<String, Value>, url: &str, server: &ServerProbe) -> 
         .unwrap_or_else(|| schema::default_custom_provider()["base_url"].as_str().unwrap_or_default().to_string());
     let models: std::collections::HashMap<String, String> = schema::field(settings, schema::MODELS, Default::default());
     let model = models.get(schema::CUSTOM_PROVIDER_ID).map(|m| m.trim()).unwrap_or_default();
-    let connect = "run `local-mlx handy connect` with Handy quit, or in Handy:";
-    let page = "the sidebar's \"Post Process\" page";
+    let page = "sidebar → \"Post Process\"";
 
     let mut checks = vec![
         Requirement::new(
             "experimental",
             experimental,
             format!("experimental features {}", on_off(experimental)),
-            format!("{connect} Settings → Advanced → \"Experimental Features\" on"),
+            "in Handy: Settings → Advanced → \"Experimental Features\" on",
         ),
         Requirement::new(
             "post_processing",
             enabled,
             format!("post-processing {}", on_off(enabled)),
-            format!("{connect} Advanced → Experimental → \"Post Processing\" on"),
+            "in Handy: Advanced → Experimental → \"Post Processing\" on (the sidebar then shows \"Post Process\")",
         ),
         Requirement::new(
             "provider",
             provider == schema::CUSTOM_PROVIDER_ID,
             format!("provider {provider}"),
-            format!("{connect} {page} → Provider: Custom"),
+            format!("in Handy: {page} → Provider: Custom"),
         ),
         Requirement::new(
             "base_url",
             same_url(&base_url, url),
             format!("Custom's base URL {base_url}"),
-            format!("{connect} {page} → Base URL: {url}, then \"Refresh models\" (a new URL clears the model)"),
+            format!("in Handy: {page} → Base URL: {url}, then \"Refresh models\" (a new URL clears the model)"),
         ),
     ];
     let server_line = match (&server.health, &server.models) {
@@ -176,7 +180,7 @@ pub fn check(settings: &Map<String, Value>, url: &str, server: &ServerProbe) -> 
         ),
     };
     checks.push(server_line);
-    let pick = format!("{connect} {page} → \"Refresh models\" → Model");
+    let pick = format!("in Handy: {page} → \"Refresh models\" → Model");
     checks.push(match &server.models {
         _ if model.is_empty() => Requirement::new("model", false, "no model chosen for Custom".into(), pick),
         Ok(listed) if listed.iter().any(|id| id == model) => {
@@ -210,7 +214,7 @@ pub fn check(settings: &Map<String, Value>, url: &str, server: &ServerProbe) -> 
             "prompt",
             false,
             "no prompt selected: Handy skips post-processing without one".into(),
-            format!("{connect} {page} → Selected Prompt: \"Improve Transcriptions\""),
+            format!("in Handy: {page} → Selected Prompt: \"Improve Transcriptions\""),
         ),
     });
     checks.push(match post_process_keys(settings) {
@@ -224,7 +228,7 @@ pub fn check(settings: &Map<String, Value>, url: &str, server: &ServerProbe) -> 
             "shortcut",
             false,
             "the \"Transcribe with Post-Processing\" shortcut is not bound".into(),
-            format!("{connect} {page} → Hotkey: press the keys to use"),
+            format!("in Handy: {page} → Hotkey: press the keys to use"),
         ),
     });
     checks
