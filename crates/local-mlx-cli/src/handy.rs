@@ -116,7 +116,9 @@ fn report(outcome: &Outcome, json: bool, done: &str, url: &str) -> Result<ExitCo
             Some(keys) => println!("open Handy and press {keys} to dictate with post-processing"),
             None => println!("open Handy and bind its \"Transcribe with Post-Processing\" shortcut"),
         }
-        println!("keep the server running: `local-mlx serve` (then `local-mlx handy status --url {url}` checks it all)");
+        println!(
+            "keep the server running: `local-mlx serve` (then `local-mlx handy status --url {url}` checks it all)"
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -124,10 +124,12 @@ pub enum Error {
     #[error("Handy's settings are not at {path}: install Handy from https://handy.computer (macOS: `brew install --cask handy`), open it once and quit it; for a portable Handy pass --handy-dir <its Data folder>")]
     HandyNotFound { path: PathBuf },
 
-    #[error("Handy's settings file {path} cannot be used: {reason}; nothing was changed. Open Handy once (it rewrites the file), quit it, and try again")]
+    #[error("Handy's settings file {path} cannot be used: {reason}; nothing was changed: repair it or put back a backup of it (Handy itself would start from its defaults and overwrite it)")]
     HandyStoreCorrupt { path: PathBuf, reason: String },
 
-    #[error("Handy's settings file {path} is read-only; nothing was changed: make it writable (`chmod u+w`) and try again")]
+    #[error(
+        "Handy's settings file {path} is read-only; nothing was changed: make it writable (`chmod u+w`) and try again"
+    )]
     HandyStoreReadOnly { path: PathBuf },
 
     #[error("Handy is running (process {pid}, {name}): quit Handy first (it saves its settings when it quits and would undo the change), then run this again; nothing was changed")]
@@ -136,7 +138,10 @@ pub enum Error {
     #[error("there is no backup from `local-mlx handy connect` next to {path}, so there is nothing to put back")]
     HandyNoBackup { path: PathBuf },
 
-    #[error("no model is downloaded: run `local-mlx pull {}` (or pull another and pass --model)", crate::catalog::DEFAULT_MODEL_ID)]
+    #[error(
+        "no model is downloaded: run `local-mlx pull {}` (or pull another and pass --model)",
+        crate::catalog::DEFAULT_MODEL_ID
+    )]
     NoModelDownloaded,
 
     #[error("'{url}' is not a server's base URL ({reason}); give one like http://localhost:8397/v1")]

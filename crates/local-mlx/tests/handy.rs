@@ -164,7 +164,10 @@ fn connect_on_an_older_store_adds_the_custom_provider_and_handys_prompt_as_handy
                "models_endpoint": "/models", "supports_structured_output": false})
     );
     assert_eq!(s["post_process_prompts"][1]["id"], "default_improve_transcriptions");
-    assert!(s["post_process_prompts"][1]["prompt"].as_str().unwrap().starts_with("<transcript>\n${output}\n</transcript>"));
+    assert!(s["post_process_prompts"][1]["prompt"]
+        .as_str()
+        .unwrap()
+        .starts_with("<transcript>\n${output}\n</transcript>"));
     // The user's own old prompt stays.
     assert_eq!(s["post_process_prompts"][0]["id"], "default");
 }
@@ -229,7 +232,10 @@ fn a_corrupt_unreadable_or_read_only_store_is_a_clear_error_and_nothing_is_writt
     std::fs::create_dir(&path).unwrap();
     let err = handy::connect(&path, URL, None, &downloaded).unwrap_err();
     assert_eq!(err.kind(), "io");
-    assert!(err.to_string().contains("cannot read Handy's settings") && err.to_string().contains(&path.display().to_string()));
+    assert!(
+        err.to_string().contains("cannot read Handy's settings")
+            && err.to_string().contains(&path.display().to_string())
+    );
 
     // Read-only.
     let (dir, path) = handy_dir(&fixture("fresh-install.json"));

@@ -231,7 +231,8 @@ pub fn selected_prompt(settings: &Map<String, Value>) -> Option<Prompt> {
 /// The post-process binding as Handy reads it: the stored one, or the default Handy
 /// merges in when the store lacks it (or its bindings do not parse).
 pub fn post_process_binding(settings: &Map<String, Value>) -> Binding {
-    let bindings: std::collections::HashMap<String, Binding> = schema::field(settings, schema::BINDINGS, Default::default());
+    let bindings: std::collections::HashMap<String, Binding> =
+        schema::field(settings, schema::BINDINGS, Default::default());
     bindings.get(schema::POST_PROCESS_BINDING_ID).cloned().unwrap_or_else(|| {
         serde_json::from_value(schema::default_post_process_binding()).expect("the default binding parses")
     })
@@ -327,10 +328,13 @@ mod tests {
             ]
         );
         apply(&mut s, &changes);
-        assert_eq!(s["post_process_providers"], json!([{
-            "id": "custom", "label": "Custom", "base_url": "http://localhost:8397/v1",
-            "allow_base_url_edit": true, "models_endpoint": "/models", "supports_structured_output": false
-        }]));
+        assert_eq!(
+            s["post_process_providers"],
+            json!([{
+                "id": "custom", "label": "Custom", "base_url": "http://localhost:8397/v1",
+                "allow_base_url_edit": true, "models_endpoint": "/models", "supports_structured_output": false
+            }])
+        );
         assert!(plan_connect(&s, "http://localhost:8397/v1", "a/b").is_empty());
         let undo = plan_disconnect(&s, &Map::new());
         apply(&mut s, &undo);

@@ -77,12 +77,8 @@ pub async fn status(store_path: &Path, url: &str) -> Result<HandyStatus> {
         .and_then(|keys| keys.get(schema::CUSTOM_PROVIDER_ID))
         .and_then(|key| key.as_str());
     let probe = requirements::probe_server(&url, key).await;
-    let found = Requirement {
-        id: "handy_found",
-        ok: true,
-        what: format!("Handy found: {}", store.path.display()),
-        fix: None,
-    };
+    let found =
+        Requirement { id: "handy_found", ok: true, what: format!("Handy found: {}", store.path.display()), fix: None };
     let mut checks = vec![found];
     checks.extend(requirements::check(settings, &url, &probe));
     Ok(HandyStatus {

@@ -60,7 +60,8 @@ pub async fn probe_server(url: &str, key: Option<&str>) -> ServerProbe {
         if !response.status().is_success() {
             return Err(format!("{health_url} answered HTTP {}", response.status().as_u16()));
         }
-        let body: Value = response.json().await.map_err(|_| format!("{health_url} did not answer as local-mlx does"))?;
+        let body: Value =
+            response.json().await.map_err(|_| format!("{health_url} did not answer as local-mlx does"))?;
         match body.get("status").and_then(Value::as_str) {
             Some(_) => Ok(()),
             None => Err(format!("{health_url} did not answer as local-mlx does (another server on that port?)")),
@@ -77,11 +78,9 @@ pub async fn probe_server(url: &str, key: Option<&str>) -> ServerProbe {
         match response.status().as_u16() {
             200 => {}
             401 => {
-                return Err(
-                    "the server wants an API key: paste the one given to `local-mlx serve --api-key` (or \
+                return Err("the server wants an API key: paste the one given to `local-mlx serve --api-key` (or \
                      LOCAL_MLX_API_KEY) in Handy's API Key field"
-                        .into(),
-                )
+                    .into())
             }
             status => return Err(format!("{models_url} answered HTTP {status}")),
         }

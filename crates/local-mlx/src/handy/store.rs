@@ -117,10 +117,12 @@ impl HandyStore {
     pub fn save_with_backup(&self, action: &str) -> Result<PathBuf> {
         self.check_writable()?;
         // Write through a link to the file it points at, keeping the link.
-        let target = std::fs::canonicalize(&self.path).map_err(|e| Error::io("read Handy's settings", &self.path, e))?;
+        let target =
+            std::fs::canonicalize(&self.path).map_err(|e| Error::io("read Handy's settings", &self.path, e))?;
         let original = std::fs::read(&target).map_err(|e| Error::io("read Handy's settings", &target, e))?;
         let backup = backup_path(&target, action, SystemTime::now());
-        write_new_private(&backup, &original).map_err(|e| Error::io("write a backup of Handy's settings to", &backup, e))?;
+        write_new_private(&backup, &original)
+            .map_err(|e| Error::io("write a backup of Handy's settings to", &backup, e))?;
 
         let bytes = if self.pretty { serde_json::to_vec_pretty(&self.root) } else { serde_json::to_vec(&self.root) }
             .expect("JSON values serialize");
@@ -143,7 +145,8 @@ impl HandyStore {
 
     /// The newest backup `save_with_backup(action)` made beside this store, read.
     pub fn latest_backup(&self, action: &str) -> Result<Option<HandyStore>> {
-        let target = std::fs::canonicalize(&self.path).map_err(|e| Error::io("read Handy's settings", &self.path, e))?;
+        let target =
+            std::fs::canonicalize(&self.path).map_err(|e| Error::io("read Handy's settings", &self.path, e))?;
         let (dir, prefix) = backup_prefix(&target, action);
         let entries = std::fs::read_dir(&dir).map_err(|e| Error::io("list", &dir, e))?;
         let newest = entries
@@ -215,9 +218,6 @@ mod tests {
         let at = |secs, nanos| backup_path(target, "connect", UNIX_EPOCH + std::time::Duration::new(secs, nanos));
         let (early, later, next_second) = (at(1_796_434_200, 5), at(1_796_434_200, 40), at(1_796_434_201, 0));
         assert!(early < later && later < next_second);
-        assert_eq!(
-            early.file_name().unwrap(),
-            "settings_store.json.before-connect-20261205T013000.000000005Z.json"
-        );
+        assert_eq!(early.file_name().unwrap(), "settings_store.json.before-connect-20261205T013000.000000005Z.json");
     }
 }
