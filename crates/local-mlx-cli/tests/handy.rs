@@ -57,53 +57,88 @@ fn handy_dir(env: &Env, fixture_name: &str) -> PathBuf {
     dir
 }
 
+const FIXTURES: [&str; 4] = ["fresh-install.json", "other-providers.json", "older-v0.9.json", "unknown-fields.json"];
+
 #[tokio::test(flavor = "multi_thread")]
 async fn connect_turns_every_status_line_green_and_disconnect_puts_handy_back() {
     let env = Env::new().await;
     let (server, url) = serve(&env, None);
     let _server = Stop(server);
-    let dir = handy_dir(&env, "fresh-install.json");
+    for name in FIXTURES {
+        let dir = handy_dir(&env, name);
 
-    let before = handy(&env, &dir, &["status", "--url", &url]);
-    let (out, _) = text(&before);
-    assert_eq!(before.status.code(), Some(1), "{out}");
-    assert!(out.contains("✗ experimental features off") && out.contains("\"Experimental Features\" on"), "{out}");
-    assert!(out.contains("✓ local-mlx answers at"), "{out}");
-    assert!(out.contains("local-mlx handy connect"), "{out}");
+        let before = handy(&env, &dir, &["status", "--url", &url]);
+        let (out, _) = text(&before);
+        assert_eq!(before.status.code(), Some(1), "{name}: {out}");
+        assert!(out.contains("✗ provider ") && out.contains("Provider: Custom"), "{name}: {out}");
+        assert!(out.contains("✓ local-mlx answers at"), "{name}: {out}");
+        assert!(out.contains("local-mlx handy connect"), "{name}: {out}");
 
-    let connected = handy(&env, &dir, &["connect", "--url", &url, "--model", &env.model]);
-    let (out, err) = text(&connected);
-    assert!(connected.status.success(), "{out}{err}");
-    assert!(out.contains("post_process_provider_id: \"openai\" → \"custom\""), "{out}");
-    assert!(out.contains(&format!("post_process_models.custom: \"\" → \"{}\"", env.model)), "{out}");
-    assert!(out.contains("press Option+Shift+Space"), "{out}");
-    assert!(out.contains("backup of the file as it was: "), "{out}");
+        let connected = handy(&env, &dir, &["connect", "--url", &url, "--model", &env.model]);
+        let (out, err) = text(&connected);
+        assert!(connected.status.success(), "{name}: {out}{err}");
+        assert!(out.contains("post_process_provider_id: \"") && out.contains("→ \"custom\""), "{name}: {out}");
+        assert!(out.contains(&format!("→ \"{}\"", env.model)), "{name}: {out}");
+        assert!(out.contains("backup of the file as it was: "), "{name}: {out}");
+        let keys = if name == "other-providers.json" { "Ctrl+Option+Space" } else { "Option+Shift+Space" };
+        assert!(out.contains(&format!("press {keys} to dictate")), "{name}: {out}");
 
-    let after = handy(&env, &dir, &["status", "--url", &url]);
-    let (out, err) = text(&after);
-    assert!(after.status.success(), "every line ✓:\n{out}{err}");
-    let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 9, "{out}");
-    assert!(lines.iter().all(|l| l.starts_with("✓ ")), "{out}");
-    assert!(out.contains("<transcript> tags"), "{out}");
+        let after = handy(&env, &dir, &["status", "--url", &url]);
+        let (out, err) = text(&after);
+        assert!(after.status.success(), "{name}: every line ✓:\n{out}{err}");
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 9, "{name}: {out}");
+        assert!(lines.iter().all(|l| l.starts_with("✓ ")), "{name}: {out}");
 
-    let json = handy(&env, &dir, &["--json", "status", "--url", &url]);
-    assert!(json.status.success());
-    let status: Value = serde_json::from_slice(&json.stdout).unwrap();
-    assert_eq!(status["ready"], true, "{status}");
-    assert_eq!(status["shortcut"], "Option+Shift+Space");
-    assert!(status["requirements"].as_array().unwrap().iter().all(|r| r["ok"] == true && r["fix"].is_null()));
+        let again = handy(&env, &dir, &["connect", "--url", &url, "--model", &env.model]);
+        let (out, _) = text(&again);
+        assert!(again.status.success() && out.starts_with("nothing to change"), "{name}: {out}");
 
-    let again = handy(&env, &dir, &["connect", "--url", &url, "--model", &env.model]);
-    let (out, _) = text(&again);
-    assert!(again.status.success() && out.starts_with("nothing to change"), "{out}");
+        let undone = handy(&env, &dir, &["disconnect"]);
+        let (out, err) = text(&undone);
+        assert!(undone.status.success(), "{name}: {out}{err}");
+        assert!(out.contains("post_process_provider_id: \"custom\" → \""), "{name}: {out}");
+        assert_eq!(std::fs::read(dir.join("settings_store.json")).unwrap(), fixture(name), "{name}");
+        assert_eq!(handy(&env, &dir, &["status", "--url", &url]).status.code(), Some(1), "{name}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
 
-    let undone = handy(&env, &dir, &["disconnect"]);
-    let (out, err) = text(&undone);
-    assert!(undone.status.success(), "{out}{err}");
-    assert!(out.contains("post_process_provider_id: \"custom\" → \"openai\""), "{out}");
-    assert_eq!(std::fs::read(dir.join("settings_store.json")).unwrap(), fixture("fresh-install.json"));
-    assert_eq!(handy(&env, &dir, &["status", "--url", &url]).status.code(), Some(1));
+#[tokio::test(flavor = "multi_thread")]
+async fn status_says_whether_the_prompt_is_guarded_and_speaks_json() {
+    let env = Env::new().await;
+    let (server, url) = serve(&env, None);
+    let _server = Stop(server);
+    for (name, guarded) in [("fresh-install.json", true), ("other-providers.json", false)] {
+        let dir = handy_dir(&env, name);
+        assert!(handy(&env, &dir, &["connect", "--url", &url, "--model", &env.model]).status.success());
+        let (out, _) = text(&handy(&env, &dir, &["status", "--url", &url]));
+        let prompt = out.lines().find(|l| l.contains("selected;")).unwrap_or_default();
+        assert_eq!(!prompt.contains("does not wrap"), guarded, "{name}: {out}");
+
+        let json = handy(&env, &dir, &["--json", "status", "--url", &url]);
+        assert!(json.status.success());
+        let status: Value = serde_json::from_slice(&json.stdout).unwrap();
+        assert_eq!(status["ready"], true, "{status}");
+        assert_eq!(status["url"], url.as_str());
+        let ids: Vec<&str> =
+            status["requirements"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+        assert_eq!(
+            ids,
+            [
+                "handy_found",
+                "experimental",
+                "post_processing",
+                "provider",
+                "base_url",
+                "server",
+                "model",
+                "prompt",
+                "shortcut"
+            ]
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
