@@ -3,6 +3,13 @@
 //! store at the commit `handy::schema::HANDY_COMMIT` names): connect changes exactly the
 //! listed fields and keeps every other byte, backs up first, changes nothing the second
 //! time; disconnect restores; bad files are clear errors with nothing written.
+//!
+//! The fixtures: `fresh-install.json` (`get_default_settings()` on an Apple Silicon Mac),
+//! `other-providers.json` (Anthropic in use, API keys and models for others, the user's
+//! own prompt selected, a changed shortcut), `older-v0.9.json` (Handy's frozen v0.9
+//! store: no Custom provider, an old prompt list), `unknown-fields.json` (fields Handy
+//! does not know yet, at every level). All are pretty JSON with sorted keys, as Handy
+//! writes them, so a disconnect can be checked byte for byte.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
