@@ -28,12 +28,13 @@ pub async fn run(command: Command, json: bool) -> Result<ExitCode> {
         }
         Command::Setup { model } => crate::setup::setup(model, json).await,
         Command::Service(args) => crate::service::run(args, json).await,
+        Command::Handy(command) => crate::handy::run(command, json).await,
     }
 }
 
 /// The manager, with the CLI's own `settings.json` (in `LOCAL_MLX_CONFIG_DIR` or the
 /// platform's config folder) loaded here and passed in, as any embedder does.
-fn manager(sink: Arc<dyn EventSink>) -> Result<MlxModelManager> {
+pub(crate) fn manager(sink: Arc<dyn EventSink>) -> Result<MlxModelManager> {
     manager_with(sink, MlxSettings::load(&config_dir().join("settings.json"))?)
 }
 

@@ -5,6 +5,7 @@
 //! Errors end the program with a one-line message on stderr and a non-zero code.
 
 mod commands;
+mod handy;
 mod progress;
 mod service;
 mod setup;
@@ -91,6 +92,9 @@ enum Command {
     /// Run `local-mlx serve` at login with the options given: a LaunchAgent on macOS, a
     /// systemd user unit on Linux (`install`, `uninstall`, `status`).
     Service(service::ServiceArgs),
+    /// See what Handy still needs to post-process with local-mlx, and connect it.
+    #[command(subcommand)]
+    Handy(handy::HandyCommand),
 }
 
 fn main() -> ExitCode {

@@ -121,6 +121,32 @@ pub enum Error {
     #[error("local-mlx cannot run models on this machine: {reason}")]
     UnsupportedPlatform { os: String, arch: String, reason: String },
 
+    #[error("Handy's settings are not at {path}: install Handy from https://handy.computer (macOS: `brew install --cask handy`), open it once and quit it; for a portable Handy pass --handy-dir <its Data folder>")]
+    HandyNotFound { path: PathBuf },
+
+    #[error("Handy's settings file {path} cannot be used: {reason}; nothing was changed: repair it or put back a backup of it (Handy itself would start from its defaults and overwrite it)")]
+    HandyStoreCorrupt { path: PathBuf, reason: String },
+
+    #[error(
+        "Handy's settings file {path} is read-only; nothing was changed: make it writable (`chmod u+w`) and try again"
+    )]
+    HandyStoreReadOnly { path: PathBuf },
+
+    #[error("Handy is running (process {pid}, {name}): quit Handy first (it saves its settings when it quits and would undo the change), then run this again; nothing was changed")]
+    HandyRunning { pid: u32, name: String },
+
+    #[error("there is no backup from `local-mlx handy connect` next to {path}, so there is nothing to put back")]
+    HandyNoBackup { path: PathBuf },
+
+    #[error(
+        "no model is downloaded: run `local-mlx pull {}` (or pull another and pass --model)",
+        crate::catalog::DEFAULT_MODEL_ID
+    )]
+    NoModelDownloaded,
+
+    #[error("'{url}' is not a server's base URL ({reason}); give one like http://localhost:8397/v1")]
+    InvalidUrl { url: String, reason: String },
+
     #[error(transparent)]
     Sidecar(#[from] crate::sidecar::SidecarError),
 
@@ -163,6 +189,13 @@ impl Error {
             Error::InvalidRequest { .. } => "invalid_request",
             Error::InvalidPrompt { .. } => "invalid_prompt",
             Error::UnsupportedPlatform { .. } => "unsupported_platform",
+            Error::HandyNotFound { .. } => "handy_not_found",
+            Error::HandyStoreCorrupt { .. } => "handy_store_corrupt",
+            Error::HandyStoreReadOnly { .. } => "handy_store_read_only",
+            Error::HandyRunning { .. } => "handy_running",
+            Error::HandyNoBackup { .. } => "handy_no_backup",
+            Error::NoModelDownloaded => "no_model_downloaded",
+            Error::InvalidUrl { .. } => "invalid_url",
             Error::Sidecar(e) => e.kind(),
         }
     }

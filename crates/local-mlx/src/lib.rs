@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod chat;
 pub mod error;
 pub mod events;
+pub mod handy;
 pub mod hub;
 pub mod manager;
 pub mod platform;

@@ -1,0 +1,185 @@
+//! `local-mlx handy status | connect | disconnect` as a user runs them: the real binary
+//! against a Handy store in a temp folder (a fixture shaped as Handy writes it) and a
+//! real `local-mlx serve` on port 0 serving the *tiny* model.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Output, Stdio};
+
+use serde_json::Value;
+
+mod common;
+
+use common::Env;
+
+fn fixture(name: &str) -> Vec<u8> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../local-mlx/tests/fixtures/handy");
+    std::fs::read(root.join(name)).unwrap()
+}
+
+/// `local-mlx serve --port 0` (with `key`, if any) and its base URL.
+fn serve(env: &Env, key: Option<&str>) -> (Child, String) {
+    let mut command = env.command(&["serve", "--port", "0"]);
+    command.env_remove("LOCAL_MLX_API_KEY");
+    if let Some(key) = key {
+        command.env("LOCAL_MLX_API_KEY", key);
+    }
+    let mut child = command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line.trim_end().strip_prefix("local-mlx serve: ").unwrap().to_string();
+    (child, url)
+}
+
+struct Stop(Child);
+
+impl Drop for Stop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn text(output: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+fn handy(env: &Env, dir: &Path, args: &[&str]) -> Output {
+    let mut all = vec!["handy"];
+    all.extend_from_slice(args);
+    env.command(&all).env("LOCAL_MLX_HANDY_DIR", dir).output().unwrap()
+}
+
+fn handy_dir(env: &Env, fixture_name: &str) -> PathBuf {
+    let dir = env.tmp.path().join("com.pais.handy");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("settings_store.json"), fixture(fixture_name)).unwrap();
+    dir
+}
+
+const FIXTURES: [&str; 4] = ["fresh-install.json", "other-providers.json", "older-v0.9.json", "unknown-fields.json"];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connect_turns_every_status_line_green_and_disconnect_puts_handy_back() {
+    let env = Env::new().await;
+    let (server, url) = serve(&env, None);
+    let _server = Stop(server);
+    for name in FIXTURES {
+        let dir = handy_dir(&env, name);
+
+        let before = handy(&env, &dir, &["status", "--url", &url]);
+        let (out, _) = text(&before);
+        assert_eq!(before.status.code(), Some(1), "{name}: {out}");
+        assert!(out.contains("✗ provider ") && out.contains("Provider: Custom"), "{name}: {out}");
+        assert!(out.contains("✓ local-mlx answers at"), "{name}: {out}");
+        assert!(out.contains("local-mlx handy connect"), "{name}: {out}");
+
+        let connected = handy(&env, &dir, &["connect", "--url", &url, "--model", &env.model]);
+        let (out, err) = text(&connected);
+        assert!(connected.status.success(), "{name}: {out}{err}");
+        assert!(out.contains("post_process_provider_id: \"") && out.contains("→ \"custom\""), "{name}: {out}");
+        assert!(out.contains(&format!("→ \"{}\"", env.model)), "{name}: {out}");
+        assert!(out.contains("backup of the file as it was: "), "{name}: {out}");
+        let keys = if name == "other-providers.json" { "Ctrl+Option+Space" } else { "Option+Shift+Space" };
+        assert!(out.contains(&format!("press {keys} to dictate")), "{name}: {out}");
+
+        let after = handy(&env, &dir, &["status", "--url", &url]);
+        let (out, err) = text(&after);
+        assert!(after.status.success(), "{name}: every line ✓:\n{out}{err}");
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 9, "{name}: {out}");
+        assert!(lines.iter().all(|l| l.starts_with("✓ ")), "{name}: {out}");
+
+        let again = handy(&env, &dir, &["connect", "--url", &url, "--model", &env.model]);
+        let (out, _) = text(&again);
+        assert!(again.status.success() && out.starts_with("nothing to change"), "{name}: {out}");
+
+        let undone = handy(&env, &dir, &["disconnect"]);
+        let (out, err) = text(&undone);
+        assert!(undone.status.success(), "{name}: {out}{err}");
+        assert!(out.contains("post_process_provider_id: \"custom\" → \""), "{name}: {out}");
+        assert_eq!(std::fs::read(dir.join("settings_store.json")).unwrap(), fixture(name), "{name}");
+        assert_eq!(handy(&env, &dir, &["status", "--url", &url]).status.code(), Some(1), "{name}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_says_whether_the_prompt_is_guarded_and_speaks_json() {
+    let env = Env::new().await;
+    let (server, url) = serve(&env, None);
+    let _server = Stop(server);
+    for (name, guarded) in [("fresh-install.json", true), ("other-providers.json", false)] {
+        let dir = handy_dir(&env, name);
+        assert!(handy(&env, &dir, &["connect", "--url", &url, "--model", &env.model]).status.success());
+        let (out, _) = text(&handy(&env, &dir, &["status", "--url", &url]));
+        let prompt = out.lines().find(|l| l.contains("selected;")).unwrap_or_default();
+        assert_eq!(!prompt.contains("does not wrap"), guarded, "{name}: {out}");
+
+        let json = handy(&env, &dir, &["--json", "status", "--url", &url]);
+        assert!(json.status.success());
+        let status: Value = serde_json::from_slice(&json.stdout).unwrap();
+        assert_eq!(status["ready"], true, "{status}");
+        assert_eq!(status["url"], url.as_str());
+        let ids: Vec<&str> =
+            status["requirements"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+        assert_eq!(
+            ids,
+            [
+                "handy_found",
+                "experimental",
+                "post_processing",
+                "provider",
+                "base_url",
+                "server",
+                "model",
+                "prompt",
+                "shortcut"
+            ]
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_with_a_key_is_checked_with_the_key_handy_has() {
+    let env = Env::new().await;
+    let (server, url) = serve(&env, Some("sk-local-handy"));
+    let _server = Stop(server);
+    let dir = handy_dir(&env, "fresh-install.json");
+    assert!(handy(&env, &dir, &["connect", "--url", &url, "--model", &env.model]).status.success());
+
+    let (out, _) = text(&handy(&env, &dir, &["status", "--url", &url]));
+    assert!(out.contains("✗ local-mlx answers /health") && out.contains("API Key"), "{out}");
+
+    // The user pastes the key in Handy (connect never writes API keys).
+    let path = dir.join("settings_store.json");
+    let mut store: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(store["settings"]["post_process_api_keys"]["custom"], "");
+    store["settings"]["post_process_api_keys"]["custom"] = "sk-local-handy".into();
+    std::fs::write(&path, serde_json::to_vec_pretty(&store).unwrap()).unwrap();
+    let output = handy(&env, &dir, &["status", "--url", &url]);
+    assert!(output.status.success(), "{}", text(&output).0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_handy_status_says_how_to_install_it_and_connect_fails_clearly() {
+    let env = Env::new().await;
+    let dir = env.tmp.path().join("no-handy");
+    let status = handy(&env, &dir, &["status"]);
+    let (out, _) = text(&status);
+    assert_eq!(status.status.code(), Some(1));
+    assert!(out.starts_with("✗ Handy not found") && out.contains("https://handy.computer"), "{out}");
+
+    let connect = handy(&env, &dir, &["--json", "connect"]);
+    let (out, err) = text(&connect);
+    assert_eq!(connect.status.code(), Some(1));
+    assert!(err.starts_with("error: Handy's settings are not at"), "{err}");
+    let error: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(error["error"]["kind"], "handy_not_found");
+
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("settings_store.json"), "{\"settings\": ").unwrap();
+    let (_, err) = text(&handy(&env, &dir, &["status"]));
+    assert!(err.contains("is not JSON") && err.contains("nothing was changed"), "{err}");
+}

@@ -1,0 +1,153 @@
+//! Handy, the dictation app, seen from outside: what it still needs before it
+//! post-processes with `local-mlx serve`, and connecting it in one step.
+//!
+//! Handy keeps its settings in a tauri-plugin-store file ([`store`]); its post-processing
+//! hides behind several switches and a prompt and shortcut chosen elsewhere
+//! ([`requirements`] checks each). [`connect`] writes exactly the fields that set them
+//! ([`connect::Field`]), after a backup, and only while Handy is not running
+//! ([`process`]): it rewrites its store on exit and would undo the change. Field names
+//! and defaults are Handy's at one commit ([`schema`]).
+
+pub mod connect;
+pub mod process;
+pub mod requirements;
+pub mod schema;
+pub mod store;
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+pub use connect::{Change, Field};
+pub use requirements::{Requirement, ServerProbe};
+pub use store::HandyStore;
+
+use crate::error::{Error, Result};
+
+/// The base URL Handy should use: `http://localhost:<port>/v1`.
+pub fn default_url(port: u16) -> String {
+    format!("http://localhost:{port}/v1")
+}
+
+/// `url` checked (http or https, a host) and without a trailing `/`.
+pub fn check_url(url: &str) -> Result<String> {
+    let bad = |reason: &str| Error::InvalidUrl { url: url.to_string(), reason: reason.to_string() };
+    let parsed = reqwest::Url::parse(url.trim()).map_err(|e| bad(&e.to_string()))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(bad("it is not http or https"));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(bad("it has no host"));
+    }
+    Ok(url.trim().trim_end_matches('/').to_string())
+}
+
+/// Every requirement at once, for `local-mlx handy status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct HandyStatus {
+    pub store: PathBuf,
+    pub url: String,
+    /// Every requirement met.
+    pub ready: bool,
+    pub requirements: Vec<Requirement>,
+    /// The keys that dictate with post-processing (`Option+Shift+Space`), when bound.
+    pub shortcut: Option<String>,
+}
+
+/// Check Handy's store at `store_path` against the server at `url`. No Handy is a
+/// status (its one requirement unmet), an unreadable or corrupt store an error.
+pub async fn status(store_path: &Path, url: &str) -> Result<HandyStatus> {
+    let url = check_url(url)?;
+    let store = match HandyStore::load(store_path) {
+        Ok(store) => store,
+        Err(Error::HandyNotFound { path }) => {
+            let missing = Requirement {
+                id: "handy_found",
+                ok: false,
+                what: format!("Handy not found: no {}", path.display()),
+                fix: Some(requirements::INSTALL_HANDY.to_string()),
+            };
+            return Ok(HandyStatus { store: path, url, ready: false, requirements: vec![missing], shortcut: None });
+        }
+        Err(e) => return Err(e),
+    };
+    let settings = store.settings();
+    let key = settings
+        .get(schema::API_KEYS)
+        .and_then(|keys| keys.get(schema::CUSTOM_PROVIDER_ID))
+        .and_then(|key| key.as_str());
+    let probe = requirements::probe_server(&url, key).await;
+    let found =
+        Requirement { id: "handy_found", ok: true, what: format!("Handy found: {}", store.path.display()), fix: None };
+    let mut checks = vec![found];
+    checks.extend(requirements::check(settings, &url, &probe));
+    Ok(HandyStatus {
+        store: store.path.clone(),
+        url,
+        ready: checks.iter().all(|c| c.ok),
+        requirements: checks,
+        shortcut: requirements::post_process_keys(settings),
+    })
+}
+
+/// What `connect` or `disconnect` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub store: PathBuf,
+    /// Empty when every field was already right (then nothing was written).
+    pub changes: Vec<Change>,
+    /// The copy of the store as it was, when something was written.
+    pub backup: Option<PathBuf>,
+    /// The keys that dictate with post-processing, when bound.
+    pub shortcut: Option<String>,
+}
+
+/// Name of the backups `connect` makes; `disconnect` reads the newest.
+const CONNECT: &str = "local-mlx-connect";
+const DISCONNECT: &str = "local-mlx-disconnect";
+
+/// Point Handy's Custom provider at `url` with a model (`requested`, else see
+/// [`connect::choose_model`] over the `downloaded` ids) and turn on everything it
+/// needs. Refused while Handy runs; the store is backed up first.
+pub fn connect(store_path: &Path, url: &str, requested: Option<&str>, downloaded: &[String]) -> Result<Outcome> {
+    let url = check_url(url)?;
+    let mut store = HandyStore::load(store_path)?;
+    ensure_writable(&store)?;
+    let current = connect::Field::CustomModel.get(store.settings());
+    let model = connect::choose_model(requested, current.as_ref().and_then(|m| m.as_str()), downloaded)?;
+    let changes = connect::plan_connect(store.settings(), &url, &model);
+    write(&mut store, changes, CONNECT)
+}
+
+/// Put back what the newest `connect` backup had for the fields `connect` writes.
+pub fn disconnect(store_path: &Path) -> Result<Outcome> {
+    let mut store = HandyStore::load(store_path)?;
+    ensure_writable(&store)?;
+    let backup = store.latest_backup(CONNECT)?.ok_or_else(|| Error::HandyNoBackup { path: store.path.clone() })?;
+    let changes = connect::plan_disconnect(store.settings(), backup.settings());
+    write(&mut store, changes, DISCONNECT)
+}
+
+/// Refuse while Handy runs (it would write its own values back when it quits) and
+/// when the file is read-only, before anything else is decided.
+fn ensure_writable(store: &HandyStore) -> Result<()> {
+    if let Some(handy) = process::running_handy() {
+        return Err(Error::HandyRunning { pid: handy.pid, name: handy.name });
+    }
+    store.check_writable()
+}
+
+fn write(store: &mut HandyStore, changes: Vec<Change>, action: &str) -> Result<Outcome> {
+    let backup = if changes.is_empty() {
+        None
+    } else {
+        connect::apply(store.settings_mut(), &changes);
+        Some(store.save_with_backup(action)?)
+    };
+    Ok(Outcome {
+        store: store.path.clone(),
+        shortcut: requirements::post_process_keys(store.settings()),
+        changes,
+        backup,
+    })
+}
