@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import cpu
 from .constrain import input_only_processor
 from .deadline import DeadlineExceeded, run_with_deadline
 from .text import OPEN, StopFilter, ThinkFilter, Trim
@@ -235,6 +236,8 @@ class Engine:
         self.tokenizer: Any = None
         self.path: str | None = None
         self.context_length: int | None = None
+        self.weights: str | None = None  # how the loaded weights are stored ("4-bit", ...)
+        self.blas: str | None = None  # the BLAS MLX's matmuls run with (after warm_up)
         self._cache: list[Any] | None = None  # KV cache holding exactly _cache_tokens
         self._cache_tokens: list[int] = []
 
@@ -242,13 +245,15 @@ class Engine:
     def warm_up(self) -> None:
         """Import MLX and mlx-lm (a few seconds) before the first request needs them."""
         t = time.perf_counter()
-        import mlx.core  # noqa: F401
+        import mlx.core
         import mlx_lm  # noqa: F401
         import mlx_lm.generate  # noqa: F401
         import mlx_lm.models.cache  # noqa: F401
         import mlx_lm.sample_utils  # noqa: F401
 
         log.info("mlx and mlx-lm imported in %.2f s", time.perf_counter() - t)
+        self.blas = cpu.blas_in_use()
+        log.info("MLX runs on the %s; BLAS: %s", mlx.core.default_device(), self.blas)
 
     def load(self, real_path: str) -> None:
         """Release the current model, then load the one at ``real_path`` (validated)."""
@@ -260,6 +265,7 @@ class Engine:
         error = None
         try:
             model, tokenizer, config = mlx_lm.load(real_path, return_config=True)
+            why = cpu.prepare(model)
         except Exception as e:  # corrupt weights, unknown model_type, bad tokenizer...
             error = f"could not load the model at {real_path}: {type(e).__name__}: {e}"
         if error is not None:
@@ -267,21 +273,26 @@ class Engine:
             log.warning("%s", error)
             raise ApiError(400, error)
         self.model, self.tokenizer, self.path = model, tokenizer, real_path
+        self.weights = cpu.weights_dtype(model)
         self.context_length = context_length_of(config)
         if not self.context_length:
             limit = getattr(getattr(tokenizer, "_tokenizer", None), "model_max_length", None)
             if isinstance(limit, int) and 0 < limit < 10_000_000:
                 self.context_length = limit
         log.info(
-            "model loaded in %.2f s (context %s tokens)",
+            "model loaded in %.2f s (context %s tokens; weights %s: %s; BLAS: %s)",
             time.perf_counter() - t,
             self.context_length,
+            self.weights,
+            why,
+            self.blas,
         )
 
     def unload(self) -> None:
         was = self.path
         self.model = self.tokenizer = self.path = None
         self.context_length = None
+        self.weights = None
         self._release()
         if was:
             log.info("model unloaded: %s", was)

@@ -117,6 +117,15 @@ class StatusResponse(BaseModel):
     queued: int = Field(description="Extension: generations waiting.")
     mlx_ready: bool = Field(description="Extension: MLX and mlx-lm are imported.")
     context_length: int | None = Field(description="Extension: the loaded model's context.")
+    weights: str | None = Field(
+        default=None,
+        description="Extension: how the loaded weights are stored: `4-bit`, `float32`, ... "
+        "(on a CPU, quantized weights are dequantized to fp32 when memory allows).",
+    )
+    blas: str | None = Field(
+        default=None,
+        description="Extension: the BLAS MLX's matmuls run with (known once MLX is imported).",
+    )
     active_memory_bytes: int | None = Field(description="Extension: MLX active memory.")
     peak_memory_bytes: int | None = Field(
         description="Extension: MLX peak memory since the last generation began."

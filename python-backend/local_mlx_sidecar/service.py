@@ -64,6 +64,8 @@ class Service:
             "queued": max(0, self._gens - (1 if self.generating else 0)),
             "mlx_ready": self.warm.done() and self.warm.exception() is None,
             "context_length": self.engine.context_length if ready else None,
+            "weights": self.engine.weights if ready else None,
+            "blas": self.engine.blas,
             **self._memory(),
             "pid": os.getpid(),
         }

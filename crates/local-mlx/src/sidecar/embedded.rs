@@ -23,6 +23,7 @@ const FILES: &[(&str, &[u8])] = &[
     ("local_mlx_sidecar/connections.py", include_bytes!("../../../../python-backend/local_mlx_sidecar/connections.py")),
     ("local_mlx_sidecar/constrain.py", include_bytes!("../../../../python-backend/local_mlx_sidecar/constrain.py")),
     ("local_mlx_sidecar/contract.py", include_bytes!("../../../../python-backend/local_mlx_sidecar/contract.py")),
+    ("local_mlx_sidecar/cpu.py", include_bytes!("../../../../python-backend/local_mlx_sidecar/cpu.py")),
     ("local_mlx_sidecar/deadline.py", include_bytes!("../../../../python-backend/local_mlx_sidecar/deadline.py")),
     ("local_mlx_sidecar/engine.py", include_bytes!("../../../../python-backend/local_mlx_sidecar/engine.py")),
     ("local_mlx_sidecar/schemas.py", include_bytes!("../../../../python-backend/local_mlx_sidecar/schemas.py")),
