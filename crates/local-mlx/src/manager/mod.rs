@@ -330,7 +330,9 @@ impl MlxModelManager {
             ..ChatRequest::new(model_id, build_messages(&prompt, text))
         };
         let mut response = self.chat(request).await?;
-        let guarded = guard_answer(text, &mut response);
+        let mut guarded = guard_answer(text, &mut response);
+        // On Linux without OpenBLAS, every answer is ~10x slower than it need be: say how to fix it.
+        guarded.warnings.extend(crate::sidecar::blas::missing_warning().map(str::to_string));
         Ok(ProcessOutput {
             text: response.text,
             enhanced: guarded.enhanced,

@@ -247,6 +247,12 @@ pub struct StatusResponse {
     pub mlx_ready: Option<bool>,
     #[serde(default)]
     pub context_length: Option<u32>,
+    /// How the loaded weights are stored: `4-bit`, `float32` (dequantized on a CPU), ...
+    #[serde(default)]
+    pub weights: Option<String>,
+    /// The BLAS the sidecar's MLX runs with, e.g. `OpenBLAS (libopenblasp-r0.3.21.so)`.
+    #[serde(default)]
+    pub blas: Option<String>,
     #[serde(default)]
     pub active_memory_bytes: Option<u64>,
     #[serde(default)]

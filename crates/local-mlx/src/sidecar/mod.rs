@@ -21,11 +21,16 @@
 //!   hundreds of MB, so it runs explicitly (reported as [`Phase::SyncingEnvironment`])
 //!   and a stamp in the venv remembers which `uv.lock` it synced; every later start skips
 //!   it. `uv run --frozen` would sync silently inside the ready timeout otherwise.
+//! - **On Linux, MLX gets a real BLAS** ([`blas`]): OpenBLAS, when installed, is
+//!   preloaded into the sidecar with one thread per physical core; the sidecar then
+//!   keeps fp32 weights on the CPU (pre-fill ~10× faster). Without it, a warning says
+//!   how to install it.
 //! - **Errors say what happened and what to do**, and carry the tail of the sidecar's
 //!   stderr (the full log goes to [`SidecarConfig::log_path`]); a request cut off because
 //!   the process died is [`SidecarError::Crashed`], not a bare connection error.
 
 mod backend;
+pub mod blas;
 mod client;
 pub mod embedded;
 mod process;

@@ -225,11 +225,12 @@ pub(crate) struct Sidecar {
 }
 
 impl Sidecar {
-    /// Spawn `uv run ... server.py --port 0` and wait, up to `ready_timeout` in all, for
-    /// its ready line and a first answer to `GET /status`.
+    /// Spawn `uv run ... server.py --port 0` with `env` added to its environment and wait,
+    /// up to `ready_timeout` in all, for its ready line and a first answer to `GET /status`.
     pub(crate) async fn spawn(
         uv: &Path,
         backend: &Backend,
+        env: &[(String, String)],
         log: Option<LogSink>,
         ready_timeout: Duration,
         timeouts: Timeouts,
@@ -242,6 +243,7 @@ impl Sidecar {
             .arg("python")
             .arg(backend.server_py())
             .args(["--port", "0"])
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .env(TOKEN_ENV, &token)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

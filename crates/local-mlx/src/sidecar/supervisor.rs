@@ -188,7 +188,8 @@ impl SidecarSupervisor {
         on_phase(Phase::StartingServer);
         let started = Instant::now();
         let log = log.zip(config.log_path.as_deref()).map(|(file, path)| LogSink::new(file, path));
-        let sidecar = Sidecar::spawn(&uv, &backend, log, config.ready_timeout, config.timeouts)
+        let env = &super::blas::sidecar_plan().env;
+        let sidecar = Sidecar::spawn(&uv, &backend, env, log, config.ready_timeout, config.timeouts)
             .await
             .map_err(|e| self.naming_uv(e, &uv))?;
         tracing::info!("sidecar started in {:.1} s", started.elapsed().as_secs_f64());
