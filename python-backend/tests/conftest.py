@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes.util
 import json
 import os
 import re
@@ -33,9 +34,27 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "smol: uses the SmolLM2-135M test model (slower, real text)")
 
 
+def _openblas_env() -> dict[str, str]:
+    """What the supervisor adds on Linux (crates/local-mlx/src/sidecar/blas.rs): OpenBLAS
+    preloaded under MLX, so that sidecars under test run as they do in the product."""
+    if sys.platform != "linux" or "LD_PRELOAD" in os.environ:
+        return {}
+    soname = ctypes.util.find_library("openblasp") or ctypes.util.find_library("openblas")
+    if not soname:
+        return {}
+    env = {"LD_PRELOAD": soname}
+    if not os.environ.get("OPENBLAS_NUM_THREADS"):
+        env["OPENBLAS_NUM_THREADS"] = str(len(os.sched_getaffinity(0)))
+    return env
+
+
+OPENBLAS_ENV = _openblas_env()
+
+
 def _clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "LOCAL_MLX_TOKEN")}
     env["UV_PYTHON_DOWNLOADS"] = "never"
+    env.update(OPENBLAS_ENV)
     env.update(extra)
     return env
 
