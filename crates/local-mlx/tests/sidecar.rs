@@ -216,6 +216,30 @@ async fn loads_generates_streams_and_unloads_the_tiny_model() {
 }
 
 #[tokio::test]
+async fn on_linux_the_sidecar_runs_mlx_with_openblas_and_fp32_weights() {
+    let tmp = tempfile::tempdir().unwrap();
+    let supervisor = SidecarSupervisor::new(config(tmp.path()));
+    let client = supervisor.ensure_running(|_| {}).await.unwrap();
+    client.load(&tiny_model()).await.unwrap();
+    let status = client.status().await.unwrap();
+    let blas = status.blas.clone().expect("the status names the BLAS once MLX is imported");
+    let weights = status.weights.clone().expect("the status names the weights' dtype");
+    let openblas = cfg!(target_os = "linux") && local_mlx::sidecar::blas::missing_warning().is_none();
+    if openblas {
+        // tools/ensure-system-deps.sh installs it: the supervisor must have preloaded it.
+        assert!(blas.starts_with("OpenBLAS ("), "{status:?}");
+        assert_eq!(weights, "float32", "{status:?}");
+    } else {
+        assert!(!blas.starts_with("OpenBLAS"), "{status:?}");
+        assert_eq!(weights, "4-bit", "{status:?}");
+    }
+    let mut request = GenerateRequest::new("Fix this: hello world");
+    request.max_tokens = 4;
+    assert!(client.generate(&request).await.unwrap().tokens_generated >= 1);
+    supervisor.shutdown().await;
+}
+
+#[tokio::test]
 async fn bad_requests_become_errors_a_user_understands() {
     let tmp = tempfile::tempdir().unwrap();
     let supervisor = SidecarSupervisor::new(config(tmp.path()));
