@@ -165,7 +165,9 @@ pub(crate) fn sidecar_plan() -> &'static BlasPlan {
     PLAN.get_or_init(|| {
         let plan = plan(&Machine::this());
         match &plan.library {
-            Some(library) => tracing::info!(library = %library.display(), env = ?plan.env, "the sidecar's MLX uses OpenBLAS"),
+            Some(library) => {
+                tracing::info!(library = %library.display(), env = ?plan.env, "the sidecar's MLX uses OpenBLAS")
+            }
             None if plan.missing => tracing::warn!("{MISSING_HINT}"),
             None => {}
         }
@@ -205,7 +207,9 @@ mod tests {
     fn decision_table() {
         let debian = "/lib/x86_64-linux-gnu/libopenblas.so.0";
         let fedora = "/usr/lib64/libopenblasp.so.0";
-        let cases: Vec<(&str, Machine, Option<&str>, Vec<(String, String)>, bool)> = vec![
+        // (case, machine, library preloaded, environment added, missing)
+        type Case<'a> = (&'a str, Machine, Option<&'a str>, Vec<(String, String)>, bool);
+        let cases: Vec<Case> = vec![
             (
                 "macOS: never, whatever exists",
                 Machine { os: "macos", arch: "aarch64", existing: vec![debian.into()], cores: 8, ..Machine::default() },
@@ -285,7 +289,8 @@ mod tests {
 
     #[test]
     fn physical_cores_count_cores_not_threads() {
-        let block = |package: u32, core: u32| format!("processor\t: 0\nphysical id\t: {package}\ncore id\t\t: {core}\n\n");
+        let block =
+            |package: u32, core: u32| format!("processor\t: 0\nphysical id\t: {package}\ncore id\t\t: {core}\n\n");
         // Two packages, two cores each, two threads per core.
         let text: String = [(0, 0), (0, 0), (0, 1), (0, 1), (1, 0), (1, 0), (1, 1), (1, 1)]
             .iter()
