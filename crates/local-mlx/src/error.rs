@@ -139,7 +139,7 @@ pub enum Error {
     HandyNoBackup { path: PathBuf },
 
     #[error(
-        "no model is downloaded: run `local-mlx pull {}` (or pull another and pass --model)",
+        "no model is downloaded: run `local-mlx setup` (it downloads {} and checks that it runs), or pull another and pass --model",
         crate::catalog::DEFAULT_MODEL_ID
     )]
     NoModelDownloaded,
