@@ -205,3 +205,56 @@ async fn beyond_loopback_with_a_key_any_host_name_is_answered_but_only_with_the_
     signal(&child, libc::SIGTERM);
     assert!(tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap().success());
 }
+
+/// `serve` with `extra` arguments and `stdin`, no key in its environment; the base URL.
+fn serve_with_stdin(env: &Env, extra: &[&str], stdin: &str) -> (Child, String) {
+    let mut args = vec!["serve", "--port", "0"];
+    args.extend_from_slice(extra);
+    let mut child = env
+        .command(&args)
+        .env_remove("LOCAL_MLX_API_KEY")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut pipe = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut pipe, stdin.as_bytes()).unwrap();
+    drop(pipe);
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line.trim_end().strip_prefix("local-mlx serve: ").unwrap_or_else(|| panic!("first line: {line:?}"));
+    (child, url.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_key_read_from_stdin_or_a_file_is_required_and_never_in_the_arguments() {
+    let env = Env::new().await;
+    let key_file = env.tmp.path().join("api-key");
+    std::fs::write(&key_file, "file-key-42\n").unwrap();
+    let key_file = key_file.to_str().unwrap().to_string();
+    for (extra, stdin, key) in [
+        (vec!["--api-key", "-"], "stdin-key-17\n", "stdin-key-17"),
+        (vec!["--api-key-file", &key_file], "", "file-key-42"),
+    ] {
+        let (child, url) = serve_with_stdin(&env, &extra, stdin);
+        let cmdline = std::fs::read(format!("/proc/{}/cmdline", child.id())).unwrap();
+        assert!(!String::from_utf8_lossy(&cmdline).contains(key), "{extra:?}: the key is in ps");
+        let client = reqwest::Client::new();
+        assert_eq!(client.get(format!("{url}/models")).send().await.unwrap().status(), 401, "{extra:?}");
+        let allowed = client.get(format!("{url}/models")).bearer_auth(key).send().await.unwrap();
+        assert_eq!(allowed.status(), 200, "{extra:?}");
+        signal(&child, libc::SIGTERM);
+        let mut child = child;
+        assert!(tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap().success());
+    }
+
+    // An empty stdin is refused in one clear line, not taken as "no key".
+    let output = env.run(&["serve", "--port", "0", "--api-key", "-"], Some("")).await;
+    assert_eq!(output.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("stdin") && err.contains("empty"), "{err}");
+    let output = env.run(&["serve", "--port", "0", "--api-key", "k", "--api-key-file", &key_file], None).await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not both"));
+}

@@ -2,9 +2,13 @@
 //!
 //! The key is its own type so it can never be logged by accident (its `Debug` prints
 //! `<redacted>`) and is only ever compared in constant time, so a client cannot learn
-//! it byte by byte from response times.
+//! it byte by byte from response times. It is read from where no other local user can
+//! see it ([`ApiKey::from_cli`]): the environment, stdin (`--api-key -`) or a file
+//! (`--api-key-file`), since a key given as an argument shows in everyone's `ps`.
 
+use std::io::Read;
 use std::net::IpAddr;
+use std::path::Path;
 
 use subtle::ConstantTimeEq;
 
@@ -32,6 +36,23 @@ impl ApiKey {
         (!key.is_empty()).then_some(ApiKey(key))
     }
 
+    /// The key `local-mlx serve` was given: `--api-key VALUE` (or `LOCAL_MLX_API_KEY`),
+    /// where `-` reads it from `stdin`, or `--api-key-file PATH`; at most one of them.
+    /// A key read from stdin or a file is its first line and may not be empty.
+    pub fn from_cli(arg: Option<&str>, file: Option<&Path>, stdin: impl Read) -> Result<Option<ApiKey>, KeyError> {
+        match (arg, file) {
+            (Some(_), Some(_)) => Err(KeyError::Both),
+            (Some("-"), None) => read_key(stdin, "stdin").map(Some),
+            (Some(key), None) => Ok(ApiKey::new(key)),
+            (None, Some(path)) => {
+                let from = format!("--api-key-file {}", path.display());
+                let file = std::fs::File::open(path).map_err(|source| KeyError::Read { from: from.clone(), source })?;
+                read_key(file, &from).map(Some)
+            }
+            (None, None) => Ok(None),
+        }
+    }
+
     /// Whether `candidate` is the key, in time that depends only on the lengths.
     pub fn matches(&self, candidate: &str) -> bool {
         self.0.as_bytes().ct_eq(candidate.as_bytes()).into()
@@ -42,6 +63,43 @@ impl std::fmt::Debug for ApiKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("ApiKey(<redacted>)")
     }
+}
+
+/// More than any key: a file or stream longer than this is not a key file.
+const MAX_KEY_BYTES: u64 = 4096;
+
+/// The first line of `input` as a key.
+fn read_key(input: impl Read, from: &str) -> Result<ApiKey, KeyError> {
+    let mut bytes = Vec::new();
+    input
+        .take(MAX_KEY_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|source| KeyError::Read { from: from.to_string(), source })?;
+    if bytes.len() as u64 > MAX_KEY_BYTES {
+        return Err(KeyError::Invalid { from: from.to_string(), reason: "it is longer than 4 KiB" });
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|_| KeyError::Invalid { from: from.to_string(), reason: "it is not UTF-8 text" })?;
+    let key = text.lines().next().unwrap_or_default().trim();
+    if key.chars().any(char::is_control) {
+        return Err(KeyError::Invalid { from: from.to_string(), reason: "it holds a control character" });
+    }
+    ApiKey::new(key).ok_or(KeyError::Invalid { from: from.to_string(), reason: "its first line is empty" })
+}
+
+/// Why the API key could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("give the API key one way: --api-key (or LOCAL_MLX_API_KEY) or --api-key-file, not both")]
+    Both,
+    #[error("cannot read the API key from {from}: {source}")]
+    Read {
+        from: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the API key from {from} cannot be used: {reason}; put the key alone on the first line")]
+    Invalid { from: String, reason: &'static str },
 }
 
 /// Which `Host` headers are answered.
@@ -164,6 +222,32 @@ mod tests {
         }
         let open = ServerConfig::for_host("0.0.0.0", ApiKey::new("k")).unwrap();
         assert_eq!(open.host_policy, HostPolicy::Any);
+    }
+
+    #[test]
+    fn the_key_comes_from_the_argument_stdin_or_a_file_never_both() {
+        let no_stdin = std::io::empty();
+        let key = |k: Option<ApiKey>| k.expect("a key");
+        assert!(key(ApiKey::from_cli(Some("k1"), None, no_stdin).unwrap()).matches("k1"));
+        assert!(ApiKey::from_cli(None, None, no_stdin).unwrap().is_none());
+        assert!(ApiKey::from_cli(Some(""), None, no_stdin).unwrap().is_none(), "an empty variable is no key");
+        let piped = key(ApiKey::from_cli(Some("-"), None, &b"from-stdin\n"[..]).unwrap());
+        assert!(piped.matches("from-stdin"));
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("key");
+        std::fs::write(&file, "  from-file \r\nignored\n").unwrap();
+        assert!(key(ApiKey::from_cli(None, Some(&file), no_stdin).unwrap()).matches("from-file"));
+        assert!(matches!(ApiKey::from_cli(Some("k"), Some(&file), no_stdin), Err(KeyError::Both)));
+
+        let missing = ApiKey::from_cli(None, Some(&dir.path().join("none")), no_stdin).unwrap_err();
+        assert!(missing.to_string().contains("--api-key-file") && missing.to_string().contains("none"), "{missing}");
+        for (bad, why) in [(&b"\n"[..], "empty"), (&b"a\x1bb"[..], "control"), (&[0xff, 0xfe][..], "UTF-8")] {
+            let err = ApiKey::from_cli(Some("-"), None, bad).unwrap_err();
+            assert!(err.to_string().contains(why) && err.to_string().contains("stdin"), "{err}");
+        }
+        let huge = vec![b'k'; MAX_KEY_BYTES as usize + 1];
+        assert!(ApiKey::from_cli(Some("-"), None, &huge[..]).is_err());
     }
 
     #[test]

@@ -30,7 +30,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use local_mlx::MlxModelManager;
 
-pub use config::{ApiKey, HostPolicy, ServerConfig, DEFAULT_PORT};
+pub use config::{ApiKey, HostPolicy, KeyError, ServerConfig, DEFAULT_PORT};
 pub use error::ApiError;
 pub use listen::{bind, serve, BindError, Listeners};
 

@@ -19,7 +19,7 @@ pub enum BindError {
     #[error("port {port} is already in use on {host} (another `local-mlx serve`?): choose another one with --port")]
     PortInUse { host: String, port: u16 },
 
-    #[error("--host {host} is reachable from other machines: give an API key with --api-key or LOCAL_MLX_API_KEY, or use --host 127.0.0.1")]
+    #[error("--host {host} is reachable from other machines: give an API key in LOCAL_MLX_API_KEY or with --api-key-file, or use --host 127.0.0.1")]
     KeyRequired { host: String },
 
     #[error("cannot resolve --host {host}: {source}")]
