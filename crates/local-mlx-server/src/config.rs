@@ -154,29 +154,76 @@ impl ServerConfig {
     }
 }
 
-/// Whether listening on `host` (a `--host` value) stays on loopback: `localhost`, which
-/// [`bind`](crate::listen::bind) maps to 127.0.0.1 and ::1 itself, or a loopback address.
-/// Any other name goes to DNS, which may answer a LAN address even for `*.localhost`.
+/// Whether listening on `host` (a `--host` value) stays on loopback: `localhost` (or
+/// `localhost.`), which [`bind`](crate::listen::bind) maps to 127.0.0.1 and ::1 itself,
+/// or a loopback address in any form the resolver reads as a number (`127.1`,
+/// `::ffff:127.0.0.1`). Any other name goes to DNS, which may answer a LAN address
+/// even for `*.localhost`.
 fn binds_loopback_only(host: &str) -> bool {
-    let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
-    host.eq_ignore_ascii_case("localhost") || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    is_localhost(host) || is_loopback_address(host)
+}
+
+/// `localhost`, with or without the root's trailing dot.
+pub fn is_localhost(host: &str) -> bool {
+    host.strip_suffix('.').unwrap_or(host).eq_ignore_ascii_case("localhost")
 }
 
 /// Whether `host` (a `--host` value or a Host header's name, without port) names this
-/// machine's loopback: `localhost`, `*.localhost`, 127.0.0.0/8 or ::1.
+/// machine's loopback: `localhost`, `*.localhost` (one optional trailing dot, no empty
+/// label), or a loopback address ([`is_loopback_address`]).
 pub fn is_loopback_name(host: &str) -> bool {
-    let host = host.trim_end_matches('.').to_ascii_lowercase();
-    if host == "localhost" || host.ends_with(".localhost") {
-        return true;
-    }
-    let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(&host);
-    bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    let name = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
+    let labels_ok = name.split('.').all(|label| !label.is_empty());
+    (labels_ok && (name == "localhost" || name.ends_with(".localhost"))) || is_loopback_address(host)
 }
 
-/// The name part of a Host header (`localhost:8397` → `localhost`, `[::1]:80` → `[::1]`).
+/// An address in 127.0.0.0/8, ::1 or a v4-mapped 127.x (`[...]` allowed), written as
+/// the resolver reads it: dotted quads and their short forms (`127.1`, `0x7f.1`).
+pub fn is_loopback_address(host: &str) -> bool {
+    let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    match bare.parse::<IpAddr>() {
+        Ok(ip) => ip.to_canonical().is_loopback(),
+        Err(_) => inet_aton(bare).is_some_and(|ip| ip.is_loopback()),
+    }
+}
+
+/// IPv4 as `inet_aton` (and so `getaddrinfo`) reads it: 1 to 4 parts, each decimal,
+/// octal (`0` prefix) or hex (`0x`), the last filling the bytes left.
+fn inet_aton(text: &str) -> Option<std::net::Ipv4Addr> {
+    let parts: Vec<u32> = text.split('.').map(aton_number).collect::<Option<_>>()?;
+    let (last, head) = parts.split_last()?;
+    if head.len() > 3 || head.iter().any(|&part| part > 255) {
+        return None;
+    }
+    let last_bits = 32 - 8 * head.len() as u32;
+    if last_bits < 32 && last >> last_bits != 0 {
+        return None;
+    }
+    let high = head.iter().enumerate().fold(0u32, |value, (i, &part)| value | part << (24 - 8 * i as u32));
+    Some(std::net::Ipv4Addr::from(high | last))
+}
+
+fn aton_number(part: &str) -> Option<u32> {
+    let (digits, radix) = match part.strip_prefix("0x").or_else(|| part.strip_prefix("0X")) {
+        Some(hex) => (hex, 16),
+        None if part.len() > 1 && part.starts_with('0') => (&part[1..], 8),
+        None => (part, 10),
+    };
+    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    u32::from_str_radix(digits, radix).ok()
+}
+
+/// The name part of a Host header (`localhost:8397` → `localhost`, `[::1]:80` → `[::1]`);
+/// the whole header when what follows a `[...]` is not a port, so it is judged whole.
 pub fn host_without_port(header: &str) -> &str {
+    let is_port = |rest: &str| rest.strip_prefix(':').is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()));
     if header.starts_with('[') {
-        return header.split_inclusive(']').next().unwrap_or(header);
+        return match header.find(']') {
+            Some(end) if header[end + 1..].is_empty() || is_port(&header[end + 1..]) => &header[..=end],
+            _ => header,
+        };
     }
     match header.rsplit_once(':') {
         Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
@@ -199,6 +246,16 @@ mod tests {
         {
             assert!(!is_loopback_name(host), "{host}");
         }
+        // A bracketed address with a name after it, empty labels, a host that only
+        // looks numeric: not loopback.
+        for host in ["[::1]evil.com", "localhost..", "..localhost", "a..localhost", "127.0.0.1x", "0x7g.1", "128.1"] {
+            assert!(!is_loopback_name(host_without_port(host)), "{host}");
+        }
+        // Loopback as a resolver reads it.
+        for host in ["127.1", "127.0.1", "0x7f.1", "0177.0.0.1", "2130706433", "::ffff:127.0.0.1", "[::ffff:127.0.0.1]"]
+        {
+            assert!(is_loopback_name(host), "{host}");
+        }
     }
 
     #[test]
@@ -208,6 +265,8 @@ mod tests {
         assert_eq!(host_without_port("[::1]:8397"), "[::1]");
         assert_eq!(host_without_port("[::1]"), "[::1]");
         assert_eq!(host_without_port("evil.example:80"), "evil.example");
+        assert_eq!(host_without_port("[::1]evil.com"), "[::1]evil.com");
+        assert_eq!(host_without_port("[::1]:80x"), "[::1]:80x");
     }
 
     #[test]
@@ -216,8 +275,12 @@ mod tests {
         assert_eq!(ServerConfig::for_host("::1", None).unwrap().host_policy, HostPolicy::LoopbackOnly);
         assert!(matches!(ServerConfig::for_host("0.0.0.0", None), Err(BindError::KeyRequired { .. })));
         assert_eq!(ServerConfig::for_host("[::1]", None).unwrap().host_policy, HostPolicy::LoopbackOnly);
+        // Loopback however it is written.
+        for host in ["127.1", "localhost.", "LOCALHOST", "::ffff:127.0.0.1", "[::ffff:127.0.0.1]", "127.9.9.9"] {
+            assert_eq!(ServerConfig::for_host(host, None).unwrap().host_policy, HostPolicy::LoopbackOnly, "{host}");
+        }
         // Names that only DNS resolves may bind a LAN address: a key is required.
-        for host in ["app.localhost", "localhost.", "127.0.0.1.nip.io"] {
+        for host in ["app.localhost", "localhost..", "127.0.0.1.nip.io", "::ffff:10.0.0.1", "128.1"] {
             assert!(matches!(ServerConfig::for_host(host, None), Err(BindError::KeyRequired { .. })), "{host}");
         }
         let open = ServerConfig::for_host("0.0.0.0", ApiKey::new("k")).unwrap();

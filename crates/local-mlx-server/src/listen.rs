@@ -46,7 +46,7 @@ pub struct Listeners {
 
 /// Bind `host:port` (`port` 0: the OS picks one).
 pub async fn bind(host: &str, port: u16) -> Result<Listeners, BindError> {
-    let addrs: Vec<SocketAddr> = if host.eq_ignore_ascii_case("localhost") {
+    let addrs: Vec<SocketAddr> = if crate::config::is_localhost(host) {
         vec![
             SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
             SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), port),
