@@ -217,6 +217,9 @@ async fn a_hard_linked_partial_file_is_set_aside_and_the_file_it_shares_keeps_it
     assert_ne!(blob.ino(), std::fs::metadata(&victim).unwrap().ino());
 }
 
+/// Puts something where the resume record belongs.
+type Plant = Box<dyn Fn(&Path)>;
+
 /// What may lie where a resume record belongs: none of it may hang, balloon or wedge
 /// `status` or `pull`, and `pull` clears it away.
 #[tokio::test(flavor = "multi_thread")]
@@ -229,7 +232,7 @@ async fn a_planted_resume_record_neither_hangs_nor_balloons_nor_blocks_status_an
         let written: Vec<(u64, u64)> = (0..count).map(|i| (2 * i + 1, 2 * i + 2)).collect();
         serde_json::to_vec(&serde_json::json!({"size": BIG_FILE_LEN, "written": written})).unwrap()
     };
-    let cases: Vec<(&str, Box<dyn Fn(&Path)>)> = vec![
+    let cases: Vec<(&str, Plant)> = vec![
         ("a link to /dev/zero", Box::new(|p| std::os::unix::fs::symlink("/dev/zero", p).unwrap())),
         (
             "a FIFO",
