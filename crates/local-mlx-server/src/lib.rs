@@ -17,6 +17,7 @@
 //! errors in OpenAI's shape ([`error`]).
 
 pub mod config;
+pub mod connections;
 pub mod error;
 pub mod guard;
 pub mod listen;

@@ -68,7 +68,10 @@ pub async fn health(
 }
 
 pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Result<Response, ApiError> {
-    let body = read_limited(body, state.config.max_body_bytes).await?;
+    let deadline = crate::connections::BODY_READ;
+    let body = tokio::time::timeout(deadline, read_limited(body, state.config.max_body_bytes))
+        .await
+        .map_err(|_| ApiError::BodyTimeout { secs: deadline.as_secs() })??;
     let plan = request::parse(&body)?;
     let permit =
         state.queue.clone().try_acquire_owned().map_err(|_| ApiError::QueueFull { limit: state.config.max_queued })?;
