@@ -353,3 +353,30 @@ async fn under_256_open_files_idle_strangers_neither_starve_clients_nor_stay_ope
     signal(&child, libc::SIGTERM);
     assert!(tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap().success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_during_a_long_answer_cuts_it_after_the_grace_and_leaves_no_sidecar() {
+    let env = Env::new().await;
+    let (mut child, url) = serve(&env, &[]);
+    // As long an answer as a request may ask for: minutes of generation.
+    let body = json!({"model": env.model, "stream": true, "max_tokens": 8192,
+        "messages": [{"role": "user", "content": "Write a very long story."}]});
+    let mut response = reqwest::Client::new().post(format!("{url}/chat/completions")).json(&body).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut seen = String::new();
+    while !seen.contains("\"content\"") {
+        let chunk = response.chunk().await.unwrap().expect("a first piece of text");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let sidecar = descendants(child.id());
+    assert!(!sidecar.is_empty(), "the answer runs in the sidecar");
+
+    signal(&child, libc::SIGTERM);
+    while let Ok(Some(chunk)) = response.chunk().await {
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(!seen.contains("[DONE]"), "the stop waited for the whole answer");
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+    assert!(status.success(), "{status:?}");
+    wait_gone(&sidecar, Duration::from_secs(20), "SIGTERM during an answer").await;
+}
