@@ -12,6 +12,16 @@
 //! number words and digits, abbreviations like "Dr." for "doctor", accents, plural and
 //! verb endings) are allowed for; the thresholds were tuned on `eval/outputs.jsonl`,
 //! whose every line a unit test checks (see docs/QUALITY.md for the numbers).
+//!
+//! Those checks judge shares, so one word can slip through them: an answer after an
+//! echo of the question ("…of France? Paris."), a changed number, a dropped "not". Three
+//! exact checks close that gap: [`numbers`] (every value kept, none added), [`polarity`]
+//! (negations and contrast words kept) and [`form`] (every word of the answer is one of
+//! the speaker's, or a form of one).
+
+mod form;
+mod numbers;
+mod polarity;
 
 /// Function words: adding or dropping them says nothing about answering.
 const STOP_WORDS: &[&str] = &[
@@ -367,7 +377,23 @@ pub(super) fn unfaithful(transcript: &str, output: &str) -> Option<String> {
             return Some(format!("the answer adds a sentence that is not in the transcript ({})", quoted(&new)));
         }
     }
-    None
+    let (said, written) = (numbers::values_of(transcript), numbers::values_of(output));
+    if !numbers::same_values(&said, &written) {
+        return Some(format!(
+            "the answer changes the transcript's numbers ({} said, {} written)",
+            listed(&said),
+            listed(&written)
+        ));
+    }
+    polarity::changed(transcript, output).or_else(|| form::added(transcript, output))
+}
+
+/// Values for a warning: "none", or the first few joined.
+fn listed(values: &[String]) -> String {
+    if values.is_empty() {
+        return "none".into();
+    }
+    values.iter().take(6).cloned().collect::<Vec<_>>().join(" ")
 }
 
 /// How many of `answer`'s words appear in `transcript`'s order: the length of their
