@@ -98,16 +98,14 @@ const TRANSCRIPT_TAGS: (&str, &str) = ("<transcript>", "</transcript>");
 /// `None` only without an opening tag followed by a closing one.
 pub fn tagged_transcript(prompt: &str) -> Option<&str> {
     let (open, close) = TRANSCRIPT_TAGS;
-    let opens_line =
-        |at: usize| prompt[at + open.len()..].trim_start_matches([' ', '\t']).starts_with(['\n', '\r']);
+    let opens_line = |at: usize| prompt[at + open.len()..].trim_start_matches([' ', '\t']).starts_with(['\n', '\r']);
     let starts_line = |at: usize| {
         let before = prompt[..at].trim_end_matches([' ', '\t']);
         before.is_empty() || before.ends_with('\n')
     };
     let first_open_line = prompt.match_indices(open).map(|(at, _)| at).find(|&at| opens_line(at));
     if let Some(start) = first_open_line {
-        let last_close_line =
-            prompt.rmatch_indices(close).map(|(at, _)| at).find(|&at| at > start && starts_line(at));
+        let last_close_line = prompt.rmatch_indices(close).map(|(at, _)| at).find(|&at| at > start && starts_line(at));
         if let Some(end) = last_close_line {
             return Some(prompt[start + open.len()..end].trim());
         }
@@ -267,7 +265,10 @@ cleaned text.";
         // Two blocks, or a stray tag: the outermost block is judged, never nothing.
         let two = "<transcript>a</transcript> and <transcript>b</transcript>";
         assert_eq!(tagged_transcript(two), Some("a</transcript> and <transcript>b"));
-        assert_eq!(tagged_transcript("<transcript>a</transcript> a stray </transcript>"), Some("a</transcript> a stray"));
+        assert_eq!(
+            tagged_transcript("<transcript>a</transcript> a stray </transcript>"),
+            Some("a</transcript> a stray")
+        );
     }
 
     #[test]

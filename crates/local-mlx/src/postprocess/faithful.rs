@@ -300,6 +300,8 @@ fn same_opening(transcript: &str, output: &str) -> bool {
 
 /// Why `output` is not a clean-up of `transcript`, or `None` when it may be one.
 pub(super) fn unfaithful(transcript: &str, output: &str) -> Option<String> {
+    let joined = join_initials(output);
+    let output = joined.as_str();
     let vocabulary = Vocabulary::new(transcript);
     for tag in ["<think>", "</think>"] {
         if output.contains(tag) && !transcript.contains(tag) {
@@ -396,6 +398,26 @@ fn listed(values: &[String]) -> String {
     values.iter().take(6).cloned().collect::<Vec<_>>().join(" ")
 }
 
+/// `text` with dotted initials written as one word ("p.m." → "pm.", "U.S." → "US."), as
+/// the speaker said them: the checks compare words.
+fn join_initials(text: &str) -> String {
+    let initials = |chunk: &str| {
+        let core = chunk.trim_end_matches([',', ';', ':', '!', '?', ')']);
+        let parts: Vec<&str> = core.split('.').collect();
+        let dotted = parts.len() >= 3 && parts.last() == Some(&"");
+        let letters = &parts[..parts.len().saturating_sub(1)];
+        (dotted && letters.iter().all(|p| p.chars().count() == 1 && p.chars().all(char::is_alphabetic)))
+            .then(|| format!("{}.{}", letters.concat(), &chunk[core.len()..]))
+    };
+    let mut out = String::with_capacity(text.len());
+    for piece in text.split_inclusive(char::is_whitespace) {
+        let chunk = piece.trim_end();
+        out.push_str(&initials(chunk).unwrap_or_else(|| chunk.to_string()));
+        out.push_str(&piece[chunk.len()..]);
+    }
+    out
+}
+
 /// How many of `answer`'s words appear in `transcript`'s order: the length of their
 /// longest common subsequence, words compared as [`same_word`]. Two rows of the usual
 /// dynamic programme: O(n·m) time for a transcript of n content words and an answer of
@@ -458,6 +480,12 @@ mod tests {
         assert!(is_question("um how many days are there in a leap year"));
         assert!(is_question("are you coming question mark"));
         assert!(!is_question("so the meeting is at noon"));
+    }
+
+    #[test]
+    fn dotted_initials_are_one_word() {
+        assert_eq!(join_initials("at 3:30 p.m. in the U.S., e.g. here."), "at 3:30 pm. in the US., eg. here.");
+        assert_eq!(join_initials("Dr. Okafor said a. b"), "Dr. Okafor said a. b", "not initials");
     }
 
     #[test]
