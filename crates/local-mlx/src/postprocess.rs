@@ -356,6 +356,16 @@ cleaned text.";
             guard("um so i think we should uh meet tomorrow", inline, Some("stop")).text,
             "So I think we should meet tomorrow."
         );
+        // Contractions either way were refused by the share checks before (seen through
+        // the scripted sidecar): "shouldn" was a content word, "lets" one "let's" lacked.
+        for (said, written) in [
+            ("we should not cancel the order", "We shouldn't cancel the order."),
+            ("lets meet at three pm on tuesday", "Let's meet at 3 PM on Tuesday."),
+            ("i dont think so", "I do not think so."),
+        ] {
+            let g = guard(said, written, Some("stop"));
+            assert!(g.enhanced && g.text == written, "{said} -> {written}: {:?}", g.warnings);
+        }
         assert_eq!(
             guard("note: buy milk", "Note: buy milk.", Some("stop")).text,
             "Note: buy milk.",

@@ -188,9 +188,18 @@ const MIN_EXTRA_REPEATS: usize = 2;
 const MIN_SENTENCE_WORDS: usize = 4;
 const MAX_SENTENCE_NOVEL_SHARE: f64 = 0.6;
 
-/// Lower-cased words (runs of letters and digits) of `text`.
+/// Lower-cased words (runs of letters and digits) of `text`, contractions written out
+/// ("don't" and "dont" are "do not", "let's" is "let is"), so both forms count alike.
 fn words(text: &str) -> Vec<String> {
-    text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect()
+    let mut out = Vec::new();
+    for token in text.split(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '’')) {
+        let token = token.trim_matches(['\'', '’']).to_lowercase().replace('’', "'");
+        match form::expansion(&token) {
+            Some((base, second)) => out.extend([base, second[0].to_string()]),
+            None => out.extend(token.split('\'').filter(|w| !w.is_empty()).map(str::to_string)),
+        }
+    }
+    out
 }
 
 fn is_digits(word: &str) -> bool {

@@ -57,6 +57,31 @@ const SHORT_FORMS: &[(&str, &[&str])] = &[
     ("cannot", &["can", "not"]),
 ];
 
+/// Contractions as speech-to-text engines also write them, without the apostrophe.
+const BARE_CONTRACTIONS: &[(&str, &str)] = &[
+    ("dont", "don't"),
+    ("cant", "can't"),
+    ("wont", "won't"),
+    ("isnt", "isn't"),
+    ("arent", "aren't"),
+    ("wasnt", "wasn't"),
+    ("werent", "weren't"),
+    ("doesnt", "doesn't"),
+    ("didnt", "didn't"),
+    ("havent", "haven't"),
+    ("hasnt", "hasn't"),
+    ("shouldnt", "shouldn't"),
+    ("wouldnt", "wouldn't"),
+    ("couldnt", "couldn't"),
+    ("im", "i'm"),
+    ("ive", "i've"),
+    ("youre", "you're"),
+    ("theyre", "they're"),
+    ("lets", "let's"),
+    ("thats", "that's"),
+    ("whats", "what's"),
+];
+
 /// Words of `text` as the alignment sees them: lower case, accents folded, apostrophes
 /// straight and kept inside a word ("don't"), number words and digits left out.
 pub(super) fn tokens(text: &str) -> Vec<String> {
@@ -69,8 +94,9 @@ pub(super) fn tokens(text: &str) -> Vec<String> {
 }
 
 /// The two words a contraction or short form stands for: the first, and the choices
-/// for the second ("it's" → "it", is/has/us).
-fn expansion(word: &str) -> Option<(String, &'static [&'static str])> {
+/// for the second ("it's" → "it", is/has/us; "dont" → "do", not).
+pub(super) fn expansion(word: &str) -> Option<(String, &'static [&'static str])> {
+    let word = BARE_CONTRACTIONS.iter().find(|(bare, _)| *bare == word).map_or(word, |(_, full)| *full);
     if let Some((_, parts)) = SHORT_FORMS.iter().find(|(short, _)| *short == word) {
         return Some((parts[0].to_string(), &parts[1..]));
     }

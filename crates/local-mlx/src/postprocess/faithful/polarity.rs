@@ -6,10 +6,10 @@
 //! [`changed`] counts each class in the transcript and the answer. The answer may drop
 //! only a repetition ("not not" → "not"), and may add none.
 
-use super::form::tokens;
+use super::form::{expansion, tokens};
 
-/// Negations, English first, then the other languages of the eval set. A word ending in
-/// "n't" and "cannot" count too (see [`is_negation`]).
+/// Negations, English first, then the other languages of the eval set. A contraction
+/// with "not" ("don't", "dont", "cannot") counts too (see [`is_negation`]).
 const NEGATIONS: &[&str] = &[
     "not", "no", "never", "without", "nobody", "nothing", "none", "nowhere", "neither", "nor", "nicht", "kein",
     "keine", "keinen", "nie", "niemals", "pas", "jamais", "ne", "non", "nunca", "nada", "nessuno", "mai",
@@ -19,7 +19,7 @@ const CONTRASTS: &[&str] =
     &["but", "except", "unless", "although", "though", "however", "aber", "sondern", "mais", "pero", "ma"];
 
 fn is_negation(word: &str) -> bool {
-    NEGATIONS.contains(&word) || word.ends_with("n't") || word == "cannot"
+    NEGATIONS.contains(&word) || expansion(word).is_some_and(|(_, second)| second == ["not"])
 }
 
 /// How many words of `words` are in the class, all of them and without immediate
@@ -73,5 +73,7 @@ mod tests {
         assert_eq!(changed("no no no we're done", "No, we're done."), None, "a repetition dropped");
         assert_eq!(changed("but um not today", "But not today."), None);
         assert_eq!(changed("i’m not sure", "I'm not sure."), None);
+        assert_eq!(changed("i dont know", "I don't know."), None);
+        assert!(changed("i dont know", "I know.").is_some());
     }
 }
