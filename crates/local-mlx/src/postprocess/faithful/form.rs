@@ -189,7 +189,8 @@ fn stands_for(said: &Word, written: &Word) -> Option<bool> {
         4..=7 => 1,
         _ => 2,
     };
-    let fixable = !(VALUE_WORDS.contains(&s) && VALUE_WORDS.contains(&w));
+    let fixable =
+        said.chars.abs_diff(written.chars) <= limit && !(VALUE_WORDS.contains(&s) && VALUE_WORDS.contains(&w));
     (fixable && edits(s, w, limit).is_some()).then_some(true)
 }
 
@@ -257,7 +258,7 @@ pub(super) fn added(transcript: &str, answer: &str) -> Option<String> {
             .map(|w| format!("\"{}\"", w.text))
             .collect();
         return Some(if new.is_empty() {
-            format!("the answer says the transcript's words more often than the speaker did ({unaligned} extra)")
+            format!("the answer says the transcript's words more often than the speaker did, or out of order ({unaligned} extra)")
         } else {
             format!("the answer adds {unaligned} word(s) the speaker did not say ({})", new.join(", "))
         });
