@@ -18,6 +18,13 @@ const NEGATIONS: &[&str] = &[
 const CONTRASTS: &[&str] =
     &["but", "except", "unless", "although", "though", "however", "aber", "sondern", "mais", "pero", "ma"];
 
+/// Whether a word belongs to a class.
+type Class = fn(&str) -> bool;
+
+fn is_contrast(word: &str) -> bool {
+    CONTRASTS.contains(&word)
+}
+
 fn is_negation(word: &str) -> bool {
     NEGATIONS.contains(&word) || expansion(word).is_some_and(|(_, second)| second == ["not"])
 }
@@ -33,8 +40,7 @@ fn count(words: &[String], in_class: impl Fn(&str) -> bool) -> (usize, usize) {
 /// Why the answer changes the transcript's polarity, or `None` when it keeps it.
 pub(super) fn changed(transcript: &str, answer: &str) -> Option<String> {
     let (said, written) = (tokens(transcript), tokens(answer));
-    let classes: [(&str, &dyn Fn(&str) -> bool); 2] =
-        [("negation", &is_negation), ("contrast word", &|w: &str| CONTRASTS.contains(&w))];
+    let classes: [(&str, Class); 2] = [("negation", is_negation), ("contrast word", is_contrast)];
     for (name, in_class) in classes {
         let (all, once) = count(&said, in_class);
         let (answer_count, _) = count(&written, in_class);
