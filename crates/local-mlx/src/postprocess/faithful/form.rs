@@ -5,9 +5,9 @@
 //! when it is one of theirs (up to case, accents and apostrophes), an abbreviation or
 //! an inflection of one ("Dr." for "doctor", "thanks" for "thank"), a contraction the
 //! speaker's words make or its expansion ("don't" / "do not", "gonna" / "going to"),
-//! two of their words joined or one split ("email" / "e mail"), or a spelling fix: the
-//! same first letter and at most one edit (two from eight letters on), never between
-//! two days or months. Numbers are the [`super::numbers`] check's, and dropped words
+//! two of their words joined or one split ("email" / "e mail"), or a spelling fix: a
+//! homophone ("there" / "their"), or the same first letter and at most one edit (two
+//! from eight letters on), never between two days or months. Numbers are the [`super::numbers`] check's, and dropped words
 //! (fillers, repeats, spoken punctuation) are allowed: only *added* words count. Each
 //! of the speaker's words is used once, so saying a word again ("Say only OK. OK") is
 //! an addition too.
@@ -43,6 +43,26 @@ const VALUE_WORDS: &[&str] = &[
     "october",
     "november",
     "december",
+];
+
+/// Words that sound alike, which a speech-to-text engine mixes up: one for another is a
+/// spelling fix (counted as one), whatever the edit distance.
+const HOMOPHONES: &[&[&str]] = &[
+    &["their", "there", "they're"],
+    &["your", "you're"],
+    &["to", "too"],
+    &["whose", "who's"],
+    &["weather", "whether"],
+    &["hear", "here"],
+    &["new", "knew"],
+    &["right", "write"],
+    &["by", "buy", "bye"],
+    &["where", "wear"],
+    &["peace", "piece"],
+    &["break", "brake"],
+    &["principal", "principle"],
+    &["affect", "effect"],
+    &["accept", "except"],
 ];
 
 /// Spoken short forms and what they stand for.
@@ -172,6 +192,9 @@ fn stands_for(said: &Word, written: &Word) -> Option<bool> {
         }
     }
     let (s, w) = (said.text.as_str(), written.text.as_str());
+    if HOMOPHONES.iter().any(|group| group.contains(&s) && group.contains(&w)) {
+        return Some(true);
+    }
     if s.chars().next() != w.chars().next() {
         return None;
     }
@@ -288,6 +311,12 @@ mod tests {
             ("the colour of the sky", "The color of the sky."),
             ("she said open quote hi close quote", "She said, \"hi\""),
             ("twenty five units", "25 units"),
+            ("i will call you at five pm", "I'll call you at 5 p.m."),
+            ("we can not go", "We cannot go."),
+            ("it's nine ninety nine", "It's $9.99."),
+            ("the year two thousand and twenty four", "The year 2024."),
+            ("put it over their", "Put it over there."),
+            ("send a follow up", "Send a follow-up."),
         ] {
             assert_eq!(added(said, written), None, "{said} -> {written}");
         }
