@@ -11,7 +11,8 @@
 //! The guards encode Handy's rule that on any failure the original transcript is kept:
 //! an empty answer, one cut off by the token limit, one wildly longer or shorter than
 //! the input, or one that is not a clean-up of it (an answer, a followed instruction, a
-//! translation, invented sentences, JSON, a think tag: see [`faithful`]) is replaced by
+//! translation, invented sentences, a word the speaker did not say, a changed number, a
+//! dropped "not", JSON, a think tag: see [`faithful`]) is replaced by
 //! the input, with a warning the caller can show. A lead-in and quotes around the
 //! answer are repaired rather than refused.
 
