@@ -109,7 +109,7 @@ async fn server() -> Server {
         .build()
         .unwrap();
     let hub = TestHub::start(tmp.path().join("repos")).await.unwrap();
-    let mut sidecar = SidecarConfig::new(test_hub::workspace_root().join("tools/scripted-sidecar"));
+    let mut sidecar = SidecarConfig::in_dir(test_hub::workspace_root().join("tools/scripted-sidecar"));
     sidecar.venv_dir = Some(tmp.path().join("venv"));
     let config = ManagerConfig {
         hub: HubConfig::new(hub.url(), tmp.path().join("hub")),
