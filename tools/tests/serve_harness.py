@@ -11,11 +11,47 @@ import json
 import os
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS = ROOT / "tools"
+
+# Handy's default prompt (its src-tauri/src/settings.rs), transcript first.
+HANDY_PROMPT = (ROOT / "eval" / "prompts" / "handy-default.txt").read_text().rstrip("\n")
+# The headers Handy's "Custom" provider sends when no API key is set.
+HANDY_HEADERS = {
+    "Content-Type": "application/json",
+    "Referer": "https://github.com/cjpais/Handy",
+    "User-Agent": "Handy/1.0 (+https://github.com/cjpais/Handy)",
+    "X-Title": "Handy",
+}
+
+
+def handy_body(model: str, template: str, transcript: str) -> bytes:
+    """Handy's body as serde_json writes it: these fields, this order, compact."""
+    body = {
+        "model": model,
+        "messages": [{"role": "user", "content": template.replace("${output}", transcript)}],
+        "stream": False,
+        "reasoning_effort": "none",
+    }
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def handy_ask(url: str, body: bytes) -> tuple[float, dict]:
+    """One request as Handy sends it (no client timeout, as in Handy): seconds, answer."""
+    request = urllib.request.Request(f"{url}/chat/completions", data=body, headers=HANDY_HEADERS)
+    t0 = time.perf_counter()
+    try:
+        with urllib.request.urlopen(request) as response:
+            answer = json.load(response)
+    except urllib.error.HTTPError as error:
+        raise AssertionError(f"{url}: HTTP {error.code}: {error.read().decode()}") from error
+    return time.perf_counter() - t0, answer
 
 
 def build_binaries(profile: str = "debug") -> Path:

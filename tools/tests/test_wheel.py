@@ -16,7 +16,6 @@ import os
 import shutil
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -26,7 +25,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import serve_harness  # noqa: E402
 
 ROOT = serve_harness.ROOT
-HANDY_PROMPT = (ROOT / "eval" / "prompts" / "handy-default.txt").read_text()
 TRANSCRIPT = "um so i think we should uh meet tomorrow"
 
 
@@ -78,7 +76,13 @@ class User:
             "UV_PYTHON_DOWNLOADS": "never",
             "HF_ENDPOINT": hub_url,
         }
-        for name in ("SSL_CERT_FILE", "SSL_CERT_DIR", "PIP_CERT", "UV_INDEX_URL", "UV_DEFAULT_INDEX"):
+        for name in (
+            "SSL_CERT_FILE",
+            "SSL_CERT_DIR",
+            "PIP_CERT",
+            "UV_INDEX_URL",
+            "UV_DEFAULT_INDEX",
+        ):
             if name in os.environ:
                 self.env[name] = os.environ[name]
 
@@ -94,29 +98,6 @@ class User:
 
     def local_mlx(self, *args: str, **extra: str) -> subprocess.CompletedProcess:
         return self.run(str(self.bin / "local-mlx"), *args, **extra)
-
-
-def handy_request(url: str, model: str) -> dict:
-    """What Handy's "Custom" provider sends, byte for byte (no key set)."""
-    body = {
-        "model": model,
-        "messages": [{"role": "user", "content": HANDY_PROMPT.replace("${output}", TRANSCRIPT)}],
-        "stream": False,
-        "reasoning_effort": "none",
-    }
-    request = urllib.request.Request(
-        f"{url}/chat/completions",
-        data=json.dumps(body).encode(),
-        headers={
-            "Content-Type": "application/json",
-            "Referer": "https://github.com/cjpais/Handy",
-            "User-Agent": "Handy/1.0 (+https://github.com/cjpais/Handy)",
-            "X-Title": "Handy",
-        },
-    )
-    with urllib.request.urlopen(request, timeout=600) as answer:
-        assert answer.status == 200
-        return json.load(answer)
 
 
 def test_installed_wheel_sets_up_serves_handy_offline_and_uninstalls(wheel, hub, tmp_path):
@@ -160,7 +141,10 @@ def test_installed_wheel_sets_up_serves_handy_offline_and_uninstalls(wheel, hub,
     try:
         line = serve.stdout.readline()
         assert line.startswith("local-mlx serve: "), line + serve.stderr.read()
-        answer = handy_request(line.split(": ", 1)[1].strip(), repo_id)
+        url = line.split(": ", 1)[1].strip()
+        _, answer = serve_harness.handy_ask(
+            url, serve_harness.handy_body(repo_id, serve_harness.HANDY_PROMPT, TRANSCRIPT)
+        )
         assert answer["choices"][0]["message"]["content"], answer
         log = (user.home / ".config" / "local-mlx" / "sidecar.log").read_text()
         assert "--- uv sync" not in log, "the first request after setup paid no environment sync"
@@ -184,7 +168,9 @@ def test_setup_without_network_names_what_to_do(wheel, hub, tmp_path):
     assert f"local-mlx setup {repo_id}" in offline.stderr, offline.stderr
     unreachable = user.local_mlx("setup", repo_id)
     assert unreachable.returncode != 0
-    assert "127.0.0.1:9" in unreachable.stderr and "network" in unreachable.stderr, unreachable.stderr
+    assert "127.0.0.1:9" in unreachable.stderr and "network" in unreachable.stderr, (
+        unreachable.stderr
+    )
     assert not list((user.home / ".cache" / "huggingface" / "hub").glob("models--*/refs/*")), (
         "no model looks downloaded"
     )

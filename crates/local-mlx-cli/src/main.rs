@@ -73,9 +73,14 @@ enum Command {
         /// The port (0: any free port).
         #[arg(long, default_value_t = local_mlx_server::DEFAULT_PORT)]
         port: u16,
-        /// Require `Authorization: Bearer <KEY>` on every request.
+        /// Require `Authorization: Bearer <KEY>` on every request; `-` reads the key
+        /// from stdin. Prefer LOCAL_MLX_API_KEY or --api-key-file: a key written here
+        /// shows in every local user's `ps`.
         #[arg(long, env = "LOCAL_MLX_API_KEY", hide_env_values = true)]
         api_key: Option<String>,
+        /// Read the API key from the first line of this file.
+        #[arg(long, value_name = "PATH")]
+        api_key_file: Option<std::path::PathBuf>,
         /// Unload the model and stop the Python sidecar after this long without a
         /// request: never, immediately, sec15, min2, min5, min10, min15, hour1, or a
         /// duration like 90s, 10m, 1h.

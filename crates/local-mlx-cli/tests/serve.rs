@@ -205,3 +205,178 @@ async fn beyond_loopback_with_a_key_any_host_name_is_answered_but_only_with_the_
     signal(&child, libc::SIGTERM);
     assert!(tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap().success());
 }
+
+/// `serve` with `extra` arguments and `stdin`, no key in its environment; the base URL.
+fn serve_with_stdin(env: &Env, extra: &[&str], stdin: &str) -> (Child, String) {
+    let mut args = vec!["serve", "--port", "0"];
+    args.extend_from_slice(extra);
+    let mut child = env
+        .command(&args)
+        .env_remove("LOCAL_MLX_API_KEY")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut pipe = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut pipe, stdin.as_bytes()).unwrap();
+    drop(pipe);
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line.trim_end().strip_prefix("local-mlx serve: ").unwrap_or_else(|| panic!("first line: {line:?}"));
+    (child, url.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_key_read_from_stdin_or_a_file_is_required_and_never_in_the_arguments() {
+    let env = Env::new().await;
+    let key_file = env.tmp.path().join("api-key");
+    std::fs::write(&key_file, "file-key-42\n").unwrap();
+    let key_file = key_file.to_str().unwrap().to_string();
+    for (extra, stdin, key) in [
+        (vec!["--api-key", "-"], "stdin-key-17\n", "stdin-key-17"),
+        (vec!["--api-key-file", &key_file], "", "file-key-42"),
+    ] {
+        let (child, url) = serve_with_stdin(&env, &extra, stdin);
+        let cmdline = std::fs::read(format!("/proc/{}/cmdline", child.id())).unwrap();
+        assert!(!String::from_utf8_lossy(&cmdline).contains(key), "{extra:?}: the key is in ps");
+        let client = reqwest::Client::new();
+        assert_eq!(client.get(format!("{url}/models")).send().await.unwrap().status(), 401, "{extra:?}");
+        let allowed = client.get(format!("{url}/models")).bearer_auth(key).send().await.unwrap();
+        assert_eq!(allowed.status(), 200, "{extra:?}");
+        signal(&child, libc::SIGTERM);
+        let mut child = child;
+        assert!(tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap().success());
+    }
+
+    // An empty stdin is refused in one clear line, not taken as "no key".
+    let output = env.run(&["serve", "--port", "0", "--api-key", "-"], Some("")).await;
+    assert_eq!(output.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("stdin") && err.contains("empty"), "{err}");
+    let output = env.run(&["serve", "--port", "0", "--api-key", "k", "--api-key-file", &key_file], None).await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not both"));
+}
+
+/// A hang guard for the waits below, not a speed check (the deadlines are 10 and 20 s).
+const HANG: Duration = Duration::from_secs(120);
+
+/// Read until the server closes the connection (EOF or reset); what it sent.
+async fn until_closed(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut seen = Vec::new();
+    let read = tokio::time::timeout(HANG, async {
+        let mut buffer = [0u8; 4096];
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => seen.extend_from_slice(&buffer[..n]),
+            }
+        }
+    });
+    read.await.expect("the server never closed the connection");
+    String::from_utf8_lossy(&seen).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn under_256_open_files_idle_strangers_neither_starve_clients_nor_stay_open() {
+    use std::os::unix::process::CommandExt;
+    use tokio::io::AsyncWriteExt;
+    let env = Env::new().await;
+    let mut command = env.command(&["serve", "--port", "0"]);
+    // launchd's default limit.
+    // SAFETY: setrlimit is async-signal-safe; the closure touches nothing else.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit { rlim_cur: 256, rlim_max: 256 };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let mut child = command
+        .env_remove("LOCAL_MLX_API_KEY")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line.trim_end().strip_prefix("local-mlx serve: ").unwrap().to_string();
+    let addr = url.strip_prefix("http://localhost").unwrap().strip_suffix("/v1").unwrap();
+    let addr = format!("127.0.0.1{addr}");
+
+    // 374 connections that hold a descriptor: silent, half a header, a body that
+    // promises 1 GB, an idle keep-alive after an answer.
+    let mut strangers = Vec::new();
+    for i in 0..374 {
+        let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let opening: &[u8] = match i % 4 {
+            0 => b"",
+            1 => b"GET /v1/models HTTP/1.1\r\nHost: loc",
+            2 => b"POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000000000\r\n\r\n{\"mod",
+            _ => b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        };
+        // A write may fail once the server closed an evicted one: that is the point.
+        let _ = stream.write_all(opening).await;
+        strangers.push(stream);
+    }
+    // Every legitimate request is answered.
+    for n in 0..8 {
+        let request = reqwest::Client::new().get(format!("{url}/models")).send();
+        let response = tokio::time::timeout(HANG, request).await.unwrap_or_else(|_| panic!("request {n} hangs"));
+        assert_eq!(response.unwrap().status(), 200, "request {n}");
+    }
+
+    // And no connection stays open without sending a request in time: half a header,
+    // a keep-alive after its answer, a body that stops coming (a 408).
+    let mut half = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    half.write_all(b"GET /v1/models HTTP/1.1\r\nHost: loc").await.unwrap();
+    let mut kept = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    kept.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n").await.unwrap();
+    let mut trickle = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    trickle
+        .write_all(b"POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000\r\n\r\n{\"model\"")
+        .await
+        .unwrap();
+    let (half, kept, trickle) =
+        tokio::join!(until_closed(&mut half), until_closed(&mut kept), until_closed(&mut trickle));
+    assert_eq!(half, "", "no answer to half a header");
+    assert!(kept.starts_with("HTTP/1.1 200"), "answered, then closed when idle: {kept}");
+    assert!(trickle.starts_with("HTTP/1.1 408"), "{trickle}");
+    drop(strangers);
+
+    signal(&child, libc::SIGTERM);
+    assert!(tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap().success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_during_a_long_answer_cuts_it_after_the_grace_and_leaves_no_sidecar() {
+    let env = Env::new().await;
+    let (mut child, url) = serve(&env, &[]);
+    // As long an answer as a request may ask for: minutes of generation.
+    let body = json!({"model": env.model, "stream": true, "max_tokens": 8192,
+        "messages": [{"role": "user", "content": "Write a very long story."}]});
+    let mut response = reqwest::Client::new().post(format!("{url}/chat/completions")).json(&body).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut seen = String::new();
+    while !seen.contains("\"content\"") {
+        let chunk = response.chunk().await.unwrap().expect("a first piece of text");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let sidecar = descendants(child.id());
+    assert!(!sidecar.is_empty(), "the answer runs in the sidecar");
+
+    signal(&child, libc::SIGTERM);
+    while let Ok(Some(chunk)) = response.chunk().await {
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(!seen.contains("[DONE]"), "the stop waited for the whole answer");
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+    assert!(status.success(), "{status:?}");
+    wait_gone(&sidecar, Duration::from_secs(20), "SIGTERM during an answer").await;
+}

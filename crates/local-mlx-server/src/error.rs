@@ -37,6 +37,9 @@ pub enum ApiError {
     #[error("the request body is larger than {limit} bytes")]
     BodyTooLarge { limit: usize },
 
+    #[error("the request body did not arrive within {secs} s of its head; send the whole body at once")]
+    BodyTimeout { secs: u64 },
+
     #[error("the server is busy ({limit} requests are already queued or running); retry in a moment")]
     QueueFull { limit: usize },
 
@@ -66,6 +69,7 @@ impl ApiError {
             ApiError::ForbiddenHost { .. } | ApiError::ForbiddenOrigin { .. } => StatusCode::FORBIDDEN,
             ApiError::ModelNotFound(_) | ApiError::NoRoute { .. } => StatusCode::NOT_FOUND,
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::QueueFull { .. } | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::UnsupportedPlatform(_) => StatusCode::NOT_IMPLEMENTED,
@@ -97,6 +101,7 @@ impl ApiError {
             ApiError::ModelNotFound(_) => "model_not_found",
             ApiError::NoRoute { .. } => "not_found",
             ApiError::BodyTooLarge { .. } => "body_too_large",
+            ApiError::BodyTimeout { .. } => "body_timeout",
             ApiError::QueueFull { .. } => "queue_full",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Timeout(_) => "timeout",
@@ -153,6 +158,7 @@ mod tests {
             (ApiError::ForbiddenHost { host: "evil.example".into() }, 403, "permission_error"),
             (ApiError::ModelNotFound("m".into()), 404, "invalid_request_error"),
             (ApiError::BodyTooLarge { limit: 10 }, 413, "invalid_request_error"),
+            (ApiError::BodyTimeout { secs: 20 }, 408, "invalid_request_error"),
             (ApiError::QueueFull { limit: 4 }, 503, "server_error"),
         ];
         for (error, status, kind) in cases {

@@ -17,6 +17,7 @@
 //! errors in OpenAI's shape ([`error`]).
 
 pub mod config;
+pub mod connections;
 pub mod error;
 pub mod guard;
 pub mod listen;
@@ -30,7 +31,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use local_mlx::MlxModelManager;
 
-pub use config::{ApiKey, HostPolicy, ServerConfig, DEFAULT_PORT};
+pub use config::{ApiKey, HostPolicy, KeyError, ServerConfig, DEFAULT_PORT};
 pub use error::ApiError;
 pub use listen::{bind, serve, BindError, Listeners};
 

@@ -1,4 +1,5 @@
-//! Binding the listening sockets and serving until told to stop.
+//! Binding the listening sockets and serving until told to stop (each connection
+//! under the limits of [`crate::connections`]).
 //!
 //! `localhost` is bound on both 127.0.0.1 and ::1, on the same port, because clients
 //! resolve it to either (Handy's reqwest may try ::1 first); a machine without IPv6 just
@@ -9,7 +10,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use axum::Router;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+use crate::connections::{connection_cap, serve_connection, Registry};
 
 /// How long in-flight requests may finish after a stop signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -19,7 +24,7 @@ pub enum BindError {
     #[error("port {port} is already in use on {host} (another `local-mlx serve`?): choose another one with --port")]
     PortInUse { host: String, port: u16 },
 
-    #[error("--host {host} is reachable from other machines: give an API key with --api-key or LOCAL_MLX_API_KEY, or use --host 127.0.0.1")]
+    #[error("--host {host} is reachable from other machines: give an API key in LOCAL_MLX_API_KEY or with --api-key-file, or use --host 127.0.0.1")]
     KeyRequired { host: String },
 
     #[error("cannot resolve --host {host}: {source}")]
@@ -46,7 +51,7 @@ pub struct Listeners {
 
 /// Bind `host:port` (`port` 0: the OS picks one).
 pub async fn bind(host: &str, port: u16) -> Result<Listeners, BindError> {
-    let addrs: Vec<SocketAddr> = if host.eq_ignore_ascii_case("localhost") {
+    let addrs: Vec<SocketAddr> = if crate::config::is_localhost(host) {
         vec![
             SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
             SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), port),
@@ -85,27 +90,70 @@ fn bind_error(host: &str, addr: SocketAddr, source: std::io::Error) -> BindError
     }
 }
 
-/// Serve `router` on every listener until `stop` resolves, then give in-flight requests
-/// [`SHUTDOWN_GRACE`] to finish.
+/// Serve `router` on every listener until `stop` resolves, then give running answers
+/// [`SHUTDOWN_GRACE`] to finish; whatever still runs then is cut off (its generation
+/// cancelled). Connections are limited as [`crate::connections`] says.
 pub async fn serve(listeners: Listeners, router: Router, stop: impl Future<Output = ()> + Send + 'static) {
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    let mut servers = tokio::task::JoinSet::new();
-    for listener in listeners.listeners {
-        let mut rx = rx.clone();
-        let router = router.clone();
-        servers.spawn(async move {
-            let stopped = async move {
-                let _ = rx.wait_for(|stop| *stop).await;
-            };
-            if let Err(error) = axum::serve(listener, router).with_graceful_shutdown(stopped).await {
-                tracing::error!(%error, "the server stopped");
-            }
-        });
+    let mut stop = std::pin::pin!(stop);
+    // Polled once before the first answer, so a signal handler it installs is in place:
+    // a SIGTERM just after an answer then stops the server instead of killing it.
+    if futures_util::FutureExt::now_or_never(stop.as_mut()).is_some() {
+        return;
     }
-    stop.await;
-    let _ = tx.send(true);
-    let drained = async { while servers.join_next().await.is_some() {} };
+    let registry = Registry::new(connection_cap());
+    let (stopping, stopped) = watch::channel(false);
+    let (to_serve, mut accepted) = mpsc::channel::<TcpStream>(64);
+    let mut acceptors = JoinSet::new();
+    for listener in listeners.listeners {
+        acceptors.spawn(accept_loop(listener, to_serve.clone()));
+    }
+    drop(to_serve);
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = stop.as_mut() => break,
+            Some(stream) = accepted.recv() => {
+                connections.spawn(serve_connection(stream, router.clone(), registry.clone(), stopped.clone()));
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    acceptors.abort_all();
+    drop(accepted);
+    let _ = stopping.send(true);
+    let drained = async { while connections.join_next().await.is_some() {} };
     if tokio::time::timeout(SHUTDOWN_GRACE, drained).await.is_err() {
-        tracing::warn!("requests still running after the grace period were cut off");
+        tracing::warn!(running = registry.len(), "answers still running after the grace period were cut off");
+        registry.kill_all();
+        connections.shutdown().await;
+    }
+}
+
+/// How often a failing `accept` (out of descriptors) is logged.
+const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Accept connections for ever, handing each to the serving loop.
+async fn accept_loop(listener: TcpListener, to_serve: mpsc::Sender<TcpStream>) {
+    let mut logged: Option<tokio::time::Instant> = None;
+    let mut failures = 0u64;
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let _ = stream.set_nodelay(true);
+                if to_serve.send(stream).await.is_err() {
+                    return;
+                }
+            }
+            Err(error) => {
+                failures += 1;
+                if logged.is_none_or(|at| at.elapsed() >= ACCEPT_LOG_EVERY) {
+                    tracing::warn!(%error, failures, "cannot accept a connection (out of file descriptors?)");
+                    logged = Some(tokio::time::Instant::now());
+                    failures = 0;
+                }
+                // The cause (no free descriptor) lasts a while: no busy loop meanwhile.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
     }
 }

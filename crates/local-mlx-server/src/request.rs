@@ -4,7 +4,9 @@
 //! Loose fields (`content`, `stop`, `response_format`) are read as JSON values and
 //! checked by hand, because serde's "did not match any variant of untagged enum" tells a
 //! client nothing; every refusal names the field and what is accepted. Unknown fields
-//! are ignored, as OpenAI clients send many we have no use for. Defaults favour the
+//! are ignored, as OpenAI clients send many we have no use for; tools are not: a client
+//! that offers tools waits for tool calls, and a plain text answer would mislead it, so
+//! `tools` or `tool_choice` asking for them is a 400 naming the field. Defaults favour the
 //! clean-up job: greedy decoding (temperature 0) and thinking off unless asked for.
 //! Value ranges (temperature, top_p, max_tokens, stop, empty messages) are the core's
 //! rules, checked once in [`ChatRequest`]'s validation and answered as 400 from there.
@@ -47,6 +49,10 @@ pub struct ChatCompletionRequest {
     pub chat_template_kwargs: Option<ChatTemplateKwargs>,
     #[serde(default)]
     pub response_format: Option<Value>,
+    #[serde(default)]
+    pub tools: Option<Value>,
+    #[serde(default)]
+    pub tool_choice: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -164,6 +170,7 @@ impl ChatCompletionRequest {
         if self.n.is_some_and(|n| n != 1) {
             return Err(bad("n: only 1 choice per request is supported"));
         }
+        no_tools(self.tools.as_ref(), self.tool_choice.as_ref())?;
         let messages = self
             .messages
             .iter()
@@ -221,6 +228,29 @@ fn message_of(index: usize, message: &WireMessage) -> Result<ChatMessage, ApiErr
         }
     };
     Ok(ChatMessage { role, content })
+}
+
+/// Tools are refused; only their harmless spellings pass: none given (absent, `null`,
+/// `[]`) and a `tool_choice` of `"none"` or `"auto"` with none given.
+fn no_tools(tools: Option<&Value>, choice: Option<&Value>) -> Result<(), ApiError> {
+    let offered = match tools {
+        None | Some(Value::Null) => false,
+        Some(Value::Array(list)) => !list.is_empty(),
+        Some(_) => true,
+    };
+    if offered {
+        return Err(bad(
+            "tools: this server answers with text only and calls no tools; send the request without tools",
+        ));
+    }
+    match choice {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::String(choice)) if choice == "none" || choice == "auto" => Ok(()),
+        Some(other) => Err(bad(format!(
+            "tool_choice: this server calls no tools, so only \"none\" is possible, not {}",
+            serde_json::to_string(other).unwrap_or_default()
+        ))),
+    }
 }
 
 fn type_name(value: &Value) -> &'static str {
@@ -449,5 +479,23 @@ mod tests {
         assert!(!plan(body.clone()).unwrap().include_usage);
         body["stream_options"] = json!({"include_usage": true});
         assert!(plan(body).unwrap().include_usage);
+    }
+
+    #[test]
+    fn tools_are_refused_naming_the_field_and_their_absence_passes() {
+        let tool = json!([{"type": "function", "function": {"name": "get_time", "parameters": {}}}]);
+        assert!(error(with("tools", tool)).starts_with("tools:"));
+        assert!(error(with("tools", json!({"x": 1}))).starts_with("tools:"));
+        for choice in [json!("required"), json!({"type": "function", "function": {"name": "get_time"}})] {
+            assert!(error(with("tool_choice", choice)).starts_with("tool_choice:"));
+        }
+        for (field, value) in [
+            ("tools", json!([])),
+            ("tools", Value::Null),
+            ("tool_choice", json!("none")),
+            ("tool_choice", json!("auto")),
+        ] {
+            assert!(plan(with(field, value.clone())).is_ok(), "{field} = {value}");
+        }
     }
 }

@@ -49,18 +49,29 @@ pub async fn models(State(state): State<AppState>) -> Json<ModelList> {
     Json(ModelList::new(state.manager.store().downloaded_models(), state.started))
 }
 
-/// `idle` (no sidecar), `loading` (sidecar starting or model loading) or `ready`.
-pub async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
-    Json(match state.manager.runtime() {
+/// `idle` (no sidecar), `loading` (sidecar starting or model loading) or `ready`; the
+/// model only to a request with the key (or when there is none).
+pub async fn health(
+    State(state): State<AppState>,
+    key: Option<axum::Extension<crate::guard::KeyGiven>>,
+) -> Json<serde_json::Value> {
+    let health = match state.manager.runtime() {
         Runtime::Idle => json!({"status": "idle", "model": null}),
         Runtime::Starting => json!({"status": "loading", "phase": "starting", "model": null}),
         Runtime::Loading { model_id } => json!({"status": "loading", "phase": "loading", "model": model_id}),
         Runtime::Ready { model_id } => json!({"status": "ready", "model": model_id}),
-    })
+    };
+    if key.is_some_and(|axum::Extension(given)| !given.0) {
+        return Json(json!({"status": health["status"]}));
+    }
+    Json(health)
 }
 
 pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Result<Response, ApiError> {
-    let body = read_limited(body, state.config.max_body_bytes).await?;
+    let deadline = crate::connections::BODY_READ;
+    let body = tokio::time::timeout(deadline, read_limited(body, state.config.max_body_bytes))
+        .await
+        .map_err(|_| ApiError::BodyTimeout { secs: deadline.as_secs() })??;
     let plan = request::parse(&body)?;
     let permit =
         state.queue.clone().try_acquire_owned().map_err(|_| ApiError::QueueFull { limit: state.config.max_queued })?;

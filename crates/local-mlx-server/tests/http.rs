@@ -494,3 +494,81 @@ async fn a_client_leaving_mid_stream_cancels_its_generation() {
     assert_eq!(status, 200, "{answer}");
     assert!(answer["usage"]["completion_tokens"].as_u64().unwrap() <= 3);
 }
+
+/// A server over an empty cache and a hub that is not there: enough for the guards,
+/// which answer before any model is involved.
+async fn bare_server(config: ServerConfig) -> (String, tokio::task::JoinHandle<()>, tempfile::TempDir) {
+    let tmp = tempfile::tempdir().unwrap();
+    let hub = HubConfig::new("http://127.0.0.1:9", tmp.path().join("hub"));
+    let manager = Arc::new(MlxModelManager::with_hub(hub, Arc::new(NullSink)).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let router = local_mlx_server::router(manager, config);
+    let task = tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (base, task, tmp)
+}
+
+/// One raw HTTP/1.1 request (headers as given, so duplicates go out as written); the status.
+async fn raw_status(base: &str, head: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(base.strip_prefix("http://").unwrap()).await.unwrap();
+    stream.write_all(format!("{head}Connection: close\r\n\r\n").as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    answer.split(' ').nth(1).and_then(|code| code.parse().ok()).unwrap_or_else(|| panic!("no status in {answer:?}"))
+}
+
+#[tokio::test]
+async fn host_names_are_judged_whole_and_two_host_headers_are_refused() {
+    let (base, task, _tmp) = bare_server(ServerConfig::default()).await;
+    let models = format!("{base}/v1/models");
+    for host in ["[::1]evil.com", "[::1]evil.com:80", "localhost..", "localhost..:8397", "127.0.0.1.evil.example"] {
+        let response = client().get(&models).header("host", host).send().await.unwrap();
+        assert_eq!(response.status(), 403, "{host}");
+    }
+    for host in ["localhost.", "127.1", "[::ffff:127.0.0.1]:8397", "[::1]:8397", "app.localhost"] {
+        let response = client().get(&models).header("host", host).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{host}");
+    }
+    assert_eq!(raw_status(&base, "GET /v1/models HTTP/1.1\r\nHost: localhost\r\n").await, 200);
+    // Loopback however --host writes it: no key needed, and only loopback is bound.
+    for host in ["127.1", "localhost.", "127.0.0.2"] {
+        assert!(ServerConfig::for_host(host, None).is_ok(), "{host}");
+        let bound = local_mlx_server::bind(host, 0).await.unwrap();
+        assert!(bound.listeners.iter().all(|l| l.local_addr().unwrap().ip().is_loopback()), "{host}");
+    }
+    for hosts in ["Host: localhost\r\nHost: evil.example\r\n", "Host: evil.example\r\nHost: localhost\r\n"] {
+        assert_eq!(raw_status(&base, &format!("GET /v1/models HTTP/1.1\r\n{hosts}")).await, 400, "{hosts:?}");
+    }
+    task.abort();
+}
+
+#[tokio::test]
+async fn local_app_webviews_may_call_and_other_schemes_may_not() {
+    let (base, task, _tmp) = bare_server(ServerConfig::default()).await;
+    let models = format!("{base}/v1/models");
+    // Tauri's webview: tauri://localhost on macOS and Linux, http://tauri.localhost on Windows.
+    for origin in ["tauri://localhost", "http://tauri.localhost", "http://localhost:1420"] {
+        let response = client().get(&models).header("origin", origin).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{origin}");
+    }
+    for origin in ["null", "tauri://evil.example", "https://evil.example", "chrome-extension://abc"] {
+        let response = client().get(&models).header("origin", origin).send().await.unwrap();
+        assert_eq!(response.status(), 403, "{origin}");
+    }
+    task.abort();
+}
+
+#[tokio::test]
+async fn health_names_the_model_only_to_a_request_with_the_key() {
+    let config = ServerConfig::for_host("0.0.0.0", ApiKey::new("lan-key")).unwrap();
+    let (base, task, _tmp) = bare_server(config).await;
+    let health = format!("{base}/health");
+    let open: Value = client().get(&health).header("host", "my-mac.lan").send().await.unwrap().json().await.unwrap();
+    assert_eq!(open, json!({"status": "idle"}), "liveness only, without the key");
+    let wrong: Value = client().get(&health).bearer_auth("nope").send().await.unwrap().json().await.unwrap();
+    assert_eq!(wrong, json!({"status": "idle"}));
+    let keyed: Value = client().get(&health).bearer_auth("lan-key").send().await.unwrap().json().await.unwrap();
+    assert_eq!(keyed, json!({"status": "idle", "model": null}), "the whole answer with the key");
+    task.abort();
+}

@@ -25,7 +25,8 @@ pub enum Error {
     Offline { model_id: String, cache: PathBuf },
 
     #[error(
-        "repository '{repo}' was not found on {endpoint}: check the model id (private or gated models need HF_TOKEN)"
+        "repository '{repo}' was not found on {}: check the model id (private or gated models need HF_TOKEN)",
+        without_userinfo(endpoint)
     )]
     RepoNotFound { repo: String, endpoint: String },
 
@@ -35,27 +36,31 @@ pub enum Error {
     #[error("the hub refused access to '{repo}' (HTTP {status}): set HF_TOKEN to a token that can read it")]
     Unauthorized { repo: String, status: u16 },
 
-    #[error("the hub answered HTTP {status} for {url}")]
+    #[error("the hub answered HTTP {status} for {}", without_userinfo(url))]
     HttpStatus { url: String, status: u16 },
 
-    #[error("the hub's answer for {url} is not what a Hugging Face hub sends: {reason}")]
+    #[error("the hub's answer for {} is not what a Hugging Face hub sends: {reason}", without_userinfo(url))]
     BadHubResponse { url: String, reason: String },
 
-    #[error("the hub's answer for {url} goes beyond what local-mlx accepts: {reason}; refusing it (is HF_ENDPOINT a Hugging Face hub?)")]
+    #[error("the hub's answer for {} goes beyond what local-mlx accepts: {reason}; refusing it (is HF_ENDPOINT a Hugging Face hub?)", without_userinfo(url))]
     HubLimitExceeded { url: String, reason: String },
 
     #[error(
-        "the hub sent nothing for {secs} s on {url}: check your network connection and HF_ENDPOINT, then try again"
+        "the hub sent nothing for {secs} s on {}: check your network connection and HF_ENDPOINT, then try again",
+        without_userinfo(url)
     )]
     HubTimeout { url: String, secs: f64 },
 
-    #[error("HF_ENDPOINT \"{endpoint}\" cannot be used: {reason}; set it to the hub's http(s) URL (like https://huggingface.co) or unset it")]
+    #[error("HF_ENDPOINT \"{}\" cannot be used: {reason}; set it to the hub's http(s) URL (like https://huggingface.co) or unset it", without_userinfo(endpoint))]
     InvalidEndpoint { endpoint: String, reason: String },
+
+    #[error("'{repo}' has no files mlx-lm can use (no config.json or safetensors weights): choose an MLX model, such as one from mlx-community")]
+    NoUsableFiles { repo: String },
 
     #[error("the hub lists an unsafe file name '{path}' in '{repo}' ({reason}); refusing to download it")]
     UnsafeFileName { repo: String, path: String, reason: String },
 
-    #[error("network error for {url}: {}", source_chain(.source))]
+    #[error("network error for {}: {}", without_userinfo(url), source_chain(.source))]
     Network {
         url: String,
         #[source]
@@ -139,7 +144,7 @@ pub enum Error {
     HandyNoBackup { path: PathBuf },
 
     #[error(
-        "no model is downloaded: run `local-mlx pull {}` (or pull another and pass --model)",
+        "no model is downloaded: run `local-mlx setup` (it downloads {} and checks that it runs), or pull another and pass --model",
         crate::catalog::DEFAULT_MODEL_ID
     )]
     NoModelDownloaded,
@@ -167,6 +172,7 @@ impl Error {
             Error::HttpStatus { .. } => "http_status",
             Error::BadHubResponse { .. } => "bad_hub_response",
             Error::UnsafeFileName { .. } => "unsafe_file_name",
+            Error::NoUsableFiles { .. } => "no_usable_files",
             Error::HubLimitExceeded { .. } => "hub_limit_exceeded",
             Error::HubTimeout { .. } => "hub_timeout",
             Error::InvalidEndpoint { .. } => "invalid_endpoint",
@@ -241,6 +247,20 @@ pub fn source_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
+/// `url` without the `user:password@` a URL may carry (`HF_ENDPOINT` with basic-auth
+/// credentials): every URL in a message goes through this, so a secret never reaches
+/// a terminal, a log or a `--json` event. Text that is not a URL is kept as it is.
+pub fn without_userinfo(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else { return url.to_string() };
+    let authority_start = scheme_end + 3;
+    let rest = &url[authority_start..];
+    let authority_len = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_len].rfind('@') {
+        Some(at) => format!("{}{}", &url[..authority_start], &rest[at + 1..]),
+        None => url.to_string(),
+    }
+}
+
 /// `text` with every control character escaped (`\u{1b}`, `\n`), the rest as is: remote
 /// text (a hub's file name, a ref's content) cannot move a terminal's cursor, set its
 /// title or forge lines once it sits in a message.
@@ -269,5 +289,34 @@ pub fn human_bytes(bytes: u64) -> String {
         format!("{bytes} B")
     } else {
         format!("{value:.2} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_in_messages_carry_no_credentials() {
+        assert_eq!(
+            without_userinfo("https://user:pa%40ss@hub.example:8443/a?b=c@d"),
+            "https://hub.example:8443/a?b=c@d"
+        );
+        assert_eq!(without_userinfo("http://token@127.0.0.1:9"), "http://127.0.0.1:9");
+        assert_eq!(without_userinfo("https://huggingface.co/x@y"), "https://huggingface.co/x@y");
+        assert_eq!(without_userinfo("not a url"), "not a url");
+        let url = "http://me:s3cret@hub.example/api/models/o/n";
+        for error in [
+            Error::HttpStatus { url: url.into(), status: 500 },
+            Error::BadHubResponse { url: url.into(), reason: "odd".into() },
+            Error::HubLimitExceeded { url: url.into(), reason: "big".into() },
+            Error::HubTimeout { url: url.into(), secs: 1.0 },
+            Error::RepoNotFound { repo: "o/n".into(), endpoint: "http://me:s3cret@hub.example".into() },
+            Error::InvalidEndpoint { endpoint: "ftp://me:s3cret@hub.example".into(), reason: "ftp".into() },
+        ] {
+            let said = error.to_string();
+            assert!(!said.contains("s3cret") && !said.contains("me:"), "{said}");
+            assert!(said.contains("hub.example"), "{said}");
+        }
     }
 }

@@ -119,6 +119,8 @@ async fn a_repo_with_nothing_mlx_lm_can_use_is_refused() {
         .build()
         .unwrap();
     let err = env.manager.download("test-org/pytorch-only").await.unwrap_err();
+    // Final at once: another attempt would list the same files.
+    assert_eq!(err.kind(), "no_usable_files", "{err}");
     assert!(err.to_string().contains("no files mlx-lm can use"), "{err}");
     assert_nothing_downloaded(&env, "test-org/pytorch-only");
 }

@@ -143,10 +143,40 @@ fn the_guard_catches_every_bad_kind_and_keeps_the_good_clean_ups() {
         let (caught, all) = score.get(&("bad".to_string(), kind.to_string())).copied().unwrap_or_default();
         assert!(all > 0 && caught * 2 > all, "bad kind {kind}: {caught} of {all} caught\n{}", failures.join("\n"));
     }
+    // The kinds where one word or one number changes the meaning: every one is caught.
+    let meaning = ["appended_answer", "changed_number", "polarity", "replaced_word", "prompt_echo"];
+    for kind in meaning {
+        let (caught, all) = score.get(&("bad".to_string(), kind.to_string())).copied().unwrap_or_default();
+        assert!(all >= 2 && caught == all, "bad kind {kind}: {caught} of {all} caught\n{}", failures.join("\n"));
+    }
+    // Each of those has a good twin here: a fair clean-up of the same transcript (and
+    // every transcript's reference passes too, see below).
+    let good: HashSet<&str> = outputs.iter().filter(|o| o.label == "good").map(|o| o.transcript.as_str()).collect();
+    let twinless: Vec<&str> = outputs
+        .iter()
+        .filter(|o| o.label == "bad" && meaning.contains(&o.kind.as_str()) && !good.contains(o.transcript.as_str()))
+        .map(|o| o.transcript.as_str())
+        .collect();
+    assert!(twinless.is_empty(), "bad outputs without a good clean-up of their transcript: {twinless:?}");
     let (bad, good) = (share("bad"), share("good"));
     assert!(bad >= 0.95 && good >= 0.97, "bad caught {bad:.3}, good kept {good:.3}\n{}", failures.join("\n"));
     assert_eq!(share("unchanged"), 1.0, "{}", failures.join("\n"));
+    for ((label, kind), (right, all)) in &score {
+        eprintln!("{label:9} {kind:16} {right:3} of {all:3}");
+    }
     eprintln!("bad caught {bad:.3}, good kept {good:.3}; misses:\n{}", failures.join("\n"));
+}
+
+#[test]
+fn every_reference_clean_up_passes_the_guard() {
+    let mut refused = Vec::new();
+    for t in lines::<Transcript>("transcripts.jsonl").iter().filter(|t| !t.reference.is_empty()) {
+        let g = guard(&t.raw, &t.reference, Some("stop"));
+        if !(g.enhanced && g.text == t.reference) {
+            refused.push(format!("{}: {:?} {:?}", t.id, t.reference, g.warnings));
+        }
+    }
+    assert!(refused.is_empty(), "references refused:\n{}", refused.join("\n"));
 }
 
 #[test]

@@ -210,6 +210,7 @@ fn without_model_the_one_handy_has_or_the_downloaded_default_is_used() {
     assert_eq!(std::fs::read(&path).unwrap(), fixture("fresh-install.json"));
     let err = handy::connect(&path, URL, None, &[]).unwrap_err();
     assert_eq!(err.kind(), "no_model_downloaded");
+    assert!(err.to_string().contains("local-mlx setup"), "the one command that gets a model ready: {err}");
     let err = handy::connect(&path, "localhost:8397", None, &downloaded).unwrap_err();
     assert_eq!(err.kind(), "invalid_url", "{err}");
 }
@@ -290,5 +291,6 @@ async fn with_no_server_listening_the_server_and_model_steps_fail_with_the_fix()
     assert_eq!(failed, ["server", "model"]);
     let server = status.requirements.iter().find(|r| r.id == "server").unwrap();
     assert!(server.fix.as_ref().unwrap().contains("local-mlx serve"), "{server:?}");
+    assert!(server.fix.as_ref().unwrap().contains("local-mlx service install"), "{server:?}");
     assert_eq!(status.shortcut.as_deref(), Some("Option+Shift+Space"));
 }

@@ -184,3 +184,109 @@ async fn rm_in_another_process_is_refused_while_a_generation_runs() {
     drop(guard);
     env.manager.delete_model(SMALL_REPO).await.expect("deletable once the generation ended");
 }
+
+fn weights_etag(env: &Env) -> String {
+    sha256_of(&env.repos().join(SMALL_REPO).join("model.safetensors"))
+}
+
+fn downloaded(outcome: local_mlx::DownloadOutcome) -> PathBuf {
+    match outcome {
+        local_mlx::DownloadOutcome::Downloaded { snapshot, .. } => snapshot,
+        other => panic!("expected a completed download, got {other:?}"),
+    }
+}
+
+/// A hang guard, not a speed check: each call here takes well under a second when it works.
+const HANG: std::time::Duration = std::time::Duration::from_secs(120);
+
+#[tokio::test]
+async fn a_hard_linked_partial_file_is_set_aside_and_the_file_it_shares_keeps_its_bytes() {
+    use std::os::unix::fs::MetadataExt;
+    let env = env().await;
+    let victim = outside_file(&env);
+    let repo = repo(&env);
+    std::fs::create_dir_all(repo.blobs_dir()).unwrap();
+    std::fs::hard_link(&victim, repo.incomplete_path(&weights_etag(&env))).unwrap();
+
+    let snapshot = downloaded(env.manager.download(SMALL_REPO).await.unwrap());
+
+    assert!(std::fs::read(&victim).unwrap() == b"keep me", "the model was written through a hard link");
+    assert_eq!(std::fs::metadata(&victim).unwrap().nlink(), 1, "the victim is not the cache's blob");
+    assert_same_file(&env, SMALL_REPO, &snapshot, "model.safetensors");
+    let blob = std::fs::metadata(repo.blob_path(&weights_etag(&env))).unwrap();
+    assert_ne!(blob.ino(), std::fs::metadata(&victim).unwrap().ino());
+}
+
+/// Puts something where the resume record belongs.
+type Plant = Box<dyn Fn(&Path)>;
+
+/// What may lie where a resume record belongs: none of it may hang, balloon or wedge
+/// `status` or `pull`, and `pull` clears it away.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_planted_resume_record_neither_hangs_nor_balloons_nor_blocks_status_and_pull() {
+    let env = env().await;
+    let repo = repo(&env);
+    let etag = weights_etag(&env);
+    let record = repo.blobs_dir().join(format!("{etag}.ranges.incomplete"));
+    let ranges = |count: u64| {
+        let written: Vec<(u64, u64)> = (0..count).map(|i| (2 * i + 1, 2 * i + 2)).collect();
+        serde_json::to_vec(&serde_json::json!({"size": BIG_FILE_LEN, "written": written})).unwrap()
+    };
+    let cases: Vec<(&str, Plant)> = vec![
+        ("a link to /dev/zero", Box::new(|p| std::os::unix::fs::symlink("/dev/zero", p).unwrap())),
+        (
+            "a FIFO",
+            Box::new(|p| {
+                let path = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+                // SAFETY: a valid NUL-terminated path.
+                assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+            }),
+        ),
+        ("a folder", Box::new(|p| std::fs::create_dir_all(p.join("inner")).unwrap())),
+        ("200,000 one-byte ranges", Box::new(move |p| std::fs::write(p, ranges(200_000)).unwrap())),
+        ("500 one-byte ranges", Box::new(move |p| std::fs::write(p, ranges(500)).unwrap())),
+    ];
+    for (what, plant) in cases {
+        std::fs::create_dir_all(repo.blobs_dir()).unwrap();
+        std::fs::File::create(repo.incomplete_path(&etag)).unwrap().set_len(BIG_FILE_LEN).unwrap();
+        plant(&record);
+
+        let status = {
+            let manager = env.manager.clone();
+            tokio::time::timeout(HANG, tokio::task::spawn_blocking(move || manager.model_status(SMALL_REPO)))
+        };
+        let status = status.await.unwrap_or_else(|_| panic!("{what}: status hangs")).unwrap().unwrap();
+        assert_eq!(status.state, ModelState::NotDownloaded, "{what}");
+
+        env.hub.reset_stats();
+        let pull = tokio::time::timeout(HANG, env.manager.download(SMALL_REPO));
+        let snapshot = downloaded(pull.await.unwrap_or_else(|_| panic!("{what}: pull hangs")).unwrap());
+        assert_same_file(&env, SMALL_REPO, &snapshot, "model.safetensors");
+        assert_eq!(
+            env.hub.file_stats(SMALL_REPO, "model.safetensors").requests,
+            1,
+            "{what}: one request, not one per gap"
+        );
+        assert!(std::fs::symlink_metadata(&record).is_err(), "{what}: the record is cleared away");
+        env.manager.delete_model(SMALL_REPO).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn rm_of_a_model_whose_ref_is_corrupt_removes_its_whole_folder() {
+    let env = env().await;
+    let victim = other_model(&env.cache_dir());
+    env.manager.download(SMALL_REPO).await.unwrap();
+    let repo = repo(&env);
+    write_ref(&repo, "not a commit");
+    let said = env.manager.model_status(SMALL_REPO).unwrap().error.expect("the ref is corrupt");
+    assert!(said.contains(&format!("local-mlx rm {SMALL_REPO}")), "{said}");
+
+    let report = env.manager.delete_model(SMALL_REPO).await.unwrap();
+    assert_eq!(report.snapshots_removed, 1, "{report:?}");
+    assert!(report.blobs_removed >= 4, "{report:?}");
+    assert!(report.bytes_freed >= BIG_FILE_LEN, "{report:?}");
+    assert!(!repo.dir().exists(), "snapshot, blobs and ref are gone");
+    assert_eq!(std::fs::read(victim.join("blobs").join("victim-blob")).unwrap(), b"precious");
+    assert_eq!(env.manager.model_status(SMALL_REPO).unwrap().error, None);
+}

@@ -382,6 +382,6 @@ mod tests {
         assert_eq!(choose_model(Some("z/gone"), None, &downloaded).unwrap_err().kind(), "not_downloaded");
         let none = choose_model(None, None, &[]).unwrap_err();
         assert_eq!(none.kind(), "no_model_downloaded");
-        assert!(none.to_string().contains("local-mlx pull"), "{none}");
+        assert!(none.to_string().contains("local-mlx setup"), "{none}");
     }
 }

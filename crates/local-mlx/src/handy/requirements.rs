@@ -169,7 +169,7 @@ pub fn check(settings: &Map<String, Value>, url: &str, server: &ServerProbe) -> 
             "server",
             false,
             format!("local-mlx does not answer at {url}: {why}"),
-            "start it with `local-mlx serve` and keep it running (README: start at login)",
+            "run `local-mlx service install` (serves it at login), or start `local-mlx serve` and keep it running",
         ),
         (Ok(()), Err(why)) => Requirement::new(
             "server",

@@ -239,6 +239,10 @@ impl CachedRepo {
     /// a link elsewhere (absolute, climbing out, another model's blob) leaves its
     /// target alone. A corrupt ref is removed as a file, never followed as a path.
     pub fn delete_revision(&self, revision: &str) -> Result<DeleteReport> {
+        if let RefState::Corrupt(_) = self.read_ref(revision) {
+            // Which snapshot and blobs the revision had is unknown: the whole entry goes.
+            return self.delete_all();
+        }
         let mut report = DeleteReport::default();
         let mut candidates = HashSet::new();
         if let Some(commit) = self.resolve_revision(revision) {
@@ -269,14 +273,43 @@ impl CachedRepo {
             report.partial_files_removed += 1;
         }
         if self.all_snapshots().is_empty() && !has_any_ref(&self.dir.join("refs")) {
-            for dir in [&self.dir, &self.locks_dir] {
-                // `remove_dir_all` unlinks links inside without following them.
-                if fs::symlink_metadata(dir).is_ok() {
-                    fs::remove_dir_all(dir).map_err(|e| Error::io("delete", dir, e))?;
+            self.remove_folders()?;
+        }
+        Ok(report)
+    }
+
+    /// Remove this repo's whole folder (every snapshot, blob, ref and partial file) and
+    /// its blob locks, counting what goes. Nothing is followed out of the folder: a
+    /// repo folder that is a link is unlinked, and links inside are unlinked.
+    pub fn delete_all(&self) -> Result<DeleteReport> {
+        let mut report = DeleteReport::default();
+        if fs::symlink_metadata(&self.dir).is_ok_and(|m| m.is_dir()) {
+            report.snapshots_removed = self.all_snapshots().len();
+            let entries = fs::read_dir(self.blobs_dir()).into_iter().flatten().flatten();
+            for entry in entries.filter(|e| e.file_type().is_ok_and(|t| t.is_file())) {
+                let path = entry.path();
+                report.bytes_freed += regular_file_len(&path);
+                if path.extension().is_some_and(|ext| ext == "incomplete") {
+                    report.partial_files_removed += 1;
+                } else {
+                    report.blobs_removed += 1;
                 }
             }
         }
+        self.remove_folders()?;
         Ok(report)
+    }
+
+    fn remove_folders(&self) -> Result<()> {
+        for dir in [&self.dir, &self.locks_dir] {
+            match fs::symlink_metadata(dir) {
+                // `remove_dir_all` unlinks links inside without following them.
+                Ok(meta) if meta.is_dir() => fs::remove_dir_all(dir).map_err(|e| Error::io("delete", dir, e))?,
+                Ok(_) => remove_if_exists(dir)?,
+                Err(_) => {}
+            }
+        }
+        Ok(())
     }
 
     /// The blobs of this repo a snapshot's links point at: only targets directly inside
@@ -494,8 +527,14 @@ fn has_any_ref(refs: &Path) -> bool {
     !walk(refs).is_empty()
 }
 
+/// Remove what is at `path`: a link or a file is unlinked, a folder planted where a
+/// file belongs (`refs/main/`, `<etag>.incomplete/`) removed with its contents.
 fn remove_if_exists(path: &Path) -> Result<()> {
-    match fs::remove_file(path) {
+    let removed = match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => fs::remove_dir_all(path),
+        _ => fs::remove_file(path),
+    };
+    match removed {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(Error::io("delete", path, e)),
@@ -634,16 +673,17 @@ mod tests {
         let repo = HubCache::new(tmp.path()).repo("o/n");
         fs::create_dir_all(repo.blobs_dir()).unwrap();
         let partial = repo.incomplete_path("w1");
-        fs::File::create(&partial).unwrap().set_len(1000).unwrap();
+        let k = super::super::resume::MIN_KEPT_RUN;
+        fs::File::create(&partial).unwrap().set_len(10 * k).unwrap();
         let mut written = super::super::resume::RangeSet::default();
-        written.insert(0..100);
-        written.insert(500..550);
+        written.insert(0..2 * k);
+        written.insert(5 * k..6 * k);
         let record = super::super::resume::ResumeRecord::beside(&partial);
-        record.save(1000, &written).unwrap();
-        assert_eq!(repo.partial_bytes(), 150, "the recorded ranges, not the file's length");
+        record.save(10 * k, &written).unwrap();
+        assert_eq!(repo.partial_bytes(), 3 * k, "the recorded ranges, not the file's length");
 
         fs::write(repo.incomplete_path("w2"), b"prefix").unwrap();
-        assert_eq!(repo.partial_bytes(), 156, "a partial without a record is its prefix");
+        assert_eq!(repo.partial_bytes(), 3 * k + 6, "a partial without a record is its prefix");
     }
 
     #[test]

@@ -126,11 +126,8 @@ impl Downloader {
             files: listing.files.into_iter().filter(|f| is_wanted(&f.path)).collect(),
         };
         if wanted.files.is_empty() {
-            return Err(Error::BadHubResponse {
-                url: self.api.endpoint().to_string(),
-                reason: format!("'{repo_id}' has no files mlx-lm can use (no config or safetensors weights)"),
-            }
-            .into());
+            // Final: another attempt lists the same files.
+            return Err(Error::NoUsableFiles { repo: repo_id.to_string() }.into());
         }
         let counted: Vec<u64> = wanted.files.iter().map(|f| present_bytes(&repo, f)).collect();
         let present: u64 = counted.iter().sum();

@@ -302,7 +302,7 @@ pub fn present_bytes(repo: &CachedRepo, file: &RemoteFile) -> u64 {
     if !meta.file_type().is_file() {
         return 0;
     }
-    ResumeRecord::beside(&partial).load(meta.len(), file.size).covered()
+    ResumeRecord::beside(&partial).load(meta.len(), file.size).0.covered()
 }
 
 /// A blob of the right size is there (sizes from the listing; the bytes were hashed

@@ -9,8 +9,13 @@
 //!
 //! Decision: the cache may be shared or tampered with, so `<etag>.incomplete` is
 //! opened with `O_NOFOLLOW` (a symlink planted there must never make us write through
-//! it into some other file), anything there that is not a regular file is removed
-//! and replaced, and only the regular file we wrote is renamed to `blobs/<etag>`.
+//! it into some other file), and what the open handle is (`fstat`) decides whether it
+//! is written through: a regular file of ours with one name. Anything else (a FIFO, a
+//! folder, another user's file, or a hard link, which `O_NOFOLLOW` does not stop and
+//! macOS has no `protected_hardlinks` against) is unlinked by that name and a fresh
+//! partial created in its place, so the file it shares an inode with keeps its bytes.
+//! The handle is checked again before the rename, so only the file we wrote, still
+//! with one name, becomes `blobs/<etag>`.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -22,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-use super::resume::{RangeSet, ResumeRecord};
+use super::resume::{Kept, RangeSet, ResumeRecord};
 use super::verify::Hasher;
 use crate::error::{Error, Result};
 
@@ -65,16 +70,23 @@ struct Written {
 impl PartialBlob {
     /// Open (or create) `path` for a `size`-byte blob, with what it already holds.
     pub fn open(path: &Path, size: u64) -> Result<Self> {
-        let file = open_regular(path)?;
+        let (file, fresh) = open_regular(path)?;
         let len = file.metadata().map_err(|e| Error::io("read", path, e))?.len();
         let record = ResumeRecord::beside(path);
-        let mut ranges = record.load(len, size);
+        let (mut ranges, mut kept) = record.load(len, size);
+        if fresh || kept == Kept::Invalid {
+            // A record of a file set aside, or one that is not a record (a link, a
+            // folder, a FIFO, too big, too many ranges): dropped, so no later save or
+            // read trips on it.
+            record.remove();
+            kept = Kept::Invalid;
+        }
         if len > size || (ranges.covered() == 0 && len > 0) {
             // Longer than the real file, or a record that does not vouch for it: start clean.
             file.set_len(0).map_err(|e| Error::io("truncate", path, e))?;
             ranges = RangeSet::default();
         }
-        let recording = std::fs::symlink_metadata(record.path()).is_ok();
+        let recording = kept == Kept::Record;
         Ok(PartialBlob {
             file,
             path: path.to_path_buf(),
@@ -191,6 +203,14 @@ impl PartialBlob {
     pub fn move_into_place(self, blob: &Path) -> Result<()> {
         self.file.sync_all().map_err(|e| Error::io("write", &self.path, e))?;
         let ours = self.file.metadata().map_err(|e| Error::io("read", &self.path, e))?;
+        if let Some(why) = untrusted(&ours) {
+            // A link added while it downloaded would make the blob another file too.
+            return Err(Error::io(
+                "move into place",
+                &self.path,
+                io::Error::other(format!("the partial file became {why} while it downloaded")),
+            ));
+        }
         let there = std::fs::symlink_metadata(&self.path).map_err(|e| Error::io("read", &self.path, e))?;
         if !there.file_type().is_file() || there.ino() != ours.ino() || there.dev() != ours.dev() {
             return Err(Error::io(
@@ -230,9 +250,10 @@ struct Frontier {
     at: u64,
 }
 
-/// Open `path` read-write without following a link, creating it if absent. Whatever
-/// is there and is not a regular file (a symlink, a FIFO, a folder) is removed first.
-fn open_regular(path: &Path) -> Result<File> {
+/// Open `path` read-write without following a link, creating it if absent; `true`
+/// with the file when it is a fresh one. Whatever is there and is not ours to write
+/// through ([`untrusted`]) is unlinked by that name first, never written.
+fn open_regular(path: &Path) -> Result<(File, bool)> {
     match std::fs::symlink_metadata(path) {
         Ok(meta) if !meta.file_type().is_file() => {
             tracing::warn!(path = %path.display(), kind = ?meta.file_type(), "replacing a partial file that is not a regular file");
@@ -245,19 +266,60 @@ fn open_regular(path: &Path) -> Result<File> {
     // O_NOFOLLOW: if a link appears between the check above and this open, the open
     // fails (ELOOP) instead of writing through it. O_NONBLOCK: a FIFO planted in that
     // window cannot block the open; it has no effect on regular files.
-    let file = OpenOptions::new()
+    let opened = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path);
+    let why = match opened {
+        Ok(file) => {
+            // The handle's own metadata: what we would write through, whatever the name
+            // points at by now.
+            let meta = file.metadata().map_err(|e| Error::io("read", path, e))?;
+            match untrusted(&meta) {
+                None => return Ok((file, false)),
+                Some(why) => why,
+            }
+        }
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => "a symbolic link",
+        Err(e) => return Err(Error::io("open", path, e)),
+    };
+    tracing::warn!(path = %path.display(), why, "setting aside a partial file that is not ours to write; starting a fresh one");
+    // Unlinking the name leaves whatever file shared it (a hard link's other name) as it was.
+    std::fs::remove_file(path).map_err(|e| Error::io("set aside the partial file", path, e))?;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(path)
-        .map_err(|e| Error::io("open", path, e))?;
+        .map_err(|e| Error::io("create", path, e))?;
     let meta = file.metadata().map_err(|e| Error::io("read", path, e))?;
-    if !meta.file_type().is_file() {
-        return Err(Error::io("open", path, io::Error::other("the partial file is not a regular file")));
+    if let Some(why) = untrusted(&meta) {
+        return Err(Error::io("create", path, io::Error::other(format!("the new partial file is {why}"))));
     }
-    Ok(file)
+    Ok((file, true))
+}
+
+/// Why a partial file (its handle's metadata) must not be written through, or `None`
+/// when it is a regular file of ours with no other name.
+fn untrusted(meta: &std::fs::Metadata) -> Option<&'static str> {
+    if !meta.file_type().is_file() {
+        Some("not a regular file")
+    } else if meta.nlink() > 1 {
+        Some("a hard link to another file")
+    } else if meta.uid() != effective_uid() {
+        Some("another user's file")
+    } else {
+        None
+    }
+}
+
+fn effective_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
 }
 
 #[cfg(test)]
@@ -297,16 +359,62 @@ mod tests {
     fn written_ranges_reach_the_record_and_a_reopen_resumes_from_them() {
         let dir = tempfile::tempdir().unwrap();
         let partial = dir.path().join("e.incomplete");
-        let blob = PartialBlob::open(&partial, 100).unwrap();
+        let run = super::super::resume::MIN_KEPT_RUN;
+        let blob = PartialBlob::open(&partial, 10 * run).unwrap();
         blob.record_parts().unwrap();
-        blob.write_at(&[1; 10], 50).unwrap();
-        blob.write_at(&[2; 10], 0).unwrap();
+        blob.write_at(&vec![1; run as usize], 5 * run).unwrap();
+        blob.write_at(&vec![2; run as usize], 0).unwrap();
         blob.save_record().unwrap();
         drop(blob);
 
-        let again = PartialBlob::open(&partial, 100).unwrap();
-        assert_eq!(again.missing(), vec![10..50, 60..100]);
-        assert_eq!(again.covered(), 20);
+        let again = PartialBlob::open(&partial, 10 * run).unwrap();
+        assert_eq!(again.missing(), vec![run..5 * run, 6 * run..10 * run]);
+        assert_eq!(again.covered(), 2 * run);
+    }
+
+    #[test]
+    fn a_partial_file_with_another_name_is_set_aside_and_the_other_file_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim.txt");
+        std::fs::write(&victim, b"precious").unwrap();
+        let partial = dir.path().join("e.incomplete");
+        std::fs::hard_link(&victim, &partial).unwrap();
+
+        let blob = PartialBlob::open(&partial, 4).unwrap();
+        assert_eq!(blob.covered(), 0, "nothing of another file counts");
+        blob.write_at(b"data", 0).unwrap();
+        blob.move_into_place(&dir.path().join("e")).unwrap();
+
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        assert_eq!(std::fs::metadata(&victim).unwrap().nlink(), 1);
+        assert_eq!(std::fs::read(dir.path().join("e")).unwrap(), b"data");
+    }
+
+    #[test]
+    fn a_partial_file_that_gains_a_hard_link_is_not_moved_into_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let partial = dir.path().join("e.incomplete");
+        let blob = PartialBlob::open(&partial, 4).unwrap();
+        blob.write_at(b"data", 0).unwrap();
+        std::fs::hard_link(&partial, dir.path().join("elsewhere")).unwrap();
+        let err = blob.move_into_place(&dir.path().join("e")).unwrap_err();
+        assert!(err.to_string().contains("hard link"), "{err}");
+        assert!(!dir.path().join("e").exists());
+    }
+
+    #[test]
+    fn another_users_partial_file_is_not_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let partial = dir.path().join("e.incomplete");
+        std::fs::write(&partial, b"theirs").unwrap();
+        if effective_uid() != 0 {
+            // Only root can give a file away; elsewhere the case cannot be set up.
+            return;
+        }
+        std::os::unix::fs::chown(&partial, Some(65534), None).unwrap();
+        let blob = PartialBlob::open(&partial, 4).unwrap();
+        assert_eq!(blob.covered(), 0);
+        assert_eq!(std::fs::metadata(&partial).unwrap().uid(), 0, "a fresh file of ours");
     }
 
     #[test]

@@ -15,9 +15,20 @@
 //! over, so a record can cost time but never correctness. A partial file without a
 //! record is read as a contiguous prefix: one stream appending needs no record (its
 //! length says it all), and earlier versions left exactly that.
+//!
+//! Decision: the record sits in a cache that may be shared or tampered with, so it is
+//! read like hostile input: opened with `O_NOFOLLOW | O_NONBLOCK` (a link to
+//! `/dev/zero` or a FIFO can neither balloon nor block a reader), only a regular file
+//! of at most [`MAX_RECORD_BYTES`] with at most [`MAX_RECORD_RANGES`] ranges is read,
+//! and written runs shorter than [`MIN_KEPT_RUN`] are dropped so the gaps around them
+//! merge (each gap costs a request). Anything else is not a record: `pull` removes it
+//! and starts the file clean, since without a record nothing proves which of the
+//! partial file's bytes were written; `status` just does not count it.
 
-use std::io::Write;
+use std::fs::OpenOptions;
+use std::io::{Read, Write};
 use std::ops::Range;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -93,6 +104,33 @@ impl RangeSet {
     fn fits(&self, size: u64) -> bool {
         self.0.iter().all(|&(s, e)| s < e) && self.0.windows(2).all(|w| w[0].1 < w[1].0) && self.end() <= size
     }
+
+    /// Without the runs shorter than `min`: fetching them again costs less than the
+    /// extra request each gap around them would.
+    fn without_runs_under(mut self, min: u64) -> Self {
+        self.0.retain(|&(s, e)| e - s >= min);
+        self
+    }
+}
+
+/// The largest record read: a real one is a few hundred bytes (a prefix and the
+/// parts in flight when a download stopped).
+pub const MAX_RECORD_BYTES: u64 = 64 << 10;
+/// The most ranges a record may name; a real one names about one per connection.
+pub const MAX_RECORD_RANGES: usize = 1024;
+/// Written runs shorter than this are fetched again rather than kept.
+pub const MIN_KEPT_RUN: u64 = 64 << 10;
+
+/// What [`ResumeRecord::load`] found beside the partial file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kept {
+    /// No record: the partial file is a prefix.
+    None,
+    /// A valid record for this file.
+    Record,
+    /// Something that is not a valid record for this file (stale, damaged, a link,
+    /// a folder, a FIFO, too large): nothing of the partial file counts.
+    Invalid,
 }
 
 /// The on-disk record of a partial blob's written ranges.
@@ -122,26 +160,55 @@ impl ResumeRecord {
 
     /// What a partial file of `partial_len` bytes holds of a `size`-byte blob: the
     /// record's ranges when it has a valid one for this size, else the prefix
-    /// `[0, partial_len)`. A record claiming bytes past the file's end is not trusted.
-    pub fn load(&self, partial_len: u64, size: u64) -> RangeSet {
-        let recorded = std::fs::read(&self.path)
-            .ok()
-            .and_then(|bytes| serde_json::from_slice::<RecordFile>(&bytes).ok())
-            .filter(|r| r.size == size && r.written.fits(size) && r.written.end() <= partial_len);
-        match recorded {
-            Some(record) => record.written,
-            None if self.path.exists() => RangeSet::default(), // stale or damaged: start clean
-            None => RangeSet::prefix(partial_len.min(size)),
+    /// `[0, partial_len)` when there is no record, else nothing. A record claiming
+    /// bytes past the file's end is not trusted. Only reads.
+    pub fn load(&self, partial_len: u64, size: u64) -> (RangeSet, Kept) {
+        match self.read() {
+            Ok(None) => (RangeSet::prefix(partial_len.min(size)), Kept::None),
+            Ok(Some(record)) if record.size == size && record.written.end() <= partial_len => {
+                (record.written, Kept::Record)
+            }
+            Ok(Some(_)) | Err(_) => (RangeSet::default(), Kept::Invalid),
         }
     }
 
     /// How many bytes the record says a partial file of `partial_len` bytes holds, when
-    /// it has a readable record that fits the file (parts leave holes, so the file's
+    /// it has a valid record that fits the file (parts leave holes, so the file's
     /// length overstates what is kept).
     pub fn recorded_bytes(&self, partial_len: u64) -> Option<u64> {
-        let record: RecordFile = serde_json::from_slice(&std::fs::read(&self.path).ok()?).ok()?;
-        let fits = record.written.fits(record.size) && record.written.end() <= partial_len;
-        fits.then(|| record.written.covered())
+        let record = self.read().ok()??;
+        (record.written.end() <= partial_len).then(|| record.written.covered())
+    }
+
+    /// The record, `None` when there is none, or why what is there is not one.
+    fn read(&self) -> std::result::Result<Option<RecordFile>, &'static str> {
+        let file =
+            match OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(&self.path) {
+                Ok(file) => file,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(_) => return Err("cannot be opened as a file (a link?)"),
+            };
+        let meta = file.metadata().map_err(|_| "cannot be read")?;
+        if !meta.file_type().is_file() {
+            return Err("not a regular file");
+        }
+        if meta.len() > MAX_RECORD_BYTES {
+            return Err("too large");
+        }
+        let mut bytes = Vec::new();
+        // Bounded again: the file may grow after the look at its length.
+        file.take(MAX_RECORD_BYTES + 1).read_to_end(&mut bytes).map_err(|_| "cannot be read")?;
+        if bytes.len() as u64 > MAX_RECORD_BYTES {
+            return Err("too large");
+        }
+        let record: RecordFile = serde_json::from_slice(&bytes).map_err(|_| "not a record")?;
+        if record.written.0.len() > MAX_RECORD_RANGES {
+            return Err("too many ranges");
+        }
+        if !record.written.fits(record.size) {
+            return Err("ranges out of order or past the end");
+        }
+        Ok(Some(RecordFile { size: record.size, written: record.written.without_runs_under(MIN_KEPT_RUN) }))
     }
 
     /// Replace the record atomically (a temp file in the same folder, then rename).
@@ -161,9 +228,18 @@ impl ResumeRecord {
         })
     }
 
-    /// Forget the record (the blob is complete, or its partial file was dropped).
+    /// Forget the record (the blob is complete, or its partial file was dropped);
+    /// a folder planted in its place goes too (a link is removed, never followed).
     pub fn remove(&self) {
-        let _ = std::fs::remove_file(&self.path);
+        match std::fs::symlink_metadata(&self.path) {
+            Ok(meta) if meta.is_dir() => {
+                let _ = std::fs::remove_dir_all(&self.path);
+            }
+            Ok(_) => {
+                let _ = std::fs::remove_file(&self.path);
+            }
+            Err(_) => {}
+        }
     }
 }
 
@@ -214,17 +290,64 @@ mod tests {
         let record = ResumeRecord::beside(&partial);
         assert_eq!(record.path(), dir.path().join("abc.ranges.incomplete"));
 
-        assert_eq!(record.load(100, 1000), RangeSet::prefix(100), "no record: a prefix");
-        let written = set(&[(0, 50), (500, 600)]);
-        record.save(1000, &written).unwrap();
-        assert_eq!(record.load(600, 1000), written);
-        assert_eq!(record.load(599, 1000), RangeSet::default(), "claims more than the file holds");
-        assert_eq!(record.load(600, 2000), RangeSet::default(), "for another size");
+        let k = MIN_KEPT_RUN;
+        assert_eq!(record.load(100, 1000), (RangeSet::prefix(100), Kept::None), "no record: a prefix");
+        let written = set(&[(0, 5 * k), (10 * k, 12 * k)]);
+        record.save(20 * k, &written).unwrap();
+        assert_eq!(record.load(12 * k, 20 * k), (written.clone(), Kept::Record));
+        assert_eq!(record.recorded_bytes(12 * k), Some(7 * k));
+        let distrusted = (RangeSet::default(), Kept::Invalid);
+        assert_eq!(record.load(12 * k - 1, 20 * k), distrusted, "claims more than the file holds");
+        assert_eq!(record.load(12 * k, 30 * k), distrusted, "for another size");
         std::fs::write(record.path(), b"{not json").unwrap();
-        assert_eq!(record.load(600, 1000), RangeSet::default());
+        assert_eq!(record.load(12 * k, 20 * k), distrusted);
         record.remove();
         assert!(!record.path().exists());
         let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert!(leftovers.is_empty(), "no temp files left: {leftovers:?}");
+    }
+
+    #[test]
+    fn short_runs_are_dropped_so_their_gaps_merge() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = ResumeRecord::beside(&dir.path().join("abc.incomplete"));
+        let k = MIN_KEPT_RUN;
+        record.save(10 * k, &set(&[(0, 2 * k), (3 * k, 3 * k + 1), (4 * k, 4 * k + k / 2), (6 * k, 7 * k)])).unwrap();
+        let (kept, _) = record.load(10 * k, 10 * k);
+        assert_eq!(kept.missing(10 * k), vec![2 * k..6 * k, 7 * k..10 * k]);
+    }
+
+    #[test]
+    fn what_is_not_a_record_is_not_read_and_removing_it_clears_the_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = ResumeRecord::beside(&dir.path().join("abc.incomplete"));
+        let distrusted = (RangeSet::default(), Kept::Invalid);
+        // A link to an endless file, a FIFO (would block a plain open), a folder.
+        std::os::unix::fs::symlink("/dev/zero", record.path()).unwrap();
+        assert_eq!(record.load(100, 100), distrusted);
+        assert_eq!(record.recorded_bytes(100), None);
+        record.remove();
+        let fifo = std::ffi::CString::new(record.path().as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        assert_eq!(record.load(100, 100), distrusted);
+        record.remove();
+        std::fs::create_dir(record.path()).unwrap();
+        assert_eq!(record.load(100, 100), distrusted);
+        record.remove();
+        assert!(!record.path().exists(), "a folder in its place is removed too");
+        // Too large, and too many ranges in a small file.
+        std::fs::write(record.path(), vec![b' '; MAX_RECORD_BYTES as usize + 1]).unwrap();
+        assert_eq!(record.load(100, 100), distrusted);
+        let many: Vec<(u64, u64)> = (0..MAX_RECORD_RANGES as u64 + 1).map(|i| (2 * i, 2 * i + 1)).collect();
+        std::fs::write(
+            record.path(),
+            serde_json::to_vec(&serde_json::json!({"size": 1 << 20, "written": many})).unwrap(),
+        )
+        .unwrap();
+        assert!(std::fs::metadata(record.path()).unwrap().len() <= MAX_RECORD_BYTES);
+        assert_eq!(record.load(1 << 20, 1 << 20), distrusted);
+        record.save(100, &set(&[(0, 100)])).unwrap();
+        assert_eq!(record.recorded_bytes(100), Some(0), "a short run is not kept");
     }
 }

@@ -12,6 +12,16 @@
 //! number words and digits, abbreviations like "Dr." for "doctor", accents, plural and
 //! verb endings) are allowed for; the thresholds were tuned on `eval/outputs.jsonl`,
 //! whose every line a unit test checks (see docs/QUALITY.md for the numbers).
+//!
+//! Those checks judge shares, so one word can slip through them: an answer after an
+//! echo of the question ("…of France? Paris."), a changed number, a dropped "not". Three
+//! exact checks close that gap: [`numbers`] (every value kept, none added), [`polarity`]
+//! (negations and contrast words kept) and [`form`] (every word of the answer is one of
+//! the speaker's, or a form of one).
+
+mod form;
+mod numbers;
+mod polarity;
 
 /// Function words: adding or dropping them says nothing about answering.
 const STOP_WORDS: &[&str] = &[
@@ -178,9 +188,18 @@ const MIN_EXTRA_REPEATS: usize = 2;
 const MIN_SENTENCE_WORDS: usize = 4;
 const MAX_SENTENCE_NOVEL_SHARE: f64 = 0.6;
 
-/// Lower-cased words (runs of letters and digits) of `text`.
+/// Lower-cased words (runs of letters and digits) of `text`, contractions written out
+/// ("don't" and "dont" are "do not", "let's" is "let is"), so both forms count alike.
 fn words(text: &str) -> Vec<String> {
-    text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect()
+    let mut out = Vec::new();
+    for token in text.split(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '’')) {
+        let token = token.trim_matches(['\'', '’']).to_lowercase().replace('’', "'");
+        match form::expansion(&token) {
+            Some((base, second)) => out.extend([base, second[0].to_string()]),
+            None => out.extend(token.split('\'').filter(|w| !w.is_empty()).map(str::to_string)),
+        }
+    }
+    out
 }
 
 fn is_digits(word: &str) -> bool {
@@ -290,6 +309,8 @@ fn same_opening(transcript: &str, output: &str) -> bool {
 
 /// Why `output` is not a clean-up of `transcript`, or `None` when it may be one.
 pub(super) fn unfaithful(transcript: &str, output: &str) -> Option<String> {
+    let joined = join_initials(output);
+    let output = joined.as_str();
     let vocabulary = Vocabulary::new(transcript);
     for tag in ["<think>", "</think>"] {
         if output.contains(tag) && !transcript.contains(tag) {
@@ -367,7 +388,43 @@ pub(super) fn unfaithful(transcript: &str, output: &str) -> Option<String> {
             return Some(format!("the answer adds a sentence that is not in the transcript ({})", quoted(&new)));
         }
     }
-    None
+    let (said, written) = (numbers::values_of(transcript), numbers::values_of(output));
+    if !numbers::same_values(&said, &written) {
+        return Some(format!(
+            "the answer changes the transcript's numbers ({} said, {} written)",
+            listed(&said),
+            listed(&written)
+        ));
+    }
+    polarity::changed(transcript, output).or_else(|| form::added(transcript, output))
+}
+
+/// Values for a warning: "none", or the first few joined.
+fn listed(values: &[String]) -> String {
+    if values.is_empty() {
+        return "none".into();
+    }
+    values.iter().take(6).cloned().collect::<Vec<_>>().join(" ")
+}
+
+/// `text` with dotted initials written as one word ("p.m." → "pm.", "U.S." → "US."), as
+/// the speaker said them: the checks compare words.
+fn join_initials(text: &str) -> String {
+    let initials = |chunk: &str| {
+        let core = chunk.trim_end_matches([',', ';', ':', '!', '?', ')']);
+        let parts: Vec<&str> = core.split('.').collect();
+        let dotted = parts.len() >= 3 && parts.last() == Some(&"");
+        let letters = &parts[..parts.len().saturating_sub(1)];
+        (dotted && letters.iter().all(|p| p.chars().count() == 1 && p.chars().all(char::is_alphabetic)))
+            .then(|| format!("{}.{}", letters.concat(), &chunk[core.len()..]))
+    };
+    let mut out = String::with_capacity(text.len());
+    for piece in text.split_inclusive(char::is_whitespace) {
+        let chunk = piece.trim_end();
+        out.push_str(&initials(chunk).unwrap_or_else(|| chunk.to_string()));
+        out.push_str(&piece[chunk.len()..]);
+    }
+    out
 }
 
 /// How many of `answer`'s words appear in `transcript`'s order: the length of their
@@ -432,6 +489,12 @@ mod tests {
         assert!(is_question("um how many days are there in a leap year"));
         assert!(is_question("are you coming question mark"));
         assert!(!is_question("so the meeting is at noon"));
+    }
+
+    #[test]
+    fn dotted_initials_are_one_word() {
+        assert_eq!(join_initials("at 3:30 p.m. in the U.S., e.g. here."), "at 3:30 pm. in the US., eg. here.");
+        assert_eq!(join_initials("Dr. Okafor said a. b"), "Dr. Okafor said a. b", "not initials");
     }
 
     #[test]
