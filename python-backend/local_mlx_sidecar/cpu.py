@@ -169,15 +169,19 @@ def dequantize(model: Any) -> None:
     import mlx.nn as nn
     from mlx.utils import tree_flatten, tree_map, tree_unflatten
 
+    def fp32(a: Any) -> Any:
+        return None if a is None else a.astype(mx.float32)
+
     replaced = []
     for name, m in _quantized_layers(model):
+        # With fp32 scales the result is fp32 directly, and 4x faster than in float16.
         weight = mx.dequantize(
-            m.weight, m.scales, m.get("biases"), m.group_size, m.bits, mode=m.mode
-        ).astype(mx.float32)
+            m.weight, fp32(m.scales), fp32(m.get("biases")), m.group_size, m.bits, mode=m.mode
+        )
         if isinstance(m, nn.QuantizedLinear):
             layer = nn.Linear(weight.shape[1], weight.shape[0], bias="bias" in m)
             if "bias" in m:
-                layer.bias = m.bias.astype(mx.float32)
+                layer.bias = fp32(m.bias)
         else:
             layer = nn.Embedding(weight.shape[0], weight.shape[1])
         layer.weight = weight
