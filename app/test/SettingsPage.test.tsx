@@ -151,27 +151,29 @@ describe("downloads", () => {
     const backend = new FakeBackend([model("org/a", "not_downloaded")]);
     const message = "download of 'org/a' failed after 3 attempts: network error";
     backend.handlers.mlx_download_model = () => {
-      backend.setState("org/a", "not_downloaded", { error: message });
+      // The core offers the retry, and says with how many attempts.
+      backend.setState("org/a", "not_downloaded", { error: message, retry_attempts: 4 });
       throw { kind: "download_failed", message } satisfies MlxCommandError;
     };
     backend.handlers.mlx_retry_download = () => {
-      backend.setState("org/a", "downloaded", { error: undefined });
+      backend.setState("org/a", "downloaded", { error: undefined, retry_attempts: undefined });
       return { outcome: "downloaded", snapshot: "/s", fetched_bytes: 1 };
     };
     await renderPage(backend);
     await userEvent.click(card("a").getByRole("button", { name: "Download" }));
     expect(await card("a").findByRole("alert")).toHaveTextContent(message);
-    await userEvent.click(card("a").getByRole("button", { name: "Retry (up to 3 attempts)" }));
+    await userEvent.click(card("a").getByRole("button", { name: "Retry (up to 4 attempts)" }));
     await waitFor(() => expect(card("a").getByTestId("status-badge")).toHaveTextContent("Downloaded"));
     expect(backend.called("mlx_retry_download")).toHaveLength(1);
   });
 
-  test("warns before a download that would not fit on the disk", async () => {
-    const backend = new FakeBackend([model("org/a", "not_downloaded"), model("org/small", "not_downloaded", { size_bytes: 1000 })]);
-    backend.availableBytes = 500_000_000;
+  test("shows the core's warning before a download that would not fit on the disk", async () => {
+    const warning = "not enough disk space in /hub: the download needs 940000000 more bytes (940.00 MB), only 500000000 (500.00 MB) are free";
+    const tight = { status: { ...model("org/a", "not_downloaded").status, bytes_needed: 940_000_000, bytes_free: 500_000_000, disk_warning: warning } };
+    const backend = new FakeBackend([model("org/a", "not_downloaded", tight), model("org/small", "not_downloaded", { size_bytes: 1000 })]);
     await renderPage(backend);
-    expect(await card("a").findByText(/Not enough disk space: this model needs about 940 MB, and only 500 MB are free/)).toBeInTheDocument();
-    expect(card("small").queryByText(/Not enough disk space/)).not.toBeInTheDocument();
+    expect(await card("a").findByText(warning)).toBeInTheDocument();
+    expect(card("small").queryByText(/not enough disk space/)).not.toBeInTheDocument();
   });
 });
 

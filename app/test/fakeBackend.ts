@@ -30,6 +30,7 @@ export function model(id: string, state: MlxModelState, extra: Partial<MlxModelI
       model_id: id,
       state,
       partial_bytes: 0,
+      bytes_needed: 0,
       has_files: state !== "not_downloaded",
       delete_blocked: deleteBlocked(id, state),
       ...extra.status,
@@ -110,7 +111,7 @@ export class FakeBackend {
       case "mlx_cancel_download":
         return "org/downloading";
       default:
-        throw { kind: "unmocked", message: `no fake for ${cmd}` } satisfies MlxCommandError;
+        throw { kind: "invalid_request", message: `no fake for ${cmd}` } satisfies MlxCommandError;
     }
   }
 }

@@ -33,9 +33,7 @@ export function ModelList({ models, selectedModel, onSelect }: Props) {
             selected={model.id === selectedModel}
             live={models.live[model.id]}
             note={models.notes[model.id]}
-            canRetry={models.lastFailed === model.id && !!model.status.error}
             otherDownloading={downloading && downloading !== model.id ? downloading : null}
-            disk={models.disk}
             actions={actions}
           />
         ))}

@@ -1,7 +1,8 @@
 //! One general chat call, shared by `process_text` and the OpenAI-compatible server:
 //! the request and answer of [`MlxModelManager::chat`](crate::MlxModelManager::chat) and
 //! [`MlxModelManager::chat_stream`](crate::MlxModelManager::chat_stream), their checks,
-//! and the sidecar request a [`ChatRequest`] becomes.
+//! and where the time went ([`Timings`]). It sits below the manager and the sidecar:
+//! it imports neither.
 //!
 //! Decision: without `max_tokens` the budget is sized from the prompt's length (a
 //! clean-up answer is about as long as what it cleans), never a fixed number such as
@@ -10,9 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::manager::Timings;
 use crate::postprocess::{max_tokens_for, tagged_transcript};
-use crate::sidecar::{self, GenerateRequest};
 
 /// The most `max_tokens` the sidecar accepts.
 pub const MAX_TOKENS_CAP: u32 = 8192;
@@ -140,21 +139,6 @@ impl ChatRequest {
     pub fn budget(&self) -> u32 {
         self.max_tokens.unwrap_or_else(|| max_tokens_for(self.transcript().unwrap_or_else(|| self.last_user())))
     }
-
-    /// The sidecar's `/generate` body.
-    pub(crate) fn to_generate(&self) -> GenerateRequest {
-        GenerateRequest {
-            max_tokens: self.budget(),
-            temperature: self.temperature,
-            top_p: self.top_p,
-            repetition_penalty: Some(self.repetition_penalty),
-            enable_thinking: self.thinking.then_some(true),
-            stop: Some(self.stop.clone()).filter(|s| !s.is_empty()),
-            seed: self.seed,
-            constrain_to_input: self.constrain_to_input.then_some(true),
-            ..GenerateRequest::chat(self.messages.clone())
-        }
-    }
 }
 
 /// Why the answer ended.
@@ -177,13 +161,17 @@ impl FinishReason {
     }
 }
 
-impl From<Option<sidecar::FinishReason>> for FinishReason {
-    fn from(reason: Option<sidecar::FinishReason>) -> Self {
-        match reason {
-            Some(sidecar::FinishReason::Length) => FinishReason::Length,
-            _ => FinishReason::Stop,
-        }
-    }
+/// Where the time of one chat call or `process_text` went, in milliseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "specta", specta(rename = "MlxTimings"))]
+pub struct Timings {
+    /// Starting the sidecar (0 when it was running), including a first-run sync.
+    pub start_ms: u64,
+    /// Loading the model (0 when it was loaded).
+    pub load_ms: u64,
+    pub generate_ms: u64,
+    pub total_ms: u64,
 }
 
 /// The whole answer.
@@ -234,7 +222,7 @@ mod tests {
         r.messages.push(ChatMessage::user("word ".repeat(400)));
         assert!(r.budget() > 512, "{}", r.budget());
         r.max_tokens = Some(7);
-        assert_eq!(r.to_generate().max_tokens, 7);
+        assert_eq!(r.budget(), 7);
     }
 
     #[test]
@@ -272,27 +260,5 @@ mod tests {
             assert!(err.to_string().contains(field), "{field}: {err}");
         }
         assert!(request().validate().is_ok());
-    }
-
-    #[test]
-    fn the_sidecar_request_carries_only_the_options_set() {
-        let plain = request().to_generate();
-        assert_eq!((plain.enable_thinking, &plain.stop, plain.seed), (None, &None, None));
-        assert_eq!(plain.messages.as_ref().unwrap().len(), 2);
-        assert_eq!(
-            plain.repetition_penalty,
-            Some(DEFAULT_REPETITION_PENALTY),
-            "sent, so the sidecar's 1.15 never applies"
-        );
-        let r = ChatRequest {
-            thinking: true,
-            stop: vec!["END".into()],
-            seed: Some(3),
-            repetition_penalty: 1.3,
-            ..request()
-        };
-        let g = r.to_generate();
-        assert_eq!((g.enable_thinking, g.stop, g.seed), (Some(true), Some(vec!["END".to_string()]), Some(3)));
-        assert_eq!(g.repetition_penalty, Some(1.3));
     }
 }

@@ -7,7 +7,117 @@
 
 use std::path::PathBuf;
 
+use serde::{Deserialize, Serialize};
+
 use crate::state::{ModelState, Transition};
+
+/// Declares [`ErrorKind`] and its wire name per variant, in one list.
+macro_rules! error_kinds {
+    ($($(#[doc = $doc:literal])* $variant:ident = $name:literal,)*) => {
+        /// What went wrong, as a face branches on it: one kind per cause, sent as its
+        /// `snake_case` name (`{ kind, message }` in the app, `error.code` mapping in
+        /// the server). Exported to TypeScript as the union `MlxErrorKind`.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[cfg_attr(feature = "specta", derive(specta::Type))]
+        #[cfg_attr(feature = "specta", specta(rename = "MlxErrorKind"))]
+        pub enum ErrorKind {
+            $($(#[doc = $doc])* #[serde(rename = $name)] $variant,)*
+        }
+
+        impl ErrorKind {
+            /// Every kind, in declaration order.
+            pub const ALL: &'static [ErrorKind] = &[$(ErrorKind::$variant,)*];
+
+            /// The kind's wire name (`snake_case`), as serde writes it.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorKind::$variant => $name,)*
+                }
+            }
+        }
+    };
+}
+
+error_kinds! {
+    UnknownModel = "unknown_model",
+    InvalidRepoId = "invalid_repo_id",
+    Offline = "offline",
+    RepoNotFound = "repo_not_found",
+    RevisionNotFound = "revision_not_found",
+    /// The hub refused our token (or its absence) for a repo: set `HF_TOKEN`.
+    HubUnauthorized = "hub_unauthorized",
+    HttpStatus = "http_status",
+    BadHubResponse = "bad_hub_response",
+    UnsafeFileName = "unsafe_file_name",
+    HubLimitExceeded = "hub_limit_exceeded",
+    HubTimeout = "hub_timeout",
+    InvalidEndpoint = "invalid_endpoint",
+    Network = "network",
+    Stalled = "stalled",
+    Integrity = "integrity",
+    SizeMismatch = "size_mismatch",
+    InsufficientDisk = "insufficient_disk",
+    Io = "io",
+    DownloadInProgress = "download_in_progress",
+    NoActiveDownload = "no_active_download",
+    NothingToRetry = "nothing_to_retry",
+    /// The model is in use (downloading, loading, generating): the action must wait.
+    Busy = "busy",
+    NotDownloaded = "not_downloaded",
+    CorruptRef = "corrupt_ref",
+    DeletedWhileDownloading = "deleted_while_downloading",
+    IllegalTransition = "illegal_transition",
+    DownloadFailed = "download_failed",
+    TranscriptTooLong = "transcript_too_long",
+    InvalidRequest = "invalid_request",
+    InvalidPrompt = "invalid_prompt",
+    UnsupportedPlatform = "unsupported_platform",
+    HandyNotFound = "handy_not_found",
+    HandyStoreCorrupt = "handy_store_corrupt",
+    HandyStoreReadOnly = "handy_store_read_only",
+    HandyRunning = "handy_running",
+    HandyNoBackup = "handy_no_backup",
+    NoModelDownloaded = "no_model_downloaded",
+    InvalidUrl = "invalid_url",
+    UvNotFound = "uv_not_found",
+    BackendNotFound = "backend_not_found",
+    BackendUnpackFailed = "backend_unpack_failed",
+    Spawn = "spawn",
+    SyncFailed = "sync_failed",
+    NeverReady = "never_ready",
+    Exited = "exited",
+    Crashed = "crashed",
+    Stopped = "stopped",
+    Timeout = "timeout",
+    Unreachable = "unreachable",
+    /// The sidecar refused our per-spawn token: another program may hold its port.
+    SidecarUnauthorized = "sidecar_unauthorized",
+    ModelLoad = "model_load",
+    NoModelLoaded = "no_model_loaded",
+    /// The sidecar's own queue is full: try again in a moment.
+    SidecarBusy = "sidecar_busy",
+    BadRequest = "bad_request",
+    Http = "http",
+    BadResponse = "bad_response",
+    /// A settings file cannot be parsed; it was kept as a backup.
+    SettingsCorrupt = "settings_corrupt",
+    /// A post-processing provider id that is not ours.
+    UnknownProvider = "unknown_provider",
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Comparing with a wire name (`err.kind() == "busy"`), as the tests and faces written
+/// against the names do.
+impl PartialEq<&str> for ErrorKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
 
 /// Result alias for the core library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -155,47 +265,47 @@ pub enum Error {
 }
 
 impl Error {
-    /// A stable, machine-readable name for the error's kind (`snake_case`).
-    pub fn kind(&self) -> &'static str {
+    /// The error's kind: what a face branches on (and sends as `snake_case`).
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::UnknownModel { .. } => "unknown_model",
-            Error::InvalidRepoId { .. } => "invalid_repo_id",
-            Error::Offline { .. } => "offline",
-            Error::RepoNotFound { .. } => "repo_not_found",
-            Error::RevisionNotFound { .. } => "revision_not_found",
-            Error::Unauthorized { .. } => "unauthorized",
-            Error::HttpStatus { .. } => "http_status",
-            Error::BadHubResponse { .. } => "bad_hub_response",
-            Error::UnsafeFileName { .. } => "unsafe_file_name",
-            Error::HubLimitExceeded { .. } => "hub_limit_exceeded",
-            Error::HubTimeout { .. } => "hub_timeout",
-            Error::InvalidEndpoint { .. } => "invalid_endpoint",
-            Error::Network { .. } => "network",
-            Error::Stalled { .. } => "stalled",
-            Error::Integrity { .. } => "integrity",
-            Error::SizeMismatch { .. } => "size_mismatch",
-            Error::InsufficientDisk { .. } => "insufficient_disk",
-            Error::Io { .. } => "io",
-            Error::DownloadInProgress { .. } => "download_in_progress",
-            Error::NoActiveDownload => "no_active_download",
-            Error::NothingToRetry => "nothing_to_retry",
-            Error::Busy { .. } => "busy",
-            Error::NotDownloaded { .. } => "not_downloaded",
-            Error::CorruptRef { .. } => "corrupt_ref",
-            Error::DeletedWhileDownloading { .. } => "deleted_while_downloading",
-            Error::IllegalTransition { .. } => "illegal_transition",
-            Error::DownloadFailed { .. } => "download_failed",
-            Error::TranscriptTooLong { .. } => "transcript_too_long",
-            Error::InvalidRequest { .. } => "invalid_request",
-            Error::InvalidPrompt { .. } => "invalid_prompt",
-            Error::UnsupportedPlatform { .. } => "unsupported_platform",
-            Error::HandyNotFound { .. } => "handy_not_found",
-            Error::HandyStoreCorrupt { .. } => "handy_store_corrupt",
-            Error::HandyStoreReadOnly { .. } => "handy_store_read_only",
-            Error::HandyRunning { .. } => "handy_running",
-            Error::HandyNoBackup { .. } => "handy_no_backup",
-            Error::NoModelDownloaded => "no_model_downloaded",
-            Error::InvalidUrl { .. } => "invalid_url",
+            Error::UnknownModel { .. } => ErrorKind::UnknownModel,
+            Error::InvalidRepoId { .. } => ErrorKind::InvalidRepoId,
+            Error::Offline { .. } => ErrorKind::Offline,
+            Error::RepoNotFound { .. } => ErrorKind::RepoNotFound,
+            Error::RevisionNotFound { .. } => ErrorKind::RevisionNotFound,
+            Error::Unauthorized { .. } => ErrorKind::HubUnauthorized,
+            Error::HttpStatus { .. } => ErrorKind::HttpStatus,
+            Error::BadHubResponse { .. } => ErrorKind::BadHubResponse,
+            Error::UnsafeFileName { .. } => ErrorKind::UnsafeFileName,
+            Error::HubLimitExceeded { .. } => ErrorKind::HubLimitExceeded,
+            Error::HubTimeout { .. } => ErrorKind::HubTimeout,
+            Error::InvalidEndpoint { .. } => ErrorKind::InvalidEndpoint,
+            Error::Network { .. } => ErrorKind::Network,
+            Error::Stalled { .. } => ErrorKind::Stalled,
+            Error::Integrity { .. } => ErrorKind::Integrity,
+            Error::SizeMismatch { .. } => ErrorKind::SizeMismatch,
+            Error::InsufficientDisk { .. } => ErrorKind::InsufficientDisk,
+            Error::Io { .. } => ErrorKind::Io,
+            Error::DownloadInProgress { .. } => ErrorKind::DownloadInProgress,
+            Error::NoActiveDownload => ErrorKind::NoActiveDownload,
+            Error::NothingToRetry => ErrorKind::NothingToRetry,
+            Error::Busy { .. } => ErrorKind::Busy,
+            Error::NotDownloaded { .. } => ErrorKind::NotDownloaded,
+            Error::CorruptRef { .. } => ErrorKind::CorruptRef,
+            Error::DeletedWhileDownloading { .. } => ErrorKind::DeletedWhileDownloading,
+            Error::IllegalTransition { .. } => ErrorKind::IllegalTransition,
+            Error::DownloadFailed { .. } => ErrorKind::DownloadFailed,
+            Error::TranscriptTooLong { .. } => ErrorKind::TranscriptTooLong,
+            Error::InvalidRequest { .. } => ErrorKind::InvalidRequest,
+            Error::InvalidPrompt { .. } => ErrorKind::InvalidPrompt,
+            Error::UnsupportedPlatform { .. } => ErrorKind::UnsupportedPlatform,
+            Error::HandyNotFound { .. } => ErrorKind::HandyNotFound,
+            Error::HandyStoreCorrupt { .. } => ErrorKind::HandyStoreCorrupt,
+            Error::HandyStoreReadOnly { .. } => ErrorKind::HandyStoreReadOnly,
+            Error::HandyRunning { .. } => ErrorKind::HandyRunning,
+            Error::HandyNoBackup { .. } => ErrorKind::HandyNoBackup,
+            Error::NoModelDownloaded => ErrorKind::NoModelDownloaded,
+            Error::InvalidUrl { .. } => ErrorKind::InvalidUrl,
             Error::Sidecar(e) => e.kind(),
         }
     }

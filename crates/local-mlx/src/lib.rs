@@ -25,9 +25,9 @@ pub mod store;
 
 pub use catalog::{ModelSpec, DEFAULT_MODEL_ID};
 pub use chat::{ChatChunk, ChatMessage, ChatRequest, ChatResponse, FinishReason, Role};
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use events::{EventSink, EventType, LoadPhase, MlxModelStateEvent, NullSink, RecordingSink};
-pub use manager::{MlxModelManager, Runtime, Timings};
+pub use manager::{MlxModelManager, Runtime, Slot, Timings};
 pub use platform::PlatformSupport;
 pub use settings::KeepAlive;
 pub use state::{ModelState, Transition};

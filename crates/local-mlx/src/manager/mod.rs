@@ -3,7 +3,7 @@
 //! Each public method is one of the provider's commands (`list_models`, `model_status`,
 //! `download`, `cancel_download`, `retry_download`, `delete_model`, `process_text`),
 //! the general chat call under `process_text` and the server (`chat`, `chat_stream`,
-//! `runtime`), or what an embedder needs (`prepare`, `unload`, settings,
+//! `runtime`), or what an embedder needs (`warm_up`, `unload`, settings,
 //! `add_custom_model`). Ownership: the model store owns what is on disk and the one
 //! download; the [`session`] owns the sidecar, the loaded model (Loading / Ready) and
 //! generating; this module is the one place they meet (a status is the disk status
@@ -25,18 +25,20 @@ use futures_util::StreamExt;
 use serde::Serialize;
 
 use crate::catalog::{self, ModelSpec};
+pub use crate::chat::Timings;
 use crate::chat::{ChatChunk, ChatRequest, ChatResponse, DEFAULT_REPETITION_PENALTY};
 use crate::error::{Error, Result};
 use crate::events::EventSink;
 use crate::hub::{DeleteReport, HubConfig};
 use crate::platform::PlatformSupport;
 use crate::postprocess::{build_messages, guard_answer, max_tokens_for, DEFAULT_PROMPT, MAX_TRANSCRIPT_CHARS};
-use crate::settings::{config_dir, data_dir, KeepAlive, MlxSettings};
+use crate::settings::{check_prompt, config_dir, data_dir, KeepAlive, MlxSettings};
 use crate::sidecar::{default_backend, SidecarConfig};
 use crate::state::delete_refusal;
 use crate::store::{DownloadOutcome, MlxModelInfo, MlxModelStatus, ModelStore};
 
 use session::Session;
+pub use session::Slot;
 
 /// Everything the manager needs to know about its surroundings, all of it passed in
 /// by the embedder: the manager reads no settings file of its own.
@@ -110,19 +112,6 @@ pub enum Runtime {
     Ready {
         model_id: String,
     },
-}
-
-/// Where the time of one chat call or `process_text` went, in milliseconds.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-#[cfg_attr(feature = "specta", derive(specta::Type))]
-#[cfg_attr(feature = "specta", specta(rename = "MlxTimings"))]
-pub struct Timings {
-    /// Starting the sidecar (0 when it was running), including a first-run sync.
-    pub start_ms: u64,
-    /// Loading the model (0 when it was loaded).
-    pub load_ms: u64,
-    pub generate_ms: u64,
-    pub total_ms: u64,
 }
 
 /// The result of enhancing one transcript.
@@ -299,6 +288,9 @@ impl MlxModelManager {
 
     /// [`Self::process_text`] with a model or prompt other than the settings'.
     pub async fn process_text_with(&self, text: &str, options: ProcessOptions) -> Result<ProcessOutput> {
+        if let Some(prompt) = &options.prompt {
+            check_prompt(prompt)?;
+        }
         self.ensure_runnable()?;
         let settings = self.settings();
         let model_id = options.model.unwrap_or(settings.selected_model);
@@ -371,6 +363,18 @@ impl MlxModelManager {
         self.session.runtime()
     }
 
+    /// The session's [`Slot`] now and every change after it: what a test or a face
+    /// waits on instead of polling or sleeping.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<Slot> {
+        self.session.subscribe()
+    }
+
+    /// How many chat calls or warm-ups wait for the session lock, now and on every
+    /// change (a call being served is not counted).
+    pub fn queued_calls(&self) -> tokio::sync::watch::Receiver<usize> {
+        self.session.queued()
+    }
+
     /// Overrides the settings' unload timeout for this manager (a server's --keep-alive);
     /// it applies from the next use.
     pub fn set_keep_alive(&self, keep_alive: KeepAlive) {
@@ -390,10 +394,10 @@ impl MlxModelManager {
     /// calls it when the provider or model is chosen and when recording starts, so the
     /// load overlaps speech and a dictation never waits for an environment sync. The
     /// idle clock starts from here.
-    pub async fn prepare(&self) -> Result<()> {
+    pub async fn warm_up(&self) -> Result<()> {
         self.ensure_runnable()?;
         let spec = catalog::resolve(&self.settings().selected_model)?;
-        self.session.load_ahead(spec, self.keep_alive()).await
+        self.session.warm_up(spec, self.keep_alive()).await
     }
 
     /// Sync the sidecar's Python environment now if it needs it (the first start would
@@ -415,10 +419,12 @@ impl MlxModelManager {
     }
 
     /// Validate and apply new settings (the embedder stores them where it keeps its
-    /// own). Selecting another model unloads the old one and lists a custom one; a new
-    /// unload timeout applies from the next use. The uv path is read when the manager
-    /// is built (a new one needs a new manager).
+    /// own): the prompt by [`check_prompt`], the model by its id. Selecting another
+    /// model unloads the old one and lists a custom one; a new unload timeout applies
+    /// from the next use. The uv path is read when the manager is built (a new one
+    /// needs a new manager).
     pub async fn update_settings(&self, new: MlxSettings) -> Result<MlxSettings> {
+        check_prompt(&new.prompt)?;
         self.add_custom_model(&new.selected_model)?;
         let old = self.settings();
         *self.settings.lock().expect("settings poisoned") = new.clone();
