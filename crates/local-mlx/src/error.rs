@@ -7,117 +7,8 @@
 
 use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
-
-use crate::state::{ModelState, Transition};
-
-/// Declares [`ErrorKind`] and its wire name per variant, in one list.
-macro_rules! error_kinds {
-    ($($(#[doc = $doc:literal])* $variant:ident = $name:literal,)*) => {
-        /// What went wrong, as a face branches on it: one kind per cause, sent as its
-        /// `snake_case` name (`{ kind, message }` in the app, `error.code` mapping in
-        /// the server). Exported to TypeScript as the union `MlxErrorKind`.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-        #[cfg_attr(feature = "specta", derive(specta::Type))]
-        #[cfg_attr(feature = "specta", specta(rename = "MlxErrorKind"))]
-        pub enum ErrorKind {
-            $($(#[doc = $doc])* #[serde(rename = $name)] $variant,)*
-        }
-
-        impl ErrorKind {
-            /// Every kind, in declaration order.
-            pub const ALL: &'static [ErrorKind] = &[$(ErrorKind::$variant,)*];
-
-            /// The kind's wire name (`snake_case`), as serde writes it.
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $(ErrorKind::$variant => $name,)*
-                }
-            }
-        }
-    };
-}
-
-error_kinds! {
-    UnknownModel = "unknown_model",
-    InvalidRepoId = "invalid_repo_id",
-    Offline = "offline",
-    RepoNotFound = "repo_not_found",
-    RevisionNotFound = "revision_not_found",
-    /// The hub refused our token (or its absence) for a repo: set `HF_TOKEN`.
-    HubUnauthorized = "hub_unauthorized",
-    HttpStatus = "http_status",
-    BadHubResponse = "bad_hub_response",
-    UnsafeFileName = "unsafe_file_name",
-    HubLimitExceeded = "hub_limit_exceeded",
-    HubTimeout = "hub_timeout",
-    InvalidEndpoint = "invalid_endpoint",
-    Network = "network",
-    Stalled = "stalled",
-    Integrity = "integrity",
-    SizeMismatch = "size_mismatch",
-    InsufficientDisk = "insufficient_disk",
-    Io = "io",
-    DownloadInProgress = "download_in_progress",
-    NoActiveDownload = "no_active_download",
-    NothingToRetry = "nothing_to_retry",
-    /// The model is in use (downloading, loading, generating): the action must wait.
-    Busy = "busy",
-    NotDownloaded = "not_downloaded",
-    CorruptRef = "corrupt_ref",
-    DeletedWhileDownloading = "deleted_while_downloading",
-    IllegalTransition = "illegal_transition",
-    DownloadFailed = "download_failed",
-    TranscriptTooLong = "transcript_too_long",
-    InvalidRequest = "invalid_request",
-    InvalidPrompt = "invalid_prompt",
-    UnsupportedPlatform = "unsupported_platform",
-    HandyNotFound = "handy_not_found",
-    HandyStoreCorrupt = "handy_store_corrupt",
-    HandyStoreReadOnly = "handy_store_read_only",
-    HandyRunning = "handy_running",
-    HandyNoBackup = "handy_no_backup",
-    NoModelDownloaded = "no_model_downloaded",
-    InvalidUrl = "invalid_url",
-    UvNotFound = "uv_not_found",
-    BackendNotFound = "backend_not_found",
-    BackendUnpackFailed = "backend_unpack_failed",
-    Spawn = "spawn",
-    SyncFailed = "sync_failed",
-    NeverReady = "never_ready",
-    Exited = "exited",
-    Crashed = "crashed",
-    Stopped = "stopped",
-    Timeout = "timeout",
-    Unreachable = "unreachable",
-    /// The sidecar refused our per-spawn token: another program may hold its port.
-    SidecarUnauthorized = "sidecar_unauthorized",
-    ModelLoad = "model_load",
-    NoModelLoaded = "no_model_loaded",
-    /// The sidecar's own queue is full: try again in a moment.
-    SidecarBusy = "sidecar_busy",
-    BadRequest = "bad_request",
-    Http = "http",
-    BadResponse = "bad_response",
-    /// A settings file cannot be parsed; it was kept as a backup.
-    SettingsCorrupt = "settings_corrupt",
-    /// A post-processing provider id that is not ours.
-    UnknownProvider = "unknown_provider",
-}
-
-impl std::fmt::Display for ErrorKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Comparing with a wire name (`err.kind() == "busy"`), as the tests and faces written
-/// against the names do.
-impl PartialEq<&str> for ErrorKind {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
-}
+pub use crate::error_kind::ErrorKind;
+pub use crate::text::{escape_controls, human_bytes, source_chain};
 
 /// Result alias for the core library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -213,8 +104,9 @@ pub enum Error {
     #[error("model '{model_id}' is not downloaded: run `local-mlx setup {model_id}` (downloads it and checks that it runs), `local-mlx pull {model_id}`, or press Download first")]
     NotDownloaded { model_id: String },
 
-    #[error("model '{model_id}' cannot go from {from:?} by {transition:?}")]
-    IllegalTransition { model_id: String, from: ModelState, transition: Transition },
+    /// `from` and `transition` as the state machine names them (`Downloaded`, `StartLoad`).
+    #[error("model '{model_id}' cannot go from {from} by {transition}")]
+    IllegalTransition { model_id: String, from: String, transition: String },
 
     #[error("the prompt template cannot be used: {reason}; write a prompt that contains ${{output}} where the transcript should go (for example \"Fix the punctuation of: ${{output}}\")")]
     InvalidPrompt { reason: &'static str },
@@ -248,11 +140,11 @@ pub enum Error {
     #[error("there is no backup from `local-mlx handy connect` next to {path}, so there is nothing to put back")]
     HandyNoBackup { path: PathBuf },
 
-    #[error(
-        "no model is downloaded: run `local-mlx setup` (it downloads {} and checks that it runs), or pull another and pass --model",
-        crate::catalog::DEFAULT_MODEL_ID
-    )]
-    NoModelDownloaded,
+    #[error("no model is downloaded: run `local-mlx setup` (it downloads {default_model} and checks that it runs), or pull another and pass --model")]
+    NoModelDownloaded { default_model: &'static str },
+
+    #[error("the settings file {path} cannot be read ({reason}); it was moved to {backup} and the defaults apply: repair that copy and move it back to keep its values")]
+    SettingsCorrupt { path: PathBuf, backup: PathBuf, reason: String },
 
     #[error("'{url}' is not a server's base URL ({reason}); give one like http://localhost:8397/v1")]
     InvalidUrl { url: String, reason: String },
@@ -304,8 +196,9 @@ impl Error {
             Error::HandyStoreReadOnly { .. } => ErrorKind::HandyStoreReadOnly,
             Error::HandyRunning { .. } => ErrorKind::HandyRunning,
             Error::HandyNoBackup { .. } => ErrorKind::HandyNoBackup,
-            Error::NoModelDownloaded => ErrorKind::NoModelDownloaded,
+            Error::NoModelDownloaded { .. } => ErrorKind::NoModelDownloaded,
             Error::InvalidUrl { .. } => ErrorKind::InvalidUrl,
+            Error::SettingsCorrupt { .. } => ErrorKind::SettingsCorrupt,
             Error::Sidecar(e) => e.kind(),
         }
     }
@@ -330,54 +223,5 @@ impl Error {
 
     pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io { action, path: path.into(), source }
-    }
-}
-
-/// An error and its causes, joined, each said once: reqwest's own message alone hides
-/// the reason ("error sending request") while the cause says it ("connection refused"),
-/// and our messages already end with their cause ("cannot create X: Not a directory"),
-/// so a cause the text already holds is skipped. Faces print errors with this (the CLI
-/// does), never by walking `source()` themselves.
-pub fn source_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text = format!("{text}: {cause_text}");
-        }
-        source = cause.source();
-    }
-    text
-}
-
-/// `text` with every control character escaped (`\u{1b}`, `\n`), the rest as is: remote
-/// text (a hub's file name, a ref's content) cannot move a terminal's cursor, set its
-/// title or forge lines once it sits in a message.
-pub fn escape_controls(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c.is_control() {
-            out.extend(c.escape_debug());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// Bytes as a short human string (`1.5 GB`), decimal units as download sizes are quoted.
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit < UNITS.len() - 1 {
-        value /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.2} {}", UNITS[unit])
     }
 }

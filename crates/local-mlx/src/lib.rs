@@ -12,6 +12,7 @@
 pub mod catalog;
 pub mod chat;
 pub mod error;
+pub mod error_kind;
 pub mod events;
 pub mod handy;
 pub mod hub;
@@ -22,6 +23,7 @@ pub mod settings;
 pub mod sidecar;
 pub mod state;
 pub mod store;
+pub mod text;
 
 pub use catalog::{ModelSpec, DEFAULT_MODEL_ID};
 pub use chat::{ChatChunk, ChatMessage, ChatRequest, ChatResponse, FinishReason, Role};

@@ -180,7 +180,7 @@ async fn the_token_is_sent_when_the_hub_requires_one() {
 
     let anonymous = MlxModelManager::with_hub(test_config(&hub.url(), &cache), Arc::new(NullSink)).unwrap();
     let err = anonymous.download(SMALL_REPO).await.unwrap_err();
-    assert_eq!(err.kind(), "unauthorized", "{err}");
+    assert_eq!(err.kind(), local_mlx::ErrorKind::HubUnauthorized, "{err}");
     assert!(err.to_string().contains("HF_TOKEN"));
 
     let mut config = test_config(&hub.url(), &cache);

@@ -12,8 +12,8 @@ use tauri::State;
 
 use crate::app_settings::{provider_options, AppSettings, AppSettingsStore, ProviderOption};
 
-fn saved(result: std::io::Result<AppSettings>) -> MlxCommandResult<AppSettings> {
-    result.map_err(|e| MlxCommandError::new(local_mlx::ErrorKind::Io, format!("cannot save the app settings: {e}")))
+fn saved(result: local_mlx::Result<AppSettings>) -> MlxCommandResult<AppSettings> {
+    Ok(result?)
 }
 
 #[tauri::command]

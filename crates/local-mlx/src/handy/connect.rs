@@ -298,7 +298,7 @@ pub fn choose_model(requested: Option<&str>, current: Option<&str>, downloaded: 
         .or_else(|| Some(crate::catalog::DEFAULT_MODEL_ID).filter(|id| is_downloaded(id)))
         .or_else(|| downloaded.first().map(String::as_str))
         .map(str::to_string)
-        .ok_or(Error::NoModelDownloaded)
+        .ok_or(Error::NoModelDownloaded { default_model: crate::catalog::DEFAULT_MODEL_ID })
 }
 
 #[cfg(test)]
@@ -382,6 +382,6 @@ mod tests {
         assert_eq!(choose_model(Some("z/gone"), None, &downloaded).unwrap_err().kind(), "not_downloaded");
         let none = choose_model(None, None, &[]).unwrap_err();
         assert_eq!(none.kind(), "no_model_downloaded");
-        assert!(none.to_string().contains("local-mlx pull"), "{none}");
+        assert!(none.to_string().contains("local-mlx setup"), "{none}");
     }
 }

@@ -31,7 +31,9 @@ use crate::error::{Error, Result};
 use crate::events::EventSink;
 use crate::hub::{DeleteReport, HubConfig};
 use crate::platform::PlatformSupport;
-use crate::postprocess::{build_messages, guard_answer, max_tokens_for, DEFAULT_PROMPT, MAX_TRANSCRIPT_CHARS};
+use crate::postprocess::{
+    build_messages, guard_answer, max_tokens_for, tagged_transcript, DEFAULT_PROMPT, MAX_TRANSCRIPT_CHARS,
+};
 use crate::settings::{check_prompt, config_dir, data_dir, KeepAlive, MlxSettings};
 use crate::sidecar::{default_backend, SidecarConfig};
 use crate::state::delete_refusal;
@@ -51,7 +53,7 @@ pub struct ManagerConfig {
     /// [`MlxModelManager::update_settings`].
     pub settings: MlxSettings,
     /// Hugging Face repo ids listed after the catalog (see
-    /// [`MlxModelManager::add_custom_model`]).
+    /// [`MlxModelManager::add_custom_model`]); an invalid one is logged and skipped.
     pub custom_models: Vec<String>,
 }
 
@@ -114,6 +116,24 @@ pub enum Runtime {
     },
 }
 
+/// What the manager reads from a chat request: the transcript a clean-up answer is
+/// checked against, and the token budget.
+impl ChatRequest {
+    /// The transcript the last user message wraps in `<transcript>` tags, if it does
+    /// (see [`tagged_transcript`]): the text a clean-up answer is checked against.
+    pub fn transcript(&self) -> Option<&str> {
+        tagged_transcript(self.last_user())
+    }
+
+    /// The budget: as asked, else sized from the text to answer (a clean-up answer is
+    /// about as long as what it cleans, never a fixed number that cuts a long dictation
+    /// short): the tagged transcript when there is one (the instructions around it are
+    /// not part of the answer), else the last user message.
+    pub fn budget(&self) -> u32 {
+        self.max_tokens.unwrap_or_else(|| max_tokens_for(self.transcript().unwrap_or_else(|| self.last_user())))
+    }
+}
+
 /// The result of enhancing one transcript.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
@@ -161,8 +181,12 @@ impl MlxModelManager {
             keep_alive: Mutex::new(None),
             platform: crate::platform::this_machine(),
         };
-        for id in custom_models.iter().chain([&settings.selected_model]) {
-            manager.add_custom_model(id)?;
+        manager.add_custom_model(&settings.selected_model)?;
+        for id in &custom_models {
+            // A saved or configured id that is no repo id any more is skipped, not fatal.
+            if let Err(error) = manager.add_custom_model(id) {
+                tracing::warn!(model = %id, %error, "not listing this custom model");
+            }
         }
         Ok(manager)
     }
@@ -450,5 +474,38 @@ impl MlxModelManager {
         if let Err(error) = self.session.unload_and_stop().await {
             tracing::warn!(%error, "unload at shutdown failed; the sidecar is stopped anyway");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chat::ChatMessage;
+
+    fn request() -> ChatRequest {
+        ChatRequest::new("org/model", vec![ChatMessage::system("be brief"), ChatMessage::user("hello there")])
+    }
+
+    #[test]
+    fn the_budget_is_sized_from_the_last_user_message_unless_given() {
+        let mut r = request();
+        assert_eq!(r.budget(), max_tokens_for("hello there"));
+        r.messages.push(ChatMessage::user("word ".repeat(400)));
+        assert!(r.budget() > 512, "{}", r.budget());
+        r.max_tokens = Some(7);
+        assert_eq!(r.budget(), 7);
+    }
+
+    #[test]
+    fn a_tagged_transcript_sizes_the_budget_not_the_instructions_around_it() {
+        let instructions = "Clean it up, do not answer it. ".repeat(40);
+        let prompt = format!("<transcript>\nhello there\n</transcript>\n\n{instructions}");
+        let r = ChatRequest::new("org/model", vec![ChatMessage::user(prompt.clone())]);
+        assert_eq!(r.transcript(), Some("hello there"));
+        assert_eq!(r.budget(), max_tokens_for("hello there"));
+        assert!(max_tokens_for(&prompt) > r.budget() * 3, "the whole prompt would give {}", max_tokens_for(&prompt));
+        // Only the last user message counts: an earlier tagged one is history.
+        let later = ChatRequest::new("org/model", vec![ChatMessage::user(prompt), ChatMessage::user("plain")]);
+        assert_eq!(later.transcript(), None);
     }
 }

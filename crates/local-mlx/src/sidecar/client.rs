@@ -527,7 +527,7 @@ fn detail_of(body: &str) -> String {
     }
 }
 
-use crate::error::source_chain;
+use crate::text::source_chain;
 
 #[cfg(test)]
 mod tests {

@@ -120,9 +120,9 @@ pub enum SidecarError {
 }
 
 impl SidecarError {
-    /// The error's kind (see [`crate::error::ErrorKind`]).
-    pub fn kind(&self) -> crate::error::ErrorKind {
-        use crate::error::ErrorKind;
+    /// The error's kind (see [`crate::error_kind::ErrorKind`]).
+    pub fn kind(&self) -> crate::error_kind::ErrorKind {
+        use crate::error_kind::ErrorKind;
         match self {
             SidecarError::UvNotFound { .. } => ErrorKind::UvNotFound,
             SidecarError::BackendNotFound { .. } => ErrorKind::BackendNotFound,
