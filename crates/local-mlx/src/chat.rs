@@ -12,9 +12,13 @@ use crate::error::{Error, Result};
 pub const MAX_TOKENS_CAP: u32 = 8192;
 /// The most stop strings one request may give (OpenAI's limit too).
 pub const MAX_STOP: usize = 4;
+/// `temperature` is in `[0, MAX_TEMPERATURE]`.
+pub const MAX_TEMPERATURE: f64 = 2.0;
+/// `repetition_penalty` is in `(0, MAX_REPETITION_PENALTY]`.
+pub const MAX_REPETITION_PENALTY: f64 = 10.0;
 
-/// No repetition penalty unless asked, as OpenAI and `mlx_lm.server` do. The sidecar's
-/// own default (1.15) divides the logits of every token among the last 20, the prompt's
+/// No repetition penalty unless asked, as OpenAI and `mlx_lm.server` do (the sidecar's
+/// default is the same number). A penalty of 1.15 divides the logits of every token among the last 20, the prompt's
 /// included: a clean-up must copy the transcript's words, and with 1.15 SmolLM2 dropped
 /// them ("So I was thinking we could meeting Friday.") where with 1.0 it wrote the
 /// reference exactly (docs/QUALITY.md). A runaway repetition is cut by the budget and
@@ -101,15 +105,15 @@ impl ChatRequest {
         if let Some(max) = self.max_tokens.filter(|m| !(1..=MAX_TOKENS_CAP).contains(m)) {
             return bad(format!("max_tokens must be between 1 and {MAX_TOKENS_CAP}, got {max}"));
         }
-        if !(self.temperature.is_finite() && (0.0..=2.0).contains(&self.temperature)) {
-            return bad(format!("temperature must be between 0 and 2, got {}", self.temperature));
+        if !(self.temperature.is_finite() && (0.0..=MAX_TEMPERATURE).contains(&self.temperature)) {
+            return bad(format!("temperature must be between 0 and {MAX_TEMPERATURE}, got {}", self.temperature));
         }
         if let Some(top_p) = self.top_p.filter(|p| !(p.is_finite() && *p > 0.0 && *p <= 1.0)) {
             return bad(format!("top_p must be in (0, 1], got {top_p}"));
         }
         let penalty = self.repetition_penalty;
-        if !(penalty.is_finite() && penalty > 0.0 && penalty <= 10.0) {
-            return bad(format!("repetition_penalty must be in (0, 10], got {penalty}"));
+        if !(penalty.is_finite() && penalty > 0.0 && penalty <= MAX_REPETITION_PENALTY) {
+            return bad(format!("repetition_penalty must be in (0, {MAX_REPETITION_PENALTY}], got {penalty}"));
         }
         if self.stop.len() > MAX_STOP || self.stop.iter().any(String::is_empty) {
             return bad(format!("stop must be at most {MAX_STOP} non-empty strings, got {:?}", self.stop));
