@@ -251,6 +251,22 @@ describe("settings", () => {
     await waitFor(() => expect(backend.settings.prompt).toBe("Fix it: ${output}"));
     expect(screen.getByText("Saved.")).toBeInTheDocument();
   });
+
+  test("a prompt the core refuses is not saved and the core's reason is shown", async () => {
+    const backend = new FakeBackend([model("org/selected", "ready")]);
+    const message = "the prompt template cannot be used: it is empty; write a prompt that contains ${output}";
+    backend.handlers.mlx_update_settings = () => {
+      throw { kind: "invalid_prompt", message } satisfies MlxCommandError;
+    };
+    await renderPage(backend);
+    const prompt = screen.getByLabelText("Prompt template");
+    await userEvent.clear(prompt);
+    // The page does not judge the prompt: Save asks the core, which decides.
+    await userEvent.click(screen.getByRole("button", { name: "Save prompt" }));
+    expect(await screen.findByText(message)).toBeInTheDocument();
+    expect(backend.settings.prompt).toBe("Clean up: ${output}");
+    expect(screen.queryByText("Saved.")).not.toBeInTheDocument();
+  });
 });
 
 describe("Try it", () => {

@@ -1,19 +1,14 @@
-//! `MlxModelManager`: the one facade every face (CLI, Tauri app) calls.
+//! `MlxModelManager`: the one facade every face (CLI, Tauri app, server) calls, and
+//! the one place the store and the session meet.
 //!
-//! Each public method is one of the provider's commands (`list_models`, `model_status`,
-//! `download`, `cancel_download`, `retry_download`, `delete_model`, `process_text`),
-//! the general chat call under `process_text` and the server (`chat`, `chat_stream`,
-//! `runtime`), or what an embedder needs (`warm_up`, `unload`, settings,
-//! `add_custom_model`). Ownership: the model store owns what is on disk and the one
-//! download; the [`session`] owns the sidecar, the loaded model (Loading / Ready) and
-//! generating; this module is the one place they meet (a status is the disk status
-//! overlaid with the session's state; a delete asks the session to release, then the
-//! store to delete). The embedder owns the settings: it passes them in
-//! ([`ManagerConfig::settings`]) and updates them; the manager keeps no file. A key
-//! decision: everything that touches the loaded model (load, generate, unload) runs
-//! under one async lock, so concurrent calls are served one after another with a
-//! single load, and the idle timer can never unload a model in the middle of a
-//! generation.
+//! Owns nothing on disk and no state of its own beyond the settings the embedder
+//! passed in ([`ManagerConfig::settings`], changed by `update_settings`), the custom
+//! models listed after the catalog, and a keep-alive override. The store owns the disk
+//! and the one download; the session (`session.rs`, its [`Slot`]) owns the sidecar and
+//! the loaded model.
+//! Invariants: a status is the store's disk status overlaid with the session's slot
+//! and the answers of the core's rules (`delete_blocked`, `disk_warning`,
+//! `retry_attempts`); a delete asks the session to release, then the store to delete.
 
 mod idle;
 mod session;

@@ -182,7 +182,7 @@ impl Session {
         let started = Instant::now();
         request.validate()?;
         let spec = crate::catalog::resolve(&request.model)?;
-        let Acquired { mut held, client, timings, rearm } = self.acquire(spec.clone(), keep_alive).await?;
+        let Acquired { held, client, timings, rearm } = self.acquire(spec.clone(), keep_alive).await?;
         let generating = self.start_generating(&spec, &client);
         let generate_started = Instant::now();
         let inner = match client.generate_stream(&generate_request(&request)).await {
@@ -190,7 +190,7 @@ impl Session {
             Err(error) => {
                 drop(generating);
                 if error.process_died() {
-                    self.forget_loaded(&mut held);
+                    self.forget_loaded(&held);
                 }
                 return Err(error.into());
             }
