@@ -46,9 +46,10 @@ describe("model list", () => {
     ]);
     await renderPage(backend);
     const names = (n: string) => card(n).getAllByRole("button").map((b) => b.textContent);
-    // While org/b downloads, Download elsewhere waits (one download at a time).
+    // While org/b downloads, Download elsewhere waits, with the core's reason.
     expect(names("a")).toEqual(["Download"]);
     expect(card("a").getByRole("button", { name: "Download" })).toBeDisabled();
+    expect(card("a").getByRole("button", { name: "Download" })).toHaveAttribute("title", expect.stringContaining("'org/b' is already downloading"));
     expect(names("b")).toEqual(["Cancel", "Delete"]);
     expect(names("c")).toEqual(["Select", "Delete"]);
     expect(names("d")).toEqual(["Delete"]);

@@ -20,22 +20,21 @@ type Props = {
   selected: boolean;
   live?: LiveProgress;
   note?: Note;
-  /** Another model is downloading (one download at a time). */
-  otherDownloading: string | null;
   actions: CardActions;
 };
 
-export function ModelCard({ model, selected, live, note, otherDownloading, actions }: Props) {
+export function ModelCard({ model, selected, live, note, actions }: Props) {
   const { id, status } = model;
   const state = status.state;
-  // The core decides, the card shows: whether Delete may run now, whether the download
-  // fits on the disk, and whether (and with how many attempts) a failed one is retried.
+  // The core decides, the card shows: whether Delete or Download may run now, whether
+  // the download fits on the disk, and whether (and with how many attempts) a failed
+  // one is retried.
   const blocked = status.delete_blocked ?? null;
   const warning = status.disk_warning ?? null;
   const retryAttempts = status.retry_attempts ?? null;
   const tipId = `delete-reason-${id.replace(/\W+/g, "-")}`;
   const hasFiles = status.has_files;
-  const downloadBlocked = otherDownloading ? `Another model (${otherDownloading}) is downloading: one download at a time.` : undefined;
+  const downloadBlocked = status.download_blocked ?? undefined;
 
   const size = model.size_bytes > 0 ? `${formatBytes(model.size_bytes)} download` : "size unknown";
   const ram = model.ram_bytes > 0 ? `needs about ${formatBytes(model.ram_bytes)} of memory` : null;
@@ -73,7 +72,7 @@ export function ModelCard({ model, selected, live, note, otherDownloading, actio
 
       <div className="model-actions">
         {retryAttempts !== null && (
-          <button type="button" className="primary" onClick={() => actions.retry(id)} disabled={!!otherDownloading}>
+          <button type="button" className="primary" onClick={() => actions.retry(id)} disabled={!!downloadBlocked} title={downloadBlocked}>
             Retry (up to {retryAttempts} attempts)
           </button>
         )}
@@ -82,7 +81,7 @@ export function ModelCard({ model, selected, live, note, otherDownloading, actio
             type="button"
             className="primary"
             onClick={() => actions.download(id)}
-            disabled={!!otherDownloading}
+            disabled={!!downloadBlocked}
             title={downloadBlocked}
           >
             Download

@@ -69,6 +69,11 @@ pub struct MlxModelStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "specta", specta(type = String))]
     pub disk_warning: Option<String>,
+    /// Why Download (or Retry) of this model is refused now: another model is
+    /// downloading (one download at a time); the refusal `download` would give.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "specta", specta(type = String))]
+    pub download_blocked: Option<String>,
     /// Present when this model's download failed and `retry_download` would start it
     /// again: how many attempts that retry makes.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -346,7 +351,11 @@ impl ModelStore {
         // One look at the snapshot serves both the state and the path.
         let snapshot = self.snapshot(spec);
         let state = self.disk_state(spec, || snapshot.is_some());
-        let is_active = self.lock().active.as_ref().is_some_and(|a| a.model_id == spec.id);
+        let active = self.active_download();
+        let is_active = active.as_deref() == Some(spec.id.as_str());
+        let download_blocked = active
+            .filter(|id| *id != spec.id)
+            .map(|in_progress| Error::DownloadInProgress { in_progress, requested: spec.id.clone() }.to_string());
         let progress = if is_active { *self.progress.lock().expect("progress poisoned") } else { None };
         let repo = self.downloader.cache().repo(&spec.repo);
         let error = self.lock().errors.get(&spec.id).cloned().or_else(|| match repo.read_ref(&spec.revision) {
@@ -389,6 +398,7 @@ impl ModelStore {
             bytes_needed,
             bytes_free,
             disk_warning,
+            download_blocked,
             retry_attempts: can_retry.then_some(self.config().max_attempts),
         }
     }

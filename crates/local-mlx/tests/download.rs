@@ -232,9 +232,12 @@ async fn a_second_download_while_one_runs_is_refused_naming_the_model_in_progres
     let first = tokio::spawn(async move { manager.download(SMALL_REPO).await });
     wait_until("the download to start", || env.manager.store().active_download().is_some()).await;
 
+    let blocked = env.manager.model_status("test-org/other").unwrap().download_blocked;
     let err = env.manager.download("test-org/other").await.unwrap_err();
     assert_eq!(err.kind(), "download_in_progress");
     assert!(err.to_string().contains(SMALL_REPO), "{err}");
+    assert_eq!(blocked.as_deref(), Some(err.to_string().as_str()), "the status said it before the click");
+    assert_eq!(env.manager.model_status(SMALL_REPO).unwrap().download_blocked, None);
     let status = env.manager.model_status(SMALL_REPO).unwrap();
     let err = env.manager.delete_model(SMALL_REPO).await.unwrap_err();
     assert_eq!(err.kind(), "busy");
