@@ -203,7 +203,7 @@ impl Session {
             generate_started,
             timings,
             inner: Some(inner),
-            held: Some((held, generating)),
+            held: Some((generating, held)),
             rearm: Some(rearm),
         };
         Ok(futures_util::stream::unfold(generation, Generation::next).boxed())
@@ -497,7 +497,9 @@ struct Generation {
     timings: Timings,
     /// `None` once the last item was given.
     inner: Option<BoxStream<'static, crate::sidecar::Result<GenerateChunk>>>,
-    held: Option<(Held, GeneratingGuard)>,
+    /// The mark before the lock: a tuple drops in order, so `Generating` is cleared
+    /// before the next call can take the lock and set its own.
+    held: Option<(GeneratingGuard, Held)>,
     rearm: Option<Rearm>,
 }
 
@@ -508,7 +510,7 @@ impl Generation {
             Some(Ok(GenerateChunk::Done(response))) => Ok(ChatChunk::Done(self.finish(response).await)),
             Some(Err(error)) => {
                 if error.process_died() {
-                    if let Some((held, _)) = self.held.as_ref() {
+                    if let Some((_, held)) = self.held.as_ref() {
                         self.session.forget_loaded(held);
                     }
                 }
@@ -529,7 +531,7 @@ impl Generation {
     async fn finish(&mut self, response: GenerateResponse) -> ChatResponse {
         self.timings.generate_ms = self.generate_started.elapsed().as_millis() as u64;
         if self.keep_alive == KeepAlive::Immediately {
-            if let Some((held, _)) = self.held.as_ref() {
+            if let Some((_, held)) = self.held.as_ref() {
                 // The text is ready: a failed unload must not cost the user their result.
                 if let Err(error) = self.session.unload_locked(held).await {
                     tracing::warn!(%error, "unload after use failed; stopping the sidecar anyway");
