@@ -2,8 +2,8 @@
 //!
 //! Every variant carries the context a user needs to act on it (the model id, the
 //! repo, the path, the numbers), so the message is complete where it is formatted and
-//! the faces never add guesswork. [`Error::kind`] gives a stable machine-readable tag,
-//! so a frontend can branch on `{ kind, message }` instead of parsing strings.
+//! the faces never add guesswork. [`Error::kind`] gives its [`ErrorKind`] (one per
+//! cause), so a face branches on `{ kind, message }` and never parses strings.
 
 use std::path::PathBuf;
 

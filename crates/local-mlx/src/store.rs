@@ -4,7 +4,9 @@
 //! another tool deleted is `NotDownloaded` at once; the only state kept in memory is the
 //! active download (`Downloading`). Loading, Ready and generating belong to the manager's
 //! session, which overlays them on this status. Each download move is checked with
-//! [`ModelState::checked_next`] and announced to the [`EventSink`].
+//! [`ModelState::checked_next`] and announced to the [`EventSink`]. A status also
+//! carries the answers of the download's rules (disk space, one download at a time,
+//! the retry and its attempts), so no face decides them again.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
