@@ -166,6 +166,7 @@ async fn dropping_a_call_waiting_for_the_lock_then_a_stream_mid_generation_leave
         .expect("the second call never queued behind the lock")
         .unwrap();
     assert!(!waiting.is_finished(), "it cannot get past the lock while the stream holds it");
+    assert_eq!(*queued.borrow(), 1, "and it is still queued, not running beside the holder");
     assert!(env.manager.is_generating(&env.model), "the holder still generates");
     waiting.abort();
     assert!(waiting.await.unwrap_err().is_cancelled());
