@@ -260,6 +260,16 @@ async fn a_prompt_without_the_transcript_is_refused_by_update_settings_and_proce
         assert_eq!(err.kind(), local_mlx::ErrorKind::InvalidPrompt);
     }
     assert_eq!(env.manager.settings(), before, "a refused change changes nothing");
+
+    // Settings saved before the rule (an older version's file) are refused at use.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut config = local_mlx::manager::ManagerConfig::in_data_dir(tmp.path());
+    config.hub = test_config(&env.hub.url(), &env.cache_dir());
+    config.settings.prompt = "Fix the punctuation.".into();
+    let old = MlxModelManager::new(config, Arc::new(NullSink)).unwrap();
+    let err = old.process_text("hello").await.unwrap_err();
+    assert_eq!(err.kind(), local_mlx::ErrorKind::InvalidPrompt, "{err}");
+    assert!(!old.sidecar_running(), "nothing was started for it");
 }
 
 #[test]

@@ -307,13 +307,13 @@ impl MlxModelManager {
 
     /// [`Self::process_text`] with a model or prompt other than the settings'.
     pub async fn process_text_with(&self, text: &str, options: ProcessOptions) -> Result<ProcessOutput> {
-        if let Some(prompt) = &options.prompt {
-            check_prompt(prompt)?;
-        }
-        self.ensure_runnable()?;
         let settings = self.settings();
         let model_id = options.model.unwrap_or(settings.selected_model);
         let prompt = options.prompt.unwrap_or(settings.prompt);
+        // The one prompt rule, whether the prompt came with the call or from settings
+        // written before the rule (`update_settings` applies it too).
+        check_prompt(&prompt)?;
+        self.ensure_runnable()?;
         if text.trim().is_empty() {
             // Nothing to enhance: no model is started for it.
             return Ok(ProcessOutput {
