@@ -1,9 +1,9 @@
 // The one place the frontend turns the generated bindings' `Result`s into values or
 // thrown `AppError`s, so components can use try/catch and show `message` as it is.
-import type { MlxCommandError, Result } from "./bindings";
+import type { MlxCommandError, MlxErrorKind, Result } from "./bindings";
 
 export class AppError extends Error {
-  readonly kind: string;
+  readonly kind: MlxErrorKind;
   constructor(error: MlxCommandError) {
     super(error.message);
     this.kind = error.kind;

@@ -89,7 +89,7 @@ async mlxProcessTextDetailed(text: string) : Promise<Result<MlxProcessOutput, Ml
 }
 },
 /**
- * The manager's `prepare()`: sync the Python environment, start the sidecar and load
+ * The manager's `warm_up()`: sync the Python environment, start the sidecar and load
  * the selected model ahead of use, so the next `mlx_process_text` waits for none of
  * it. Cheap when already done: call it when the provider or model is chosen and when
  * recording starts.
@@ -206,9 +206,10 @@ custom_models: string[] }
 /**
  * Exported as `MlxCommandError`: a name no embedding app is likely to use already.
  */
-export type MlxCommandError = { kind: string; message: string }
+export type MlxCommandError = { kind: MlxErrorKind; message: string }
 /**
- * Free space where models are stored, for a low-disk warning before a download.
+ * Free space where models are stored. Each status carries it too, with the
+ * download's own verdict (`disk_warning`): a page shows that and decides nothing.
  */
 export type MlxDiskSpace = { 
 /**
@@ -219,6 +220,36 @@ cache_dir: string; available_bytes: number }
  * How `download` ended, when it did not fail.
  */
 export type MlxDownloadOutcome = { outcome: "downloaded"; snapshot: string; fetched_bytes: number } | { outcome: "already_downloaded"; snapshot: string } | { outcome: "cancelled"; partial_bytes: number }
+/**
+ * What went wrong, as a face branches on it: one kind per cause, sent as its
+ * `snake_case` name (`{ kind, message }` in the app, `error.code` mapping in
+ * the server). Exported to TypeScript as the union `MlxErrorKind`.
+ */
+export type MlxErrorKind = "unknown_model" | "invalid_repo_id" | "offline" | "repo_not_found" | "revision_not_found" | 
+/**
+ * The hub refused our token (or its absence) for a repo: set `HF_TOKEN`.
+ */
+"hub_unauthorized" | "http_status" | "bad_hub_response" | "unsafe_file_name" | "hub_limit_exceeded" | "hub_timeout" | "invalid_endpoint" | "network" | "stalled" | "integrity" | "size_mismatch" | "insufficient_disk" | "io" | "download_in_progress" | "no_active_download" | "nothing_to_retry" | 
+/**
+ * The model is in use (downloading, loading, generating): the action must wait.
+ */
+"busy" | "not_downloaded" | "corrupt_ref" | "deleted_while_downloading" | "illegal_transition" | "download_failed" | "transcript_too_long" | "invalid_request" | "invalid_prompt" | "unsupported_platform" | "handy_not_found" | "handy_store_corrupt" | "handy_store_read_only" | "handy_running" | "handy_no_backup" | "no_model_downloaded" | "invalid_url" | "uv_not_found" | "backend_not_found" | "backend_unpack_failed" | "spawn" | "sync_failed" | "never_ready" | "exited" | "crashed" | "stopped" | "timeout" | "unreachable" | 
+/**
+ * The sidecar refused our per-spawn token: another program may hold its port.
+ */
+"sidecar_unauthorized" | "model_load" | "no_model_loaded" | 
+/**
+ * The sidecar's own queue is full: try again in a moment.
+ */
+"sidecar_busy" | "bad_request" | "http" | "bad_response" | 
+/**
+ * A settings file cannot be parsed; it was kept as a backup.
+ */
+"settings_corrupt" | 
+/**
+ * A post-processing provider id that is not ours.
+ */
+"unknown_provider"
 /**
  * The provider's `event_type` values.
  */
@@ -295,7 +326,31 @@ has_files: boolean;
  * Why deleting is refused now (downloading, loading, generating), or `None` when
  * it may go ahead: the core's answer, so a UI need not decide it again.
  */
-delete_blocked?: string }
+delete_blocked?: string; 
+/**
+ * Bytes a download still has to fetch (the size less what is kept); 0 when
+ * downloaded or when the size is not known before the download.
+ */
+bytes_needed: number; 
+/**
+ * Free bytes where the cache is (its nearest existing folder), when measurable.
+ */
+bytes_free?: number; 
+/**
+ * The download's own refusal, said before it starts: `bytes_needed` does not fit
+ * in `bytes_free` (the rule the download checks).
+ */
+disk_warning?: string; 
+/**
+ * Why Download (or Retry) of this model is refused now: another model is
+ * downloading (one download at a time); the refusal `download` would give.
+ */
+download_blocked?: string; 
+/**
+ * Present when this model's download failed and `retry_download` would start it
+ * again: how many attempts that retry makes.
+ */
+retry_attempts?: number }
 /**
  * Handy's `ModelUnloadTimeout`, with its serde names. The names with digits are spelled
  * out because specta's snake_case would export `Min2` as `min_2` where serde sends `min2`;

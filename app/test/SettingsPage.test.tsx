@@ -46,9 +46,10 @@ describe("model list", () => {
     ]);
     await renderPage(backend);
     const names = (n: string) => card(n).getAllByRole("button").map((b) => b.textContent);
-    // While org/b downloads, Download elsewhere waits (one download at a time).
+    // While org/b downloads, Download elsewhere waits, with the core's reason.
     expect(names("a")).toEqual(["Download"]);
     expect(card("a").getByRole("button", { name: "Download" })).toBeDisabled();
+    expect(card("a").getByRole("button", { name: "Download" })).toHaveAttribute("title", expect.stringContaining("'org/b' is already downloading"));
     expect(names("b")).toEqual(["Cancel", "Delete"]);
     expect(names("c")).toEqual(["Select", "Delete"]);
     expect(names("d")).toEqual(["Delete"]);
@@ -151,27 +152,29 @@ describe("downloads", () => {
     const backend = new FakeBackend([model("org/a", "not_downloaded")]);
     const message = "download of 'org/a' failed after 3 attempts: network error";
     backend.handlers.mlx_download_model = () => {
-      backend.setState("org/a", "not_downloaded", { error: message });
+      // The core offers the retry, and says with how many attempts.
+      backend.setState("org/a", "not_downloaded", { error: message, retry_attempts: 4 });
       throw { kind: "download_failed", message } satisfies MlxCommandError;
     };
     backend.handlers.mlx_retry_download = () => {
-      backend.setState("org/a", "downloaded", { error: undefined });
+      backend.setState("org/a", "downloaded", { error: undefined, retry_attempts: undefined });
       return { outcome: "downloaded", snapshot: "/s", fetched_bytes: 1 };
     };
     await renderPage(backend);
     await userEvent.click(card("a").getByRole("button", { name: "Download" }));
     expect(await card("a").findByRole("alert")).toHaveTextContent(message);
-    await userEvent.click(card("a").getByRole("button", { name: "Retry (up to 3 attempts)" }));
+    await userEvent.click(card("a").getByRole("button", { name: "Retry (up to 4 attempts)" }));
     await waitFor(() => expect(card("a").getByTestId("status-badge")).toHaveTextContent("Downloaded"));
     expect(backend.called("mlx_retry_download")).toHaveLength(1);
   });
 
-  test("warns before a download that would not fit on the disk", async () => {
-    const backend = new FakeBackend([model("org/a", "not_downloaded"), model("org/small", "not_downloaded", { size_bytes: 1000 })]);
-    backend.availableBytes = 500_000_000;
+  test("shows the core's warning before a download that would not fit on the disk", async () => {
+    const warning = "not enough disk space in /hub: the download needs 940000000 more bytes (940.00 MB), only 500000000 (500.00 MB) are free";
+    const tight = { status: { ...model("org/a", "not_downloaded").status, bytes_needed: 940_000_000, bytes_free: 500_000_000, disk_warning: warning } };
+    const backend = new FakeBackend([model("org/a", "not_downloaded", tight), model("org/small", "not_downloaded", { size_bytes: 1000 })]);
     await renderPage(backend);
-    expect(await card("a").findByText(/Not enough disk space: this model needs about 940 MB, and only 500 MB are free/)).toBeInTheDocument();
-    expect(card("small").queryByText(/Not enough disk space/)).not.toBeInTheDocument();
+    expect(await card("a").findByText(warning)).toBeInTheDocument();
+    expect(card("small").queryByText(/not enough disk space/)).not.toBeInTheDocument();
   });
 });
 
@@ -248,6 +251,22 @@ describe("settings", () => {
     await userEvent.click(screen.getByRole("button", { name: "Save prompt" }));
     await waitFor(() => expect(backend.settings.prompt).toBe("Fix it: ${output}"));
     expect(screen.getByText("Saved.")).toBeInTheDocument();
+  });
+
+  test("a prompt the core refuses is not saved and the core's reason is shown", async () => {
+    const backend = new FakeBackend([model("org/selected", "ready")]);
+    const message = "the prompt template cannot be used: it is empty; write a prompt that contains ${output}";
+    backend.handlers.mlx_update_settings = () => {
+      throw { kind: "invalid_prompt", message } satisfies MlxCommandError;
+    };
+    await renderPage(backend);
+    const prompt = screen.getByLabelText("Prompt template");
+    await userEvent.clear(prompt);
+    // The page does not judge the prompt: Save asks the core, which decides.
+    await userEvent.click(screen.getByRole("button", { name: "Save prompt" }));
+    expect(await screen.findByText(message)).toBeInTheDocument();
+    expect(backend.settings.prompt).toBe("Clean up: ${output}");
+    expect(screen.queryByText("Saved.")).not.toBeInTheDocument();
   });
 });
 

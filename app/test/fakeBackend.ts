@@ -30,6 +30,7 @@ export function model(id: string, state: MlxModelState, extra: Partial<MlxModelI
       model_id: id,
       state,
       partial_bytes: 0,
+      bytes_needed: 0,
       has_files: state !== "not_downloaded",
       delete_blocked: deleteBlocked(id, state),
       ...extra.status,
@@ -87,8 +88,13 @@ export class FakeBackend {
     const override = this.handlers[cmd];
     if (override) return override(args);
     switch (cmd) {
-      case "mlx_list_models":
-        return this.models;
+      case "mlx_list_models": {
+        // As the core: while one model downloads, every other one says why it cannot.
+        const active = this.models.find((m) => m.status.state === "downloading")?.id;
+        const blocked = (id: string) =>
+          active && active !== id ? `'${active}' is already downloading: wait for it or cancel it before downloading '${id}'` : undefined;
+        return this.models.map((m) => ({ ...m, status: { ...m.status, download_blocked: m.status.download_blocked ?? blocked(m.id) } }));
+      }
       case "mlx_disk_space":
         return { cache_dir: "/home/me/.cache/huggingface/hub", available_bytes: this.availableBytes };
       case "mlx_get_settings":
@@ -110,7 +116,7 @@ export class FakeBackend {
       case "mlx_cancel_download":
         return "org/downloading";
       default:
-        throw { kind: "unmocked", message: `no fake for ${cmd}` } satisfies MlxCommandError;
+        throw { kind: "invalid_request", message: `no fake for ${cmd}` } satisfies MlxCommandError;
     }
   }
 }

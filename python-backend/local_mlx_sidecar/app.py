@@ -24,7 +24,9 @@ from .schemas import (
     DEFAULT_REPETITION_PENALTY,
     DEFAULT_TOP_P,
     MAX_PROMPT_CHARS,
+    MAX_REPETITION_PENALTY,
     MAX_STOP,
+    MAX_TEMPERATURE,
     MAX_TOKENS_CAP,
     ErrorResponse,
     GenerateRequest,
@@ -189,14 +191,14 @@ def _params(req: GenerateRequest) -> GenerateParams:
 
     if not 1 <= req.max_tokens <= MAX_TOKENS_CAP:
         raise bad(f"max_tokens must be between 1 and {MAX_TOKENS_CAP}, got {req.max_tokens}")
-    if not (math.isfinite(req.temperature) and 0 <= req.temperature <= 2):
-        raise bad(f"temperature must be between 0 and 2, got {req.temperature}")
+    if not (math.isfinite(req.temperature) and 0 <= req.temperature <= MAX_TEMPERATURE):
+        raise bad(f"temperature must be between 0 and {MAX_TEMPERATURE:g}, got {req.temperature}")
     top_p = DEFAULT_TOP_P if req.top_p is None else req.top_p
     if not (math.isfinite(top_p) and 0 < top_p <= 1):
         raise bad(f"top_p must be in (0, 1], got {top_p}")
     rp = DEFAULT_REPETITION_PENALTY if req.repetition_penalty is None else req.repetition_penalty
-    if not (math.isfinite(rp) and 0 < rp <= 10):
-        raise bad(f"repetition_penalty must be in (0, 10], got {rp}")
+    if not (math.isfinite(rp) and 0 < rp <= MAX_REPETITION_PENALTY):
+        raise bad(f"repetition_penalty must be in (0, {MAX_REPETITION_PENALTY:g}], got {rp}")
     messages = _messages(req)
     chars = sum(len(m["content"]) for m in messages)
     if chars > MAX_PROMPT_CHARS:

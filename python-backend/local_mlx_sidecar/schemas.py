@@ -16,10 +16,15 @@ MAX_PROMPT_CHARS = (
     1_000_000  # prompt + system (or all messages); longer is refused before tokenizing
 )
 MAX_STOP = 4  # stop strings per request, as OpenAI allows
+MAX_TEMPERATURE = 2.0  # temperature is in [0, MAX_TEMPERATURE]
+MAX_REPETITION_PENALTY = 10.0  # repetition_penalty is in (0, MAX_REPETITION_PENALTY]
+# Defaults for callers that leave a field out. The Rust core sends every value it
+# checks; a Rust test (sidecar/embedded.rs) compares each constant above and below
+# with the core's own, so the two sides cannot drift apart.
 DEFAULT_MAX_TOKENS = 150
 DEFAULT_TEMPERATURE = 0.7
 DEFAULT_TOP_P = 0.8
-DEFAULT_REPETITION_PENALTY = 1.15
+DEFAULT_REPETITION_PENALTY = 1.0  # none, as OpenAI and mlx_lm.server (docs/QUALITY.md)
 
 
 class _Request(BaseModel):
@@ -115,6 +120,8 @@ class StatusResponse(BaseModel):
     loading_path: str | None = Field(description="Extension: the model being loaded.")
     generating: bool = Field(description="Extension: a generation is running.")
     queued: int = Field(description="Extension: generations waiting.")
+    loads_queued: int = Field(description="Extension: /load requests received and not done.")
+    unloads_queued: int = Field(description="Extension: /unload requests received and not done.")
     mlx_ready: bool = Field(description="Extension: MLX and mlx-lm are imported.")
     context_length: int | None = Field(description="Extension: the loaded model's context.")
     weights: str | None = Field(

@@ -46,6 +46,7 @@ class Service:
         self._gens = 0  # generations running or waiting
         self._target: str | None = None  # real path loaded once the queue has run
         self._seq = 0  # numbers /load and /unload requests
+        self._unloads = 0  # /unload requests received and not done
         # real path -> (its _seq, the load under way)
         self._loads: dict[str, tuple[int, asyncio.Future]] = {}
         self._cancels: set[threading.Event] = set()
@@ -62,6 +63,8 @@ class Service:
             "loading_path": self.loading_path,
             "generating": self.generating,
             "queued": max(0, self._gens - (1 if self.generating else 0)),
+            "loads_queued": len(self._loads),
+            "unloads_queued": self._unloads,
             "mlx_ready": self.warm.done() and self.warm.exception() is None,
             "context_length": self.engine.context_length if ready else None,
             "weights": self.engine.weights if ready else None,
@@ -154,7 +157,14 @@ class Service:
     async def unload(self) -> None:
         self._seq += 1
         self._target = None
-        await asyncio.shield(self._submit(self._unload_job))
+        job = self._submit(self._unload_job)
+        self._unloads += 1
+
+        def done(_: asyncio.Future) -> None:
+            self._unloads -= 1
+
+        job.add_done_callback(done)
+        await asyncio.shield(job)
 
     def _unload_job(self) -> None:
         self.engine.unload()

@@ -75,7 +75,6 @@ def test_status_answers_at_once_during_a_generation_and_disconnect_cancels(
     for _ in range(5):
         took, st = timed_status(s)
         assert took < 0.5 and st["generating"] is True and st["state"] == "ready"
-        time.sleep(0.05)
     sock.close()  # the client goes away: the generation stops
     s.wait_until(lambda st: not st["generating"], timeout=5, what="the generation to stop")
     assert s.generate(prompt="next", max_tokens=2)["tokens_generated"] <= 2
@@ -140,7 +139,8 @@ def test_unload_during_a_generation_waits_for_it(spawn, long_tiny: Path) -> None
     while not events:
         time.sleep(0.01)
     unload = Background(s.client.post, "/unload")
-    time.sleep(0.2)
+    st = s.wait_until(lambda st: st["unloads_queued"] == 1, timeout=30, what="the /unload to queue")
+    assert st["generating"], "the /unload waits behind the generation"
     # Sent after the /unload: refused, there will be no model.
     r = s.client.post("/generate", json={"prompt": "late", "max_tokens": 2})
     assert r.status_code == 409
@@ -160,7 +160,8 @@ def test_unload_during_a_generation_waits_for_it(spawn, long_tiny: Path) -> None
 def test_generation_sent_during_a_load_waits_for_it(spawn, tiny: Path) -> None:
     s = spawn()  # sent at once: the load also waits for the MLX import
     load = Background(s.load, tiny)
-    time.sleep(0.05)
+    st = s.wait_until(lambda st: st["loads_queued"] == 1, timeout=30, what="the /load to queue")
+    assert not st["model_loaded"], "the generation is sent while the load is under way"
     r = s.generate(prompt="after the load", max_tokens=2)
     assert r["tokens_generated"] <= 2
     assert load.join()["status"] == "loaded"

@@ -2,16 +2,17 @@
 //! provider's: whether post-processing is on, which provider does it, and the custom
 //! models the user added (so they are listed again after a restart).
 //!
-//! Stored as `app-settings.json` beside the provider's `settings.json`, written
-//! atomically (temp file + rename); missing or unknown fields fall back to defaults.
+//! Stored as `app-settings.json` beside the provider's `settings.json`, read and
+//! written by the core's one settings writer (`local_mlx::settings::{load_json,
+//! save_json}`: 0600, atomic; a damaged file is moved to a backup and reported).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 use specta::Type;
 
-use local_mlx::settings::PROVIDER_ID;
+use local_mlx::settings::{load_json, save_json, PROVIDER_ID};
 use local_mlx::PlatformSupport;
 
 /// The post-processing providers this app offers: only the local one (Handy's cloud
@@ -71,17 +72,10 @@ pub struct AppSettingsStore {
 }
 
 impl AppSettingsStore {
-    /// Load `path`; a missing or unreadable file gives the defaults (logged), so a
-    /// damaged file never keeps the app from starting.
-    pub fn open(path: PathBuf) -> Self {
-        let current = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|error| {
-                tracing::warn!(path = %path.display(), %error, "app settings unreadable; using defaults");
-                AppSettings::default()
-            }),
-            Err(_) => AppSettings::default(),
-        };
-        AppSettingsStore { path, current: Mutex::new(current) }
+    /// Load `path` (missing: the defaults); a damaged file is an error naming its backup.
+    pub fn open(path: PathBuf) -> local_mlx::Result<Self> {
+        let current = load_json(&path)?;
+        Ok(AppSettingsStore { path, current: Mutex::new(current) })
     }
 
     pub fn get(&self) -> AppSettings {
@@ -89,23 +83,14 @@ impl AppSettingsStore {
     }
 
     /// Apply `change`, save, and return the new settings.
-    pub fn update(&self, change: impl FnOnce(&mut AppSettings)) -> std::io::Result<AppSettings> {
+    pub fn update(&self, change: impl FnOnce(&mut AppSettings)) -> local_mlx::Result<AppSettings> {
         let mut current = self.current.lock().expect("app settings poisoned");
         let mut next = current.clone();
         change(&mut next);
-        save(&self.path, &next)?;
+        save_json(&self.path, &next)?;
         *current = next.clone();
         Ok(next)
     }
-}
-
-fn save(path: &Path, settings: &AppSettings) -> std::io::Result<()> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(settings).expect("settings serialize"))?;
-    std::fs::rename(&tmp, path)
 }
 
 #[cfg(test)]
@@ -129,14 +114,22 @@ mod tests {
     }
 
     #[test]
-    fn changes_persist_and_a_damaged_file_gives_defaults() {
+    fn changes_persist_privately_and_a_damaged_file_is_an_error_naming_its_backup() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("app-settings.json");
-        let store = AppSettingsStore::open(path.clone());
+        let store = AppSettingsStore::open(path.clone()).unwrap();
         assert_eq!(store.get(), AppSettings::default());
         store.update(|s| s.custom_models.push("org/model".into())).unwrap();
-        assert_eq!(AppSettingsStore::open(path.clone()).get().custom_models, ["org/model"]);
+        assert_eq!(AppSettingsStore::open(path.clone()).unwrap().get().custom_models, ["org/model"]);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        }
         std::fs::write(&path, "{broken").unwrap();
-        assert_eq!(AppSettingsStore::open(path).get(), AppSettings::default());
+        let error = AppSettingsStore::open(path.clone()).err().expect("a damaged file is an error");
+        assert_eq!(error.kind(), local_mlx::ErrorKind::SettingsCorrupt);
+        assert!(error.to_string().contains(".damaged-"), "{error}");
+        assert_eq!(AppSettingsStore::open(path).unwrap().get(), AppSettings::default());
     }
 }

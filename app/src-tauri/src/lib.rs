@@ -72,9 +72,8 @@ pub fn run() {
         .invoke_handler(builder.invoke_handler())
         .setup(move |app| {
             builder.mount_events(app);
-            let manager = setup::manager(app.handle())?;
-            let app_settings = setup::app_settings();
-            setup::register_custom_models(&manager, &app_settings);
+            let app_settings = setup::app_settings()?;
+            let manager = setup::manager(app.handle(), &app_settings)?;
             app.manage(manager);
             app.manage(app_settings);
             Ok(())

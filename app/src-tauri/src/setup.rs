@@ -1,6 +1,6 @@
 //! Building the manager the way an installed app needs it: the python-backend folder
 //! and uv shipped inside the bundle, the Python environment in the user's data folder,
-//! and the custom models to list.
+//! and the custom models to list (passed in once, in `ManagerConfig::custom_models`).
 //!
 //! The bundle's resources (Tauri's resource folder, `/usr/lib/local-mlx` in the Linux
 //! package) are read-only for the user, so the venv lives in the app's local data
@@ -23,10 +23,16 @@ use crate::app_settings::AppSettingsStore;
 /// (how the end-to-end test shows its test models).
 pub const EXTRA_MODELS_ENV: &str = "LOCAL_MLX_EXTRA_MODELS";
 
-pub fn manager<R: Runtime>(app: &AppHandle<R>) -> Result<Arc<MlxModelManager>, Box<dyn std::error::Error>> {
+/// The manager, listing the custom models of `app_settings` and `LOCAL_MLX_EXTRA_MODELS`
+/// (the manager adds the selected model itself): registered once, here.
+pub fn manager<R: Runtime>(
+    app: &AppHandle<R>,
+    app_settings: &AppSettingsStore,
+) -> Result<Arc<MlxModelManager>, Box<dyn std::error::Error>> {
     let mut config = ManagerConfig::from_env()?;
     // The app is the embedder: it keeps the provider's settings in its own file.
     config.settings = MlxSettings::load(&mlx_settings_path())?;
+    config.custom_models = custom_models(app_settings);
     if std::env::var_os(BACKEND_DIR_ENV).is_none() {
         if let Some(bundled) = bundled_backend(app) {
             tracing::info!(dir = %bundled.display(), "using the bundled python-backend");
@@ -52,23 +58,13 @@ pub fn mlx_settings_path() -> PathBuf {
 }
 
 /// The app settings file, beside the provider's settings.
-pub fn app_settings() -> AppSettingsStore {
+pub fn app_settings() -> local_mlx::Result<AppSettingsStore> {
     AppSettingsStore::open(local_mlx::settings::config_dir().join("app-settings.json"))
 }
 
-/// Make the manager list the custom models: the saved ones, `LOCAL_MLX_EXTRA_MODELS`,
-/// and the selected model.
-pub fn register_custom_models(manager: &MlxModelManager, settings: &AppSettingsStore) {
+/// The custom models to list: the saved ones, then `LOCAL_MLX_EXTRA_MODELS`.
+fn custom_models(settings: &AppSettingsStore) -> Vec<String> {
     let from_env = std::env::var(EXTRA_MODELS_ENV).unwrap_or_default();
-    let ids = settings
-        .get()
-        .custom_models
-        .into_iter()
-        .chain(from_env.split([',', ' ', '\n']).map(str::trim).filter(|s| !s.is_empty()).map(String::from))
-        .chain([manager.settings().selected_model]);
-    for id in ids {
-        if let Err(error) = manager.add_custom_model(&id) {
-            tracing::warn!(model = %id, %error, "not listing this custom model");
-        }
-    }
+    let extra = from_env.split([',', ' ', '\n']).map(str::trim).filter(|s| !s.is_empty()).map(String::from);
+    settings.get().custom_models.into_iter().chain(extra).collect()
 }

@@ -1,6 +1,6 @@
 // One model of the list: name, size, description, RAM hint, status badge, live
 // progress, notes, and the buttons that make sense in its state.
-import type { MlxDiskSpace, MlxModelInfo } from "../bindings";
+import type { MlxModelInfo } from "../bindings";
 import type { LiveProgress, Note } from "../hooks/useModels";
 import { formatBytes } from "../format";
 import { DownloadProgress } from "./DownloadProgress";
@@ -20,32 +20,21 @@ type Props = {
   selected: boolean;
   live?: LiveProgress;
   note?: Note;
-  canRetry: boolean;
-  /** Another model is downloading (one download at a time). */
-  otherDownloading: string | null;
-  disk: MlxDiskSpace | null;
   actions: CardActions;
 };
 
-/** The low-disk warning before a download that would not fit, or null. */
-export function diskWarning(model: MlxModelInfo, disk: MlxDiskSpace | null): string | null {
-  if (!disk || model.status.state !== "not_downloaded" || model.size_bytes === 0) return null;
-  const needed = Math.max(0, model.size_bytes - model.status.partial_bytes);
-  if (needed <= disk.available_bytes) return null;
-  return `Not enough disk space: this model needs about ${formatBytes(needed)}, and only ${formatBytes(
-    disk.available_bytes,
-  )} are free in ${disk.cache_dir}.`;
-}
-
-export function ModelCard({ model, selected, live, note, canRetry, otherDownloading, disk, actions }: Props) {
+export function ModelCard({ model, selected, live, note, actions }: Props) {
   const { id, status } = model;
   const state = status.state;
-  // The core decides whether Delete may run now (one rule, shared with its refusal).
+  // The core decides, the card shows: whether Delete or Download may run now, whether
+  // the download fits on the disk, and whether (and with how many attempts) a failed
+  // one is retried.
   const blocked = status.delete_blocked ?? null;
-  const warning = diskWarning(model, disk);
+  const warning = status.disk_warning ?? null;
+  const retryAttempts = status.retry_attempts ?? null;
   const tipId = `delete-reason-${id.replace(/\W+/g, "-")}`;
   const hasFiles = status.has_files;
-  const downloadBlocked = otherDownloading ? `Another model (${otherDownloading}) is downloading: one download at a time.` : undefined;
+  const downloadBlocked = status.download_blocked ?? undefined;
 
   const size = model.size_bytes > 0 ? `${formatBytes(model.size_bytes)} download` : "size unknown";
   const ram = model.ram_bytes > 0 ? `needs about ${formatBytes(model.ram_bytes)} of memory` : null;
@@ -82,17 +71,17 @@ export function ModelCard({ model, selected, live, note, canRetry, otherDownload
       )}
 
       <div className="model-actions">
-        {state === "not_downloaded" && canRetry && (
-          <button type="button" className="primary" onClick={() => actions.retry(id)} disabled={!!otherDownloading}>
-            Retry (up to 3 attempts)
+        {retryAttempts !== null && (
+          <button type="button" className="primary" onClick={() => actions.retry(id)} disabled={!!downloadBlocked} title={downloadBlocked}>
+            Retry (up to {retryAttempts} attempts)
           </button>
         )}
-        {state === "not_downloaded" && !canRetry && (
+        {state === "not_downloaded" && retryAttempts === null && (
           <button
             type="button"
             className="primary"
             onClick={() => actions.download(id)}
-            disabled={!!otherDownloading}
+            disabled={!!downloadBlocked}
             title={downloadBlocked}
           >
             Download

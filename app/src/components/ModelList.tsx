@@ -9,7 +9,6 @@ import type { CardActions } from "./ModelCard";
 type Props = { models: ModelsApi; selectedModel: string; onSelect: (id: string) => void };
 
 export function ModelList({ models, selectedModel, onSelect }: Props) {
-  const downloading = models.models.find((m) => m.status.state === "downloading")?.id ?? null;
   const actions: CardActions = {
     download: (id) => void models.download(id),
     retry: (id) => void models.retry(id),
@@ -33,9 +32,6 @@ export function ModelList({ models, selectedModel, onSelect }: Props) {
             selected={model.id === selectedModel}
             live={models.live[model.id]}
             note={models.notes[model.id]}
-            canRetry={models.lastFailed === model.id && !!model.status.error}
-            otherDownloading={downloading && downloading !== model.id ? downloading : null}
-            disk={models.disk}
             actions={actions}
           />
         ))}

@@ -1,4 +1,5 @@
-// The prompt template: `${output}` stands for the transcript.
+// The prompt template: `${output}` stands for the transcript. Whether a prompt is
+// usable is the core's rule (`mlx_update_settings` refuses it with the reason, shown).
 import { useEffect, useState } from "react";
 import { DEFAULT_PROMPT } from "../bindings";
 
@@ -26,7 +27,7 @@ export function PromptEditor(props: { value: string; save: (prompt: string) => P
         the transcript as the user message.
       </p>
       <div className="inline">
-        <button type="button" className="primary" disabled={!dirty || !draft.trim()} onClick={() => void save(draft)}>
+        <button type="button" className="primary" disabled={!dirty} onClick={() => void save(draft)}>
           Save prompt
         </button>
         <button type="button" disabled={props.value === DEFAULT_PROMPT} onClick={() => void save(DEFAULT_PROMPT)}>

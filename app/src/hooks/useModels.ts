@@ -4,8 +4,8 @@
 // commands; each refreshes the list when it ends, and events refresh it meanwhile.
 import { useCallback, useEffect, useRef, useState } from "react";
 import { commands, events } from "../bindings";
-import type { MlxDiskSpace, MlxLoadPhase, MlxModelInfo, MlxModelStateEvent } from "../bindings";
-import { AppError, messageOf, unwrap } from "../api";
+import type { MlxLoadPhase, MlxModelInfo, MlxModelStateEvent } from "../bindings";
+import { messageOf, unwrap } from "../api";
 import { formatBytes } from "../format";
 
 export type LiveProgress = { downloaded: number; total: number; speed: number; progress: number };
@@ -16,10 +16,8 @@ export function useModels() {
   const [models, setModels] = useState<MlxModelInfo[]>([]);
   const [live, setLive] = useState<Record<string, LiveProgress>>({});
   const [notes, setNotes] = useState<Record<string, Note>>({});
-  const [lastFailed, setLastFailed] = useState<string | null>(null);
   const [loading, setLoading] = useState<Loading | null>(null);
   const [loadError, setLoadError] = useState<string | null>(null);
-  const [disk, setDisk] = useState<MlxDiskSpace | null>(null);
   const [listError, setListError] = useState<string | null>(null);
   const mounted = useRef(true);
 
@@ -27,8 +25,6 @@ export function useModels() {
     try {
       const list = await commands.mlxListModels();
       if (mounted.current) setModels(list);
-      const space = await commands.mlxDiskSpace();
-      if (mounted.current && space.status === "ok") setDisk(space.data);
       if (mounted.current) setListError(null);
     } catch (error) {
       if (mounted.current) setListError(messageOf(error));
@@ -129,10 +125,8 @@ export function useModels() {
                 : "Download cancelled.",
           });
         }
-        setLastFailed((current) => (current === id ? null : current));
       } catch (error) {
         note(id, { tone: "error", text: messageOf(error) });
-        if (error instanceof AppError && error.kind !== "download_in_progress") setLastFailed(id);
       } finally {
         dropLive(id);
         await refresh();
@@ -160,7 +154,6 @@ export function useModels() {
       try {
         unwrap(await commands.mlxDeleteModel(id));
         note(id, { tone: "info", text: "Deleted." });
-        setLastFailed((current) => (current === id ? null : current));
       } catch (error) {
         note(id, { tone: "error", text: messageOf(error) });
       } finally {
@@ -203,10 +196,8 @@ export function useModels() {
     models,
     live,
     notes,
-    lastFailed,
     loading,
     loadError,
-    disk,
     listError,
     refresh,
     download,

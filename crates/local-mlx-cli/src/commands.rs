@@ -155,6 +155,7 @@ async fn pull(model: &str, json: bool) -> Result<ExitCode> {
 }
 
 async fn process(text: Option<String>, model: Option<String>, prompt: Option<String>, json: bool) -> Result<ExitCode> {
+    // Checked before reading stdin, by the core's rule (`process_text_with` applies it too).
     if let Some(prompt) = &prompt {
         local_mlx::settings::check_prompt(prompt)?;
     }

@@ -124,7 +124,7 @@ fn main() -> ExitCode {
             // name, a repo id typed with escapes) reaches the terminal raw.
             let message = escape_controls(&source_chain(error.as_ref()));
             if cli.json {
-                let kind = error.downcast_ref::<local_mlx::Error>().map(|e| e.kind()).unwrap_or("error");
+                let kind = error.downcast_ref::<local_mlx::Error>().map(|e| e.kind().as_str()).unwrap_or("error");
                 println!("{}", serde_json::json!({"error": {"kind": kind, "message": message}}));
             }
             eprintln!("error: {message}");

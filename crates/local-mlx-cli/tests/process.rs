@@ -84,13 +84,15 @@ async fn killing_the_cli_with_sigkill_leaves_no_sidecar_behind() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Wait until the sidecar (a descendant carrying the marker) is up.
+    // Wait until the sidecar (a descendant carrying the marker) is up and has said in
+    // its log that the model is loaded: the CLI is then killed mid-call.
+    let log = env.tmp.path().join("config/sidecar.log");
+    let loaded = || std::fs::read_to_string(&log).is_ok_and(|l| l.contains("model loaded in"));
     let deadline = Instant::now() + Duration::from_secs(120);
-    while processes_with(&marker).len() < 3 {
-        assert!(Instant::now() < deadline, "the sidecar never started");
+    while processes_with(&marker).len() < 3 || !loaded() {
+        assert!(Instant::now() < deadline, "the sidecar never loaded the model");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    tokio::time::sleep(Duration::from_secs(2)).await;
     child.kill().unwrap(); // SIGKILL: no destructor runs in the CLI
     child.wait().unwrap();
 

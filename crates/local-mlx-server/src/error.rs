@@ -2,8 +2,9 @@
 //!
 //! OpenAI clients branch on the status and on `error.type` / `error.code`, so each
 //! variant fixes all three, and its message says what was wrong and what to do. Core
-//! errors are mapped from [`local_mlx::Error::kind`], never from their message text, and
-//! keep the core's message (it already names the model and the command to run).
+//! errors are mapped from [`local_mlx::Error::kind`] by an exhaustive `match`, never
+//! from their message text, and keep the core's message (it names the model and the
+//! command to run).
 
 use std::time::Duration;
 
@@ -117,17 +118,66 @@ impl ApiError {
 }
 
 impl From<local_mlx::Error> for ApiError {
+    /// Every kind is named (no catch-all), so a new kind is a decision made here.
     fn from(error: local_mlx::Error) -> Self {
+        use local_mlx::ErrorKind as K;
         let message = error.to_string();
         match error.kind() {
-            "unknown_model" | "invalid_repo_id" | "invalid_request" | "transcript_too_long" | "bad_request" => {
-                ApiError::BadRequest(message)
-            }
-            "not_downloaded" | "offline" => ApiError::ModelNotFound(message),
-            "busy" | "download_in_progress" => ApiError::Unavailable(message),
-            "timeout" => ApiError::Timeout(message),
-            "unsupported_platform" => ApiError::UnsupportedPlatform(message),
-            _ => ApiError::Internal(message),
+            K::UnknownModel
+            | K::InvalidRepoId
+            | K::InvalidRequest
+            | K::TranscriptTooLong
+            | K::BadRequest
+            | K::InvalidPrompt
+            | K::InvalidUrl => ApiError::BadRequest(message),
+            K::NotDownloaded | K::Offline | K::NoModelDownloaded => ApiError::ModelNotFound(message),
+            K::Busy | K::SidecarBusy | K::DownloadInProgress => ApiError::Unavailable(message),
+            K::Timeout => ApiError::Timeout(message),
+            K::UnsupportedPlatform => ApiError::UnsupportedPlatform(message),
+            K::RepoNotFound
+            | K::RevisionNotFound
+            | K::HubUnauthorized
+            | K::HttpStatus
+            | K::BadHubResponse
+            | K::UnsafeFileName
+            | K::NoUsableFiles
+            | K::HubLimitExceeded
+            | K::HubTimeout
+            | K::InvalidEndpoint
+            | K::Network
+            | K::Stalled
+            | K::Integrity
+            | K::SizeMismatch
+            | K::InsufficientDisk
+            | K::Io
+            | K::NoActiveDownload
+            | K::NothingToRetry
+            | K::CorruptRef
+            | K::DeletedWhileDownloading
+            | K::IllegalTransition
+            | K::DownloadFailed
+            | K::HandyNotFound
+            | K::HandyStoreCorrupt
+            | K::HandyStoreReadOnly
+            | K::HandyRunning
+            | K::HandyNoBackup
+            | K::SettingsCorrupt
+            | K::UnknownProvider
+            | K::UvNotFound
+            | K::BackendNotFound
+            | K::BackendUnpackFailed
+            | K::Spawn
+            | K::SyncFailed
+            | K::NeverReady
+            | K::Exited
+            | K::Crashed
+            | K::Stopped
+            | K::Unreachable
+            | K::SidecarUnauthorized
+            | K::ModelLoad
+            | K::NoModelLoaded
+            | K::Http
+            | K::BadResponse => ApiError::Internal(message),
         }
     }
 }
@@ -190,6 +240,14 @@ mod tests {
         assert_eq!((mapped.status(), mapped.code()), (StatusCode::NOT_IMPLEMENTED, "unsupported_platform"));
         assert!(mapped.to_string().contains("Apple Silicon"), "{mapped}");
         assert!(!mapped.into_response().headers().contains_key(header::RETRY_AFTER));
+        // The two "busy" causes are distinct kinds, both a 503 worth a retry.
+        let queue_full = local_mlx::sidecar::SidecarError::Busy { detail: "queue full".into() };
+        let queue_full = local_mlx::Error::from(queue_full);
+        assert_eq!(queue_full.kind(), local_mlx::ErrorKind::SidecarBusy);
+        assert_eq!(ApiError::from(queue_full).status(), StatusCode::SERVICE_UNAVAILABLE);
+        let in_use = local_mlx::Error::Busy { model_id: "org/m".into(), state: "loading".into(), action: "x" };
+        assert_eq!(in_use.kind(), local_mlx::ErrorKind::Busy);
+        assert_eq!(ApiError::from(in_use).status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 
     #[test]

@@ -167,7 +167,7 @@ pub(crate) fn refresh_local_mlx(app: &AppHandle, warm_up: bool) {
         }
         let selected = settings.post_process_provider_id == crate::settings::LOCAL_MLX_PROVIDER_ID;
         if warm_up && selected {
-            if let Err(e) = mlx.prepare().await {
+            if let Err(e) = mlx.warm_up().await {
                 debug!("Local MLX warm-up skipped: {}", e);
             }
         }

@@ -8,7 +8,7 @@
 //! Commands that wait (download, load, generate) are `async`, so they run on Tauri's
 //! async runtime and never block the window.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use local_mlx::manager::ProcessOutput;
@@ -19,7 +19,7 @@ use serde::Serialize;
 use specta::Type;
 use tauri::State;
 
-use crate::error::{MlxCommandError, MlxCommandResult};
+use crate::error::MlxCommandResult;
 
 type Manager<'a> = State<'a, Arc<MlxModelManager>>;
 
@@ -80,14 +80,14 @@ pub async fn mlx_process_text_detailed(manager: Manager<'_>, text: String) -> Ml
     Ok(manager.process_text(&text).await?)
 }
 
-/// The manager's `prepare()`: sync the Python environment, start the sidecar and load
+/// The manager's `warm_up()`: sync the Python environment, start the sidecar and load
 /// the selected model ahead of use, so the next `mlx_process_text` waits for none of
 /// it. Cheap when already done: call it when the provider or model is chosen and when
 /// recording starts.
 #[tauri::command]
 #[specta::specta]
 pub async fn mlx_warm_up(manager: Manager<'_>) -> MlxCommandResult<()> {
-    Ok(manager.prepare().await?)
+    Ok(manager.warm_up().await?)
 }
 
 /// Whether this machine can run the models, and if not, why (the twin of Handy's
@@ -128,7 +128,8 @@ fn without_blank_uv_path(mut settings: MlxSettings) -> MlxSettings {
     settings
 }
 
-/// Free space where models are stored, for a low-disk warning before a download.
+/// Free space where models are stored. Each status carries it too, with the
+/// download's own verdict (`disk_warning`): a page shows that and decides nothing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Type)]
 pub struct MlxDiskSpace {
     /// The Hugging Face cache folder models download into.
@@ -140,16 +141,8 @@ pub struct MlxDiskSpace {
 #[specta::specta]
 pub fn mlx_disk_space(manager: Manager<'_>) -> MlxCommandResult<MlxDiskSpace> {
     let cache_dir = manager.store().config().cache_dir.clone();
-    let available_bytes = available_space(&cache_dir).map_err(|e| {
-        MlxCommandError::new("io", format!("cannot read the free space of {}: {e}", cache_dir.display()))
-    })?;
+    let available_bytes = local_mlx::hub::download::free_space(&cache_dir)?.unwrap_or(0);
     Ok(MlxDiskSpace { cache_dir, available_bytes })
-}
-
-/// The cache folder may not exist before the first download: ask its nearest ancestor.
-fn available_space(dir: &Path) -> std::io::Result<u64> {
-    let existing = dir.ancestors().find(|d| d.exists()).unwrap_or(Path::new("/"));
-    fs4::available_space(existing)
 }
 
 #[cfg(test)]
@@ -162,13 +155,5 @@ mod tests {
         assert_eq!(without_blank_uv_path(settings.clone()).uv_path, None);
         settings.uv_path = Some(PathBuf::from("/opt/uv"));
         assert_eq!(without_blank_uv_path(settings).uv_path, Some(PathBuf::from("/opt/uv")));
-    }
-
-    #[test]
-    fn free_space_of_a_folder_not_created_yet_is_measured_on_its_ancestor() {
-        let dir = tempfile::tempdir().unwrap();
-        let missing = dir.path().join("hub/not/yet");
-        assert!(fs4::available_space(&missing).is_err(), "the folder must not exist for this test");
-        assert!(available_space(&missing).unwrap() > 0);
     }
 }

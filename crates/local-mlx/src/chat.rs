@@ -1,26 +1,24 @@
 //! One general chat call, shared by `process_text` and the OpenAI-compatible server:
 //! the request and answer of [`MlxModelManager::chat`](crate::MlxModelManager::chat) and
 //! [`MlxModelManager::chat_stream`](crate::MlxModelManager::chat_stream), their checks,
-//! and the sidecar request a [`ChatRequest`] becomes.
-//!
-//! Decision: without `max_tokens` the budget is sized from the prompt's length (a
-//! clean-up answer is about as long as what it cleans), never a fixed number such as
-//! 512 that cuts a long dictation short or lets a runaway answer go on.
+//! and where the time went ([`Timings`]). It sits below the manager, the sidecar and
+//! postprocess, and imports none of them.
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::manager::Timings;
-use crate::postprocess::{max_tokens_for, tagged_transcript};
-use crate::sidecar::{self, GenerateRequest};
 
 /// The most `max_tokens` the sidecar accepts.
 pub const MAX_TOKENS_CAP: u32 = 8192;
 /// The most stop strings one request may give (OpenAI's limit too).
 pub const MAX_STOP: usize = 4;
+/// `temperature` is in `[0, MAX_TEMPERATURE]`.
+pub const MAX_TEMPERATURE: f64 = 2.0;
+/// `repetition_penalty` is in `(0, MAX_REPETITION_PENALTY]`.
+pub const MAX_REPETITION_PENALTY: f64 = 10.0;
 
-/// No repetition penalty unless asked, as OpenAI and `mlx_lm.server` do. The sidecar's
-/// own default (1.15) divides the logits of every token among the last 20, the prompt's
+/// No repetition penalty unless asked, as OpenAI and `mlx_lm.server` do (the sidecar's
+/// default is the same number). A penalty of 1.15 divides the logits of every token among the last 20, the prompt's
 /// included: a clean-up must copy the transcript's words, and with 1.15 SmolLM2 dropped
 /// them ("So I was thinking we could meeting Friday.") where with 1.0 it wrote the
 /// reference exactly (docs/QUALITY.md). A runaway repetition is cut by the budget and
@@ -107,15 +105,15 @@ impl ChatRequest {
         if let Some(max) = self.max_tokens.filter(|m| !(1..=MAX_TOKENS_CAP).contains(m)) {
             return bad(format!("max_tokens must be between 1 and {MAX_TOKENS_CAP}, got {max}"));
         }
-        if !(self.temperature.is_finite() && (0.0..=2.0).contains(&self.temperature)) {
-            return bad(format!("temperature must be between 0 and 2, got {}", self.temperature));
+        if !(self.temperature.is_finite() && (0.0..=MAX_TEMPERATURE).contains(&self.temperature)) {
+            return bad(format!("temperature must be between 0 and {MAX_TEMPERATURE}, got {}", self.temperature));
         }
         if let Some(top_p) = self.top_p.filter(|p| !(p.is_finite() && *p > 0.0 && *p <= 1.0)) {
             return bad(format!("top_p must be in (0, 1], got {top_p}"));
         }
         let penalty = self.repetition_penalty;
-        if !(penalty.is_finite() && penalty > 0.0 && penalty <= 10.0) {
-            return bad(format!("repetition_penalty must be in (0, 10], got {penalty}"));
+        if !(penalty.is_finite() && penalty > 0.0 && penalty <= MAX_REPETITION_PENALTY) {
+            return bad(format!("repetition_penalty must be in (0, {MAX_REPETITION_PENALTY}], got {penalty}"));
         }
         if self.stop.len() > MAX_STOP || self.stop.iter().any(String::is_empty) {
             return bad(format!("stop must be at most {MAX_STOP} non-empty strings, got {:?}", self.stop));
@@ -123,37 +121,10 @@ impl ChatRequest {
         Ok(())
     }
 
-    /// The last user message: the text to answer.
-    fn last_user(&self) -> &str {
+    /// The last user message: the text to answer (its transcript and budget are the
+    /// manager's rules: `MlxModelManager`'s module adds `transcript()` and `budget()`).
+    pub fn last_user(&self) -> &str {
         self.messages.iter().rev().find(|m| m.role == Role::User).map_or("", |m| m.content.as_str())
-    }
-
-    /// The transcript the last user message wraps in `<transcript>` tags, if it does
-    /// (see [`tagged_transcript`]): the text a clean-up answer is checked against.
-    pub fn transcript(&self) -> Option<&str> {
-        tagged_transcript(self.last_user())
-    }
-
-    /// The budget: as asked, else sized from the text to answer: the tagged transcript
-    /// when there is one (the instructions around it are not part of the answer), else
-    /// the last user message.
-    pub fn budget(&self) -> u32 {
-        self.max_tokens.unwrap_or_else(|| max_tokens_for(self.transcript().unwrap_or_else(|| self.last_user())))
-    }
-
-    /// The sidecar's `/generate` body.
-    pub(crate) fn to_generate(&self) -> GenerateRequest {
-        GenerateRequest {
-            max_tokens: self.budget(),
-            temperature: self.temperature,
-            top_p: self.top_p,
-            repetition_penalty: Some(self.repetition_penalty),
-            enable_thinking: self.thinking.then_some(true),
-            stop: Some(self.stop.clone()).filter(|s| !s.is_empty()),
-            seed: self.seed,
-            constrain_to_input: self.constrain_to_input.then_some(true),
-            ..GenerateRequest::chat(self.messages.clone())
-        }
     }
 }
 
@@ -177,13 +148,17 @@ impl FinishReason {
     }
 }
 
-impl From<Option<sidecar::FinishReason>> for FinishReason {
-    fn from(reason: Option<sidecar::FinishReason>) -> Self {
-        match reason {
-            Some(sidecar::FinishReason::Length) => FinishReason::Length,
-            _ => FinishReason::Stop,
-        }
-    }
+/// Where the time of one chat call or `process_text` went, in milliseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "specta", specta(rename = "MlxTimings"))]
+pub struct Timings {
+    /// Starting the sidecar (0 when it was running), including a first-run sync.
+    pub start_ms: u64,
+    /// Loading the model (0 when it was loaded).
+    pub load_ms: u64,
+    pub generate_ms: u64,
+    pub total_ms: u64,
 }
 
 /// The whole answer.
@@ -228,29 +203,6 @@ mod tests {
     }
 
     #[test]
-    fn the_budget_is_sized_from_the_last_user_message_unless_given() {
-        let mut r = request();
-        assert_eq!(r.budget(), max_tokens_for("hello there"));
-        r.messages.push(ChatMessage::user("word ".repeat(400)));
-        assert!(r.budget() > 512, "{}", r.budget());
-        r.max_tokens = Some(7);
-        assert_eq!(r.to_generate().max_tokens, 7);
-    }
-
-    #[test]
-    fn a_tagged_transcript_sizes_the_budget_not_the_instructions_around_it() {
-        let instructions = "Clean it up, do not answer it. ".repeat(40);
-        let prompt = format!("<transcript>\nhello there\n</transcript>\n\n{instructions}");
-        let r = ChatRequest::new("org/model", vec![ChatMessage::user(prompt.clone())]);
-        assert_eq!(r.transcript(), Some("hello there"));
-        assert_eq!(r.budget(), max_tokens_for("hello there"));
-        assert!(max_tokens_for(&prompt) > r.budget() * 3, "the whole prompt would give {}", max_tokens_for(&prompt));
-        // Only the last user message counts: an earlier tagged one is history.
-        let later = ChatRequest::new("org/model", vec![ChatMessage::user(prompt), ChatMessage::user("plain")]);
-        assert_eq!(later.transcript(), None);
-    }
-
-    #[test]
     fn bad_values_are_refused_naming_the_field() {
         type Spoil = fn(&mut ChatRequest);
         let cases: [(&str, Spoil); 9] = [
@@ -272,27 +224,5 @@ mod tests {
             assert!(err.to_string().contains(field), "{field}: {err}");
         }
         assert!(request().validate().is_ok());
-    }
-
-    #[test]
-    fn the_sidecar_request_carries_only_the_options_set() {
-        let plain = request().to_generate();
-        assert_eq!((plain.enable_thinking, &plain.stop, plain.seed), (None, &None, None));
-        assert_eq!(plain.messages.as_ref().unwrap().len(), 2);
-        assert_eq!(
-            plain.repetition_penalty,
-            Some(DEFAULT_REPETITION_PENALTY),
-            "sent, so the sidecar's 1.15 never applies"
-        );
-        let r = ChatRequest {
-            thinking: true,
-            stop: vec!["END".into()],
-            seed: Some(3),
-            repetition_penalty: 1.3,
-            ..request()
-        };
-        let g = r.to_generate();
-        assert_eq!((g.enable_thinking, g.stop, g.seed), (Some(true), Some(vec!["END".to_string()]), Some(3)));
-        assert_eq!(g.repetition_penalty, Some(1.3));
     }
 }

@@ -2,12 +2,13 @@
 //!
 //! Every variant carries the context a user needs to act on it (the model id, the
 //! repo, the path, the numbers), so the message is complete where it is formatted and
-//! the faces never add guesswork. [`Error::kind`] gives a stable machine-readable tag,
-//! so a frontend can branch on `{ kind, message }` instead of parsing strings.
+//! the faces never add guesswork. [`Error::kind`] gives its [`ErrorKind`] (one per
+//! cause), so a face branches on `{ kind, message }` and never parses strings.
 
 use std::path::PathBuf;
 
-use crate::state::{ModelState, Transition};
+pub use crate::error_kind::ErrorKind;
+pub use crate::text::{escape_controls, human_bytes, source_chain, without_userinfo};
 
 /// Result alias for the core library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -108,8 +109,9 @@ pub enum Error {
     #[error("model '{model_id}' is not downloaded: run `local-mlx setup {model_id}` (downloads it and checks that it runs), `local-mlx pull {model_id}`, or press Download first")]
     NotDownloaded { model_id: String },
 
-    #[error("model '{model_id}' cannot go from {from:?} by {transition:?}")]
-    IllegalTransition { model_id: String, from: ModelState, transition: Transition },
+    /// `from` and `transition` as the state machine names them (`Downloaded`, `StartLoad`).
+    #[error("model '{model_id}' cannot go from {from} by {transition}")]
+    IllegalTransition { model_id: String, from: String, transition: String },
 
     #[error("the prompt template cannot be used: {reason}; write a prompt that contains ${{output}} where the transcript should go (for example \"Fix the punctuation of: ${{output}}\")")]
     InvalidPrompt { reason: &'static str },
@@ -143,11 +145,11 @@ pub enum Error {
     #[error("there is no backup from `local-mlx handy connect` next to {path}, so there is nothing to put back")]
     HandyNoBackup { path: PathBuf },
 
-    #[error(
-        "no model is downloaded: run `local-mlx setup` (it downloads {} and checks that it runs), or pull another and pass --model",
-        crate::catalog::DEFAULT_MODEL_ID
-    )]
-    NoModelDownloaded,
+    #[error("no model is downloaded: run `local-mlx setup` (it downloads {default_model} and checks that it runs), or pull another and pass --model")]
+    NoModelDownloaded { default_model: &'static str },
+
+    #[error("the settings file {path} cannot be read ({reason}); it was moved to {backup} and the defaults apply: repair that copy and move it back to keep its values")]
+    SettingsCorrupt { path: PathBuf, backup: PathBuf, reason: String },
 
     #[error("'{url}' is not a server's base URL ({reason}); give one like http://localhost:8397/v1")]
     InvalidUrl { url: String, reason: String },
@@ -160,48 +162,49 @@ pub enum Error {
 }
 
 impl Error {
-    /// A stable, machine-readable name for the error's kind (`snake_case`).
-    pub fn kind(&self) -> &'static str {
+    /// The error's kind: what a face branches on (and sends as `snake_case`).
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::UnknownModel { .. } => "unknown_model",
-            Error::InvalidRepoId { .. } => "invalid_repo_id",
-            Error::Offline { .. } => "offline",
-            Error::RepoNotFound { .. } => "repo_not_found",
-            Error::RevisionNotFound { .. } => "revision_not_found",
-            Error::Unauthorized { .. } => "unauthorized",
-            Error::HttpStatus { .. } => "http_status",
-            Error::BadHubResponse { .. } => "bad_hub_response",
-            Error::UnsafeFileName { .. } => "unsafe_file_name",
-            Error::NoUsableFiles { .. } => "no_usable_files",
-            Error::HubLimitExceeded { .. } => "hub_limit_exceeded",
-            Error::HubTimeout { .. } => "hub_timeout",
-            Error::InvalidEndpoint { .. } => "invalid_endpoint",
-            Error::Network { .. } => "network",
-            Error::Stalled { .. } => "stalled",
-            Error::Integrity { .. } => "integrity",
-            Error::SizeMismatch { .. } => "size_mismatch",
-            Error::InsufficientDisk { .. } => "insufficient_disk",
-            Error::Io { .. } => "io",
-            Error::DownloadInProgress { .. } => "download_in_progress",
-            Error::NoActiveDownload => "no_active_download",
-            Error::NothingToRetry => "nothing_to_retry",
-            Error::Busy { .. } => "busy",
-            Error::NotDownloaded { .. } => "not_downloaded",
-            Error::CorruptRef { .. } => "corrupt_ref",
-            Error::DeletedWhileDownloading { .. } => "deleted_while_downloading",
-            Error::IllegalTransition { .. } => "illegal_transition",
-            Error::DownloadFailed { .. } => "download_failed",
-            Error::TranscriptTooLong { .. } => "transcript_too_long",
-            Error::InvalidRequest { .. } => "invalid_request",
-            Error::InvalidPrompt { .. } => "invalid_prompt",
-            Error::UnsupportedPlatform { .. } => "unsupported_platform",
-            Error::HandyNotFound { .. } => "handy_not_found",
-            Error::HandyStoreCorrupt { .. } => "handy_store_corrupt",
-            Error::HandyStoreReadOnly { .. } => "handy_store_read_only",
-            Error::HandyRunning { .. } => "handy_running",
-            Error::HandyNoBackup { .. } => "handy_no_backup",
-            Error::NoModelDownloaded => "no_model_downloaded",
-            Error::InvalidUrl { .. } => "invalid_url",
+            Error::UnknownModel { .. } => ErrorKind::UnknownModel,
+            Error::InvalidRepoId { .. } => ErrorKind::InvalidRepoId,
+            Error::Offline { .. } => ErrorKind::Offline,
+            Error::RepoNotFound { .. } => ErrorKind::RepoNotFound,
+            Error::RevisionNotFound { .. } => ErrorKind::RevisionNotFound,
+            Error::Unauthorized { .. } => ErrorKind::HubUnauthorized,
+            Error::HttpStatus { .. } => ErrorKind::HttpStatus,
+            Error::BadHubResponse { .. } => ErrorKind::BadHubResponse,
+            Error::UnsafeFileName { .. } => ErrorKind::UnsafeFileName,
+            Error::NoUsableFiles { .. } => ErrorKind::NoUsableFiles,
+            Error::HubLimitExceeded { .. } => ErrorKind::HubLimitExceeded,
+            Error::HubTimeout { .. } => ErrorKind::HubTimeout,
+            Error::InvalidEndpoint { .. } => ErrorKind::InvalidEndpoint,
+            Error::Network { .. } => ErrorKind::Network,
+            Error::Stalled { .. } => ErrorKind::Stalled,
+            Error::Integrity { .. } => ErrorKind::Integrity,
+            Error::SizeMismatch { .. } => ErrorKind::SizeMismatch,
+            Error::InsufficientDisk { .. } => ErrorKind::InsufficientDisk,
+            Error::Io { .. } => ErrorKind::Io,
+            Error::DownloadInProgress { .. } => ErrorKind::DownloadInProgress,
+            Error::NoActiveDownload => ErrorKind::NoActiveDownload,
+            Error::NothingToRetry => ErrorKind::NothingToRetry,
+            Error::Busy { .. } => ErrorKind::Busy,
+            Error::NotDownloaded { .. } => ErrorKind::NotDownloaded,
+            Error::CorruptRef { .. } => ErrorKind::CorruptRef,
+            Error::DeletedWhileDownloading { .. } => ErrorKind::DeletedWhileDownloading,
+            Error::IllegalTransition { .. } => ErrorKind::IllegalTransition,
+            Error::DownloadFailed { .. } => ErrorKind::DownloadFailed,
+            Error::TranscriptTooLong { .. } => ErrorKind::TranscriptTooLong,
+            Error::InvalidRequest { .. } => ErrorKind::InvalidRequest,
+            Error::InvalidPrompt { .. } => ErrorKind::InvalidPrompt,
+            Error::UnsupportedPlatform { .. } => ErrorKind::UnsupportedPlatform,
+            Error::HandyNotFound { .. } => ErrorKind::HandyNotFound,
+            Error::HandyStoreCorrupt { .. } => ErrorKind::HandyStoreCorrupt,
+            Error::HandyStoreReadOnly { .. } => ErrorKind::HandyStoreReadOnly,
+            Error::HandyRunning { .. } => ErrorKind::HandyRunning,
+            Error::HandyNoBackup { .. } => ErrorKind::HandyNoBackup,
+            Error::NoModelDownloaded { .. } => ErrorKind::NoModelDownloaded,
+            Error::InvalidUrl { .. } => ErrorKind::InvalidUrl,
+            Error::SettingsCorrupt { .. } => ErrorKind::SettingsCorrupt,
             Error::Sidecar(e) => e.kind(),
         }
     }
@@ -226,69 +229,6 @@ impl Error {
 
     pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io { action, path: path.into(), source }
-    }
-}
-
-/// An error and its causes, joined, each said once: reqwest's own message alone hides
-/// the reason ("error sending request") while the cause says it ("connection refused"),
-/// and our messages already end with their cause ("cannot create X: Not a directory"),
-/// so a cause the text already holds is skipped. Faces print errors with this (the CLI
-/// does), never by walking `source()` themselves.
-pub fn source_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text = format!("{text}: {cause_text}");
-        }
-        source = cause.source();
-    }
-    text
-}
-
-/// `url` without the `user:password@` a URL may carry (`HF_ENDPOINT` with basic-auth
-/// credentials): every URL in a message goes through this, so a secret never reaches
-/// a terminal, a log or a `--json` event. Text that is not a URL is kept as it is.
-pub fn without_userinfo(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else { return url.to_string() };
-    let authority_start = scheme_end + 3;
-    let rest = &url[authority_start..];
-    let authority_len = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_len].rfind('@') {
-        Some(at) => format!("{}{}", &url[..authority_start], &rest[at + 1..]),
-        None => url.to_string(),
-    }
-}
-
-/// `text` with every control character escaped (`\u{1b}`, `\n`), the rest as is: remote
-/// text (a hub's file name, a ref's content) cannot move a terminal's cursor, set its
-/// title or forge lines once it sits in a message.
-pub fn escape_controls(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c.is_control() {
-            out.extend(c.escape_debug());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// Bytes as a short human string (`1.5 GB`), decimal units as download sizes are quoted.
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit < UNITS.len() - 1 {
-        value /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.2} {}", UNITS[unit])
     }
 }
 

@@ -1,12 +1,8 @@
 //! `MlxModelStateEvent`, the provider's one event type, and the `EventSink` the faces implement.
 //!
-//! Its TypeScript type is the contract with the UI:
-//! `{ event_type, model_id, progress?, error? }`. Download progress also carries
-//! optional byte counts and speed (`downloaded_bytes`, `total_bytes`,
-//! `bytes_per_second`) so a progress bar can show them; like the sidecar's extensions,
-//! they are absent from every other event and a seed client simply ignores them.
-//! The core never knows who listens: the CLI draws a bar, the Tauri app forwards to the
-//! webview, tests collect into a vector.
+//! Its TypeScript type is the contract with the UI: `{ event_type, model_id, progress?,
+//! error? }`, plus on download progress the byte counts and speed and on loading the
+//! phase, absent from every other event. The core never knows who listens.
 
 use std::sync::{Arc, Mutex};
 

@@ -1,14 +1,10 @@
 //! Whether this machine can run the provider at all, and if not, why.
 //!
-//! The main type is [`PlatformSupport`], made by [`support`] from an (os, arch) pair as
-//! one decision table, and by [`this_machine`] for the running build. A key decision:
-//! the answer is a value (from `std::env::consts`), not a `cfg` as Handy gates Apple
-//! Intelligence, so that every build compiles the provider, lists its models and says
-//! why they cannot be used, and so that a test can make a supported machine look
-//! unsupported ([`PRETEND_PLATFORM_ENV`]). What can run follows the sidecar's own
-//! dependencies: `python-backend/pyproject.toml` installs `mlx` on Apple Silicon Macs
-//! and `mlx[cpu]` on Linux, and no `mlx` wheel exists for Windows or Intel Macs, so
-//! there the sidecar could only die at import after the model was downloaded.
+//! [`PlatformSupport`] is a value made by [`support`] from an (os, arch) pair, one
+//! decision table, and by [`this_machine`] for the running build (a test can pretend
+//! another, [`PRETEND_PLATFORM_ENV`]). Invariant: it follows the sidecar's own
+//! dependencies (`mlx` on Apple Silicon, `mlx[cpu]` on Linux, none elsewhere), and every
+//! entry point that would download or start the sidecar asks it first.
 
 use serde::Serialize;
 

@@ -1,10 +1,11 @@
 //! The provider's settings: id `local-mlx`, the selected model, Handy's
 //! `ModelUnloadTimeout`, the prompt template, and where uv lives.
 //!
-//! Stored as one JSON file, written atomically (temp file + rename) so a crash mid-save
-//! never leaves a half-written file; unknown or missing fields fall back to defaults so
-//! an older or newer version's file still loads. The prompt can be private, so the file
-//! is created 0600 in a folder created 0700 (as is the sidecar's log beside it).
+//! Owns the one settings file reader and writer ([`load_json`], [`save_json`]) that
+//! the core, the CLI and the app use for every settings file: written atomically (a
+//! unique 0600 temp file, fsync, rename) in a 0700 folder, as the prompt can be
+//! private; unknown or missing fields fall back to defaults; a damaged file is moved
+//! to a backup and reported with its path, never silently replaced.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -181,31 +182,73 @@ impl Default for MlxSettings {
 }
 
 impl MlxSettings {
-    /// Read `path`; a missing file gives the defaults, an unreadable one an error.
+    /// Read `path` (see [`load_json`]).
     pub fn load(path: &Path) -> Result<Self> {
-        match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                Error::io("read the settings in", path, std::io::Error::new(std::io::ErrorKind::InvalidData, e))
-            }),
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => {
-                Ok(Self::default())
-            }
-            Err(e) => Err(Error::io("read", path, e)),
-        }
+        load_json(path)
     }
 
-    /// Write `path` atomically, readable by the user alone.
+    /// Write `path` (see [`save_json`]).
     pub fn save(&self, path: &Path) -> Result<()> {
-        let parent = path.parent().unwrap_or(Path::new("."));
-        create_private_dir(parent).map_err(|e| Error::io("create", parent, e))?;
-        let tmp = path.with_extension(format!("json.tmp{}", std::process::id()));
-        let json = serde_json::to_vec_pretty(self).expect("settings serialize");
-        let _ = std::fs::remove_file(&tmp); // a leftover would keep its old mode
-        create_private_file(&tmp)
-            .and_then(|mut file| std::io::Write::write_all(&mut file, &json))
-            .map_err(|e| Error::io("write", &tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| Error::io("write", path, e))
+        save_json(path, self)
     }
+}
+
+/// Read a JSON settings file. A missing file gives the defaults; unknown or missing
+/// fields fall back to them. A file that does not parse is moved aside to
+/// `<name>.damaged-<unix seconds>` and reported with that path, so nothing is lost and
+/// the next start begins from the defaults.
+pub fn load_json<T: serde::de::DeserializeOwned + Default>(path: &Path) -> Result<T> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => {
+            return Ok(T::default())
+        }
+        Err(e) => return Err(Error::io("read", path, e)),
+    };
+    serde_json::from_slice(&bytes).or_else(|parse| {
+        let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let mut backup = path.as_os_str().to_owned();
+        backup.push(format!(".damaged-{secs}"));
+        let backup = PathBuf::from(backup);
+        std::fs::rename(path, &backup).map_err(|e| Error::io("move the damaged settings file aside to", &backup, e))?;
+        Err(Error::SettingsCorrupt { path: path.to_path_buf(), backup, reason: parse.to_string() })
+    })
+}
+
+/// The one settings writer: the folder created 0700, the JSON written to a new 0600
+/// file of a unique name beside `path`, flushed to disk, then renamed over `path`, so
+/// a crash leaves the old file or the new one, never half of one, and two writers
+/// never share a temp file.
+pub fn save_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    static SEQUENCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    create_private_dir(parent).map_err(|e| Error::io("create", parent, e))?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "settings".into());
+    let sequence = SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = parent.join(format!(".{name}.{}.{sequence}.tmp", std::process::id()));
+    let json = serde_json::to_vec_pretty(value).expect("settings serialize");
+    let written = (|| {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&tmp)?;
+        std::io::Write::write_all(&mut file, &json)?;
+        file.sync_all()
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::io("write", &tmp, e));
+    }
+    if let Err(e) = std::fs::rename(&tmp, path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::io("write", path, e));
+    }
+    // The rename itself is durable once the folder is (where a folder can be synced).
+    if let Ok(dir) = std::fs::File::open(parent) {
+        let _ = dir.sync_all();
+    }
+    Ok(())
 }
 
 /// Refuse a prompt template that would not clean up the transcript: an empty one lets
@@ -385,11 +428,35 @@ mod tests {
     }
 
     #[test]
-    fn a_corrupt_settings_file_is_an_error_naming_it() {
+    fn a_corrupt_settings_file_is_an_error_naming_it_and_its_backup() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("settings.json");
         std::fs::write(&path, "{not json").unwrap();
         let err = MlxSettings::load(&path).unwrap_err();
-        assert!(err.to_string().contains("settings.json"), "{err}");
+        assert_eq!(err.kind(), crate::error::ErrorKind::SettingsCorrupt);
+        let Error::SettingsCorrupt { backup, .. } = &err else { unreachable!() };
+        assert!(err.to_string().contains(&path.display().to_string()), "{err}");
+        assert!(err.to_string().contains(&backup.display().to_string()), "{err}");
+        assert_eq!(std::fs::read_to_string(backup).unwrap(), "{not json", "the damaged bytes are kept");
+        assert_eq!(MlxSettings::load(&path).unwrap(), MlxSettings::default(), "the next start has the defaults");
+    }
+
+    #[test]
+    fn writes_leave_no_temp_file_and_concurrent_writers_never_share_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("settings.json");
+        std::thread::scope(|scope| {
+            for i in 0..8 {
+                let path = &path;
+                scope.spawn(move || {
+                    let settings = MlxSettings { selected_model: format!("org/m{i}"), ..Default::default() };
+                    settings.save(path).unwrap();
+                });
+            }
+        });
+        let loaded = MlxSettings::load(&path).unwrap();
+        assert!(loaded.selected_model.starts_with("org/m"), "one whole write won: {loaded:?}");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["settings.json"], "no temp file is left behind");
     }
 }

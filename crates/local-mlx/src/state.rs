@@ -63,8 +63,8 @@ impl ModelState {
     pub fn checked_next(self, model_id: &str, transition: Transition) -> crate::error::Result<ModelState> {
         self.next(transition).ok_or_else(|| crate::error::Error::IllegalTransition {
             model_id: model_id.to_string(),
-            from: self,
-            transition,
+            from: format!("{self:?}"),
+            transition: format!("{transition:?}"),
         })
     }
 

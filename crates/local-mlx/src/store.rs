@@ -4,7 +4,9 @@
 //! another tool deleted is `NotDownloaded` at once; the only state kept in memory is the
 //! active download (`Downloading`). Loading, Ready and generating belong to the manager's
 //! session, which overlays them on this status. Each download move is checked with
-//! [`ModelState::checked_next`] and announced to the [`EventSink`].
+//! [`ModelState::checked_next`] and announced to the [`EventSink`]. A status also
+//! carries the answers of the download's rules (disk space, one download at a time,
+//! the retry and its attempts), so no face decides them again.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -57,6 +59,28 @@ pub struct MlxModelStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "specta", specta(type = String))]
     pub delete_blocked: Option<String>,
+    /// Bytes a download still has to fetch (the size less what is kept); 0 when
+    /// downloaded or when the size is not known before the download.
+    pub bytes_needed: u64,
+    /// Free bytes where the cache is (its nearest existing folder), when measurable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "specta", specta(type = u64))]
+    pub bytes_free: Option<u64>,
+    /// The download's own refusal, said before it starts: `bytes_needed` does not fit
+    /// in `bytes_free` (the rule the download checks).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "specta", specta(type = String))]
+    pub disk_warning: Option<String>,
+    /// Why Download (or Retry) of this model is refused now: another model is
+    /// downloading (one download at a time); the refusal `download` would give.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "specta", specta(type = String))]
+    pub download_blocked: Option<String>,
+    /// Present when this model's download failed and `retry_download` would start it
+    /// again: how many attempts that retry makes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "specta", specta(type = u32))]
+    pub retry_attempts: Option<u32>,
 }
 
 /// A model of the list (the provider's `MlxModelInfo`).
@@ -329,7 +353,11 @@ impl ModelStore {
         // One look at the snapshot serves both the state and the path.
         let snapshot = self.snapshot(spec);
         let state = self.disk_state(spec, || snapshot.is_some());
-        let is_active = self.lock().active.as_ref().is_some_and(|a| a.model_id == spec.id);
+        let active = self.active_download();
+        let is_active = active.as_deref() == Some(spec.id.as_str());
+        let download_blocked = active
+            .filter(|id| *id != spec.id)
+            .map(|in_progress| Error::DownloadInProgress { in_progress, requested: spec.id.clone() }.to_string());
         let progress = if is_active { *self.progress.lock().expect("progress poisoned") } else { None };
         let repo = self.downloader.cache().repo(&spec.repo);
         let error = self.lock().errors.get(&spec.id).cloned().or_else(|| match repo.read_ref(&spec.revision) {
@@ -340,6 +368,19 @@ impl ModelStore {
             RefState::Missing | RefState::Commit(_) => None,
         });
         let partial_bytes = repo.partial_bytes();
+        let bytes_needed =
+            if state == ModelState::NotDownloaded { spec.approx_size_bytes.saturating_sub(partial_bytes) } else { 0 };
+        let cache_dir = &self.config().cache_dir;
+        let bytes_free = crate::hub::download::free_space(cache_dir)
+            .inspect_err(|e| tracing::debug!("no free space for the status: {e}"))
+            .ok()
+            .flatten();
+        let disk_warning = bytes_free
+            .and_then(|free| crate::hub::download::disk_refusal(cache_dir, bytes_needed, free))
+            .map(|e| e.to_string());
+        let can_retry = state == ModelState::NotDownloaded
+            && error.is_some()
+            && self.lock().last_failed.as_ref().is_some_and(|failed| failed.id == spec.id);
         MlxModelStatus {
             model_id: spec.id.clone(),
             state,
@@ -356,6 +397,11 @@ impl ModelStore {
                 || repo.has_revision_files(&spec.revision),
             snapshot_path: snapshot,
             delete_blocked: None,
+            bytes_needed,
+            bytes_free,
+            disk_warning,
+            download_blocked,
+            retry_attempts: can_retry.then_some(self.config().max_attempts),
         }
     }
 

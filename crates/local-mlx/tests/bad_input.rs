@@ -182,7 +182,7 @@ async fn the_token_is_sent_when_the_hub_requires_one() {
 
     let anonymous = MlxModelManager::with_hub(test_config(&hub.url(), &cache), Arc::new(NullSink)).unwrap();
     let err = anonymous.download(SMALL_REPO).await.unwrap_err();
-    assert_eq!(err.kind(), "unauthorized", "{err}");
+    assert_eq!(err.kind(), local_mlx::ErrorKind::HubUnauthorized, "{err}");
     assert!(err.to_string().contains("HF_TOKEN"));
 
     let mut config = test_config(&hub.url(), &cache);
@@ -246,4 +246,55 @@ async fn a_missing_revision_is_named_in_the_error() {
     assert_eq!(err.kind(), "revision_not_found", "{err}");
     assert!(err.to_string().contains("v9.9") && err.to_string().contains(SMALL_REPO), "{err}");
     assert_nothing_downloaded(&env, SMALL_REPO);
+}
+
+#[tokio::test]
+async fn a_prompt_without_the_transcript_is_refused_by_update_settings_and_process() {
+    let env = env().await;
+    let before = env.manager.settings();
+    for bad in ["", "   ", "Fix the punctuation."] {
+        let new = local_mlx::settings::MlxSettings { prompt: bad.into(), ..before.clone() };
+        let err = env.manager.update_settings(new).await.unwrap_err();
+        assert_eq!(err.kind(), local_mlx::ErrorKind::InvalidPrompt, "{bad:?}: {err}");
+        assert!(err.to_string().contains("${output}"), "the message says what to write: {err}");
+        let options = local_mlx::manager::ProcessOptions { prompt: Some(bad.into()), ..Default::default() };
+        let err = env.manager.process_text_with("hello", options).await.unwrap_err();
+        assert_eq!(err.kind(), local_mlx::ErrorKind::InvalidPrompt);
+    }
+    assert_eq!(env.manager.settings(), before, "a refused change changes nothing");
+
+    // Settings saved before the rule (an older version's file) are refused at use.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut config = local_mlx::manager::ManagerConfig::in_data_dir(tmp.path());
+    config.hub = test_config(&env.hub.url(), &env.cache_dir());
+    config.settings.prompt = "Fix the punctuation.".into();
+    let old = MlxModelManager::new(config, Arc::new(NullSink)).unwrap();
+    let err = old.process_text("hello").await.unwrap_err();
+    assert_eq!(err.kind(), local_mlx::ErrorKind::InvalidPrompt, "{err}");
+    assert!(!old.sidecar_running(), "nothing was started for it");
+}
+
+#[test]
+fn free_space_of_a_folder_not_created_yet_is_measured_on_its_ancestor_and_the_disk_rule_refuses_a_shortfall() {
+    use local_mlx::hub::download::{disk_refusal, free_space};
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("hub/not/yet");
+    assert!(free_space(&missing).unwrap().is_some_and(|free| free > 0));
+    assert!(!missing.exists(), "measuring creates nothing");
+    let refusal = disk_refusal(&missing, 2_000, 1_000).expect("2 kB do not fit in 1 kB");
+    assert_eq!(refusal.kind(), local_mlx::ErrorKind::InsufficientDisk);
+    assert!(refusal.to_string().contains("2000") && refusal.to_string().contains("1000"), "{refusal}");
+    assert!(disk_refusal(&missing, 1_000, 1_000).is_none(), "an exact fit is enough");
+}
+
+#[tokio::test]
+async fn a_status_carries_what_a_download_needs_and_what_is_free() {
+    let env = env().await;
+    let status = env.manager.model_status(local_mlx::DEFAULT_MODEL_ID).unwrap();
+    assert_eq!(status.state, ModelState::NotDownloaded);
+    assert!(status.bytes_needed > 0, "the catalog's size: {status:?}");
+    assert!(status.bytes_free.is_some_and(|free| free > 0), "{status:?}");
+    let fits = status.bytes_needed <= status.bytes_free.unwrap();
+    assert_eq!(status.disk_warning.is_none(), fits, "the warning is the download's own rule: {status:?}");
+    assert_eq!(status.retry_attempts, None, "nothing failed");
 }

@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use local_mlx::settings::ModelUnloadTimeout;
 use local_mlx::{
     ChatChunk, ChatMessage, ChatRequest, EventSink, EventType, FinishReason, KeepAlive, LoadPhase, MlxModelManager,
-    MlxModelStateEvent, ModelState, RecordingSink, Runtime,
+    MlxModelStateEvent, ModelState, RecordingSink, Runtime, Slot,
 };
 use test_hub::support::{process_alive, wait_until};
 
@@ -159,8 +159,15 @@ async fn dropping_a_call_waiting_for_the_lock_then_a_stream_mid_generation_leave
         let request = request(&env, "I wait for the lock");
         async move { manager.chat(request).await }
     });
-    tokio::time::sleep(Duration::from_millis(300)).await; // gives it time to reach the lock
+    // Wait until it is queued behind the lock: if it never queued (no lock), this fails.
+    let mut queued = env.manager.queued_calls();
+    tokio::time::timeout(Duration::from_secs(60), queued.wait_for(|n| *n == 1))
+        .await
+        .expect("the second call never queued behind the lock")
+        .unwrap();
     assert!(!waiting.is_finished(), "it cannot get past the lock while the stream holds it");
+    assert_eq!(*queued.borrow(), 1, "and it is still queued, not running beside the holder");
+    assert!(env.manager.is_generating(&env.model), "the holder still generates");
     waiting.abort();
     assert!(waiting.await.unwrap_err().is_cancelled());
 
@@ -193,12 +200,13 @@ async fn dropping_a_stream_mid_generation_re_arms_the_idle_deadline() {
 #[tokio::test(flavor = "multi_thread")]
 async fn dropping_a_future_mid_generation_stops_it_and_re_arms_the_idle_deadline() {
     let env = short_env().await;
-    env.manager.prepare().await.unwrap();
+    env.manager.warm_up().await.unwrap();
     let pid = env.manager.sidecar_pid().unwrap();
     let manager = env.manager.clone();
     let long = long_request(&env);
     let call = tokio::spawn(async move { manager.chat(long).await });
-    wait_until("the generation to start", || env.manager.is_generating(&env.model)).await;
+    let mut slot = env.manager.subscribe();
+    slot.wait_for(|s| matches!(s, Slot::Generating { .. })).await.unwrap();
     call.abort();
     assert!(call.await.unwrap_err().is_cancelled());
     wait_until("the sidecar to cancel the generation", || sidecar_log(&env).contains("generation cancelled")).await;
@@ -213,8 +221,8 @@ async fn dropping_a_call_while_the_model_loads_lets_the_load_finish_and_re_arms_
     let manager = env.manager.clone();
     let first = request(&env, "load me");
     let call = tokio::spawn(async move { manager.chat(first).await });
-    wait_until("the load to begin", || matches!(env.manager.runtime(), Runtime::Starting | Runtime::Loading { .. }))
-        .await;
+    let mut slot = env.manager.subscribe();
+    slot.wait_for(|s| matches!(s, Slot::Starting { .. } | Slot::Loading { .. })).await.unwrap();
     call.abort();
     assert!(call.await.unwrap_err().is_cancelled());
     // The load goes on to the end and is recorded; then the deadline unloads it.

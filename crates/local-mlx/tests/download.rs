@@ -103,6 +103,7 @@ async fn a_file_that_never_verifies_fails_after_three_attempts_and_is_never_repo
     let status = env.manager.model_status(SMALL_REPO).unwrap();
     assert_eq!(status.state, ModelState::NotDownloaded);
     assert!(status.error.is_some_and(|e| e.contains("verification")));
+    assert_eq!(status.retry_attempts, Some(3), "the status offers the retry and its budget");
     let repo = HubCache::new(env.cache_dir()).repo(SMALL_REPO);
     assert!(!repo.ref_path("main").exists(), "no ref for a bad snapshot");
     let etag = sha256_of(&env.repos().join(SMALL_REPO).join(WEIGHTS));
@@ -114,7 +115,9 @@ async fn a_file_that_never_verifies_fails_after_three_attempts_and_is_never_repo
     env.hub.clear_faults();
     let snapshot = downloaded(env.manager.retry_download().await.unwrap());
     assert_same_file(&env, SMALL_REPO, &snapshot, WEIGHTS);
-    assert!(env.manager.model_status(SMALL_REPO).unwrap().error.is_none());
+    let status = env.manager.model_status(SMALL_REPO).unwrap();
+    assert!(status.error.is_none());
+    assert_eq!((status.retry_attempts, status.bytes_needed), (None, 0), "nothing to retry or fetch");
 }
 
 #[tokio::test]
@@ -229,9 +232,12 @@ async fn a_second_download_while_one_runs_is_refused_naming_the_model_in_progres
     let first = tokio::spawn(async move { manager.download(SMALL_REPO).await });
     wait_until("the download to start", || env.manager.store().active_download().is_some()).await;
 
+    let blocked = env.manager.model_status("test-org/other").unwrap().download_blocked;
     let err = env.manager.download("test-org/other").await.unwrap_err();
     assert_eq!(err.kind(), "download_in_progress");
     assert!(err.to_string().contains(SMALL_REPO), "{err}");
+    assert_eq!(blocked.as_deref(), Some(err.to_string().as_str()), "the status said it before the click");
+    assert_eq!(env.manager.model_status(SMALL_REPO).unwrap().download_blocked, None);
     let status = env.manager.model_status(SMALL_REPO).unwrap();
     let err = env.manager.delete_model(SMALL_REPO).await.unwrap_err();
     assert_eq!(err.kind(), "busy");

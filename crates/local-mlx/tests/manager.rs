@@ -105,7 +105,7 @@ async fn the_idle_deadline_unloads_and_the_sidecar_process_is_gone() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_sidecar_killed_mid_request_gives_a_clear_error_and_the_next_call_works() {
     let env = SidecarEnv::new("tiny", ModelUnloadTimeout::Never).await;
-    env.manager.prepare().await.unwrap();
+    env.manager.warm_up().await.unwrap();
     let pid = env.manager.sidecar_pid().unwrap();
     let manager = env.manager.clone();
     let call = tokio::spawn(async move { manager.process_text(&long_transcript()).await });
@@ -125,7 +125,7 @@ async fn a_sidecar_killed_mid_request_gives_a_clear_error_and_the_next_call_work
 #[tokio::test(flavor = "multi_thread")]
 async fn delete_is_refused_during_a_generation_and_unloads_an_idle_model() {
     let env = SidecarEnv::new("tiny", ModelUnloadTimeout::Never).await;
-    env.manager.prepare().await.unwrap();
+    env.manager.warm_up().await.unwrap();
     let manager = env.manager.clone();
     let call = tokio::spawn(async move { manager.process_text(&long_transcript()).await });
     wait_until("the generation to start", || env.manager.is_generating(&env.model)).await;
@@ -147,30 +147,30 @@ async fn delete_is_refused_during_a_generation_and_unloads_an_idle_model() {
     assert!(!env.manager.sidecar_running());
 }
 
-/// `prepare` starts the sidecar and loads the selected model once: a second call starts
+/// `warm_up` starts the sidecar and loads the selected model once: a second call starts
 /// no process and announces no load, and the dictation that follows pays no start or
 /// load time. The status shows the model `process_text` then uses as Ready.
 #[tokio::test(flavor = "multi_thread")]
-async fn prepare_is_idempotent_and_the_next_dictation_pays_no_start_or_load() {
+async fn warm_up_is_idempotent_and_the_next_dictation_pays_no_start_or_load() {
     let env = SidecarEnv::new("tiny", ModelUnloadTimeout::Never).await;
-    env.manager.prepare().await.unwrap();
+    env.manager.warm_up().await.unwrap();
     assert_eq!(count(&env, EventType::LoadingCompleted), 1);
     let phases: Vec<Option<LoadPhase>> =
         env.sink.events().iter().filter(|e| e.event_type == EventType::LoadingStarted).map(|e| e.phase).collect();
     assert!(
         phases.contains(&Some(LoadPhase::StartingServer)) && phases.contains(&Some(LoadPhase::LoadingModel)),
-        "prepare announces its phases: {phases:?}"
+        "warm-up announces its phases: {phases:?}"
     );
     let pid = env.manager.sidecar_pid().unwrap();
     let events = env.sink.events().len();
 
-    env.manager.prepare().await.unwrap();
+    env.manager.warm_up().await.unwrap();
     assert_eq!(env.manager.sidecar_pid(), Some(pid), "no second process");
-    assert_eq!(env.sink.events().len(), events, "no event from a second prepare: {:?}", &env.sink.events()[events..]);
+    assert_eq!(env.sink.events().len(), events, "no event from a second warm-up: {:?}", &env.sink.events()[events..]);
     assert_eq!(env.manager.model_status(&env.manager.settings().selected_model).unwrap().state, ModelState::Ready);
 
     let out = env.manager.process_text("um so we meet at noon").await.unwrap();
-    assert_eq!(out.model_id, env.manager.settings().selected_model, "the prepared model is the one used");
+    assert_eq!(out.model_id, env.manager.settings().selected_model, "the warmed-up model is the one used");
     assert_eq!((out.timings.start_ms, out.timings.load_ms), (0, 0), "{:?}", out.timings);
     assert_eq!(count(&env, EventType::LoadingCompleted), 1);
 }
@@ -193,7 +193,7 @@ async fn concurrent_calls_are_served_one_after_another_with_a_single_load() {
 #[tokio::test(flavor = "multi_thread")]
 async fn switching_the_selected_model_unloads_the_old_one() {
     let env = SidecarEnv::new("tiny", ModelUnloadTimeout::Never).await;
-    env.manager.prepare().await.unwrap();
+    env.manager.warm_up().await.unwrap();
     assert_eq!(env.manager.model_status(&env.model).unwrap().state, ModelState::Ready);
     let settings = local_mlx::settings::MlxSettings {
         selected_model: local_mlx::DEFAULT_MODEL_ID.to_string(),
@@ -218,7 +218,7 @@ async fn smol_answers_with_real_text() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_model_deleted_behind_our_back_while_loaded_is_unloaded_and_reported_missing() {
     let env = SidecarEnv::new("tiny", ModelUnloadTimeout::Never).await;
-    env.manager.prepare().await.unwrap();
+    env.manager.warm_up().await.unwrap();
     let snapshot = env.manager.model_status(&env.model).unwrap().snapshot_path.unwrap();
     let repo_dir = snapshot.parent().unwrap().parent().unwrap().to_path_buf();
     std::fs::remove_dir_all(&repo_dir).unwrap();

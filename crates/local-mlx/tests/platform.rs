@@ -64,7 +64,7 @@ async fn an_unsupported_machine_starts_no_sidecar_even_for_a_downloaded_model() 
     assert_refused("process_text", intel_mac.process_text("um hello there").await);
     assert_refused("process_text_with", intel_mac.process_text_with("um hello", only_this_model()).await);
     assert_refused("process_text of nothing", intel_mac.process_text_with("  ", only_this_model()).await);
-    assert_refused("prepare", intel_mac.prepare().await);
+    assert_refused("warm_up", intel_mac.warm_up().await);
     assert_refused("download of a downloaded model", intel_mac.download(SMALL_REPO).await);
 
     assert!(!intel_mac.sidecar_running() && intel_mac.sidecar_pid().is_none(), "no sidecar was started");

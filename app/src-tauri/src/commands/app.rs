@@ -12,8 +12,8 @@ use tauri::State;
 
 use crate::app_settings::{provider_options, AppSettings, AppSettingsStore, ProviderOption};
 
-fn saved(result: std::io::Result<AppSettings>) -> MlxCommandResult<AppSettings> {
-    result.map_err(|e| MlxCommandError::new("io", format!("cannot save the app settings: {e}")))
+fn saved(result: local_mlx::Result<AppSettings>) -> MlxCommandResult<AppSettings> {
+    Ok(result?)
 }
 
 #[tauri::command]
@@ -44,7 +44,7 @@ pub fn set_post_process_provider(
 ) -> MlxCommandResult<AppSettings> {
     if !provider_options(manager.platform()).iter().any(|p| p.id == provider_id) {
         return Err(MlxCommandError::new(
-            "unknown_provider",
+            local_mlx::ErrorKind::UnknownProvider,
             format!("'{provider_id}' is not a post-processing provider of this app; the only one is 'local-mlx'"),
         ));
     }

@@ -333,7 +333,7 @@ fn spec(options: &InstallArgs, api_key: Option<String>) -> Result<(Spec, Option<
     if options.no_guard {
         args.push("--no-guard".into());
     }
-    let settings = MlxSettings::load(&config_dir().join("settings.json")).unwrap_or_default();
+    let settings = MlxSettings::load(&config_dir().join("settings.json"))?;
     let (path, uv_warning) = match local_mlx::sidecar::find_uv(settings.uv_path.as_deref()) {
         Ok(uv) => (service_path(uv.parent()), None),
         Err(error) => (service_path(None), Some(error.to_string())),

@@ -298,7 +298,7 @@ pub fn choose_model(requested: Option<&str>, current: Option<&str>, downloaded: 
         .or_else(|| Some(crate::catalog::DEFAULT_MODEL_ID).filter(|id| is_downloaded(id)))
         .or_else(|| downloaded.first().map(String::as_str))
         .map(str::to_string)
-        .ok_or(Error::NoModelDownloaded)
+        .ok_or(Error::NoModelDownloaded { default_model: crate::catalog::DEFAULT_MODEL_ID })
 }
 
 #[cfg(test)]

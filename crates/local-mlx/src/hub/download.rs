@@ -7,7 +7,7 @@
 //! trouble, a stall or a bad hash are retried. Progress is sampled from one atomic
 //! counter on a ticker, so its rate is capped by design and it never goes backwards.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -192,24 +192,29 @@ impl Downloader {
 
 /// Refuse to start when what is still missing would not fit.
 fn check_disk_space(cache: &HubCache, needed: u64) -> Result<()> {
-    // The cache folder may not exist yet: measure the nearest folder that does.
-    let mut probe = cache.root().to_path_buf();
-    while !probe.exists() {
-        if !probe.pop() {
-            return Ok(());
-        }
+    match free_space(cache.root())? {
+        Some(available) => disk_refusal(cache.root(), needed, available).map_or(Ok(()), Err),
+        None => Ok(()),
     }
-    let available = fs4::available_space(&probe).map_err(|e| Error::io("measure free space in", &probe, e))?;
-    if needed > available {
-        return Err(Error::InsufficientDisk {
-            path: cache.root().to_path_buf(),
-            needed,
-            available,
-            needed_h: human_bytes(needed),
-            available_h: human_bytes(available),
-        });
-    }
-    Ok(())
+}
+
+/// Free bytes where `dir` is, or will be once created: measured on its nearest folder
+/// that exists (`None` when none does). The one probe of free space.
+pub fn free_space(dir: &Path) -> Result<Option<u64>> {
+    let Some(probe) = dir.ancestors().find(|d| d.exists()) else { return Ok(None) };
+    fs4::available_space(probe).map(Some).map_err(|e| Error::io("measure free space in", probe, e))
+}
+
+/// The one disk rule: downloading `needed` more bytes into `dir` with `available` free
+/// is refused with this error (a status shows it before anyone presses Download).
+pub fn disk_refusal(dir: &Path, needed: u64, available: u64) -> Option<Error> {
+    (needed > available).then(|| Error::InsufficientDisk {
+        path: dir.to_path_buf(),
+        needed,
+        available,
+        needed_h: human_bytes(needed),
+        available_h: human_bytes(available),
+    })
 }
 
 /// Report progress every `interval`, never going backwards, with a speed over ~1 s.

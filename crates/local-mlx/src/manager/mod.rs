@@ -1,19 +1,14 @@
-//! `MlxModelManager`: the one facade every face (CLI, Tauri app) calls.
+//! `MlxModelManager`: the one facade every face (CLI, Tauri app, server) calls, and
+//! the one place the store and the session meet.
 //!
-//! Each public method is one of the provider's commands (`list_models`, `model_status`,
-//! `download`, `cancel_download`, `retry_download`, `delete_model`, `process_text`),
-//! the general chat call under `process_text` and the server (`chat`, `chat_stream`,
-//! `runtime`), or what an embedder needs (`prepare`, `unload`, settings,
-//! `add_custom_model`). Ownership: the model store owns what is on disk and the one
-//! download; the [`session`] owns the sidecar, the loaded model (Loading / Ready) and
-//! generating; this module is the one place they meet (a status is the disk status
-//! overlaid with the session's state; a delete asks the session to release, then the
-//! store to delete). The embedder owns the settings: it passes them in
-//! ([`ManagerConfig::settings`]) and updates them; the manager keeps no file. A key
-//! decision: everything that touches the loaded model (load, generate, unload) runs
-//! under one async lock, so concurrent calls are served one after another with a
-//! single load, and the idle timer can never unload a model in the middle of a
-//! generation.
+//! Owns nothing on disk and no state of its own beyond the settings the embedder
+//! passed in ([`ManagerConfig::settings`], changed by `update_settings`), the custom
+//! models listed after the catalog, and a keep-alive override. The store owns the disk
+//! and the one download; the session (`session.rs`, its [`Slot`]) owns the sidecar and
+//! the loaded model.
+//! Invariants: a status is the store's disk status overlaid with the session's slot
+//! and the answers of the core's rules (`delete_blocked`, `disk_warning`,
+//! `retry_attempts`); a delete asks the session to release, then the store to delete.
 
 mod idle;
 mod session;
@@ -25,18 +20,22 @@ use futures_util::StreamExt;
 use serde::Serialize;
 
 use crate::catalog::{self, ModelSpec};
+pub use crate::chat::Timings;
 use crate::chat::{ChatChunk, ChatRequest, ChatResponse, DEFAULT_REPETITION_PENALTY};
 use crate::error::{Error, Result};
 use crate::events::EventSink;
 use crate::hub::{DeleteReport, HubConfig};
 use crate::platform::PlatformSupport;
-use crate::postprocess::{build_messages, guard_answer, max_tokens_for, DEFAULT_PROMPT, MAX_TRANSCRIPT_CHARS};
-use crate::settings::{config_dir, data_dir, KeepAlive, MlxSettings};
+use crate::postprocess::{
+    build_messages, guard_answer, max_tokens_for, tagged_transcript, DEFAULT_PROMPT, MAX_TRANSCRIPT_CHARS,
+};
+use crate::settings::{check_prompt, config_dir, data_dir, KeepAlive, MlxSettings};
 use crate::sidecar::{default_backend, SidecarConfig};
 use crate::state::delete_refusal;
 use crate::store::{DownloadOutcome, MlxModelInfo, MlxModelStatus, ModelStore};
 
 use session::Session;
+pub use session::Slot;
 
 /// Everything the manager needs to know about its surroundings, all of it passed in
 /// by the embedder: the manager reads no settings file of its own.
@@ -49,7 +48,7 @@ pub struct ManagerConfig {
     /// [`MlxModelManager::update_settings`].
     pub settings: MlxSettings,
     /// Hugging Face repo ids listed after the catalog (see
-    /// [`MlxModelManager::add_custom_model`]).
+    /// [`MlxModelManager::add_custom_model`]); an invalid one is logged and skipped.
     pub custom_models: Vec<String>,
 }
 
@@ -112,17 +111,22 @@ pub enum Runtime {
     },
 }
 
-/// Where the time of one chat call or `process_text` went, in milliseconds.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-#[cfg_attr(feature = "specta", derive(specta::Type))]
-#[cfg_attr(feature = "specta", specta(rename = "MlxTimings"))]
-pub struct Timings {
-    /// Starting the sidecar (0 when it was running), including a first-run sync.
-    pub start_ms: u64,
-    /// Loading the model (0 when it was loaded).
-    pub load_ms: u64,
-    pub generate_ms: u64,
-    pub total_ms: u64,
+/// What the manager reads from a chat request: the transcript a clean-up answer is
+/// checked against, and the token budget.
+impl ChatRequest {
+    /// The transcript the last user message wraps in `<transcript>` tags, if it does
+    /// (see [`tagged_transcript`]): the text a clean-up answer is checked against.
+    pub fn transcript(&self) -> Option<&str> {
+        tagged_transcript(self.last_user())
+    }
+
+    /// The budget: as asked, else sized from the text to answer (a clean-up answer is
+    /// about as long as what it cleans, never a fixed number that cuts a long dictation
+    /// short): the tagged transcript when there is one (the instructions around it are
+    /// not part of the answer), else the last user message.
+    pub fn budget(&self) -> u32 {
+        self.max_tokens.unwrap_or_else(|| max_tokens_for(self.transcript().unwrap_or_else(|| self.last_user())))
+    }
 }
 
 /// The result of enhancing one transcript.
@@ -172,8 +176,12 @@ impl MlxModelManager {
             keep_alive: Mutex::new(None),
             platform: crate::platform::this_machine(),
         };
-        for id in custom_models.iter().chain([&settings.selected_model]) {
-            manager.add_custom_model(id)?;
+        manager.add_custom_model(&settings.selected_model)?;
+        for id in &custom_models {
+            // A saved or configured id that is no repo id any more is skipped, not fatal.
+            if let Err(error) = manager.add_custom_model(id) {
+                tracing::warn!(model = %id, %error, "not listing this custom model");
+            }
         }
         Ok(manager)
     }
@@ -299,10 +307,13 @@ impl MlxModelManager {
 
     /// [`Self::process_text`] with a model or prompt other than the settings'.
     pub async fn process_text_with(&self, text: &str, options: ProcessOptions) -> Result<ProcessOutput> {
-        self.ensure_runnable()?;
         let settings = self.settings();
         let model_id = options.model.unwrap_or(settings.selected_model);
         let prompt = options.prompt.unwrap_or(settings.prompt);
+        // The one prompt rule, whether the prompt came with the call or from settings
+        // written before the rule (`update_settings` applies it too).
+        check_prompt(&prompt)?;
+        self.ensure_runnable()?;
         if text.trim().is_empty() {
             // Nothing to enhance: no model is started for it.
             return Ok(ProcessOutput {
@@ -373,6 +384,18 @@ impl MlxModelManager {
         self.session.runtime()
     }
 
+    /// The session's [`Slot`] now and every change after it: what a test or a face
+    /// waits on instead of polling or sleeping.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<Slot> {
+        self.session.subscribe()
+    }
+
+    /// How many chat calls or warm-ups wait for the session lock, now and on every
+    /// change (a call being served is not counted).
+    pub fn queued_calls(&self) -> tokio::sync::watch::Receiver<usize> {
+        self.session.queued()
+    }
+
     /// Overrides the settings' unload timeout for this manager (a server's --keep-alive);
     /// it applies from the next use.
     pub fn set_keep_alive(&self, keep_alive: KeepAlive) {
@@ -392,10 +415,10 @@ impl MlxModelManager {
     /// calls it when the provider or model is chosen and when recording starts, so the
     /// load overlaps speech and a dictation never waits for an environment sync. The
     /// idle clock starts from here.
-    pub async fn prepare(&self) -> Result<()> {
+    pub async fn warm_up(&self) -> Result<()> {
         self.ensure_runnable()?;
         let spec = catalog::resolve(&self.settings().selected_model)?;
-        self.session.load_ahead(spec, self.keep_alive()).await
+        self.session.warm_up(spec, self.keep_alive()).await
     }
 
     /// Sync the sidecar's Python environment now if it needs it (the first start would
@@ -417,10 +440,12 @@ impl MlxModelManager {
     }
 
     /// Validate and apply new settings (the embedder stores them where it keeps its
-    /// own). Selecting another model unloads the old one and lists a custom one; a new
-    /// unload timeout applies from the next use. The uv path is read when the manager
-    /// is built (a new one needs a new manager).
+    /// own): the prompt by [`check_prompt`], the model by its id. Selecting another
+    /// model unloads the old one and lists a custom one; a new unload timeout applies
+    /// from the next use. The uv path is read when the manager is built (a new one
+    /// needs a new manager).
     pub async fn update_settings(&self, new: MlxSettings) -> Result<MlxSettings> {
+        check_prompt(&new.prompt)?;
         self.add_custom_model(&new.selected_model)?;
         let old = self.settings();
         *self.settings.lock().expect("settings poisoned") = new.clone();
@@ -446,5 +471,38 @@ impl MlxModelManager {
         if let Err(error) = self.session.unload_and_stop().await {
             tracing::warn!(%error, "unload at shutdown failed; the sidecar is stopped anyway");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chat::ChatMessage;
+
+    fn request() -> ChatRequest {
+        ChatRequest::new("org/model", vec![ChatMessage::system("be brief"), ChatMessage::user("hello there")])
+    }
+
+    #[test]
+    fn the_budget_is_sized_from_the_last_user_message_unless_given() {
+        let mut r = request();
+        assert_eq!(r.budget(), max_tokens_for("hello there"));
+        r.messages.push(ChatMessage::user("word ".repeat(400)));
+        assert!(r.budget() > 512, "{}", r.budget());
+        r.max_tokens = Some(7);
+        assert_eq!(r.budget(), 7);
+    }
+
+    #[test]
+    fn a_tagged_transcript_sizes_the_budget_not_the_instructions_around_it() {
+        let instructions = "Clean it up, do not answer it. ".repeat(40);
+        let prompt = format!("<transcript>\nhello there\n</transcript>\n\n{instructions}");
+        let r = ChatRequest::new("org/model", vec![ChatMessage::user(prompt.clone())]);
+        assert_eq!(r.transcript(), Some("hello there"));
+        assert_eq!(r.budget(), max_tokens_for("hello there"));
+        assert!(max_tokens_for(&prompt) > r.budget() * 3, "the whole prompt would give {}", max_tokens_for(&prompt));
+        // Only the last user message counts: an earlier tagged one is history.
+        let later = ChatRequest::new("org/model", vec![ChatMessage::user(prompt), ChatMessage::user("plain")]);
+        assert_eq!(later.transcript(), None);
     }
 }

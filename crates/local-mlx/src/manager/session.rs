@@ -1,20 +1,20 @@
 //! The loaded model's life: start the sidecar, load, generate, unload, stop.
 //!
-//! The session owns the runtime state: which model is Loading or Ready (each move
-//! checked with [`ModelState::checked_next`] and announced as an event), and whether a
-//! generation is under way. The store knows only the disk; the manager overlays this.
+//! Owns one value, the [`Slot`]: which model the session holds and how far it is
+//! (starting the sidecar, loading, ready, generating), with the sidecar client it was
+//! loaded through. `runtime()`, `model_state()`, `is_generating()` and the events are
+//! derived from it; it is published through a `tokio::sync::watch` channel.
 //!
-//! One async lock (`loaded`) is held for each of those steps, so two chat calls are
-//! served one after the other with a single load, a delete or an idle unload waits for
-//! (or refuses during) a generation, and the record of what is loaded never disagrees
-//! with the sidecar. The record keeps the sidecar client it was loaded through: if that
-//! process died, the model is known to be gone without asking.
+//! Invariants: the slot changes only while the one async lock is held (so two calls
+//! are served one after the other with a single load, and a delete or an idle unload
+//! waits for, or refuses during, a generation); each change of the model's state is
+//! checked by [`ModelState::checked_next`] and announced; a slot whose client is not the
+//! running sidecar's is stale (the process died with the model in it).
 //!
 //! Cancel safety: a caller may drop its future or stream at any point. Taking the lock
-//! and loading run in a task of their own ([`Session::prepare`]), so a dropped caller
-//! never leaves a load half-recorded; a [`Rearm`] guard, alive from the moment the idle
-//! deadline is cancelled, arms it again however the call ends; and dropping the sidecar
-//! stream closes its connection, which makes the sidecar cancel the generation.
+//! and loading run in a task of their own ([`Session::acquire`]), so a dropped caller
+//! never leaves a load half-recorded; a [`Rearm`] guard arms the idle deadline again
+//! however the call ends; dropping the sidecar stream makes the sidecar cancel.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,43 +22,85 @@ use std::time::Instant;
 
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
-use tokio::sync::{oneshot, Mutex, OwnedMutexGuard};
+use tokio::sync::{oneshot, watch, Mutex, OwnedMutexGuard};
 
 use super::idle::IdleTimer;
-use super::{Runtime, Timings};
+use super::Runtime;
 use crate::catalog::ModelSpec;
-use crate::chat::{ChatChunk, ChatRequest, ChatResponse};
+use crate::chat::{ChatChunk, ChatRequest, ChatResponse, FinishReason, Timings};
 use crate::error::{Error, Result};
 use crate::events::EventType;
 use crate::events::{EventSink, LoadPhase, MlxModelStateEvent};
 use crate::settings::KeepAlive;
-use crate::sidecar::{Client, GenerateChunk, GenerateResponse, Phase, SidecarConfig, SidecarError, SidecarSupervisor};
+use crate::sidecar::{self, Client, GenerateChunk, GenerateRequest, GenerateResponse, Phase, SidecarConfig};
+use crate::sidecar::{SidecarError, SidecarSupervisor};
 use crate::state::{ModelState, Transition};
 use crate::store::ModelStore;
 
-/// What is loaded, and through which sidecar process.
-pub(super) struct Loaded {
-    model_id: String,
-    client: Arc<Client>,
+/// What the session holds: the one record of the loaded model.
+#[derive(Debug, Clone, Default)]
+pub enum Slot {
+    /// No model (the sidecar may still run, idle).
+    #[default]
+    Empty,
+    /// The sidecar is starting (or syncing its environment) to load `model_id`.
+    Starting { model_id: String },
+    /// `/load` of `model_id` is under way.
+    Loading { model_id: String },
+    /// `model_id` is loaded in the sidecar behind `client`.
+    Ready { model_id: String, client: Arc<Client> },
+    /// A generation runs on `model_id` (the lock is held by it).
+    Generating { model_id: String, client: Arc<Client> },
 }
 
-pub(super) type LoadedGuard = OwnedMutexGuard<Option<Loaded>>;
+impl Slot {
+    /// The model the slot is about, if any.
+    pub fn model_id(&self) -> Option<&str> {
+        match self {
+            Slot::Empty => None,
+            Slot::Starting { model_id }
+            | Slot::Loading { model_id }
+            | Slot::Ready { model_id, .. }
+            | Slot::Generating { model_id, .. } => Some(model_id),
+        }
+    }
+
+    /// The provider's state of the slot's model (`Loading` while starting or loading,
+    /// `Ready` when loaded, generating or not).
+    pub fn model_state(&self) -> Option<ModelState> {
+        match self {
+            Slot::Empty => None,
+            Slot::Starting { .. } | Slot::Loading { .. } => Some(ModelState::Loading),
+            Slot::Ready { .. } | Slot::Generating { .. } => Some(ModelState::Ready),
+        }
+    }
+
+    fn client(&self) -> Option<&Arc<Client>> {
+        match self {
+            Slot::Ready { client, .. } | Slot::Generating { client, .. } => Some(client),
+            _ => None,
+        }
+    }
+}
+
+/// The session lock, held: the proof a slot change is ordered with every other.
+pub(super) type Held = OwnedMutexGuard<()>;
 
 pub(super) struct Session {
     store: Arc<ModelStore>,
     sidecar: SidecarSupervisor,
     sink: Arc<dyn EventSink>,
-    loaded: Arc<Mutex<Option<Loaded>>>,
+    /// Orders every load, generation, unload and delete.
+    lock: Arc<Mutex<()>>,
+    /// The one state field; written only with `lock` held.
+    slot: watch::Sender<Slot>,
+    /// How many calls wait for `lock` (not state: what a test of the queue waits on).
+    queued: watch::Sender<usize>,
     idle: IdleTimer,
-    runtime: std::sync::Mutex<Runtime>,
-    /// The model in `Loading` or `Ready`, if any (every other model is on disk only).
-    model_state: std::sync::Mutex<Option<(String, ModelState)>>,
-    /// The model a generation is running on (one at a time: the lock is held).
-    generating: std::sync::Mutex<Option<String>>,
 }
 
 /// Marks a generation as under way until dropped (RAII, so an early return or a
-/// dropped stream cannot leave the mark behind).
+/// dropped stream cannot leave the mark behind): `Generating` goes back to `Ready`.
 /// It also holds the repo's shared cross-process lock, so `rm` in another process is
 /// refused while the model's files are in use.
 struct GeneratingGuard {
@@ -68,7 +110,16 @@ struct GeneratingGuard {
 
 impl Drop for GeneratingGuard {
     fn drop(&mut self) {
-        *self.session.generating.lock().expect("generating poisoned") = None;
+        self.session.slot.send_if_modified(|slot| match std::mem::take(slot) {
+            Slot::Generating { model_id, client } => {
+                *slot = Slot::Ready { model_id, client };
+                true
+            }
+            other => {
+                *slot = other;
+                false
+            }
+        });
     }
 }
 
@@ -92,8 +143,8 @@ impl Drop for Rearm {
 }
 
 /// The lock, held, with the model loaded.
-struct Prepared {
-    loaded: LoadedGuard,
+struct Acquired {
+    held: Held,
     client: Arc<Client>,
     timings: Timings,
     rearm: Rearm,
@@ -107,7 +158,9 @@ impl Session {
                 store,
                 sidecar: SidecarSupervisor::new(sidecar),
                 sink,
-                loaded: Arc::new(Mutex::new(None)),
+                lock: Arc::new(Mutex::new(())),
+                slot: watch::Sender::new(Slot::Empty),
+                queued: watch::Sender::new(0),
                 idle: IdleTimer::new(move |epoch| {
                     let weak = weak.clone();
                     async move {
@@ -116,9 +169,6 @@ impl Session {
                         }
                     }
                 }),
-                runtime: std::sync::Mutex::new(Runtime::Idle),
-                model_state: std::sync::Mutex::new(None),
-                generating: std::sync::Mutex::new(None),
             }
         })
     }
@@ -132,14 +182,15 @@ impl Session {
         let started = Instant::now();
         request.validate()?;
         let spec = crate::catalog::resolve(&request.model)?;
-        let Prepared { mut loaded, client, timings, rearm } = self.prepare(spec.clone(), keep_alive).await?;
-        let generating = self.start_generating(&spec);
+        let Acquired { held, client, timings, rearm } = self.acquire(spec.clone(), keep_alive).await?;
+        let generating = self.start_generating(&spec, &client);
         let generate_started = Instant::now();
-        let inner = match client.generate_stream(&request.to_generate()).await {
+        let inner = match client.generate_stream(&generate_request(&request)).await {
             Ok(inner) => inner,
             Err(error) => {
+                drop(generating);
                 if error.process_died() {
-                    self.forget_loaded(&mut loaded);
+                    self.forget_loaded(&held);
                 }
                 return Err(error.into());
             }
@@ -152,30 +203,35 @@ impl Session {
             generate_started,
             timings,
             inner: Some(inner),
-            held: Some((loaded, generating)),
+            held: Some((generating, held)),
             rearm: Some(rearm),
         };
         Ok(futures_util::stream::unfold(generation, Generation::next).boxed())
     }
 
-    /// Start the sidecar and load `spec`'s model; the idle clock starts from here.
-    pub async fn load_ahead(self: &Arc<Self>, spec: ModelSpec, keep_alive: KeepAlive) -> Result<()> {
-        self.prepare(spec, keep_alive).await.map(drop)
+    /// Warm-up: start the sidecar and load `spec`'s model; the idle clock starts here.
+    pub async fn warm_up(self: &Arc<Self>, spec: ModelSpec, keep_alive: KeepAlive) -> Result<()> {
+        self.acquire(spec, keep_alive).await.map(drop)
     }
 
-    fn start_generating(self: &Arc<Self>, spec: &ModelSpec) -> GeneratingGuard {
+    fn start_generating(self: &Arc<Self>, spec: &ModelSpec, client: &Arc<Client>) -> GeneratingGuard {
         let repo_lock = self
             .store
             .share_repo(spec)
             .inspect_err(|e| tracing::warn!(model_id = %spec.id, "generating without the cross-process repo lock: {e}"))
             .ok();
-        *self.generating.lock().expect("generating poisoned") = Some(spec.id.clone());
+        self.slot.send_replace(Slot::Generating { model_id: spec.id.clone(), client: client.clone() });
         GeneratingGuard { session: self.clone(), _repo_lock: repo_lock }
+    }
+
+    /// The slot now, and every change after it.
+    pub fn subscribe(&self) -> watch::Receiver<Slot> {
+        self.slot.subscribe()
     }
 
     /// Whether a generation is under way on `model_id`.
     pub fn is_generating(&self, model_id: &str) -> bool {
-        self.generating.lock().expect("generating poisoned").as_deref() == Some(model_id)
+        matches!(&*self.slot.borrow(), Slot::Generating { model_id: id, .. } if id == model_id)
     }
 
     /// Sync the sidecar's Python environment if it needs it (see
@@ -186,77 +242,77 @@ impl Session {
 
     /// `Loading` or `Ready` when `model_id` is the session's model; `None` otherwise.
     pub fn model_state(&self, model_id: &str) -> Option<ModelState> {
-        let state = self.model_state.lock().expect("model state poisoned");
-        state.as_ref().filter(|(id, _)| id == model_id).map(|(_, state)| *state)
+        let slot = self.slot.borrow();
+        slot.model_id().filter(|id| *id == model_id).and_then(|_| slot.model_state())
     }
 
-    /// Move `model_id` by `transition` (from `Downloaded` when it is not the session's
-    /// model), refusing what the state machine does not allow, and announce it.
-    fn move_model(&self, model_id: &str, transition: Transition) -> Result<ModelState> {
-        let mut slot = self.model_state.lock().expect("model state poisoned");
-        let from = match slot.as_ref() {
-            Some((id, state)) if id == model_id => *state,
-            _ => ModelState::Downloaded,
-        };
-        let to = from.checked_next(model_id, transition)?;
-        *slot = matches!(to, ModelState::Loading | ModelState::Ready).then(|| (model_id.to_string(), to));
-        drop(slot);
+    /// Put `next` in the slot, moving the model by `transition` (checked against the
+    /// state machine) and announcing it. Called with the lock held.
+    fn move_to(&self, _held: &Held, model_id: &str, transition: Transition, next: Slot) -> Result<()> {
+        let from = self.model_state(model_id).unwrap_or(ModelState::Downloaded);
+        from.checked_next(model_id, transition)?;
+        self.slot.send_replace(next);
         let event = match transition {
-            Transition::StartLoad => Some(EventType::LoadingStarted),
-            Transition::LoadCompleted => Some(EventType::LoadingCompleted),
-            Transition::Unload => Some(EventType::Unloaded),
-            _ => None,
+            Transition::StartLoad => EventType::LoadingStarted,
+            Transition::LoadCompleted => EventType::LoadingCompleted,
+            Transition::Unload => EventType::Unloaded,
+            _ => return Ok(()),
         };
-        if let Some(event) = event {
-            self.sink.emit(MlxModelStateEvent::new(event, model_id));
-        }
-        Ok(to)
+        self.sink.emit(MlxModelStateEvent::new(event, model_id));
+        Ok(())
     }
 
     /// Take the lock and load `spec`'s model, in a task of its own: if the caller goes
     /// away meanwhile, a load under way still completes and is recorded, and the idle
     /// deadline is armed again; while still waiting for the lock, nothing happens at all.
-    async fn prepare(self: &Arc<Self>, spec: ModelSpec, keep_alive: KeepAlive) -> Result<Prepared> {
+    async fn acquire(self: &Arc<Self>, spec: ModelSpec, keep_alive: KeepAlive) -> Result<Acquired> {
         let (tx, rx) = oneshot::channel();
         let session = self.clone();
         tokio::spawn(async move {
-            let mut loaded = session.loaded.clone().lock_owned().await;
+            session.queued.send_modify(|n| *n += 1);
+            let held = session.lock.clone().lock_owned().await;
+            session.queued.send_modify(|n| *n -= 1);
             if tx.is_closed() {
                 return;
             }
             session.idle.cancel();
             let rearm = Rearm { session: session.clone(), keep_alive, armed: true };
             let mut timings = Timings::default();
-            let result = session.load(&mut loaded, &spec, &mut timings).await;
+            let result = session.load(&held, &spec, &mut timings).await;
             // Not delivered (the caller is gone): dropping it re-arms and unlocks.
-            let _ = tx.send(result.map(|client| Prepared { loaded, client, timings, rearm }));
+            let _ = tx.send(result.map(|client| Acquired { held, client, timings, rearm }));
         });
-        rx.await.expect("the preparation task ends by sending its result")
+        rx.await.expect("the acquiring task ends by sending its result")
+    }
+
+    /// The number of calls waiting for the lock, now and on every change.
+    pub fn queued(&self) -> watch::Receiver<usize> {
+        self.queued.subscribe()
     }
 
     /// The client with `spec`'s model loaded; a model deleted behind our back is
     /// released from the sidecar and reported missing.
-    async fn load(&self, loaded: &mut Option<Loaded>, spec: &ModelSpec, timings: &mut Timings) -> Result<Arc<Client>> {
+    async fn load(&self, held: &Held, spec: &ModelSpec, timings: &mut Timings) -> Result<Arc<Client>> {
         let Some(snapshot) = self.store.snapshot(spec) else {
             // Deleted behind our back (another tool, or by hand): a copy still loaded
             // in the sidecar must not outlive its files.
-            if loaded.as_ref().is_some_and(|l| l.model_id == spec.id) {
-                self.unload_locked(loaded).await?;
+            if self.slot.borrow().model_id() == Some(spec.id.as_str()) {
+                self.unload_locked(held).await?;
                 self.sidecar.shutdown().await;
             }
             return Err(Error::NotDownloaded { model_id: spec.id.clone() });
         };
-        self.ensure_loaded(loaded, &spec.id, snapshot, timings).await
+        self.ensure_loaded(held, &spec.id, snapshot, timings).await
     }
 
     /// The idle deadline of `epoch` passed: unload and stop, unless a use came since.
     async fn unload_if_still_idle(&self, epoch: u64) {
-        let mut loaded = self.loaded.lock().await;
+        let held = self.lock.clone().lock_owned().await;
         if self.idle.epoch() != epoch {
             return;
         }
         tracing::info!("idle timeout reached: unloading the model and stopping the sidecar");
-        if let Err(error) = self.unload_locked(&mut loaded).await {
+        if let Err(error) = self.unload_locked(&held).await {
             tracing::warn!(%error, "idle unload failed; stopping the sidecar anyway");
         }
         self.sidecar.shutdown().await;
@@ -264,9 +320,9 @@ impl Session {
 
     /// Unload the model (if any) and stop the sidecar, so its memory really returns.
     pub async fn unload_and_stop(&self) -> Result<()> {
-        let mut loaded = self.loaded.lock().await;
+        let held = self.lock.clone().lock_owned().await;
         self.idle.cancel();
-        let result = self.unload_locked(&mut loaded).await;
+        let result = self.unload_locked(&held).await;
         self.sidecar.shutdown().await;
         result
     }
@@ -275,8 +331,8 @@ impl Session {
     /// lock is busy with it: loading, loaded for a call, generating); a loaded, idle
     /// model is unloaded and the sidecar stopped. The returned lock, when it could be
     /// taken, keeps any load from starting until the files are gone.
-    pub async fn release_for_delete(&self, model_id: &str) -> Result<Option<LoadedGuard>> {
-        let Ok(mut loaded) = self.loaded.clone().try_lock_owned() else {
+    pub async fn release_for_delete(&self, model_id: &str) -> Result<Option<Held>> {
+        let Ok(held) = self.lock.clone().try_lock_owned() else {
             if let Some(state) = self.model_state(model_id) {
                 // Busy with this model. Ready counts: the lock is held for a call on it.
                 let generating = self.is_generating(model_id);
@@ -288,12 +344,12 @@ impl Session {
             }
             return Ok(None); // another model is busy; this one is free to go
         };
-        if loaded.as_ref().is_some_and(|l| l.model_id == model_id) {
+        if self.slot.borrow().model_id() == Some(model_id) {
             self.idle.cancel();
-            self.unload_locked(&mut loaded).await?;
+            self.unload_locked(&held).await?;
             self.sidecar.shutdown().await;
         }
-        Ok(Some(loaded))
+        Ok(Some(held))
     }
 
     pub fn sidecar_running(&self) -> bool {
@@ -304,49 +360,54 @@ impl Session {
         self.sidecar.pid()
     }
 
-    /// What the loaded-model slot is doing; a model whose sidecar died is not ready.
+    /// What the slot is doing; a model whose sidecar died is not ready.
     pub fn runtime(&self) -> Runtime {
-        let runtime = self.runtime.lock().expect("runtime poisoned").clone();
-        match runtime {
-            Runtime::Ready { .. } if !self.sidecar.is_running() => Runtime::Idle,
-            runtime => runtime,
+        match &*self.slot.borrow() {
+            Slot::Empty => Runtime::Idle,
+            Slot::Starting { .. } => Runtime::Starting,
+            Slot::Loading { model_id } => Runtime::Loading { model_id: model_id.clone() },
+            Slot::Ready { .. } | Slot::Generating { .. } if !self.sidecar.is_running() => Runtime::Idle,
+            Slot::Ready { model_id, .. } | Slot::Generating { model_id, .. } => {
+                Runtime::Ready { model_id: model_id.clone() }
+            }
         }
-    }
-
-    fn set_runtime(&self, runtime: Runtime) {
-        *self.runtime.lock().expect("runtime poisoned") = runtime;
     }
 
     /// The client with `model_id` loaded, starting the sidecar and loading as needed.
     async fn ensure_loaded(
         &self,
-        loaded: &mut Option<Loaded>,
+        held: &Held,
         model_id: &str,
         snapshot: PathBuf,
         timings: &mut Timings,
     ) -> Result<Arc<Client>> {
-        if let Some(current) = loaded.as_ref() {
-            let same_process = self.sidecar.client().is_some_and(|c| Arc::ptr_eq(&c, &current.client));
+        let current = self.slot.borrow().clone();
+        if let (Some(id), Some(client)) = (current.model_id(), current.client()) {
+            let same_process = self.sidecar.client().is_some_and(|c| Arc::ptr_eq(&c, client));
             if !same_process {
-                self.forget_loaded(loaded); // the sidecar died with the model in it
-            } else if current.model_id == model_id {
-                return Ok(current.client.clone());
+                self.forget_loaded(held); // the sidecar died with the model in it
+            } else if id == model_id {
+                return Ok(client.clone());
             } else {
-                self.unload_locked(loaded).await?; // switching models
+                self.unload_locked(held).await?; // switching models
             }
         }
-        self.move_model(model_id, Transition::StartLoad)?;
-        match self.start_and_load(model_id, &snapshot, timings).await {
+        let id = model_id.to_string();
+        let first = if self.sidecar.is_running() {
+            Slot::Loading { model_id: id.clone() }
+        } else {
+            Slot::Starting { model_id: id.clone() }
+        };
+        self.move_to(held, model_id, Transition::StartLoad, first)?;
+        match self.start_and_load(held, model_id, &snapshot, timings).await {
             Ok(client) => {
-                self.move_model(model_id, Transition::LoadCompleted)?;
-                *loaded = Some(Loaded { model_id: model_id.to_string(), client: client.clone() });
-                self.set_runtime(Runtime::Ready { model_id: model_id.to_string() });
+                let ready = Slot::Ready { model_id: id, client: client.clone() };
+                self.move_to(held, model_id, Transition::LoadCompleted, ready)?;
                 Ok(client)
             }
             Err(error) => {
                 // A failed load leaves no model in the sidecar.
-                self.set_runtime(Runtime::Idle);
-                self.move_model(model_id, Transition::LoadFailed)?;
+                self.move_to(held, model_id, Transition::LoadFailed, Slot::Empty)?;
                 self.sink.emit(MlxModelStateEvent::error(model_id, error.to_string()));
                 Err(error)
             }
@@ -355,6 +416,7 @@ impl Session {
 
     async fn start_and_load(
         &self,
+        _held: &Held,
         model_id: &str,
         snapshot: &std::path::Path,
         timings: &mut Timings,
@@ -362,8 +424,6 @@ impl Session {
         let start = Instant::now();
         let sink = self.sink.clone();
         let id = model_id.to_string();
-        let loading = Runtime::Loading { model_id: id.clone() };
-        self.set_runtime(if self.sidecar.is_running() { loading.clone() } else { Runtime::Starting });
         let client = self
             .sidecar
             .ensure_running(move |phase| {
@@ -377,30 +437,52 @@ impl Session {
             .await?;
         timings.start_ms = start.elapsed().as_millis() as u64;
         let load = Instant::now();
-        self.set_runtime(loading);
+        self.slot.send_replace(Slot::Loading { model_id: model_id.to_string() });
         self.sink.emit(MlxModelStateEvent::loading(model_id, LoadPhase::LoadingModel));
         client.load(snapshot).await?;
         timings.load_ms = load.elapsed().as_millis() as u64;
         Ok(client)
     }
 
-    /// `/unload` if a model is loaded in a live sidecar; the state goes back to
-    /// `Downloaded` either way.
-    async fn unload_locked(&self, loaded: &mut Option<Loaded>) -> Result<()> {
-        let Some(current) = loaded.take() else { return Ok(()) };
-        self.set_runtime(Runtime::Idle);
-        let alive = self.sidecar.client().is_some_and(|c| Arc::ptr_eq(&c, &current.client));
-        let result = if alive { current.client.unload().await.map(|_| ()) } else { Ok(()) };
-        self.move_model(&current.model_id, Transition::Unload)?;
+    /// `/unload` if a model is loaded in a live sidecar; the slot is `Empty` after it
+    /// either way.
+    async fn unload_locked(&self, held: &Held) -> Result<()> {
+        let current = self.slot.borrow().clone();
+        let (Some(model_id), Some(client)) = (current.model_id(), current.client()) else { return Ok(()) };
+        let alive = self.sidecar.client().is_some_and(|c| Arc::ptr_eq(&c, client));
+        let result = if alive { client.unload().await.map(|_| ()) } else { Ok(()) };
+        self.move_to(held, model_id, Transition::Unload, Slot::Empty)?;
         result.map_err(Error::from)
     }
 
     /// The sidecar died: the model is not loaded any more.
-    fn forget_loaded(&self, loaded: &mut Option<Loaded>) {
-        if let Some(current) = loaded.take() {
-            self.set_runtime(Runtime::Idle);
-            let _ = self.move_model(&current.model_id, Transition::Unload);
+    fn forget_loaded(&self, held: &Held) {
+        let current = self.slot.borrow().clone();
+        if let Some(model_id) = current.client().and(current.model_id()) {
+            let _ = self.move_to(held, model_id, Transition::Unload, Slot::Empty);
         }
+    }
+}
+
+/// The sidecar's `/generate` body for `request`.
+fn generate_request(request: &ChatRequest) -> GenerateRequest {
+    GenerateRequest {
+        max_tokens: request.budget(),
+        temperature: request.temperature,
+        top_p: request.top_p,
+        repetition_penalty: Some(request.repetition_penalty),
+        enable_thinking: request.thinking.then_some(true),
+        stop: Some(request.stop.clone()).filter(|s| !s.is_empty()),
+        seed: request.seed,
+        constrain_to_input: request.constrain_to_input.then_some(true),
+        ..GenerateRequest::chat(request.messages.clone())
+    }
+}
+
+fn finish_reason(reason: Option<sidecar::FinishReason>) -> FinishReason {
+    match reason {
+        Some(sidecar::FinishReason::Length) => FinishReason::Length,
+        _ => FinishReason::Stop,
     }
 }
 
@@ -415,7 +497,9 @@ struct Generation {
     timings: Timings,
     /// `None` once the last item was given.
     inner: Option<BoxStream<'static, crate::sidecar::Result<GenerateChunk>>>,
-    held: Option<(LoadedGuard, GeneratingGuard)>,
+    /// The mark before the lock: a tuple drops in order, so `Generating` is cleared
+    /// before the next call can take the lock and set its own.
+    held: Option<(GeneratingGuard, Held)>,
     rearm: Option<Rearm>,
 }
 
@@ -426,8 +510,8 @@ impl Generation {
             Some(Ok(GenerateChunk::Done(response))) => Ok(ChatChunk::Done(self.finish(response).await)),
             Some(Err(error)) => {
                 if error.process_died() {
-                    if let Some((loaded, _)) = self.held.as_mut() {
-                        self.session.forget_loaded(loaded);
+                    if let Some((_, held)) = self.held.as_ref() {
+                        self.session.forget_loaded(held);
                     }
                 }
                 Err(error.into())
@@ -447,9 +531,9 @@ impl Generation {
     async fn finish(&mut self, response: GenerateResponse) -> ChatResponse {
         self.timings.generate_ms = self.generate_started.elapsed().as_millis() as u64;
         if self.keep_alive == KeepAlive::Immediately {
-            if let Some((loaded, _)) = self.held.as_mut() {
+            if let Some((_, held)) = self.held.as_ref() {
                 // The text is ready: a failed unload must not cost the user their result.
-                if let Err(error) = self.session.unload_locked(loaded).await {
+                if let Err(error) = self.session.unload_locked(held).await {
                     tracing::warn!(%error, "unload after use failed; stopping the sidecar anyway");
                 }
                 self.session.sidecar.shutdown().await;
@@ -463,11 +547,43 @@ impl Generation {
             model_id: self.model_id.clone(),
             text: response.response,
             reasoning: response.reasoning,
-            finish_reason: response.finish_reason.into(),
+            finish_reason: finish_reason(response.finish_reason),
             prompt_tokens: response.prompt_tokens.unwrap_or(0),
             completion_tokens: response.tokens_generated,
             cached_tokens: response.cached_tokens.unwrap_or(0),
             timings: self.timings.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chat::{ChatMessage, DEFAULT_REPETITION_PENALTY};
+
+    fn request() -> ChatRequest {
+        ChatRequest::new("org/model", vec![ChatMessage::system("be brief"), ChatMessage::user("hello there")])
+    }
+
+    #[test]
+    fn the_sidecar_request_carries_only_the_options_set() {
+        let plain = generate_request(&request());
+        assert_eq!((plain.enable_thinking, &plain.stop, plain.seed), (None, &None, None));
+        assert_eq!(plain.messages.as_ref().unwrap().len(), 2);
+        assert_eq!(
+            plain.repetition_penalty,
+            Some(DEFAULT_REPETITION_PENALTY),
+            "sent, so the sidecar's 1.15 never applies"
+        );
+        let r = ChatRequest {
+            thinking: true,
+            stop: vec!["END".into()],
+            seed: Some(3),
+            repetition_penalty: 1.3,
+            ..request()
+        };
+        let g = generate_request(&r);
+        assert_eq!((g.enable_thinking, g.stop, g.seed), (Some(true), Some(vec!["END".to_string()]), Some(3)));
+        assert_eq!(g.repetition_penalty, Some(1.3));
     }
 }

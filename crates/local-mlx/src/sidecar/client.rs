@@ -80,10 +80,11 @@ pub struct GenerateRequest {
     /// Extension: a system message before `prompt`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system: Option<String>,
-    /// Extension: (0, 1]; the server's default is 0.8.
+    /// Extension: (0, 1]; the server's default is [`SIDECAR_DEFAULT_TOP_P`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub top_p: Option<f64>,
-    /// Extension: (0, 10]; the server's default is 1.15.
+    /// Extension: (0, 10]; the server's default is
+    /// [`DEFAULT_REPETITION_PENALTY`](crate::chat::DEFAULT_REPETITION_PENALTY) (none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repetition_penalty: Option<f64>,
     /// Extension: render the chat template with thinking on (the think text comes back
@@ -102,14 +103,19 @@ pub struct GenerateRequest {
     pub constrain_to_input: Option<bool>,
 }
 
+/// The sidecar's defaults for a field left out (its `schemas.py`; a test compares them).
+pub const SIDECAR_DEFAULT_MAX_TOKENS: u32 = 150;
+pub const SIDECAR_DEFAULT_TEMPERATURE: f64 = 0.7;
+pub const SIDECAR_DEFAULT_TOP_P: f64 = 0.8;
+
 impl GenerateRequest {
     /// The sidecar API's original defaults: `max_tokens` 150, `temperature` 0.7.
     pub fn new(prompt: impl Into<String>) -> Self {
         GenerateRequest {
             prompt: prompt.into(),
             messages: None,
-            max_tokens: 150,
-            temperature: 0.7,
+            max_tokens: SIDECAR_DEFAULT_MAX_TOKENS,
+            temperature: SIDECAR_DEFAULT_TEMPERATURE,
             system: None,
             top_p: None,
             repetition_penalty: None,
@@ -533,7 +539,7 @@ fn detail_of(body: &str) -> String {
     }
 }
 
-use crate::error::source_chain;
+use crate::text::source_chain;
 
 #[cfg(test)]
 mod tests {

@@ -42,7 +42,7 @@ use std::path::PathBuf;
 pub use backend::{default_backend, BackendSource, BACKEND_DIR_ENV};
 pub use client::{
     Client, FinishReason, GenerateChunk, GenerateRequest, GenerateResponse, LoadResponse, ServerState, StatusResponse,
-    Timeouts, UnloadResponse,
+    Timeouts, UnloadResponse, SIDECAR_DEFAULT_MAX_TOKENS, SIDECAR_DEFAULT_TEMPERATURE, SIDECAR_DEFAULT_TOP_P,
 };
 pub use process::ExitInfo;
 pub use supervisor::{Phase, SidecarConfig, SidecarSupervisor};
@@ -125,27 +125,28 @@ pub enum SidecarError {
 }
 
 impl SidecarError {
-    /// A stable, machine-readable name for the error's kind (`snake_case`).
-    pub fn kind(&self) -> &'static str {
+    /// The error's kind (see [`crate::error_kind::ErrorKind`]).
+    pub fn kind(&self) -> crate::error_kind::ErrorKind {
+        use crate::error_kind::ErrorKind;
         match self {
-            SidecarError::UvNotFound { .. } => "uv_not_found",
-            SidecarError::BackendNotFound { .. } => "backend_not_found",
-            SidecarError::Unpack { .. } => "backend_unpack_failed",
-            SidecarError::Spawn { .. } => "spawn",
-            SidecarError::SyncFailed { .. } => "sync_failed",
-            SidecarError::NeverReady { .. } => "never_ready",
-            SidecarError::Exited { .. } => "exited",
-            SidecarError::Crashed { .. } => "crashed",
-            SidecarError::Stopped { .. } => "stopped",
-            SidecarError::Timeout { .. } => "timeout",
-            SidecarError::Unreachable { .. } => "unreachable",
-            SidecarError::Unauthorized => "unauthorized",
-            SidecarError::ModelLoad { .. } => "model_load",
-            SidecarError::NoModelLoaded => "no_model_loaded",
-            SidecarError::Busy { .. } => "busy",
-            SidecarError::BadRequest { .. } => "bad_request",
-            SidecarError::Http { .. } => "http",
-            SidecarError::BadResponse { .. } => "bad_response",
+            SidecarError::UvNotFound { .. } => ErrorKind::UvNotFound,
+            SidecarError::BackendNotFound { .. } => ErrorKind::BackendNotFound,
+            SidecarError::Unpack { .. } => ErrorKind::BackendUnpackFailed,
+            SidecarError::Spawn { .. } => ErrorKind::Spawn,
+            SidecarError::SyncFailed { .. } => ErrorKind::SyncFailed,
+            SidecarError::NeverReady { .. } => ErrorKind::NeverReady,
+            SidecarError::Exited { .. } => ErrorKind::Exited,
+            SidecarError::Crashed { .. } => ErrorKind::Crashed,
+            SidecarError::Stopped { .. } => ErrorKind::Stopped,
+            SidecarError::Timeout { .. } => ErrorKind::Timeout,
+            SidecarError::Unreachable { .. } => ErrorKind::Unreachable,
+            SidecarError::Unauthorized => ErrorKind::SidecarUnauthorized,
+            SidecarError::ModelLoad { .. } => ErrorKind::ModelLoad,
+            SidecarError::NoModelLoaded => ErrorKind::NoModelLoaded,
+            SidecarError::Busy { .. } => ErrorKind::SidecarBusy,
+            SidecarError::BadRequest { .. } => ErrorKind::BadRequest,
+            SidecarError::Http { .. } => ErrorKind::Http,
+            SidecarError::BadResponse { .. } => ErrorKind::BadResponse,
         }
     }
 
