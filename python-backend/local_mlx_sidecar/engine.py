@@ -237,6 +237,7 @@ class Engine:
         self.path: str | None = None
         self.context_length: int | None = None
         self.weights: str | None = None  # how the loaded weights are stored ("4-bit", ...)
+        self.prefill_step = cpu.PREFILL_STEP_GPU  # tokens per pre-fill step (a cancel point)
         self.blas: str | None = None  # the BLAS MLX's matmuls run with (after warm_up)
         self._cache: list[Any] | None = None  # KV cache holding exactly _cache_tokens
         self._cache_tokens: list[int] = []
@@ -257,6 +258,7 @@ class Engine:
 
     def load(self, real_path: str) -> None:
         """Release the current model, then load the one at ``real_path`` (validated)."""
+        import mlx.core as mx
         import mlx_lm
 
         self.unload()
@@ -274,6 +276,7 @@ class Engine:
             raise ApiError(400, error)
         self.model, self.tokenizer, self.path = model, tokenizer, real_path
         self.weights = cpu.weights_dtype(model)
+        self.prefill_step = cpu.prefill_step(mx.default_device() == mx.cpu, self.weights)
         self.context_length = context_length_of(config)
         if not self.context_length:
             limit = getattr(getattr(tokenizer, "_tokenizer", None), "model_max_length", None)
@@ -355,9 +358,12 @@ class Engine:
         cancel: threading.Event,
         on_start: Callable[[], None] | None = None,
         on_text: Callable[[str], None] | None = None,
+        on_prefill: Callable[[int, int], None] | None = None,
     ) -> GenerationResult:
         """Generate an answer; call ``on_start`` once the request is accepted (checked
-        against the model) and ``on_text`` with each piece of answer text."""
+        against the model), ``on_prefill`` with (tokens pre-filled, prompt tokens) after
+        each pre-fill step and ``on_text`` with each piece of answer text. ``cancel`` is
+        seen between pre-fill steps and between generated tokens."""
         import mlx.core as mx
         from mlx_lm.generate import stream_generate
         from mlx_lm.sample_utils import make_logits_processors, make_sampler
@@ -401,8 +407,11 @@ class Engine:
             source = next((m["content"] for m in reversed(p.messages) if m["role"] == "user"), "")
             processors = [*processors, input_only_processor(self.tokenizer, source)]
 
-        def progress(_done: int, _total: int) -> None:
+        def progress(done: int, total: int) -> None:
+            if on_prefill:
+                on_prefill(done, total)
             if cancel.is_set():
+                log.info("generation cancelled during pre-fill, after %d of %d tokens", done, total)
                 raise Cancelled()
 
         # Answer text goes through: think blocks out, then stop strings, then the
@@ -430,6 +439,7 @@ class Engine:
                 sampler=sampler,
                 logits_processors=processors,
                 prompt_cache=cache,
+                prefill_step_size=self.prefill_step,
                 prompt_progress_callback=progress,
             ):
                 last = r

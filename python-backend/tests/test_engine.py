@@ -8,7 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from local_mlx_sidecar.engine import Engine, GenerateParams, prompt_messages, validate_model_dir
+from local_mlx_sidecar import cpu
+from local_mlx_sidecar.engine import (
+    Cancelled,
+    Engine,
+    GenerateParams,
+    prompt_messages,
+    validate_model_dir,
+)
 
 
 class CountingModel:
@@ -104,3 +111,37 @@ def test_render_uses_the_template_with_thinking_off(engine: Engine) -> None:
     assert text.index("sys") < text.index("hello")
     # The Qwen3-style template closes an empty think block when thinking is off.
     assert text.endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n")
+
+
+def test_a_cancel_during_prefill_stops_it_after_one_step(engine: Engine) -> None:
+    # A long prompt (Handy's is ~400 tokens) pre-fills in steps; a cancel seen after the
+    # first step feeds the model no more (before: one step of 2048 tokens, all of it).
+    seen: list[tuple[int, int]] = []
+    cancel = threading.Event()
+
+    def on_prefill(done: int, total: int) -> None:
+        seen.append((done, total))
+        if done > 0:
+            cancel.set()
+
+    params = GenerateParams(
+        messages=prompt_messages("many words " * 200, None),
+        max_tokens=4,
+        temperature=0.0,
+        top_p=1.0,
+        repetition_penalty=1.0,
+    )
+    before = engine.model.fed
+    with pytest.raises(Cancelled):
+        engine.generate(params, cancel, on_prefill=on_prefill)
+    total = seen[0][1]
+    assert total > 3 * engine.prefill_step, "the prompt needs several steps"
+    assert engine.model.fed - before <= engine.prefill_step, seen
+    assert seen[-1][0] <= engine.prefill_step
+
+
+def test_prefill_steps_are_short_on_a_cpu_and_mlx_lms_own_on_a_gpu() -> None:
+    assert cpu.prefill_step(on_cpu=True, weights="float32") == cpu.PREFILL_STEP_CPU_FP32
+    assert cpu.prefill_step(on_cpu=True, weights="4-bit/8-bit") == cpu.PREFILL_STEP_CPU_QUANTIZED
+    assert cpu.prefill_step(on_cpu=False, weights="4-bit") == cpu.PREFILL_STEP_GPU
+    assert cpu.PREFILL_STEP_CPU_QUANTIZED < cpu.PREFILL_STEP_CPU_FP32 < cpu.PREFILL_STEP_GPU
