@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 import httpx
+from sidecar_bench import smol_path
 
 ROOT = Path(__file__).resolve().parents[1]
 BACKEND = ROOT / "python-backend"
@@ -70,17 +71,6 @@ def env(mode: dict[str, str]) -> dict[str, str]:
     if mode.get("BLAS"):
         e.update(openblas())
     return e
-
-
-def smol_path() -> Path:
-    out = subprocess.run(
-        ["uv", "run", "--project", "tools", "python", "tools/build_fixtures.py", "smol"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return Path(out.strip().split("\t")[2])
 
 
 def kib(pid: int, field: str) -> int:

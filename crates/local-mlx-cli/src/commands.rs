@@ -23,11 +23,7 @@ pub async fn run(command: Command, json: bool) -> Result<ExitCode> {
         Command::Rm { model } => rm(&model, json).await,
         Command::Pull { model } => pull(&model, json).await,
         Command::Process { text, model, prompt } => process(text, model, prompt, json).await,
-        Command::Serve { host, port, api_key, api_key_file, keep_alive, no_guard } => {
-            let api_key =
-                local_mlx_server::ApiKey::from_cli(api_key.as_deref(), api_key_file.as_deref(), std::io::stdin())?;
-            serve(&host, port, api_key, &keep_alive, !no_guard).await
-        }
+        Command::Serve(options) => serve(&options).await,
         Command::Setup { model } => crate::setup::setup(model, json).await,
         Command::Service(args) => crate::service::run(args, json).await,
         Command::Handy(command) => crate::handy::run(command, json).await,
@@ -195,22 +191,12 @@ async fn process(text: Option<String>, model: Option<String>, prompt: Option<Str
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(
-    host: &str,
-    port: u16,
-    api_key: Option<local_mlx_server::ApiKey>,
-    keep_alive: &str,
-    guard: bool,
-) -> Result<ExitCode> {
-    let keep_alive: local_mlx::settings::KeepAlive =
-        keep_alive.parse().map_err(|error| anyhow::anyhow!("--keep-alive {keep_alive:?}: {error}"))?;
-    let config = local_mlx_server::ServerConfig {
-        guard_transcripts: guard,
-        ..local_mlx_server::ServerConfig::for_host(host, api_key)?
-    };
+async fn serve(options: &crate::serve_options::ServeOptions) -> Result<ExitCode> {
+    let keep_alive = options.keep_alive()?;
+    let config = options.server_config(options.api_key()?)?;
     let manager = Arc::new(manager(Arc::new(NullSink))?);
     manager.set_keep_alive(keep_alive);
-    let listeners = local_mlx_server::bind(host, port).await?;
+    let listeners = local_mlx_server::bind(&options.host, options.port).await?;
     // Scripts and tests read this exact line.
     println!("local-mlx serve: {}", listeners.base_url);
     match manager.store().downloaded_models().len() {

@@ -7,6 +7,7 @@
 mod commands;
 mod handy;
 mod progress;
+mod serve_options;
 mod service;
 mod setup;
 mod table;
@@ -65,35 +66,7 @@ enum Command {
     /// Serve an OpenAI-compatible API (`/v1/models`, `/v1/chat/completions`, `/health`)
     /// for Handy's "Custom" post-processing provider or any OpenAI client. The first
     /// line on stdout is `local-mlx serve: <base URL>`; Ctrl-C or SIGTERM stops it.
-    Serve {
-        /// Where to listen; `localhost` is 127.0.0.1 and ::1. Any non-loopback host
-        /// needs an API key.
-        #[arg(long, default_value = "localhost")]
-        host: String,
-        /// The port (0: any free port).
-        #[arg(long, default_value_t = local_mlx_server::DEFAULT_PORT)]
-        port: u16,
-        /// Require `Authorization: Bearer <KEY>` on every request; `-` reads the key
-        /// from stdin. Prefer LOCAL_MLX_API_KEY or --api-key-file: a key written here
-        /// shows in every local user's `ps`.
-        #[arg(long, env = "LOCAL_MLX_API_KEY", hide_env_values = true)]
-        api_key: Option<String>,
-        /// Read the API key from the first line of this file.
-        #[arg(long, value_name = "PATH")]
-        api_key_file: Option<std::path::PathBuf>,
-        /// Unload the model and stop the Python sidecar after this long without a
-        /// request: never, immediately, sec15, min2, min5, min10, min15, hour1, or a
-        /// duration like 90s, 10m, 1h.
-        #[arg(long, default_value = "min5")]
-        keep_alive: String,
-        /// Pass answers on as the model wrote them. By default, when the prompt wraps
-        /// the transcript in <transcript> tags (Handy's default prompt does), an answer
-        /// that is not a clean-up of it (an answered question, a followed instruction,
-        /// a translation, a ramble) is replaced by the transcript itself. Use this flag
-        /// for prompts that are meant to translate or rewrite.
-        #[arg(long)]
-        no_guard: bool,
-    },
+    Serve(serve_options::ServeOptions),
     /// Run `local-mlx serve` at login with the options given: a LaunchAgent on macOS, a
     /// systemd user unit on Linux (`install`, `uninstall`, `status`).
     Service(service::ServiceArgs),

@@ -296,6 +296,15 @@ fn installing_twice_is_refused_until_uninstall_or_force_and_force_without_a_key_
     assert!(unit.contains("\"--port\" \"9000\"") && !unit.contains("EnvironmentFile"), "{unit}");
     assert!(!env_path.exists(), "a key this install does not use is not left behind");
     assert!(text(&output.stdout).contains(&format!("removed {}", env_path.display())));
+
+    // The key from a file, as `serve --api-key-file` reads it: the same options parse both.
+    let key_file = home.path("key.txt");
+    std::fs::write(&key_file, "from-a-file\n").unwrap();
+    let key_arg = key_file.to_str().unwrap();
+    let output = home.run(&["service", "install", "--force", "--api-key-file", key_arg], &path, None);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(std::fs::read_to_string(&env_path).unwrap().contains("from-a-file"));
+    assert!(!std::fs::read_to_string(&unit_path).unwrap().contains("from-a-file"));
 }
 
 #[test]

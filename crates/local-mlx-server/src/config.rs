@@ -53,6 +53,11 @@ impl ApiKey {
         }
     }
 
+    /// The key itself, for where it must be written (a login service's 0600 file).
+    pub fn secret(&self) -> &str {
+        &self.0
+    }
+
     /// Whether `candidate` is the key, in time that depends only on the lengths.
     pub fn matches(&self, candidate: &str) -> bool {
         self.0.as_bytes().ct_eq(candidate.as_bytes()).into()

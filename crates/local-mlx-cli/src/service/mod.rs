@@ -21,7 +21,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
-use local_mlx::settings::{config_dir, create_private_dir, KeepAlive, MlxSettings};
+use local_mlx::settings::{config_dir, create_private_dir, MlxSettings};
+use local_mlx_server::ApiKey;
+
+use crate::serve_options::ServeOptions;
 use serde_json::json;
 
 /// `local-mlx service …`.
@@ -48,21 +51,8 @@ enum Action {
 /// `serve`'s options, for the service to run with.
 #[derive(Debug, Args)]
 struct InstallArgs {
-    /// Where to listen (as `serve --host`).
-    #[arg(long, default_value = "localhost")]
-    host: String,
-    /// The port (as `serve --port`; a service needs a fixed one).
-    #[arg(long, default_value_t = local_mlx_server::DEFAULT_PORT)]
-    port: u16,
-    /// Require this key (as `serve --api-key`); kept in a file readable by you alone.
-    #[arg(long, env = "LOCAL_MLX_API_KEY", hide_env_values = true)]
-    api_key: Option<String>,
-    /// Unload the model after this long without a request (as `serve --keep-alive`).
-    #[arg(long, default_value = "min5")]
-    keep_alive: String,
-    /// Pass answers on as the model wrote them (as `serve --no-guard`).
-    #[arg(long)]
-    no_guard: bool,
+    #[command(flatten)]
+    serve: ServeOptions,
     /// Replace an installed service (it restarts with the new options).
     #[arg(long)]
     force: bool,
@@ -244,8 +234,8 @@ pub async fn run(args: ServiceArgs, json: bool) -> Result<ExitCode> {
 }
 
 fn install(layout: &Layout, options: InstallArgs, json: bool) -> Result<ExitCode> {
-    let api_key = options.api_key.clone().filter(|key| !key.is_empty());
-    check_options(&options, api_key.as_deref())?;
+    let api_key = options.serve.api_key()?;
+    check_options(&options.serve, api_key.clone())?;
     if layout.service_file.exists() && !options.force {
         bail!(
             "the service is already installed ({}): use `local-mlx service uninstall` first, or \
@@ -253,7 +243,7 @@ fn install(layout: &Layout, options: InstallArgs, json: bool) -> Result<ExitCode
             layout.service_file.display()
         );
     }
-    let (spec, uv_warning) = spec(&options, api_key)?;
+    let (spec, uv_warning) = spec(&options.serve, api_key)?;
     if let Some(warning) = &uv_warning {
         eprintln!("warning: {warning}; the service starts, but its first request fails until uv is installed");
     }
@@ -271,7 +261,7 @@ fn install(layout: &Layout, options: InstallArgs, json: bool) -> Result<ExitCode
             removed.push(env_file.clone());
         }
     }
-    let url = base_url(&options.host, options.port);
+    let url = base_url(&options.serve.host, options.serve.port);
     let started = layout.start();
     let written: Vec<&Path> = files.iter().map(|f| f.path.as_path()).collect();
     if json {
@@ -309,21 +299,18 @@ fn install(layout: &Layout, options: InstallArgs, json: bool) -> Result<ExitCode
 }
 
 /// Refuse what `serve` would refuse at every start, and a port clients could not know.
-fn check_options(options: &InstallArgs, api_key: Option<&str>) -> Result<()> {
+fn check_options(options: &ServeOptions, api_key: Option<ApiKey>) -> Result<()> {
     if options.port == 0 {
         bail!("--port 0 picks a different port at every start, which no client could know: give a fixed port");
     }
-    options
-        .keep_alive
-        .parse::<KeepAlive>()
-        .map_err(|error| anyhow::anyhow!("--keep-alive {:?}: {error}", options.keep_alive))?;
-    local_mlx_server::ServerConfig::for_host(&options.host, api_key.and_then(local_mlx_server::ApiKey::new))?;
+    options.keep_alive()?;
+    options.server_config(api_key)?;
     Ok(())
 }
 
 /// What the service runs: this binary by its real path, `serve` with the options, and a
 /// `PATH` that reaches uv. The second value says why uv was not found, if it was not.
-fn spec(options: &InstallArgs, api_key: Option<String>) -> Result<(Spec, Option<String>)> {
+fn spec(options: &ServeOptions, api_key: Option<ApiKey>) -> Result<(Spec, Option<String>)> {
     let exe = std::env::current_exe().context("cannot find the path of this program")?;
     let program = std::fs::canonicalize(&exe).with_context(|| format!("cannot resolve {}", exe.display()))?;
     let mut args: Vec<String> =
@@ -345,7 +332,7 @@ fn spec(options: &InstallArgs, api_key: Option<String>) -> Result<(Spec, Option<
             env.push((name.to_string(), value));
         }
     }
-    let secret_env = api_key.map(|key| vec![(API_KEY_ENV.to_string(), key)]).unwrap_or_default();
+    let secret_env = api_key.map(|key| vec![(API_KEY_ENV.to_string(), key.secret().to_string())]).unwrap_or_default();
     let spec = Spec { program, args, env, secret_env };
     check_writable(&spec)?;
     Ok((spec, uv_warning))
