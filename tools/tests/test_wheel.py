@@ -130,6 +130,9 @@ def test_installed_wheel_sets_up_serves_handy_offline_and_uninstalls(wheel, hub,
     assert second["environment_sync_s"] is None, "nothing to sync the second time"
     assert second["downloaded_bytes"] == 0, "nothing to download the second time"
 
+    log_path = user.home / ".config" / "local-mlx" / "sidecar.log"
+    syncs_before = log_path.read_text().count("--- uv sync")
+    assert syncs_before == 1, "the first setup synced, the second did not"
     serve = subprocess.Popen(
         [str(command), "serve", "--port", "0"],
         env={**user.env, "HF_HUB_OFFLINE": "1"},
@@ -146,8 +149,8 @@ def test_installed_wheel_sets_up_serves_handy_offline_and_uninstalls(wheel, hub,
             url, serve_harness.handy_body(repo_id, serve_harness.HANDY_PROMPT, TRANSCRIPT)
         )
         assert answer["choices"][0]["message"]["content"], answer
-        log = (user.home / ".config" / "local-mlx" / "sidecar.log").read_text()
-        assert "--- uv sync" not in log, "the first request after setup paid no environment sync"
+        syncs = log_path.read_text().count("--- uv sync")
+        assert syncs == syncs_before, "the first request after setup paid no environment sync"
     finally:
         serve.terminate()
         serve.wait(timeout=60)

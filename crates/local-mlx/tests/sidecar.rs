@@ -317,7 +317,9 @@ async fn a_first_run_reports_the_environment_sync_then_skips_it() {
     assert!(!supervisor.is_running());
     supervisor.ensure_running(phases.record()).await.unwrap();
     assert_eq!(phases.take(), [Phase::StartingServer, Phase::Ready], "synced once is enough");
-    assert!(tmp.path().join("sidecar.log.1").is_file(), "the previous log is kept");
+    let log = std::fs::read_to_string(tmp.path().join("sidecar.log")).unwrap();
+    assert_eq!(log.matches("fake sidecar starting").count(), 2, "both starts in one log: {log}");
+    assert!(!tmp.path().join("sidecar.log.1").exists(), "no rotation below the size cap");
     supervisor.shutdown().await;
 }
 

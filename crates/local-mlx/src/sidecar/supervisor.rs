@@ -31,8 +31,9 @@ pub struct SidecarConfig {
     /// folder's `.venv` (the embedded copy's shared `venv`). Set it when the folder is
     /// read-only (an app bundle).
     pub venv_dir: Option<PathBuf>,
-    /// The sidecar's stderr (and uv sync's output) goes here; the previous file is kept
-    /// as `<name>.1`. `None`: only the last lines, in memory, for error messages.
+    /// The sidecar's stderr (and uv sync's output) is appended here across restarts; at
+    /// 8 MiB the file becomes `<name>.1`. `None`: only the last lines, in memory, for
+    /// error messages.
     pub log_path: Option<PathBuf>,
     /// From spawn to the first `/status` answer (the ready line comes before).
     pub ready_timeout: Duration,
@@ -223,15 +224,18 @@ impl SidecarSupervisor {
     }
 }
 
-/// Open the log for a new start, keeping the previous one as `<name>.1`.
+/// Open the log to append to. One file across restarts: an idle unload stops the
+/// sidecar and the next use starts a new one, so rotating at each start would lose a
+/// crash's lines two restarts later; the log rotates by size instead (`LogSink`, 8 MiB).
 fn open_log(path: &std::path::Path) -> Option<std::fs::File> {
     if let Some(dir) = path.parent() {
         let _ = crate::settings::create_private_dir(dir);
     }
-    let mut previous = path.as_os_str().to_owned();
-    previous.push(".1");
-    let _ = std::fs::rename(path, previous);
-    match crate::settings::create_private_file(path) {
+    let mut options = std::fs::OpenOptions::new();
+    options.append(true).create(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
         Ok(file) => Some(file),
         Err(e) => {
             tracing::warn!(path = %path.display(), "cannot write the sidecar log ({e}); keeping only its last lines");
