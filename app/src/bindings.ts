@@ -229,7 +229,11 @@ export type MlxErrorKind = "unknown_model" | "invalid_repo_id" | "offline" | "re
 /**
  * The hub refused our token (or its absence) for a repo: set `HF_TOKEN`.
  */
-"hub_unauthorized" | "http_status" | "bad_hub_response" | "unsafe_file_name" | "hub_limit_exceeded" | "hub_timeout" | "invalid_endpoint" | "network" | "stalled" | "integrity" | "size_mismatch" | "insufficient_disk" | "io" | "download_in_progress" | "no_active_download" | "nothing_to_retry" | 
+"hub_unauthorized" | "http_status" | "bad_hub_response" | "unsafe_file_name" | 
+/**
+ * The repo has none of the files mlx-lm loads: final, not retried.
+ */
+"no_usable_files" | "hub_limit_exceeded" | "hub_timeout" | "invalid_endpoint" | "network" | "stalled" | "integrity" | "size_mismatch" | "insufficient_disk" | "io" | "download_in_progress" | "no_active_download" | "nothing_to_retry" | 
 /**
  * The model is in use (downloading, loading, generating): the action must wait.
  */
