@@ -72,10 +72,9 @@ pub async fn setup(model: Option<String>, json: bool) -> Result<ExitCode> {
         }
     };
 
-    say(format!("[1/3] Python environment ({})", data_dir().join("sidecar").display()));
-    if !json {
-        eprintln!("      syncing if needed (the first time downloads about 250 MB of Python packages)...");
-    }
+    let sidecar = local_mlx::sidecar::default_backend(&data_dir()).describe();
+    say(format!("[1/3] Python environment of the sidecar at {sidecar}"));
+    say("      syncing if needed (the first time downloads about 250 MB of Python packages)...".to_string());
     let environment_sync = manager.sync_environment().await?;
     say(match environment_sync {
         Some(took) => format!("      synced in {}", seconds(took)),
