@@ -185,9 +185,6 @@ impl FetchJob<'_> {
             }
             answer @ Answer::Part(_) => {
                 let parallel = self.parts.splits(size) && answer.advertises_ranges();
-                if parallel {
-                    fetcher.blob.record_parts()?;
-                }
                 let Answer::Part(response) = answer else { unreachable!() };
                 Opened { permit, range: first, response, rest: queue, parallel }
             }
@@ -235,6 +232,15 @@ impl FetchJob<'_> {
                 }
             }
             if spread && !cancel.is_cancelled() {
+                // Until now one stream wrote a contiguous run after what was there,
+                // which the file's length (or the record kept from a resumed run)
+                // already says; from here parts write at several offsets, so the
+                // record is kept, starting before their first byte.
+                if let Err(e) = fetcher.blob.record_parts() {
+                    cancel.cancel();
+                    outcome = Err(e.into());
+                    spare = 0;
+                }
                 for _ in 0..std::mem::take(&mut spare) {
                     running.push(self.worker(fetcher, &queue, None, cancel));
                 }

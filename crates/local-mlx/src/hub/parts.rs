@@ -180,11 +180,12 @@ impl PartFetcher<'_> {
         cancel: &CancellationToken,
     ) -> Result<(), Stop> {
         let mut body = response.bytes_stream();
-        let mut batch = Batch { data: Vec::with_capacity(self.write_batch), at: range.start };
+        let mut batch = Batch { data: Vec::with_capacity(self.write_batch), at: range.start, writing: None };
         let mut received = range.start;
         let stopped = loop {
             let next = loop {
-                let wait = if batch.data.is_empty() { self.stall_timeout } else { IDLE_FLUSH };
+                let holding = !batch.data.is_empty() || batch.writing.is_some();
+                let wait = if holding { IDLE_FLUSH } else { self.stall_timeout };
                 tokio::select! {
                     _ = cancel.cancelled() => break Err(None),
                     next = tokio::time::timeout(wait, body.next()) => match next {
@@ -192,7 +193,7 @@ impl PartFetcher<'_> {
                         // A pause in the data: write what we hold and record it, so a
                         // kill while the link is the bottleneck loses next to nothing;
                         // then wait on (the stall clock starts again).
-                        Err(_) if !batch.data.is_empty() => {
+                        Err(_) if holding => {
                             self.flush(&mut batch).await?;
                             self.blob.save_record()?;
                         }
@@ -238,7 +239,7 @@ impl PartFetcher<'_> {
             received += chunk.len() as u64;
             self.counter.add(chunk.len() as u64);
             if batch.data.len() >= self.write_batch {
-                self.flush(&mut batch).await?;
+                self.hand_off(&mut batch).await?;
             }
         };
         // Keep every byte that arrived before the stop: it is a resume point.
@@ -247,23 +248,54 @@ impl PartFetcher<'_> {
         Err(stopped)
     }
 
+    /// Hand a full batch to the blocking pool and keep receiving into the other buffer
+    /// while it is written (and hashed, at the frontier); the write before it is
+    /// waited for first, so a part's writes land in order, one at a time.
+    async fn hand_off(&self, batch: &mut Batch) -> Result<(), Stop> {
+        let spare = match batch.writing.take() {
+            Some(writing) => Self::written(writing).await?,
+            None => Vec::with_capacity(self.write_batch),
+        };
+        let data = std::mem::replace(&mut batch.data, spare);
+        let len = data.len() as u64;
+        batch.writing = Some(self.write(data, batch.at));
+        batch.at += len;
+        Ok(())
+    }
+
+    /// Write out everything received: the write in flight, then what the batch holds.
     async fn flush(&self, batch: &mut Batch) -> Result<(), Stop> {
-        if batch.data.is_empty() {
-            return Ok(());
+        if let Some(writing) = batch.writing.take() {
+            let spare = Self::written(writing).await?;
+            if batch.data.is_empty() {
+                batch.data = spare;
+            }
         }
-        let data = std::mem::take(&mut batch.data);
-        let (blob, at) = (self.blob.clone(), batch.at);
-        let (data, written) = tokio::task::spawn_blocking(move || {
+        if !batch.data.is_empty() {
+            let data = std::mem::take(&mut batch.data);
+            let len = data.len() as u64;
+            let writing = self.write(data, batch.at);
+            batch.at += len;
+            batch.data = Self::written(writing).await?;
+        }
+        Ok(())
+    }
+
+    /// Write `data` at `at` in the blocking pool.
+    fn write(&self, data: Vec<u8>, at: u64) -> Writing {
+        let blob = self.blob.clone();
+        tokio::task::spawn_blocking(move || {
             let written = blob.write_at(&data, at);
             (data, written)
         })
-        .await
-        .expect("writing does not panic");
+    }
+
+    /// The buffer of a finished write, emptied for reuse.
+    async fn written(writing: Writing) -> Result<Vec<u8>, Stop> {
+        let (mut data, written) = writing.await.expect("writing does not panic");
         written?;
-        batch.at += data.len() as u64;
-        batch.data = data;
-        batch.data.clear();
-        Ok(())
+        data.clear();
+        Ok(data)
     }
 
     fn stalled(&self) -> Error {
@@ -271,10 +303,15 @@ impl PartFetcher<'_> {
     }
 }
 
+/// A batch being written in the blocking pool: its buffer comes back with the result.
+type Writing = tokio::task::JoinHandle<(Vec<u8>, crate::error::Result<()>)>;
+
 struct Batch {
     data: Vec<u8>,
     /// File offset of `data[0]`.
     at: u64,
+    /// The previous batch, while it is written.
+    writing: Option<Writing>,
 }
 
 /// `Content-Range: bytes <start>-<end>/<total>` as numbers.
