@@ -24,8 +24,9 @@ a SIGKILL at 50 %, and, uncapped on loopback, this build against `--baseline-bin
 
 `--plain` runs the fast-link benchmark: one single-file repo of `--plain-mib` MiB served
 on loopback by `PlainHub` below (Python's `http.server`, ranges and all, not `test-hub`),
-`local-mlx pull` (defaults, and one connection) against `huggingface_hub`, interleaved
-within each repetition so both see the same load.
+`local-mlx pull` (defaults, and one connection; and `--baseline-bin` the same way when
+given) against `huggingface_hub`, interleaved within each repetition so all see the same
+load.
 """
 
 from __future__ import annotations
@@ -408,11 +409,18 @@ def plain(args) -> None:
     def one_connection(repo: str, cache: Path, hub) -> list[str]:
         return ["env", "LOCAL_MLX_DOWNLOAD_CONNECTIONS=1", *ours(repo, cache, hub)]
 
-    clients = {
-        "local-mlx": ours,
-        "local-mlx, 1 connection": one_connection,
-        "huggingface_hub": theirs,
-    }
+    clients = {"local-mlx": ours, "local-mlx, 1 connection": one_connection}
+    if args.baseline_bin:
+        baseline = str(Path(args.baseline_bin))
+
+        def main_bin(repo: str, cache: Path, hub) -> list[str]:
+            return [baseline, "pull", repo]
+
+        def main_one(repo: str, cache: Path, hub) -> list[str]:
+            return ["env", "LOCAL_MLX_DOWNLOAD_CONNECTIONS=1", baseline, "pull", repo]
+
+        clients |= {"baseline local-mlx": main_bin, "baseline, 1 connection": main_one}
+    clients["huggingface_hub"] = theirs
     times: dict[str, list[float]] = {name: [] for name in clients}
     try:
         timed_download(ours, repo, hub)  # warm the page cache
@@ -439,7 +447,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--capped", action="store_true", help="the ranged-parts benchmark")
     parser.add_argument("--cap-mib", type=int, default=20, help="per-connection cap, MiB/s")
-    parser.add_argument("--baseline-bin", help="`local-mlx` built from main (with --capped)")
+    parser.add_argument(
+        "--baseline-bin",
+        help="`local-mlx` built from main (needed by --capped, optional with --plain)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the generated repos")
     parser.add_argument("--plain", action="store_true", help="the fast-link benchmark on PlainHub")
     parser.add_argument("--plain-mib", type=int, default=1024, help="file size for --plain")
