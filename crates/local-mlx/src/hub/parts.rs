@@ -34,7 +34,9 @@ pub const DEFAULT_PART_SIZE: u64 = 32 << 20;
 
 /// Received bytes are written in batches of this much, shared by the parts of a
 /// file (at most 1 MiB each, at least 256 KiB): few hand-offs to the blocking pool
-/// while data streams, and a SIGKILL loses at most this much received but unwritten.
+/// while data streams. Each part receives its next batch while the previous one is
+/// written and hashed (on two cores the network and the disk+hash overlap), so a
+/// SIGKILL loses at most twice this much received but unwritten.
 const WRITE_BUDGET: usize = 4 << 20;
 const MIN_WRITE_BATCH: usize = 256 << 10;
 const MAX_WRITE_BATCH: usize = 1 << 20;
