@@ -113,6 +113,7 @@ impl FetchJob<'_> {
             stall_timeout: self.stall_timeout,
             counter,
             write_batch: self.parts.write_batch(),
+            spread: Default::default(),
         };
         // The probe may start the file over, so it is answered before the hasher
         // reads a byte.
@@ -236,6 +237,7 @@ impl FetchJob<'_> {
                 // which the file's length (or the record kept from a resumed run)
                 // already says; from here parts write at several offsets, so the
                 // record is kept, starting before their first byte.
+                fetcher.spread.store(true, Ordering::Relaxed);
                 if let Err(e) = fetcher.blob.record_parts() {
                     cancel.cancel();
                     outcome = Err(e.into());

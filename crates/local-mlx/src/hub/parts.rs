@@ -90,7 +90,9 @@ impl PartsConfig {
             .collect()
     }
 
-    /// Bytes each part buffers before writing.
+    /// Bytes each part buffers before writing once the parts of a file run side by
+    /// side; one stream (a file not split, or its parts before they spread) writes
+    /// [`MAX_WRITE_BATCH`] at a time.
     pub(crate) fn write_batch(&self) -> usize {
         (WRITE_BUDGET / self.connections.max(1)).clamp(MIN_WRITE_BATCH, MAX_WRITE_BATCH)
     }
@@ -125,6 +127,9 @@ pub(crate) struct PartFetcher<'a> {
     pub stall_timeout: Duration,
     pub counter: &'a Counter,
     pub write_batch: usize,
+    /// Set when the file's parts spread to more connections than the first: streams
+    /// started after that write in `write_batch`es, before it in the largest ones.
+    pub spread: std::sync::atomic::AtomicBool,
 }
 
 impl PartFetcher<'_> {
@@ -182,7 +187,9 @@ impl PartFetcher<'_> {
         cancel: &CancellationToken,
     ) -> Result<(), Stop> {
         let mut body = response.bytes_stream();
-        let mut batch = Batch { data: Vec::with_capacity(self.write_batch), at: range.start, writing: None };
+        let batch_size =
+            if self.spread.load(std::sync::atomic::Ordering::Relaxed) { self.write_batch } else { MAX_WRITE_BATCH };
+        let mut batch = Batch { data: Vec::with_capacity(batch_size), at: range.start, writing: None };
         let mut received = range.start;
         let stopped = loop {
             let next = loop {
@@ -240,7 +247,7 @@ impl PartFetcher<'_> {
             batch.data.extend_from_slice(&chunk);
             received += chunk.len() as u64;
             self.counter.add(chunk.len() as u64);
-            if batch.data.len() >= self.write_batch {
+            if batch.data.len() >= batch_size {
                 self.hand_off(&mut batch).await?;
             }
         };
@@ -256,7 +263,7 @@ impl PartFetcher<'_> {
     async fn hand_off(&self, batch: &mut Batch) -> Result<(), Stop> {
         let spare = match batch.writing.take() {
             Some(writing) => Self::written(writing).await?,
-            None => Vec::with_capacity(self.write_batch),
+            None => Vec::with_capacity(batch.data.capacity()),
         };
         let data = std::mem::replace(&mut batch.data, spare);
         let len = data.len() as u64;
