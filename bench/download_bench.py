@@ -21,11 +21,19 @@ served by a hub that caps every response at `--cap-mib` MiB/s on its own, like a
 edge; `local-mlx pull` against single-stream `huggingface_hub`, bytes re-fetched after
 a SIGKILL at 50 %, and, uncapped on loopback, this build against `--baseline-bin`
 (a `local-mlx` built from main) in the same run.
+
+`--plain` runs the fast-link benchmark: one single-file repo of `--plain-mib` MiB served
+on loopback by `PlainHub` below (Python's `http.server`, ranges and all, not `test-hub`),
+`local-mlx pull` (defaults, and one connection; and `--baseline-bin` the same way when
+given) against `huggingface_hub`, interleaved within each repetition so all see the same
+load.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import http.server
 import json
 import os
 import shutil
@@ -33,6 +41,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -273,14 +282,182 @@ def capped(args) -> None:
     print(f"sha256 of a page-cached file: {per_gib:.2f} s per GiB")
 
 
+class PlainHub:
+    """A small Hub-compatible server on Python's `http.server`: the info and tree API
+    and `resolve` (HEAD, GET, single `Range`), serving one folder of repos from disk in
+    1 MiB reads and writes, one thread per connection. Every file is given an LFS
+    sha256 and a git blob sha1, computed once at start."""
+
+    COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+    def __init__(self, repos: Path, repo: str):
+        self.repo, self.folder = repo, repos / repo
+        self.files = {}
+        for path in sorted(p for p in self.folder.rglob("*") if p.is_file()):
+            sha256, sha1 = hashlib.sha256(), hashlib.sha1()
+            sha1.update(f"blob {path.stat().st_size}\0".encode())
+            with open(path, "rb") as f:
+                while chunk := f.read(4 * MIB):
+                    sha256.update(chunk)
+                    sha1.update(chunk)
+            name = str(path.relative_to(self.folder))
+            self.files[name] = (path, path.stat().st_size, sha256.hexdigest(), sha1.hexdigest())
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def _handler(self):
+        hub = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_HEAD(self):
+                self.answer(body=False)
+
+            def do_GET(self):
+                self.answer(body=True)
+
+            def json(self, value):
+                raw = json.dumps(value).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def answer(self, body: bool):
+                path = self.path.split("?", 1)[0]
+                api = f"/api/models/{hub.repo}/"
+                if path.startswith(api + "revision/"):
+                    siblings = [{"rfilename": name} for name in hub.files]
+                    return self.json({"id": hub.repo, "sha": hub.COMMIT, "siblings": siblings})
+                if path.startswith(api + "tree/"):
+                    return self.json(
+                        [
+                            {
+                                "type": "file",
+                                "path": n,
+                                "size": s,
+                                "oid": oid,
+                                "lfs": {"oid": lfs, "size": s, "pointerSize": 134},
+                            }
+                            for n, (_, s, lfs, oid) in hub.files.items()
+                        ]
+                    )
+                prefix = f"/{hub.repo}/resolve/"
+                name = path[len(prefix) :].split("/", 1)[-1] if path.startswith(prefix) else None
+                if name not in hub.files:
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                file, size, sha256, _ = hub.files[name]
+                start, end = 0, size - 1
+                ranged = self.headers.get("Range", "").strip()
+                if ranged.startswith("bytes=") and "," not in ranged:
+                    first, _, last = ranged[6:].partition("-")
+                    start = int(first) if first else max(size - int(last), 0)
+                    end = min(int(last), size - 1) if first and last else size - 1
+                    if start > end:
+                        self.send_response(416)
+                        self.send_header("Content-Range", f"bytes */{size}")
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+                else:
+                    self.send_response(200)
+                self.send_header("Accept-Ranges", "bytes")
+                self.send_header("ETag", f'"{sha256}"')
+                self.send_header("X-Linked-Etag", f'"{sha256}"')
+                self.send_header("X-Linked-Size", str(size))
+                self.send_header("X-Repo-Commit", hub.COMMIT)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(end - start + 1))
+                self.end_headers()
+                if not body:
+                    return
+                with open(file, "rb") as f:
+                    f.seek(start)
+                    left = end - start + 1
+                    while left > 0:
+                        chunk = f.read(min(MIB, left))
+                        if not chunk:
+                            break
+                        self.wfile.write(chunk)
+                        left -= len(chunk)
+
+        return Handler
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def plain(args) -> None:
+    sh("cargo", "build", "--release", "-p", "local-mlx-cli", cwd=ROOT)
+    repos_dir = PARTS_ROOT / "repos"
+    repo = single_file_repo(repos_dir, args.plain_mib)
+    hub = PlainHub(repos_dir, repo)
+
+    def one_connection(repo: str, cache: Path, hub) -> list[str]:
+        return ["env", "LOCAL_MLX_DOWNLOAD_CONNECTIONS=1", *ours(repo, cache, hub)]
+
+    clients = {"local-mlx": ours, "local-mlx, 1 connection": one_connection}
+    if args.baseline_bin:
+        baseline = str(Path(args.baseline_bin))
+
+        def main_bin(repo: str, cache: Path, hub) -> list[str]:
+            return [baseline, "pull", repo]
+
+        def main_one(repo: str, cache: Path, hub) -> list[str]:
+            return ["env", "LOCAL_MLX_DOWNLOAD_CONNECTIONS=1", baseline, "pull", repo]
+
+        clients |= {"baseline local-mlx": main_bin, "baseline, 1 connection": main_one}
+    clients["huggingface_hub"] = theirs
+    times: dict[str, list[float]] = {name: [] for name in clients}
+    try:
+        timed_download(ours, repo, hub)  # warm the page cache
+        for run in range(args.repeat):
+            for name, make_cmd in clients.items():
+                times[name].append(timed_download(make_cmd, repo, hub))
+            print(
+                f"run {run + 1}: " + ", ".join(f"{n} {t[-1]:.2f}s" for n, t in times.items()),
+                file=sys.stderr,
+            )
+    finally:
+        hub.close()
+        if not args.keep:
+            shutil.rmtree(PARTS_ROOT, ignore_errors=True)
+    print(f"| {repo}, PlainHub on loopback | best | per run | ratio theirs/ours per run |")
+    print("|---|---|---|---|")
+    for name, ts in times.items():
+        ratios = ", ".join(f"{b / a:.2f}" for a, b in zip(ts, times["huggingface_hub"]))
+        print(f"| {name} | {min(ts):.2f} s | {', '.join(f'{t:.2f}' for t in ts)} s | {ratios} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--capped", action="store_true", help="the ranged-parts benchmark")
     parser.add_argument("--cap-mib", type=int, default=20, help="per-connection cap, MiB/s")
-    parser.add_argument("--baseline-bin", help="`local-mlx` built from main (with --capped)")
+    parser.add_argument(
+        "--baseline-bin",
+        help="`local-mlx` built from main (needed by --capped, optional with --plain)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the generated repos")
+    parser.add_argument("--plain", action="store_true", help="the fast-link benchmark on PlainHub")
+    parser.add_argument("--plain-mib", type=int, default=1024, help="file size for --plain")
     args = parser.parse_args()
+    if args.plain:
+        plain(args)
+        return
     if args.capped:
         if not args.baseline_bin:
             parser.error("--capped needs --baseline-bin")

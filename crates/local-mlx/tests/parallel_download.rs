@@ -114,6 +114,27 @@ async fn cancel_with_parts_in_flight_keeps_their_bytes_and_the_rerun_fetches_onl
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn one_fast_stream_over_parts_keeps_no_record_and_resumes_from_the_length() {
+    // Uncapped loopback: one connection is fast, so the parts stay one stream and
+    // write a contiguous prefix; the file's length says what counts, and no record
+    // is written (it cost a rename every 10 ms on a fast link).
+    let env = env_with(|c| one_attempt(parts(c))).await;
+    env.hub.set_faults(vec![Fault::reset_after(256 << 10).on_path(WEIGHTS).times(1)]);
+    assert!(env.manager.download(SMALL_REPO).await.is_err(), "the reset fails the one attempt");
+    assert!(env.hub.faults().is_empty(), "the reset was served");
+    assert!(!record_path(&env).exists(), "a contiguous prefix needs no record");
+    let partial = cached(&env).incomplete_path(&weights_etag(&env));
+    let kept = std::fs::metadata(&partial).unwrap().len();
+    assert!(kept > 0 && kept <= 256 << 10, "the bytes before the reset are kept: {kept}");
+
+    env.hub.reset_stats();
+    let snapshot = downloaded(env.manager.download(SMALL_REPO).await.unwrap());
+    assert_same_file(&env, SMALL_REPO, &snapshot, WEIGHTS);
+    let served = env.hub.file_stats(SMALL_REPO, WEIGHTS).bytes_served;
+    assert_eq!(served, BIG_FILE_LEN - kept, "resumed from the partial file's length");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_part_answered_with_a_wrong_content_range_is_retried_and_never_written() {
     let env = parts_env().await;
     env.hub.set_rate_cap(Some(4 << 20));

@@ -113,6 +113,7 @@ impl FetchJob<'_> {
             stall_timeout: self.stall_timeout,
             counter,
             write_batch: self.parts.write_batch(),
+            spread: Default::default(),
         };
         // The probe may start the file over, so it is answered before the hasher
         // reads a byte.
@@ -185,9 +186,6 @@ impl FetchJob<'_> {
             }
             answer @ Answer::Part(_) => {
                 let parallel = self.parts.splits(size) && answer.advertises_ranges();
-                if parallel {
-                    fetcher.blob.record_parts()?;
-                }
                 let Answer::Part(response) = answer else { unreachable!() };
                 Opened { permit, range: first, response, rest: queue, parallel }
             }
@@ -235,6 +233,16 @@ impl FetchJob<'_> {
                 }
             }
             if spread && !cancel.is_cancelled() {
+                // Until now one stream wrote a contiguous run after what was there,
+                // which the file's length (or the record kept from a resumed run)
+                // already says; from here parts write at several offsets, so the
+                // record is kept, starting before their first byte.
+                fetcher.spread.store(true, Ordering::Relaxed);
+                if let Err(e) = fetcher.blob.record_parts() {
+                    cancel.cancel();
+                    outcome = Err(e.into());
+                    spare = 0;
+                }
                 for _ in 0..std::mem::take(&mut spare) {
                     running.push(self.worker(fetcher, &queue, None, cancel));
                 }

@@ -34,7 +34,9 @@ pub const DEFAULT_PART_SIZE: u64 = 32 << 20;
 
 /// Received bytes are written in batches of this much, shared by the parts of a
 /// file (at most 1 MiB each, at least 256 KiB): few hand-offs to the blocking pool
-/// while data streams, and a SIGKILL loses at most this much received but unwritten.
+/// while data streams. Each part receives its next batch while the previous one is
+/// written and hashed (on two cores the network and the disk+hash overlap), so a
+/// SIGKILL loses at most twice this much received but unwritten.
 const WRITE_BUDGET: usize = 4 << 20;
 const MIN_WRITE_BATCH: usize = 256 << 10;
 const MAX_WRITE_BATCH: usize = 1 << 20;
@@ -88,7 +90,9 @@ impl PartsConfig {
             .collect()
     }
 
-    /// Bytes each part buffers before writing.
+    /// Bytes each part buffers before writing once the parts of a file run side by
+    /// side; one stream (a file not split, or its parts before they spread) writes
+    /// [`MAX_WRITE_BATCH`] at a time.
     pub(crate) fn write_batch(&self) -> usize {
         (WRITE_BUDGET / self.connections.max(1)).clamp(MIN_WRITE_BATCH, MAX_WRITE_BATCH)
     }
@@ -123,6 +127,9 @@ pub(crate) struct PartFetcher<'a> {
     pub stall_timeout: Duration,
     pub counter: &'a Counter,
     pub write_batch: usize,
+    /// Set when the file's parts spread to more connections than the first: streams
+    /// started after that write in `write_batch`es, before it in the largest ones.
+    pub spread: std::sync::atomic::AtomicBool,
 }
 
 impl PartFetcher<'_> {
@@ -180,11 +187,14 @@ impl PartFetcher<'_> {
         cancel: &CancellationToken,
     ) -> Result<(), Stop> {
         let mut body = response.bytes_stream();
-        let mut batch = Batch { data: Vec::with_capacity(self.write_batch), at: range.start };
+        let batch_size =
+            if self.spread.load(std::sync::atomic::Ordering::Relaxed) { self.write_batch } else { MAX_WRITE_BATCH };
+        let mut batch = Batch { data: Vec::with_capacity(batch_size), at: range.start, writing: None };
         let mut received = range.start;
         let stopped = loop {
             let next = loop {
-                let wait = if batch.data.is_empty() { self.stall_timeout } else { IDLE_FLUSH };
+                let holding = !batch.data.is_empty() || batch.writing.is_some();
+                let wait = if holding { IDLE_FLUSH } else { self.stall_timeout };
                 tokio::select! {
                     _ = cancel.cancelled() => break Err(None),
                     next = tokio::time::timeout(wait, body.next()) => match next {
@@ -192,7 +202,7 @@ impl PartFetcher<'_> {
                         // A pause in the data: write what we hold and record it, so a
                         // kill while the link is the bottleneck loses next to nothing;
                         // then wait on (the stall clock starts again).
-                        Err(_) if !batch.data.is_empty() => {
+                        Err(_) if holding => {
                             self.flush(&mut batch).await?;
                             self.blob.save_record()?;
                         }
@@ -237,8 +247,8 @@ impl PartFetcher<'_> {
             batch.data.extend_from_slice(&chunk);
             received += chunk.len() as u64;
             self.counter.add(chunk.len() as u64);
-            if batch.data.len() >= self.write_batch {
-                self.flush(&mut batch).await?;
+            if batch.data.len() >= batch_size {
+                self.hand_off(&mut batch).await?;
             }
         };
         // Keep every byte that arrived before the stop: it is a resume point.
@@ -247,23 +257,54 @@ impl PartFetcher<'_> {
         Err(stopped)
     }
 
+    /// Hand a full batch to the blocking pool and keep receiving into the other buffer
+    /// while it is written (and hashed, at the frontier); the write before it is
+    /// waited for first, so a part's writes land in order, one at a time.
+    async fn hand_off(&self, batch: &mut Batch) -> Result<(), Stop> {
+        let spare = match batch.writing.take() {
+            Some(writing) => Self::written(writing).await?,
+            None => Vec::with_capacity(batch.data.capacity()),
+        };
+        let data = std::mem::replace(&mut batch.data, spare);
+        let len = data.len() as u64;
+        batch.writing = Some(self.write(data, batch.at));
+        batch.at += len;
+        Ok(())
+    }
+
+    /// Write out everything received: the write in flight, then what the batch holds.
     async fn flush(&self, batch: &mut Batch) -> Result<(), Stop> {
-        if batch.data.is_empty() {
-            return Ok(());
+        if let Some(writing) = batch.writing.take() {
+            let spare = Self::written(writing).await?;
+            if batch.data.is_empty() {
+                batch.data = spare;
+            }
         }
-        let data = std::mem::take(&mut batch.data);
-        let (blob, at) = (self.blob.clone(), batch.at);
-        let (data, written) = tokio::task::spawn_blocking(move || {
+        if !batch.data.is_empty() {
+            let data = std::mem::take(&mut batch.data);
+            let len = data.len() as u64;
+            let writing = self.write(data, batch.at);
+            batch.at += len;
+            batch.data = Self::written(writing).await?;
+        }
+        Ok(())
+    }
+
+    /// Write `data` at `at` in the blocking pool.
+    fn write(&self, data: Vec<u8>, at: u64) -> Writing {
+        let blob = self.blob.clone();
+        tokio::task::spawn_blocking(move || {
             let written = blob.write_at(&data, at);
             (data, written)
         })
-        .await
-        .expect("writing does not panic");
+    }
+
+    /// The buffer of a finished write, emptied for reuse.
+    async fn written(writing: Writing) -> Result<Vec<u8>, Stop> {
+        let (mut data, written) = writing.await.expect("writing does not panic");
         written?;
-        batch.at += data.len() as u64;
-        batch.data = data;
-        batch.data.clear();
-        Ok(())
+        data.clear();
+        Ok(data)
     }
 
     fn stalled(&self) -> Error {
@@ -271,10 +312,15 @@ impl PartFetcher<'_> {
     }
 }
 
+/// A batch being written in the blocking pool: its buffer comes back with the result.
+type Writing = tokio::task::JoinHandle<(Vec<u8>, crate::error::Result<()>)>;
+
 struct Batch {
     data: Vec<u8>,
     /// File offset of `data[0]`.
     at: u64,
+    /// The previous batch, while it is written.
+    writing: Option<Writing>,
 }
 
 /// `Content-Range: bytes <start>-<end>/<total>` as numbers.
