@@ -389,6 +389,12 @@ class Engine:
             on_start()
 
         cache, reused = self._take_cache(tokens)
+        log.info(
+            "generating: %d prompt tokens (%d from the cache), at most %d new",
+            n,
+            reused,
+            max_tokens,
+        )
         if p.seed is not None:
             mx.random.seed(p.seed)
         sampler = make_sampler(temp=p.temperature, top_p=p.top_p)

@@ -207,6 +207,9 @@ async fn dropping_a_future_mid_generation_stops_it_and_re_arms_the_idle_deadline
     let call = tokio::spawn(async move { manager.chat(long).await });
     let mut slot = env.manager.subscribe();
     slot.wait_for(|s| matches!(s, Slot::Generating { .. })).await.unwrap();
+    // The slot says generating before the request reaches the sidecar: wait for the
+    // sidecar's own word, or the abort could drop a request it never started.
+    wait_until("the sidecar to start generating", || sidecar_log(&env).contains("generating:")).await;
     call.abort();
     assert!(call.await.unwrap_err().is_cancelled());
     wait_until("the sidecar to cancel the generation", || sidecar_log(&env).contains("generation cancelled")).await;
