@@ -72,8 +72,8 @@ def listening(url: str) -> bool:
         return False
 
 
-def tree_rss_mib(root: int) -> float:
-    """Resident memory of `root` and every descendant, in MiB."""
+def tree_pids(root: int) -> list[int]:
+    """`root` and every descendant, from /proc (a process may be gone by the time it is read)."""
     parents = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -86,8 +86,13 @@ def tree_rss_mib(root: int) -> float:
     while index < len(pids):
         pids += [pid for pid, parent in parents.items() if parent == pids[index]]
         index += 1
+    return pids
+
+
+def tree_rss_mib(root: int) -> float:
+    """Resident memory of `root` and every descendant, in MiB."""
     total_kib = 0
-    for pid in pids:
+    for pid in tree_pids(root):
         try:
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):

@@ -28,24 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools" / "tests"))
 
 import serve_harness  # noqa: E402
-from serve_bench import TRANSCRIPTS, tree_rss_mib  # noqa: E402
-
-
-def tree_pids(root: int) -> list[int]:
-    """`root` and every live descendant."""
-    parents = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat.rsplit(") ", 1)[1].split()[1])
-    pids, index = [root], 0
-    while index < len(pids):
-        pids += [pid for pid, parent in parents.items() if parent == pids[index]]
-        index += 1
-    return [pid for pid in pids if Path(f"/proc/{pid}").exists()]
+from serve_bench import TRANSCRIPTS, tree_pids, tree_rss_mib  # noqa: E402
 
 
 def sidecar_pid(serve_pid: int) -> int | None:

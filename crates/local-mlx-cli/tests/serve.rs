@@ -15,23 +15,7 @@ use common::Env;
 /// `local-mlx serve --port 0 <extra>` with no key from the caller's environment, and
 /// the base URL from its first stdout line.
 fn serve(env: &Env, extra: &[&str]) -> (Child, String) {
-    let mut args = vec!["serve", "--port", "0"];
-    args.extend_from_slice(extra);
-    let mut child = env
-        .command(&args)
-        .env_remove("LOCAL_MLX_API_KEY")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let url = line.strip_prefix("local-mlx serve: ").unwrap_or_else(|| panic!("first line: {line:?}")).trim_end();
-    let port: u16 =
-        url.strip_prefix("http://localhost:").and_then(|rest| rest.strip_suffix("/v1")).unwrap().parse().unwrap();
-    assert_ne!(port, 0);
-    (child, url.to_string())
+    serve_with_stdin(env, extra, None)
 }
 
 async fn chat(url: &str, model: &str) -> (u16, Value) {
@@ -206,24 +190,25 @@ async fn beyond_loopback_with_a_key_any_host_name_is_answered_but_only_with_the_
     assert!(tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap().success());
 }
 
-/// `serve` with `extra` arguments and `stdin`, no key in its environment; the base URL.
-fn serve_with_stdin(env: &Env, extra: &[&str], stdin: &str) -> (Child, String) {
+/// [`serve`] with `stdin` written to its standard input (then closed), when given.
+fn serve_with_stdin(env: &Env, extra: &[&str], stdin: Option<&str>) -> (Child, String) {
     let mut args = vec!["serve", "--port", "0"];
     args.extend_from_slice(extra);
     let mut child = env
         .command(&args)
         .env_remove("LOCAL_MLX_API_KEY")
-        .stdin(Stdio::piped())
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut pipe = child.stdin.take().unwrap();
-    std::io::Write::write_all(&mut pipe, stdin.as_bytes()).unwrap();
-    drop(pipe);
+    if let Some(text) = stdin {
+        let mut pipe = child.stdin.take().unwrap();
+        std::io::Write::write_all(&mut pipe, text.as_bytes()).unwrap();
+    }
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let url = line.trim_end().strip_prefix("local-mlx serve: ").unwrap_or_else(|| panic!("first line: {line:?}"));
+    let url = line.strip_prefix("local-mlx serve: ").unwrap_or_else(|| panic!("first line: {line:?}")).trim_end();
     (child, url.to_string())
 }
 
@@ -237,7 +222,7 @@ async fn the_key_read_from_stdin_or_a_file_is_required_and_never_in_the_argument
         (vec!["--api-key", "-"], "stdin-key-17\n", "stdin-key-17"),
         (vec!["--api-key-file", &key_file], "", "file-key-42"),
     ] {
-        let (child, url) = serve_with_stdin(&env, &extra, stdin);
+        let (child, url) = serve_with_stdin(&env, &extra, Some(stdin));
         let cmdline = std::fs::read(format!("/proc/{}/cmdline", child.id())).unwrap();
         assert!(!String::from_utf8_lossy(&cmdline).contains(key), "{extra:?}: the key is in ps");
         let client = reqwest::Client::new();
