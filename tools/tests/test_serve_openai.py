@@ -130,12 +130,12 @@ def test_a_tagged_transcript_comes_back_unless_the_answer_is_a_clean_up_of_it(se
     assert check["warnings"] and "kept the original" in check["warnings"][0]
 
 
-def test_no_guard_passes_the_models_own_words(tmp_path):
+def test_no_clean_up_check_passes_the_models_own_words(tmp_path):
     repo_id, path = serve_harness.fixture("tiny")
     stack = serve_harness.start(tmp_path, path.parents[1])
     try:
         stack.pull(repo_id)
-        _, url = stack.serve("--no-guard")
+        _, url = stack.serve("--no-clean-up-check")
         answer = openai.OpenAI(base_url=url, api_key="unused", max_retries=0, timeout=300)
         answer = answer.chat.completions.create(
             model=repo_id, messages=[{"role": "user", "content": TAGGED}]

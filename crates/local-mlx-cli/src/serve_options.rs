@@ -33,8 +33,8 @@ pub struct ServeOptions {
     /// that is not a clean-up of it (an answered question, a followed instruction,
     /// a translation, a ramble) is replaced by the transcript itself. Use this flag
     /// for prompts that are meant to translate or rewrite.
-    #[arg(long)]
-    pub no_guard: bool,
+    #[arg(long = "no-clean-up-check", alias = "no-guard")]
+    pub no_clean_up_check: bool,
 }
 
 impl ServeOptions {
@@ -50,6 +50,6 @@ impl ServeOptions {
     /// What the server enforces with these options and `key`: refuses what `serve`
     /// refuses at start (a host beyond loopback without a key).
     pub fn server_config(&self, key: Option<ApiKey>) -> Result<ServerConfig> {
-        Ok(ServerConfig { guard_transcripts: !self.no_guard, ..ServerConfig::for_host(&self.host, key)? })
+        Ok(ServerConfig { check_clean_up: !self.no_clean_up_check, ..ServerConfig::for_host(&self.host, key)? })
     }
 }

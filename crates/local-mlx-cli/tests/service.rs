@@ -209,7 +209,7 @@ fn macos_plist_is_valid_holds_the_key_only_at_0600_and_uninstall_removes_exactly
     let plist = parse_plist(&plist_path);
     let program = binary().to_str().unwrap().to_string();
     let expected_args =
-        [&program, "serve", "--host", "localhost", "--port", "8397", "--keep-alive", "10m", "--no-guard"];
+        [&program, "serve", "--host", "localhost", "--port", "8397", "--keep-alive", "10m", "--no-clean-up-check"];
     assert_eq!(plist["ProgramArguments"], serde_json::json!(expected_args), "{plist}");
     assert_eq!(plist["Label"], "dev.localmlx.serve");
     assert_eq!(plist["RunAtLoad"], true);

@@ -127,8 +127,8 @@ pub struct ServerConfig {
     /// Check answers to prompts that wrap a transcript in `<transcript>` tags as
     /// clean-ups of it, and answer with the transcript itself when one fails (an
     /// answered question, a followed instruction, a ramble): on by default, off for
-    /// prompts that translate or rewrite (`--no-guard`).
-    pub guard_transcripts: bool,
+    /// prompts that translate or rewrite (`--no-clean-up-check`).
+    pub check_clean_up: bool,
 }
 
 impl Default for ServerConfig {
@@ -138,7 +138,7 @@ impl Default for ServerConfig {
             host_policy: HostPolicy::LoopbackOnly,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_queued: DEFAULT_MAX_QUEUED,
-            guard_transcripts: true,
+            check_clean_up: true,
         }
     }
 }

@@ -12,14 +12,14 @@
 //! at a time, the token budget sized from the prompt, thinking and its stripping, idle
 //! unload: all are the manager's, so the server, the CLI and the desktop app cannot
 //! disagree. What is here is HTTP: parsing and checking OpenAI's request
-//! ([`request`]), its answer shapes ([`response`]), the guards a server on a desktop
-//! needs (Host, Origin, API key: [`guard`]), a queue bound and a body limit, and
+//! ([`request`]), its answer shapes ([`response`]), the access checks a server on a
+//! desktop needs (Host, Origin, API key: [`access`]), a queue bound and a body limit, and
 //! errors in OpenAI's shape ([`error`]).
 
+pub mod access;
 pub mod config;
 pub mod connections;
 pub mod error;
-pub mod guard;
 pub mod listen;
 pub mod request;
 pub mod response;
@@ -35,7 +35,7 @@ pub use config::{ApiKey, HostPolicy, KeyError, ServerConfig, DEFAULT_PORT};
 pub use error::ApiError;
 pub use listen::{bind, serve, BindError, Listeners};
 
-/// The whole server: routes, guards and limits, over `manager`.
+/// The whole server: routes, access checks and limits, over `manager`.
 pub fn router(manager: Arc<MlxModelManager>, config: ServerConfig) -> Router {
     let config = Arc::new(config);
     let state = routes::AppState::new(manager, config.clone());
@@ -45,5 +45,5 @@ pub fn router(manager: Arc<MlxModelManager>, config: ServerConfig) -> Router {
         .route("/health", get(routes::health))
         .fallback(routes::no_route)
         .with_state(state)
-        .layer(axum::middleware::from_fn_with_state(config, guard::check))
+        .layer(axum::middleware::from_fn_with_state(config, access::check))
 }

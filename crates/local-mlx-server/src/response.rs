@@ -63,7 +63,7 @@ pub struct Extension {
     pub clean_up: Option<CleanUpCheck>,
 }
 
-/// What the clean-up check found (see `ServerConfig::guard_transcripts`).
+/// What the clean-up check found (see `ServerConfig::check_clean_up`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CleanUpCheck {
     /// The model's answer failed the check: `content` is the transcript as it came.

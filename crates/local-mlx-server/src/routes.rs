@@ -6,7 +6,7 @@
 //! answer (or its stream) ends, so a flood gets quick 503s instead of an unbounded wait.
 //! And when the clean-up guard applies: to a prompt whose last user message wraps the
 //! transcript in `<transcript>` tags (Handy's default prompt), unless the server was
-//! started with `--no-guard`; a failing answer is then replaced by the transcript.
+//! started with `--no-clean-up-check`; a failing answer is then replaced by the transcript.
 
 use std::sync::Arc;
 
@@ -53,7 +53,7 @@ pub async fn models(State(state): State<AppState>) -> Json<ModelList> {
 /// model only to a request with the key (or when there is none).
 pub async fn health(
     State(state): State<AppState>,
-    key: Option<axum::Extension<crate::guard::KeyGiven>>,
+    key: Option<axum::Extension<crate::access::KeyGiven>>,
 ) -> Json<serde_json::Value> {
     let health = match state.manager.runtime() {
         Runtime::Idle => json!({"status": "idle", "model": null}),
@@ -75,7 +75,7 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
     let plan = request::parse(&body)?;
     let permit =
         state.queue.clone().try_acquire_owned().map_err(|_| ApiError::QueueFull { limit: state.config.max_queued })?;
-    let transcript = plan.chat.transcript().filter(|_| state.config.guard_transcripts).map(str::to_string);
+    let transcript = plan.chat.transcript().filter(|_| state.config.check_clean_up).map(str::to_string);
     let Some(transcript) = transcript else {
         if plan.stream {
             // Errors known before the first token (bad model, not downloaded) are plain HTTP errors.

@@ -155,7 +155,7 @@ fn handy_body(server: &Server) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_guarded_stream_sends_the_checked_answer_and_no_guard_passes_the_models_words() {
+async fn a_checked_stream_sends_the_checked_answer_and_no_clean_up_check_passes_the_models_words() {
     let guarded = server(&["tiny"], ServerConfig::default()).await;
     let mut body = handy_body(&guarded);
     body["stream"] = json!(true);
@@ -176,7 +176,7 @@ async fn a_guarded_stream_sends_the_checked_answer_and_no_guard_passes_the_model
     assert!(plain["local_mlx"].get("clean_up").is_none(), "{plain}");
     drop(guarded);
 
-    let raw = server(&["tiny"], ServerConfig { guard_transcripts: false, ..ServerConfig::default() }).await;
+    let raw = server(&["tiny"], ServerConfig { check_clean_up: false, ..ServerConfig::default() }).await;
     let (status, answer) = post(&raw, handy_body(&raw)).await;
     assert_eq!(status, 200, "{answer}");
     assert_ne!(answer["choices"][0]["message"]["content"], HANDY_TRANSCRIPT, "the model's own words: {answer}");

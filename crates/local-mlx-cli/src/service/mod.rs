@@ -317,8 +317,8 @@ fn spec(options: &ServeOptions, api_key: Option<ApiKey>) -> Result<(Spec, Option
         ["serve", "--host", &options.host, "--port", &options.port.to_string(), "--keep-alive", &options.keep_alive]
             .map(String::from)
             .to_vec();
-    if options.no_guard {
-        args.push("--no-guard".into());
+    if options.no_clean_up_check {
+        args.push("--no-clean-up-check".into());
     }
     let settings = MlxSettings::load(&config_dir().join("settings.json"))?;
     let (path, uv_warning) = match local_mlx::sidecar::find_uv(settings.uv_path.as_deref()) {
