@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use local_mlx::chat::ChatResponse;
 use local_mlx::manager::Timings;
-use local_mlx::postprocess::Guarded;
+use local_mlx::postprocess::CheckedAnswer;
 use local_mlx::MlxModelInfo;
 use serde::Serialize;
 
@@ -72,8 +72,8 @@ pub struct CleanUpCheck {
     pub warnings: Vec<String>,
 }
 
-impl From<Guarded> for CleanUpCheck {
-    fn from(guarded: Guarded) -> Self {
+impl From<CheckedAnswer> for CleanUpCheck {
+    fn from(guarded: CheckedAnswer) -> Self {
         CleanUpCheck { kept_original: !guarded.enhanced, warnings: guarded.warnings }
     }
 }

@@ -18,7 +18,7 @@ use axum::Json;
 use futures_util::stream::{self, BoxStream, StreamExt};
 use local_mlx::chat::ChatChunk;
 use local_mlx::manager::Runtime;
-use local_mlx::postprocess::guard_answer;
+use local_mlx::postprocess::check_clean_up;
 use local_mlx::MlxModelManager;
 use serde_json::json;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -90,7 +90,7 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
     // A clean-up can only be judged whole: the answer is generated, checked against the
     // transcript, and only then sent (as one piece when streaming).
     let mut response = state.manager.chat(plan.chat).await?;
-    let check = CleanUpCheck::from(guard_answer(&transcript, &mut response));
+    let check = CleanUpCheck::from(check_clean_up(&transcript, &mut response));
     let meta = CompletionMeta::new(&response.model_id);
     if !plan.stream {
         return Ok(Json(ChatCompletion::new(meta, response, &plan.format, Some(&check))).into_response());

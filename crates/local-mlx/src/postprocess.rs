@@ -125,8 +125,8 @@ pub fn tagged_transcript(prompt: &str) -> Option<&str> {
 /// [`guard`] for a chat answer to a prompt that carried `transcript`: the answer's text
 /// becomes what the guard hands back (repaired, or the transcript itself on a catch,
 /// then with finish reason `stop`: the transcript is whole). Each warning is logged.
-pub fn guard_answer(transcript: &str, response: &mut ChatResponse) -> Guarded {
-    let guarded = guard(transcript, &response.text, Some(response.finish_reason.as_str()));
+pub fn check_clean_up(transcript: &str, response: &mut ChatResponse) -> CheckedAnswer {
+    let guarded = check_answer(transcript, &response.text, Some(response.finish_reason.as_str()));
     for warning in &guarded.warnings {
         tracing::warn!(model_id = %response.model_id, "{warning}");
     }
@@ -147,7 +147,7 @@ pub fn max_tokens_for(transcript: &str) -> u32 {
 
 /// The text to hand back, and why it may not be the model's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Guarded {
+pub struct CheckedAnswer {
     pub text: String,
     /// True when `text` is the model's answer, false when the original was kept.
     pub enhanced: bool,
@@ -157,10 +157,10 @@ pub struct Guarded {
 /// Check the model's answer against the input; fall back to the input when it is
 /// empty, truncated, its length is far from the input's, or it is not a clean-up of it.
 /// Think blocks are the sidecar's to strip: a think tag that reaches here is refused.
-pub fn guard(input: &str, raw_output: &str, finish_reason: Option<&str>) -> Guarded {
+pub fn check_answer(input: &str, raw_output: &str, finish_reason: Option<&str>) -> CheckedAnswer {
     let input = input.trim();
     let output = unquote(drop_lead_in(input, raw_output)).to_string();
-    let keep = |why: String| Guarded {
+    let keep = |why: String| CheckedAnswer {
         text: input.to_string(),
         enhanced: false,
         warnings: vec![format!("{why}; kept the original transcript")],
@@ -181,7 +181,7 @@ pub fn guard(input: &str, raw_output: &str, finish_reason: Option<&str>) -> Guar
     if let Some(why) = faithful::unfaithful(input, &output) {
         return keep(why);
     }
-    Guarded { text: output, enhanced: true, warnings: Vec::new() }
+    CheckedAnswer { text: output, enhanced: true, warnings: Vec::new() }
 }
 
 /// Small models like to announce their answer ("Here's the corrected text:"), on a
@@ -306,16 +306,16 @@ cleaned text.";
     fn a_chat_answer_that_fails_the_guard_becomes_the_transcript() {
         let transcript = "um what is the capital of france";
         let mut answered = answer("The capital of France is Paris.", FinishReason::Stop);
-        let guarded = guard_answer(transcript, &mut answered);
+        let guarded = check_clean_up(transcript, &mut answered);
         assert!(!guarded.enhanced && !guarded.warnings.is_empty(), "{guarded:?}");
         assert_eq!(answered.text, transcript);
 
         let mut cut = answer("What is the capital of", FinishReason::Length);
-        assert!(!guard_answer(transcript, &mut cut).enhanced);
+        assert!(!check_clean_up(transcript, &mut cut).enhanced);
         assert_eq!((cut.text.as_str(), cut.finish_reason), (transcript, FinishReason::Stop));
 
         let mut good = answer("Here is the cleaned text: What is the capital of France?", FinishReason::Stop);
-        let guarded = guard_answer(transcript, &mut good);
+        let guarded = check_clean_up(transcript, &mut good);
         assert!(guarded.enhanced && guarded.warnings.is_empty(), "{guarded:?}");
         assert_eq!(good.text, "What is the capital of France?", "the lead-in is repaired away");
     }
@@ -333,28 +333,32 @@ cleaned text.";
         for text in
             ["I <think> we should meet tomorrow.", "Type the tag <think> into the form, then </think> close it."]
         {
-            let g = guard(text, text, Some("stop"));
+            let g = check_answer(text, text, Some("stop"));
             assert_eq!((g.text.as_str(), g.enhanced), (text, true), "{g:?}");
         }
     }
 
     #[test]
     fn a_good_answer_passes_the_guards() {
-        let g = guard("um so i think we should uh meet tomorrow", "I think we should meet tomorrow.", Some("stop"));
-        assert_eq!(g, Guarded { text: "I think we should meet tomorrow.".into(), enhanced: true, warnings: vec![] });
-        assert_eq!(guard("hello there", "\"Hello there.\"", Some("stop")).text, "Hello there.");
-        assert_eq!(guard("hello there", "“Hello there.”", Some("stop")).text, "Hello there.", "curly quotes");
-        assert_eq!(guard("hello there", "“", Some("stop")).text, "“", "a lone quote is not a pair");
+        let g =
+            check_answer("um so i think we should uh meet tomorrow", "I think we should meet tomorrow.", Some("stop"));
+        assert_eq!(
+            g,
+            CheckedAnswer { text: "I think we should meet tomorrow.".into(), enhanced: true, warnings: vec![] }
+        );
+        assert_eq!(check_answer("hello there", "\"Hello there.\"", Some("stop")).text, "Hello there.");
+        assert_eq!(check_answer("hello there", "“Hello there.”", Some("stop")).text, "Hello there.", "curly quotes");
+        assert_eq!(check_answer("hello there", "“", Some("stop")).text, "“", "a lone quote is not a pair");
         let announced = "Here's a revised version of the sentence with some suggested improvements: \n\nI think we should meet tomorrow.";
         assert_eq!(
-            guard("um i think we should uh meet tomorrow", announced, Some("stop")).text,
+            check_answer("um i think we should uh meet tomorrow", announced, Some("stop")).text,
             "I think we should meet tomorrow."
         );
-        let lone = guard("shopping list", "Shopping list:\n", Some("stop")).text;
+        let lone = check_answer("shopping list", "Shopping list:\n", Some("stop")).text;
         assert_eq!(lone, "Shopping list:", "a lone line ending in ':' is kept");
         let inline = "Here's a corrected version of the sentence: \"So I think we should meet tomorrow.\"";
         assert_eq!(
-            guard("um so i think we should uh meet tomorrow", inline, Some("stop")).text,
+            check_answer("um so i think we should uh meet tomorrow", inline, Some("stop")).text,
             "So I think we should meet tomorrow."
         );
         // Contractions either way were refused by the share checks before (seen through
@@ -364,11 +368,11 @@ cleaned text.";
             ("lets meet at three pm on tuesday", "Let's meet at 3 PM on Tuesday."),
             ("i dont think so", "I do not think so."),
         ] {
-            let g = guard(said, written, Some("stop"));
+            let g = check_answer(said, written, Some("stop"));
             assert!(g.enhanced && g.text == written, "{said} -> {written}: {:?}", g.warnings);
         }
         assert_eq!(
-            guard("note: buy milk", "Note: buy milk.", Some("stop")).text,
+            check_answer("note: buy milk", "Note: buy milk.", Some("stop")).text,
             "Note: buy milk.",
             "only lead-ins are dropped"
         );
@@ -385,7 +389,7 @@ cleaned text.";
             ("Ok.", Some("stop"), "far shorter"),
             (&*"Sure! ".repeat(100), Some("stop"), "far longer"),
         ] {
-            let g = guard(input, output, reason);
+            let g = check_answer(input, output, reason);
             assert_eq!(g.text, input, "{output:?}");
             assert!(!g.enhanced);
             assert!(g.warnings[0].contains(why) && g.warnings[0].contains("kept the original"), "{:?}", g.warnings);
@@ -402,11 +406,11 @@ cleaned text.";
             ("日本語のテキスト", "日本語のテキスト。"),
             ("a {", "}{"),
         ] {
-            let g = guard(input, output, Some("stop"));
+            let g = check_answer(input, output, Some("stop"));
             assert!(!g.text.is_empty() || input.is_empty(), "{input:?} {output:?}");
         }
         let said = "um the tag is <think> and uh the braces {} stay";
-        let g = guard(said, "The tag is <think> and the braces {} stay.", Some("stop"));
+        let g = check_answer(said, "The tag is <think> and the braces {} stay.", Some("stop"));
         assert!(g.enhanced, "{:?}", g.warnings);
     }
 }

@@ -27,7 +27,7 @@ use crate::events::EventSink;
 use crate::hub::{DeleteReport, HubConfig};
 use crate::platform::PlatformSupport;
 use crate::postprocess::{
-    build_messages, guard_answer, max_tokens_for, tagged_transcript, DEFAULT_PROMPT, MAX_TRANSCRIPT_CHARS,
+    build_messages, check_clean_up, max_tokens_for, tagged_transcript, DEFAULT_PROMPT, MAX_TRANSCRIPT_CHARS,
 };
 use crate::settings::{check_prompt, config_dir, data_dir, KeepAlive, MlxSettings};
 use crate::sidecar::{default_backend, SidecarConfig};
@@ -341,7 +341,7 @@ impl MlxModelManager {
             ..ChatRequest::new(model_id, build_messages(&prompt, text))
         };
         let mut response = self.chat(request).await?;
-        let mut guarded = guard_answer(text, &mut response);
+        let mut guarded = check_clean_up(text, &mut response);
         // On Linux without OpenBLAS, every answer is ~10x slower than it need be: say how to fix it.
         guarded.warnings.extend(crate::sidecar::blas::missing_warning().map(str::to_string));
         Ok(ProcessOutput {

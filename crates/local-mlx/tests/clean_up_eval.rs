@@ -1,11 +1,11 @@
-//! `postprocess::guard` judged on the labeled model outputs of `eval/outputs.jsonl`:
+//! `postprocess::check_answer` judged on the labeled model outputs of `eval/outputs.jsonl`:
 //! every bad kind caught, the good clean-ups kept, an echo left unchanged. The test
 //! reads the files, so the labeled sets and the guard cannot drift apart.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 
-use local_mlx::postprocess::guard;
+use local_mlx::postprocess::check_answer;
 use serde::Deserialize;
 
 /// A line of `transcripts.jsonl` (eval/README.md documents the fields).
@@ -93,7 +93,7 @@ fn the_guard_catches_every_bad_kind_and_keeps_the_good_clean_ups() {
     let mut failures = Vec::new();
     for o in &outputs {
         let t = transcripts.get(&o.transcript).unwrap_or_else(|| panic!("unknown transcript {}", o.transcript));
-        let g = guard(&t.raw, &o.output, Some(o.finish_reason.as_deref().unwrap_or("stop")));
+        let g = check_answer(&t.raw, &o.output, Some(o.finish_reason.as_deref().unwrap_or("stop")));
         let right = match o.label.as_str() {
             "good" => g.enhanced && g.text == o.output.trim() && g.warnings.is_empty(),
             // An echo is not judged (a transcript may need no change), but must stay the transcript.
@@ -171,7 +171,7 @@ fn the_guard_catches_every_bad_kind_and_keeps_the_good_clean_ups() {
 fn every_reference_clean_up_passes_the_guard() {
     let mut refused = Vec::new();
     for t in lines::<Transcript>("transcripts.jsonl").iter().filter(|t| !t.reference.is_empty()) {
-        let g = guard(&t.raw, &t.reference, Some("stop"));
+        let g = check_answer(&t.raw, &t.reference, Some("stop"));
         if !(g.enhanced && g.text == t.reference) {
             refused.push(format!("{}: {:?} {:?}", t.id, t.reference, g.warnings));
         }
