@@ -65,31 +65,21 @@ impl BackendSource {
     }
 }
 
-/// The sidecar's files: `$LOCAL_MLX_BACKEND_DIR` if set, else the first of
-/// `<exe dir>/python-backend`, `<exe dir>/../Resources/python-backend` (macOS bundle)
-/// and `<exe dir>/../lib/local-mlx/python-backend` (Linux package) that holds a
-/// `server.py`, else the copy built into this binary, unpacked under `data_dir`.
+/// The sidecar's files: `$LOCAL_MLX_BACKEND_DIR` if set (a development checkout), else
+/// the copy built into this binary, unpacked under `data_dir`.
 pub fn default_backend(data_dir: &Path) -> BackendSource {
-    if let Some(dir) = std::env::var_os(BACKEND_DIR_ENV).filter(|d| !d.is_empty()) {
-        return BackendSource::Dir(PathBuf::from(dir));
-    }
-    let exe_dir = std::env::current_exe()
-        .ok()
-        .and_then(|exe| std::fs::canonicalize(exe).ok())
-        .and_then(|exe| exe.parent().map(Path::to_path_buf));
-    match exe_dir.map(|dir| bundled_candidates(&dir)).unwrap_or_default().into_iter().find(|d| d.join(SERVER).is_file())
-    {
-        Some(dir) => BackendSource::Dir(dir),
-        None => BackendSource::Embedded { root: data_dir.join("sidecar") },
-    }
+    backend_from(std::env::var_os(BACKEND_DIR_ENV), data_dir)
 }
 
-fn bundled_candidates(exe_dir: &Path) -> Vec<PathBuf> {
-    vec![
-        exe_dir.join("python-backend"),
-        exe_dir.join("../Resources/python-backend"),
-        exe_dir.join("../lib/local-mlx/python-backend"),
-    ]
+/// [`default_backend`] with the variable's value given. No folder next to the
+/// executable is looked for: the binary carries its own files, and a copy found there
+/// (a Tauri build leaves one in `target/release/python-backend`) may be older than it.
+/// An app that bundles the folder on purpose passes it as [`BackendSource::Dir`].
+fn backend_from(env_dir: Option<std::ffi::OsString>, data_dir: &Path) -> BackendSource {
+    match env_dir.filter(|d| !d.is_empty()) {
+        Some(dir) => BackendSource::Dir(PathBuf::from(dir)),
+        None => BackendSource::Embedded { root: data_dir.join("sidecar") },
+    }
 }
 
 /// A python-backend folder and the venv uv runs it in.
@@ -210,12 +200,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bundled_folders_are_next_to_the_executable() {
-        let candidates = bundled_candidates(Path::new("/app/bin"));
-        assert_eq!(candidates[0], Path::new("/app/bin/python-backend"));
-        assert_eq!(candidates[1], Path::new("/app/bin/../Resources/python-backend"));
-        assert_eq!(candidates[2], Path::new("/app/bin/../lib/local-mlx/python-backend"));
-        assert_eq!(candidates.len(), 3, "never the source tree: an installed binary must not depend on it");
+    fn the_variable_names_a_folder_else_the_binarys_own_copy_runs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let embedded = BackendSource::Embedded { root: tmp.path().join("sidecar") };
+        assert_eq!(
+            backend_from(Some("/src/python-backend".into()), tmp.path()),
+            BackendSource::Dir(PathBuf::from("/src/python-backend"))
+        );
+        assert_eq!(backend_from(Some("".into()), tmp.path()), embedded, "an empty variable is unset");
+        assert_eq!(backend_from(None, tmp.path()), embedded);
     }
 
     #[test]
