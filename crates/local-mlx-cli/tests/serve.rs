@@ -176,9 +176,8 @@ async fn beyond_loopback_with_a_key_any_host_name_is_answered_but_only_with_the_
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let port = line.trim_end().strip_prefix("local-mlx serve: http://0.0.0.0:").unwrap().strip_suffix("/v1").unwrap();
+    let first = first_url(&mut child);
+    let port = first.strip_prefix("http://0.0.0.0:").unwrap().strip_suffix("/v1").unwrap();
     let url = format!("http://127.0.0.1:{port}/v1/models");
     let client = reqwest::Client::new();
     // Clients on the LAN use the machine's name: the key, not the Host, is the guard here.
@@ -206,10 +205,15 @@ fn serve_with_stdin(env: &Env, extra: &[&str], stdin: Option<&str>) -> (Child, S
         let mut pipe = child.stdin.take().unwrap();
         std::io::Write::write_all(&mut pipe, text.as_bytes()).unwrap();
     }
+    let url = first_url(&mut child);
+    (child, url)
+}
+
+/// The base URL from `serve`'s first stdout line.
+fn first_url(child: &mut Child) -> String {
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let url = line.strip_prefix("local-mlx serve: ").unwrap_or_else(|| panic!("first line: {line:?}")).trim_end();
-    (child, url.to_string())
+    line.strip_prefix("local-mlx serve: ").unwrap_or_else(|| panic!("first line: {line:?}")).trim_end().to_string()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -289,9 +293,7 @@ async fn under_256_open_files_idle_strangers_neither_starve_clients_nor_stay_ope
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let url = line.trim_end().strip_prefix("local-mlx serve: ").unwrap().to_string();
+    let url = first_url(&mut child);
     let addr = url.strip_prefix("http://localhost").unwrap().strip_suffix("/v1").unwrap();
     let addr = format!("127.0.0.1{addr}");
 

@@ -118,19 +118,19 @@ fn connect_round_trip(name: &str, expected: BTreeSet<String>) -> Value {
     tree(&connected)
 }
 
+/// What `connect` sets in a store where none of it was set yet.
+const FRESH_CONNECT_CHANGES: &[&str] = &[
+    "experimental_enabled",
+    "post_process_enabled",
+    "post_process_provider_id",
+    "post_process_providers[8].base_url",
+    "post_process_models.custom",
+    "post_process_selected_prompt_id",
+];
+
 #[test]
 fn connect_on_a_fresh_install_turns_on_what_post_processing_needs_and_nothing_else() {
-    let connected = connect_round_trip(
-        "fresh-install.json",
-        set(&[
-            "experimental_enabled",
-            "post_process_enabled",
-            "post_process_provider_id",
-            "post_process_providers[8].base_url",
-            "post_process_models.custom",
-            "post_process_selected_prompt_id",
-        ]),
-    );
+    let connected = connect_round_trip("fresh-install.json", set(FRESH_CONNECT_CHANGES));
     let s = &connected["settings"];
     assert_eq!(s["post_process_provider_id"], "custom");
     assert_eq!(s["post_process_providers"][8]["base_url"], URL);
@@ -181,17 +181,7 @@ fn connect_on_an_older_store_adds_the_custom_provider_and_handys_prompt_as_handy
 
 #[test]
 fn connect_keeps_unknown_fields_everywhere() {
-    let connected = connect_round_trip(
-        "unknown-fields.json",
-        set(&[
-            "experimental_enabled",
-            "post_process_enabled",
-            "post_process_provider_id",
-            "post_process_providers[8].base_url",
-            "post_process_models.custom",
-            "post_process_selected_prompt_id",
-        ]),
-    );
+    let connected = connect_round_trip("unknown-fields.json", set(FRESH_CONNECT_CHANGES));
     assert_eq!(connected["another_store_key"], json!({"kept": [1, 2, 3]}));
     assert_eq!(connected["settings"]["post_process_providers"][8]["extra_provider_field"], "kept");
 }
