@@ -31,7 +31,8 @@ pub enum HandyCommand {
         #[arg(long)]
         model: Option<String>,
     },
-    /// Put back what Handy had for those settings before the last `connect`.
+    /// Put back what Handy had for those settings before the last `connect`, where they
+    /// still hold what it wrote (a setting changed in Handy since stays).
     Disconnect {
         #[command(flatten)]
         handy: HandyDir,
@@ -108,7 +109,17 @@ fn report(outcome: &Outcome, json: bool, done: &str, url: &str) -> Result<ExitCo
             println!("  {}", describe(change));
         }
         if let Some(backup) = &outcome.backup {
-            println!("backup of the file as it was: {}", backup.display());
+            println!(
+                "backup of the file as it was: {} (the newest {} backups are kept)",
+                backup.display(),
+                handy::store::KEPT_BACKUPS
+            );
+        }
+    }
+    if !outcome.kept.is_empty() {
+        println!("left as they are, changed in Handy since `local-mlx handy connect`:");
+        for kept in &outcome.kept {
+            println!("  {}: {} (connect wrote {})", kept.path, show(&kept.now), show(&kept.connected));
         }
     }
     if done == "connected" {
@@ -125,10 +136,13 @@ fn report(outcome: &Outcome, json: bool, done: &str, url: &str) -> Result<ExitCo
 
 /// `post_process_provider_id: "openai" → "custom"`; a whole entry is shown by its id.
 fn describe(change: &Change) -> String {
-    let show = |value: &Option<Value>| match value {
+    format!("{}: {} → {}", change.path, show(&change.before), show(&change.after))
+}
+
+fn show(value: &Option<Value>) -> String {
+    match value {
         None => "(absent)".to_string(),
         Some(Value::Object(entry)) if entry.contains_key("id") => format!("entry {}", entry["id"]),
         Some(value) => value.to_string(),
-    };
-    format!("{}: {} → {}", change.path, show(&change.before), show(&change.after))
+    }
 }

@@ -224,15 +224,15 @@ fn a_corrupt_unreadable_or_read_only_store_is_a_clear_error_and_nothing_is_writt
         assert_eq!(files_in(dir.path()).len(), 1, "no backup, no temp file");
     }
 
-    // Unreadable: the store's path is a folder.
+    // Unusable: the store's path is a folder.
     let dir = tempfile::tempdir().unwrap();
     let path = handy::store::store_path(Some(dir.path()));
     std::fs::create_dir(&path).unwrap();
     let err = handy::connect(&path, URL, None, &downloaded).unwrap_err();
-    assert_eq!(err.kind(), "io");
+    assert_eq!(err.kind(), "handy_store_corrupt");
     assert!(
-        err.to_string().contains("cannot read Handy's settings")
-            && err.to_string().contains(&path.display().to_string())
+        err.to_string().contains("not a regular file") && err.to_string().contains(&path.display().to_string()),
+        "{err}"
     );
 
     // Read-only.
@@ -283,4 +283,151 @@ async fn with_no_server_listening_the_server_and_model_steps_fail_with_the_fix()
     assert!(server.fix.as_ref().unwrap().contains("local-mlx serve"), "{server:?}");
     assert!(server.fix.as_ref().unwrap().contains("local-mlx service install"), "{server:?}");
     assert_eq!(status.shortcut.as_deref(), Some("Option+Shift+Space"));
+}
+
+/// Connect `fixture`, let `edit` change the store as the user would in Handy, then
+/// disconnect: the settings after, and what disconnect reported as left.
+fn connect_edit_disconnect(name: &str, edit: impl FnOnce(&mut Value)) -> (Value, handy::Outcome) {
+    let (_dir, path) = handy_dir(&fixture(name));
+    handy::connect(&path, URL, Some(MODEL), &[MODEL.to_string()]).unwrap();
+    let mut store = tree(&std::fs::read(&path).unwrap());
+    edit(&mut store["settings"]);
+    std::fs::write(&path, serde_json::to_vec_pretty(&store).unwrap()).unwrap();
+    let outcome = handy::disconnect(&path).unwrap();
+    (tree(&std::fs::read(&path).unwrap())["settings"].clone(), outcome)
+}
+
+/// The user's edits after `connect`: the default prompt's text changed, a prompt of
+/// their own added and selected, the provider switched to Anthropic.
+fn users_own_changes(s: &mut Value) {
+    let prompts = s["post_process_prompts"].as_array_mut().unwrap();
+    let default = prompts.iter_mut().find(|p| p["id"] == "default_improve_transcriptions").unwrap();
+    default["prompt"] = json!("My edit: ${output}");
+    prompts.push(json!({"id": "prompt_mine", "name": "Mine", "prompt": "Mine: ${output}"}));
+    s["post_process_selected_prompt_id"] = json!("prompt_mine");
+    s["post_process_provider_id"] = json!("anthropic");
+}
+
+#[test]
+fn disconnect_keeps_what_the_user_changed_after_connect_and_says_so() {
+    let (s, outcome) = connect_edit_disconnect("older-v0.9.json", users_own_changes);
+    assert_eq!(s["post_process_provider_id"], "anthropic");
+    assert_eq!(s["post_process_selected_prompt_id"], "prompt_mine");
+    let prompts = s["post_process_prompts"].as_array().unwrap();
+    let default =
+        prompts.iter().find(|p| p["id"] == "default_improve_transcriptions").expect("the edited prompt stays");
+    assert_eq!(default["prompt"], "My edit: ${output}");
+    assert!(prompts.iter().any(|p| p["id"] == "prompt_mine"));
+    let kept: BTreeSet<&str> = outcome.kept.iter().map(|k| k.path.as_str()).collect();
+    assert_eq!(
+        kept,
+        BTreeSet::from([
+            "post_process_provider_id",
+            "post_process_selected_prompt_id",
+            "post_process_prompts[default_improve_transcriptions]"
+        ])
+    );
+    // What the user left alone goes back to what Handy had before.
+    let original = tree(&fixture("older-v0.9.json"))["settings"].clone();
+    for field in ["experimental_enabled", "post_process_enabled", "post_process_providers", "post_process_models"] {
+        assert_eq!(s[field], original[field], "{field}");
+    }
+}
+
+#[test]
+fn disconnect_after_a_connect_that_kept_no_record_still_keeps_the_users_changes() {
+    let (dir, path) = handy_dir(&fixture("fresh-install.json"));
+    let outcome = handy::connect(&path, URL, Some(MODEL), &[MODEL.to_string()]).unwrap();
+    let record = outcome.backup.unwrap().with_extension("record");
+    assert!(record.is_file(), "connect records what it wrote beside its backup");
+    std::fs::remove_file(&record).unwrap(); // as an older local-mlx left it
+    let mut store = tree(&std::fs::read(&path).unwrap());
+    store["settings"]["post_process_provider_id"] = json!("anthropic");
+    std::fs::write(&path, serde_json::to_vec_pretty(&store).unwrap()).unwrap();
+    let undone = handy::disconnect(&path).unwrap();
+    let s = tree(&std::fs::read(&path).unwrap())["settings"].clone();
+    assert_eq!(s["post_process_provider_id"], "anthropic");
+    assert_eq!(s["experimental_enabled"], tree(&fixture("fresh-install.json"))["settings"]["experimental_enabled"]);
+    assert_eq!(undone.kept.len(), 1, "{:?}", undone.kept);
+    drop(dir);
+}
+
+#[cfg(unix)]
+#[test]
+fn connect_and_disconnect_as_root_keep_the_stores_owner_on_the_store_and_its_backups() {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        panic!("this test checks what `sudo local-mlx handy connect` does: run it as root (the CI container is)");
+    }
+    let (dir, path) = handy_dir(&fixture("fresh-install.json"));
+    std::os::unix::fs::chown(&path, Some(1000), Some(1000)).unwrap();
+    handy::connect(&path, URL, Some(MODEL), &[MODEL.to_string()]).unwrap();
+    handy::disconnect(&path).unwrap();
+    for name in files_in(dir.path()) {
+        let meta = std::fs::metadata(dir.path().join(&name)).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (1000, 1000), "{name} keeps the store's owner");
+    }
+    assert_eq!(files_in(dir.path()).len(), 5, "the store, two backups and their records");
+}
+
+#[test]
+fn only_the_newest_five_backups_stay_and_disconnect_still_finds_its_own() {
+    let (dir, path) = handy_dir(&fixture("fresh-install.json"));
+    for _ in 0..12 {
+        handy::connect(&path, URL, Some(MODEL), &[MODEL.to_string()]).unwrap();
+        handy::disconnect(&path).unwrap();
+    }
+    let connected = handy::connect(&path, URL, Some(MODEL), &[MODEL.to_string()]).unwrap();
+    let backups: Vec<String> = files_in(dir.path()).into_iter().filter(|n| n.contains(".before-")).collect();
+    let json: Vec<&String> = backups.iter().filter(|n| n.ends_with(".json")).collect();
+    assert_eq!(json.len(), handy::store::KEPT_BACKUPS, "{backups:?}");
+    assert_eq!(backups.len(), 2 * handy::store::KEPT_BACKUPS, "each with its record: {backups:?}");
+    assert!(json.iter().any(|n| dir.path().join(n) == connected.backup.clone().unwrap()));
+    handy::disconnect(&path).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), fixture("fresh-install.json"));
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_fifo_a_link_to_dev_zero_or_a_huge_file_as_the_store_or_its_backup_is_refused_at_once() {
+    let fifo = |path: &Path| {
+        let name = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+    };
+    let zero = |path: &Path| std::os::unix::fs::symlink("/dev/zero", path).unwrap();
+    let huge = |path: &Path| {
+        let file = std::fs::File::create(path).unwrap();
+        file.set_len(handy::store::MAX_STORE_BYTES + 1).unwrap();
+    };
+    let plants: [(&dyn Fn(&Path), &str); 3] =
+        [(&fifo, "not a regular file"), (&zero, "not a regular file"), (&huge, "larger than 4 MiB")];
+    for (plant, says) in plants {
+        let dir = tempfile::tempdir().unwrap();
+        let path = handy::store::store_path(Some(dir.path()));
+        plant(&path);
+        let status = handy::status(&path, URL).await.unwrap_err();
+        let connect = handy::connect(&path, URL, None, &[MODEL.to_string()]).unwrap_err();
+        let disconnect = handy::disconnect(&path).unwrap_err();
+        for err in [status, connect, disconnect] {
+            assert_eq!(err.kind(), "handy_store_corrupt", "{err}");
+            assert!(err.to_string().contains(says), "{says}: {err}");
+        }
+        assert_eq!(files_in(dir.path()).len(), 1, "nothing written beside it");
+    }
+
+    // The newest backup: a FIFO, a link to /dev/zero (never followed), a huge file.
+    let plants: [(&dyn Fn(&Path), &str); 3] =
+        [(&fifo, "not a regular file"), (&zero, "symbolic link"), (&huge, "larger than 4 MiB")];
+    for (plant, says) in plants {
+        let (dir, path) = handy_dir(&fixture("fresh-install.json"));
+        handy::connect(&path, URL, Some(MODEL), &[MODEL.to_string()]).unwrap();
+        let connected = std::fs::read(&path).unwrap();
+        plant(&dir.path().join("settings_store.json.before-local-mlx-connect-29991231T000000.000000000Z.json"));
+        let err = handy::disconnect(&path).unwrap_err();
+        assert_eq!(err.kind(), "handy_store_corrupt", "{err}");
+        assert!(err.to_string().contains(says), "{says}: {err}");
+        assert_eq!(std::fs::read(&path).unwrap(), connected, "the store is unchanged");
+    }
 }

@@ -3,16 +3,22 @@
 //!
 //! Only the [`Field`]s below are ever written; every other value in Handy's store,
 //! API keys and unknown fields included, stays as parsed. A field already right is
-//! left alone, so connecting twice changes nothing the second time.
+//! left alone, so connecting twice changes nothing the second time. Each field is
+//! judged as Handy reads it (a list with one entry Handy cannot parse is, to Handy,
+//! its default list), so `connect` and `status` never disagree.
+//!
+//! `connect` records what it wrote ([`Record`]); `disconnect` puts a field back only
+//! while it still holds exactly that, and leaves ([`Kept`]) what the user changed since.
 
-use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use super::schema::{self, Binding, Prompt};
+use super::schema::{self, Binding, Prompt, Provider};
 use crate::error::{Error, Result};
 
 /// One value in Handy's settings that `connect` may write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Field {
     /// Advanced → "Experimental Features": shows the Post Processing toggle.
@@ -69,10 +75,14 @@ impl Field {
                 settings.get(&self.path()).cloned()
             }
             Field::CustomBaseUrl => {
-                entry(settings.get(schema::PROVIDERS)?, schema::CUSTOM_PROVIDER_ID)?.get("base_url").cloned()
+                entry(readable_list::<Provider>(settings, schema::PROVIDERS)?, schema::CUSTOM_PROVIDER_ID)?
+                    .get("base_url")
+                    .cloned()
             }
-            Field::CustomModel => settings.get(schema::MODELS)?.get(schema::CUSTOM_PROVIDER_ID).cloned(),
-            Field::DefaultPrompt => entry(settings.get(schema::PROMPTS)?, schema::DEFAULT_PROMPT_ID).cloned(),
+            Field::CustomModel => readable_models(settings)?.get(schema::CUSTOM_PROVIDER_ID).cloned(),
+            Field::DefaultPrompt => {
+                entry(readable_list::<Prompt>(settings, schema::PROMPTS)?, schema::DEFAULT_PROMPT_ID).cloned()
+            }
             Field::PostProcessShortcut => settings
                 .get(schema::BINDINGS)?
                 .get(schema::POST_PROCESS_BINDING_ID)?
@@ -95,7 +105,7 @@ impl Field {
                 settings.insert(self.path(), value);
             }
             Field::CustomBaseUrl => {
-                let list = array_at(settings, schema::PROVIDERS);
+                let list = readable_array_at::<Provider>(settings, schema::PROVIDERS);
                 match entry_mut(list, schema::CUSTOM_PROVIDER_ID) {
                     Some(Value::Object(provider)) => {
                         provider.insert("base_url".into(), value);
@@ -109,10 +119,13 @@ impl Field {
                 }
             }
             Field::CustomModel => {
-                object_at(settings, schema::MODELS).insert(schema::CUSTOM_PROVIDER_ID.into(), value);
+                let models = object_at(settings, schema::MODELS);
+                // Handy reads the map only when every model is a string.
+                models.retain(|_, model| model.is_string());
+                models.insert(schema::CUSTOM_PROVIDER_ID.into(), value);
             }
             Field::DefaultPrompt => {
-                let list = array_at(settings, schema::PROMPTS);
+                let list = readable_array_at::<Prompt>(settings, schema::PROMPTS);
                 match entry_mut(list, schema::DEFAULT_PROMPT_ID) {
                     Some(prompt) => *prompt = value,
                     None => list.push(value),
@@ -169,13 +182,34 @@ fn entry_mut<'a>(list: &'a mut [Value], id: &str) -> Option<&'a mut Value> {
     list.iter_mut().find(|item| id_of(item) == Some(id))
 }
 
-/// The list at `key`, made one when it is absent or not a list (Handy ignores it then).
-fn array_at<'a>(settings: &'a mut Map<String, Value>, key: &str) -> &'a mut Vec<Value> {
+fn readable<T: DeserializeOwned>(value: &Value) -> bool {
+    T::deserialize(value).is_ok()
+}
+
+/// The list at `key` when Handy reads it: every entry parses as `T` (one that does
+/// not makes Handy use its default list instead).
+fn readable_list<'a, T: DeserializeOwned>(settings: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    let list = settings.get(key)?;
+    list.as_array()?.iter().all(readable::<T>).then_some(list)
+}
+
+/// The models map when Handy reads it: every model a string.
+fn readable_models(settings: &Map<String, Value>) -> Option<&Map<String, Value>> {
+    let models = settings.get(schema::MODELS)?.as_object()?;
+    models.values().all(Value::is_string).then_some(models)
+}
+
+/// The list at `key` made one Handy reads: a list (made when absent or not one)
+/// without the entries that do not parse as `T` (Handy would drop the whole list for
+/// them; the backup keeps them).
+fn readable_array_at<'a, T: DeserializeOwned>(settings: &'a mut Map<String, Value>, key: &str) -> &'a mut Vec<Value> {
     let slot = settings.entry(key).or_insert_with(|| json!([]));
     if !slot.is_array() {
         *slot = json!([]);
     }
-    slot.as_array_mut().expect("made a list above")
+    let list = slot.as_array_mut().expect("made a list above");
+    list.retain(readable::<T>);
+    list
 }
 
 /// The object at `key`, made one when it is absent or not an object.
@@ -187,13 +221,21 @@ fn object_at<'a>(settings: &'a mut Map<String, Value>, key: &str) -> &'a mut Map
     slot.as_object_mut().expect("made an object above")
 }
 
-/// One planned write: the field, its value before (`None`: absent) and after.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One planned write: the field, its value before (`None`: absent) and after. In
+/// JSON an absent value is an absent member, so a stored `null` stays `null`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Change {
     pub field: Field,
     pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
     pub before: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
     pub after: Option<Value>,
+}
+
+/// A member that is there is `Some`, `null` included (serde would make `null` `None`).
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Option<Value>, D::Error> {
+    Value::deserialize(deserializer).map(Some)
 }
 
 impl Change {
@@ -267,19 +309,50 @@ pub fn plan_connect(settings: &Map<String, Value>, url: &str, model: &str) -> Ve
     wanted.into_iter().filter_map(|(field, value)| Change::new(field, settings, Some(value))).collect()
 }
 
-/// What puts back the values `backup` had for the fields `connect` writes (a binding
-/// the backup lacks stays: Handy adds it on its own).
-pub fn plan_disconnect(settings: &Map<String, Value>, backup: &Map<String, Value>) -> Vec<Change> {
-    Field::ALL
-        .into_iter()
-        .filter_map(|field| {
-            let old = field.get(backup);
-            if old.is_none() && field == Field::PostProcessShortcut {
-                return None;
-            }
-            Change::new(field, settings, old)
-        })
-        .collect()
+/// What `connect` wrote, saved beside its backup: the changes it made.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Record {
+    pub changes: Vec<Change>,
+}
+
+impl Record {
+    /// The record of a store connected by a local-mlx that kept none: what `connect`
+    /// would write into the `backup` with the base URL and model the store has now.
+    pub fn guessed(settings: &Map<String, Value>, backup: &Map<String, Value>) -> Record {
+        let now = |field: Field| field.get(settings).and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        Record { changes: plan_connect(backup, &now(Field::CustomBaseUrl), &now(Field::CustomModel)) }
+    }
+}
+
+/// A field `disconnect` left as it is: it no longer holds what `connect` wrote.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Kept {
+    pub field: Field,
+    pub path: String,
+    /// What `connect` wrote.
+    pub connected: Option<Value>,
+    /// What it holds now (the user's choice).
+    pub now: Option<Value>,
+}
+
+/// What puts back the values `connect` replaced, for each field that still holds what
+/// it wrote; the fields changed since are left, listed as [`Kept`].
+pub fn plan_disconnect(settings: &Map<String, Value>, record: &Record) -> (Vec<Change>, Vec<Kept>) {
+    let mut changes = Vec::new();
+    let mut kept = Vec::new();
+    for wrote in &record.changes {
+        let now = wrote.field.get(settings);
+        // A binding absent before stays: Handy adds it on its own.
+        if now == wrote.before || (wrote.before.is_none() && wrote.field == Field::PostProcessShortcut) {
+            continue;
+        }
+        if now == wrote.after {
+            changes.extend(Change::new(wrote.field, settings, wrote.before.clone()));
+        } else {
+            kept.push(Kept { field: wrote.field, path: wrote.path.clone(), connected: wrote.after.clone(), now });
+        }
+    }
+    (changes, kept)
 }
 
 /// The model to connect: the one asked for, else the one Handy already has for Custom,
@@ -336,7 +409,8 @@ mod tests {
             }])
         );
         assert!(plan_connect(&s, "http://localhost:8397/v1", "a/b").is_empty());
-        let undo = plan_disconnect(&s, &Map::new());
+        let (undo, kept) = plan_disconnect(&s, &Record { changes });
+        assert!(kept.is_empty());
         apply(&mut s, &undo);
         // The containers made for our values stay, empty: Handy fills in its defaults.
         assert_eq!(Value::Object(s), json!({"post_process_providers": [], "post_process_models": {}}));

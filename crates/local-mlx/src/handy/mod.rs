@@ -5,8 +5,9 @@
 //! hides behind several switches and a prompt and shortcut chosen elsewhere
 //! ([`requirements`] checks each). [`connect`] writes exactly the fields that set them
 //! ([`connect::Field`]), after a backup, and only while Handy is not running
-//! ([`process`]): it rewrites its store on exit and would undo the change. Field names
-//! and defaults are Handy's at one commit ([`schema`]).
+//! ([`process`]): it rewrites its store on exit and would undo the change. [`disconnect`]
+//! puts back only the fields that still hold what `connect` wrote. Field names and
+//! defaults are Handy's at one commit ([`schema`]).
 
 pub mod connect;
 pub mod process;
@@ -18,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-pub use connect::{Change, Field};
+pub use connect::{Change, Field, Kept};
 pub use requirements::{Requirement, ServerProbe};
 pub use store::HandyStore;
 
@@ -96,14 +97,17 @@ pub struct Outcome {
     pub store: PathBuf,
     /// Empty when every field was already right (then nothing was written).
     pub changes: Vec<Change>,
-    /// The copy of the store as it was, when something was written.
+    /// Fields `disconnect` left because the user changed them after `connect`.
+    pub kept: Vec<Kept>,
+    /// The copy of the store as it was, when something was written (the newest
+    /// [`store::KEPT_BACKUPS`] backups are kept).
     pub backup: Option<PathBuf>,
     /// The keys that dictate with post-processing, when bound.
     pub shortcut: Option<String>,
 }
 
 /// Name of the backups `connect` makes; `disconnect` reads the newest.
-const CONNECT: &str = "local-mlx-connect";
+pub(crate) const CONNECT: &str = "local-mlx-connect";
 const DISCONNECT: &str = "local-mlx-disconnect";
 
 /// Point Handy's Custom provider at `url` with a model (`requested`, else see
@@ -116,16 +120,22 @@ pub fn connect(store_path: &Path, url: &str, requested: Option<&str>, downloaded
     let current = connect::Field::CustomModel.get(store.settings());
     let model = connect::choose_model(requested, current.as_ref().and_then(|m| m.as_str()), downloaded)?;
     let changes = connect::plan_connect(store.settings(), &url, &model);
-    write(&mut store, changes, CONNECT)
+    write(&mut store, changes, Vec::new(), CONNECT)
 }
 
-/// Put back what the newest `connect` backup had for the fields `connect` writes.
+/// Put back what Handy had before the newest `connect`, field by field, where the
+/// field still holds what that `connect` wrote; a field the user changed since is left
+/// as it is and listed in [`Outcome::kept`].
 pub fn disconnect(store_path: &Path) -> Result<Outcome> {
     let mut store = HandyStore::load(store_path)?;
     ensure_writable(&store)?;
-    let backup = store.latest_backup(CONNECT)?.ok_or_else(|| Error::HandyNoBackup { path: store.path.clone() })?;
-    let changes = connect::plan_disconnect(store.settings(), backup.settings());
-    write(&mut store, changes, DISCONNECT)
+    let (backup, record) =
+        store.latest_backup(CONNECT)?.ok_or_else(|| Error::HandyNoBackup { path: store.path.clone() })?;
+    let record = record
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_else(|| connect::Record::guessed(store.settings(), backup.settings()));
+    let (changes, kept) = connect::plan_disconnect(store.settings(), &record);
+    write(&mut store, changes, kept, DISCONNECT)
 }
 
 /// Refuse while Handy runs (it would write its own values back when it quits) and
@@ -137,17 +147,21 @@ fn ensure_writable(store: &HandyStore) -> Result<()> {
     store.check_writable()
 }
 
-fn write(store: &mut HandyStore, changes: Vec<Change>, action: &str) -> Result<Outcome> {
+/// Apply `changes` and save them after a backup, with the record of what they wrote.
+fn write(store: &mut HandyStore, changes: Vec<Change>, kept: Vec<Kept>, action: &str) -> Result<Outcome> {
     let backup = if changes.is_empty() {
         None
     } else {
         connect::apply(store.settings_mut(), &changes);
-        Some(store.save_with_backup(action)?)
+        let record =
+            serde_json::to_vec_pretty(&connect::Record { changes: changes.clone() }).expect("JSON values serialize");
+        Some(store.save_with_backup(action, Some(&record))?)
     };
     Ok(Outcome {
         store: store.path.clone(),
         shortcut: requirements::post_process_keys(store.settings()),
         changes,
+        kept,
         backup,
     })
 }

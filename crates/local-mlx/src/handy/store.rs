@@ -1,12 +1,18 @@
 //! Handy's settings store on disk: where it is, reading it whole (every key, known or
-//! not, kept as parsed), the timestamped backup beside it, and the atomic replace.
+//! not, kept as parsed), the timestamped backups beside it, and the atomic replace.
 //!
 //! Handy's store is tauri-plugin-store's JSON file: an object whose `"settings"` key
 //! holds `AppSettings`. We parse it into `serde_json::Value`s and change only the
 //! values a plan names, so everything else is written back as it was parsed. Without
 //! serde_json's `preserve_order` (Handy builds without it too) keys come out sorted, as
 //! Handy writes them.
+//!
+//! The store and its backups are read as untrusted files: only a regular file (opened
+//! non-blocking, so a FIFO never hangs us), at most [`MAX_STORE_BYTES`]; a backup is
+//! never read through a link. What we write keeps the store's owner and group (a
+//! `sudo local-mlx handy connect` must not hand Handy's settings to root).
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -18,6 +24,12 @@ use crate::settings::create_private_file;
 
 /// Overrides Handy's folder (the one holding `settings_store.json`), as `--handy-dir`.
 pub const HANDY_DIR_ENV: &str = "LOCAL_MLX_HANDY_DIR";
+
+/// The largest store (or backup) we read: Handy's is a few kB.
+pub const MAX_STORE_BYTES: u64 = 4 << 20;
+
+/// Backups kept beside the store (each holds every API key Handy has): the newest five.
+pub const KEPT_BACKUPS: usize = 5;
 
 /// Handy's app-data folder: `LOCAL_MLX_HANDY_DIR`, else Tauri's `app_data_dir()` for
 /// `com.pais.handy`: `~/Library/Application Support/com.pais.handy` on macOS,
@@ -57,18 +69,20 @@ pub struct HandyStore {
 }
 
 impl HandyStore {
-    /// Read the store at `path`: missing is [`Error::HandyNotFound`], anything but a
-    /// JSON object with a `"settings"` object is [`Error::HandyStoreCorrupt`].
+    /// Read the store at `path` (through a link, as Handy does): missing is
+    /// [`Error::HandyNotFound`]; anything but a regular file of at most
+    /// [`MAX_STORE_BYTES`] holding a JSON object with a `"settings"` object is
+    /// [`Error::HandyStoreCorrupt`].
     pub fn load(path: &Path) -> Result<HandyStore> {
-        let bytes = match std::fs::read(path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::HandyNotFound { path: path.to_path_buf() })
-            }
-            Err(e) => return Err(Error::io("read Handy's settings", path, e)),
-        };
-        let store = Self::parse(path, &bytes)?;
-        Ok(store)
+        let (bytes, _) = read_store_file(path, Links::Follow)?;
+        Self::parse(path, &bytes)
+    }
+
+    /// Read a backup: as [`HandyStore::load`], but never through a link (we wrote it
+    /// as a file; a link there is not ours).
+    fn load_backup(path: &Path) -> Result<HandyStore> {
+        let (bytes, _) = read_store_file(path, Links::Refuse)?;
+        Self::parse(path, &bytes)
     }
 
     fn parse(path: &Path, bytes: &[u8]) -> Result<HandyStore> {
@@ -111,57 +125,155 @@ impl HandyStore {
     }
 
     /// Copy the file as it is now to `<file>.before-<action>-<UTC time>.json` beside it
-    /// (0600: it holds Handy's API keys), then replace the file with this store: a temp
-    /// file in the same folder, synced, with the old file's permissions, renamed over it.
-    /// Returns the backup's path.
-    pub fn save_with_backup(&self, action: &str) -> Result<PathBuf> {
+    /// (0600: it holds Handy's API keys), with `record` (what this write changes) next
+    /// to it, then replace the file with this store: a temp file in the same folder,
+    /// synced, with the old file's owner, group and permissions, renamed over it. The
+    /// backups beyond the newest [`KEPT_BACKUPS`] are removed after. Returns the
+    /// backup's path. On an error nothing is left behind and the store is unchanged.
+    pub fn save_with_backup(&self, action: &str, record: Option<&[u8]>) -> Result<PathBuf> {
         self.check_writable()?;
         // Write through a link to the file it points at, keeping the link.
         let target =
             std::fs::canonicalize(&self.path).map_err(|e| Error::io("read Handy's settings", &self.path, e))?;
-        let original = std::fs::read(&target).map_err(|e| Error::io("read Handy's settings", &target, e))?;
+        let (original, metadata) = read_store_file(&target, Links::Follow)?;
+        let owner = Owner::of(&metadata);
         let backup = backup_path(&target, action, SystemTime::now());
-        write_new_private(&backup, &original)
-            .map_err(|e| Error::io("write a backup of Handy's settings to", &backup, e))?;
-
+        let record_file = record_path(&backup);
         let bytes = if self.pretty { serde_json::to_vec_pretty(&self.root) } else { serde_json::to_vec(&self.root) }
             .expect("JSON values serialize");
         let tmp = target.with_extension(format!("json.local-mlx-tmp{}", std::process::id()));
         let _ = std::fs::remove_file(&tmp); // a leftover would keep its old mode
         let written = (|| {
-            let mut file = create_private_file(&tmp)?;
-            std::io::Write::write_all(&mut file, &bytes)?;
-            let permissions = std::fs::metadata(&target)?.permissions();
-            file.set_permissions(permissions)?;
-            file.sync_all()?;
-            std::fs::rename(&tmp, &target)
+            write_new_private(&backup, &original, owner)
+                .map_err(|e| ("write a backup of Handy's settings to", &backup, e))?;
+            if let Some(record) = record {
+                write_new_private(&record_file, record, owner)
+                    .map_err(|e| ("write a record of the change beside", &backup, e))?;
+            }
+            let replace = || {
+                let mut file = create_private_file(&tmp)?;
+                std::io::Write::write_all(&mut file, &bytes)?;
+                owner.give(&file)?;
+                file.set_permissions(metadata.permissions())?;
+                file.sync_all()?;
+                std::fs::rename(&tmp, &target)
+            };
+            replace().map_err(|e| ("write Handy's settings to", &target, e))
         })();
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(Error::io("write Handy's settings to", &target, e));
+        if let Err((action, path, e)) = written {
+            for leftover in [&tmp, &backup, &record_file] {
+                let _ = std::fs::remove_file(leftover);
+            }
+            return Err(Error::io(action, path, e));
+        }
+        if let Err(e) = prune_backups(&target) {
+            tracing::warn!(store = %target.display(), "cannot remove old backups of Handy's settings: {e}");
         }
         Ok(backup)
     }
 
-    /// The newest backup `save_with_backup(action)` made beside this store, read.
-    pub fn latest_backup(&self, action: &str) -> Result<Option<HandyStore>> {
+    /// The newest backup `save_with_backup(action, …)` made beside this store, read,
+    /// with the record saved beside it (`None` when there is none or it is unreadable).
+    pub fn latest_backup(&self, action: &str) -> Result<Option<(HandyStore, Option<Vec<u8>>)>> {
         let target =
             std::fs::canonicalize(&self.path).map_err(|e| Error::io("read Handy's settings", &self.path, e))?;
         let (dir, prefix) = backup_prefix(&target, action);
-        let entries = std::fs::read_dir(&dir).map_err(|e| Error::io("list", &dir, e))?;
-        let newest = entries
-            .flatten()
-            .filter_map(|entry| entry.file_name().into_string().ok())
-            .filter(|name| name.starts_with(&prefix) && name.ends_with(".json"))
-            .max();
-        newest.map(|name| HandyStore::load(&dir.join(name))).transpose()
+        let newest = backups(&dir, &target)?.into_iter().filter(|name| name.starts_with(&prefix)).max();
+        let Some(name) = newest else { return Ok(None) };
+        let backup = HandyStore::load_backup(&dir.join(name))?;
+        let record = read_store_file(&record_path(&backup.path), Links::Refuse).ok().map(|(bytes, _)| bytes);
+        Ok(Some((backup, record)))
+    }
+}
+
+/// Whether reading a path may go through a symbolic link.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Links {
+    Follow,
+    Refuse,
+}
+
+/// The bytes of a regular file of at most [`MAX_STORE_BYTES`], and its metadata.
+/// Opened non-blocking: a FIFO planted as the store is refused, never waited on.
+fn read_store_file(path: &Path, links: Links) -> Result<(Vec<u8>, std::fs::Metadata)> {
+    let corrupt = |reason: String| Error::HandyStoreCorrupt { path: path.to_path_buf(), reason };
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        let nofollow = if links == Links::Refuse { libc::O_NOFOLLOW } else { 0 };
+        std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK | nofollow);
+    }
+    let file = match options.open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::HandyNotFound { path: path.to_path_buf() })
+        }
+        #[cfg(unix)]
+        Err(e) if links == Links::Refuse && e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(corrupt("it is a symbolic link, not the file local-mlx wrote".into()))
+        }
+        Err(e) => return Err(Error::io("read Handy's settings", path, e)),
+    };
+    let metadata = file.metadata().map_err(|e| Error::io("read Handy's settings", path, e))?;
+    if !metadata.is_file() {
+        return Err(corrupt("it is not a regular file (a folder, a FIFO or a device)".into()));
+    }
+    let too_big = || corrupt(format!("it is larger than {} MiB (Handy's is a few kB)", MAX_STORE_BYTES >> 20));
+    if metadata.len() > MAX_STORE_BYTES {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::new();
+    // Bounded again: the file may grow after the look at its length.
+    file.take(MAX_STORE_BYTES + 1).read_to_end(&mut bytes).map_err(|e| Error::io("read Handy's settings", path, e))?;
+    if bytes.len() as u64 > MAX_STORE_BYTES {
+        return Err(too_big());
+    }
+    Ok((bytes, metadata))
+}
+
+/// The user and group that own the store: what we write beside it or over it gets them.
+#[derive(Clone, Copy)]
+struct Owner {
+    #[cfg(unix)]
+    uid: u32,
+    #[cfg(unix)]
+    gid: u32,
+}
+
+impl Owner {
+    fn of(metadata: &std::fs::Metadata) -> Owner {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            Owner { uid: metadata.uid(), gid: metadata.gid() }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = metadata;
+            Owner {}
+        }
+    }
+
+    /// Give `file` this owner (a no-op when it has it; refused unless we are root or
+    /// the owner, and then nothing is renamed into place).
+    fn give(self, file: &std::fs::File) -> std::io::Result<()> {
+        #[cfg(unix)]
+        std::os::unix::fs::fchown(file, Some(self.uid), Some(self.gid))?;
+        let _ = file;
+        Ok(())
     }
 }
 
 fn backup_prefix(target: &Path, action: &str) -> (PathBuf, String) {
     let dir = target.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    (dir, format!("{}{action}-", all_backups_prefix(target)))
+}
+
+/// `<file>.before-`: what every backup's name starts with.
+fn all_backups_prefix(target: &Path) -> String {
     let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    (dir, format!("{name}.before-{action}-"))
+    format!("{name}.before-")
 }
 
 /// `<dir>/<file>.before-<action>-<YYYYMMDD>T<HHMMSS>.<nanoseconds>Z.json`: names sort
@@ -170,6 +282,45 @@ fn backup_path(target: &Path, action: &str, now: SystemTime) -> PathBuf {
     let (dir, prefix) = backup_prefix(target, action);
     let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
     dir.join(format!("{prefix}{}.{:09}Z.json", utc_timestamp(since.as_secs()), since.subsec_nanos()))
+}
+
+/// The record of what the write after a backup changed: the backup's name with
+/// `.record` for `.json`.
+fn record_path(backup: &Path) -> PathBuf {
+    backup.with_extension("record")
+}
+
+/// The names of every backup of `target` in `dir`, of any action.
+fn backups(dir: &Path, target: &Path) -> Result<Vec<String>> {
+    let prefix = all_backups_prefix(target);
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io("list", dir, e))?;
+    Ok(entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().into_string().ok())
+        .filter(|name| name.starts_with(&prefix) && name.ends_with(".json"))
+        .collect())
+}
+
+/// Remove the backups (and their records) beyond the newest [`KEPT_BACKUPS`] of any
+/// action; the newest `connect` backup always stays, as `disconnect` reads it.
+fn prune_backups(target: &Path) -> Result<()> {
+    let dir = target.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    let mut names = backups(&dir, target)?;
+    // The time is the name's last `-`-separated part; newest first.
+    names.sort_by(|a, b| b.rsplit('-').next().cmp(&a.rsplit('-').next()));
+    let (_, connect) = backup_prefix(target, super::CONNECT);
+    let newest_connect = names.iter().find(|name| name.starts_with(&connect)).cloned();
+    for name in names.into_iter().skip(KEPT_BACKUPS).filter(|name| Some(name) != newest_connect.as_ref()) {
+        let path = dir.join(&name);
+        for file in [record_path(&path), path] {
+            match std::fs::remove_file(&file) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("remove an old backup", &file, e)),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `YYYYMMDDTHHMMSS` in UTC for seconds since the epoch (days to civil date after
@@ -189,13 +340,15 @@ fn utc_timestamp(secs: u64) -> String {
     format!("{year:04}{month:02}{day:02}T{:02}{:02}{:02}", rest / 3600, rest % 3600 / 60, rest % 60)
 }
 
-/// Create `path` (never over an existing file) as 0600 with `bytes`, synced.
-fn write_new_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Create `path` (never over an existing file or link) as 0600 with `bytes` and
+/// `owner`, synced.
+fn write_new_private(path: &Path, bytes: &[u8], owner: Owner) -> std::io::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options.open(path)?;
+    owner.give(&file)?;
     std::io::Write::write_all(&mut file, bytes)?;
     file.sync_all()
 }
