@@ -19,6 +19,7 @@ pub mod platform;
 pub mod postprocess;
 pub mod settings;
 pub mod sidecar;
+pub mod small_answer;
 pub mod state;
 pub mod store;
 pub mod text;

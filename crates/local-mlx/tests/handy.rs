@@ -431,3 +431,58 @@ async fn a_fifo_a_link_to_dev_zero_or_a_huge_file_as_the_store_or_its_backup_is_
         assert_eq!(std::fs::read(&path).unwrap(), connected, "the store is unchanged");
     }
 }
+
+/// A program on 127.0.0.1 that answers every request with a JSON body that never ends;
+/// each connection's byte count arrives on the channel once the client hangs up.
+async fn endless_server() -> (String, tokio::sync::mpsc::UnboundedReceiver<u64>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    let (sent_tx, sent_rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let sent_tx = sent_tx.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let n = socket.read(&mut buf).await.unwrap();
+                    assert!(n > 0, "the client closed before its request ended");
+                    head.extend_from_slice(&buf[..n]);
+                }
+                let start = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
+                socket.write_all(start.as_bytes()).await.unwrap();
+                let mut sent = 0u64;
+                let first = b"{\"status\": \"";
+                let chunk = [b' '; 64 << 10];
+                let mut frame = format!("{:x}\r\n", first.len()).into_bytes();
+                frame.extend_from_slice(first);
+                frame.extend_from_slice(b"\r\n");
+                while socket.write_all(&frame).await.is_ok() {
+                    sent += frame.len() as u64;
+                    frame = format!("{:x}\r\n", chunk.len()).into_bytes();
+                    frame.extend_from_slice(&chunk);
+                    frame.extend_from_slice(b"\r\n");
+                }
+                let _ = sent_tx.send(sent);
+            });
+        }
+    });
+    (url, sent_rx)
+}
+
+#[tokio::test]
+async fn status_against_a_server_whose_answers_never_end_reads_a_few_kb_and_says_so() {
+    let (url, mut sent) = endless_server().await;
+    let (_dir, path) = handy_dir(&fixture("fresh-install.json"));
+    let status = handy::status(&path, &url).await.unwrap();
+    let server = status.requirements.iter().find(|r| r.id == "server").unwrap();
+    assert!(!server.ok && server.what.contains("larger than 64 kB"), "{server:?}");
+    // /health and /models each: the client hung up after the cap, not after gigabytes
+    // (the socket buffers between us hold a few MB at most).
+    for _ in 0..2 {
+        let bytes = sent.recv().await.unwrap();
+        assert!(bytes < 32 << 20, "the server sent {bytes} bytes before the client hung up");
+    }
+}

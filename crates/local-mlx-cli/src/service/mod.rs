@@ -528,7 +528,7 @@ fn bracketed(host: &str) -> String {
     }
 }
 
-/// `GET /health` with a short timeout: the state it reports (`idle`, `ready`...).
+/// `GET /health` with a short timeout and a small body: the state it reports (`idle`, `ready`...).
 async fn ask_health(url: &str) -> std::result::Result<String, String> {
     let client =
         reqwest::Client::builder().timeout(Duration::from_secs(3)).no_proxy().build().map_err(|e| e.to_string())?;
@@ -544,7 +544,7 @@ async fn ask_health(url: &str) -> std::result::Result<String, String> {
     if !response.status().is_success() {
         return Err(format!("{url} answered {}", response.status()));
     }
-    let body: serde_json::Value = response.json().await.map_err(|e| e.to_string())?;
+    let body = local_mlx::small_answer::read_small_json(response).await.map_err(|e| format!("{url}: {e}"))?;
     Ok(body["status"].as_str().unwrap_or("answered").to_string())
 }
 

@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 use super::connect::{post_process_binding, selected_prompt};
 use super::schema::{self, Provider};
 use crate::postprocess::tagged_transcript;
+use crate::small_answer::read_small_json;
 
 /// One step, met (`ok`) or not, said for a person; `fix` says what to do when not.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -43,7 +44,8 @@ pub struct ServerProbe {
 }
 
 /// Ask the server at `url` (a base URL ending in `/v1`) for `/health` and, with `key`
-/// when Handy has one for Custom, `/models`. Each question waits 10 s at most.
+/// when Handy has one for Custom, `/models`. Each question waits 10 s at most and reads
+/// at most [`MAX_SMALL_ANSWER_BYTES`](crate::small_answer::MAX_SMALL_ANSWER_BYTES).
 pub async fn probe_server(url: &str, key: Option<&str>) -> ServerProbe {
     let client = match reqwest::Client::builder().timeout(Duration::from_secs(10)).no_proxy().build() {
         Ok(client) => client,
@@ -60,8 +62,9 @@ pub async fn probe_server(url: &str, key: Option<&str>) -> ServerProbe {
         if !response.status().is_success() {
             return Err(format!("{health_url} answered HTTP {}", response.status().as_u16()));
         }
-        let body: Value =
-            response.json().await.map_err(|_| format!("{health_url} did not answer as local-mlx does"))?;
+        let body = read_small_json(response)
+            .await
+            .map_err(|e| format!("{health_url} did not answer as local-mlx does: {e}"))?;
         match body.get("status").and_then(Value::as_str) {
             Some(_) => Ok(()),
             None => Err(format!("{health_url} did not answer as local-mlx does (another server on that port?)")),
@@ -84,7 +87,7 @@ pub async fn probe_server(url: &str, key: Option<&str>) -> ServerProbe {
             }
             status => return Err(format!("{models_url} answered HTTP {status}")),
         }
-        let body: Value = response.json().await.map_err(|_| format!("{models_url} sent no model list"))?;
+        let body = read_small_json(response).await.map_err(|e| format!("{models_url} sent no model list: {e}"))?;
         let ids = body["data"].as_array().map(|models| {
             models.iter().filter_map(|m| m.get("id").and_then(Value::as_str)).map(str::to_string).collect()
         });
