@@ -486,3 +486,33 @@ async fn status_against_a_server_whose_answers_never_end_reads_a_few_kb_and_says
         assert!(bytes < 32 << 20, "the server sent {bytes} bytes before the client hung up");
     }
 }
+
+#[tokio::test]
+async fn connect_and_status_judge_a_providers_list_handy_cannot_parse_alike() {
+    let custom = json!({"id": "custom", "label": "Custom", "base_url": URL, "allow_base_url_edit": true,
+                        "models_endpoint": "/models", "supports_structured_output": false});
+    let no_label = json!({"id": "x", "base_url": "http://x"});
+    let broken_lists = [
+        json!([custom.clone(), no_label.clone()]),
+        json!([custom.clone(), "a bare string"]),
+        json!([custom.clone(), 42]),
+        json!([{"id": "custom", "label": "Custom", "base_url": 7}]),
+        json!("not a list"),
+    ];
+    for providers in broken_lists {
+        let mut store = tree(&fixture("fresh-install.json"));
+        store["settings"]["post_process_providers"] = providers.clone();
+        store["settings"]["post_process_provider_id"] = json!("custom");
+        store["settings"]["post_process_models"]["custom"] = json!(MODEL);
+        let (_dir, path) = handy_dir(&serde_json::to_vec_pretty(&store).unwrap());
+        let base_url_ok =
+            |status: &handy::HandyStatus| status.requirements.iter().find(|r| r.id == "base_url").unwrap().ok;
+
+        assert!(!base_url_ok(&handy::status(&path, URL).await.unwrap()), "{providers}: Handy resets this list");
+        let outcome = handy::connect(&path, URL, Some(MODEL), &[MODEL.to_string()]).unwrap();
+        assert!(outcome.changes.iter().any(|c| c.field == handy::Field::CustomBaseUrl), "{providers}: {outcome:?}");
+        assert!(base_url_ok(&handy::status(&path, URL).await.unwrap()), "{providers}: repaired");
+        let again = handy::connect(&path, URL, Some(MODEL), &[MODEL.to_string()]).unwrap();
+        assert!(again.changes.is_empty(), "{providers}: {:?}", again.changes);
+    }
+}
