@@ -367,6 +367,99 @@ async fn a_server_that_crashes_at_start_gives_exited_with_its_stderr() {
     assert!(!supervisor.is_running());
 }
 
+/// A backend whose server imports `helper`, a package installed from a wheel built here
+/// (a zip; no build backend, no network).
+fn backend_with_a_package(tmp: &Path, server: &str) -> PathBuf {
+    let wheel = tmp.join("helper-0-py3-none-any.whl");
+    let script = r#"
+import sys, zipfile
+with zipfile.ZipFile(sys.argv[1], "w") as z:
+    z.writestr("helper.py", "VALUE = 42\n")
+    z.writestr("helper-0.dist-info/METADATA", "Metadata-Version: 2.1\nName: helper\nVersion: 0\n")
+    z.writestr("helper-0.dist-info/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+    z.writestr("helper-0.dist-info/RECORD", "helper.py,,\nhelper-0.dist-info/METADATA,,\nhelper-0.dist-info/WHEEL,,\nhelper-0.dist-info/RECORD,,\n")
+"#;
+    let built = Command::new(uv())
+        .args(["run", "--no-project", "--offline", "python", "-c", script])
+        .arg(&wheel)
+        .env("UV_PYTHON_DOWNLOADS", "never")
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    let dir = tmp.join("backend");
+    std::fs::create_dir_all(&dir).unwrap();
+    let pyproject = format!(
+        "[project]\nname = \"fake-sidecar\"\nversion = \"0\"\nrequires-python = \">=3.10\"\n\
+         dependencies = [\"helper @ file://{}\"]\n\n[tool.uv]\npackage = false\n",
+        wheel.display()
+    );
+    std::fs::write(dir.join("pyproject.toml"), pyproject).unwrap();
+    std::fs::write(dir.join("server.py"), server).unwrap();
+    let lock = Command::new(uv())
+        .args(["lock", "--offline", "--project"])
+        .arg(&dir)
+        .env("UV_PYTHON_DOWNLOADS", "never")
+        .output()
+        .unwrap();
+    assert!(lock.status.success(), "uv lock: {}", String::from_utf8_lossy(&lock.stderr));
+    dir
+}
+
+/// `helper.py` deleted from the venv, its metadata kept: uv (and a plain sync) still
+/// count the package as installed.
+fn delete_helper_module(backend: &Path) {
+    let lib = backend.join(".venv/lib");
+    let python = std::fs::read_dir(&lib).unwrap().next().unwrap().unwrap().path();
+    std::fs::remove_file(python.join("site-packages/helper.py")).unwrap();
+}
+
+#[tokio::test]
+async fn a_module_deleted_from_the_venv_is_reinstalled_by_one_resync() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = format!("import helper\n{CONTRACT_SERVER}");
+    let backend = backend_with_a_package(tmp.path(), &server);
+    let mut config = SidecarConfig::in_dir(&backend);
+    config.log_path = Some(tmp.path().join("sidecar.log"));
+    let supervisor = SidecarSupervisor::new(config);
+    supervisor.ensure_running(|_| {}).await.unwrap();
+    supervisor.shutdown().await;
+
+    delete_helper_module(&backend);
+    let phases = Phases::default();
+    let client = supervisor.ensure_running(phases.record()).await.unwrap();
+    assert_eq!(
+        phases.take(),
+        [Phase::StartingServer, Phase::SyncingEnvironment, Phase::StartingServer, Phase::Ready],
+        "one failed start, one re-sync, one start"
+    );
+    assert_eq!(client.status().await.unwrap().status, "running");
+    supervisor.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_server_that_still_fails_after_the_resync_names_its_folders() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = "import sys\nprint('boom: cannot import mlx', file=sys.stderr)\nsys.exit(3)\n";
+    let backend = fake_backend(tmp.path(), server);
+    let mut config = SidecarConfig::in_dir(&backend);
+    config.log_path = Some(tmp.path().join("sidecar.log"));
+    let supervisor = SidecarSupervisor::new(config);
+    // The first start syncs (no venv yet): its failure is the server's, not re-synced.
+    let first = supervisor.ensure_running(|_| {}).await.unwrap_err();
+    assert!(matches!(first, SidecarError::Exited { .. }), "{first:?}");
+    // The next start has a synced venv: it fails, re-syncs once, fails again.
+    let phases = Phases::default();
+    let err = supervisor.ensure_running(phases.record()).await.unwrap_err();
+    assert_eq!(phases.take(), [Phase::StartingServer, Phase::SyncingEnvironment, Phase::StartingServer]);
+    let message = err.to_string();
+    let venv = backend.join(".venv");
+    assert!(message.contains(&venv.display().to_string()) && message.contains("local-mlx setup"), "{message}");
+    assert!(message.contains("boom: cannot import mlx"), "{message}");
+    let log = std::fs::read_to_string(tmp.path().join("sidecar.log")).unwrap();
+    assert_eq!(log.matches("--- uv sync").count(), 2, "one sync, one re-sync: {log}");
+    assert!(!supervisor.is_running());
+}
+
 #[tokio::test]
 async fn a_server_that_never_gets_ready_is_killed_after_the_timeout() {
     let tmp = tempfile::tempdir().unwrap();

@@ -82,6 +82,15 @@ fn backend_from(env_dir: Option<std::ffi::OsString>, data_dir: &Path) -> Backend
     }
 }
 
+/// What [`Backend::sync`] does with packages already installed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SyncMode {
+    /// Keep them (the usual sync: quick when nothing changed).
+    KeepInstalled,
+    /// Install every package again (a venv whose files were damaged).
+    Reinstall,
+}
+
 /// A python-backend folder and the venv uv runs it in.
 #[derive(Debug, Clone)]
 pub(crate) struct Backend {
@@ -102,7 +111,7 @@ impl Backend {
         self.dir.join(SERVER)
     }
 
-    fn venv_dir(&self) -> PathBuf {
+    pub fn venv_dir(&self) -> PathBuf {
         self.venv.clone().unwrap_or_else(|| self.dir.join(".venv"))
     }
 
@@ -140,13 +149,22 @@ impl Backend {
     }
 
     /// `uv sync --frozen --no-dev --inexact`, its output appended to `log`; on success the
-    /// stamp is written. Returns how long it took.
-    pub async fn sync(&self, uv: &Path, timeout: Duration, log: Option<&std::fs::File>) -> Result<Duration> {
+    /// stamp is written. Returns how long it took. `SyncMode::Reinstall` adds `--reinstall`:
+    /// a package whose files were deleted but whose metadata stayed counts as installed
+    /// to a plain sync (and to `uv run`'s own), so only a reinstall puts it back.
+    pub async fn sync(
+        &self,
+        uv: &Path,
+        timeout: Duration,
+        log: Option<&std::fs::File>,
+        how: SyncMode,
+    ) -> Result<Duration> {
         let started = Instant::now();
         let fingerprint = self.fingerprint();
         let mut cmd = self.command(uv);
         cmd.args(["sync", "--frozen", "--no-dev", "--inexact", "--project"])
             .arg(&self.dir)
+            .args((how == SyncMode::Reinstall).then_some("--reinstall"))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

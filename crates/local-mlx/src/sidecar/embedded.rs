@@ -6,6 +6,9 @@
 //! `<root>/<version>/`, where the version is a hash of their contents: a new binary
 //! with other files gets a new folder, the same binary reuses its folder, and a folder
 //! is complete once it has its name (it is filled under a temporary name and renamed).
+//! Each start checks a complete folder's files against the embedded bytes and rewrites
+//! any that differ or are missing (a temp file renamed over it: never half-written), so
+//! a deleted module or an edited `server.py` lasts until the next start, no longer.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -57,6 +60,7 @@ pub fn version_dir(root: &Path) -> PathBuf {
 pub fn materialize(root: &Path) -> std::io::Result<PathBuf> {
     let dir = version_dir(root);
     if dir.join(COMPLETE).is_file() {
+        heal(&dir)?;
         return Ok(dir);
     }
     crate::settings::create_private_dir(root)?;
@@ -76,6 +80,40 @@ pub fn materialize(root: &Path) -> std::io::Result<PathBuf> {
     });
     let _ = std::fs::remove_dir_all(&incoming);
     placed.map(|()| dir)
+}
+
+/// Rewrite each file of the complete folder `dir` that is not what this binary embeds.
+fn heal(dir: &Path) -> std::io::Result<()> {
+    for (name, bytes) in FILES {
+        let path = dir.join(name);
+        if holds(&path, bytes) {
+            continue;
+        }
+        tracing::warn!(file = %path.display(), "the sidecar's file differs from this binary's copy; rewriting it");
+        if let Some(parent) = path.parent() {
+            crate::settings::create_private_dir(parent)?;
+        }
+        let tmp = path.with_extension(format!("local-mlx-tmp{}", std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
+        let written = (|| {
+            let mut file = crate::settings::create_private_file(&tmp)?;
+            file.write_all(bytes)?;
+            file.sync_all()?;
+            std::fs::rename(&tmp, &path)
+        })();
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        written?;
+    }
+    Ok(())
+}
+
+/// Whether `path` is a regular file (not a link) holding exactly `bytes`.
+fn holds(path: &Path, bytes: &[u8]) -> bool {
+    let is_file = std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file() && m.len() == bytes.len() as u64);
+    // Read only once it is a regular file of the right size: never a FIFO, never unbounded.
+    is_file && std::fs::read(path).is_ok_and(|on_disk| on_disk == bytes)
 }
 
 fn fill(dir: &Path) -> std::io::Result<()> {
@@ -130,12 +168,29 @@ mod tests {
         for (name, _) in FILES {
             assert_eq!(std::fs::read(dir.join(name)).unwrap(), std::fs::read(source.join(name)).unwrap(), "{name}");
         }
-        // A second call keeps the folder as it is (a file edited there stays edited).
+        // A second call reuses the folder and heals it: an edited file, a deleted
+        // module (with its folder), a link in place of a file are rewritten.
         std::fs::write(dir.join("server.py"), "edited").unwrap();
+        std::fs::remove_dir_all(dir.join("local_mlx_sidecar")).unwrap();
+        std::fs::remove_file(dir.join("uv.lock")).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.join("uv.lock")).unwrap();
         assert_eq!(materialize(tmp.path()).unwrap(), dir);
-        assert_eq!(std::fs::read_to_string(dir.join("server.py")).unwrap(), "edited");
+        for (name, _) in FILES {
+            assert_eq!(std::fs::read(dir.join(name)).unwrap(), std::fs::read(source.join(name)).unwrap(), "{name}");
+        }
         let leftovers: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(leftovers, vec![std::ffi::OsString::from(version())], "no temporary folder left");
+        let mut files: Vec<String> = FILES.iter().map(|(name, _)| name.to_string()).collect();
+        files.push(COMPLETE.into());
+        files.push("local_mlx_sidecar".into());
+        let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .chain(std::fs::read_dir(dir.join("local_mlx_sidecar")).unwrap())
+            .map(|e| e.unwrap().path().strip_prefix(&dir).unwrap().to_string_lossy().into_owned())
+            .collect();
+        on_disk.sort();
+        files.sort();
+        assert_eq!(on_disk, files, "no temporary file left");
     }
 
     #[test]

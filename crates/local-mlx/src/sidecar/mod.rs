@@ -82,12 +82,16 @@ pub enum SidecarError {
     #[error("the sidecar did not become ready within {secs} s, so it was stopped. Its last output:\n{stderr_tail}")]
     NeverReady { secs: u64, stderr_tail: String },
 
-    #[error("the sidecar exited before it was ready ({status}){uv_note}. Its last output:\n{stderr_tail}")]
+    #[error(
+        "the sidecar exited before it was ready ({status}){uv_note}.{environment_note} Its last output:\n{stderr_tail}"
+    )]
     Exited {
         status: String,
         stderr_tail: String,
         /// Which uv ran, when the settings chose it.
         uv_note: String,
+        /// Where its files and Python environment are, once a re-sync did not help.
+        environment_note: String,
     },
 
     #[error("the sidecar died during {what} ({status}); it will be restarted on the next request. Its last output:\n{stderr_tail}")]
@@ -157,6 +161,20 @@ impl SidecarError {
             *uv_note = format!(
                 " with {}, the uv path from settings: check it, or clear it to use the uv found on this machine",
                 uv.display()
+            );
+        }
+        self
+    }
+
+    /// An exit before ready that a re-sync did not cure names the sidecar's folders.
+    pub(crate) fn naming_environment(mut self, dir: &std::path::Path, venv: &std::path::Path) -> Self {
+        if let SidecarError::Exited { environment_note, .. } = &mut self {
+            *environment_note = format!(
+                " Its files are in {} and its Python environment in {}, synced again just now: if its last \
+                 output names a missing module, remove {} and run `local-mlx setup`.",
+                dir.display(),
+                venv.display(),
+                venv.display()
             );
         }
         self

@@ -358,6 +358,7 @@ async fn exited(process: &Process) -> SidecarError {
         status: exit.map_or_else(|| "it closed its output".to_string(), |e| e.to_string()),
         stderr_tail,
         uv_note: String::new(),
+        environment_note: String::new(),
     }
 }
 

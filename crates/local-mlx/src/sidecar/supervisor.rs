@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::backend::{Backend, BackendSource};
+use super::backend::{Backend, BackendSource, SyncMode};
 use super::client::{Client, Timeouts};
 use super::process::{ExitInfo, LogSink, Sidecar};
 use super::uv::UvSearch;
@@ -166,8 +166,10 @@ impl SidecarSupervisor {
         if backend.needs_sync() {
             on_phase(Phase::SyncingEnvironment);
             tracing::info!(backend = %backend.dir.display(), "syncing the sidecar's Python environment");
-            let took =
-                backend.sync(&uv, config.sync_timeout, log.as_ref()).await.map_err(|e| self.naming_uv(e, &uv))?;
+            let took = backend
+                .sync(&uv, config.sync_timeout, log.as_ref(), SyncMode::KeepInstalled)
+                .await
+                .map_err(|e| self.naming_uv(e, &uv))?;
             tracing::info!("environment synced in {:.1} s", took.as_secs_f64());
             *synced = Some(took);
         }
@@ -183,16 +185,51 @@ impl SidecarSupervisor {
         }
     }
 
+    /// Sync if needed and spawn. A server that exits before it is ready, from an
+    /// environment this start did not sync, gets one re-sync that reinstalls every
+    /// package (a package deleted from the venv leaves the stamp matching) and one more
+    /// try; a second exit names the folders.
     async fn start(&self, on_phase: &mut (impl FnMut(Phase) + Send)) -> Result<Sidecar> {
+        let mut synced = None;
+        let (uv, backend, log) = self.prepare_environment(on_phase, &mut synced).await?;
+        let first = self.spawn(&uv, &backend, log, on_phase).await;
+        let exited = match first {
+            Err(e @ SidecarError::Exited { .. }) => e,
+            other => return other,
+        };
+        if synced.is_none() {
+            tracing::warn!("the sidecar exited before it was ready; syncing its environment once more:\n{exited}");
+            on_phase(Phase::SyncingEnvironment);
+            let log = self.config.log_path.as_deref().and_then(open_log);
+            backend
+                .sync(&uv, self.config.sync_timeout, log.as_ref(), SyncMode::Reinstall)
+                .await
+                .map_err(|e| self.naming_uv(e, &uv))?;
+            match self.spawn(&uv, &backend, log, on_phase).await {
+                Err(e @ SidecarError::Exited { .. }) => {
+                    return Err(e.naming_environment(&backend.dir, &backend.venv_dir()))
+                }
+                other => return other,
+            }
+        }
+        Err(exited.naming_environment(&backend.dir, &backend.venv_dir()))
+    }
+
+    async fn spawn(
+        &self,
+        uv: &std::path::Path,
+        backend: &Backend,
+        log: Option<std::fs::File>,
+        on_phase: &mut (impl FnMut(Phase) + Send),
+    ) -> Result<Sidecar> {
         let config = &self.config;
-        let (uv, backend, log) = self.prepare_environment(on_phase, &mut None).await?;
         on_phase(Phase::StartingServer);
         let started = Instant::now();
         let log = log.zip(config.log_path.as_deref()).map(|(file, path)| LogSink::new(file, path));
         let env = &super::blas::sidecar_plan().env;
-        let sidecar = Sidecar::spawn(&uv, &backend, env, log, config.ready_timeout, config.timeouts)
+        let sidecar = Sidecar::spawn(uv, backend, env, log, config.ready_timeout, config.timeouts)
             .await
-            .map_err(|e| self.naming_uv(e, &uv))?;
+            .map_err(|e| self.naming_uv(e, uv))?;
         tracing::info!("sidecar started in {:.1} s", started.elapsed().as_secs_f64());
         Ok(sidecar)
     }
