@@ -125,17 +125,7 @@ async fn status_says_whether_the_prompt_is_guarded_and_speaks_json() {
             status["requirements"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
         assert_eq!(
             ids,
-            [
-                "handy_found",
-                "experimental",
-                "post_processing",
-                "provider",
-                "base_url",
-                "server",
-                "model",
-                "prompt",
-                "shortcut"
-            ]
+            ["handy_found", "post_processing", "provider", "base_url", "server", "model", "prompt", "shortcut"]
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }

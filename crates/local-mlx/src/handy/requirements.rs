@@ -16,8 +16,9 @@ use crate::small_answer::read_small_json;
 /// One step, met (`ok`) or not, said for a person; `fix` says what to do when not.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Requirement {
-    /// Stable: `handy_found`, `experimental`, `post_processing`, `provider`, `base_url`,
-    /// `server`, `model`, `prompt`, `shortcut`.
+    /// Stable: `handy_found`, `post_processing`, `provider`, `base_url`, `server`,
+    /// `model`, `prompt`, `shortcut`. (Handy's "Experimental Features" is none of them:
+    /// it only shows the Post Processing switch; Handy post-processes with it off.)
     pub id: &'static str,
     pub ok: bool,
     pub what: String,
@@ -127,7 +128,6 @@ pub fn post_process_keys(settings: &Map<String, Value>) -> Option<String> {
 
 /// Every requirement, given Handy's settings, the server's base URL and what it answered.
 pub fn check(settings: &Map<String, Value>, url: &str, server: &ServerProbe) -> Vec<Requirement> {
-    let experimental: bool = schema::field(settings, schema::EXPERIMENTAL_ENABLED, false);
     let enabled: bool = schema::field(settings, schema::POST_PROCESS_ENABLED, false);
     let provider: String = schema::field(settings, schema::PROVIDER_ID, schema::DEFAULT_PROVIDER_ID.to_string());
     let providers: Vec<Provider> = schema::field(settings, schema::PROVIDERS, Vec::new());
@@ -142,16 +142,11 @@ pub fn check(settings: &Map<String, Value>, url: &str, server: &ServerProbe) -> 
 
     let mut checks = vec![
         Requirement::new(
-            "experimental",
-            experimental,
-            format!("experimental features {}", on_off(experimental)),
-            "in Handy: Settings → Advanced → \"Experimental Features\" on",
-        ),
-        Requirement::new(
             "post_processing",
             enabled,
             format!("post-processing {}", on_off(enabled)),
-            "in Handy: Advanced → Experimental → \"Post Processing\" on (the sidebar then shows \"Post Process\")",
+            "in Handy: Settings → Advanced → \"Experimental Features\" on, then \"Post Processing\" on (the \
+             sidebar then shows \"Post Process\"; Experimental Features may go off again after)",
         ),
         Requirement::new(
             "provider",
@@ -264,9 +259,23 @@ mod tests {
         let up = ServerProbe { health: Ok(()), models: Ok(vec!["a/b".into()]) };
         let checks = check(&Map::new(), "http://localhost:8397/v1", &up);
         let failed: Vec<&str> = checks.iter().filter(|c| !c.ok).map(|c| c.id).collect();
-        assert_eq!(failed, ["experimental", "post_processing", "provider", "base_url", "model", "prompt"]);
+        assert_eq!(failed, ["post_processing", "provider", "base_url", "model", "prompt"]);
         assert!(checks.iter().all(|c| c.ok == c.fix.is_none()));
         let base = checks.iter().find(|c| c.id == "base_url").unwrap();
         assert!(base.what.contains("11434") && base.fix.as_ref().unwrap().contains("Refresh models"), "{base:?}");
+    }
+
+    /// Handy gates post-processing (its page, shortcut and call) on
+    /// `post_process_enabled` alone: "Experimental Features" off does not stop it.
+    #[test]
+    fn experimental_features_off_is_not_a_missing_step() {
+        let up = ServerProbe { health: Ok(()), models: Ok(vec!["a/b".into()]) };
+        let url = "http://localhost:8397/v1";
+        let mut settings = Map::new();
+        let changes = super::super::connect::plan_connect(&settings, url, "a/b");
+        super::super::connect::apply(&mut settings, &changes);
+        settings.insert(schema::EXPERIMENTAL_ENABLED.into(), Value::Bool(false));
+        let checks = check(&settings, url, &up);
+        assert!(checks.iter().all(|c| c.ok), "{checks:?}");
     }
 }
