@@ -193,6 +193,9 @@ async fn process(text: Option<String>, model: Option<String>, prompt: Option<Str
 
 async fn serve(options: &crate::serve_options::ServeOptions) -> Result<ExitCode> {
     let keep_alive = options.keep_alive()?;
+    if let Some(warning) = options.api_key_in_argv_warning() {
+        eprintln!("{warning}");
+    }
     let config = options.server_config(options.api_key()?)?;
     let manager = Arc::new(manager(Arc::new(NullSink))?);
     manager.set_keep_alive(keep_alive);

@@ -41,9 +41,10 @@ pub enum HandyCommand {
 
 #[derive(Debug, Args)]
 pub struct HandyDir {
-    /// Handy's folder holding settings_store.json (default: its app-data folder for
-    /// com.pais.handy; a portable Handy: its Data folder).
-    #[arg(long, env = handy::store::HANDY_DIR_ENV)]
+    /// Handy's folder holding settings_store.json (default: LOCAL_MLX_HANDY_DIR when
+    /// set and not empty, else its app-data folder for com.pais.handy; a portable
+    /// Handy: its Data folder).
+    #[arg(long)]
     handy_dir: Option<PathBuf>,
 }
 

@@ -6,6 +6,9 @@ use clap::Args;
 use local_mlx::settings::KeepAlive;
 use local_mlx_server::{ApiKey, ServerConfig};
 
+/// The environment variable that holds the API key.
+pub const API_KEY_ENV: &str = "LOCAL_MLX_API_KEY";
+
 #[derive(Debug, Args)]
 pub struct ServeOptions {
     /// Where to listen; `localhost` is 127.0.0.1 and ::1. Any non-loopback host
@@ -18,7 +21,7 @@ pub struct ServeOptions {
     /// Require `Authorization: Bearer <KEY>` on every request; `-` reads the key
     /// from stdin. Prefer LOCAL_MLX_API_KEY or --api-key-file: a key written here
     /// shows in every local user's `ps`.
-    #[arg(long, env = "LOCAL_MLX_API_KEY", hide_env_values = true)]
+    #[arg(long, env = API_KEY_ENV, hide_env_values = true)]
     pub api_key: Option<String>,
     /// Read the API key from the first line of this file.
     #[arg(long, value_name = "PATH")]
@@ -39,8 +42,21 @@ pub struct ServeOptions {
 
 impl ServeOptions {
     /// The key from `--api-key` (`-`: stdin), `LOCAL_MLX_API_KEY` or `--api-key-file`.
+    /// An empty `LOCAL_MLX_API_KEY` is no key at all (as every empty `LOCAL_MLX_*`).
     pub fn api_key(&self) -> Result<Option<ApiKey>> {
-        Ok(ApiKey::from_cli(self.api_key.as_deref(), self.api_key_file.as_deref(), std::io::stdin())?)
+        let arg = self.api_key.as_deref().filter(|key| !key.is_empty());
+        Ok(ApiKey::from_cli(arg, self.api_key_file.as_deref(), std::io::stdin())?)
+    }
+
+    /// The warning for a key written on the command line (other local users see it in
+    /// `ps`), `None` when it came from `LOCAL_MLX_API_KEY`, a file or stdin.
+    pub fn api_key_in_argv_warning(&self) -> Option<&'static str> {
+        let key = self.api_key.as_deref().filter(|key| !key.is_empty() && *key != "-")?;
+        let from_env = std::env::var(API_KEY_ENV).is_ok_and(|env| env == key);
+        (!from_env).then_some(
+            "warning: --api-key puts the key on the command line, where every local user can read it (`ps`); \
+             use LOCAL_MLX_API_KEY, --api-key-file PATH or --api-key - (stdin) instead",
+        )
     }
 
     pub fn keep_alive(&self) -> Result<KeepAlive> {

@@ -87,7 +87,7 @@ async fn connect_turns_every_status_line_green_and_disconnect_puts_handy_back() 
         let (out, err) = text(&after);
         assert!(after.status.success(), "{name}: every line ✓:\n{out}{err}");
         let lines: Vec<&str> = out.lines().collect();
-        assert_eq!(lines.len(), 9, "{name}: {out}");
+        assert_eq!(lines.len(), 8, "{name}: {out}");
         assert!(lines.iter().all(|l| l.starts_with("✓ ")), "{name}: {out}");
 
         let again = handy(&env, &dir, &["connect", "--url", &url, "--model", &env.model]);
@@ -172,4 +172,16 @@ async fn without_handy_status_says_how_to_install_it_and_connect_fails_clearly()
     std::fs::write(dir.join("settings_store.json"), "{\"settings\": ").unwrap();
     let (_, err) = text(&handy(&env, &dir, &["status"]));
     assert!(err.contains("is not JSON") && err.contains("nothing was changed"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_empty_handy_dir_variable_means_unset() {
+    let env = Env::new().await;
+    let data = env.tmp.path().join("xdg-data");
+    let output =
+        env.command(&["handy", "status"]).env("LOCAL_MLX_HANDY_DIR", "").env("XDG_DATA_HOME", &data).output().unwrap();
+    let (out, err) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{out}{err}");
+    let expected = data.join("com.pais.handy/settings_store.json");
+    assert!(out.contains(&format!("Handy not found: no {}", expected.display())), "{out}{err}");
 }

@@ -138,6 +138,38 @@ async fn a_port_in_use_or_an_open_host_without_a_key_is_one_clear_line_and_exit_
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_key_on_the_command_line_is_warned_about_and_an_empty_key_variable_is_unset() {
+    let env = Env::new().await;
+    // A port in use ends `serve` right after its options are read.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let key_file = env.tmp.path().join("api-key");
+    std::fs::write(&key_file, "file-key-42\n").unwrap();
+    let key_file = key_file.to_str().unwrap();
+    let stderr = |extra: &[&str], key_env: Option<&str>| {
+        let mut args = vec!["serve", "--host", "127.0.0.1", "--port", &port];
+        args.extend_from_slice(extra);
+        let mut command = env.command(&args);
+        command.env_remove("LOCAL_MLX_API_KEY");
+        if let Some(value) = key_env {
+            command.env("LOCAL_MLX_API_KEY", value);
+        }
+        let output = command.output().unwrap();
+        assert_eq!(output.status.code(), Some(1));
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let warned = stderr(&["--api-key", "sk-in-argv"], None);
+    let warning = warned.lines().find(|l| l.starts_with("warning: --api-key")).unwrap_or_else(|| panic!("{warned}"));
+    assert!(warning.contains("ps") && warning.contains("LOCAL_MLX_API_KEY") && warning.contains("--api-key-file"));
+    assert!(!warned.contains("sk-in-argv"), "the warning does not repeat the key: {warned}");
+    for (extra, key_env) in [(vec![], Some("sk-env")), (vec!["--api-key-file", key_file], Some(""))] {
+        let err = stderr(&extra, key_env);
+        assert!(!err.contains("warning:"), "{extra:?}: {err}");
+        assert!(err.contains(&port) && !err.contains("not both"), "{extra:?}: only the port is wrong: {err}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_key_from_the_environment_is_required_and_never_printed() {
     let env = Env::new().await;
     let key = "sk-local-7f3a9c";
