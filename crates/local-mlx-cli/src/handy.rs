@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
+use local_mlx::error::escape_controls;
 use local_mlx::handy::{self, Change, Outcome};
 use local_mlx::NullSink;
 use serde_json::Value;
@@ -84,10 +85,11 @@ async fn status(target: Target, json: bool) -> Result<ExitCode> {
     if json {
         println!("{}", serde_json::to_string_pretty(&status)?);
     } else {
+        // The lines quote Handy's store: escaped, no value there moves the terminal.
         for requirement in &status.requirements {
-            println!("{} {}", if requirement.ok { "✓" } else { "✗" }, requirement.what);
+            println!("{} {}", if requirement.ok { "✓" } else { "✗" }, escape_controls(&requirement.what));
             if let Some(fix) = &requirement.fix {
-                println!("    fix: {fix}");
+                println!("    fix: {}", escape_controls(fix));
             }
         }
         if !status.ready && status.requirements.iter().any(|r| r.id == "handy_found" && r.ok) {

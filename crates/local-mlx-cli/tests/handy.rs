@@ -185,3 +185,23 @@ async fn an_empty_handy_dir_variable_means_unset() {
     let expected = data.join("com.pais.handy/settings_store.json");
     assert!(out.contains(&format!("Handy not found: no {}", expected.display())), "{out}{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_escapes_control_characters_from_handys_store() {
+    let env = Env::new().await;
+    let dir = handy_dir(&env, "fresh-install.json");
+    let store = dir.join("settings_store.json");
+    let mut tree: Value = serde_json::from_slice(&std::fs::read(&store).unwrap()).unwrap();
+    let s = &mut tree["settings"];
+    s["post_process_provider_id"] = "\u{1b}]0;pwned\u{7}\u{1b}[2J".into();
+    s["post_process_prompts"][0]["name"] = "evil\u{1b}[31m\r\nforged line".into();
+    s["post_process_selected_prompt_id"] = s["post_process_prompts"][0]["id"].clone();
+    std::fs::write(&store, serde_json::to_vec_pretty(&tree).unwrap()).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let output = handy(&env, &dir, &["status", "--url", &format!("http://127.0.0.1:{port}/v1")]);
+    let (out, err) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{out}{err}");
+    assert!(!out.chars().any(|c| c.is_control() && c != '\n'), "raw control characters: {out:?}");
+    assert!(out.contains("provider \\u{1b}]0;pwned"), "{out}");
+    assert!(out.contains("evil\\u{1b}[31m\\r\\nforged line"), "{out}");
+}

@@ -30,17 +30,31 @@ pub fn default_url(port: u16) -> String {
     format!("http://localhost:{port}/v1")
 }
 
-/// `url` checked (http or https, a host) and without a trailing `/`.
+/// `url` checked and normalised, the one form `connect` stores and `status` compares:
+/// http or https with a host; no user name or password (Handy would send them to
+/// every provider call and show them in its settings), query, fragment, whitespace or
+/// control character; surrounding spaces and a trailing `/` dropped; the host in lower
+/// case and a default port left out, as the URL standard writes them.
 pub fn check_url(url: &str) -> Result<String> {
-    let bad = |reason: &str| Error::InvalidUrl { url: url.to_string(), reason: reason.to_string() };
-    let parsed = reqwest::Url::parse(url.trim()).map_err(|e| bad(&e.to_string()))?;
+    let bad = |reason: &str| Error::InvalidUrl { url: crate::text::escape_controls(url), reason: reason.to_string() };
+    let trimmed = url.trim();
+    if trimmed.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad("it holds a space or a control character"));
+    }
+    let parsed = reqwest::Url::parse(trimmed).map_err(|e| bad(&e.to_string()))?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(bad("it is not http or https"));
     }
     if parsed.host_str().is_none_or(str::is_empty) {
         return Err(bad("it has no host"));
     }
-    Ok(url.trim().trim_end_matches('/').to_string())
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(bad("it holds a user name or password: give the server's key to Handy's API Key field instead"));
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(bad("it has a query (`?`) or a fragment (`#`): Handy adds paths to it"));
+    }
+    Ok(parsed.as_str().trim_end_matches('/').to_string())
 }
 
 /// Every requirement at once, for `local-mlx handy status`.
@@ -164,4 +178,36 @@ fn write(store: &mut HandyStore, changes: Vec<Change>, kept: Vec<Kept>, action: 
         kept,
         backup,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_url;
+
+    #[test]
+    fn a_url_is_stored_in_one_normal_form_and_anything_else_is_refused() {
+        for (given, stored) in [
+            ("http://localhost:8397/v1", "http://localhost:8397/v1"),
+            ("  http://LOCALHOST:8397/v1/ ", "http://localhost:8397/v1"),
+            ("http://127.0.0.1:80/v1", "http://127.0.0.1/v1"),
+            ("https://box.example/v1", "https://box.example/v1"),
+        ] {
+            assert_eq!(check_url(given).unwrap(), stored, "{given:?}");
+        }
+        for bad in [
+            "localhost:8397",
+            "ftp://localhost/v1",
+            "http://user:pw@localhost:8397/v1",
+            "http://user@localhost:8397/v1",
+            "http://localhost:8397/v1?x=1",
+            "http://localhost:8397/v1#top",
+            "http://local host:8397/v1",
+            "http://localhost:8397/v1\u{1b}[2J",
+            "http://localhost:8397/\tv1",
+        ] {
+            let err = check_url(bad).unwrap_err();
+            assert_eq!(err.kind(), "invalid_url", "{bad:?}");
+            assert!(!err.to_string().contains('\u{1b}'), "{err}");
+        }
+    }
 }
