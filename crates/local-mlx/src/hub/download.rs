@@ -32,7 +32,8 @@ pub struct Progress {
 /// How a download ended, when it did not fail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// The snapshot is complete at this folder.
+    /// The snapshot is complete at this folder; `fetched_bytes` arrived from the
+    /// network for it (every attempt, a dropped and refetched file counted twice).
     Completed { snapshot: PathBuf, fetched_bytes: u64 },
     /// Stopped by the caller; partial files stay for a later resume.
     Cancelled,
@@ -84,8 +85,9 @@ impl Downloader {
         });
         let mut backoff = self.config.retry_backoff;
         let mut attempt = 1;
+        let received = Arc::new(std::sync::atomic::AtomicU64::new(0));
         loop {
-            match self.attempt(repo_id, revision, on_progress.clone(), cancel).await {
+            match self.attempt(repo_id, revision, on_progress.clone(), &received, cancel).await {
                 Ok(outcome) => return Ok(outcome),
                 Err(Stop::Cancelled) => return Ok(Outcome::Cancelled),
                 Err(Stop::Failed(error)) if !error.is_retryable() => return Err(error),
@@ -114,6 +116,7 @@ impl Downloader {
         repo_id: &str,
         revision: &str,
         on_progress: Arc<dyn Fn(Progress) + Send + Sync>,
+        received: &Arc<std::sync::atomic::AtomicU64>,
         cancel: &CancellationToken,
     ) -> Result<Outcome, Stop> {
         let repo = self.cache.repo(repo_id);
@@ -137,7 +140,7 @@ impl Downloader {
         std::fs::create_dir_all(&blobs).map_err(|e| Error::io("create the cache folder", &blobs, e))?;
 
         let connections = tokio::sync::Semaphore::new(self.config.parts.connections.max(self.config.parallel_files));
-        let counter = Arc::new(Counter::default());
+        let counter = Arc::new(Counter::sharing(received.clone()));
         counter.add(present);
         let ticker = spawn_ticker(counter.clone(), total, self.config.progress_interval, on_progress.clone());
         // Siblings stop as soon as one file fails, keeping their partial bytes.
@@ -185,7 +188,7 @@ impl Downloader {
         repo.write_ref(revision, &wanted.commit)?;
         Ok(Outcome::Completed {
             snapshot: repo.snapshot_dir(&wanted.commit),
-            fetched_bytes: total - present.min(total),
+            fetched_bytes: received.load(std::sync::atomic::Ordering::Relaxed),
         })
     }
 }

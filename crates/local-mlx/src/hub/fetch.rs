@@ -44,19 +44,33 @@ impl From<Error> for Stop {
     }
 }
 
-/// Bytes written so far across all files of a download (for progress).
-#[derive(Debug, Default)]
-pub struct Counter(AtomicU64);
+/// Bytes written so far across all files of a download (for progress, which goes back
+/// when a file is dropped), and the bytes received from the network (only grows, shared
+/// by every attempt of the download: what `pull` says it downloaded).
+#[derive(Debug)]
+pub struct Counter {
+    progress: AtomicU64,
+    received: std::sync::Arc<AtomicU64>,
+}
 
 impl Counter {
+    /// A counter whose received bytes add to `received`.
+    pub fn sharing(received: std::sync::Arc<AtomicU64>) -> Counter {
+        Counter { progress: AtomicU64::new(0), received }
+    }
     pub fn add(&self, n: u64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
+        self.progress.fetch_add(n, Ordering::Relaxed);
     }
     pub fn sub(&self, n: u64) {
-        self.0.fetch_sub(n, Ordering::Relaxed);
+        self.progress.fetch_sub(n, Ordering::Relaxed);
+    }
+    /// `n` bytes arrived from the network and were written.
+    pub fn receive(&self, n: u64) {
+        self.add(n);
+        self.received.fetch_add(n, Ordering::Relaxed);
     }
     pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+        self.progress.load(Ordering::Relaxed)
     }
 }
 

@@ -246,7 +246,7 @@ impl PartFetcher<'_> {
             }
             batch.data.extend_from_slice(&chunk);
             received += chunk.len() as u64;
-            self.counter.add(chunk.len() as u64);
+            self.counter.receive(chunk.len() as u64);
             if batch.data.len() >= batch_size {
                 self.hand_off(&mut batch).await?;
             }
