@@ -412,3 +412,31 @@ async fn sigterm_during_a_long_answer_cuts_it_after_the_grace_and_leaves_no_side
     assert!(status.success(), "{status:?}");
     wait_gone(&sidecar, Duration::from_secs(20), "SIGTERM during an answer").await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_before_an_answer_is_ready_answers_503_with_retry_after_not_a_closed_connection() {
+    let env = Env::new().await;
+    let (mut child, url) = serve(&env, &[]);
+    let body = json!({"model": env.model, "max_tokens": 8192,
+        "messages": [{"role": "user", "content": "Write a very long story."}]});
+    let request = tokio::spawn(reqwest::Client::new().post(format!("{url}/chat/completions")).json(&body).send());
+    // The request is being answered once the server starts loading the model for it.
+    let health_url = format!("{}/health", url.trim_end_matches("/v1"));
+    loop {
+        let health: Value = reqwest::get(&health_url).await.unwrap().json().await.unwrap();
+        if health["status"] != "idle" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    signal(&child, libc::SIGTERM);
+    let response = tokio::time::timeout(HANG, request).await.expect("an answer").unwrap().expect("an HTTP answer");
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "1");
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["error"]["code"], "shutting_down", "{answer}");
+    let sidecar = descendants(child.id());
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+    assert!(status.success(), "{status:?}");
+    wait_gone(&sidecar, Duration::from_secs(20), "SIGTERM before an answer").await;
+}

@@ -17,8 +17,9 @@
 //!   client is never refused to keep an idle stranger; only when every kept connection
 //!   is being answered is the new one closed.
 //! * **A hard stop.** On a stop signal every connection is asked to finish its answer
-//!   and close; after the grace period the rest are dropped, which drops their
-//!   handlers and so cancels their generations.
+//!   and close; after the grace period an answer whose head is not sent yet becomes a
+//!   503 with `Retry-After` (the client gets an answer, not a closed connection), its
+//!   handler dropped so its generation stops; a moment later the rest are dropped.
 //!
 //! Why hand-written: `axum::serve` has none of these knobs, and hyper's own
 //! `header_read_timeout` does not see the connections between two requests.
@@ -33,6 +34,7 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
+use axum::response::IntoResponse;
 use axum::Router;
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::TokioIo;
@@ -41,6 +43,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
+
+use crate::error::ApiError;
 
 /// How long a connection may take to send a request head, from opening or from its
 /// previous answer.
@@ -90,11 +94,18 @@ pub struct Registry {
     cap: usize,
     live: Mutex<BTreeMap<u64, Arc<Conn>>>,
     order: AtomicU64,
+    /// The grace is over: answers not begun become [`ApiError::ShuttingDown`].
+    cut: CancellationToken,
 }
 
 impl Registry {
     pub fn new(cap: usize) -> Arc<Registry> {
-        Arc::new(Registry { cap, live: Mutex::new(BTreeMap::new()), order: AtomicU64::new(0) })
+        Arc::new(Registry {
+            cap,
+            live: Mutex::new(BTreeMap::new()),
+            order: AtomicU64::new(0),
+            cut: CancellationToken::new(),
+        })
     }
 
     /// Live connections now.
@@ -104,6 +115,11 @@ impl Registry {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Answer every request still being worked on with a 503 (its work dropped).
+    pub fn cut_answers(&self) {
+        self.cut.cancel();
     }
 
     /// Close every connection at once.
@@ -167,7 +183,10 @@ pub async fn serve_connection(
             let (router, conn, order) = (router.clone(), conn.clone(), order.clone());
             let request = request.map(|inner| Body::new(Arriving { inner, conn: conn.clone() }));
             async move {
-                let response = router.oneshot(request).await.unwrap_or_else(|never| match never {});
+                let response = tokio::select! {
+                    response = router.oneshot(request) => response.unwrap_or_else(|never| match never {}),
+                    _ = order.cut.cancelled() => ApiError::ShuttingDown.into_response(),
+                };
                 let success = response.status().is_success();
                 let end = AnswerEnd { conn, registry: order, success };
                 Ok::<_, Infallible>(response.map(|body| Tracked { inner: body, _end: end }))

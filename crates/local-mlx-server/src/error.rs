@@ -47,6 +47,11 @@ pub enum ApiError {
     #[error("{0}")]
     Unavailable(String),
 
+    /// The server was stopped (SIGTERM, Ctrl-C) and the grace period ran out before
+    /// this answer was ready.
+    #[error("the server is stopping and this answer was not ready in time; retry when it is back (a login service starts it again)")]
+    ShuttingDown,
+
     /// This machine cannot run MLX: retrying will not help, so no `Retry-After`.
     #[error("{0}")]
     UnsupportedPlatform(String),
@@ -71,7 +76,9 @@ impl ApiError {
             ApiError::ModelNotFound(_) | ApiError::NoRoute { .. } => StatusCode::NOT_FOUND,
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
-            ApiError::QueueFull { .. } | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::QueueFull { .. } | ApiError::Unavailable(_) | ApiError::ShuttingDown => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::UnsupportedPlatform(_) => StatusCode::NOT_IMPLEMENTED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -85,6 +92,7 @@ impl ApiError {
             ApiError::ForbiddenHost { .. } | ApiError::ForbiddenOrigin { .. } => "permission_error",
             ApiError::QueueFull { .. }
             | ApiError::Unavailable(_)
+            | ApiError::ShuttingDown
             | ApiError::Timeout(_)
             | ApiError::UnsupportedPlatform(_)
             | ApiError::Internal(_) => "server_error",
@@ -105,6 +113,7 @@ impl ApiError {
             ApiError::BodyTimeout { .. } => "body_timeout",
             ApiError::QueueFull { .. } => "queue_full",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::ShuttingDown => "shutting_down",
             ApiError::Timeout(_) => "timeout",
             ApiError::UnsupportedPlatform(_) => "unsupported_platform",
             ApiError::Internal(_) => "internal_error",

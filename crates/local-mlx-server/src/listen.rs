@@ -19,6 +19,9 @@ use crate::connections::{connection_cap, serve_connection, Registry};
 /// How long in-flight requests may finish after a stop signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
+/// After the grace, how long the 503s that replace unfinished answers have to go out.
+const CUT_ANSWER_WRITE: Duration = Duration::from_secs(1);
+
 #[derive(Debug, thiserror::Error)]
 pub enum BindError {
     #[error("port {port} is already in use on {host} (another `local-mlx serve`?): choose another one with --port")]
@@ -121,12 +124,21 @@ pub async fn serve(listeners: Listeners, router: Router, stop: impl Future<Outpu
     acceptors.abort_all();
     drop(accepted);
     let _ = stopping.send(true);
-    let drained = async { while connections.join_next().await.is_some() {} };
-    if tokio::time::timeout(SHUTDOWN_GRACE, drained).await.is_err() {
+    let grace = tokio::time::timeout(SHUTDOWN_GRACE, drain(&mut connections)).await;
+    if grace.is_err() {
         tracing::warn!(running = registry.len(), "answers still running after the grace period were cut off");
-        registry.kill_all();
-        connections.shutdown().await;
+        registry.cut_answers();
+        // Time to write those 503s; a stream already under way is closed after it.
+        if tokio::time::timeout(CUT_ANSWER_WRITE, drain(&mut connections)).await.is_err() {
+            registry.kill_all();
+            connections.shutdown().await;
+        }
     }
+}
+
+/// Wait for every connection task to end.
+async fn drain(connections: &mut JoinSet<()>) {
+    while connections.join_next().await.is_some() {}
 }
 
 /// How often a failing `accept` (out of descriptors) is logged.
