@@ -1,7 +1,9 @@
 //! While Handy runs, `local-mlx handy connect` refuses and writes nothing: Handy saves
-//! its settings when it quits and would undo the change. "Handy" here is a real process
-//! named `handy` (a copy of `sleep`), found the way the real one is. Alone in its test
-//! binary, so no other test sees it.
+//! its settings when it quits and would undo the change. "Handy" here is a real
+//! process: a copy of `sleep` with Handy's bundle identifier appended (as every Handy
+//! binary holds it), found the way the real one is, also when started through an
+//! AppImage's `AppRun` link; a plain program named `handy` is not Handy. Alone in its
+//! test binary, so no other test sees these processes.
 
 use std::path::Path;
 use std::process::Command;
@@ -17,12 +19,32 @@ impl Drop for Stop {
     }
 }
 
+/// A copy of `sleep` at `path`, with Handy's identifier appended when `handy`.
+fn sleeper(path: &Path, handy: bool) {
+    let mut bytes = std::fs::read("/bin/sleep").unwrap();
+    if handy {
+        bytes.extend_from_slice(local_mlx::handy::schema::IDENTIFIER.as_bytes());
+    }
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, bytes).unwrap();
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+}
+
 #[test]
-fn connect_and_disconnect_refuse_while_a_process_named_handy_runs() {
+fn connect_and_disconnect_refuse_while_handy_runs_and_only_handy_counts() {
     let tmp = tempfile::tempdir().unwrap();
-    let fake = tmp.path().join("handy");
-    std::fs::copy("/bin/sleep", &fake).unwrap();
-    let handy = Stop(Command::new(&fake).arg("600").spawn().unwrap());
+
+    // Another program that happens to be called `handy` is not Handy.
+    let other = tmp.path().join("other/handy");
+    sleeper(&other, false);
+    let other = Stop(Command::new(&other).arg("600").spawn().unwrap());
+    assert_ne!(running_handy().map(|h| h.pid), Some(other.0.id()), "a program named handy is not Handy");
+
+    // Handy from an AppImage: its mount's usr/bin/handy, started through `AppRun`.
+    let mount = tmp.path().join(".mount_HandyAb12");
+    sleeper(&mount.join("usr/bin/handy"), true);
+    std::os::unix::fs::symlink("usr/bin/handy", mount.join("AppRun")).unwrap();
+    let handy = Stop(Command::new(mount.join("AppRun")).arg("600").spawn().unwrap());
     let pid = handy.0.id();
     assert_eq!(running_handy().map(|h| h.pid), Some(pid), "the detector finds it");
 
@@ -48,4 +70,5 @@ fn connect_and_disconnect_refuse_while_a_process_named_handy_runs() {
 
     drop(handy);
     assert_ne!(running_handy().map(|h| h.pid), Some(pid), "gone once it quits");
+    drop(other);
 }
