@@ -516,3 +516,22 @@ async fn connect_and_status_judge_a_providers_list_handy_cannot_parse_alike() {
         assert!(again.changes.is_empty(), "{providers}: {:?}", again.changes);
     }
 }
+
+#[test]
+fn a_large_integer_in_handys_store_keeps_its_digits_and_type_through_connect() {
+    let mut text = String::from_utf8(fixture("fresh-install.json")).unwrap();
+    let big = "123456789012345678901234567890";
+    // In settings (a field Handy may add) and beside them in the store's root.
+    text = text.replacen(
+        "\"settings\": {",
+        &format!("\"counter\": {big},\n  \"settings\": {{\n    \"a_big_id\": 18446744073709551616,"),
+        1,
+    );
+    let (_dir, path) = handy_dir(text.as_bytes());
+    handy::connect(&path, URL, Some(MODEL), &[MODEL.to_string()]).unwrap();
+    let connected = String::from_utf8(std::fs::read(&path).unwrap()).unwrap();
+    assert!(connected.contains(&format!("\"counter\": {big},")), "{connected}");
+    assert!(connected.contains("\"a_big_id\": 18446744073709551616,"), "{connected}");
+    handy::disconnect(&path).unwrap();
+    assert_eq!(String::from_utf8(std::fs::read(&path).unwrap()).unwrap(), text);
+}

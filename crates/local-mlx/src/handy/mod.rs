@@ -9,6 +9,7 @@
 //! puts back only the fields that still hold what `connect` wrote. Field names and
 //! defaults are Handy's at one commit ([`schema`]).
 
+mod as_read;
 pub mod connect;
 pub mod process;
 pub mod requirements;

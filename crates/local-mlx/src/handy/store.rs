@@ -18,6 +18,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
 
+use super::as_read::AsRead;
 use super::schema::{IDENTIFIER, SETTINGS_KEY, STORE_FILE};
 use crate::error::{Error, Result};
 use crate::settings::create_private_file;
@@ -66,6 +67,8 @@ pub struct HandyStore {
     root: Map<String, Value>,
     /// Written as it was read: pretty (with newlines) or compact.
     pretty: bool,
+    /// The text each member was read as, written back for the members not changed.
+    as_read: Option<AsRead>,
 }
 
 impl HandyStore {
@@ -97,7 +100,8 @@ impl HandyStore {
             Some(_) => return Err(corrupt(format!("its \"{SETTINGS_KEY}\" is not an object"))),
             None => return Err(corrupt(format!("it has no \"{SETTINGS_KEY}\" (has Handy been opened once?)"))),
         }
-        Ok(HandyStore { path: path.to_path_buf(), root, pretty: bytes.contains(&b'\n') })
+        let as_read = AsRead::read(bytes);
+        Ok(HandyStore { path: path.to_path_buf(), root, pretty: bytes.contains(&b'\n'), as_read })
     }
 
     /// The whole file as a value (for comparing trees).
@@ -139,8 +143,11 @@ impl HandyStore {
         let owner = Owner::of(&metadata);
         let backup = backup_path(&target, action, SystemTime::now());
         let record_file = record_path(&backup);
-        let bytes = if self.pretty { serde_json::to_vec_pretty(&self.root) } else { serde_json::to_vec(&self.root) }
-            .expect("JSON values serialize");
+        let bytes = match &self.as_read {
+            Some(as_read) => as_read.write(&self.root, self.pretty),
+            None if self.pretty => serde_json::to_vec_pretty(&self.root).expect("JSON values serialize"),
+            None => serde_json::to_vec(&self.root).expect("JSON values serialize"),
+        };
         let tmp = target.with_extension(format!("json.local-mlx-tmp{}", std::process::id()));
         let _ = std::fs::remove_file(&tmp); // a leftover would keep its old mode
         let written = (|| {
