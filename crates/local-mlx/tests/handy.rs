@@ -388,6 +388,10 @@ fn only_the_newest_five_backups_stay_and_disconnect_still_finds_its_own() {
     assert_eq!(std::fs::read(&path).unwrap(), fixture("fresh-install.json"));
 }
 
+/// Puts something other than a small regular file at a path.
+#[cfg(unix)]
+type Plant = dyn Fn(&Path);
+
 #[cfg(unix)]
 #[tokio::test]
 async fn a_fifo_a_link_to_dev_zero_or_a_huge_file_as_the_store_or_its_backup_is_refused_at_once() {
@@ -401,7 +405,7 @@ async fn a_fifo_a_link_to_dev_zero_or_a_huge_file_as_the_store_or_its_backup_is_
         let file = std::fs::File::create(path).unwrap();
         file.set_len(handy::store::MAX_STORE_BYTES + 1).unwrap();
     };
-    let plants: [(&dyn Fn(&Path), &str); 3] =
+    let plants: [(&Plant, &str); 3] =
         [(&fifo, "not a regular file"), (&zero, "not a regular file"), (&huge, "larger than 4 MiB")];
     for (plant, says) in plants {
         let dir = tempfile::tempdir().unwrap();
@@ -418,7 +422,7 @@ async fn a_fifo_a_link_to_dev_zero_or_a_huge_file_as_the_store_or_its_backup_is_
     }
 
     // The newest backup: a FIFO, a link to /dev/zero (never followed), a huge file.
-    let plants: [(&dyn Fn(&Path), &str); 3] =
+    let plants: [(&Plant, &str); 3] =
         [(&fifo, "not a regular file"), (&zero, "symbolic link"), (&huge, "larger than 4 MiB")];
     for (plant, says) in plants {
         let (dir, path) = handy_dir(&fixture("fresh-install.json"));
