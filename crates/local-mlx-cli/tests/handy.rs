@@ -205,3 +205,67 @@ async fn status_escapes_control_characters_from_handys_store() {
     assert!(out.contains("provider \\u{1b}]0;pwned"), "{out}");
     assert!(out.contains("evil\\u{1b}[31m\\r\\nforged line"), "{out}");
 }
+
+/// Another user (not root, not the store's owner) who can write Handy's folder cannot
+/// give the new file the store's owner: the command fails and leaves the store as it was.
+#[test]
+fn another_user_cannot_replace_the_store_and_nothing_is_left_behind() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = tmp.path().join("com.pais.handy");
+    std::fs::create_dir(&dir).unwrap();
+    let store = dir.join("settings_store.json");
+    std::fs::write(&store, fixture("fresh-install.json")).unwrap();
+    let model = "org/model";
+    local_mlx::handy::connect(&store, "http://localhost:8397/v1", Some(model), &[model.to_string()]).unwrap();
+    let connected = std::fs::read(&store).unwrap();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        std::os::unix::fs::chown(&path, Some(1000), Some(1000)).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+
+    let output = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            env!("CARGO_BIN_EXE_local-mlx"),
+            "handy",
+            "disconnect",
+        ])
+        .env("LOCAL_MLX_HANDY_DIR", &dir)
+        .env("LOCAL_MLX_CONFIG_DIR", dir.join("config"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(err.contains("settings_store.json") && err.contains("belongs to user 1000"), "{err}");
+    assert_eq!(std::fs::read(&store).unwrap(), connected, "the store is unchanged");
+    let mut after: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    after.retain(|name| name != "config");
+    assert_eq!(after.len(), files.len(), "no backup, record or temp file left: {after:?}");
+    let meta = std::fs::metadata(&store).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 1000);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn disconnect_says_which_settings_it_left_because_the_user_changed_them() {
+    let env = Env::new().await;
+    let dir = handy_dir(&env, "fresh-install.json");
+    let connected = handy(&env, &dir, &["connect", "--model", &env.model]);
+    assert!(connected.status.success(), "{:?}", text(&connected));
+    let store = dir.join("settings_store.json");
+    let mut tree: Value = serde_json::from_slice(&std::fs::read(&store).unwrap()).unwrap();
+    tree["settings"]["post_process_provider_id"] = "anthropic".into();
+    std::fs::write(&store, serde_json::to_vec_pretty(&tree).unwrap()).unwrap();
+    let undone = handy(&env, &dir, &["disconnect"]);
+    let (out, err) = text(&undone);
+    assert!(undone.status.success(), "{out}{err}");
+    assert!(out.contains("left as they are, changed in Handy since"), "{out}");
+    assert!(out.contains("post_process_provider_id: \"anthropic\" (connect wrote \"custom\")"), "{out}");
+    assert!(out.contains("the newest 5 backups are kept"), "{out}");
+}

@@ -139,6 +139,11 @@ pub enum Error {
     )]
     HandyStoreReadOnly { path: PathBuf },
 
+    /// Read-only to us as well (kind `handy_store_read_only`): another user's file,
+    /// which we could not give back to its owner once replaced.
+    #[error("Handy's settings file {path} belongs to user {owner}, not to the user running this; nothing was changed: run it as that user (without sudo)")]
+    HandyStoreNotOwned { path: PathBuf, owner: u32 },
+
     #[error("Handy is running (process {pid}, {name}): quit Handy first (it saves its settings when it quits and would undo the change), then run this again; nothing was changed")]
     HandyRunning { pid: u32, name: String },
 
@@ -199,7 +204,7 @@ impl Error {
             Error::UnsupportedPlatform { .. } => ErrorKind::UnsupportedPlatform,
             Error::HandyNotFound { .. } => ErrorKind::HandyNotFound,
             Error::HandyStoreCorrupt { .. } => ErrorKind::HandyStoreCorrupt,
-            Error::HandyStoreReadOnly { .. } => ErrorKind::HandyStoreReadOnly,
+            Error::HandyStoreReadOnly { .. } | Error::HandyStoreNotOwned { .. } => ErrorKind::HandyStoreReadOnly,
             Error::HandyRunning { .. } => ErrorKind::HandyRunning,
             Error::HandyNoBackup { .. } => ErrorKind::HandyNoBackup,
             Error::NoModelDownloaded { .. } => ErrorKind::NoModelDownloaded,

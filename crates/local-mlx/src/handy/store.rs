@@ -118,12 +118,22 @@ impl HandyStore {
         self.root.get_mut(SETTINGS_KEY).and_then(Value::as_object_mut).expect("checked at load")
     }
 
-    /// Refuse before anything is written when the file is read-only: the rename would
-    /// replace it all the same, against the owner's evident wish.
+    /// Refuse before anything is written when the file is read-only (the rename would
+    /// replace it all the same, against the owner's evident wish) or another user's
+    /// while we are not root (the new file could not be given back to them).
     pub fn check_writable(&self) -> Result<()> {
         let metadata = std::fs::metadata(&self.path).map_err(|e| Error::io("read Handy's settings", &self.path, e))?;
         if metadata.permissions().readonly() {
             return Err(Error::HandyStoreReadOnly { path: self.path.clone() });
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            let user = unsafe { libc::geteuid() };
+            if user != 0 && user != metadata.uid() {
+                return Err(Error::HandyStoreNotOwned { path: self.path.clone(), owner: metadata.uid() });
+            }
         }
         Ok(())
     }
@@ -262,11 +272,22 @@ impl Owner {
         }
     }
 
-    /// Give `file` this owner (a no-op when it has it; refused unless we are root or
-    /// the owner, and then nothing is renamed into place).
+    /// Give `file` this owner and group (a no-op when it has them). Refused unless we
+    /// are root or the owner, and then nothing is renamed into place; the owner may
+    /// not give a group they are not in, and then the file keeps theirs.
     fn give(self, file: &std::fs::File) -> std::io::Result<()> {
         #[cfg(unix)]
-        std::os::unix::fs::fchown(file, Some(self.uid), Some(self.gid))?;
+        {
+            use std::os::unix::fs::MetadataExt;
+            let now = file.metadata()?;
+            if (now.uid(), now.gid()) == (self.uid, self.gid) {
+                return Ok(());
+            }
+            match std::os::unix::fs::fchown(file, Some(self.uid), Some(self.gid)) {
+                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied && now.uid() == self.uid => {}
+                other => other?,
+            }
+        }
         let _ = file;
         Ok(())
     }
