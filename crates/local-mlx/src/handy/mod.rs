@@ -10,6 +10,7 @@
 //! defaults are Handy's at one commit ([`schema`]).
 
 mod as_read;
+mod backups;
 pub mod connect;
 pub mod process;
 pub mod requirements;

@@ -1,5 +1,5 @@
 //! Handy's settings store on disk: where it is, reading it whole (every key, known or
-//! not, kept as parsed), the timestamped backups beside it, and the atomic replace.
+//! not, kept as parsed), and the atomic replace after a backup ([`super::backups`]).
 //!
 //! Handy's store is tauri-plugin-store's JSON file: an object whose `"settings"` key
 //! holds `AppSettings`. We parse it into `serde_json::Value`s and change only the
@@ -14,11 +14,12 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use serde_json::{Map, Value};
 
 use super::as_read::AsRead;
+use super::backups::{backup_path, backup_prefix, backups, prune_backups, record_path};
 use super::schema::{IDENTIFIER, SETTINGS_KEY, STORE_FILE};
 use crate::error::{Error, Result};
 use crate::settings::create_private_file;
@@ -29,8 +30,7 @@ pub const HANDY_DIR_ENV: &str = "LOCAL_MLX_HANDY_DIR";
 /// The largest store (or backup) we read: Handy's is a few kB.
 pub const MAX_STORE_BYTES: u64 = 4 << 20;
 
-/// Backups kept beside the store (each holds every API key Handy has): the newest five.
-pub const KEPT_BACKUPS: usize = 5;
+pub use super::backups::KEPT_BACKUPS;
 
 /// Handy's app-data folder: `LOCAL_MLX_HANDY_DIR`, else Tauri's `app_data_dir()` for
 /// `com.pais.handy`: `~/Library/Application Support/com.pais.handy` on macOS,
@@ -293,81 +293,6 @@ impl Owner {
     }
 }
 
-fn backup_prefix(target: &Path, action: &str) -> (PathBuf, String) {
-    let dir = target.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
-    (dir, format!("{}{action}-", all_backups_prefix(target)))
-}
-
-/// `<file>.before-`: what every backup's name starts with.
-fn all_backups_prefix(target: &Path) -> String {
-    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    format!("{name}.before-")
-}
-
-/// `<dir>/<file>.before-<action>-<YYYYMMDD>T<HHMMSS>.<nanoseconds>Z.json`: names sort
-/// by time.
-fn backup_path(target: &Path, action: &str, now: SystemTime) -> PathBuf {
-    let (dir, prefix) = backup_prefix(target, action);
-    let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
-    dir.join(format!("{prefix}{}.{:09}Z.json", utc_timestamp(since.as_secs()), since.subsec_nanos()))
-}
-
-/// The record of what the write after a backup changed: the backup's name with
-/// `.record` for `.json`.
-fn record_path(backup: &Path) -> PathBuf {
-    backup.with_extension("record")
-}
-
-/// The names of every backup of `target` in `dir`, of any action.
-fn backups(dir: &Path, target: &Path) -> Result<Vec<String>> {
-    let prefix = all_backups_prefix(target);
-    let entries = std::fs::read_dir(dir).map_err(|e| Error::io("list", dir, e))?;
-    Ok(entries
-        .flatten()
-        .filter_map(|entry| entry.file_name().into_string().ok())
-        .filter(|name| name.starts_with(&prefix) && name.ends_with(".json"))
-        .collect())
-}
-
-/// Remove the backups (and their records) beyond the newest [`KEPT_BACKUPS`] of any
-/// action; the newest `connect` backup always stays, as `disconnect` reads it.
-fn prune_backups(target: &Path) -> Result<()> {
-    let dir = target.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
-    let mut names = backups(&dir, target)?;
-    // The time is the name's last `-`-separated part; newest first.
-    names.sort_by(|a, b| b.rsplit('-').next().cmp(&a.rsplit('-').next()));
-    let (_, connect) = backup_prefix(target, super::CONNECT);
-    let newest_connect = names.iter().find(|name| name.starts_with(&connect)).cloned();
-    for name in names.into_iter().skip(KEPT_BACKUPS).filter(|name| Some(name) != newest_connect.as_ref()) {
-        let path = dir.join(&name);
-        for file in [record_path(&path), path] {
-            match std::fs::remove_file(&file) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io("remove an old backup", &file, e)),
-            }
-        }
-    }
-    Ok(())
-}
-
-/// `YYYYMMDDTHHMMSS` in UTC for seconds since the epoch (days to civil date after
-/// Howard Hinnant's algorithm; one formatter does not justify a date crate).
-fn utc_timestamp(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rest = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}{month:02}{day:02}T{:02}{:02}{:02}", rest / 3600, rest % 3600 / 60, rest % 60)
-}
-
 /// Create `path` (never over an existing file or link) as 0600 with `bytes` and
 /// `owner`, synced.
 fn write_new_private(path: &Path, bytes: &[u8], owner: Owner) -> std::io::Result<()> {
@@ -379,26 +304,4 @@ fn write_new_private(path: &Path, bytes: &[u8], owner: Owner) -> std::io::Result
     owner.give(&file)?;
     std::io::Write::write_all(&mut file, bytes)?;
     file.sync_all()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timestamps_are_utc_calendar_dates() {
-        assert_eq!(utc_timestamp(0), "19700101T000000");
-        assert_eq!(utc_timestamp(951_782_400), "20000229T000000"); // a leap day
-        assert_eq!(utc_timestamp(1_796_434_200), "20261205T013000");
-        assert_eq!(utc_timestamp(4_107_542_399), "21000228T235959");
-    }
-
-    #[test]
-    fn backups_sort_by_time() {
-        let target = Path::new("/x/settings_store.json");
-        let at = |secs, nanos| backup_path(target, "connect", UNIX_EPOCH + std::time::Duration::new(secs, nanos));
-        let (early, later, next_second) = (at(1_796_434_200, 5), at(1_796_434_200, 40), at(1_796_434_201, 0));
-        assert!(early < later && later < next_second);
-        assert_eq!(early.file_name().unwrap(), "settings_store.json.before-connect-20261205T013000.000000005Z.json");
-    }
 }
