@@ -428,3 +428,37 @@ fn an_unknown_service_manager_is_refused_with_the_choices() {
     let err = text(&output.stderr);
     assert!(err.contains("LOCAL_MLX_SERVICE_MANAGER=\"upstart\" is neither `launchd` nor `systemd`"), "{err}");
 }
+
+#[test]
+fn status_says_when_the_running_server_is_older_than_the_installed_binary() {
+    // Issue 26 item 3: after `uv tool upgrade`, the service still runs the old binary.
+    let home = Home::launchd();
+    let old = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = old.local_addr().unwrap().port().to_string();
+    let output = home.run(&["service", "install", "--host", "127.0.0.1", "--port", &port], &home.bare_path(), None);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    // An older local-mlx's /health, answered once by a real listener.
+    let server = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut stream, _) = old.accept().unwrap();
+        let mut request = [0u8; 1024];
+        let _ = stream.read(&mut request).unwrap();
+        let body = r#"{"status":"idle","version":"0.0.9 (commit 0123456789ab)"}"#;
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(format!("{head}{body}").as_bytes()).unwrap();
+    });
+    let output = home.run(&["service", "status"], &home.bare_path(), None);
+    server.join().unwrap();
+    let out = text(&output.stdout);
+    assert!(out.contains("health:    answers (idle, local-mlx 0.0.9 (commit 0123456789ab))"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "note:      the service runs local-mlx 0.0.9 (commit 0123456789ab), older than the installed {} (commit ",
+            env!("CARGO_PKG_VERSION")
+        )) && out.contains("`local-mlx service restart` runs the installed one"),
+        "{out}"
+    );
+}
