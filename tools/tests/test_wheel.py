@@ -100,6 +100,28 @@ class User:
         return self.run(str(self.bin / "local-mlx"), *args, **extra)
 
 
+def test_wheel_is_tagged_where_mlx_runs_and_carries_license_readme_and_bounds(wheel):
+    """Issue 26 items 1 and 2: MLX has wheels only for macOS 14+ and glibc 2.35+."""
+    import platform
+    import zipfile
+
+    expected = "macosx_14_0_arm64" if sys.platform == "darwin" else "manylinux_2_35_"
+    assert expected in wheel.name, wheel.name
+    assert f"manylinux_2_35_{platform.machine()}" in wheel.name or sys.platform == "darwin"
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
+        text = archive.read(metadata).decode()
+        license_file = next(n for n in names if n.endswith("/licenses/LICENSE"))
+        assert archive.read(license_file).decode().startswith("MIT License")
+    headers = text.split("\n\n", 1)[0].splitlines()
+    assert "License-Expression: MIT" in headers, headers
+    assert "Requires-Python: >=3.8" in headers, headers
+    assert "Requires-Dist: uv>=0.9.0,<0.14" in headers, headers
+    assert "Description-Content-Type: text/markdown; charset=UTF-8; variant=GFM" in headers
+    assert "macOS 14+ on Apple Silicon" in text, "the README is the long description"
+
+
 def test_installed_wheel_sets_up_serves_handy_offline_and_uninstalls(wheel, hub, tmp_path):
     repo_id, hub_url = hub
     user = User(tmp_path / "home", hub_url)
@@ -111,6 +133,7 @@ def test_installed_wheel_sets_up_serves_handy_offline_and_uninstalls(wheel, hub,
     assert (command.resolve().parent / "uv").is_file(), "uv came along as the wheel's dependency"
     version = user.local_mlx("--version")
     assert version.returncode == 0 and version.stdout.startswith("local-mlx "), version
+    assert "(commit " in version.stdout, version.stdout
 
     first = user.local_mlx("setup", repo_id, "--json")
     assert first.returncode == 0, first.stderr
