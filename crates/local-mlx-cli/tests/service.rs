@@ -462,3 +462,32 @@ fn status_says_when_the_running_server_is_older_than_the_installed_binary() {
         "{out}"
     );
 }
+
+#[test]
+fn systemd_restart_lets_a_unit_that_gave_up_start_again_and_a_failed_start_exits_non_zero() {
+    // Issue 26 item 6, the systemd side, with a stand-in `systemctl` on PATH.
+    let home = Home::new();
+    let path = home.launchd_path();
+    let output = home.run(&["service", "install"], &path, None);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains("started:"));
+    let unit = "local-mlx.service";
+    let started = [
+        "--user daemon-reload".to_string(),
+        format!("--user enable {unit}"),
+        format!("--user reset-failed {unit}"),
+        format!("--user restart {unit}"),
+    ];
+    assert_eq!(home.systemctl_calls(), started);
+
+    let output = home.run(&["service", "restart"], &path, None);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(home.systemctl_calls()[4..], started[2..], "reset-failed, then restart");
+
+    let output = home.command(&["service", "install", "--force"], &path).env("SYSTEMCTL_STANDIN_FAIL", "1").output();
+    let output = output.unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stdout));
+    let err = text(&output.stderr);
+    assert!(err.contains("installed but did not start") && err.contains("control process exited"), "{err}");
+    assert!(err.contains("journalctl --user -u local-mlx.service"), "{err}");
+}

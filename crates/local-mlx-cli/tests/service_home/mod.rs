@@ -34,8 +34,10 @@ impl Home {
             .find(|uv| uv.is_file())
             .expect("uv on PATH (tools/ensure-uv.sh installs it)");
         std::os::unix::fs::symlink(uv, home.path("bin/uv")).unwrap();
-        let launchctl = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/standins/launchctl");
-        std::os::unix::fs::symlink(launchctl, home.path("standins/launchctl")).unwrap();
+        for tool in ["launchctl", "systemctl"] {
+            let standin = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/standins").join(tool);
+            std::os::unix::fs::symlink(standin, home.path("standins").join(tool)).unwrap();
+        }
         home
     }
 
@@ -70,6 +72,7 @@ impl Home {
             .env("XDG_RUNTIME_DIR", self.path("run"))
             .env("LOCAL_MLX_SERVICE_MANAGER", self.manager.get())
             .env("LAUNCHCTL_STANDIN_STATE", self.path("launchd"))
+            .env("SYSTEMCTL_STANDIN_STATE", self.path("launchd"))
             .env("PATH", path)
             .stdin(Stdio::null());
         command
@@ -86,7 +89,14 @@ impl Home {
         self.path("bin").display().to_string()
     }
 
-    /// The stand-in `launchctl` first, then uv's folder and the system's (for python3).
+    /// The stand-in `systemctl` calls so far, one line each.
+    pub fn systemctl_calls(&self) -> Vec<String> {
+        let calls = std::fs::read_to_string(self.path("launchd/calls")).unwrap_or_default();
+        calls.lines().map(str::to_string).collect()
+    }
+
+    /// The stand-in `launchctl` (or `systemctl`) first, then uv's folder and the
+    /// system's (for python3).
     pub fn launchd_path(&self) -> String {
         format!("{}:{}:/usr/bin:/bin", self.path("standins").display(), self.path("bin").display())
     }
