@@ -20,8 +20,9 @@ fn main() {
     println!("cargo:rustc-env=LOCAL_MLX_VERSION={long}");
 }
 
-/// `HEAD`'s short hash, with `-dirty` when tracked files differ from it; and the files
-/// that change when `HEAD` moves, so cargo runs this again then.
+/// `HEAD`'s short hash, and the files that change when `HEAD` moves, so cargo runs this
+/// again then. (No `-dirty` mark: cargo would not rerun this on an edit, so the mark
+/// would be stale as often as right.)
 fn git_commit() -> Option<String> {
     let git = |args: &[&str]| -> Option<String> {
         let output = Command::new("git")
@@ -33,7 +34,7 @@ fn git_commit() -> Option<String> {
         Some(String::from_utf8(output.stdout).ok()?.trim().to_string())
     };
     let commit = git(&["rev-parse", "--short=12", "HEAD"])?;
-    let mut watched = vec!["HEAD".to_string(), "packed-refs".to_string(), "index".to_string()];
+    let mut watched = vec!["HEAD".to_string(), "packed-refs".to_string()];
     watched.extend(git(&["symbolic-ref", "-q", "HEAD"]));
     for name in watched {
         if let Some(path) = git(&["rev-parse", "--path-format=absolute", "--git-path", &name]) {
@@ -42,6 +43,5 @@ fn git_commit() -> Option<String> {
             }
         }
     }
-    let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
-    Some(if dirty { format!("{commit}-dirty") } else { commit })
+    Some(commit)
 }
