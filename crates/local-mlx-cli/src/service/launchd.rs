@@ -184,7 +184,7 @@ pub fn start(plist: &Path) -> Result<(), ManagerError> {
             ToolRun::Failed { code: Some(code), message, .. } if STILL_HELD.contains(&code) => {
                 if !patience.wait() {
                     return Err(ManagerError::Failed(format!(
-                        "{message}, still after {} s of retrying (launchd kept the old job loaded):                          `launchctl print {}` shows what launchd has",
+                        "{message}, still after {} s of retrying (launchd kept the old job loaded): `launchctl print {}` shows what launchd has",
                         LET_GO_WITHIN.as_secs(),
                         target()
                     )));
