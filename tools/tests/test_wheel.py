@@ -200,3 +200,22 @@ def test_setup_without_network_names_what_to_do(wheel, hub, tmp_path):
     assert not list((user.home / ".cache" / "huggingface" / "hub").glob("models--*/refs/*")), (
         "no model looks downloaded"
     )
+
+
+def test_a_uvx_copy_refuses_to_install_the_login_service(wheel, tmp_path):
+    """Issue 26 item 11: `uvx` runs a copy in uv's cache, which `uv cache clean` deletes."""
+    user = User(tmp_path / "home", "http://127.0.0.1:9")
+    run = user.run(
+        user.uv,
+        "tool",
+        "run",
+        "--from",
+        str(wheel),
+        "local-mlx",
+        "service",
+        "install",
+        LOCAL_MLX_SERVICE_MANAGER="systemd",
+    )
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "install it first: `uv tool install local-mlx`" in run.stderr, run.stderr
+    assert not (user.home / ".config" / "systemd").exists(), "nothing was written"
