@@ -11,11 +11,14 @@ an optimized build would only take longer.
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -50,6 +53,32 @@ def hub(tmp_path_factory):
         yield repo_id, stack.hub_url
     finally:
         stack.close()
+
+
+@contextlib.contextmanager
+def older_server():
+    """A real listener on 127.0.0.1 answering `/health` as local-mlx 0.0.1 would."""
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (the http.server API)
+            body = json.dumps({"status": "idle", "version": "0.0.1 (commit 0123abc)"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Health)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 class User:
@@ -147,11 +176,23 @@ def test_installed_wheel_sets_up_serves_handy_offline_and_uninstalls(wheel, hub,
     assert len(servers) == 1, "the sidecar's files were written from the binary, once"
     assert str(ROOT) not in first.stdout + first.stderr, "nothing comes from the source tree"
 
-    again = user.local_mlx("setup", repo_id, "--json")
+    assert report["service_note"] is None, "no service installed yet"
+
+    # Issue 26 item 12: after an upgrade the login service still runs the old version,
+    # and `setup` says so. The service is installed (no user manager here, so it is
+    # written, not started) on the port of a server answering as an older local-mlx.
+    with older_server() as port:
+        installed = user.local_mlx("service", "install", "--port", str(port))
+        assert installed.returncode == 0, installed.stderr
+        again = user.local_mlx("setup", repo_id, "--json")
     assert again.returncode == 0, again.stderr
     second = json.loads(again.stdout)
     assert second["environment_sync_s"] is None, "nothing to sync the second time"
     assert second["downloaded_bytes"] == 0, "nothing to download the second time"
+    note = second["service_note"] or ""
+    assert "the service runs local-mlx 0.0.1 (commit 0123abc), older than" in note, second
+    assert second["next_steps"][0].startswith("local-mlx service restart"), second
+    assert user.local_mlx("service", "uninstall").returncode == 0
 
     log_path = user.home / ".config" / "local-mlx" / "sidecar.log"
     syncs_before = log_path.read_text().count("--- uv sync")

@@ -73,6 +73,10 @@ fn linux_install_writes_a_unit_systemd_accepts_the_key_apart_and_uninstall_remov
 /// systemd's own parser on the unit: an unknown key, bad quoting, or a program that is
 /// not at the path the quoting reads back as, fails it.
 fn verify(home: &Home, unit: &Path) {
+    if cfg!(target_os = "macos") {
+        println!("systemd-analyze does not exist on macOS: the Linux jobs verify {}", unit.display());
+        return;
+    }
     let verify = Command::new("systemd-analyze")
         .args(["--user", "verify"])
         .arg(unit)
@@ -225,7 +229,7 @@ fn a_service_folder_that_cannot_be_created_is_a_clear_error_and_leaves_no_file()
     let home = Home::launchd();
     std::fs::write(home.path("home/Library"), "").unwrap();
     let before = home.files();
-    let output = home.run(&["service", "install"], &home.linux_path(), Some(KEY));
+    let output = home.run(&["service", "install"], &home.bare_path(), Some(KEY));
     assert_eq!(output.status.code(), Some(1));
     let err = text(&output.stderr);
     // The log's folder is made first (~/Library/Logs/local-mlx), and fails first.
@@ -263,7 +267,7 @@ fn a_binary_path_with_spaces_markup_percent_and_dollar_is_written_so_systemd_and
     assert_eq!(home.status(&home.linux_path())["url"], "http://localhost:8397/v1");
 
     home.use_manager("launchd");
-    let output = home.command_of(&exe, &["service", "install"], &home.linux_path()).output();
+    let output = home.command_of(&exe, &["service", "install"], &home.bare_path()).output();
     assert!(output.unwrap().status.success());
     let plist = parse_plist(&home.path("home/Library/LaunchAgents/dev.localmlx.serve.plist"));
     assert_eq!(plist["ProgramArguments"][0], exe.to_str().unwrap());
@@ -280,7 +284,7 @@ fn a_binary_path_with_spaces_markup_percent_and_dollar_is_written_so_systemd_and
     // launchd has no such rule.
     home.use_manager("launchd");
     let args = ["service", "install", "--force"];
-    assert!(home.command_of(&exe, &args, &home.linux_path()).output().unwrap().status.success());
+    assert!(home.command_of(&exe, &args, &home.bare_path()).output().unwrap().status.success());
     let plist = parse_plist(&home.path("home/Library/LaunchAgents/dev.localmlx.serve.plist"));
     assert_eq!(plist["ProgramArguments"][0], exe.to_str().unwrap());
 }

@@ -20,10 +20,11 @@ fn codes(home: &Home, verb: &str) -> Vec<i64> {
     calls.iter().filter(|c| c["args"][0] == verb).map(|c| c["code"].as_i64().unwrap()).collect()
 }
 
-/// Whether a process is running (not gone, not a zombie).
+/// Whether a process is running (not gone, not a zombie), as `ps` says on Linux and macOS.
 fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|stat| stat.rsplit(')').next().and_then(|s| s.split_whitespace().next()) != Some("Z"))
+    let output = std::process::Command::new("ps").args(["-o", "stat=", "-p", &pid.to_string()]).output().unwrap();
+    let stat = text(&output.stdout);
+    !stat.trim().is_empty() && !stat.trim_start().starts_with('Z')
 }
 
 /// `service status --json`, once the `starts`-th server on `port` answers: `serve`

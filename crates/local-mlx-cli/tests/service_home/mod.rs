@@ -78,13 +78,15 @@ impl Home {
         command
     }
 
-    /// The `PATH` for Linux tests: uv's folder, then the system's (which has `systemctl`
-    /// on this machine, so its "no user manager" answer is exercised).
+    /// The `PATH` for systemd tests: uv's folder, then the system's (which has `systemctl`
+    /// on Linux, so its "no user manager" answer is exercised). Not for launchd tests:
+    /// on macOS /bin holds the real `launchctl`.
     pub fn linux_path(&self) -> String {
         format!("{}:/usr/bin:/bin", self.path("bin").display())
     }
 
-    /// uv's folder and nothing else: no service manager at all.
+    /// uv's folder and nothing else: no service manager at all (on macOS, the real
+    /// `launchctl` in /bin is never reached by a test).
     pub fn bare_path(&self) -> String {
         self.path("bin").display().to_string()
     }
