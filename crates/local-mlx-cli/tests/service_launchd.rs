@@ -140,3 +140,29 @@ fn restart_without_a_service_says_to_install_it() {
     assert!(err.contains("not installed") && err.contains("`local-mlx service install`"), "{err}");
     assert!(codes(&home, "kickstart").is_empty());
 }
+
+#[test]
+fn a_bootout_already_in_progress_is_waited_out_not_taken_for_a_failure() {
+    // launchd answers a second `bootout` of a label it is still letting go with 36.
+    let home = Home::launchd();
+    let path = home.launchd_path();
+    let port = free_port().to_string();
+    let install = |force: bool| {
+        let mut args = vec!["service", "install", "--port", &port];
+        args.extend(force.then_some("--force"));
+        // Four seconds of letting go: the second bootout surely lands inside them.
+        home.command(&args, &path).env("LAUNCHCTL_STANDIN_LETGO", "4").output().unwrap()
+    };
+    assert!(install(false).status.success());
+    status_once_listening(&home, &port, 1);
+    let uid = unsafe { libc::getuid() };
+    let by_hand = home.launchctl(&["bootout", &format!("gui/{uid}/{LABEL}")]);
+    assert!(by_hand.status.success(), "{}", text(&by_hand.stderr));
+    let output = install(true);
+    assert!(output.status.success(), "{}{}", text(&output.stdout), text(&output.stderr));
+    // The first install's (nothing loaded yet), the user's, then ours while that one is
+    // under way.
+    assert_eq!(codes(&home, "bootout"), [113, 0, 36]);
+    assert_eq!(status_once_listening(&home, &port, 2)["healthy"], true);
+    assert!(home.run(&["service", "uninstall"], &path, None).status.success());
+}
