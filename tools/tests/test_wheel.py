@@ -11,11 +11,14 @@ an optimized build would only take longer.
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -50,6 +53,32 @@ def hub(tmp_path_factory):
         yield repo_id, stack.hub_url
     finally:
         stack.close()
+
+
+@contextlib.contextmanager
+def older_server():
+    """A real listener on 127.0.0.1 answering `/health` as local-mlx 0.0.1 would."""
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (the http.server API)
+            body = json.dumps({"status": "idle", "version": "0.0.1 (commit 0123abc)"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Health)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 class User:
@@ -100,6 +129,28 @@ class User:
         return self.run(str(self.bin / "local-mlx"), *args, **extra)
 
 
+def test_wheel_is_tagged_where_mlx_runs_and_carries_license_readme_and_bounds(wheel):
+    """Issue 26 items 1 and 2: MLX has wheels only for macOS 14+ and glibc 2.35+."""
+    import platform
+    import zipfile
+
+    expected = "macosx_14_0_arm64" if sys.platform == "darwin" else "manylinux_2_35_"
+    assert expected in wheel.name, wheel.name
+    assert f"manylinux_2_35_{platform.machine()}" in wheel.name or sys.platform == "darwin"
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
+        text = archive.read(metadata).decode()
+        license_file = next(n for n in names if n.endswith("/licenses/LICENSE"))
+        assert archive.read(license_file).decode().startswith("MIT License")
+    headers = text.split("\n\n", 1)[0].splitlines()
+    assert "License-Expression: MIT" in headers, headers
+    assert "Requires-Python: >=3.8" in headers, headers
+    assert "Requires-Dist: uv>=0.9.0,<0.14" in headers, headers
+    assert "Description-Content-Type: text/markdown; charset=UTF-8; variant=GFM" in headers
+    assert "macOS 14+ on Apple Silicon" in text, "the README is the long description"
+
+
 def test_installed_wheel_sets_up_serves_handy_offline_and_uninstalls(wheel, hub, tmp_path):
     repo_id, hub_url = hub
     user = User(tmp_path / "home", hub_url)
@@ -111,6 +162,7 @@ def test_installed_wheel_sets_up_serves_handy_offline_and_uninstalls(wheel, hub,
     assert (command.resolve().parent / "uv").is_file(), "uv came along as the wheel's dependency"
     version = user.local_mlx("--version")
     assert version.returncode == 0 and version.stdout.startswith("local-mlx "), version
+    assert "(commit " in version.stdout, version.stdout
 
     first = user.local_mlx("setup", repo_id, "--json")
     assert first.returncode == 0, first.stderr
@@ -124,11 +176,23 @@ def test_installed_wheel_sets_up_serves_handy_offline_and_uninstalls(wheel, hub,
     assert len(servers) == 1, "the sidecar's files were written from the binary, once"
     assert str(ROOT) not in first.stdout + first.stderr, "nothing comes from the source tree"
 
-    again = user.local_mlx("setup", repo_id, "--json")
+    assert report["service_note"] is None, "no service installed yet"
+
+    # Issue 26 item 12: after an upgrade the login service still runs the old version,
+    # and `setup` says so. The service is installed (no user manager here, so it is
+    # written, not started) on the port of a server answering as an older local-mlx.
+    with older_server() as port:
+        installed = user.local_mlx("service", "install", "--port", str(port))
+        assert installed.returncode == 0, installed.stderr
+        again = user.local_mlx("setup", repo_id, "--json")
     assert again.returncode == 0, again.stderr
     second = json.loads(again.stdout)
     assert second["environment_sync_s"] is None, "nothing to sync the second time"
     assert second["downloaded_bytes"] == 0, "nothing to download the second time"
+    note = second["service_note"] or ""
+    assert "the service runs local-mlx 0.0.1 (commit 0123abc), older than" in note, second
+    assert second["next_steps"][0].startswith("local-mlx service restart"), second
+    assert user.local_mlx("service", "uninstall").returncode == 0
 
     log_path = user.home / ".config" / "local-mlx" / "sidecar.log"
     syncs_before = log_path.read_text().count("--- uv sync")
@@ -177,3 +241,22 @@ def test_setup_without_network_names_what_to_do(wheel, hub, tmp_path):
     assert not list((user.home / ".cache" / "huggingface" / "hub").glob("models--*/refs/*")), (
         "no model looks downloaded"
     )
+
+
+def test_a_uvx_copy_refuses_to_install_the_login_service(wheel, tmp_path):
+    """Issue 26 item 11: `uvx` runs a copy in uv's cache, which `uv cache clean` deletes."""
+    user = User(tmp_path / "home", "http://127.0.0.1:9")
+    run = user.run(
+        user.uv,
+        "tool",
+        "run",
+        "--from",
+        str(wheel),
+        "local-mlx",
+        "service",
+        "install",
+        LOCAL_MLX_SERVICE_MANAGER="systemd",
+    )
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "install it first: `uv tool install local-mlx`" in run.stderr, run.stderr
+    assert not (user.home / ".config" / "systemd").exists(), "nothing was written"

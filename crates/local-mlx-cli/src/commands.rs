@@ -192,11 +192,15 @@ async fn process(text: Option<String>, model: Option<String>, prompt: Option<Str
 }
 
 async fn serve(options: &crate::serve_options::ServeOptions) -> Result<ExitCode> {
+    crate::service::log::rotate_at_start();
     let keep_alive = options.keep_alive()?;
     if let Some(warning) = options.api_key_in_argv_warning() {
         eprintln!("{warning}");
     }
-    let config = options.server_config(options.api_key()?)?;
+    let config = local_mlx_server::ServerConfig {
+        version: crate::VERSION.to_string(),
+        ..options.server_config(options.api_key()?)?
+    };
     let manager = Arc::new(manager(Arc::new(NullSink))?);
     manager.set_keep_alive(keep_alive);
     let listeners = local_mlx_server::bind(&options.host, options.port).await?;

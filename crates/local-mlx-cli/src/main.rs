@@ -17,9 +17,12 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use local_mlx::error::{escape_controls, source_chain};
 
+/// This build's version and the commit it was built from (see build.rs).
+pub const VERSION: &str = env!("LOCAL_MLX_VERSION");
+
 /// Run small LLMs locally with MLX to clean up dictated text.
 #[derive(Debug, Parser)]
-#[command(name = "local-mlx", version, about)]
+#[command(name = "local-mlx", version = VERSION, about)]
 struct Cli {
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
@@ -68,7 +71,7 @@ enum Command {
     /// line on stdout is `local-mlx serve: <base URL>`; Ctrl-C or SIGTERM stops it.
     Serve(serve_options::ServeOptions),
     /// Run `local-mlx serve` at login with the options given: a LaunchAgent on macOS, a
-    /// systemd user unit on Linux (`install`, `uninstall`, `status`).
+    /// systemd user unit on Linux (`install`, `uninstall`, `restart`, `status`).
     Service(service::ServiceArgs),
     /// See what Handy still needs to post-process with local-mlx, and connect it.
     #[command(subcommand)]

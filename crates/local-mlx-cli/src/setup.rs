@@ -39,6 +39,9 @@ struct SetupReport {
     /// Why the check kept the sample as it was, if it did (a small model may).
     warnings: Vec<String>,
     snapshot: String,
+    /// When the login service answers with another version than this binary (after
+    /// `uv tool upgrade local-mlx`): what to do.
+    service_note: Option<String>,
     next_steps: Vec<String>,
 }
 
@@ -108,6 +111,14 @@ pub async fn setup(model: Option<String>, json: bool) -> Result<ExitCode> {
     if settings.selected_model != model {
         MlxSettings { selected_model: model.clone(), ..settings }.save(&settings_path)?;
     }
+    let service_note = crate::service::stale_service_note().await;
+    let next_steps = match &service_note {
+        Some(_) => vec!["local-mlx service restart   # the service runs the version just set up".to_string()],
+        None => vec![
+            "local-mlx service install   # serve it at login on http://localhost:8397/v1".to_string(),
+            "local-mlx handy connect     # point Handy's post-processing at it".to_string(),
+        ],
+    };
     let t = &output.timings;
     let report = SetupReport {
         model_id: model.clone(),
@@ -121,10 +132,8 @@ pub async fn setup(model: Option<String>, json: bool) -> Result<ExitCode> {
         cleaned: output.text.clone(),
         warnings: output.warnings.clone(),
         snapshot: snapshot.display().to_string(),
-        next_steps: vec![
-            "local-mlx service install   # serve it at login on http://localhost:8397/v1".to_string(),
-            "local-mlx handy connect     # point Handy's post-processing at it".to_string(),
-        ],
+        service_note,
+        next_steps,
     };
     if json {
         println!("{}", serde_json::to_string(&report)?);
@@ -141,6 +150,9 @@ pub async fn setup(model: Option<String>, json: bool) -> Result<ExitCode> {
         seconds(Duration::from_millis(t.load_ms)),
         seconds(Duration::from_millis(t.generate_ms)),
     );
+    if let Some(note) = &report.service_note {
+        println!("note: {note}");
+    }
     println!("next:");
     for step in &report.next_steps {
         println!("  {step}");

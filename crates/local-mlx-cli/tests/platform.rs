@@ -92,6 +92,19 @@ async fn pull_on_an_unsupported_machine_fetches_nothing_and_says_why() {
     let output = env.run("macos-x86_64", &["pull", REPO, "--json"]).await;
     assert_eq!(json_error(&output).0, "unsupported_platform", "an Intel Mac is refused too");
 
+    // Issue 26 item 1: MLX has wheels only for macOS 14+ and glibc 2.35+ (no sdist).
+    for (machine, says) in [
+        ("macos-aarch64@13.6", "MLX needs macOS 14.0 (Sonoma) or later and this Mac runs macOS 13.6"),
+        ("linux-x86_64@2.31", "need glibc 2.35 or later (Ubuntu 22.04, Debian 12, Fedora 36 or newer)"),
+    ] {
+        for command in [&["pull", REPO][..], &["setup", REPO][..]] {
+            let output = env.run(machine, command).await;
+            assert_eq!(output.status.code(), Some(1), "{machine} {command:?}");
+            let err = text(&output.stderr);
+            assert!(err.contains(says) && !err.contains("network"), "{machine} {command:?}: {err}");
+        }
+    }
+
     assert_eq!(env.hub.stats(), Stats::default(), "the hub saw no request and served no byte");
     assert!(env.cached_models().is_empty(), "nothing in the cache: {:?}", env.cached_models());
 

@@ -1,128 +1,27 @@
-//! `local-mlx service install | uninstall | status`, the real binary in a temp HOME.
+//! `local-mlx service install | uninstall | status`, the real binary in a temp HOME:
+//! the files it writes and removes, and the values it refuses.
 //!
-//! What runs here: the files written and removed, `systemd-analyze --user verify` on the
-//! unit, Python's `plistlib` on the LaunchAgent, file modes, and the plist's program run
-//! with its environment as launchd runs it, which `status` then finds answering.
+//! What runs here: `systemd-analyze --user verify` on the unit, Python's `plistlib` on the
+//! LaunchAgent, file modes, and the plist's program run with its environment as launchd
+//! runs it, which `status` then finds answering. `LOCAL_MLX_SERVICE_MANAGER` picks the
+//! launchd path on Linux.
 //!
-//! What does not run here: a systemd user manager or launchd. Every command gets an empty
+//! What does not run here: a systemd user manager. Every command gets an empty
 //! `XDG_RUNTIME_DIR` and no D-Bus address, so `systemctl --user` finds no manager even
-//! on a desktop (the tests never touch the real one), and the macOS tests' `PATH` has no
-//! `launchctl`. So enabling and starting are not exercised; the tests check that
-//! `install` says so and prints the command that starts the service by hand.
+//! on a desktop (the tests never touch the real one), and the launchd tests here have no
+//! `launchctl` on `PATH`: `install` says so and prints the command that starts the
+//! service by hand. tests/service_launchd.rs drives the stand-in `launchctl`.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-const KEY: &str = "k3y-with \"quotes\" & $dollars";
+mod service_home;
 
-/// A temp HOME, an empty runtime folder, and a `bin` folder holding (a link to) the uv
-/// this machine has, so the service's `PATH` can be checked to start with it.
-struct Home {
-    tmp: tempfile::TempDir,
-}
-
-impl Home {
-    fn new() -> Home {
-        let home = Home { tmp: tempfile::tempdir().unwrap() };
-        for dir in ["home", "run", "bin"] {
-            std::fs::create_dir(home.path(dir)).unwrap();
-        }
-        std::fs::set_permissions(home.path("run"), std::fs::Permissions::from_mode(0o700)).unwrap();
-        let uv = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-            .map(|dir| dir.join("uv"))
-            .find(|uv| uv.is_file())
-            .expect("uv on PATH (tools/ensure-uv.sh installs it)");
-        std::os::unix::fs::symlink(uv, home.path("bin/uv")).unwrap();
-        home
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.tmp.path().join(rel)
-    }
-
-    /// `local-mlx <args>` with nothing from this process's environment but what is set
-    /// here: the temp HOME, no service manager to reach, `PATH` as given.
-    fn command(&self, args: &[&str], path: &str) -> Command {
-        self.command_of(Path::new(env!("CARGO_BIN_EXE_local-mlx")), args, path)
-    }
-
-    /// [`Home::command`] with the binary at `program`.
-    fn command_of(&self, program: &Path, args: &[&str], path: &str) -> Command {
-        let mut command = Command::new(program);
-        command
-            .args(args)
-            .env_clear()
-            .env("HOME", self.path("home"))
-            .env("XDG_RUNTIME_DIR", self.path("run"))
-            .env("PATH", path)
-            .stdin(Stdio::null());
-        command
-    }
-
-    /// The `PATH` for Linux tests: uv's folder, then the system's (which has `systemctl`
-    /// on this machine, so its "no user manager" answer is exercised).
-    fn linux_path(&self) -> String {
-        format!("{}:/usr/bin:/bin", self.path("bin").display())
-    }
-
-    fn run(&self, args: &[&str], path: &str, key: Option<&str>) -> Output {
-        let mut command = self.command(args, path);
-        if let Some(key) = key {
-            command.env("LOCAL_MLX_API_KEY", key);
-        }
-        command.output().unwrap()
-    }
-
-    /// Every file under the temp folder, with its mode.
-    fn files(&self) -> BTreeMap<PathBuf, u32> {
-        fn walk(dir: &Path, out: &mut BTreeMap<PathBuf, u32>) {
-            for entry in std::fs::read_dir(dir).unwrap().flatten() {
-                let meta = std::fs::symlink_metadata(entry.path()).unwrap();
-                if meta.is_dir() {
-                    walk(&entry.path(), out);
-                } else {
-                    out.insert(entry.path(), meta.permissions().mode() & 0o777);
-                }
-            }
-        }
-        let mut out = BTreeMap::new();
-        walk(self.tmp.path(), &mut out);
-        out
-    }
-
-    fn status(&self, platform: &str, path: &str) -> Value {
-        let output = self.run(&["service", "status", "--json", "--platform", platform], path, None);
-        assert!(output.status.success(), "{}", text(&output.stderr));
-        serde_json::from_slice(&output.stdout).unwrap()
-    }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn mode(path: &Path) -> u32 {
-    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
-}
-
-fn binary() -> PathBuf {
-    std::fs::canonicalize(env!("CARGO_BIN_EXE_local-mlx")).unwrap()
-}
-
-/// The files `after` has that `before` had not.
-fn added(before: &BTreeMap<PathBuf, u32>, after: &BTreeMap<PathBuf, u32>) -> BTreeMap<PathBuf, u32> {
-    after.iter().filter(|(path, _)| !before.contains_key(*path)).map(|(p, m)| (p.clone(), *m)).collect()
-}
-
-/// A port nothing listens on right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use service_home::*;
 
 #[test]
 fn linux_install_writes_a_unit_systemd_accepts_the_key_apart_and_uninstall_removes_exactly_them() {
@@ -155,7 +54,7 @@ fn linux_install_writes_a_unit_systemd_accepts_the_key_apart_and_uninstall_remov
     assert!(out.contains("not started: no systemd user manager"), "{out}");
     assert!(out.contains("systemctl --user daemon-reload && systemctl --user enable --now local-mlx.service"), "{out}");
 
-    let status = home.status("linux", &home.linux_path());
+    let status = home.status(&home.linux_path());
     assert_eq!(status["installed"], true, "{status}");
     assert_eq!(status["running"], Value::Null, "unknown without a user manager: {status}");
     assert_eq!(status["url"], format!("http://localhost:{port}/v1"), "{status}");
@@ -168,12 +67,16 @@ fn linux_install_writes_a_unit_systemd_accepts_the_key_apart_and_uninstall_remov
     let output = home.run(&["service", "uninstall"], &home.linux_path(), None);
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert_eq!(home.files(), before, "uninstall removes exactly what install wrote");
-    assert_eq!(home.status("linux", &home.linux_path())["installed"], false);
+    assert_eq!(home.status(&home.linux_path())["installed"], false);
 }
 
 /// systemd's own parser on the unit: an unknown key, bad quoting, or a program that is
 /// not at the path the quoting reads back as, fails it.
 fn verify(home: &Home, unit: &Path) {
+    if cfg!(target_os = "macos") {
+        println!("systemd-analyze does not exist on macOS: the Linux jobs verify {}", unit.display());
+        return;
+    }
     let verify = Command::new("systemd-analyze")
         .args(["--user", "verify"])
         .arg(unit)
@@ -183,24 +86,12 @@ fn verify(home: &Home, unit: &Path) {
     assert!(verify.status.success() && verify.stderr.is_empty(), "{}", text(&verify.stderr));
 }
 
-/// The plist as Python's `plistlib` reads it.
-fn parse_plist(path: &Path) -> Value {
-    let output = Command::new("python3")
-        .args(["-c", "import json, plistlib, sys; print(json.dumps(plistlib.load(open(sys.argv[1], 'rb'))))"])
-        .arg(path)
-        .output()
-        .expect("python3");
-    assert!(output.status.success(), "plistlib: {}", text(&output.stderr));
-    serde_json::from_slice(&output.stdout).unwrap()
-}
-
 #[test]
 fn macos_plist_is_valid_holds_the_key_only_at_0600_and_uninstall_removes_exactly_it() {
-    let home = Home::new();
+    let home = Home::launchd();
     let before = home.files();
     let bin = home.path("bin").display().to_string(); // no launchctl here
-    let output =
-        home.run(&["service", "install", "--platform", "macos", "--keep-alive", "10m", "--no-guard"], &bin, Some(KEY));
+    let output = home.run(&["service", "install", "--keep-alive", "10m", "--no-guard"], &bin, Some(KEY));
     let out = text(&output.stdout);
     assert!(output.status.success(), "{out}{}", text(&output.stderr));
 
@@ -214,7 +105,9 @@ fn macos_plist_is_valid_holds_the_key_only_at_0600_and_uninstall_removes_exactly
     assert_eq!(plist["Label"], "dev.localmlx.serve");
     assert_eq!(plist["RunAtLoad"], true);
     assert_eq!(plist["KeepAlive"], serde_json::json!({"SuccessfulExit": false}), "restarted when it fails");
-    let log = home.path("home/.config/local-mlx/serve.log");
+    assert_eq!(plist["ProcessType"], "Interactive", "not throttled as a background agent");
+    let log = home.path("home/Library/Logs/local-mlx/serve.log");
+    assert_eq!(plist["EnvironmentVariables"]["LOCAL_MLX_SERVICE_LOG"], log.to_str().unwrap(), "serve rotates it");
     assert_eq!(plist["StandardOutPath"], log.to_str().unwrap());
     assert_eq!(plist["StandardErrorPath"], log.to_str().unwrap());
     assert_eq!(mode(log.parent().unwrap()), 0o700, "launchd needs the log's folder to exist");
@@ -224,22 +117,26 @@ fn macos_plist_is_valid_holds_the_key_only_at_0600_and_uninstall_removes_exactly
 
     println!("not started here: no launchd on this machine; checked the plist with plistlib");
     let uid = unsafe { libc::getuid() };
-    assert!(out.contains(&format!("launchctl bootstrap gui/{uid} {}", plist_path.display())), "{out}");
+    let by_hand = format!(
+        "launchctl enable gui/{uid}/dev.localmlx.serve && launchctl bootstrap gui/{uid} {}",
+        plist_path.display()
+    );
+    assert!(out.contains(&by_hand), "{out}");
 
-    let output = home.run(&["service", "uninstall", "--platform", "macos"], &bin, None);
+    let output = home.run(&["service", "uninstall"], &bin, None);
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert_eq!(home.files(), before, "uninstall removes exactly what install wrote");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_plists_program_run_as_launchd_runs_it_answers_and_status_says_so() {
-    let home = Home::new();
+    let home = Home::launchd();
     let bin = home.path("bin").display().to_string();
     let port = free_port().to_string();
-    let output = home.run(&["service", "install", "--platform", "macos", "--port", &port], &bin, Some(KEY));
+    let output = home.run(&["service", "install", "--port", &port], &bin, Some(KEY));
     assert!(output.status.success(), "{}", text(&output.stderr));
     let plist = parse_plist(&home.path("home/Library/LaunchAgents/dev.localmlx.serve.plist"));
-    assert_eq!(home.status("macos", &bin)["healthy"], false, "nothing runs yet");
+    assert_eq!(home.status(&bin)["healthy"], false, "nothing runs yet");
 
     // launchd: exactly ProgramArguments, with exactly EnvironmentVariables (and HOME).
     let argv: Vec<&str> = plist["ProgramArguments"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
@@ -254,7 +151,7 @@ async fn the_plists_program_run_as_launchd_runs_it_answers_and_status_says_so() 
     let url = format!("http://localhost:{port}/v1");
     assert_eq!(line.trim_end(), format!("local-mlx serve: {url}"));
 
-    let status = home.status("macos", &bin);
+    let status = home.status(&bin);
     assert_eq!(status["url"], url.as_str(), "{status}");
     assert_eq!(status["healthy"], true, "{status}");
     assert_eq!(status["health"], "idle", "{status}");
@@ -329,13 +226,14 @@ fn a_service_folder_that_cannot_be_created_is_a_clear_error_and_leaves_no_file()
     assert!(err.contains("Not a directory") && err.contains("nothing was installed"), "{err}");
     assert_eq!(home.files(), before, "no temp file and no key file is left");
 
-    let home = Home::new();
+    let home = Home::launchd();
     std::fs::write(home.path("home/Library"), "").unwrap();
     let before = home.files();
-    let output = home.run(&["service", "install", "--platform", "macos"], &home.linux_path(), Some(KEY));
+    let output = home.run(&["service", "install"], &home.bare_path(), Some(KEY));
     assert_eq!(output.status.code(), Some(1));
     let err = text(&output.stderr);
-    let folder = home.path("home/Library/LaunchAgents");
+    // The log's folder is made first (~/Library/Logs/local-mlx), and fails first.
+    let folder = home.path("home/Library/Logs/local-mlx");
     assert!(err.contains(&format!("cannot create the folder {}", folder.display())), "{err}");
     assert_eq!(home.files(), before);
 }
@@ -359,17 +257,6 @@ fn options_serve_would_refuse_are_refused_at_install_and_nothing_is_written() {
     assert_eq!(home.files(), before);
 }
 
-/// This binary, linked into `<temp>/<folder>/local-mlx`.
-fn binary_in(home: &Home, folder: &str) -> PathBuf {
-    let dir = home.path(folder);
-    std::fs::create_dir(&dir).unwrap();
-    let exe = dir.join("local-mlx");
-    if std::fs::hard_link(binary(), &exe).is_err() {
-        std::fs::copy(binary(), &exe).unwrap();
-    }
-    exe
-}
-
 #[test]
 fn a_binary_path_with_spaces_markup_percent_and_dollar_is_written_so_systemd_and_plistlib_read_it_back() {
     let home = Home::new();
@@ -377,14 +264,16 @@ fn a_binary_path_with_spaces_markup_percent_and_dollar_is_written_so_systemd_and
     let output = home.command_of(&exe, &["service", "install"], &home.linux_path()).output().unwrap();
     assert!(output.status.success(), "{}", text(&output.stderr));
     verify(&home, &home.path("home/.config/systemd/user/local-mlx.service"));
-    assert_eq!(home.status("linux", &home.linux_path())["url"], "http://localhost:8397/v1");
+    assert_eq!(home.status(&home.linux_path())["url"], "http://localhost:8397/v1");
 
-    let output = home.command_of(&exe, &["service", "install", "--platform", "macos"], &home.linux_path()).output();
+    home.use_manager("launchd");
+    let output = home.command_of(&exe, &["service", "install"], &home.bare_path()).output();
     assert!(output.unwrap().status.success());
     let plist = parse_plist(&home.path("home/Library/LaunchAgents/dev.localmlx.serve.plist"));
     assert_eq!(plist["ProgramArguments"][0], exe.to_str().unwrap());
 
     // systemd will not run a program whose path holds a quote: refused before writing.
+    home.use_manager("systemd");
     let exe = binary_in(&home, "it's \"quoted\"");
     let before = home.files();
     let output = home.command_of(&exe, &["service", "install", "--force"], &home.linux_path()).output().unwrap();
@@ -393,8 +282,216 @@ fn a_binary_path_with_spaces_markup_percent_and_dollar_is_written_so_systemd_and
     assert!(err.contains("systemd refuses") && err.contains("move local-mlx"), "{err}");
     assert_eq!(home.files(), before);
     // launchd has no such rule.
-    let args = ["service", "install", "--platform", "macos", "--force"];
-    assert!(home.command_of(&exe, &args, &home.linux_path()).output().unwrap().status.success());
+    home.use_manager("launchd");
+    let args = ["service", "install", "--force"];
+    assert!(home.command_of(&exe, &args, &home.bare_path()).output().unwrap().status.success());
     let plist = parse_plist(&home.path("home/Library/LaunchAgents/dev.localmlx.serve.plist"));
     assert_eq!(plist["ProgramArguments"][0], exe.to_str().unwrap());
+}
+
+#[test]
+fn files_local_mlx_did_not_write_are_never_replaced_or_removed_and_the_error_names_them() {
+    // Issue 26 item 10: a hand-written unit, a user's own serve.env, a unit that is a
+    // symlink into a dotfiles folder.
+    let home = Home::new();
+    let unit = home.unit_path();
+    std::fs::create_dir_all(unit.parent().unwrap()).unwrap();
+    let hand_written = "[Service]\nExecStart=/opt/my/local-mlx serve --port 1234\n";
+    std::fs::write(&unit, hand_written).unwrap();
+    for args in [&["service", "uninstall"][..], &["service", "install", "--force"][..], &["service", "restart"][..]] {
+        let output = home.run(args, &home.linux_path(), None);
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        let err = text(&output.stderr);
+        assert!(err.contains(&format!("{} does not say", unit.display())) && err.contains("leaves it alone"), "{err}");
+        assert_eq!(std::fs::read_to_string(&unit).unwrap(), hand_written, "{args:?}");
+    }
+
+    let home = Home::new();
+    let dotfiles = home.path("dotfiles/local-mlx.service");
+    std::fs::create_dir_all(dotfiles.parent().unwrap()).unwrap();
+    // Even a link to a file we wrote once: replacing it would cut the link.
+    std::fs::write(&dotfiles, "# Written by `local-mlx service install`\n").unwrap();
+    std::fs::create_dir_all(home.unit_path().parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(&dotfiles, home.unit_path()).unwrap();
+    let output = home.run(&["service", "install", "--force"], &home.linux_path(), None);
+    assert_eq!(output.status.code(), Some(1));
+    let err = text(&output.stderr);
+    assert!(err.contains(&format!("is a symbolic link to {}", dotfiles.display())), "{err}");
+    assert!(std::fs::symlink_metadata(home.unit_path()).unwrap().file_type().is_symlink());
+
+    let home = Home::new();
+    let env_file = home.path("home/.config/local-mlx/serve.env");
+    std::fs::create_dir_all(env_file.parent().unwrap()).unwrap();
+    std::fs::write(&env_file, "MY_OWN=1\n").unwrap();
+    let before = home.files();
+    for key in [None, Some(KEY)] {
+        let output = home.run(&["service", "install"], &home.linux_path(), key);
+        assert_eq!(output.status.code(), Some(1));
+        assert!(text(&output.stderr).contains(&format!("{} does not say", env_file.display())));
+        assert_eq!(home.files(), before, "nothing written, the user's file kept");
+    }
+    // Once it is moved away, install and uninstall work and touch only their own.
+    std::fs::remove_file(&env_file).unwrap();
+    assert!(home.run(&["service", "install"], &home.linux_path(), Some(KEY)).status.success());
+    assert!(home.run(&["service", "uninstall"], &home.linux_path(), None).status.success());
+    assert!(!env_file.exists() && !home.unit_path().exists());
+}
+
+#[test]
+fn control_characters_and_noncharacters_are_refused_before_anything_is_written() {
+    // Issue 26 item 13: a newline in XDG_CONFIG_HOME would inject a unit line; U+FFFF
+    // makes the plist invalid XML.
+    let home = Home::new();
+    let before = home.files();
+    let evil = format!("{}\nExecStartPre=/bin/touch /tmp/pwned", home.path("cfg").display());
+    let output = home.command(&["service", "install"], &home.linux_path()).env("XDG_CONFIG_HOME", &evil).output();
+    let output = output.unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let err = text(&output.stderr);
+    assert!(err.contains("holds the character '\\n' (U+000A)") && err.contains("nothing was written"), "{err}");
+    assert_eq!(home.files(), before);
+
+    home.use_manager("launchd");
+    let output = home
+        .command(&["service", "install"], &home.bare_path())
+        .env("LOCAL_MLX_EXTRA_MODELS", "org/model\u{FFFF}")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let err = text(&output.stderr);
+    assert!(err.contains("LOCAL_MLX_EXTRA_MODELS holds the character '\\u{ffff}' (U+FFFF)"), "{err}");
+    assert_eq!(home.files(), before);
+}
+
+#[test]
+fn the_service_gets_the_folders_setup_used_resolved_and_secrets_only_in_the_0600_file() {
+    // Issue 26 item 9.
+    let home = Home::new();
+    let endpoint = "https://user:s3cret@hub.example.org";
+    let output = home
+        .command(&["service", "install"], &home.linux_path())
+        .current_dir(home.path("home"))
+        .env("LOCAL_MLX_DATA_DIR", "data-here")
+        .env("XDG_CACHE_HOME", home.path("cache"))
+        .env("LOCAL_MLX_LOG", "local_mlx=debug")
+        .env("HF_ENDPOINT", endpoint)
+        .env("HF_TOKEN", "hf_t0ken")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let unit = std::fs::read_to_string(home.unit_path()).unwrap();
+    let data = home.path("home/data-here");
+    assert!(unit.contains(&format!("\"LOCAL_MLX_DATA_DIR={}\"", data.display())), "resolved:\n{unit}");
+    let config = home.path("home/.config/local-mlx");
+    assert!(unit.contains(&format!("\"LOCAL_MLX_CONFIG_DIR={}\"", config.display())), "{unit}");
+    assert!(unit.contains(&format!("\"XDG_CACHE_HOME={}\"", home.path("cache").display())), "{unit}");
+    assert!(unit.contains("\"LOCAL_MLX_LOG=local_mlx=debug\""), "{unit}");
+    assert!(!unit.contains("s3cret") && !unit.contains("hf_t0ken"), "no secret in the 0644 unit:\n{unit}");
+    let env_file = config.join("serve.env");
+    assert_eq!(mode(&env_file), 0o600);
+    let secrets = std::fs::read_to_string(&env_file).unwrap();
+    assert!(secrets.contains(&format!("HF_ENDPOINT=\"{endpoint}\"")) && secrets.contains("HF_TOKEN=\"hf_t0ken\""));
+    verify(&home, &home.unit_path());
+}
+
+#[test]
+fn a_temporary_uvx_or_pipx_run_copy_is_refused_and_the_unit_gives_up_without_its_program() {
+    // Issue 26 item 11.
+    let home = Home::new();
+    let before = home.files();
+    for folder in ["home/.cache/uv/archive-v0/Xy12/bin", "home/.local/pipx/.cache/3f9a/bin"] {
+        let exe = binary_in(&home, folder);
+        let output = home.command_of(&exe, &["service", "install"], &home.linux_path()).output().unwrap();
+        assert_eq!(output.status.code(), Some(1), "{folder}");
+        let err = text(&output.stderr);
+        assert!(err.contains("install it first: `uv tool install local-mlx`"), "{err}");
+        std::fs::remove_file(exe).unwrap();
+    }
+    let after: BTreeMap<_, _> = home
+        .files()
+        .into_iter()
+        .filter(|(p, _)| !p.starts_with(home.path("home/.cache")) && !p.starts_with(home.path("home/.local")))
+        .collect();
+    assert_eq!(after, before);
+
+    let output = home.run(&["service", "install"], &home.linux_path(), None);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let unit = std::fs::read_to_string(home.unit_path()).unwrap();
+    assert!(unit.contains(&format!("ConditionFileIsExecutable={}\n", binary().display())), "{unit}");
+    assert!(unit.contains("StartLimitIntervalSec=120\nStartLimitBurst=5\n"), "{unit}");
+    verify(&home, &home.unit_path());
+}
+
+#[test]
+fn an_unknown_service_manager_is_refused_with_the_choices() {
+    let home = Home::new();
+    let output =
+        home.command(&["service", "status"], &home.linux_path()).env("LOCAL_MLX_SERVICE_MANAGER", "upstart").output();
+    let output = output.unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let err = text(&output.stderr);
+    assert!(err.contains("LOCAL_MLX_SERVICE_MANAGER=\"upstart\" is neither `launchd` nor `systemd`"), "{err}");
+}
+
+#[test]
+fn status_says_when_the_running_server_is_older_than_the_installed_binary() {
+    // Issue 26 item 3: after `uv tool upgrade`, the service still runs the old binary.
+    let home = Home::launchd();
+    let old = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = old.local_addr().unwrap().port().to_string();
+    let output = home.run(&["service", "install", "--host", "127.0.0.1", "--port", &port], &home.bare_path(), None);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    // An older local-mlx's /health, answered once by a real listener.
+    let server = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut stream, _) = old.accept().unwrap();
+        let mut request = [0u8; 1024];
+        let _ = stream.read(&mut request).unwrap();
+        let body = r#"{"status":"idle","version":"0.0.9 (commit 0123456789ab)"}"#;
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(format!("{head}{body}").as_bytes()).unwrap();
+    });
+    let output = home.run(&["service", "status"], &home.bare_path(), None);
+    server.join().unwrap();
+    let out = text(&output.stdout);
+    assert!(out.contains("health:    answers (idle, local-mlx 0.0.9 (commit 0123456789ab))"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "note:      the service runs local-mlx 0.0.9 (commit 0123456789ab), older than the installed {} (commit ",
+            env!("CARGO_PKG_VERSION")
+        )) && out.contains("`local-mlx service restart` runs the installed one"),
+        "{out}"
+    );
+}
+
+#[test]
+fn systemd_restart_lets_a_unit_that_gave_up_start_again_and_a_failed_start_exits_non_zero() {
+    // Issue 26 item 6, the systemd side, with a stand-in `systemctl` on PATH.
+    let home = Home::new();
+    let path = home.launchd_path();
+    let output = home.run(&["service", "install"], &path, None);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains("started:"));
+    let unit = "local-mlx.service";
+    let started = [
+        "--user daemon-reload".to_string(),
+        format!("--user enable {unit}"),
+        format!("--user reset-failed {unit}"),
+        format!("--user restart {unit}"),
+    ];
+    assert_eq!(home.systemctl_calls(), started);
+
+    let output = home.run(&["service", "restart"], &path, None);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(home.systemctl_calls()[4..], started[2..], "reset-failed, then restart");
+
+    let output = home.command(&["service", "install", "--force"], &path).env("SYSTEMCTL_STANDIN_FAIL", "1").output();
+    let output = output.unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stdout));
+    let err = text(&output.stderr);
+    assert!(err.contains("installed but did not start") && err.contains("control process exited"), "{err}");
+    assert!(err.contains("journalctl --user -u local-mlx.service"), "{err}");
 }

@@ -129,6 +129,8 @@ pub struct ServerConfig {
     /// answered question, a followed instruction, a ramble): on by default, off for
     /// prompts that translate or rewrite (`--no-clean-up-check`).
     pub check_clean_up: bool,
+    /// What `/health` says this server is (the CLI gives its version and commit).
+    pub version: String,
 }
 
 impl Default for ServerConfig {
@@ -139,6 +141,7 @@ impl Default for ServerConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_queued: DEFAULT_MAX_QUEUED,
             check_clean_up: true,
+            version: env!("CARGO_PKG_VERSION").to_string(),
         }
     }
 }

@@ -49,8 +49,9 @@ pub async fn models(State(state): State<AppState>) -> Json<ModelList> {
     Json(ModelList::new(state.manager.store().downloaded_models(), state.started))
 }
 
-/// `idle` (no sidecar), `loading` (sidecar starting or model loading) or `ready`; the
-/// model only to a request with the key (or when there is none).
+/// `idle` (no sidecar), `loading` (sidecar starting or model loading) or `ready`, and the
+/// server's version (so `service status` can tell a stale service); the model only to a
+/// request with the key (or when there is none).
 pub async fn health(
     State(state): State<AppState>,
     key: Option<axum::Extension<crate::access::KeyGiven>>,
@@ -62,8 +63,10 @@ pub async fn health(
         Runtime::Ready { model_id } => json!({"status": "ready", "model": model_id}),
     };
     if key.is_some_and(|axum::Extension(given)| !given.0) {
-        return Json(json!({"status": health["status"]}));
+        return Json(json!({"status": health["status"], "version": state.config.version}));
     }
+    let mut health = health;
+    health["version"] = json!(state.config.version);
     Json(health)
 }
 

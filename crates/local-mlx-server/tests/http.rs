@@ -216,7 +216,7 @@ async fn handys_exact_request_without_a_key_is_answered_and_the_model_is_listed(
     let loading = seen.iter().position(|s| s == "loading").unwrap_or_else(|| panic!("never loading: {seen:?}"));
     assert!(seen[..loading].iter().all(|s| s == "idle"), "ready before loading: {seen:?}");
     let health: Value = client().get(format!("{}/health", server.base)).send().await.unwrap().json().await.unwrap();
-    assert_eq!(health, json!({"status": "ready", "model": server.model}));
+    assert_eq!(health, json!({"status": "ready", "model": server.model, "version": env!("CARGO_PKG_VERSION")}));
     // The listing is OpenAI's shape.
     let list: Value = client().get(format!("{}/v1/models", server.base)).send().await.unwrap().json().await.unwrap();
     assert_eq!(list["object"], "list");
@@ -565,10 +565,12 @@ async fn health_names_the_model_only_to_a_request_with_the_key() {
     let (base, task, _tmp) = bare_server(config).await;
     let health = format!("{base}/health");
     let open: Value = client().get(&health).header("host", "my-mac.lan").send().await.unwrap().json().await.unwrap();
-    assert_eq!(open, json!({"status": "idle"}), "liveness only, without the key");
+    // The version too, so `service status` (which has no key) can tell a stale server.
+    let version = env!("CARGO_PKG_VERSION");
+    assert_eq!(open, json!({"status": "idle", "version": version}), "liveness and version only, without the key");
     let wrong: Value = client().get(&health).bearer_auth("nope").send().await.unwrap().json().await.unwrap();
-    assert_eq!(wrong, json!({"status": "idle"}));
+    assert_eq!(wrong, json!({"status": "idle", "version": version}));
     let keyed: Value = client().get(&health).bearer_auth("lan-key").send().await.unwrap().json().await.unwrap();
-    assert_eq!(keyed, json!({"status": "idle", "model": null}), "the whole answer with the key");
+    assert_eq!(keyed, json!({"status": "idle", "model": null, "version": version}), "the whole answer with the key");
     task.abort();
 }

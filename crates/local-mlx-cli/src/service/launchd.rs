@@ -13,8 +13,10 @@
 //! user, so nothing else needs to.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-use super::{run_tool, shell_quote, Spec, ToolRun};
+use super::spec::Spec;
+use super::tool::{run_tool, shell_quote, unexpected, ManagerError, ToolRun};
 
 /// The job's label (reverse-DNS like the desktop app's `dev.localmlx.app`).
 pub const LABEL: &str = "dev.localmlx.serve";
@@ -53,6 +55,9 @@ pub fn plist(spec: &Spec, log: &Path) -> String {
         string(&mut out, "\t\t", value);
     }
     out.push_str("\t</dict>\n");
+    // launchd throttles a background agent's CPU and I/O; a dictation waits on this one.
+    key(&mut out, "\t", "ProcessType");
+    string(&mut out, "\t", "Interactive");
     key(&mut out, "\t", "RunAtLoad");
     out.push_str("\t<true/>\n");
     key(&mut out, "\t", "KeepAlive");
@@ -117,42 +122,128 @@ fn domain() -> String {
     format!("gui/{}", unsafe { libc::getuid() })
 }
 
+/// `gui/<uid>/<label>`: the job.
+fn target() -> String {
+    format!("{}/{LABEL}", domain())
+}
+
+fn launchctl(args: &[&str]) -> ToolRun {
+    run_tool("launchctl", args)
+}
+
 /// What `launchctl` exits with for a label that is not loaded (ESRCH on older macOS,
 /// "Could not find specified service" on newer).
 const NOT_LOADED: [i32; 2] = [3, 113];
+/// `bootout` while an earlier `bootout` of the label is still under way (EINPROGRESS).
+const STOPPING: i32 = 36;
+/// `bootstrap` while launchd still holds the label of a job booted out a moment ago:
+/// EIO, or EALREADY while the old process is still exiting.
+const STILL_HELD: [i32; 2] = [5, 37];
+/// How long launchd gets to let go of a booted-out label (it takes seconds, longer
+/// while `serve` finishes a request and stops its sidecar).
+const LET_GO_WITHIN: Duration = Duration::from_secs(20);
 
-const NO_LAUNCHD: &str = "launchctl is not installed here (no launchd)";
+/// Polls of `launchctl` while launchd catches up: short at first, then every second,
+/// until [`LET_GO_WITHIN`] has passed.
+struct Patience {
+    until: Instant,
+    next: Duration,
+}
 
-/// Unload an earlier copy of the job (if loaded), then load and start this plist.
-pub fn start(plist: &Path) -> Result<(), String> {
+impl Patience {
+    fn new() -> Patience {
+        Patience { until: Instant::now() + LET_GO_WITHIN, next: Duration::from_millis(50) }
+    }
+
+    /// Wait before the next try; `false` when the time is up.
+    fn wait(&mut self) -> bool {
+        let left = self.until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        std::thread::sleep(self.next.min(left));
+        self.next = (self.next * 2).min(Duration::from_secs(1));
+        true
+    }
+}
+
+/// Unload an earlier copy of the job (waiting until launchd has let go of it), enable
+/// the label (one disabled in Login Items otherwise refuses to load), then load and
+/// start this plist, retrying while launchd still holds the old job.
+pub fn start(plist: &Path) -> Result<(), ManagerError> {
     stop()?;
-    match run_tool("launchctl", &["bootstrap", &domain(), &plist.to_string_lossy()]) {
-        ToolRun::Done(_) => Ok(()),
-        ToolRun::Missing => Err(NO_LAUNCHD.into()),
-        ToolRun::Failed { message, .. } => Err(message),
+    match launchctl(&["enable", &target()]) {
+        ToolRun::Done(_) => {}
+        other => return Err(unexpected(other, "launchctl")),
+    }
+    let plist = plist.to_string_lossy();
+    let mut patience = Patience::new();
+    loop {
+        match launchctl(&["bootstrap", &domain(), &plist]) {
+            ToolRun::Done(_) => return Ok(()),
+            ToolRun::Failed { code: Some(code), message, .. } if STILL_HELD.contains(&code) => {
+                if !patience.wait() {
+                    return Err(ManagerError::Failed(format!(
+                        "{message}, still after {} s of retrying (launchd kept the old job loaded): `launchctl print {}` shows what launchd has",
+                        LET_GO_WITHIN.as_secs(),
+                        target()
+                    )));
+                }
+            }
+            other => return Err(unexpected(other, "launchctl")),
+        }
     }
 }
 
 pub fn start_command(plist: &Path) -> String {
-    format!("launchctl bootstrap {} {}", domain(), shell_quote(&plist.to_string_lossy()))
+    format!(
+        "launchctl enable {} && launchctl bootstrap {} {}",
+        target(),
+        domain(),
+        shell_quote(&plist.to_string_lossy())
+    )
 }
 
-/// Stop and unload the job; a job that is not loaded is already stopped.
-pub fn stop() -> Result<(), String> {
-    match run_tool("launchctl", &["bootout", &format!("{}/{LABEL}", domain())]) {
-        ToolRun::Done(_) => Ok(()),
-        ToolRun::Missing => Err(NO_LAUNCHD.into()),
-        ToolRun::Failed { code: Some(code), .. } if NOT_LOADED.contains(&code) => Ok(()),
-        ToolRun::Failed { message, .. } => Err(message),
+/// Stop and unload the job, and wait until launchd has let go of its label: `bootout`
+/// returns while the job is still loaded. A job that is not loaded is already stopped.
+pub fn stop() -> Result<(), ManagerError> {
+    match launchctl(&["bootout", &target()]) {
+        ToolRun::Done(_) => {}
+        ToolRun::Failed { code: Some(STOPPING), .. } => {}
+        ToolRun::Failed { code: Some(code), .. } if NOT_LOADED.contains(&code) => return Ok(()),
+        other => return Err(unexpected(other, "launchctl")),
+    }
+    let mut patience = Patience::new();
+    loop {
+        match launchctl(&["print", &target()]) {
+            ToolRun::Failed { code: Some(code), .. } if NOT_LOADED.contains(&code) => return Ok(()),
+            ToolRun::Done(_) => {
+                if !patience.wait() {
+                    return Err(ManagerError::Failed(format!(
+                        "launchd still has {LABEL} loaded {} s after `launchctl bootout`",
+                        LET_GO_WITHIN.as_secs()
+                    )));
+                }
+            }
+            other => return Err(unexpected(other, "launchctl")),
+        }
     }
 }
 
-pub fn running() -> Result<bool, String> {
-    match run_tool("launchctl", &["print", &format!("{}/{LABEL}", domain())]) {
+/// Restart the running job (`kickstart -k`); a job that is not loaded is loaded.
+pub fn restart(plist: &Path) -> Result<(), ManagerError> {
+    match launchctl(&["kickstart", "-k", &target()]) {
+        ToolRun::Done(_) => Ok(()),
+        ToolRun::Failed { code: Some(code), .. } if NOT_LOADED.contains(&code) => start(plist),
+        other => Err(unexpected(other, "launchctl")),
+    }
+}
+
+pub fn running() -> Result<bool, ManagerError> {
+    match launchctl(&["print", &target()]) {
         ToolRun::Done(out) => Ok(out.lines().any(|line| line.trim() == "state = running")),
-        ToolRun::Missing => Err(NO_LAUNCHD.into()),
         ToolRun::Failed { code: Some(code), .. } if NOT_LOADED.contains(&code) => Ok(false),
-        ToolRun::Failed { message, .. } => Err(message),
+        other => Err(unexpected(other, "launchctl")),
     }
 }
 

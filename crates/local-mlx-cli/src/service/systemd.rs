@@ -13,7 +13,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{run_tool, Spec, ToolRun};
+use super::spec::Spec;
+use super::tool::{run_tool, unexpected, ManagerError, ToolRun};
 
 /// The unit's name.
 pub const UNIT: &str = "local-mlx.service";
@@ -29,6 +30,9 @@ pub fn unit_path(home: &Path) -> PathBuf {
 
 /// The unit: started with the user's session, restarted when it fails (not when stopped
 /// cleanly), given time on stop for `serve` to finish requests and stop its sidecar.
+/// It gives up rather than restart forever: it is not started while its program is gone
+/// (after `uv tool uninstall`), and five failed starts within two minutes stop the
+/// restarts.
 pub fn unit(spec: &Spec, env_file: Option<&Path>) -> String {
     let exec: Vec<String> = std::iter::once(quote(&spec.program.to_string_lossy(), false))
         .chain(spec.args.iter().map(|arg| quote(arg, true)))
@@ -41,6 +45,9 @@ pub fn unit(spec: &Spec, env_file: Option<&Path>) -> String {
         "# Written by `local-mlx service install`; `local-mlx service uninstall` removes it.\n\
          [Unit]\n\
          Description=local-mlx serve (an OpenAI-compatible API for Handy)\n\
+         ConditionFileIsExecutable={}\n\
+         StartLimitIntervalSec=120\n\
+         StartLimitBurst=5\n\
          \n\
          [Service]\n\
          Type=exec\n\
@@ -53,6 +60,7 @@ pub fn unit(spec: &Spec, env_file: Option<&Path>) -> String {
          \n\
          [Install]\n\
          WantedBy=default.target\n",
+        spec.program.to_string_lossy().replace('%', "%%"),
         exec.join(" "),
         env.join(" "),
     )
@@ -137,11 +145,15 @@ pub fn exec_start(unit: &str) -> Option<Vec<String>> {
 }
 
 /// Why there is no user manager to talk to, from a `systemctl --user` failure.
-fn no_manager(run: ToolRun) -> Result<String, String> {
+fn no_manager(run: ToolRun) -> Result<String, ManagerError> {
     match run {
         ToolRun::Done(out) => Ok(out),
-        ToolRun::Missing => Err("no systemd user manager: systemctl is not installed here".into()),
-        ToolRun::Failed { message, .. } => Err(format!("no systemd user manager answers: {message}")),
+        ToolRun::Missing => {
+            Err(ManagerError::Absent("no systemd user manager: systemctl is not installed here".into()))
+        }
+        ToolRun::Failed { message, .. } => {
+            Err(ManagerError::Absent(format!("no systemd user manager answers: {message}")))
+        }
     }
 }
 
@@ -151,17 +163,28 @@ fn systemctl(args: &[&str]) -> ToolRun {
     run_tool("systemctl", &all)
 }
 
-/// Reload the unit files, enable the unit, and (re)start it with the new file.
-pub fn start() -> Result<(), String> {
-    no_manager(systemctl(&["daemon-reload"]))?;
-    for step in [&["enable", UNIT][..], &["restart", UNIT][..]] {
+fn steps(steps: &[&[&str]]) -> Result<(), ManagerError> {
+    for step in steps {
         match systemctl(step) {
             ToolRun::Done(_) => {}
-            ToolRun::Missing => return Err("systemctl is gone".into()),
-            ToolRun::Failed { message, .. } => return Err(message),
+            other => return Err(unexpected(other, "systemctl")),
         }
     }
     Ok(())
+}
+
+/// Reload the unit files, enable the unit, and (re)start it with the new file.
+pub fn start() -> Result<(), ManagerError> {
+    no_manager(systemctl(&["daemon-reload"]))?;
+    steps(&[&["enable", UNIT]])?;
+    restart()
+}
+
+/// Restart the unit; one that gave up after failing (its start limit) may start again.
+pub fn restart() -> Result<(), ManagerError> {
+    // Its answer does not matter: it fails for a unit that has not failed.
+    let _ = systemctl(&["reset-failed", UNIT]);
+    steps(&[&["restart", UNIT]])
 }
 
 pub fn start_command() -> String {
@@ -169,7 +192,7 @@ pub fn start_command() -> String {
 }
 
 /// Stop and disable the unit.
-pub fn stop() -> Result<(), String> {
+pub fn stop() -> Result<(), ManagerError> {
     no_manager(systemctl(&["disable", "--now", UNIT])).map(drop)
 }
 
@@ -179,7 +202,7 @@ pub fn forget() {
 }
 
 /// `is-active`: what it prints names the state even when it exits non-zero.
-pub fn running() -> Result<bool, String> {
+pub fn running() -> Result<bool, ManagerError> {
     const STATES: [&str; 6] = ["active", "reloading", "inactive", "failed", "activating", "deactivating"];
     let run = systemctl(&["is-active", UNIT]);
     let state = match &run {

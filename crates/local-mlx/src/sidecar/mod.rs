@@ -54,6 +54,9 @@ pub enum SidecarError {
     #[error("uv, which runs the Python sidecar, was not found (looked in: {searched}). Install uv with `pip install uv` or from https://docs.astral.sh/uv/ , or set the uv path in settings.")]
     UvNotFound { searched: String },
 
+    #[error("uv {found} at {path} is too old: uv ≥ {needed} needed (it reads the sidecar's lock file). Update it (`uv self update`, or `pip install -U uv`), or set the uv path in settings to a newer one.", path = .path.display(), needed = uv::MIN_UV)]
+    UvTooOld { path: PathBuf, found: String },
+
     #[error("the sidecar's files were not found: {dir} has no server.py. Reinstall local-mlx, or set {env} to the python-backend folder.", env = BACKEND_DIR_ENV, dir = .dir.display())]
     BackendNotFound { dir: PathBuf },
 
@@ -133,7 +136,7 @@ impl SidecarError {
     pub fn kind(&self) -> crate::error_kind::ErrorKind {
         use crate::error_kind::ErrorKind;
         match self {
-            SidecarError::UvNotFound { .. } => ErrorKind::UvNotFound,
+            SidecarError::UvNotFound { .. } | SidecarError::UvTooOld { .. } => ErrorKind::UvNotFound,
             SidecarError::BackendNotFound { .. } => ErrorKind::BackendNotFound,
             SidecarError::Unpack { .. } => ErrorKind::BackendUnpackFailed,
             SidecarError::Spawn { .. } => ErrorKind::Spawn,

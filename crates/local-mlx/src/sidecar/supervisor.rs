@@ -161,6 +161,7 @@ impl SidecarSupervisor {
     ) -> Result<(PathBuf, Backend, Option<std::fs::File>)> {
         let config = &self.config;
         let uv = UvSearch::from_env(config.uv_path.as_deref()).find()?;
+        super::uv::check_version(&uv)?;
         let backend = config.backend.resolve(config.venv_dir.as_deref())?;
         let log = config.log_path.as_deref().and_then(open_log);
         if backend.needs_sync() {

@@ -91,6 +91,28 @@ impl UvSearch {
     }
 }
 
+/// The oldest uv the sidecar runs with: the `local-mlx` wheel's `uv` dependency has the
+/// same lower bound (crates/local-mlx-cli/pyproject.toml).
+pub const MIN_UV: &str = "0.9.0";
+
+/// `Err` when the uv at `path` says (`uv --version`) it is older than [`MIN_UV`]; a uv
+/// whose answer cannot be read is let through (the sync then says what went wrong).
+pub fn check_version(path: &Path) -> Result<()> {
+    let Ok(output) = std::process::Command::new(path).arg("--version").stdin(std::process::Stdio::null()).output()
+    else {
+        return Ok(());
+    };
+    let text = String::from_utf8_lossy(&output.stdout);
+    let Some(found) = text.split_whitespace().nth(1) else { return Ok(()) };
+    let numbers = |v: &str| -> Option<Vec<u64>> { v.split(['.', '-', '+']).take(3).map(|n| n.parse().ok()).collect() };
+    match (numbers(found), numbers(MIN_UV)) {
+        (Some(have), Some(need)) if have < need => {
+            Err(SidecarError::UvTooOld { path: path.to_path_buf(), found: found.to_string() })
+        }
+        _ => Ok(()),
+    }
+}
+
 /// uv, searched the way this process would (see [`UvSearch`]).
 pub fn find_uv(explicit: Option<&Path>) -> Result<PathBuf> {
     UvSearch::from_env(explicit).find()
@@ -125,6 +147,23 @@ mod tests {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
         }
         path
+    }
+
+    #[test]
+    fn a_uv_older_than_the_minimum_is_refused_with_what_to_do() {
+        let tmp = tempfile::tempdir().unwrap();
+        let uv = fake_uv(tmp.path());
+        for (says, ok) in
+            [("uv 0.4.30 (abc 2024-11-01)", false), ("uv 0.9.0", true), ("uv 0.13.9 (x)", true), ("", true)]
+        {
+            std::fs::write(&uv, format!("#!/bin/sh\necho '{says}'\n")).unwrap();
+            let result = check_version(&uv);
+            assert_eq!(result.is_ok(), ok, "{says}");
+            if let Err(error) = result {
+                let message = error.to_string();
+                assert!(message.contains("uv 0.4.30 at") && message.contains("uv ≥ 0.9.0 needed"), "{message}");
+            }
+        }
     }
 
     #[test]
