@@ -62,6 +62,11 @@ enum Command {
         /// Use this prompt template (`${output}` is the transcript) instead of the saved one.
         #[arg(long)]
         prompt: Option<String>,
+        /// Print the transcript as it came when the model has no finished answer after
+        /// this long, model load included (15s, 1500ms, 1m, never); default: the
+        /// settings' `answer_within_seconds` (15).
+        #[arg(long)]
+        answer_within: Option<String>,
     },
     /// Serve an OpenAI-compatible API (`/v1/models`, `/v1/chat/completions`, `/health`)
     /// for Handy's "Custom" post-processing provider or any OpenAI client. The first

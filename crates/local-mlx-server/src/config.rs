@@ -129,6 +129,10 @@ pub struct ServerConfig {
     /// answered question, a followed instruction, a ramble): on by default, off for
     /// prompts that translate or rewrite (`--no-clean-up-check`).
     pub check_clean_up: bool,
+    /// A request whose prompt wraps a transcript in `<transcript>` tags and has no
+    /// finished answer by then (model load included) is answered with the transcript
+    /// itself (`serve --answer-within`); `None`: no deadline.
+    pub answer_within: Option<std::time::Duration>,
 }
 
 impl Default for ServerConfig {
@@ -139,6 +143,7 @@ impl Default for ServerConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_queued: DEFAULT_MAX_QUEUED,
             check_clean_up: true,
+            answer_within: local_mlx::settings::AnswerWithin::DEFAULT.deadline(),
         }
     }
 }
