@@ -135,6 +135,11 @@ async fn a_port_in_use_or_an_open_host_without_a_key_is_one_clear_line_and_exit_
     let output = env.command(&["serve", "--port", "0", "--keep-alive", "sometimes"]).output().unwrap();
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--keep-alive"));
+
+    let output = env.command(&["serve", "--port", "0", "--answer-within", "immediately"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("--answer-within") && err.contains("never let the model answer"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
