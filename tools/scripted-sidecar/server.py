@@ -68,6 +68,7 @@ def load_table() -> list[dict[str, Any]]:
         return []
     with open(path, encoding="utf-8") as f:
         table = json.load(f)
+
     def is_row(r: Any) -> bool:
         if not isinstance(r, dict):
             return False
@@ -76,7 +77,9 @@ def load_table() -> list[dict[str, Any]]:
         return isinstance(r.get("when"), str) and isinstance(r.get("answer"), str)
 
     if not isinstance(table, list) or not all(is_row(r) for r in table):
-        sys.exit(f"{path}: expected a list of {{'when': str, 'answer': str}} or {{'load_when': str, 'seconds': float}} rows")
+        sys.exit(
+            f"{path}: expected a list of {{'when': str, 'answer': str}} or {{'load_when': str, 'seconds': float}} rows"
+        )
     return table
 
 
