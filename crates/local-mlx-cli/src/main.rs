@@ -82,10 +82,13 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A server's log (a service's log file) keeps its warnings: a clean-up refused or cut
+    // at its deadline, and why; a one-shot command prints only errors.
+    let default_level = if matches!(cli.command, Command::Serve(_)) { "warn" } else { "error" };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("LOCAL_MLX_LOG").unwrap_or_else(|_| "error".into()),
+            tracing_subscriber::EnvFilter::try_from_env("LOCAL_MLX_LOG").unwrap_or_else(|_| default_level.into()),
         )
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

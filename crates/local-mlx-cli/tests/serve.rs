@@ -385,3 +385,54 @@ async fn sigterm_during_a_long_answer_cuts_it_after_the_grace_and_leaves_no_side
     assert!(status.success(), "{status:?}");
     wait_gone(&sidecar, Duration::from_secs(20), "SIGTERM during an answer").await;
 }
+
+/// Handy's request shape: the transcript in `<transcript>` tags, then the instructions.
+fn clean_up_request(model: &str, transcript: &str) -> Value {
+    let prompt = format!("<transcript>\n{transcript}\n</transcript>\n\nThe above is a transcript. Clean it up.");
+    json!({"model": model, "messages": [{"role": "user", "content": prompt}], "stream": false})
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_clean_up_late_for_its_deadline_is_the_transcript_and_the_log_says_how_far_it_got() {
+    let env = Env::new().await;
+    // The stand-in sidecar, whose model load takes 20 s: far past a 1 s deadline.
+    let script = env.tmp.path().join("slow-load.json");
+    std::fs::write(&script, r#"[{"load_when": "models--", "seconds": 20}]"#).unwrap();
+    let mut child = env
+        .command(&["serve", "--port", "0", "--answer-within", "1s"])
+        .env("LOCAL_MLX_BACKEND_DIR", test_hub::workspace_root().join("tools/scripted-sidecar"))
+        .env("LOCAL_MLX_SCRIPT", &script)
+        .env_remove("LOCAL_MLX_API_KEY")
+        .env_remove("LOCAL_MLX_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let url = first_url(&mut child);
+    let transcript = "um so we meet at ten";
+    let answer = tokio::time::timeout(Duration::from_secs(60), async {
+        let response = reqwest::Client::new()
+            .post(format!("{url}/chat/completions"))
+            .json(&clean_up_request(&env.model, transcript))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.json::<Value>().await.unwrap()
+    })
+    .await
+    .expect("an answer by the deadline, not after the load");
+    assert_eq!(answer["choices"][0]["message"]["content"], transcript, "{answer}");
+    assert_eq!(answer["local_mlx"]["clean_up"]["reason"], "deadline", "{answer}");
+    // The log line, with how far the request got (still starting or loading).
+    let stderr = child.stderr.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        BufReader::new(stderr).lines().map_while(Result::ok).find(|line| line.contains("no answer within 1 s"))
+    });
+    let line = tokio::time::timeout(Duration::from_secs(60), line).await.expect("the log line").unwrap();
+    let line = line.expect("a log line about the deadline");
+    assert!(line.contains("WARN") && (line.contains("loading") || line.contains("starting")), "{line}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
