@@ -5,6 +5,8 @@
 //! instead of a model. So each class of bad answer (an answer after the echo, a changed
 //! number, a dropped "not", a replaced word, a transcript holding the tag text) reaches
 //! the guard exactly as a model's would, next to a good clean-up of the same transcript.
+//! Rows that answer or load slowly test `--answer-within`: a clean-up not finished by its
+//! deadline is the transcript, whole or streamed, load included; other requests are not cut.
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
