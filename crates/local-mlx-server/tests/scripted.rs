@@ -246,7 +246,9 @@ async fn a_slow_answer_is_cut_at_the_deadline_and_the_transcript_sent() {
     let reply: Value = ask_in_time(&server, chat(prompt("slow", SLOW))).await.json().await.unwrap();
     assert_eq!(reply["choices"][0]["message"]["content"], SLOW, "{reply}");
     assert_eq!(reply["choices"][0]["finish_reason"], "stop", "{reply}");
-    assert_kept_for_the_deadline(&reply["local_mlx"]["clean_up"], "the answer was unfinished after");
+    // How far it got ("unfinished after N pieces", or not started on a busy machine) is
+    // the log's; `deadline.rs` tests the wording.
+    assert_kept_for_the_deadline(&reply["local_mlx"]["clean_up"], "");
     assert!(!server.manager.is_generating(REPO), "the generation was cancelled with the answer");
     // The sidecar is free for the next request: the cut answer left nothing behind.
     let reply: Value = ask(&server, good()).await.json().await.unwrap();

@@ -48,9 +48,9 @@ impl std::fmt::Display for Late {
         match &self.reached {
             Reached::Waiting(Runtime::Starting) => f.write_str("the sidecar was still starting"),
             Reached::Waiting(Runtime::Loading { model_id }) => write!(f, "{model_id} was still loading"),
-            Reached::Waiting(Runtime::Idle | Runtime::Ready { .. }) => {
-                f.write_str("the request was still waiting for its turn")
-            }
+            Reached::Waiting(Runtime::Idle | Runtime::Ready { .. }) => f.write_str(
+                "the model had not started answering (another request's turn, or the sidecar slow to reply)",
+            ),
             Reached::Generating { pieces, chars } => {
                 write!(f, "the answer was unfinished after {pieces} pieces ({chars} characters)")
             }
