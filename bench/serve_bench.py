@@ -109,7 +109,7 @@ def free_port() -> int:
 
 
 def start_ours(stack: serve_harness.Stack) -> tuple[subprocess.Popen, str]:
-    return stack.serve("--keep-alive", "sec15")
+    return stack.serve("--keep-alive", "sec15", "--answer-within", "never")
 
 
 def start_theirs(stack: serve_harness.Stack, repo_id: str) -> tuple[subprocess.Popen, str]:

@@ -82,7 +82,7 @@ def main() -> None:
         stack = serve_harness.start(Path(tmp), path.parents[1])
         try:
             stack.pull(repo_id)
-            proc, url = stack.serve("--keep-alive", "sec15")
+            proc, url = stack.serve("--keep-alive", "sec15", "--answer-within", "never")
             run(proc, url, repo_id, args.minutes * 60, rng)
         finally:
             stack.close()

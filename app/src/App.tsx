@@ -7,6 +7,7 @@ import { PostProcessingToggle, usableProvider } from "./components/PostProcessin
 import { LoadingBanner } from "./components/LoadingBanner";
 import { ModelList } from "./components/ModelList";
 import { UnloadTimeoutSelect } from "./components/UnloadTimeoutSelect";
+import { AnswerWithinSelect } from "./components/AnswerWithinSelect";
 import { PromptEditor } from "./components/PromptEditor";
 import { TryIt } from "./components/TryIt";
 
@@ -68,6 +69,19 @@ export default function App() {
                 id="unload-timeout"
                 value={mlx.model_unload_timeout}
                 onChange={(value) => void settings.update({ model_unload_timeout: value })}
+              />
+            </SettingRow>
+          </SettingsGroup>
+          <SettingsGroup title="Waiting">
+            <SettingRow
+              title="Answer within"
+              htmlFor="answer-within"
+              description="If the model has no clean-up by then (a slow first load, a busy computer), the transcript is pasted as it came."
+            >
+              <AnswerWithinSelect
+                id="answer-within"
+                value={mlx.answer_within_seconds}
+                onChange={(value) => void settings.update({ answer_within_seconds: value })}
               />
             </SettingRow>
           </SettingsGroup>

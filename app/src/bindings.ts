@@ -413,7 +413,12 @@ prompt: string;
 /**
  * An explicit uv binary; otherwise the bundled one, then `PATH`.
  */
-uv_path: string | null }
+uv_path: string | null; 
+/**
+ * Hand the transcript back as it came when the clean-up has no answer after this
+ * many seconds, model load included; `null` (or 0): wait as long as it takes.
+ */
+answer_within_seconds: number | null }
 /**
  * Where the time of one chat call or `process_text` went, in milliseconds.
  */

@@ -245,6 +245,13 @@ describe("settings", () => {
     await userEvent.selectOptions(timeout, "hour1");
     await waitFor(() => expect(backend.settings.model_unload_timeout).toBe("hour1"));
 
+    const deadline = screen.getByLabelText("Answer within");
+    expect(deadline).toHaveValue("15");
+    await userEvent.selectOptions(deadline, "never");
+    await waitFor(() => expect(backend.settings.answer_within_seconds).toBeNull());
+    await userEvent.selectOptions(deadline, "30");
+    await waitFor(() => expect(backend.settings.answer_within_seconds).toBe(30));
+
     const prompt = screen.getByLabelText("Prompt template");
     await userEvent.clear(prompt);
     await userEvent.type(prompt, "Fix it: ${{output}");

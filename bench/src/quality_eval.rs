@@ -275,6 +275,8 @@ async fn run(args: &Args) -> Result<Report> {
             prompt: Some(prompt.clone()),
             constrain_to_input: Some(args.constrain),
             repetition_penalty: args.repetition_penalty,
+            // Quality is measured on whole answers, however slow the machine.
+            answer_within: Some(local_mlx::settings::AnswerWithin::NEVER),
             ..Default::default()
         };
         let (result, fell_back, error, warnings, tokens, generate_ms) =

@@ -10,10 +10,14 @@ and ``POST /generate`` with the same fields, and with ``"stream": true`` the sam
 NDJSON lines (``token`` events, then one ``done``).
 
 Instead of a model, a table: ``LOCAL_MLX_SCRIPT`` names a JSON file holding a list of
-``{"when": str, "answer": str, "finish_reason": "stop"|"length"}`` (the last optional).
-The first row whose ``when`` occurs in the last user message (or ``prompt``) gives the
-answer; with none, ``/generate`` fails with 500 and says which text had no row. Only the
-standard library is used, so the project has no dependencies to sync.
+``{"when": str, "answer": str, "finish_reason": "stop"|"length", "seconds_per_word":
+float}`` (the last two optional). The first row whose ``when`` occurs in the last user
+message (or ``prompt``) gives the answer; with none, ``/generate`` fails with 500 and
+says which text had no row. ``seconds_per_word`` makes a slow model: a streamed answer
+waits that long after each word, a whole one that long per word before it is sent. A
+row ``{"load_when": str, "seconds": float}`` makes a slow load: ``/load`` of a path
+holding ``load_when`` takes that long. Only the standard library is used, so the
+project has no dependencies to sync.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -46,9 +51,15 @@ class State:
         users = [m.get("content", "") for m in messages if m.get("role") == "user"]
         text = users[-1] if users else str(body.get("prompt", ""))
         for row in self.table:
-            if row["when"] in text:
+            if "when" in row and row["when"] in text:
                 return row
         return None
+
+    def load_seconds(self, path: str) -> float:
+        for row in self.table:
+            if "load_when" in row and row["load_when"] in path:
+                return float(row["seconds"])
+        return 0.0
 
 
 def load_table() -> list[dict[str, Any]]:
@@ -57,11 +68,18 @@ def load_table() -> list[dict[str, Any]]:
         return []
     with open(path, encoding="utf-8") as f:
         table = json.load(f)
-    if not isinstance(table, list) or not all(
-        isinstance(r, dict) and isinstance(r.get("when"), str) and isinstance(r.get("answer"), str)
-        for r in table
-    ):
-        sys.exit(f"{path}: expected a list of {{'when': str, 'answer': str}} rows")
+
+    def is_row(r: Any) -> bool:
+        if not isinstance(r, dict):
+            return False
+        if isinstance(r.get("load_when"), str):
+            return isinstance(r.get("seconds"), (int, float))
+        return isinstance(r.get("when"), str) and isinstance(r.get("answer"), str)
+
+    if not isinstance(table, list) or not all(is_row(r) for r in table):
+        sys.exit(
+            f"{path}: expected a list of {{'when': str, 'answer': str}} or {{'load_when': str, 'seconds': float}} rows"
+        )
     return table
 
 
@@ -123,6 +141,7 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
                 return
             body = self._body()
             if self.path == "/load":
+                time.sleep(state.load_seconds(str(body["model_path"])))
                 state.model_path = str(body["model_path"])
                 self._json(
                     200,
@@ -161,7 +180,9 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
                 "generation_tps": 100.0,
                 "peak_memory": 0.0,
             }
+            pause = float(row.get("seconds_per_word", 0.0))
             if not body.get("stream"):
+                time.sleep(pause * len(words))
                 self._json(200, result)
                 return
             self.send_response(200)
@@ -171,10 +192,17 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
             pieces = [w + " " for w in words[:-1]] + [words[-1]]
             lines = [{"event": "token", "text": p} for p in pieces if p]
             lines.append({"event": "done", **result})
-            for line in lines:
-                data = (json.dumps(line) + "\n").encode()
-                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-            self.wfile.write(b"0\r\n\r\n")
+            try:
+                for line in lines:
+                    data = (json.dumps(line) + "\n").encode()
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                    self.wfile.flush()
+                    if line["event"] == "token":
+                        time.sleep(pause)
+                self.wfile.write(b"0\r\n\r\n")
+            except (BrokenPipeError, ConnectionResetError):
+                # The client gave up (a deadline, a closed stream): so does the "model".
+                self.close_connection = True
 
     return Handler
 

@@ -27,7 +27,7 @@ def server(tmp_path_factory):
     stack = serve_harness.start(tmp_path_factory.mktemp("serve"), path.parents[1])
     try:
         stack.pull(repo_id)
-        _, url = stack.serve(LOCAL_MLX_API_KEY=KEY)
+        _, url = stack.serve("--answer-within", "never", LOCAL_MLX_API_KEY=KEY)
         yield url, repo_id
     finally:
         stack.close()
@@ -135,7 +135,7 @@ def test_no_clean_up_check_passes_the_models_own_words(tmp_path):
     stack = serve_harness.start(tmp_path, path.parents[1])
     try:
         stack.pull(repo_id)
-        _, url = stack.serve("--no-clean-up-check")
+        _, url = stack.serve("--no-clean-up-check", "--answer-within", "never")
         answer = openai.OpenAI(base_url=url, api_key="unused", max_retries=0, timeout=300)
         answer = answer.chat.completions.create(
             model=repo_id, messages=[{"role": "user", "content": TAGGED}]

@@ -22,7 +22,9 @@ pub async fn run(command: Command, json: bool) -> Result<ExitCode> {
         Command::Status { model } => status(model.as_deref(), json),
         Command::Rm { model } => rm(&model, json).await,
         Command::Pull { model } => pull(&model, json).await,
-        Command::Process { text, model, prompt } => process(text, model, prompt, json).await,
+        Command::Process { text, model, prompt, answer_within } => {
+            process(text, model, prompt, answer_within, json).await
+        }
         Command::Serve(options) => serve(&options).await,
         Command::Setup { model } => crate::setup::setup(model, json).await,
         Command::Service(args) => crate::service::run(args, json).await,
@@ -150,11 +152,20 @@ async fn pull(model: &str, json: bool) -> Result<ExitCode> {
     })
 }
 
-async fn process(text: Option<String>, model: Option<String>, prompt: Option<String>, json: bool) -> Result<ExitCode> {
+async fn process(
+    text: Option<String>,
+    model: Option<String>,
+    prompt: Option<String>,
+    answer_within: Option<String>,
+    json: bool,
+) -> Result<ExitCode> {
     // Checked before reading stdin, by the core's rule (`process_text_with` applies it too).
     if let Some(prompt) = &prompt {
         local_mlx::settings::check_prompt(prompt)?;
     }
+    let answer_within = answer_within
+        .map(|text| text.parse().map_err(|error| anyhow::anyhow!("--answer-within: {error}")))
+        .transpose()?;
     let text = match text.filter(|t| t != "-") {
         Some(text) => text,
         None => {
@@ -165,7 +176,7 @@ async fn process(text: Option<String>, model: Option<String>, prompt: Option<Str
         }
     };
     let manager = manager(Arc::new(ProcessProgress::new(json)))?;
-    let options = local_mlx::manager::ProcessOptions { model, prompt, ..Default::default() };
+    let options = local_mlx::manager::ProcessOptions { model, prompt, answer_within, ..Default::default() };
     let result = manager.process_text_with(&text, options).await;
     // Stop the sidecar politely before exiting (dropping it would SIGKILL it).
     manager.shutdown().await;

@@ -65,6 +65,11 @@ enum Command {
         /// Use this prompt template (`${output}` is the transcript) instead of the saved one.
         #[arg(long)]
         prompt: Option<String>,
+        /// Print the transcript as it came when the model has no finished answer after
+        /// this long, model load included (15s, 1500ms, 1m, never); default: the
+        /// settings' `answer_within_seconds` (15).
+        #[arg(long)]
+        answer_within: Option<String>,
     },
     /// Serve an OpenAI-compatible API (`/v1/models`, `/v1/chat/completions`, `/health`)
     /// for Handy's "Custom" post-processing provider or any OpenAI client. The first
@@ -80,10 +85,13 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A server's log (a service's log file) keeps its warnings: a clean-up refused or cut
+    // at its deadline, and why; a one-shot command prints only errors.
+    let default_level = if matches!(cli.command, Command::Serve(_)) { "warn" } else { "error" };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("LOCAL_MLX_LOG").unwrap_or_else(|_| "error".into()),
+            tracing_subscriber::EnvFilter::try_from_env("LOCAL_MLX_LOG").unwrap_or_else(|_| default_level.into()),
         )
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 use clap::Args;
-use local_mlx::settings::KeepAlive;
+use local_mlx::settings::{AnswerWithin, KeepAlive};
 use local_mlx_server::{ApiKey, ServerConfig};
 
 /// The environment variable that holds the API key.
@@ -38,6 +38,12 @@ pub struct ServeOptions {
     /// for prompts that are meant to translate or rewrite.
     #[arg(long = "no-clean-up-check", alias = "no-guard")]
     pub no_clean_up_check: bool,
+    /// When the prompt wraps the transcript in <transcript> tags and the model has
+    /// no finished answer after this long (model load included), stop it and answer
+    /// with the transcript itself, so a dictation app never waits forever: a
+    /// duration like 15s, 1500ms, 1m, or never.
+    #[arg(long, default_value = "15s")]
+    pub answer_within: String,
 }
 
 impl ServeOptions {
@@ -63,9 +69,17 @@ impl ServeOptions {
         self.keep_alive.parse().map_err(|error| anyhow::anyhow!("--keep-alive {:?}: {error}", self.keep_alive))
     }
 
+    pub fn answer_within(&self) -> Result<AnswerWithin> {
+        self.answer_within.parse().map_err(|error| anyhow::anyhow!("--answer-within: {error}"))
+    }
+
     /// What the server enforces with these options and `key`: refuses what `serve`
     /// refuses at start (a host beyond loopback without a key).
     pub fn server_config(&self, key: Option<ApiKey>) -> Result<ServerConfig> {
-        Ok(ServerConfig { check_clean_up: !self.no_clean_up_check, ..ServerConfig::for_host(&self.host, key)? })
+        Ok(ServerConfig {
+            check_clean_up: !self.no_clean_up_check,
+            answer_within: self.answer_within()?.deadline(),
+            ..ServerConfig::for_host(&self.host, key)?
+        })
     }
 }

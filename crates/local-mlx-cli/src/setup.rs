@@ -103,7 +103,13 @@ pub async fn setup(model: Option<String>, json: bool) -> Result<ExitCode> {
     });
 
     say("[3/3] check: loading the model and cleaning up a sample sentence".to_string());
-    let options = local_mlx::manager::ProcessOptions { model: Some(model.clone()), ..Default::default() };
+    // A check that the model works, not a dictation: it waits for the whole answer
+    // however long a first load takes.
+    let options = local_mlx::manager::ProcessOptions {
+        model: Some(model.clone()),
+        answer_within: Some(local_mlx::settings::AnswerWithin::NEVER),
+        ..Default::default()
+    };
     let checked = manager.process_text_with(SAMPLE, options).await;
     manager.shutdown().await;
     let output = checked.context("the model was downloaded but could not clean up the sample sentence")?;

@@ -33,7 +33,12 @@ fn processes_with(marker: &str) -> Vec<u32> {
 #[tokio::test(flavor = "multi_thread")]
 async fn process_prints_the_text_on_stdout_and_the_phases_on_stderr() {
     let env = Env::new().await;
-    let output = env.run(&["process", "--model", &env.model, "um so i think we should uh meet tomorrow"], None).await;
+    let output = env
+        .run(
+            &["process", "--model", &env.model, "--answer-within", "never", "um so i think we should uh meet tomorrow"],
+            None,
+        )
+        .await;
     assert!(output.status.success(), "{}", text(&output.stderr));
     let err = text(&output.stderr);
     for phase in ["starting the sidecar", "loading", "generating", "done in"] {
@@ -47,7 +52,9 @@ async fn process_prints_the_text_on_stdout_and_the_phases_on_stderr() {
 #[tokio::test(flavor = "multi_thread")]
 async fn process_reads_stdin_and_json_has_text_timings_tokens_and_warnings() {
     let env = Env::new().await;
-    let output = env.run(&["process", "--model", &env.model, "--json"], Some("hello there my friend\n")).await;
+    let output = env
+        .run(&["process", "--model", &env.model, "--answer-within", "never", "--json"], Some("hello there my friend\n"))
+        .await;
     assert!(output.status.success(), "{}", text(&output.stderr));
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(json["text"], "hello there my friend");

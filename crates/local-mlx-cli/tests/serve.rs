@@ -135,6 +135,11 @@ async fn a_port_in_use_or_an_open_host_without_a_key_is_one_clear_line_and_exit_
     let output = env.command(&["serve", "--port", "0", "--keep-alive", "sometimes"]).output().unwrap();
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--keep-alive"));
+
+    let output = env.command(&["serve", "--port", "0", "--answer-within", "immediately"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("--answer-within") && err.contains("never let the model answer"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -439,4 +444,55 @@ async fn sigterm_before_an_answer_is_ready_answers_503_with_retry_after_not_a_cl
     let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
     assert!(status.success(), "{status:?}");
     wait_gone(&sidecar, Duration::from_secs(20), "SIGTERM before an answer").await;
+}
+
+/// Handy's request shape: the transcript in `<transcript>` tags, then the instructions.
+fn clean_up_request(model: &str, transcript: &str) -> Value {
+    let prompt = format!("<transcript>\n{transcript}\n</transcript>\n\nThe above is a transcript. Clean it up.");
+    json!({"model": model, "messages": [{"role": "user", "content": prompt}], "stream": false})
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_clean_up_late_for_its_deadline_is_the_transcript_and_the_log_says_how_far_it_got() {
+    let env = Env::new().await;
+    // The stand-in sidecar, whose model load takes 20 s: far past a 1 s deadline.
+    let script = env.tmp.path().join("slow-load.json");
+    std::fs::write(&script, r#"[{"load_when": "models--", "seconds": 20}]"#).unwrap();
+    let mut child = env
+        .command(&["serve", "--port", "0", "--answer-within", "1s"])
+        .env("LOCAL_MLX_BACKEND_DIR", test_hub::workspace_root().join("tools/scripted-sidecar"))
+        .env("LOCAL_MLX_SCRIPT", &script)
+        .env_remove("LOCAL_MLX_API_KEY")
+        .env_remove("LOCAL_MLX_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let url = first_url(&mut child);
+    let transcript = "um so we meet at ten";
+    let answer = tokio::time::timeout(Duration::from_secs(60), async {
+        let response = reqwest::Client::new()
+            .post(format!("{url}/chat/completions"))
+            .json(&clean_up_request(&env.model, transcript))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.json::<Value>().await.unwrap()
+    })
+    .await
+    .expect("an answer by the deadline, not after the load");
+    assert_eq!(answer["choices"][0]["message"]["content"], transcript, "{answer}");
+    assert_eq!(answer["local_mlx"]["clean_up"]["reason"], "deadline", "{answer}");
+    // The log line, with how far the request got (still starting or loading).
+    let stderr = child.stderr.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        BufReader::new(stderr).lines().map_while(Result::ok).find(|line| line.contains("no answer within 1 s"))
+    });
+    let line = tokio::time::timeout(Duration::from_secs(60), line).await.expect("the log line").unwrap();
+    let line = line.expect("a log line about the deadline");
+    assert!(line.contains("WARN") && (line.contains("loading") || line.contains("starting")), "{line}");
+    child.kill().unwrap();
+    child.wait().unwrap();
 }

@@ -91,7 +91,8 @@ fn macos_plist_is_valid_holds_the_key_only_at_0600_and_uninstall_removes_exactly
     let home = Home::launchd();
     let before = home.files();
     let bin = home.path("bin").display().to_string(); // no launchctl here
-    let output = home.run(&["service", "install", "--keep-alive", "10m", "--no-guard"], &bin, Some(KEY));
+    let output =
+        home.run(&["service", "install", "--keep-alive", "10m", "--no-guard", "--answer-within", "20s"], &bin, Some(KEY));
     let out = text(&output.stdout);
     assert!(output.status.success(), "{out}{}", text(&output.stderr));
 
@@ -99,8 +100,19 @@ fn macos_plist_is_valid_holds_the_key_only_at_0600_and_uninstall_removes_exactly
     assert_eq!(added(&before, &home.files()), BTreeMap::from([(plist_path.clone(), 0o600)]));
     let plist = parse_plist(&plist_path);
     let program = binary().to_str().unwrap().to_string();
-    let expected_args =
-        [&program, "serve", "--host", "localhost", "--port", "8397", "--keep-alive", "10m", "--no-clean-up-check"];
+    let expected_args = [
+        &program,
+        "serve",
+        "--host",
+        "localhost",
+        "--port",
+        "8397",
+        "--keep-alive",
+        "10m",
+        "--no-clean-up-check",
+        "--answer-within",
+        "20s",
+    ];
     assert_eq!(plist["ProgramArguments"], serde_json::json!(expected_args), "{plist}");
     assert_eq!(plist["Label"], "dev.localmlx.serve");
     assert_eq!(plist["RunAtLoad"], true);
@@ -246,6 +258,7 @@ fn options_serve_would_refuse_are_refused_at_install_and_nothing_is_written() {
         (&["--port", "0"][..], "--port 0"),
         (&["--host", "0.0.0.0"][..], "LOCAL_MLX_API_KEY"),
         (&["--keep-alive", "soon"][..], "--keep-alive"),
+        (&["--answer-within", "0s"][..], "--answer-within"),
     ] {
         let mut all = vec!["service", "install"];
         all.extend_from_slice(args);

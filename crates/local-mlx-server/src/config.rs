@@ -131,6 +131,10 @@ pub struct ServerConfig {
     pub check_clean_up: bool,
     /// What `/health` says this server is (the CLI gives its version and commit).
     pub version: String,
+    /// A request whose prompt wraps a transcript in `<transcript>` tags and has no
+    /// finished answer by then (model load included) is answered with the transcript
+    /// itself (`serve --answer-within`); `None`: no deadline.
+    pub answer_within: Option<std::time::Duration>,
 }
 
 impl Default for ServerConfig {
@@ -142,6 +146,7 @@ impl Default for ServerConfig {
             max_queued: DEFAULT_MAX_QUEUED,
             check_clean_up: true,
             version: env!("CARGO_PKG_VERSION").to_string(),
+            answer_within: local_mlx::settings::AnswerWithin::DEFAULT.deadline(),
         }
     }
 }

@@ -70,11 +70,25 @@ pub struct CleanUpCheck {
     pub kept_original: bool,
     /// Why, one line each; empty when the answer passed.
     pub warnings: Vec<String>,
+    /// What kept the transcript: the check refused the answer, or none came in time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<KeptReason>,
+}
+
+/// Why `content` is the transcript as it came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeptReason {
+    /// The answer was not a clean-up of the transcript.
+    Check,
+    /// No finished answer by the server's `--answer-within`.
+    Deadline,
 }
 
 impl From<CheckedAnswer> for CleanUpCheck {
     fn from(guarded: CheckedAnswer) -> Self {
-        CleanUpCheck { kept_original: !guarded.enhanced, warnings: guarded.warnings }
+        let kept_original = !guarded.enhanced;
+        CleanUpCheck { kept_original, warnings: guarded.warnings, reason: kept_original.then_some(KeptReason::Check) }
     }
 }
 

@@ -6,7 +6,9 @@
 //! answer (or its stream) ends, so a flood gets quick 503s instead of an unbounded wait.
 //! And when the clean-up guard applies: to a prompt whose last user message wraps the
 //! transcript in `<transcript>` tags (Handy's default prompt), unless the server was
-//! started with `--no-clean-up-check`; a failing answer is then replaced by the transcript.
+//! started with `--no-clean-up-check`; a failing answer is then replaced by the transcript,
+//! and so is one not finished within `--answer-within` (the deadline goes with the check:
+//! a request it does not apply to is never cut).
 
 use std::sync::Arc;
 
@@ -17,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::stream::{self, BoxStream, StreamExt};
 use local_mlx::chat::ChatChunk;
-use local_mlx::manager::Runtime;
+use local_mlx::manager::{Runtime, Within};
 use local_mlx::postprocess::check_clean_up;
 use local_mlx::MlxModelManager;
 use serde_json::json;
@@ -26,7 +28,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::config::ServerConfig;
 use crate::error::ApiError;
 use crate::request::{self, OutputFormat};
-use crate::response::{unix_now, ChatCompletion, ChatCompletionChunk, CleanUpCheck, CompletionMeta, ModelList};
+use crate::response::{
+    unix_now, ChatCompletion, ChatCompletionChunk, CleanUpCheck, CompletionMeta, KeptReason, ModelList,
+};
 
 /// What every route shares.
 #[derive(Clone)]
@@ -91,9 +95,19 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
         return Ok(Json(ChatCompletion::new(meta, response, &plan.format, None)).into_response());
     };
     // A clean-up can only be judged whole: the answer is generated, checked against the
-    // transcript, and only then sent (as one piece when streaming).
-    let mut response = state.manager.chat(plan.chat).await?;
-    let check = CleanUpCheck::from(check_clean_up(&transcript, &mut response));
+    // transcript, and only then sent (as one piece when streaming). One not finished by
+    // the deadline is given up (the generation cancelled) and the transcript sent.
+    let asked_model = plan.chat.model.clone();
+    let (response, check) = match state.manager.chat_within(plan.chat, state.config.answer_within).await? {
+        Within::Answered(mut response) => {
+            let check = CleanUpCheck::from(check_clean_up(&transcript, &mut response));
+            (response, check)
+        }
+        Within::Late(late) => {
+            let (response, kept) = late.keep_transcript(&transcript, &asked_model);
+            (response, CleanUpCheck { reason: Some(KeptReason::Deadline), ..CleanUpCheck::from(kept) })
+        }
+    };
     let meta = CompletionMeta::new(&response.model_id);
     if !plan.stream {
         return Ok(Json(ChatCompletion::new(meta, response, &plan.format, Some(&check))).into_response());

@@ -147,6 +147,12 @@ async fn handy_round_trip(server: &Server, api_key: &str) {
     assert!(answer["local_mlx"]["clean_up"]["warnings"][0].as_str().unwrap().contains("kept the original"), "{answer}");
 }
 
+/// The defaults without the answer deadline: these tests read the model's own answers,
+/// which a busy machine may take longer than 15 s to give (`scripted.rs` tests the deadline).
+fn whole_answers() -> ServerConfig {
+    ServerConfig { answer_within: None, ..ServerConfig::default() }
+}
+
 /// What Handy's default prompt wraps in `<transcript>` tags in these tests.
 const HANDY_TRANSCRIPT: &str = "um so i think we should uh meet tomorrow";
 
@@ -156,7 +162,7 @@ fn handy_body(server: &Server) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_checked_stream_sends_the_checked_answer_and_no_clean_up_check_passes_the_models_words() {
-    let guarded = server(&["tiny"], ServerConfig::default()).await;
+    let guarded = server(&["tiny"], whole_answers()).await;
     let mut body = handy_body(&guarded);
     body["stream"] = json!(true);
     body["stream_options"] = json!({"include_usage": true});
@@ -176,7 +182,7 @@ async fn a_checked_stream_sends_the_checked_answer_and_no_clean_up_check_passes_
     assert!(plain["local_mlx"].get("clean_up").is_none(), "{plain}");
     drop(guarded);
 
-    let raw = server(&["tiny"], ServerConfig { check_clean_up: false, ..ServerConfig::default() }).await;
+    let raw = server(&["tiny"], ServerConfig { check_clean_up: false, ..whole_answers() }).await;
     let (status, answer) = post(&raw, handy_body(&raw)).await;
     assert_eq!(status, 200, "{answer}");
     assert_ne!(answer["choices"][0]["message"]["content"], HANDY_TRANSCRIPT, "the model's own words: {answer}");
@@ -189,7 +195,7 @@ async fn a_checked_stream_sends_the_checked_answer_and_no_clean_up_check_passes_
 
 #[tokio::test(flavor = "multi_thread")]
 async fn handys_exact_request_without_a_key_is_answered_and_the_model_is_listed() {
-    let server = server(&["tiny"], ServerConfig::default()).await;
+    let server = server(&["tiny"], whole_answers()).await;
     let health: Value = client().get(format!("{}/health", server.base)).send().await.unwrap().json().await.unwrap();
     assert_eq!(health["status"], "idle", "{health}");
     // While the first request starts the sidecar and loads the model, /health says so.
@@ -230,7 +236,7 @@ async fn handys_exact_request_without_a_key_is_answered_and_the_model_is_listed(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn handys_exact_request_with_a_key_and_a_wrong_or_missing_key_is_401() {
-    let config = ServerConfig { api_key: ApiKey::new("handy-key-123"), ..ServerConfig::default() };
+    let config = ServerConfig { api_key: ApiKey::new("handy-key-123"), ..whole_answers() };
     let server = server(&["tiny"], config).await;
     handy_round_trip(&server, "handy-key-123").await;
     for key in ["", "handy-key-12", "handy-key-1234", "wrong"] {
@@ -267,7 +273,7 @@ async fn stream(server: &Server, body: Value) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn streamed_chunks_concatenate_to_the_whole_answer_and_end_with_usage_and_done() {
-    let server = server(&["tiny"], ServerConfig::default()).await;
+    let server = server(&["tiny"], whole_answers()).await;
     let request = json!({"model": server.model, "max_tokens": 24, "seed": 1,
         "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello there"}]});
     let (status, whole) = post(&server, request.clone()).await;
@@ -335,7 +341,7 @@ async fn streamed_chunks_concatenate_to_the_whole_answer_and_end_with_usage_and_
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_input_is_an_openai_error_and_starts_no_sidecar() {
-    let server = server(&["tiny"], ServerConfig::default()).await;
+    let server = server(&["tiny"], whole_answers()).await;
     let chat = format!("{}/v1/chat/completions", server.base);
     let good = json!({"model": server.model, "messages": [{"role": "user", "content": "hi"}]});
     let mut cases: Vec<(Value, &str)> = Vec::new();
@@ -443,7 +449,7 @@ async fn bad_input_is_an_openai_error_and_starts_no_sidecar() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn fifty_parallel_requests_get_answers_or_503_never_500_and_the_server_keeps_serving() {
-    let server = server(&["tiny"], ServerConfig::default()).await;
+    let server = server(&["tiny"], whole_answers()).await;
     let body = json!({"model": server.model, "max_tokens": 8, "messages": [{"role": "user", "content": "hello"}]});
     let url = format!("{}/v1/chat/completions", server.base);
     let requests = (0..50).map(|_| {
@@ -473,7 +479,7 @@ async fn fifty_parallel_requests_get_answers_or_503_never_500_and_the_server_kee
 async fn a_client_leaving_mid_stream_cancels_its_generation() {
     // smol (about 0.2 s a token here): 4,000 tokens would take many minutes if the
     // generation went on after the client left.
-    let server = server(&["smol"], ServerConfig::default()).await;
+    let server = server(&["smol"], whole_answers()).await;
     let long = json!({"model": server.model, "stream": true, "max_tokens": 4000,
         "messages": [{"role": "user", "content": "Write a very long story about a lighthouse keeper."}]});
     let response = client().post(format!("{}/v1/chat/completions", server.base)).json(&long).send().await.unwrap();

@@ -157,6 +157,53 @@ impl std::str::FromStr for KeepAlive {
     }
 }
 
+/// How long a clean-up may take, model load and queue included, before the transcript
+/// is handed back as it came (a dictation app waits on it; Handy's client never gives
+/// up by itself). Parsed like [`KeepAlive`]: `never`, `sec15`, `min2`, or a duration
+/// like `15s`, `1500ms`; zero is refused, as it would never let the model answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnswerWithin(Option<Duration>);
+
+impl AnswerWithin {
+    /// What a dictation should wait at most: a warm model cleans a minute of speech
+    /// well within it, a cold load on a busy machine may not.
+    pub const DEFAULT: AnswerWithin = AnswerWithin(Some(Duration::from_secs(15)));
+    pub const NEVER: AnswerWithin = AnswerWithin(None);
+
+    /// A deadline of `seconds`; `None` or zero: none.
+    pub fn seconds(seconds: Option<u32>) -> AnswerWithin {
+        AnswerWithin(seconds.filter(|&s| s > 0).map(|s| Duration::from_secs(s.into())))
+    }
+
+    /// The deadline, if any.
+    pub fn deadline(self) -> Option<Duration> {
+        self.0
+    }
+}
+
+impl std::str::FromStr for AnswerWithin {
+    type Err = String;
+
+    fn from_str(text: &str) -> std::result::Result<Self, String> {
+        let bad = |why: &str| format!("'{}' is not a deadline: {why}", text.trim());
+        match text.parse::<KeepAlive>() {
+            Ok(KeepAlive::Never) => Ok(AnswerWithin::NEVER),
+            Ok(KeepAlive::After(limit)) => Ok(AnswerWithin(Some(limit))),
+            Ok(KeepAlive::Immediately) => Err(bad("zero would never let the model answer; use 15s, or never")),
+            Err(_) => Err(bad("use never, sec15, min2, or a duration like 15s, 1500ms or 1m")),
+        }
+    }
+}
+
+impl std::fmt::Display for AnswerWithin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            None => f.write_str("never"),
+            Some(limit) => KeepAlive::After(limit).fmt(f),
+        }
+    }
+}
+
 /// What the user chose.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
@@ -168,6 +215,9 @@ pub struct MlxSettings {
     pub prompt: String,
     /// An explicit uv binary; otherwise the bundled one, then `PATH`.
     pub uv_path: Option<PathBuf>,
+    /// Hand the transcript back as it came when the clean-up has no answer after this
+    /// many seconds, model load included; `null` (or 0): wait as long as it takes.
+    pub answer_within_seconds: Option<u32>,
 }
 
 impl Default for MlxSettings {
@@ -177,6 +227,7 @@ impl Default for MlxSettings {
             model_unload_timeout: ModelUnloadTimeout::default(),
             prompt: DEFAULT_PROMPT.to_string(),
             uv_path: None,
+            answer_within_seconds: AnswerWithin::DEFAULT.deadline().map(|d| d.as_secs() as u32),
         }
     }
 }
@@ -190,6 +241,11 @@ impl MlxSettings {
     /// Write `path` (see [`save_json`]).
     pub fn save(&self, path: &Path) -> Result<()> {
         save_json(path, self)
+    }
+
+    /// The clean-up deadline these settings ask for.
+    pub fn answer_within(&self) -> AnswerWithin {
+        AnswerWithin::seconds(self.answer_within_seconds)
     }
 }
 
@@ -346,6 +402,24 @@ mod tests {
         assert_eq!(ModelUnloadTimeout::Never.idle_limit(), None);
         assert_eq!(ModelUnloadTimeout::Immediately.idle_limit(), Some(Duration::ZERO));
         assert_eq!(ModelUnloadTimeout::Hour1.idle_limit(), Some(Duration::from_secs(3600)));
+    }
+
+    #[test]
+    fn a_deadline_takes_the_keep_alive_syntax_but_never_zero() {
+        let parse = |s: &str| s.parse::<AnswerWithin>().map(AnswerWithin::deadline);
+        assert_eq!(parse("15s"), Ok(Some(Duration::from_secs(15))));
+        assert_eq!(parse("sec15"), Ok(Some(Duration::from_secs(15))));
+        assert_eq!(parse("1500ms"), Ok(Some(Duration::from_millis(1500))));
+        assert_eq!(parse("never"), Ok(None));
+        for bad in ["0s", "immediately", "soon", "-1s"] {
+            let error = parse(bad).unwrap_err();
+            assert!(error.contains(bad) && error.contains("15s"), "{error}");
+        }
+        assert_eq!(AnswerWithin::DEFAULT.to_string(), "15s");
+        assert_eq!(MlxSettings::default().answer_within(), AnswerWithin::DEFAULT);
+        assert_eq!(AnswerWithin::seconds(Some(0)), AnswerWithin::NEVER, "0 in a settings file waits");
+        let old: MlxSettings = serde_json::from_str(r#"{"selected_model": "a/b"}"#).unwrap();
+        assert_eq!(old.answer_within(), AnswerWithin::DEFAULT, "settings written before the field get the default");
     }
 
     #[test]

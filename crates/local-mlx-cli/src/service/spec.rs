@@ -76,6 +76,7 @@ pub fn spec(options: &ServeOptions, api_key: Option<ApiKey>) -> Result<(Spec, Op
     if options.no_clean_up_check {
         args.push("--no-clean-up-check".into());
     }
+    args.extend(["--answer-within".to_string(), options.answer_within.clone()]);
     let settings = MlxSettings::load(&config_dir().join("settings.json"))?;
     let (path, uv_warning) = match local_mlx::sidecar::find_uv(settings.uv_path.as_deref()) {
         Ok(uv) => (service_path(uv.parent()), None),

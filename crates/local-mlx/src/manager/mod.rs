@@ -10,6 +10,7 @@
 //! and the answers of the core's rules (`delete_blocked`, `disk_warning`,
 //! `retry_attempts`); a delete asks the session to release, then the store to delete.
 
+mod deadline;
 mod idle;
 mod session;
 
@@ -29,11 +30,12 @@ use crate::platform::PlatformSupport;
 use crate::postprocess::{
     build_messages, check_clean_up, max_tokens_for, tagged_transcript, DEFAULT_PROMPT, MAX_TRANSCRIPT_CHARS,
 };
-use crate::settings::{check_prompt, config_dir, data_dir, KeepAlive, MlxSettings};
+use crate::settings::{check_prompt, config_dir, data_dir, AnswerWithin, KeepAlive, MlxSettings};
 use crate::sidecar::{default_backend, SidecarConfig};
 use crate::state::delete_refusal;
 use crate::store::{DownloadOutcome, MlxModelInfo, MlxModelStatus, ModelStore};
 
+pub use deadline::{Late, Reached, Within};
 use session::Session;
 pub use session::Slot;
 
@@ -88,6 +90,9 @@ pub struct ProcessOptions {
     pub constrain_to_input: Option<bool>,
     /// `None`: [`DEFAULT_REPETITION_PENALTY`](crate::chat::DEFAULT_REPETITION_PENALTY), none.
     pub repetition_penalty: Option<f64>,
+    /// How long the answer may take, model load included, before the transcript is
+    /// handed back as it came; `None`: the settings' `answer_within_seconds`.
+    pub answer_within: Option<AnswerWithin>,
 }
 
 /// Clean-up wants faithful, not creative: greedy decoding, which also makes the same
@@ -308,6 +313,7 @@ impl MlxModelManager {
     /// [`Self::process_text`] with a model or prompt other than the settings'.
     pub async fn process_text_with(&self, text: &str, options: ProcessOptions) -> Result<ProcessOutput> {
         let settings = self.settings();
+        let answer_within = options.answer_within.unwrap_or_else(|| settings.answer_within());
         let model_id = options.model.unwrap_or(settings.selected_model);
         let prompt = options.prompt.unwrap_or(settings.prompt);
         // The one prompt rule, whether the prompt came with the call or from settings
@@ -338,10 +344,15 @@ impl MlxModelManager {
             // in docs/QUALITY.md); a prompt of the user's own may need other words.
             constrain_to_input: options.constrain_to_input.unwrap_or(prompt == DEFAULT_PROMPT),
             repetition_penalty: options.repetition_penalty.unwrap_or(DEFAULT_REPETITION_PENALTY),
-            ..ChatRequest::new(model_id, build_messages(&prompt, text))
+            ..ChatRequest::new(model_id.clone(), build_messages(&prompt, text))
         };
-        let mut response = self.chat(request).await?;
-        let mut guarded = check_clean_up(text, &mut response);
+        let (response, mut guarded) = match self.chat_within(request, answer_within.deadline()).await? {
+            Within::Answered(mut response) => {
+                let guarded = check_clean_up(text, &mut response);
+                (response, guarded)
+            }
+            Within::Late(late) => late.keep_transcript(text, &model_id),
+        };
         // On Linux without OpenBLAS, every answer is ~10x slower than it need be: say how to fix it.
         guarded.warnings.extend(crate::sidecar::blas::missing_warning().map(str::to_string));
         Ok(ProcessOutput {

@@ -14,14 +14,19 @@
 //! whose every line a unit test checks (see docs/QUALITY.md for the numbers).
 //!
 //! Those checks judge shares, so one word can slip through them: an answer after an
-//! echo of the question ("…of France? Paris."), a changed number, a dropped "not". Three
-//! exact checks close that gap: [`numbers`] (every value kept, none added), [`polarity`]
-//! (negations and contrast words kept) and [`form`] (every word of the answer is one of
-//! the speaker's, or a form of one).
+//! echo of the question ("…of France? Paris."), a changed number, a dropped "not". Four
+//! exact checks close that gap: [`numbers`] (every value kept with its sign, none added),
+//! [`spoken`] (every address kept character for character), [`polarity`] (negations and
+//! contrast words kept) and [`form`] (every word of the answer is one of the speaker's,
+//! or a form of one). Both texts are first read through [`spoken::written`], so a
+//! dictated address, unit, currency or clock time and its written form are one; the
+//! contractions of the other languages are [`elision`]'s.
 
+mod elision;
 mod form;
 mod numbers;
 mod polarity;
+mod spoken;
 
 /// Function words: adding or dropping them says nothing about answering.
 const STOP_WORDS: &[&str] = &[
@@ -83,6 +88,25 @@ const SPOKEN_PUNCTUATION: &[&str] = &[
     "unquote",
     "parenthesis",
     "bracket",
+    // Symbols and formatting commands Handy's prompt asks to turn into marks.
+    "point",
+    "ampersand",
+    "hash",
+    "hashtag",
+    "sign",
+    "bullet",
+    "ellipsis",
+    "asterisk",
+    "slash",
+    "backslash",
+    "underscore",
+    "dot",
+    "apostrophe",
+    "tab",
+    "equals",
+    "plus",
+    "minus",
+    "negative",
 ];
 
 /// Number words and units: a clean-up may turn them into digits and signs and back.
@@ -194,9 +218,10 @@ fn words(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     for token in text.split(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '’')) {
         let token = token.trim_matches(['\'', '’']).to_lowercase().replace('’', "'");
-        match form::expansion(&token) {
-            Some((base, second)) => out.extend([base, second[0].to_string()]),
-            None => out.extend(token.split('\'').filter(|w| !w.is_empty()).map(str::to_string)),
+        match (form::expansion(&token), elision::split(&token)) {
+            (Some((base, second)), _) => out.extend([base, second[0].to_string()]),
+            (None, Some((elided, rest))) => out.extend([elided, rest.to_string()]),
+            (None, None) => out.extend(token.split('\'').filter(|w| !w.is_empty()).map(str::to_string)),
         }
     }
     out
@@ -208,7 +233,10 @@ fn is_digits(word: &str) -> bool {
 
 /// A word that carries meaning: not a stop word, filler, spoken mark or number.
 fn is_content(word: &str) -> bool {
-    ![STOP_WORDS, FILLERS, SPOKEN_PUNCTUATION, NUMBER_WORDS].iter().any(|list| list.contains(&word)) && !is_digits(word)
+    ![STOP_WORDS, elision::FUNCTION_WORDS, FILLERS, SPOKEN_PUNCTUATION, NUMBER_WORDS]
+        .iter()
+        .any(|list| list.contains(&word))
+        && !is_digits(word)
 }
 
 /// `word` with the accents of Latin letters removed, so "Reykjavík" matches "reykjavik".
@@ -242,7 +270,10 @@ fn same_stem(a: &str, b: &str) -> bool {
 
 /// `word` (folded) is `said`, or inflects or abbreviates it.
 fn same_word(said: &str, word: &str) -> bool {
-    said == word || same_stem(said, word) || (word.chars().count() <= 4 && abbreviates(word, said))
+    said == word
+        || same_stem(said, word)
+        || elision::same_elided(said, word)
+        || (word.chars().count() <= 4 && abbreviates(word, said))
 }
 
 /// The words of a transcript, to look the answer's words up in.
@@ -276,7 +307,8 @@ impl Vocabulary {
 
 /// The content words of `text`.
 fn content_words(text: &str) -> Vec<String> {
-    words(text).into_iter().filter(|w| is_content(w)).collect()
+    // Judged folded, as the transcript's are: "à" is the function word "a".
+    words(text).into_iter().filter(|w| is_content(&fold(w))).collect()
 }
 
 /// The language whose function words `text` uses most, if it uses enough of them.
@@ -309,8 +341,10 @@ fn same_opening(transcript: &str, output: &str) -> bool {
 
 /// Why `output` is not a clean-up of `transcript`, or `None` when it may be one.
 pub(super) fn unfaithful(transcript: &str, output: &str) -> Option<String> {
-    let joined = join_initials(output);
-    let output = joined.as_str();
+    // Spoken forms written alike on both sides: "anna dot lee at example dot org" and
+    // "anna.lee@example.org", "forty kilometers" and "40 km" (see `spoken`).
+    let (transcript, output) = (spoken::written(transcript), spoken::written(&join_initials(output)));
+    let (transcript, output) = (transcript.as_str(), output.as_str());
     let vocabulary = Vocabulary::new(transcript);
     for tag in ["<think>", "</think>"] {
         if output.contains(tag) && !transcript.contains(tag) {
@@ -396,7 +430,9 @@ pub(super) fn unfaithful(transcript: &str, output: &str) -> Option<String> {
             listed(&written)
         ));
     }
-    polarity::changed(transcript, output).or_else(|| form::added(transcript, output))
+    spoken::changed_addresses(transcript, output)
+        .or_else(|| polarity::changed(transcript, output))
+        .or_else(|| form::added(transcript, output))
 }
 
 /// Values for a warning: "none", or the first few joined.

@@ -49,6 +49,8 @@ impl SidecarEnv {
         let settings = MlxSettings {
             selected_model: fixture.repo_id.clone(),
             model_unload_timeout: timeout,
+            // The tests read the model's own answers: none is cut on a busy machine.
+            answer_within_seconds: None,
             ..MlxSettings::default()
         };
         let config = ManagerConfig {

@@ -18,6 +18,7 @@
 //! speaker's word is far likelier a fix than a new meaning. The alignment is a dynamic
 //! programme over the two word lists, O(n·m) like [`super::in_order`].
 
+use super::elision;
 use super::numbers::is_number_word;
 use super::{fold, same_stem, STOP_WORDS};
 
@@ -105,12 +106,21 @@ const BARE_CONTRACTIONS: &[(&str, &str)] = &[
 /// Words of `text` as the alignment sees them: lower case, accents folded, apostrophes
 /// straight and kept inside a word ("don't"), number words and digits left out.
 pub(super) fn tokens(text: &str) -> Vec<String> {
-    text.split(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '’'))
+    let mut out = Vec::new();
+    let words = text
+        .split(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '’'))
         .map(|w| w.trim_matches(['\'', '’']))
         .filter(|w| !w.is_empty())
-        .map(|w| fold(&w.to_lowercase()).replace('’', "'"))
-        .filter(|w| !is_number_word(w))
-        .collect()
+        .map(|w| fold(&w.to_lowercase()).replace('’', "'"));
+    for word in words {
+        match elision::split(&word) {
+            // "qu'on" is two words, "qu'" and "on", as the speaker's "que on".
+            Some((elided, rest)) => out.extend([elided, rest.to_string()]),
+            None => out.push(word),
+        }
+    }
+    out.retain(|w| !is_number_word(w));
+    out
 }
 
 /// The two words a contraction or short form stands for: the first, and the choices
@@ -136,7 +146,8 @@ pub(super) fn expansion(word: &str) -> Option<(String, &'static [&'static str])>
         "ve" => &["have"],
         "ll" => &["will", "shall"],
         "d" => &["would", "had"],
-        "s" => &["is", "has", "us"],
+        // German "geht's" is "geht es".
+        "s" => &["is", "has", "us", "es"],
         _ => return None,
     };
     Some((base.to_string(), second))
@@ -183,7 +194,10 @@ impl Word {
 /// How `written` (the answer's word) stands for `said` (the speaker's): `Some(false)`
 /// as a form of it, `Some(true)` as a spelling fix, `None` not at all.
 fn stands_for(said: &Word, written: &Word) -> Option<bool> {
-    if said.bare == written.bare || same_stem(&said.text, &written.text) {
+    if said.bare == written.bare
+        || same_stem(&said.text, &written.text)
+        || elision::same_elided(&said.text, &written.text)
+    {
         return Some(false);
     }
     if let (Some((a, a2)), Some((b, b2))) = (&said.expansion, &written.expansion) {
@@ -224,6 +238,7 @@ fn joins(one: &Word, first: &Word, second: &Word) -> bool {
         && one.bare.starts_with(&first.bare)
         && one.bare.ends_with(&second.bare);
     joined
+        || elision::merges(&one.text, &first.text, &second.text)
         || one.expansion.as_ref().is_some_and(|(base, seconds)| {
             (*base == first.text || same_stem(base, &first.text)) && seconds.contains(&second.text.as_str())
         })

@@ -144,14 +144,22 @@ struct Reader {
     total: u64,
     current: u64,
     last: Last,
+    /// A "minus" or "negative" before the next value: its sign.
+    negative: bool,
 }
 
 impl Reader {
     fn flush(&mut self) {
         if self.last != Last::Nothing {
-            self.values.push((self.total + self.current).to_string());
+            self.push((self.total + self.current).to_string());
         }
         (self.total, self.current, self.last) = (0, 0, Last::Nothing);
+    }
+
+    /// A value, signed by a pending "minus".
+    fn push(&mut self, value: String) {
+        let sign = if std::mem::take(&mut self.negative) { "-" } else { "" };
+        self.values.push(format!("{sign}{value}"));
     }
 
     /// A unit, teen or tens word (`kind`) of value `v`.
@@ -196,7 +204,14 @@ pub(super) fn values_of(text: &str) -> Vec<String> {
     let mut words = Vec::new();
     for chunk in text.split_whitespace() {
         if chunk.chars().any(|c| c.is_ascii_digit()) {
-            words.push(chunk.to_lowercase());
+            // "-10", "-$300": the sign is part of the value, read as the word "minus".
+            let unsigned = chunk.trim_start_matches(['-', '−']);
+            if unsigned.len() < chunk.len()
+                && unsigned.trim_start_matches(['$', '€', '£', '¥']).starts_with(|c: char| c.is_ascii_digit())
+            {
+                words.push("minus".to_string());
+            }
+            words.push(unsigned.to_lowercase());
         } else {
             words.extend(chunk.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase));
         }
@@ -206,11 +221,22 @@ pub(super) fn values_of(text: &str) -> Vec<String> {
 
 /// The numbers `words` (lower case, in order) say, as decimal strings, in order.
 fn values(words: &[String]) -> Vec<String> {
-    let mut r = Reader { values: Vec::new(), total: 0, current: 0, last: Last::Nothing };
+    let mut r = Reader { values: Vec::new(), total: 0, current: 0, last: Last::Nothing, negative: false };
     let next_is_number = |i: usize| words.get(i + 1).is_some_and(|w| is_number_word(w) || w == "oh");
+    let mut skip_to = 0;
     for (i, word) in words.iter().enumerate() {
+        if i < skip_to {
+            continue;
+        }
         let w = word.as_str();
         let ordinal = w.ends_with("th") || ["first", "second", "third"].contains(&w);
+        if let Some((value, next)) = scaled_decimal(words, i, r.total + r.current, r.last != Last::Nothing) {
+            // "2.5 million", "two point five million": one value, 2500000.
+            (r.total, r.current, r.last) = (0, 0, Last::Nothing);
+            r.push(value.to_string());
+            skip_to = next;
+            continue;
+        }
         if w.chars().any(|c| c.is_ascii_digit()) {
             r.flush();
             // Every run of digits in the token is a number ("3:30" → 3, 30; "x1" → 1),
@@ -222,7 +248,7 @@ fn values(words: &[String]) -> Vec<String> {
                     // "2 million": the digits times the scale that follows.
                     Ok(n) if scaled && k + 1 == runs.len() => (r.current, r.last) = (n, Last::Unit),
                     _ if k > 0 && *run == "00" => {}
-                    _ => r.values.push(run.to_string()),
+                    _ => r.push(run.to_string()),
                 }
             }
             continue;
@@ -239,12 +265,16 @@ fn values(words: &[String]) -> Vec<String> {
             r.scale(scale);
         } else if let Some(v) = lookup(FOREIGN, w) {
             r.flush();
-            r.values.push(v.to_string());
+            r.push(v.to_string());
             continue;
-        } else if w == "oh" && r.last != Last::Nothing && next_is_number(i) {
-            // "five oh two": a zero inside a digit string.
+        } else if w == "oh" && words.get(i + 1).is_some_and(|next| is_number_word(next)) {
+            // "five oh two", "oh seven nine": a zero in a digit string.
             r.flush();
-            r.values.push("0".into());
+            r.push("0".into());
+            continue;
+        } else if (w == "minus" || w == "negative") && r.last == Last::Nothing && next_is_number(i) {
+            // A sign, not a subtraction: no number before it ("five minus three" is two).
+            r.negative = i == 0 || !is_number_word(&words[i - 1]);
             continue;
         } else if w == "and" && matches!(r.last, Last::Hundred | Last::Scale) && next_is_number(i) {
             continue; // "one hundred and forty"
@@ -264,11 +294,40 @@ fn values(words: &[String]) -> Vec<String> {
     r.values
 }
 
+/// A decimal number times the scale after it, starting at `words[i]`: digits with one
+/// point ("2.5") or, after the whole part said so far (`whole`, when `spoken`), "point"
+/// and digit words. The value and the index after the scale; `None` for anything else.
+fn scaled_decimal(words: &[String], i: usize, whole: u64, spoken: bool) -> Option<(u64, usize)> {
+    let digit = |w: &str| match w {
+        "oh" | "zero" => Some('0'),
+        _ => lookup(UNITS[..10].as_ref(), w).and_then(|v| char::from_digit(v as u32, 10)),
+    };
+    let (whole, fraction, end) = if spoken && words[i] == "point" {
+        let fraction: String = words[i + 1..].iter().map_while(|w| digit(w)).collect();
+        (whole, fraction.clone(), i + 1 + fraction.len())
+    } else {
+        let (whole, fraction) = words[i].trim_start_matches(['$', '€', '£', '¥']).split_once('.')?;
+        let all_digits = |t: &str| !t.is_empty() && t.chars().all(|c| c.is_ascii_digit());
+        (all_digits(whole) && all_digits(fraction)).then_some(())?;
+        (whole.parse().ok()?, fraction.to_string(), i + 1)
+    };
+    let scale = lookup(SCALES, words.get(end)?)?;
+    let places = u32::try_from(fraction.len()).ok().filter(|&p| p > 0 && p < 10)?;
+    let fraction: u64 = fraction.parse().ok()?;
+    let value = whole.checked_mul(scale)?.checked_add(fraction.checked_mul(scale)? / 10u64.pow(places))?;
+    Some((value, end + 1))
+}
+
 /// Whether two lists of values say the same: the same digits in order, or the same
 /// numbers in another order.
 pub(super) fn same_values(said: &[String], written: &[String]) -> bool {
     if said.concat() == written.concat() {
         return true;
+    }
+    // Digits read one by one (a phone number, a code) keep their order.
+    let digit_string = |values: &[String]| values.windows(3).any(|w| w.iter().all(|v| v.len() == 1));
+    if digit_string(said) || digit_string(written) {
+        return false;
     }
     let (mut a, mut b) = (said.to_vec(), written.to_vec());
     a.sort();
@@ -300,6 +359,14 @@ mod tests {
         assert_eq!(read("$5,000 and 15th at 3:00"), ["5", "000", "15", "3"]);
         assert_eq!(read("2 million"), ["2000000"]);
         assert_eq!(read("a las cinco"), ["5"]);
+        assert_eq!(read("minus ten and negative 3"), ["-10", "-3"]);
+        assert_eq!(read("-10 degrees and -$300"), ["-10", "-300"]);
+        assert_eq!(read("five minus three"), ["5", "3"], "a subtraction, not a sign");
+        assert_eq!(read("oh seven nine"), ["0", "7", "9"]);
+        assert_eq!(read("two point five million dollars"), ["2500000"]);
+        assert_eq!(read("$2.5 million"), ["2500000"]);
+        assert_eq!(read("$25 million"), ["25000000"]);
+        assert_eq!(read("twelve ninety nine and 12.99"), ["12", "99", "12", "99"]);
     }
 
     #[test]
@@ -319,5 +386,9 @@ mod tests {
         assert!(!same("three pm on tuesday", "4 PM on Tuesday"));
         assert!(!same("what is two plus two", "What is two plus two? Four."));
         assert!(!same("no numbers here", "Call 911"));
+        assert!(!same("minus ten", "10"), "a dropped sign");
+        assert!(!same("ten", "-10"), "an added sign");
+        assert!(same("minus ten", "-10"));
+        assert!(!same("four four seven two", "4 4 2 7"), "digits keep their order");
     }
 }

@@ -6,6 +6,7 @@
 //! [`changed`] counts each class in the transcript and the answer. The answer may drop
 //! only a repetition ("not not" → "not"), and may add none.
 
+use super::elision::elided_forms;
 use super::form::{expansion, tokens};
 
 /// Negations, English first, then the other languages of the eval set. A contraction
@@ -26,7 +27,9 @@ fn is_contrast(word: &str) -> bool {
 }
 
 fn is_negation(word: &str) -> bool {
-    NEGATIONS.contains(&word) || expansion(word).is_some_and(|(_, second)| second == ["not"])
+    NEGATIONS.contains(&word)
+        || expansion(word).is_some_and(|(_, second)| second == ["not"])
+        || elided_forms(word).iter().any(|full| NEGATIONS.contains(full))
 }
 
 /// How many words of `words` are in the class, all of them and without immediate
