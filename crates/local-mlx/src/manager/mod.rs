@@ -90,10 +90,9 @@ pub struct ProcessOptions {
     pub repetition_penalty: Option<f64>,
 }
 
-/// Clean-up wants faithful, not creative: greedy decoding, which also makes the same
-/// transcript give the same text every time (the sidecar keeps 0.7 as its default for
-/// other callers).
-const PROCESS_TEMPERATURE: f64 = 0.0;
+/// The clean-up's nucleus, the original provider's 0.8; it decodes greedily (see
+/// [`ChatRequest::new`]), so this matters only to an embedder that raises the temperature.
+const PROCESS_TOP_P: f64 = 0.8;
 
 /// What the loaded-model slot is doing now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -333,7 +332,7 @@ impl MlxModelManager {
         }
         let request = ChatRequest {
             max_tokens: Some(max_tokens_for(text)),
-            temperature: PROCESS_TEMPERATURE,
+            top_p: PROCESS_TOP_P,
             // The default clean-up prompt decodes within the transcript's words (measured
             // in docs/QUALITY.md); a prompt of the user's own may need other words.
             constrain_to_input: options.constrain_to_input.unwrap_or(prompt == DEFAULT_PROMPT),

@@ -467,15 +467,15 @@ impl Session {
 /// The sidecar's `/generate` body for `request`.
 fn generate_request(request: &ChatRequest) -> GenerateRequest {
     GenerateRequest {
+        messages: request.messages.clone(),
         max_tokens: request.budget(),
         temperature: request.temperature,
         top_p: request.top_p,
-        repetition_penalty: Some(request.repetition_penalty),
+        repetition_penalty: request.repetition_penalty,
         enable_thinking: request.thinking.then_some(true),
         stop: Some(request.stop.clone()).filter(|s| !s.is_empty()),
         seed: request.seed,
         constrain_to_input: request.constrain_to_input.then_some(true),
-        ..GenerateRequest::chat(request.messages.clone())
     }
 }
 
@@ -566,15 +566,12 @@ mod tests {
     }
 
     #[test]
-    fn the_sidecar_request_carries_only_the_options_set() {
+    fn the_sidecar_request_carries_every_sampling_value_and_only_the_options_set() {
         let plain = generate_request(&request());
         assert_eq!((plain.enable_thinking, &plain.stop, plain.seed), (None, &None, None));
-        assert_eq!(plain.messages.as_ref().unwrap().len(), 2);
-        assert_eq!(
-            plain.repetition_penalty,
-            Some(DEFAULT_REPETITION_PENALTY),
-            "sent, so the sidecar's 1.15 never applies"
-        );
+        assert_eq!(plain.messages.len(), 2);
+        // Sent, so no default of the sidecar's (top_p 0.8) applies to a chat request.
+        assert_eq!((plain.temperature, plain.top_p, plain.repetition_penalty), (0.0, 1.0, DEFAULT_REPETITION_PENALTY));
         let r = ChatRequest {
             thinking: true,
             stop: vec!["END".into()],
@@ -584,6 +581,6 @@ mod tests {
         };
         let g = generate_request(&r);
         assert_eq!((g.enable_thinking, g.stop, g.seed), (Some(true), Some(vec!["END".to_string()]), Some(3)));
-        assert_eq!(g.repetition_penalty, Some(1.3));
+        assert_eq!(g.repetition_penalty, 1.3);
     }
 }

@@ -42,7 +42,7 @@ use std::path::PathBuf;
 pub use backend::{default_backend, BackendSource, BACKEND_DIR_ENV};
 pub use client::{
     Client, FinishReason, GenerateChunk, GenerateRequest, GenerateResponse, LoadResponse, ServerState, StatusResponse,
-    Timeouts, UnloadResponse, SIDECAR_DEFAULT_MAX_TOKENS, SIDECAR_DEFAULT_TEMPERATURE, SIDECAR_DEFAULT_TOP_P,
+    SidecarLimits, Timeouts, UnloadResponse, SIDECAR_LIMITS,
 };
 pub use process::ExitInfo;
 pub use supervisor::{Phase, SidecarConfig, SidecarSupervisor};

@@ -22,7 +22,7 @@ use tokio::process::{Child, ChildStdin};
 use tokio::sync::watch;
 
 use super::backend::Backend;
-use super::client::{Client, Timeouts};
+use super::client::{Client, SidecarLimits, Timeouts, SIDECAR_LIMITS};
 use super::{Result, SidecarError};
 
 /// Lines of stderr kept for error messages.
@@ -245,6 +245,7 @@ impl Sidecar {
             .args(["--port", "0"])
             .envs(env.iter().map(|(k, v)| (k, v)))
             .env(TOKEN_ENV, &token)
+            .env(SidecarLimits::ENV, SIDECAR_LIMITS.to_env_value())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
