@@ -13,7 +13,7 @@ use local_mlx::{
     ChatChunk, ChatMessage, ChatRequest, EventSink, EventType, FinishReason, KeepAlive, LoadPhase, MlxModelManager,
     MlxModelStateEvent, ModelState, RecordingSink, Runtime, Slot,
 };
-use test_hub::support::{process_alive, wait_until};
+use test_hub::support::{kill_group, process_alive, wait_until};
 
 /// Short, so the idle unload comes soon after each test's last use.
 const KEEP_ALIVE: KeepAlive = KeepAlive::After(Duration::from_secs(2));
@@ -237,4 +237,25 @@ async fn dropping_a_call_while_the_model_loads_lets_the_load_finish_and_re_arms_
     let next = env.manager.chat(ChatRequest { max_tokens: Some(4), ..request(&env, "served") }).await.unwrap();
     assert!(next.completion_tokens > 0);
     assert_eq!(count(&env, EventType::LoadingCompleted), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sidecar_killed_while_the_model_is_idle_unloads_it_with_an_error_quoting_the_exit() {
+    let env = SidecarEnv::new("tiny", ModelUnloadTimeout::Never).await;
+    env.manager.chat(ChatRequest { max_tokens: Some(2), ..request(&env, "load me") }).await.unwrap();
+    assert_eq!(env.manager.model_status(&env.model).unwrap().state, ModelState::Ready);
+    let mut slot = env.manager.subscribe();
+    kill_group(env.manager.sidecar_pid().unwrap());
+    // No call comes: the session hears the death by itself.
+    slot.wait_for(|s| matches!(s, Slot::Empty)).await.unwrap();
+    assert_eq!(env.manager.model_status(&env.model).unwrap().state, ModelState::Downloaded);
+    assert_eq!(env.manager.runtime(), Runtime::Idle);
+    let events = env.sink.events();
+    let last: Vec<_> = events.iter().rev().take(2).rev().map(|e| e.event_type).collect();
+    assert_eq!(last, [EventType::Unloaded, EventType::Error], "{events:?}");
+    let error = events.last().unwrap().error.clone().unwrap();
+    assert!(error.contains("died") && error.contains("signal 9"), "{error}");
+
+    let next = env.manager.chat(ChatRequest { max_tokens: Some(2), ..request(&env, "again") }).await.unwrap();
+    assert!(next.completion_tokens > 0, "the next call starts a new sidecar");
 }

@@ -459,6 +459,19 @@ impl Client {
         self.died_or(what, source_chain(&error)).await
     }
 
+    /// Resolves when the process ends: how, with its last stderr lines, as the error a
+    /// call would have had; `None` when it was stopped on purpose (or is gone already).
+    pub(crate) async fn died(&self) -> Option<SidecarError> {
+        let mut ended = self.process.upgrade()?.ended();
+        let exit = (*ended.wait_for(Option::is_some).await.ok()?)?;
+        let process = self.process.upgrade()?;
+        if process.stopping.load(Ordering::SeqCst) {
+            return None;
+        }
+        let stderr_tail = process.tail.settled(Duration::from_secs(1)).await;
+        Some(SidecarError::Crashed { what: "the wait for a request", status: exit.to_string(), stderr_tail })
+    }
+
     /// The connection failed: the process died ([`SidecarError::Crashed`]), was stopped
     /// on purpose ([`SidecarError::Stopped`]), or is alive but unreachable.
     async fn died_or(&self, what: &'static str, detail: String) -> SidecarError {
