@@ -237,7 +237,7 @@ export type MlxErrorKind = "unknown_model" | "invalid_repo_id" | "offline" | "re
 /**
  * The model is in use (downloading, loading, generating): the action must wait.
  */
-"busy" | "not_downloaded" | "corrupt_ref" | "deleted_while_downloading" | "illegal_transition" | "download_failed" | "transcript_too_long" | "invalid_request" | "invalid_prompt" | "unsupported_platform" | "handy_not_found" | "handy_store_corrupt" | "handy_store_read_only" | "handy_running" | "handy_no_backup" | "no_model_downloaded" | "invalid_url" | "uv_not_found" | "backend_not_found" | "backend_unpack_failed" | "spawn" | "sync_failed" | "never_ready" | "exited" | "crashed" | "stopped" | "timeout" | "unreachable" | 
+"busy" | "not_downloaded" | "corrupt_ref" | "deleted_while_downloading" | "illegal_transition" | "download_failed" | "transcript_too_long" | "invalid_request" | "invalid_prompt" | "unsupported_platform" | "handy_not_found" | "handy_store_corrupt" | "handy_store_read_only" | "handy_running" | "handy_no_backup" | "no_model_downloaded" | "invalid_url" | "uv_not_found" | "backend_not_found" | "backend_unpack_failed" | "sidecar_spawn" | "sync_failed" | "never_ready" | "sidecar_exited" | "sidecar_crashed" | "sidecar_stopped" | "sidecar_timeout" | "sidecar_unreachable" | 
 /**
  * The sidecar refused our per-spawn token: another program may hold its port.
  */
@@ -245,7 +245,7 @@ export type MlxErrorKind = "unknown_model" | "invalid_repo_id" | "offline" | "re
 /**
  * The sidecar's own queue is full: try again in a moment.
  */
-"sidecar_busy" | "bad_request" | "http" | "bad_response" | 
+"sidecar_busy" | "sidecar_bad_request" | "sidecar_http" | "sidecar_bad_response" | 
 /**
  * A settings file cannot be parsed; it was kept as a backup.
  */

@@ -228,7 +228,7 @@ mod tests {
             let mut r = request();
             spoil(&mut r);
             let err = r.validate().unwrap_err();
-            assert_eq!(err.kind(), "invalid_request");
+            assert_eq!(err.kind(), crate::ErrorKind::InvalidRequest);
             assert!(err.to_string().contains(field), "{field}: {err}");
         }
         assert!(request().validate().is_ok());

@@ -420,7 +420,7 @@ mod tests {
     fn a_prompt_without_the_placeholder_or_empty_is_refused() {
         for bad in ["", "   \n", "Clean this up."] {
             let err = check_prompt(bad).unwrap_err();
-            assert_eq!(err.kind(), "invalid_prompt", "{bad:?}");
+            assert_eq!(err.kind(), crate::ErrorKind::InvalidPrompt, "{bad:?}");
             assert!(err.to_string().contains("${output}"), "{err}");
         }
         check_prompt(DEFAULT_PROMPT).unwrap();

@@ -92,12 +92,12 @@ async fn bad_requests_are_refused_before_anything_starts() {
     let env = SidecarEnv::new("tiny", ModelUnloadTimeout::Never).await;
     let missing = env.manager.chat(ChatRequest::new("test-org/never-downloaded", vec![ChatMessage::user("hi")]));
     let err = missing.await.unwrap_err();
-    assert_eq!(err.kind(), "not_downloaded", "{err}");
+    assert_eq!(err.kind(), local_mlx::ErrorKind::NotDownloaded, "{err}");
     assert!(err.to_string().contains("local-mlx pull test-org/never-downloaded"), "{err}");
     let err = env.manager.chat(ChatRequest::new("not a repo id", vec![ChatMessage::user("hi")])).await.unwrap_err();
-    assert_eq!(err.kind(), "unknown_model", "{err}");
+    assert_eq!(err.kind(), local_mlx::ErrorKind::UnknownModel, "{err}");
     let err = env.manager.chat(ChatRequest { temperature: 9.0, ..request(&env, "hi") }).await.unwrap_err();
-    assert_eq!(err.kind(), "invalid_request");
+    assert_eq!(err.kind(), local_mlx::ErrorKind::InvalidRequest);
     assert!(err.to_string().contains("temperature"), "{err}");
     let err = env.manager.chat_stream(ChatRequest { messages: vec![], ..request(&env, "hi") }).await.err().unwrap();
     assert!(err.to_string().contains("messages"), "{err}");

@@ -22,7 +22,7 @@ fn manager_on(env: &Env, os: &str, arch: &str, sink: &RecordingSink) -> MlxModel
 
 fn assert_refused<T: std::fmt::Debug>(what: &str, result: local_mlx::Result<T>) {
     let error = result.expect_err(what);
-    assert_eq!(error.kind(), "unsupported_platform", "{what}: {error}");
+    assert_eq!(error.kind(), local_mlx::ErrorKind::UnsupportedPlatform, "{what}: {error}");
     assert!(error.to_string().contains("MLX needs an Apple Silicon Mac"), "{what}: {error}");
 }
 

@@ -253,7 +253,7 @@ async fn bad_requests_become_errors_a_user_understands() {
 
     let err = client.generate(&GenerateRequest::new(vec![ChatMessage::user("hi")])).await.unwrap_err();
     assert!(matches!(err, SidecarError::NoModelLoaded), "{err:?}");
-    assert_eq!(local_mlx::Error::from(err).kind(), "no_model_loaded", "the frontend can branch on it");
+    assert_eq!(local_mlx::Error::from(err).kind(), local_mlx::ErrorKind::NoModelLoaded, "the frontend can branch on it");
 
     client.load(&tiny_model()).await.unwrap();
     let mut request = GenerateRequest::new(vec![ChatMessage::user("hi")]);
