@@ -32,7 +32,6 @@ pub enum ApiError {
     #[error("requests from the web origin {origin:?} are refused: this server allows no cross-origin (CORS) access")]
     ForbiddenOrigin { origin: String },
 
-
     #[error("no route {method} {path}: this server has GET /v1/models, POST /v1/chat/completions and GET /health")]
     NoRoute { method: String, path: String },
 
@@ -249,8 +248,14 @@ mod tests {
         assert_eq!(mapped.status(), StatusCode::NOT_FOUND);
         assert!(mapped.to_string().contains("local-mlx pull org/m"), "{mapped}");
         let body = mapped.body();
-        assert_eq!((&body["error"]["code"], &body["error"]["kind"]), (&json!("model_not_found"), &json!("not_downloaded")));
-        assert!(ApiError::QueueFull { limit: 1 }.body()["error"].get("kind").is_none(), "the server's own: no core kind");
+        assert_eq!(
+            (&body["error"]["code"], &body["error"]["kind"]),
+            (&json!("model_not_found"), &json!("not_downloaded"))
+        );
+        assert!(
+            ApiError::QueueFull { limit: 1 }.body()["error"].get("kind").is_none(),
+            "the server's own: no core kind"
+        );
         let silent = local_mlx::sidecar::SidecarError::Timeout { what: "generate", secs: 120 };
         assert_eq!(ApiError::from(local_mlx::Error::from(silent)).status(), StatusCode::GATEWAY_TIMEOUT);
         let unknown = ApiError::from(local_mlx::Error::UnknownModel { id: "typo".into() });

@@ -6,8 +6,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
-
 /// The most `max_tokens` the sidecar accepts.
 pub const MAX_TOKENS_CAP: u32 = 8192;
 /// The most stop strings one request may give (OpenAI's limit too).
@@ -104,27 +102,27 @@ impl ChatRequest {
         }
     }
 
-    /// Refuse values the sidecar would refuse, before anything is started or loaded.
-    pub(crate) fn validate(&self) -> Result<()> {
-        let bad = |detail: String| Err(Error::InvalidRequest { detail });
+    /// Refuse values the sidecar would refuse, before anything is started or loaded:
+    /// what is wrong, for [`Error::InvalidRequest`](crate::Error::InvalidRequest).
+    pub(crate) fn check(&self) -> Result<(), String> {
         if self.messages.is_empty() {
-            return bad("messages is empty: give at least one message".into());
+            return Err("messages is empty: give at least one message".into());
         }
         if let Some(max) = self.max_tokens.filter(|m| !(1..=MAX_TOKENS_CAP).contains(m)) {
-            return bad(format!("max_tokens must be between 1 and {MAX_TOKENS_CAP}, got {max}"));
+            return Err(format!("max_tokens must be between 1 and {MAX_TOKENS_CAP}, got {max}"));
         }
         if !(self.temperature.is_finite() && (0.0..=MAX_TEMPERATURE).contains(&self.temperature)) {
-            return bad(format!("temperature must be between 0 and {MAX_TEMPERATURE}, got {}", self.temperature));
+            return Err(format!("temperature must be between 0 and {MAX_TEMPERATURE}, got {}", self.temperature));
         }
         if !(self.top_p.is_finite() && self.top_p > 0.0 && self.top_p <= 1.0) {
-            return bad(format!("top_p must be in (0, 1], got {}", self.top_p));
+            return Err(format!("top_p must be in (0, 1], got {}", self.top_p));
         }
         let penalty = self.repetition_penalty;
         if !(penalty.is_finite() && penalty > 0.0 && penalty <= MAX_REPETITION_PENALTY) {
-            return bad(format!("repetition_penalty must be in (0, {MAX_REPETITION_PENALTY}], got {penalty}"));
+            return Err(format!("repetition_penalty must be in (0, {MAX_REPETITION_PENALTY}], got {penalty}"));
         }
         if self.stop.len() > MAX_STOP || self.stop.iter().any(String::is_empty) {
-            return bad(format!("stop must be at most {MAX_STOP} non-empty strings, got {:?}", self.stop));
+            return Err(format!("stop must be at most {MAX_STOP} non-empty strings, got {:?}", self.stop));
         }
         Ok(())
     }
@@ -227,10 +225,9 @@ mod tests {
         for (field, spoil) in cases {
             let mut r = request();
             spoil(&mut r);
-            let err = r.validate().unwrap_err();
-            assert_eq!(err.kind(), crate::ErrorKind::InvalidRequest);
+            let err = r.check().unwrap_err();
             assert!(err.to_string().contains(field), "{field}: {err}");
         }
-        assert!(request().validate().is_ok());
+        assert!(request().check().is_ok());
     }
 }

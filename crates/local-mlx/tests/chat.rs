@@ -250,6 +250,9 @@ async fn a_sidecar_killed_while_the_model_is_idle_unloads_it_with_an_error_quoti
     slot.wait_for(|s| matches!(s, Slot::Empty)).await.unwrap();
     assert_eq!(env.manager.model_status(&env.model).unwrap().state, ModelState::Downloaded);
     assert_eq!(env.manager.runtime(), Runtime::Idle);
+    // Announced right after the slot changed (so a face that re-reads the status on
+    // the event sees the new one).
+    wait_until("the error event", || count(&env, EventType::Error) == 1).await;
     let events = env.sink.events();
     let last: Vec<_> = events.iter().rev().take(2).rev().map(|e| e.event_type).collect();
     assert_eq!(last, [EventType::Unloaded, EventType::Error], "{events:?}");

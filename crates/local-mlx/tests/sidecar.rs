@@ -13,8 +13,8 @@ use local_mlx::sidecar::{
     UvSearch,
 };
 
-use test_hub::workspace_root;
 use local_mlx::chat::ChatMessage;
+use test_hub::workspace_root;
 
 fn uv() -> PathBuf {
     local_mlx::sidecar::find_uv(None).expect("uv must be installed to run the sidecar tests (see .ci/run)")
@@ -253,7 +253,11 @@ async fn bad_requests_become_errors_a_user_understands() {
 
     let err = client.generate(&GenerateRequest::new(vec![ChatMessage::user("hi")])).await.unwrap_err();
     assert!(matches!(err, SidecarError::NoModelLoaded), "{err:?}");
-    assert_eq!(local_mlx::Error::from(err).kind(), local_mlx::ErrorKind::NoModelLoaded, "the frontend can branch on it");
+    assert_eq!(
+        local_mlx::Error::from(err).kind(),
+        local_mlx::ErrorKind::NoModelLoaded,
+        "the frontend can branch on it"
+    );
 
     client.load(&tiny_model()).await.unwrap();
     let mut request = GenerateRequest::new(vec![ChatMessage::user("hi")]);

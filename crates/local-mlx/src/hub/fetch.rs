@@ -14,7 +14,7 @@
 use std::collections::VecDeque;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,41 +24,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::api::HubApi;
 use super::cache::CachedRepo;
+use super::config::PartsConfig;
+use super::in_order::hash_in_order;
 use super::listing::RemoteFile;
 use super::partial::PartialBlob;
-use super::parts::{Answer, PartFetcher, PartsConfig};
+use super::parts::{Answer, PartFetcher};
 use super::resume::ResumeRecord;
-use super::verify::hash_in_order;
+use super::transfer::{Counter, Stop};
 use crate::error::{Error, Result};
-
-/// Why a fetch stopped without a blob.
-#[derive(Debug)]
-pub enum Stop {
-    Cancelled,
-    Failed(Error),
-}
-
-impl From<Error> for Stop {
-    fn from(e: Error) -> Self {
-        Stop::Failed(e)
-    }
-}
-
-/// Bytes written so far across all files of a download (for progress).
-#[derive(Debug, Default)]
-pub struct Counter(AtomicU64);
-
-impl Counter {
-    pub fn add(&self, n: u64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
-    }
-    pub fn sub(&self, n: u64) {
-        self.0.fetch_sub(n, Ordering::Relaxed);
-    }
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
 
 /// How often a file fetched by one connection checks whether to add the others.
 const SPREAD_CHECK: Duration = Duration::from_millis(250);

@@ -186,7 +186,7 @@ impl Session {
         keep_alive: KeepAlive,
     ) -> Result<BoxStream<'static, Result<ChatChunk>>> {
         let started = Instant::now();
-        request.validate()?;
+        request.check().map_err(|detail| Error::InvalidRequest { detail })?;
         let spec = crate::catalog::resolve(&request.model)?;
         let Acquired { held, client, timings, rearm } = self.acquire(spec.clone(), keep_alive).await?;
         let generating = self.start_generating(held, &spec, client.clone());

@@ -59,7 +59,7 @@ pub fn materialize(root: &Path) -> std::io::Result<PathBuf> {
     if dir.join(COMPLETE).is_file() {
         return Ok(dir);
     }
-    crate::settings::create_private_dir(root)?;
+    crate::fs::create_private_dir(root)?;
     let incoming = root.join(format!(".incoming-{}-{}", std::process::id(), version()));
     let _ = std::fs::remove_dir_all(&incoming);
     let filled = fill(&incoming);
@@ -79,17 +79,17 @@ pub fn materialize(root: &Path) -> std::io::Result<PathBuf> {
 }
 
 fn fill(dir: &Path) -> std::io::Result<()> {
-    crate::settings::create_private_dir(dir)?;
+    crate::fs::create_private_dir(dir)?;
     for (name, bytes) in FILES {
         let path = dir.join(name);
         if let Some(parent) = path.parent() {
-            crate::settings::create_private_dir(parent)?;
+            crate::fs::create_private_dir(parent)?;
         }
-        let mut file = crate::settings::create_private_file(&path)?;
+        let mut file = crate::fs::create_private_file(&path)?;
         file.write_all(bytes)?;
         file.sync_all()?;
     }
-    crate::settings::create_private_file(&dir.join(COMPLETE))?.write_all(version().as_bytes())
+    crate::fs::create_private_file(&dir.join(COMPLETE))?.write_all(version().as_bytes())
 }
 
 #[cfg(test)]

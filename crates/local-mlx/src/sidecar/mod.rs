@@ -34,6 +34,7 @@ pub mod blas;
 mod client;
 pub mod embedded;
 mod process;
+mod spawn;
 mod supervisor;
 mod uv;
 
@@ -41,8 +42,8 @@ use std::path::PathBuf;
 
 pub use backend::{default_backend, BackendSource, BACKEND_DIR_ENV};
 pub use client::{
-    Client, FinishReason, GenerateChunk, GenerateRequest, GenerateResponse, LoadResponse, ServerState, StatusResponse,
-    SidecarLimits, Timeouts, UnloadResponse, SIDECAR_LIMITS,
+    Client, FinishReason, GenerateChunk, GenerateRequest, GenerateResponse, LoadResponse, ServerState, SidecarLimits,
+    StatusResponse, Timeouts, UnloadResponse, SIDECAR_LIMITS,
 };
 pub use process::ExitInfo;
 pub use supervisor::{Phase, SidecarConfig, SidecarSupervisor};
