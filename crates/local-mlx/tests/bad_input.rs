@@ -82,7 +82,7 @@ async fn offline_mode_with_the_model_missing_says_how_to_fix_it() {
     let env = env().await;
     let mut config = test_config(&env.hub.url(), &env.cache_dir());
     config.offline = true;
-    let offline = MlxModelManager::with_hub(config, Arc::new(NullSink)).unwrap();
+    let offline = common::manager_over(config, Arc::new(NullSink));
     let err = offline.download(SMALL_REPO).await.unwrap_err();
     assert_eq!(err.kind(), local_mlx::ErrorKind::Offline);
     assert!(err.to_string().contains("HF_HUB_OFFLINE"), "{err}");
@@ -103,7 +103,7 @@ async fn a_cache_that_cannot_be_written_names_the_path() {
     let blocker = env.tmp.path().join("not-a-folder");
     std::fs::write(&blocker, b"x").unwrap();
     let config = test_config(&env.hub.url(), &blocker.join("hub"));
-    let manager = MlxModelManager::with_hub(config, Arc::new(NullSink)).unwrap();
+    let manager = common::manager_over(config, Arc::new(NullSink));
     let err = manager.download(SMALL_REPO).await.unwrap_err();
     assert_eq!(err.kind(), local_mlx::ErrorKind::Io, "{err}");
     assert!(err.to_string().contains(blocker.to_str().unwrap()), "{err}");
@@ -180,14 +180,14 @@ async fn the_token_is_sent_when_the_hub_requires_one() {
         test_hub::TestHub::start_with(test_hub::Config::new(tmp.path()).require_token("hf_secret")).await.unwrap();
     let cache = tmp.path().join("cache");
 
-    let anonymous = MlxModelManager::with_hub(test_config(&hub.url(), &cache), Arc::new(NullSink)).unwrap();
+    let anonymous = common::manager_over(test_config(&hub.url(), &cache), Arc::new(NullSink));
     let err = anonymous.download(SMALL_REPO).await.unwrap_err();
     assert_eq!(err.kind(), local_mlx::ErrorKind::HubUnauthorized, "{err}");
     assert!(err.to_string().contains("HF_TOKEN"));
 
     let mut config = test_config(&hub.url(), &cache);
     config.token = Some("hf_secret".into());
-    let authorized = MlxModelManager::with_hub(config, Arc::new(NullSink)).unwrap();
+    let authorized = common::manager_over(config, Arc::new(NullSink));
     authorized.download(SMALL_REPO).await.unwrap();
 }
 

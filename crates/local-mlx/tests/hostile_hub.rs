@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use local_mlx::{MlxModelManager, NullSink};
+use local_mlx::NullSink;
 use test_hub::{ApiBodyMode, Fault};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -121,7 +121,7 @@ async fn a_next_page_on_the_endpoints_origin_keeps_the_token() {
         .times(1)]);
     let mut config = test_config(&hub.url(), &tmp.path().join("cache"));
     config.token = Some("hf_secret".into());
-    let manager = MlxModelManager::with_hub(config, Arc::new(NullSink)).unwrap();
+    let manager = common::manager_over(config, Arc::new(NullSink));
     manager.download(SMALL_REPO).await.expect("page 2 (the real listing) was fetched with the token");
 }
 
@@ -145,7 +145,7 @@ async fn an_endpoint_that_is_not_a_url_is_refused_at_once() {
     let env = env().await;
     for endpoint in ["not a url", "ftp://127.0.0.1/", "file:///etc"] {
         let config = test_config(endpoint, &env.cache_dir());
-        let manager = MlxModelManager::with_hub(config, Arc::new(NullSink)).unwrap();
+        let manager = common::manager_over(config, Arc::new(NullSink));
         let err = manager.download(SMALL_REPO).await.unwrap_err();
         assert_eq!(err.kind(), local_mlx::ErrorKind::InvalidEndpoint, "{endpoint}: {err}");
         assert!(err.to_string().contains("HF_ENDPOINT") && !err.to_string().contains("attempts"), "{err}");

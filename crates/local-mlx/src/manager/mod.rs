@@ -204,18 +204,6 @@ impl MlxModelManager {
         self.platform.ensure_supported()
     }
 
-    /// A manager over the hub and cache of `config`, with default settings and the
-    /// sidecar found the usual way (started only when used).
-    pub fn with_hub(config: HubConfig, sink: Arc<dyn EventSink>) -> Result<Self> {
-        let manager_config = ManagerConfig {
-            hub: config,
-            sidecar: SidecarConfig::new(default_backend(&data_dir())),
-            settings: MlxSettings::default(),
-            custom_models: Vec::new(),
-        };
-        Self::new(manager_config, sink)
-    }
-
     pub fn store(&self) -> &Arc<ModelStore> {
         &self.store
     }
