@@ -136,14 +136,6 @@ async mlxUpdateSettings(settings: MlxSettings) : Promise<Result<MlxSettings, Mlx
     else return { status: "error", error: e  as any };
 }
 },
-async mlxDiskSpace() : Promise<Result<MlxDiskSpace, MlxCommandError>> {
-    try {
-    return { status: "ok", data: await TAURI_INVOKE("mlx_disk_space") };
-} catch (e) {
-    if(e instanceof Error) throw e;
-    else return { status: "error", error: e  as any };
-}
-},
 /**
  * Add any Hugging Face repo id as a model (validated by the core), remembered across
  * restarts in the app settings; returns the new list.
@@ -207,15 +199,6 @@ custom_models: string[] }
  * Exported as `MlxCommandError`: a name no embedding app is likely to use already.
  */
 export type MlxCommandError = { kind: MlxErrorKind; message: string }
-/**
- * Free space where models are stored. Each status carries it too, with the
- * download's own verdict (`disk_warning`): a page shows that and decides nothing.
- */
-export type MlxDiskSpace = { 
-/**
- * The Hugging Face cache folder models download into.
- */
-cache_dir: string; available_bytes: number }
 /**
  * How `download` ended, when it did not fail.
  */
