@@ -232,11 +232,7 @@ export type MlxErrorKind = "unknown_model" | "invalid_repo_id" | "offline" | "re
 /**
  * A settings file cannot be parsed; it was kept as a backup.
  */
-"settings_corrupt" | 
-/**
- * A post-processing provider id that is not ours.
- */
-"unknown_provider"
+"settings_corrupt"
 /**
  * The provider's `event_type` values.
  */

@@ -110,7 +110,6 @@ impl Answer {
             | K::HandyRunning
             | K::HandyNoBackup
             | K::SettingsCorrupt
-            | K::UnknownProvider
             | K::UvNotFound
             | K::BackendNotFound
             | K::BackendUnpackFailed

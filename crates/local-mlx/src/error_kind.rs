@@ -95,8 +95,6 @@ error_kinds! {
     SidecarBadResponse = "sidecar_bad_response",
     /// A settings file cannot be parsed; it was kept as a backup.
     SettingsCorrupt = "settings_corrupt",
-    /// A post-processing provider id that is not ours.
-    UnknownProvider = "unknown_provider",
 }
 
 impl std::fmt::Display for ErrorKind {
