@@ -244,7 +244,9 @@ def test_the_limits_the_core_passes_at_spawn_are_the_ones_checked(spawn, tiny: P
     assert ok.status_code == 200, ok.text
 
 
-@pytest.mark.parametrize("value", ["not json", "[]", '{"max_tokens_cap": 5}', '{"max_tokens_cap": true}'])
+@pytest.mark.parametrize(
+    "value", ["not json", "[]", '{"max_tokens_cap": 5}', '{"max_tokens_cap": true}']
+)
 def test_limits_from_another_version_are_refused_at_start(value: str) -> None:
     from local_mlx_sidecar.schemas import LIMITS_ENV, STANDALONE_LIMITS, limits_from
 
