@@ -8,7 +8,7 @@
 //! and `Accept-Ranges: bytes` lets the other parts start; a `200` (the server ignores
 //! `Range`) is taken as the whole file in one stream, starting the file over; a `416`
 //! means our bytes are not a part of theirs. The hash follows the written bytes in
-//! file order ([`super::verify`]), and a blob appears under its final name only after
+//! file order (`in_order.rs`), and a blob appears under its final name only after
 //! it verified, by rename.
 
 use std::collections::VecDeque;

@@ -86,7 +86,7 @@ pub struct ProcessOptions {
     /// Decode only the transcript's own words (the sidecar's `constrain_to_input`);
     /// `None`: on with the default prompt, off with any other.
     pub constrain_to_input: Option<bool>,
-    /// `None`: [`DEFAULT_REPETITION_PENALTY`](crate::chat::DEFAULT_REPETITION_PENALTY), none.
+    /// `None`: [`DEFAULT_REPETITION_PENALTY`], none.
     pub repetition_penalty: Option<f64>,
 }
 

@@ -76,7 +76,7 @@ pub enum SidecarError {
     SyncFailed {
         status: String,
         uv_stderr: String,
-        /// Which uv ran, when the settings chose it (see [`SidecarError::naming_uv_from_settings`]).
+        /// Which uv ran, when the settings chose it (see `SidecarError::naming_uv_from_settings`).
         uv_note: String,
     },
 
