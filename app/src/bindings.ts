@@ -136,14 +136,6 @@ async mlxUpdateSettings(settings: MlxSettings) : Promise<Result<MlxSettings, Mlx
     else return { status: "error", error: e  as any };
 }
 },
-async mlxDiskSpace() : Promise<Result<MlxDiskSpace, MlxCommandError>> {
-    try {
-    return { status: "ok", data: await TAURI_INVOKE("mlx_disk_space") };
-} catch (e) {
-    if(e instanceof Error) throw e;
-    else return { status: "error", error: e  as any };
-}
-},
 /**
  * Add any Hugging Face repo id as a model (validated by the core), remembered across
  * restarts in the app settings; returns the new list.
@@ -208,15 +200,6 @@ custom_models: string[] }
  */
 export type MlxCommandError = { kind: MlxErrorKind; message: string }
 /**
- * Free space where models are stored. Each status carries it too, with the
- * download's own verdict (`disk_warning`): a page shows that and decides nothing.
- */
-export type MlxDiskSpace = { 
-/**
- * The Hugging Face cache folder models download into.
- */
-cache_dir: string; available_bytes: number }
-/**
  * How `download` ended, when it did not fail.
  */
 export type MlxDownloadOutcome = { outcome: "downloaded"; snapshot: string; fetched_bytes: number } | { outcome: "already_downloaded"; snapshot: string } | { outcome: "cancelled"; partial_bytes: number }
@@ -237,7 +220,7 @@ export type MlxErrorKind = "unknown_model" | "invalid_repo_id" | "offline" | "re
 /**
  * The model is in use (downloading, loading, generating): the action must wait.
  */
-"busy" | "not_downloaded" | "corrupt_ref" | "deleted_while_downloading" | "illegal_transition" | "download_failed" | "transcript_too_long" | "invalid_request" | "invalid_prompt" | "unsupported_platform" | "handy_not_found" | "handy_store_corrupt" | "handy_store_read_only" | "handy_running" | "handy_no_backup" | "no_model_downloaded" | "invalid_url" | "uv_not_found" | "backend_not_found" | "backend_unpack_failed" | "spawn" | "sync_failed" | "never_ready" | "exited" | "crashed" | "stopped" | "timeout" | "unreachable" | 
+"busy" | "not_downloaded" | "corrupt_ref" | "deleted_while_downloading" | "illegal_transition" | "download_failed" | "transcript_too_long" | "invalid_request" | "invalid_prompt" | "unsupported_platform" | "handy_not_found" | "handy_store_corrupt" | "handy_store_read_only" | "handy_running" | "handy_no_backup" | "no_model_downloaded" | "invalid_url" | "uv_not_found" | "backend_not_found" | "backend_unpack_failed" | "sidecar_spawn" | "sync_failed" | "never_ready" | "sidecar_exited" | "sidecar_crashed" | "sidecar_stopped" | "sidecar_timeout" | "sidecar_unreachable" | 
 /**
  * The sidecar refused our per-spawn token: another program may hold its port.
  */
@@ -245,15 +228,11 @@ export type MlxErrorKind = "unknown_model" | "invalid_repo_id" | "offline" | "re
 /**
  * The sidecar's own queue is full: try again in a moment.
  */
-"sidecar_busy" | "bad_request" | "http" | "bad_response" | 
+"sidecar_busy" | "sidecar_bad_request" | "sidecar_http" | "sidecar_bad_response" | 
 /**
  * A settings file cannot be parsed; it was kept as a backup.
  */
-"settings_corrupt" | 
-/**
- * A post-processing provider id that is not ours.
- */
-"unknown_provider"
+"settings_corrupt"
 /**
  * The provider's `event_type` values.
  */

@@ -306,7 +306,7 @@ describe("Try it", () => {
   test("an error from the core is shown, and Enhance waits for a downloaded model", async () => {
     const backend = new FakeBackend([model("org/selected", "downloaded")]);
     backend.handlers.mlx_process_text_detailed = () => {
-      throw { kind: "timeout", message: "the sidecar did not answer generate within 120 s." } satisfies MlxCommandError;
+      throw { kind: "sidecar_timeout", message: "the sidecar did not answer generate within 120 s." } satisfies MlxCommandError;
     };
     await renderPage(backend);
     await userEvent.click(screen.getByRole("button", { name: "Enhance" }));

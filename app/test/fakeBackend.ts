@@ -96,8 +96,6 @@ export class FakeBackend {
           active && active !== id ? `'${active}' is already downloading: wait for it or cancel it before downloading '${id}'` : undefined;
         return this.models.map((m) => ({ ...m, status: { ...m.status, download_blocked: m.status.download_blocked ?? blocked(m.id) } }));
       }
-      case "mlx_disk_space":
-        return { cache_dir: "/home/me/.cache/huggingface/hub", available_bytes: this.availableBytes };
       case "mlx_get_settings":
         return this.settings;
       case "mlx_update_settings":

@@ -11,7 +11,8 @@ import hmac
 import json
 import logging
 import math
-from collections.abc import Awaitable
+import threading
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -266,18 +267,8 @@ def _line(obj: dict) -> bytes:
     return (json.dumps(obj, ensure_ascii=False) + "\n").encode()
 
 
-def create_app(service: Service, token: str) -> Any:
-    """The ASGI app: the FastAPI routes behind the bearer-token check."""
-    if not token:
-        raise ValueError("an empty token would let anyone in")
-    api = FastAPI(
-        title="local-mlx sidecar",
-        version="0.1.0",
-        docs_url=None,
-        redoc_url=None,
-        description="Runs an MLX model for local-mlx. Every request needs `Authorization: Bearer <LOCAL_MLX_TOKEN>`.",
-    )
-    api.state.service = service
+def _install_error_handlers(api: FastAPI) -> None:
+    """Every failure answered as ``{"detail": ...}`` with its status."""
 
     @api.exception_handler(ApiError)
     async def api_error(_request: Request, e: ApiError) -> JSONResponse:
@@ -293,6 +284,82 @@ def create_app(service: Service, token: str) -> Any:
         errors = [_field_error(err) for err in e.errors()]
         detail = "invalid request: " + "; ".join(f"{x['field']}: {x['message']}" for x in errors)
         return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
+
+    @api.exception_handler(Exception)
+    async def unexpected(_request: Request, e: Exception) -> JSONResponse:
+        log.exception("unexpected error")
+        return JSONResponse({"detail": f"internal error: {type(e).__name__}: {e}"}, status_code=500)
+
+
+async def _generate_stream(service: Service, params: GenerateParams, request: Request) -> Any:
+    """``/generate`` with ``stream: true``: an ordinary HTTP error until the generation
+    starts, then newline-delimited JSON events."""
+    loop = asyncio.get_running_loop()
+    events: asyncio.Queue = asyncio.Queue()
+
+    def put(item: tuple) -> None:
+        loop.call_soon_threadsafe(events.put_nowait, item)
+
+    fut, cancel = service.start_generation(
+        params, on_start=lambda: put(("start", None)), on_text=lambda t: put(("text", t))
+    )
+    fut.add_done_callback(lambda f: events.put_nowait(("end", f)))
+    try:
+        kind, data = await _wait(events.get(), request, cancel)
+    except _ClientGone:
+        return Response(status_code=499)
+    if kind == "end":  # refused before it started: an ordinary HTTP error
+        data.result()  # raises the ApiError
+        raise ApiError(500, "generation ended before it started")  # pragma: no cover
+
+    # The background task runs even if the client left before the body was iterated.
+    return StreamingResponse(
+        _stream_events(events, cancel), media_type=NDJSON, background=BackgroundTask(cancel.set)
+    )
+
+
+async def _stream_events(events: asyncio.Queue, cancel: threading.Event) -> AsyncIterator[bytes]:
+    """The NDJSON events of a started generation: tokens, then done or error."""
+    try:
+        while True:
+            kind, data = await events.get()
+            if kind == "text":
+                yield _line({"event": "token", "text": data})
+            elif kind == "end":
+                exc = data.exception() if not data.cancelled() else None
+                if exc is None and not data.cancelled():
+                    yield _line({"event": "done", **data.result().__dict__})
+                else:
+                    status = (
+                        exc.status
+                        if isinstance(exc, ApiError)
+                        else 503
+                        if isinstance(exc, Cancelled)
+                        else 500
+                    )
+                    detail = (
+                        exc.detail if isinstance(exc, ApiError) else f"generation failed: {exc!r}"
+                    )
+                    yield _line({"event": "error", "status": status, "detail": detail})
+                return
+    finally:
+        cancel.set()  # the client went away (or we are done): stop generating
+
+
+def create_app(service: Service, token: str) -> Any:
+    """The ASGI app: the FastAPI routes behind the bearer-token check."""
+    if not token:
+        raise ValueError("an empty token would let anyone in")
+    api = FastAPI(
+        title="local-mlx sidecar",
+        version="0.1.0",
+        docs_url=None,
+        redoc_url=None,
+        description="Runs an MLX model for local-mlx. Every request needs `Authorization: Bearer <LOCAL_MLX_TOKEN>`.",
+    )
+    api.state.service = service
+
+    _install_error_handlers(api)
 
     @api.get("/status", response_model=StatusResponse, responses=_ERRORS)
     async def status() -> dict:
@@ -343,58 +410,6 @@ def create_app(service: Service, token: str) -> Any:
                 return Response(status_code=499)
             return result.__dict__
 
-        loop = asyncio.get_running_loop()
-        events: asyncio.Queue = asyncio.Queue()
-
-        def put(item: tuple) -> None:
-            loop.call_soon_threadsafe(events.put_nowait, item)
-
-        fut, cancel = service.start_generation(
-            params, on_start=lambda: put(("start", None)), on_text=lambda t: put(("text", t))
-        )
-        fut.add_done_callback(lambda f: events.put_nowait(("end", f)))
-        try:
-            kind, data = await _wait(events.get(), request, cancel)
-        except _ClientGone:
-            return Response(status_code=499)
-        if kind == "end":  # refused before it started: an ordinary HTTP error
-            data.result()  # raises the ApiError
-            raise ApiError(500, "generation ended before it started")  # pragma: no cover
-
-        async def body():
-            try:
-                while True:
-                    kind, data = await events.get()
-                    if kind == "text":
-                        yield _line({"event": "token", "text": data})
-                    elif kind == "end":
-                        exc = data.exception() if not data.cancelled() else None
-                        if exc is None and not data.cancelled():
-                            yield _line({"event": "done", **data.result().__dict__})
-                        else:
-                            status = (
-                                exc.status
-                                if isinstance(exc, ApiError)
-                                else 503
-                                if isinstance(exc, Cancelled)
-                                else 500
-                            )
-                            detail = (
-                                exc.detail
-                                if isinstance(exc, ApiError)
-                                else f"generation failed: {exc!r}"
-                            )
-                            yield _line({"event": "error", "status": status, "detail": detail})
-                        return
-            finally:
-                cancel.set()  # the client went away (or we are done): stop generating
-
-        # The background task runs even if the client left before the body was iterated.
-        return StreamingResponse(body(), media_type=NDJSON, background=BackgroundTask(cancel.set))
-
-    @api.exception_handler(Exception)
-    async def unexpected(_request: Request, e: Exception) -> JSONResponse:
-        log.exception("unexpected error")
-        return JSONResponse({"detail": f"internal error: {type(e).__name__}: {e}"}, status_code=500)
+        return await _generate_stream(service, params, request)
 
     return BearerAuth(BodyLimit(api), token)

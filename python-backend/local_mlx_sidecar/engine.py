@@ -230,6 +230,49 @@ def _with_history(proc: Callable[[Any, Any], Any], history: Any) -> Callable[[An
     return wrapped
 
 
+def _prefill_progress(
+    on_prefill: Callable[[int, int], None] | None, cancel: threading.Event
+) -> Callable[[int, int], None]:
+    """mlx-lm's pre-fill callback: report the step, and stop if cancelled."""
+
+    def progress(done: int, total: int) -> None:
+        if on_prefill:
+            on_prefill(done, total)
+        if cancel.is_set():
+            log.info("generation cancelled during pre-fill, after %d of %d tokens", done, total)
+            raise Cancelled()
+
+    return progress
+
+
+class _Answer:
+    """Answer text on its way out: think blocks out, then stop strings, then the
+    whitespace the stop string left at the end; each piece kept and given to ``on_text``."""
+
+    def __init__(self, prompt: str, stop: list[str], on_text: Callable[[str], None] | None) -> None:
+        self.think = ThinkFilter(inside=prompt.rstrip().endswith(OPEN))
+        self.stopper = StopFilter(stop)
+        self.trim = Trim()
+        self.pieces: list[str] = []
+        self.on_text = on_text
+
+    def feed(self, text: str) -> None:
+        self._emit(self.stopper.feed(self.think.feed(text)))
+
+    def finish(self) -> None:
+        """The text the filters held back, unless a stop string ended the answer."""
+        if not self.stopper.stopped:
+            self._emit(self.stopper.feed(self.think.finish()))
+            self._emit(self.stopper.finish())
+
+    def _emit(self, piece: str) -> None:
+        piece = self.trim.feed(piece)
+        if piece:
+            self.pieces.append(piece)
+            if self.on_text:
+                self.on_text(piece)
+
+
 class Engine:
     def __init__(self) -> None:
         self.model: Any = None
@@ -366,12 +409,73 @@ class Engine:
         seen between pre-fill steps and between generated tokens."""
         import mlx.core as mx
         from mlx_lm.generate import stream_generate
-        from mlx_lm.sample_utils import make_logits_processors, make_sampler
 
         if self.model is None:
             raise ApiError(409, "no model loaded: POST /load first")
         if cancel.is_set():
             raise Cancelled()
+        text, tokens, max_tokens = self._prompt(p)
+        n = len(tokens)
+        if on_start:
+            on_start()
+
+        cache, reused = self._take_cache(tokens)
+        log.info(
+            "generating: %d prompt tokens (%d from the cache), at most %d new",
+            n,
+            reused,
+            max_tokens,
+        )
+        if p.seed is not None:
+            mx.random.seed(p.seed)
+        sampler, processors = self._sampling(p, tokens, reused)
+
+        answer = _Answer(text, p.stop, on_text)
+        mx.reset_peak_memory()
+        last = None
+        try:
+            for r in stream_generate(
+                self.model,
+                self.tokenizer,
+                mx.array(tokens[reused:]),
+                max_tokens=max_tokens,
+                sampler=sampler,
+                logits_processors=processors,
+                prompt_cache=cache,
+                prefill_step_size=self.prefill_step,
+                prompt_progress_callback=_prefill_progress(on_prefill, cancel),
+            ):
+                last = r
+                answer.feed(r.text)
+                if answer.stopper.stopped:
+                    break
+                if cancel.is_set():
+                    raise Cancelled()
+            answer.finish()
+        except BaseException as e:
+            self._cache, self._cache_tokens = None, []
+            if isinstance(e, Cancelled):
+                done = last.generation_tokens if last is not None else 0
+                log.info("generation cancelled after %d tokens", done)
+            raise
+        self._keep_cache(cache, tokens)
+        assert last is not None  # stream_generate always yields a final response
+        generated = last.generation_tokens - (1 if last.finish_reason == "stop" else 0)
+        finish = "stop" if answer.stopper.stopped else last.finish_reason or "length"
+        return GenerationResult(
+            response="".join(answer.pieces),
+            tokens_generated=generated,
+            reasoning=answer.think.reasoning if p.enable_thinking else None,
+            prompt_tokens=n,
+            cached_tokens=reused,
+            finish_reason=finish,
+            prompt_tps=float(last.prompt_tps),
+            generation_tps=float(last.generation_tps),
+            peak_memory=float(last.peak_memory),
+        )
+
+    def _prompt(self, p: GenerateParams) -> tuple[str, list[int], int]:
+        """The rendered prompt, its tokens, and the budget that fits in the context."""
         text = self.render(p.messages, p.enable_thinking)
         tokens = self.tokenize(text)
         n = len(tokens)
@@ -385,18 +489,14 @@ class Engine:
                 f"{ctx} tokens (leaving no room to generate)",
             )
         max_tokens = min(p.max_tokens, ctx - n) if ctx else p.max_tokens
-        if on_start:
-            on_start()
+        return text, tokens, max_tokens
 
-        cache, reused = self._take_cache(tokens)
-        log.info(
-            "generating: %d prompt tokens (%d from the cache), at most %d new",
-            n,
-            reused,
-            max_tokens,
-        )
-        if p.seed is not None:
-            mx.random.seed(p.seed)
+    def _sampling(self, p: GenerateParams, tokens: list[int], reused: int) -> tuple[Any, list[Any]]:
+        """The sampler and logits processors of ``p``, the penalty seeing the ``reused``
+        prompt tokens the cache holds."""
+        import mlx.core as mx
+        from mlx_lm.sample_utils import make_logits_processors, make_sampler
+
         sampler = make_sampler(temp=p.temperature, top_p=p.top_p)
         processors = make_logits_processors(
             repetition_penalty=p.repetition_penalty,
@@ -412,72 +512,7 @@ class Engine:
             # the whole template when the transcript sits inside it).
             source = next((m["content"] for m in reversed(p.messages) if m["role"] == "user"), "")
             processors = [*processors, input_only_processor(self.tokenizer, source)]
-
-        def progress(done: int, total: int) -> None:
-            if on_prefill:
-                on_prefill(done, total)
-            if cancel.is_set():
-                log.info("generation cancelled during pre-fill, after %d of %d tokens", done, total)
-                raise Cancelled()
-
-        # Answer text goes through: think blocks out, then stop strings, then the
-        # whitespace the stop string left at the end.
-        think = ThinkFilter(inside=text.rstrip().endswith(OPEN))
-        stopper = StopFilter(p.stop)
-        trim = Trim()
-        pieces: list[str] = []
-
-        def emit(piece: str) -> None:
-            piece = trim.feed(piece)
-            if piece:
-                pieces.append(piece)
-                if on_text:
-                    on_text(piece)
-
-        mx.reset_peak_memory()
-        last = None
-        try:
-            for r in stream_generate(
-                self.model,
-                self.tokenizer,
-                mx.array(tokens[reused:]),
-                max_tokens=max_tokens,
-                sampler=sampler,
-                logits_processors=processors,
-                prompt_cache=cache,
-                prefill_step_size=self.prefill_step,
-                prompt_progress_callback=progress,
-            ):
-                last = r
-                emit(stopper.feed(think.feed(r.text)))
-                if stopper.stopped:
-                    break
-                if cancel.is_set():
-                    raise Cancelled()
-            if not stopper.stopped:
-                emit(stopper.feed(think.finish()))
-                emit(stopper.finish())
-        except BaseException as e:
-            self._cache, self._cache_tokens = None, []
-            if isinstance(e, Cancelled):
-                done = last.generation_tokens if last is not None else 0
-                log.info("generation cancelled after %d tokens", done)
-            raise
-        self._keep_cache(cache, tokens)
-        assert last is not None  # stream_generate always yields a final response
-        generated = last.generation_tokens - (1 if last.finish_reason == "stop" else 0)
-        finish = "stop" if stopper.stopped else last.finish_reason or "length"
-        return GenerationResult(
-            response="".join(pieces),
-            tokens_generated=generated,
-            reasoning=think.reasoning if p.enable_thinking else None,
-            prompt_tokens=n,
-            cached_tokens=reused,
-            finish_reason=finish,
-            prompt_tps=float(last.prompt_tps),
-            generation_tps=float(last.generation_tps),
-            peak_memory=float(last.peak_memory),
-        )
+        return sampler, processors
 
     def _take_cache(self, tokens: list[int]) -> tuple[list[Any], int]:
         """The KV cache to generate with and how many leading prompt tokens it holds.

@@ -7,24 +7,67 @@ Unknown fields are ignored. Ranges are checked by the route and answered with 40
 
 from __future__ import annotations
 
+import json
+import os
+from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-MAX_TOKENS_CAP = 8192  # the largest max_tokens accepted (400 above it)
-MAX_PROMPT_CHARS = (
-    1_000_000  # prompt + system (or all messages); longer is refused before tokenizing
-)
-MAX_STOP = 4  # stop strings per request, as OpenAI allows
-MAX_TEMPERATURE = 2.0  # temperature is in [0, MAX_TEMPERATURE]
-MAX_REPETITION_PENALTY = 10.0  # repetition_penalty is in (0, MAX_REPETITION_PENALTY]
-# Defaults for callers that leave a field out. The Rust core sends every value it
-# checks; a Rust test (sidecar/embedded.rs) compares each constant above and below
-# with the core's own, so the two sides cannot drift apart.
-DEFAULT_MAX_TOKENS = 150
-DEFAULT_TEMPERATURE = 0.7
-DEFAULT_TOP_P = 0.8
-DEFAULT_REPETITION_PENALTY = 1.0  # none, as OpenAI and mlx_lm.server (docs/QUALITY.md)
+LIMITS_ENV = "LOCAL_MLX_LIMITS"
+# The limits and defaults, by the names the Rust core sends in LIMITS_ENV at spawn (one
+# JSON object, `SidecarLimits` in sidecar/client.rs), so the core's checks are ours.
+# Run on its own (tests, by hand), the server uses these, the original API's numbers.
+STANDALONE_LIMITS: dict[str, float] = {
+    "max_tokens_cap": 8192,  # the largest max_tokens accepted (400 above it)
+    "max_stop": 4,  # stop strings per request, as OpenAI allows
+    "max_temperature": 2.0,  # temperature is in [0, max_temperature]
+    "max_repetition_penalty": 10.0,  # repetition_penalty is in (0, max_repetition_penalty]
+    # Defaults for callers that leave a field out (the core sends every value).
+    "default_max_tokens": 150,
+    "default_temperature": 0.7,
+    "default_top_p": 0.8,
+    "default_repetition_penalty": 1.0,  # none, as OpenAI and mlx_lm.server (docs/QUALITY.md)
+}
+
+
+def limits_from(environ: Mapping[str, str]) -> dict[str, float]:
+    """The limits the core passed in ``LIMITS_ENV``, else ``STANDALONE_LIMITS``.
+
+    A value that is not exactly those names with numbers is refused: a sidecar checking
+    other numbers than its core's would answer 400 to requests the core let through.
+    """
+    raw = environ.get(LIMITS_ENV)
+    if not raw:
+        return dict(STANDALONE_LIMITS)
+    try:
+        given = json.loads(raw)
+    except ValueError:
+        given = None
+    if (
+        not isinstance(given, dict)
+        or set(given) != set(STANDALONE_LIMITS)
+        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in given.values())
+    ):
+        raise ValueError(
+            f"{LIMITS_ENV} must be a JSON object of numbers named {sorted(STANDALONE_LIMITS)}, "
+            f"got {raw!r}: the sidecar and local-mlx come from different versions; reinstall"
+        )
+    return given
+
+
+_LIMITS = limits_from(os.environ)
+MAX_TOKENS_CAP = int(_LIMITS["max_tokens_cap"])
+MAX_STOP = int(_LIMITS["max_stop"])
+MAX_TEMPERATURE = float(_LIMITS["max_temperature"])
+MAX_REPETITION_PENALTY = float(_LIMITS["max_repetition_penalty"])
+DEFAULT_MAX_TOKENS = int(_LIMITS["default_max_tokens"])
+DEFAULT_TEMPERATURE = float(_LIMITS["default_temperature"])
+DEFAULT_TOP_P = float(_LIMITS["default_top_p"])
+DEFAULT_REPETITION_PENALTY = float(_LIMITS["default_repetition_penalty"])
+# Ours alone (the core has no such limit): prompt + system (or all messages); longer is
+# refused before tokenizing.
+MAX_PROMPT_CHARS = 1_000_000
 
 
 class _Request(BaseModel):

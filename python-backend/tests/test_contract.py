@@ -225,3 +225,33 @@ def test_openapi_schema_is_served(shared: Sidecar) -> None:
     schema = shared.client.get("/openapi.json").json()
     assert {"/load", "/generate", "/unload", "/status"} <= set(schema["paths"])
     json.dumps(schema)
+
+
+def test_the_limits_the_core_passes_at_spawn_are_the_ones_checked(spawn, tiny: Path) -> None:
+    from local_mlx_sidecar.schemas import LIMITS_ENV, STANDALONE_LIMITS
+
+    limits = {**STANDALONE_LIMITS, "max_tokens_cap": 5, "default_top_p": 1.0}
+    s = spawn(env=_clean_env(LOCAL_MLX_TOKEN=TOKEN, **{LIMITS_ENV: json.dumps(limits)}))
+    s.load(tiny)
+    messages = [{"role": "user", "content": "hi"}]
+    refused = httpx.post(
+        f"{s.url}/generate", headers=AUTH, json={"messages": messages, "max_tokens": 6}, timeout=30
+    )
+    assert refused.status_code == 400 and "between 1 and 5" in refused.text, refused.text
+    ok = httpx.post(
+        f"{s.url}/generate", headers=AUTH, json={"messages": messages, "max_tokens": 5}, timeout=60
+    )
+    assert ok.status_code == 200, ok.text
+
+
+@pytest.mark.parametrize(
+    "value", ["not json", "[]", '{"max_tokens_cap": 5}', '{"max_tokens_cap": true}']
+)
+def test_limits_from_another_version_are_refused_at_start(value: str) -> None:
+    from local_mlx_sidecar.schemas import LIMITS_ENV, STANDALONE_LIMITS, limits_from
+
+    if value == '{"max_tokens_cap": true}':
+        value = json.dumps({**STANDALONE_LIMITS, "max_tokens_cap": True})
+    with pytest.raises(ValueError, match=LIMITS_ENV):
+        limits_from({LIMITS_ENV: value})
+    assert limits_from({}) == STANDALONE_LIMITS

@@ -41,7 +41,6 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             mlx::mlx_unload_model,
             mlx::mlx_get_settings,
             app::mlx_update_settings,
-            mlx::mlx_disk_space,
             app::mlx_add_custom_model,
             app::get_app_settings,
             app::get_post_process_providers,

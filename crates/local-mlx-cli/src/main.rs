@@ -83,6 +83,24 @@ enum Command {
     Handy(handy::HandyCommand),
 }
 
+impl Command {
+    /// The `--json` kind of a failure of the CLI's own in this command (a core error
+    /// keeps the core's kind): which command failed, never a bare `"error"`.
+    fn own_failure(&self) -> &'static str {
+        match self {
+            Command::Setup { .. } => "setup_failed",
+            Command::Models => "models_failed",
+            Command::Pull { .. } => "pull_failed",
+            Command::Rm { .. } => "rm_failed",
+            Command::Status { .. } => "status_failed",
+            Command::Process { .. } => "process_failed",
+            Command::Serve(_) => "serve_failed",
+            Command::Service(_) => "service_failed",
+            Command::Handy(_) => "handy_failed",
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // A server's log (a service's log file) keeps its warnings: a clean-up refused or cut
@@ -101,6 +119,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let own_kind = cli.command.own_failure();
     match runtime.block_on(commands::run(cli.command, cli.json)) {
         Ok(code) => code,
         Err(error) => {
@@ -108,7 +127,7 @@ fn main() -> ExitCode {
             // name, a repo id typed with escapes) reaches the terminal raw.
             let message = escape_controls(&source_chain(error.as_ref()));
             if cli.json {
-                let kind = error.downcast_ref::<local_mlx::Error>().map(|e| e.kind().as_str()).unwrap_or("error");
+                let kind = error.downcast_ref::<local_mlx::Error>().map_or(own_kind, |e| e.kind().as_str());
                 println!("{}", serde_json::json!({"error": {"kind": kind, "message": message}}));
             }
             eprintln!("error: {message}");

@@ -102,6 +102,10 @@ fn invalid_utf8_on_stdin_names_stdin() {
     let output = env.run_with(&["process", "--model", "test-org/model"], b"caf\xe9 \xff", &[]);
     let err = assert_clean_error(&output);
     assert!(err.contains("stdin") && err.contains("UTF-8"), "{err}");
+    // A failure of the CLI's own says whose it is with --json, not a bare "error".
+    let output = env.run_with(&["process", "--model", "test-org/model", "--json"], b"caf\xe9 \xff", &[]);
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["error"]["kind"], "process_failed", "{json}");
 }
 
 #[test]

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use subtle::ConstantTimeEq;
 
-use crate::listen::BindError;
+use crate::listen::{is_localhost, BindError};
 
 /// The port `local-mlx serve` listens on by default: free of Ollama (11434), LM Studio
 /// (1234), `mlx_lm.server` (8080) and Flask (5000), so they can all run side by side.
@@ -174,11 +174,6 @@ impl ServerConfig {
 /// even for `*.localhost`.
 fn binds_loopback_only(host: &str) -> bool {
     is_localhost(host) || is_loopback_address(host)
-}
-
-/// `localhost`, with or without the root's trailing dot.
-pub fn is_localhost(host: &str) -> bool {
-    host.strip_suffix('.').unwrap_or(host).eq_ignore_ascii_case("localhost")
 }
 
 /// Whether `host` (a `--host` value or a Host header's name, without port) names this

@@ -1,15 +1,18 @@
 //! [`ApiError`]: every way a request can fail, answered in OpenAI's error shape.
 //!
 //! OpenAI clients branch on the status and on `error.type` / `error.code`, so each
-//! variant fixes all three, and its message says what was wrong and what to do. Core
-//! errors are mapped from [`local_mlx::Error::kind`] by an exhaustive `match`, never
-//! from their message text, and keep the core's message (it names the model and the
-//! command to run).
+//! variant fixes all three, and its message says what was wrong and what to do. A core
+//! error is [`ApiError::Core`]: its answer follows from [`local_mlx::Error::kind`] by an
+//! exhaustive `match` ([`Answer::of`]), never from the message text; it keeps the core's
+//! message (it names the model and the command to run) and sends the core's kind as
+//! `error.kind` beside OpenAI's `code`, so a client can tell a crashed sidecar from a
+//! full disk.
 
 use std::time::Duration;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use local_mlx::ErrorKind;
 use serde_json::json;
 
 /// An error answered to the client as `{"error": {"message", "type", "code"}}`.
@@ -29,9 +32,6 @@ pub enum ApiError {
     #[error("requests from the web origin {origin:?} are refused: this server allows no cross-origin (CORS) access")]
     ForbiddenOrigin { origin: String },
 
-    #[error("{0}")]
-    ModelNotFound(String),
-
     #[error("no route {method} {path}: this server has GET /v1/models, POST /v1/chat/completions and GET /health")]
     NoRoute { method: String, path: String },
 
@@ -44,105 +44,49 @@ pub enum ApiError {
     #[error("the server is busy ({limit} requests are already queued or running); retry in a moment")]
     QueueFull { limit: usize },
 
-    #[error("{0}")]
-    Unavailable(String),
-
     /// The server was stopped (SIGTERM, Ctrl-C) and the grace period ran out before
     /// this answer was ready.
     #[error("the server is stopping and this answer was not ready in time; retry when it is back (a login service starts it again)")]
     ShuttingDown,
 
-    /// This machine cannot run MLX: retrying will not help, so no `Retry-After`.
-    #[error("{0}")]
-    UnsupportedPlatform(String),
-
-    /// The model took too long (the sidecar went silent past its limit).
-    #[error("{0}")]
-    Timeout(String),
-
-    #[error("{0}")]
-    Internal(String),
+    /// A failure of the core's, answered as [`Answer::of`] its kind says.
+    #[error("{message}")]
+    Core { kind: ErrorKind, message: String },
 }
 
-/// How long a client should wait after a 503.
-pub const RETRY_AFTER: Duration = Duration::from_secs(1);
-
-impl ApiError {
-    pub fn status(&self) -> StatusCode {
-        match self {
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::ForbiddenHost { .. } | ApiError::ForbiddenOrigin { .. } => StatusCode::FORBIDDEN,
-            ApiError::ModelNotFound(_) | ApiError::NoRoute { .. } => StatusCode::NOT_FOUND,
-            ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
-            ApiError::QueueFull { .. } | ApiError::Unavailable(_) | ApiError::ShuttingDown => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            ApiError::UnsupportedPlatform(_) => StatusCode::NOT_IMPLEMENTED,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    /// OpenAI's `error.type`.
-    pub fn error_type(&self) -> &'static str {
-        match self {
-            ApiError::Unauthorized => "authentication_error",
-            ApiError::ForbiddenHost { .. } | ApiError::ForbiddenOrigin { .. } => "permission_error",
-            ApiError::QueueFull { .. }
-            | ApiError::Unavailable(_)
-            | ApiError::ShuttingDown
-            | ApiError::Timeout(_)
-            | ApiError::UnsupportedPlatform(_)
-            | ApiError::Internal(_) => "server_error",
-            _ => "invalid_request_error",
-        }
-    }
-
-    /// OpenAI's `error.code`: a stable tag a client can branch on.
-    pub fn code(&self) -> &'static str {
-        match self {
-            ApiError::BadRequest(_) => "invalid_request",
-            ApiError::Unauthorized => "invalid_api_key",
-            ApiError::ForbiddenHost { .. } => "forbidden_host",
-            ApiError::ForbiddenOrigin { .. } => "forbidden_origin",
-            ApiError::ModelNotFound(_) => "model_not_found",
-            ApiError::NoRoute { .. } => "not_found",
-            ApiError::BodyTooLarge { .. } => "body_too_large",
-            ApiError::BodyTimeout { .. } => "body_timeout",
-            ApiError::QueueFull { .. } => "queue_full",
-            ApiError::Unavailable(_) => "unavailable",
-            ApiError::ShuttingDown => "shutting_down",
-            ApiError::Timeout(_) => "timeout",
-            ApiError::UnsupportedPlatform(_) => "unsupported_platform",
-            ApiError::Internal(_) => "internal_error",
-        }
-    }
-
-    /// The JSON body, also sent as an SSE event when a stream fails midway.
-    pub fn body(&self) -> serde_json::Value {
-        json!({"error": {"message": self.to_string(), "type": self.error_type(), "code": self.code()}})
-    }
+/// How a core error is answered: one status, OpenAI type and code per class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// The request named something wrong: 400.
+    BadRequest,
+    /// The model is not here to use: 404.
+    ModelNotFound,
+    /// Busy now (in use, downloading, the sidecar's queue full): 503 with `Retry-After`.
+    Unavailable,
+    /// The model took too long (the sidecar went silent past its limit): 504.
+    Timeout,
+    /// This machine cannot run MLX: 501, and no `Retry-After`, since retrying will not help.
+    UnsupportedPlatform,
+    /// Anything else: 500.
+    Internal,
 }
 
-impl From<local_mlx::Error> for ApiError {
+impl Answer {
     /// Every kind is named (no catch-all), so a new kind is a decision made here.
-    fn from(error: local_mlx::Error) -> Self {
-        use local_mlx::ErrorKind as K;
-        let message = error.to_string();
-        match error.kind() {
+    pub fn of(kind: ErrorKind) -> Answer {
+        use ErrorKind as K;
+        match kind {
             K::UnknownModel
             | K::InvalidRepoId
             | K::InvalidRequest
             | K::TranscriptTooLong
-            | K::BadRequest
+            | K::SidecarBadRequest
             | K::InvalidPrompt
-            | K::InvalidUrl => ApiError::BadRequest(message),
-            K::NotDownloaded | K::Offline | K::NoModelDownloaded => ApiError::ModelNotFound(message),
-            K::Busy | K::SidecarBusy | K::DownloadInProgress => ApiError::Unavailable(message),
-            K::Timeout => ApiError::Timeout(message),
-            K::UnsupportedPlatform => ApiError::UnsupportedPlatform(message),
+            | K::InvalidUrl => Answer::BadRequest,
+            K::NotDownloaded | K::Offline | K::NoModelDownloaded => Answer::ModelNotFound,
+            K::Busy | K::SidecarBusy | K::DownloadInProgress => Answer::Unavailable,
+            K::SidecarTimeout => Answer::Timeout,
+            K::UnsupportedPlatform => Answer::UnsupportedPlatform,
             K::RepoNotFound
             | K::RevisionNotFound
             | K::HubUnauthorized
@@ -171,23 +115,96 @@ impl From<local_mlx::Error> for ApiError {
             | K::HandyRunning
             | K::HandyNoBackup
             | K::SettingsCorrupt
-            | K::UnknownProvider
             | K::UvNotFound
             | K::BackendNotFound
             | K::BackendUnpackFailed
-            | K::Spawn
+            | K::SidecarSpawn
             | K::SyncFailed
             | K::NeverReady
-            | K::Exited
-            | K::Crashed
-            | K::Stopped
-            | K::Unreachable
+            | K::SidecarExited
+            | K::SidecarCrashed
+            | K::SidecarStopped
+            | K::SidecarUnreachable
             | K::SidecarUnauthorized
             | K::ModelLoad
             | K::NoModelLoaded
-            | K::Http
-            | K::BadResponse => ApiError::Internal(message),
+            | K::SidecarHttp
+            | K::SidecarBadResponse => Answer::Internal,
         }
+    }
+}
+
+/// How long a client should wait after a 503.
+pub const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::ForbiddenHost { .. } | ApiError::ForbiddenOrigin { .. } => StatusCode::FORBIDDEN,
+            ApiError::NoRoute { .. } => StatusCode::NOT_FOUND,
+            ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            ApiError::QueueFull { .. } | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Core { kind, .. } => match Answer::of(*kind) {
+                Answer::BadRequest => StatusCode::BAD_REQUEST,
+                Answer::ModelNotFound => StatusCode::NOT_FOUND,
+                Answer::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+                Answer::Timeout => StatusCode::GATEWAY_TIMEOUT,
+                Answer::UnsupportedPlatform => StatusCode::NOT_IMPLEMENTED,
+                Answer::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+        }
+    }
+
+    /// OpenAI's `error.type`: the client's fault or the server's.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            ApiError::Unauthorized => "authentication_error",
+            ApiError::ForbiddenHost { .. } | ApiError::ForbiddenOrigin { .. } => "permission_error",
+            _ if self.status().is_server_error() => "server_error",
+            _ => "invalid_request_error",
+        }
+    }
+
+    /// OpenAI's `error.code`: a stable tag a client can branch on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "invalid_request",
+            ApiError::Unauthorized => "invalid_api_key",
+            ApiError::ForbiddenHost { .. } => "forbidden_host",
+            ApiError::ForbiddenOrigin { .. } => "forbidden_origin",
+            ApiError::NoRoute { .. } => "not_found",
+            ApiError::BodyTooLarge { .. } => "body_too_large",
+            ApiError::BodyTimeout { .. } => "body_timeout",
+            ApiError::QueueFull { .. } => "queue_full",
+            ApiError::ShuttingDown => "shutting_down",
+            ApiError::Core { kind, .. } => match Answer::of(*kind) {
+                Answer::BadRequest => "invalid_request",
+                Answer::ModelNotFound => "model_not_found",
+                Answer::Unavailable => "unavailable",
+                Answer::Timeout => "timeout",
+                Answer::UnsupportedPlatform => "unsupported_platform",
+                Answer::Internal => "internal_error",
+            },
+        }
+    }
+
+    /// The JSON body, also sent as an SSE event when a stream fails midway; a core
+    /// error adds its kind (`error.kind`).
+    pub fn body(&self) -> serde_json::Value {
+        let mut error = json!({"message": self.to_string(), "type": self.error_type(), "code": self.code()});
+        if let ApiError::Core { kind, .. } = self {
+            error["kind"] = json!(kind);
+        }
+        json!({ "error": error })
+    }
+}
+
+impl From<local_mlx::Error> for ApiError {
+    fn from(error: local_mlx::Error) -> Self {
+        ApiError::Core { kind: error.kind(), message: error.to_string() }
     }
 }
 
@@ -215,10 +232,11 @@ mod tests {
             (ApiError::BadRequest("x".into()), 400, "invalid_request_error"),
             (ApiError::Unauthorized, 401, "authentication_error"),
             (ApiError::ForbiddenHost { host: "evil.example".into() }, 403, "permission_error"),
-            (ApiError::ModelNotFound("m".into()), 404, "invalid_request_error"),
+            (local_mlx::Error::NotDownloaded { model_id: "m".into() }.into(), 404, "invalid_request_error"),
             (ApiError::BodyTooLarge { limit: 10 }, 413, "invalid_request_error"),
             (ApiError::BodyTimeout { secs: 20 }, 408, "invalid_request_error"),
             (ApiError::QueueFull { limit: 4 }, 503, "server_error"),
+            (ApiError::ShuttingDown, 503, "server_error"),
         ];
         for (error, status, kind) in cases {
             assert_eq!(error.status().as_u16(), status, "{error}");
@@ -235,6 +253,15 @@ mod tests {
         let mapped = ApiError::from(not_downloaded);
         assert_eq!(mapped.status(), StatusCode::NOT_FOUND);
         assert!(mapped.to_string().contains("local-mlx pull org/m"), "{mapped}");
+        let body = mapped.body();
+        assert_eq!(
+            (&body["error"]["code"], &body["error"]["kind"]),
+            (&json!("model_not_found"), &json!("not_downloaded"))
+        );
+        assert!(
+            ApiError::QueueFull { limit: 1 }.body()["error"].get("kind").is_none(),
+            "the server's own: no core kind"
+        );
         let silent = local_mlx::sidecar::SidecarError::Timeout { what: "generate", secs: 120 };
         assert_eq!(ApiError::from(local_mlx::Error::from(silent)).status(), StatusCode::GATEWAY_TIMEOUT);
         let unknown = ApiError::from(local_mlx::Error::UnknownModel { id: "typo".into() });

@@ -52,9 +52,14 @@ pub struct Listeners {
     pub base_url: String,
 }
 
+/// `localhost`, with or without the root's trailing dot.
+pub fn is_localhost(host: &str) -> bool {
+    host.strip_suffix('.').unwrap_or(host).eq_ignore_ascii_case("localhost")
+}
+
 /// Bind `host:port` (`port` 0: the OS picks one).
 pub async fn bind(host: &str, port: u16) -> Result<Listeners, BindError> {
-    let addrs: Vec<SocketAddr> = if crate::config::is_localhost(host) {
+    let addrs: Vec<SocketAddr> = if is_localhost(host) {
         vec![
             SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
             SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), port),

@@ -7,11 +7,12 @@
 //! are ignored, as OpenAI clients send many we have no use for; tools are not: a client
 //! that offers tools waits for tool calls, and a plain text answer would mislead it, so
 //! `tools` or `tool_choice` asking for them is a 400 naming the field. Defaults favour the
-//! clean-up job: greedy decoding (temperature 0) and thinking off unless asked for.
+//! clean-up job: [`ChatRequest::new`]'s (greedy, thinking off) unless asked for; `top_p`
+//! is 1.0 unless given, as OpenAI's.
 //! Value ranges (temperature, top_p, max_tokens, stop, empty messages) are the core's
 //! rules, checked once in [`ChatRequest`]'s validation and answered as 400 from there.
 
-use local_mlx::chat::{ChatMessage, ChatRequest, Role, DEFAULT_REPETITION_PENALTY};
+use local_mlx::chat::{ChatMessage, ChatRequest, Role};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -182,19 +183,18 @@ impl ChatCompletionRequest {
         let format = format_of(self.response_format.as_ref())?;
         let stream = self.stream.unwrap_or(false);
         let include_usage = stream && self.stream_options.and_then(|o| o.include_usage).unwrap_or(false);
-        let chat = ChatRequest {
-            model: self.model.trim().to_string(),
-            messages,
-            max_tokens,
-            temperature: self.temperature.unwrap_or(0.0),
-            top_p: self.top_p,
-            repetition_penalty: self.repetition_penalty.unwrap_or(DEFAULT_REPETITION_PENALTY),
-            stop: stops_of(self.stop.as_ref())?,
-            seed: self.seed,
-            thinking,
-            // A general OpenAI endpoint: the client's prompt may ask for any words.
-            constrain_to_input: false,
-        };
+        // The core's defaults (greedy, top_p 1.0 as OpenAI's, no penalty), overridden
+        // only by what the client sent.
+        let mut chat = ChatRequest::new(self.model.trim(), messages);
+        chat.max_tokens = max_tokens;
+        chat.temperature = self.temperature.unwrap_or(chat.temperature);
+        chat.top_p = self.top_p.unwrap_or(chat.top_p);
+        chat.repetition_penalty = self.repetition_penalty.unwrap_or(chat.repetition_penalty);
+        chat.stop = stops_of(self.stop.as_ref())?;
+        chat.seed = self.seed;
+        chat.thinking = thinking;
+        // A general OpenAI endpoint: the client's prompt may ask for any words (and
+        // `ChatRequest::new` leaves this off).
         Ok(Plan { chat, stream, include_usage, format })
     }
 }
@@ -364,6 +364,14 @@ mod tests {
     }
 
     #[test]
+    fn a_request_without_top_p_samples_over_all_tokens_as_openai_does() {
+        let plan = plan(with("temperature", json!(0.7))).unwrap();
+        assert_eq!((plan.chat.temperature, plan.chat.top_p), (0.7, 1.0), "not the sidecar's 0.8");
+        let rest = ChatRequest { temperature: 0.7, ..ChatRequest::new("org/m", plan.chat.messages.clone()) };
+        assert_eq!(plan.chat, rest, "everything not sent is ChatRequest::new's");
+    }
+
+    #[test]
     fn the_fields_openai_clients_send_are_read() {
         let plan = plan(json!({
             "model": " org/m ", "stream": true, "stream_options": {"include_usage": true},
@@ -380,7 +388,7 @@ mod tests {
         assert!(plan.stream && plan.include_usage && plan.chat.thinking);
         assert_eq!(plan.chat.model, "org/m");
         assert_eq!(plan.chat.max_tokens, Some(7));
-        assert_eq!((plan.chat.temperature, plan.chat.top_p, plan.chat.seed), (0.5, Some(0.9), Some(42)));
+        assert_eq!((plan.chat.temperature, plan.chat.top_p, plan.chat.seed), (0.5, 0.9, Some(42)));
         assert_eq!(plan.chat.repetition_penalty, 1.2);
         assert_eq!(plan.chat.stop, vec!["\n".to_string()]);
         assert!(matches!(plan.chat.messages[0].role, Role::System));

@@ -8,15 +8,12 @@
 //! Commands that wait (download, load, generate) are `async`, so they run on Tauri's
 //! async runtime and never block the window.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use local_mlx::manager::ProcessOutput;
 use local_mlx::settings::MlxSettings;
 use local_mlx::store::{DownloadOutcome, MlxModelInfo, MlxModelStatus};
 use local_mlx::{MlxModelManager, PlatformSupport};
-use serde::Serialize;
-use specta::Type;
 use tauri::State;
 
 use crate::error::MlxCommandResult;
@@ -128,25 +125,10 @@ fn without_blank_uv_path(mut settings: MlxSettings) -> MlxSettings {
     settings
 }
 
-/// Free space where models are stored. Each status carries it too, with the
-/// download's own verdict (`disk_warning`): a page shows that and decides nothing.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Type)]
-pub struct MlxDiskSpace {
-    /// The Hugging Face cache folder models download into.
-    pub cache_dir: PathBuf,
-    pub available_bytes: u64,
-}
-
-#[tauri::command]
-#[specta::specta]
-pub fn mlx_disk_space(manager: Manager<'_>) -> MlxCommandResult<MlxDiskSpace> {
-    let cache_dir = manager.store().config().cache_dir.clone();
-    let available_bytes = local_mlx::hub::download::free_space(&cache_dir)?.unwrap_or(0);
-    Ok(MlxDiskSpace { cache_dir, available_bytes })
-}
-
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
 
     #[test]

@@ -56,7 +56,6 @@ pub fn specta_builder<R: tauri::Runtime>() -> tauri_specta::Builder<R> {
             mlx_unload_model,
             mlx_get_settings,
             mlx_update_settings,
-            mlx_disk_space,
         ])
         .events(tauri_specta::collect_events![MlxModelStateEvent])
 }

@@ -122,7 +122,6 @@ fn the_typescript_says_what_the_core_sends() {
 
     // Paths as strings.
     assert!(type_text(&ts, "MlxDownloadOutcome").contains("snapshot: string"), "{ts}");
-    assert!(type_text(&ts, "MlxDiskSpace").contains("cache_dir: string"), "{ts}");
 
     // One event, on the provider's channel, typed as the core's event (no second type).
     assert!(ts.contains(r#"mlxModelStateEvent: "mlx-model-state-event""#), "{ts}");

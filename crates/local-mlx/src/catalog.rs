@@ -176,7 +176,7 @@ mod tests {
             &format!("a/{}", "x".repeat(97)),
         ] {
             let err = resolve(id).expect_err(id);
-            assert_eq!(err.kind(), "invalid_repo_id", "{id}: {err}");
+            assert_eq!(err.kind(), crate::ErrorKind::InvalidRepoId, "{id}: {err}");
             assert!(err.to_string().contains(id.trim()), "{err}");
         }
     }
@@ -184,7 +184,7 @@ mod tests {
     #[test]
     fn a_bare_unknown_name_is_an_unknown_model() {
         let err = resolve("qwen-large").unwrap_err();
-        assert_eq!(err.kind(), "unknown_model");
+        assert_eq!(err.kind(), crate::ErrorKind::UnknownModel);
         assert!(err.to_string().contains("local-mlx models"));
     }
 }

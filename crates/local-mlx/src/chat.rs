@@ -6,8 +6,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
-
 /// The most `max_tokens` the sidecar accepts.
 pub const MAX_TOKENS_CAP: u32 = 8192;
 /// The most stop strings one request may give (OpenAI's limit too).
@@ -16,6 +14,10 @@ pub const MAX_STOP: usize = 4;
 pub const MAX_TEMPERATURE: f64 = 2.0;
 /// `repetition_penalty` is in `(0, MAX_REPETITION_PENALTY]`.
 pub const MAX_REPETITION_PENALTY: f64 = 10.0;
+
+/// No nucleus cut unless asked: OpenAI's and `mlx_lm.server`'s default, so a client that
+/// sends only `temperature` samples as it would there.
+pub const DEFAULT_TOP_P: f64 = 1.0;
 
 /// No repetition penalty unless asked, as OpenAI and `mlx_lm.server` do (the sidecar's
 /// default is the same number). A penalty of 1.15 divides the logits of every token among the last 20, the prompt's
@@ -65,7 +67,9 @@ pub struct ChatRequest {
     pub max_tokens: Option<u32>,
     /// 0.0 is greedy.
     pub temperature: f64,
-    pub top_p: Option<f64>,
+    /// (0, 1]: sample among the most likely tokens whose probabilities add up to it
+    /// (1.0: all, the default: see [`DEFAULT_TOP_P`]); no effect when greedy.
+    pub top_p: f64,
     /// (0, 10]: logits of tokens among the last 20 (prompt included) are divided by it
     /// (1.0: none, the default: see [`DEFAULT_REPETITION_PENALTY`]).
     pub repetition_penalty: f64,
@@ -80,14 +84,16 @@ pub struct ChatRequest {
 }
 
 impl ChatRequest {
-    /// Greedy, no thinking, the budget sized from the messages.
+    /// Greedy (the one place a default temperature is written: clean-up wants the
+    /// transcript's own words, and the same text every time), no thinking, no
+    /// penalty, the budget sized from the messages.
     pub fn new(model: impl Into<String>, messages: Vec<ChatMessage>) -> Self {
         ChatRequest {
             model: model.into(),
             messages,
             max_tokens: None,
             temperature: 0.0,
-            top_p: None,
+            top_p: DEFAULT_TOP_P,
             repetition_penalty: DEFAULT_REPETITION_PENALTY,
             stop: Vec::new(),
             seed: None,
@@ -96,27 +102,27 @@ impl ChatRequest {
         }
     }
 
-    /// Refuse values the sidecar would refuse, before anything is started or loaded.
-    pub(crate) fn validate(&self) -> Result<()> {
-        let bad = |detail: String| Err(Error::InvalidRequest { detail });
+    /// Refuse values the sidecar would refuse, before anything is started or loaded:
+    /// what is wrong, for [`Error::InvalidRequest`](crate::Error::InvalidRequest).
+    pub(crate) fn check(&self) -> Result<(), String> {
         if self.messages.is_empty() {
-            return bad("messages is empty: give at least one message".into());
+            return Err("messages is empty: give at least one message".into());
         }
         if let Some(max) = self.max_tokens.filter(|m| !(1..=MAX_TOKENS_CAP).contains(m)) {
-            return bad(format!("max_tokens must be between 1 and {MAX_TOKENS_CAP}, got {max}"));
+            return Err(format!("max_tokens must be between 1 and {MAX_TOKENS_CAP}, got {max}"));
         }
         if !(self.temperature.is_finite() && (0.0..=MAX_TEMPERATURE).contains(&self.temperature)) {
-            return bad(format!("temperature must be between 0 and {MAX_TEMPERATURE}, got {}", self.temperature));
+            return Err(format!("temperature must be between 0 and {MAX_TEMPERATURE}, got {}", self.temperature));
         }
-        if let Some(top_p) = self.top_p.filter(|p| !(p.is_finite() && *p > 0.0 && *p <= 1.0)) {
-            return bad(format!("top_p must be in (0, 1], got {top_p}"));
+        if !(self.top_p.is_finite() && self.top_p > 0.0 && self.top_p <= 1.0) {
+            return Err(format!("top_p must be in (0, 1], got {}", self.top_p));
         }
         let penalty = self.repetition_penalty;
         if !(penalty.is_finite() && penalty > 0.0 && penalty <= MAX_REPETITION_PENALTY) {
-            return bad(format!("repetition_penalty must be in (0, {MAX_REPETITION_PENALTY}], got {penalty}"));
+            return Err(format!("repetition_penalty must be in (0, {MAX_REPETITION_PENALTY}], got {penalty}"));
         }
         if self.stop.len() > MAX_STOP || self.stop.iter().any(String::is_empty) {
-            return bad(format!("stop must be at most {MAX_STOP} non-empty strings, got {:?}", self.stop));
+            return Err(format!("stop must be at most {MAX_STOP} non-empty strings, got {:?}", self.stop));
         }
         Ok(())
     }
@@ -211,7 +217,7 @@ mod tests {
             ("max_tokens", |r| r.max_tokens = Some(MAX_TOKENS_CAP + 1)),
             ("temperature", |r| r.temperature = f64::NAN),
             ("temperature", |r| r.temperature = 2.5),
-            ("top_p", |r| r.top_p = Some(0.0)),
+            ("top_p", |r| r.top_p = 0.0),
             ("repetition_penalty", |r| r.repetition_penalty = 0.0),
             ("repetition_penalty", |r| r.repetition_penalty = f64::INFINITY),
             ("stop", |r| r.stop = vec![String::new()]),
@@ -219,10 +225,9 @@ mod tests {
         for (field, spoil) in cases {
             let mut r = request();
             spoil(&mut r);
-            let err = r.validate().unwrap_err();
-            assert_eq!(err.kind(), "invalid_request");
+            let err = r.check().unwrap_err();
             assert!(err.to_string().contains(field), "{field}: {err}");
         }
-        assert!(request().validate().is_ok());
+        assert!(request().check().is_ok());
     }
 }

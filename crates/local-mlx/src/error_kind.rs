@@ -20,9 +20,6 @@ macro_rules! error_kinds {
         }
 
         impl ErrorKind {
-            /// Every kind, in declaration order.
-            pub const ALL: &'static [ErrorKind] = &[$(ErrorKind::$variant,)*];
-
             /// The kind's wire name (`snake_case`), as serde writes it.
             pub fn as_str(self) -> &'static str {
                 match self {
@@ -79,39 +76,29 @@ error_kinds! {
     UvNotFound = "uv_not_found",
     BackendNotFound = "backend_not_found",
     BackendUnpackFailed = "backend_unpack_failed",
-    Spawn = "spawn",
+    SidecarSpawn = "sidecar_spawn",
     SyncFailed = "sync_failed",
     NeverReady = "never_ready",
-    Exited = "exited",
-    Crashed = "crashed",
-    Stopped = "stopped",
-    Timeout = "timeout",
-    Unreachable = "unreachable",
+    SidecarExited = "sidecar_exited",
+    SidecarCrashed = "sidecar_crashed",
+    SidecarStopped = "sidecar_stopped",
+    SidecarTimeout = "sidecar_timeout",
+    SidecarUnreachable = "sidecar_unreachable",
     /// The sidecar refused our per-spawn token: another program may hold its port.
     SidecarUnauthorized = "sidecar_unauthorized",
     ModelLoad = "model_load",
     NoModelLoaded = "no_model_loaded",
     /// The sidecar's own queue is full: try again in a moment.
     SidecarBusy = "sidecar_busy",
-    BadRequest = "bad_request",
-    Http = "http",
-    BadResponse = "bad_response",
+    SidecarBadRequest = "sidecar_bad_request",
+    SidecarHttp = "sidecar_http",
+    SidecarBadResponse = "sidecar_bad_response",
     /// A settings file cannot be parsed; it was kept as a backup.
     SettingsCorrupt = "settings_corrupt",
-    /// A post-processing provider id that is not ours.
-    UnknownProvider = "unknown_provider",
 }
 
 impl std::fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-/// Comparing with a wire name (`err.kind() == "busy"`), as the tests and faces written
-/// against the names do.
-impl PartialEq<&str> for ErrorKind {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
     }
 }

@@ -4,14 +4,16 @@
 //! the shared HF cache, the loaded model, the events ([`MlxModelStateEvent`] to an
 //! [`EventSink`]). Invariants: the cache is the truth for what is downloaded (a ref is
 //! written only after every blob verified); every rule (delete, disk space, retry,
-//! prompt, value ranges) is decided here once and shown to the faces as data; no two
-//! top-level modules import each other (`tests/module_graph.rs`).
+//! prompt, value ranges) is decided here once and shown to the faces as data; no modules
+//! reach each other in a circle, between top-level modules or between files
+//! (`tests/module_graph.rs`).
 
 pub mod catalog;
 pub mod chat;
 pub mod error;
 pub mod error_kind;
 pub mod events;
+pub mod fs;
 pub mod handy;
 pub mod hub;
 pub mod manager;

@@ -290,7 +290,7 @@ mod tests {
     #[test]
     fn the_refusal_is_one_error_with_a_stable_kind_and_the_reason() {
         let error = support("windows", "x86_64").ensure_supported().unwrap_err();
-        assert_eq!(error.kind(), "unsupported_platform");
+        assert_eq!(error.kind(), crate::ErrorKind::UnsupportedPlatform);
         let message = error.to_string();
         assert!(message.contains("MLX needs an Apple Silicon Mac"), "{message}");
         assert!(message.contains("choose another post-processing provider"), "{message}");

@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::DEFAULT_MODEL_ID;
 use crate::error::{Error, Result};
+/// The file helpers, where the CLI and `handy` have always found them.
+pub use crate::fs::{create_private_dir, create_private_file};
 use crate::postprocess::DEFAULT_PROMPT;
 
 /// The provider id Handy's settings use for us.
@@ -320,24 +322,6 @@ pub fn check_prompt(prompt: &str) -> Result<()> {
     Err(Error::InvalidPrompt { reason })
 }
 
-/// Create `dir` (and its parents) as 0700: the folder holds the prompt and the log.
-pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir)
-}
-
-/// Create (or truncate) `path` for writing; a new file gets mode 0600.
-pub fn create_private_file(path: &Path) -> std::io::Result<std::fs::File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)
-}
-
 /// Where local-mlx keeps its settings and logs: `LOCAL_MLX_CONFIG_DIR`, else the
 /// platform's config folder (`~/Library/Application Support/local-mlx` on macOS,
 /// `$XDG_CONFIG_HOME/local-mlx` or `~/.config/local-mlx` elsewhere).
@@ -494,7 +478,7 @@ mod tests {
     fn a_prompt_without_the_placeholder_or_empty_is_refused() {
         for bad in ["", "   \n", "Clean this up."] {
             let err = check_prompt(bad).unwrap_err();
-            assert_eq!(err.kind(), "invalid_prompt", "{bad:?}");
+            assert_eq!(err.kind(), crate::ErrorKind::InvalidPrompt, "{bad:?}");
             assert!(err.to_string().contains("${output}"), "{err}");
         }
         check_prompt(DEFAULT_PROMPT).unwrap();

@@ -155,7 +155,7 @@ mod tests {
                 assert_eq!(refusal.is_some(), expected, "{state:?}, generating: {generating}");
                 if let Some(error) = refusal {
                     let word = if generating { "generating" } else { state.describe() };
-                    assert_eq!(error.kind(), "busy");
+                    assert_eq!(error.kind(), crate::ErrorKind::Busy);
                     assert!(error.to_string().contains(word) && error.to_string().contains("a/b"), "{error}");
                 }
             }

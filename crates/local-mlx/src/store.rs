@@ -22,7 +22,7 @@ use crate::hub::{DeleteReport, Downloader, HubConfig, Outcome, Progress, RefStat
 use crate::state::{ModelState, Transition};
 
 /// A model's state and, while downloading, its progress (the provider's `MlxModelStatus`).
-/// Fields skipped when `None` are exported as `field?: T`, as on [`MlxModelStateEvent`](crate::MlxModelStateEvent).
+/// Fields skipped when `None` are exported as `field?: T`, as on [`MlxModelStateEvent`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct MlxModelStatus {

@@ -23,10 +23,10 @@ fn assert_nothing_downloaded(env: &Env, repo: &str) {
 async fn an_unknown_name_and_a_malformed_repo_id_are_refused_before_any_request() {
     let env = env().await;
     for (id, kind) in [
-        ("qwen", "unknown_model"),
-        ("a/b/c", "invalid_repo_id"),
-        ("../etc", "invalid_repo_id"),
-        ("org/na me", "invalid_repo_id"),
+        ("qwen", local_mlx::ErrorKind::UnknownModel),
+        ("a/b/c", local_mlx::ErrorKind::InvalidRepoId),
+        ("../etc", local_mlx::ErrorKind::InvalidRepoId),
+        ("org/na me", local_mlx::ErrorKind::InvalidRepoId),
     ] {
         let err = env.manager.download(id).await.unwrap_err();
         assert_eq!(err.kind(), kind, "{id}: {err}");
@@ -40,7 +40,7 @@ async fn an_unknown_name_and_a_malformed_repo_id_are_refused_before_any_request(
 async fn a_missing_repo_or_revision_is_named_in_the_error() {
     let env = env().await;
     let err = env.manager.download("test-org/does-not-exist").await.unwrap_err();
-    assert_eq!(err.kind(), "repo_not_found", "{err}");
+    assert_eq!(err.kind(), local_mlx::ErrorKind::RepoNotFound, "{err}");
     assert!(err.to_string().contains("test-org/does-not-exist"));
     assert_eq!(env.hub.stats().api_requests, 1, "a missing repo is not retried");
     assert_nothing_downloaded(&env, "test-org/does-not-exist");
@@ -82,9 +82,9 @@ async fn offline_mode_with_the_model_missing_says_how_to_fix_it() {
     let env = env().await;
     let mut config = test_config(&env.hub.url(), &env.cache_dir());
     config.offline = true;
-    let offline = MlxModelManager::with_hub(config, Arc::new(NullSink)).unwrap();
+    let offline = common::manager_over(config, Arc::new(NullSink));
     let err = offline.download(SMALL_REPO).await.unwrap_err();
-    assert_eq!(err.kind(), "offline");
+    assert_eq!(err.kind(), local_mlx::ErrorKind::Offline);
     assert!(err.to_string().contains("HF_HUB_OFFLINE"), "{err}");
     assert_eq!(env.hub.stats().api_requests, 0, "offline means no network");
 
@@ -103,9 +103,9 @@ async fn a_cache_that_cannot_be_written_names_the_path() {
     let blocker = env.tmp.path().join("not-a-folder");
     std::fs::write(&blocker, b"x").unwrap();
     let config = test_config(&env.hub.url(), &blocker.join("hub"));
-    let manager = MlxModelManager::with_hub(config, Arc::new(NullSink)).unwrap();
+    let manager = common::manager_over(config, Arc::new(NullSink));
     let err = manager.download(SMALL_REPO).await.unwrap_err();
-    assert_eq!(err.kind(), "io", "{err}");
+    assert_eq!(err.kind(), local_mlx::ErrorKind::Io, "{err}");
     assert!(err.to_string().contains(blocker.to_str().unwrap()), "{err}");
     assert_eq!(manager.model_status(SMALL_REPO).unwrap().state, ModelState::NotDownloaded);
 }
@@ -120,7 +120,7 @@ async fn a_repo_with_nothing_mlx_lm_can_use_is_refused() {
         .unwrap();
     let err = env.manager.download("test-org/pytorch-only").await.unwrap_err();
     // Final at once: another attempt would list the same files.
-    assert_eq!(err.kind(), "no_usable_files", "{err}");
+    assert_eq!(err.kind(), local_mlx::ErrorKind::NoUsableFiles, "{err}");
     assert!(err.to_string().contains("no files mlx-lm can use"), "{err}");
     assert_nothing_downloaded(&env, "test-org/pytorch-only");
 }
@@ -143,7 +143,7 @@ async fn delete_removes_the_model_and_leaves_other_models_alone() {
     assert_eq!(env.manager.model_status("test-org/other").unwrap().state, ModelState::Downloaded);
 
     let err = env.manager.delete_model(SMALL_REPO).await.unwrap_err();
-    assert_eq!(err.kind(), "not_downloaded", "{err}");
+    assert_eq!(err.kind(), local_mlx::ErrorKind::NotDownloaded, "{err}");
 }
 
 #[tokio::test]
@@ -180,14 +180,14 @@ async fn the_token_is_sent_when_the_hub_requires_one() {
         test_hub::TestHub::start_with(test_hub::Config::new(tmp.path()).require_token("hf_secret")).await.unwrap();
     let cache = tmp.path().join("cache");
 
-    let anonymous = MlxModelManager::with_hub(test_config(&hub.url(), &cache), Arc::new(NullSink)).unwrap();
+    let anonymous = common::manager_over(test_config(&hub.url(), &cache), Arc::new(NullSink));
     let err = anonymous.download(SMALL_REPO).await.unwrap_err();
     assert_eq!(err.kind(), local_mlx::ErrorKind::HubUnauthorized, "{err}");
     assert!(err.to_string().contains("HF_TOKEN"));
 
     let mut config = test_config(&hub.url(), &cache);
     config.token = Some("hf_secret".into());
-    let authorized = MlxModelManager::with_hub(config, Arc::new(NullSink)).unwrap();
+    let authorized = common::manager_over(config, Arc::new(NullSink));
     authorized.download(SMALL_REPO).await.unwrap();
 }
 
@@ -215,7 +215,7 @@ async fn listings_with_names_that_escape_the_repo_or_collide_are_refused() {
         let files: Vec<(&str, u64)> = names.iter().map(|n| (*n, 10)).collect();
         env.hub.set_faults(vec![tree_listing(&files)]);
         let err = env.manager.download(SMALL_REPO).await.unwrap_err();
-        assert_eq!(err.kind(), "unsafe_file_name", "{names:?}: {err}");
+        assert_eq!(err.kind(), local_mlx::ErrorKind::UnsafeFileName, "{names:?}: {err}");
         assert!(err.to_string().contains(names.last().unwrap()), "{err}");
         assert_nothing_downloaded(&env, SMALL_REPO);
     }
@@ -230,7 +230,7 @@ async fn a_download_that_would_not_fit_on_disk_names_both_numbers() {
     let huge = 1u64 << 60; // more than any disk
     env.hub.set_faults(vec![tree_listing(&[("config.json", 10), ("model.safetensors", huge)])]);
     let err = env.manager.download(SMALL_REPO).await.unwrap_err();
-    assert_eq!(err.kind(), "insufficient_disk", "{err}");
+    assert_eq!(err.kind(), local_mlx::ErrorKind::InsufficientDisk, "{err}");
     let message = err.to_string();
     assert!(message.contains(&(huge + 10).to_string()) && message.contains("free"), "{message}");
     assert_nothing_downloaded(&env, SMALL_REPO);
@@ -243,7 +243,7 @@ async fn a_missing_revision_is_named_in_the_error() {
     let downloader = local_mlx::hub::Downloader::new(test_config(&env.hub.url(), &env.cache_dir())).unwrap();
     let cancel = tokio_util::sync::CancellationToken::new();
     let err = downloader.download(SMALL_REPO, "v9.9", |_| {}, &cancel).await.unwrap_err();
-    assert_eq!(err.kind(), "revision_not_found", "{err}");
+    assert_eq!(err.kind(), local_mlx::ErrorKind::RevisionNotFound, "{err}");
     assert!(err.to_string().contains("v9.9") && err.to_string().contains(SMALL_REPO), "{err}");
     assert_nothing_downloaded(&env, SMALL_REPO);
 }

@@ -13,7 +13,7 @@ use local_mlx::{
     ChatChunk, ChatMessage, ChatRequest, EventSink, EventType, FinishReason, KeepAlive, LoadPhase, MlxModelManager,
     MlxModelStateEvent, ModelState, RecordingSink, Runtime, Slot,
 };
-use test_hub::support::{process_alive, wait_until};
+use test_hub::support::{kill_group, process_alive, wait_until};
 
 /// Short, so the idle unload comes soon after each test's last use.
 const KEEP_ALIVE: KeepAlive = KeepAlive::After(Duration::from_secs(2));
@@ -92,12 +92,12 @@ async fn bad_requests_are_refused_before_anything_starts() {
     let env = SidecarEnv::new("tiny", ModelUnloadTimeout::Never).await;
     let missing = env.manager.chat(ChatRequest::new("test-org/never-downloaded", vec![ChatMessage::user("hi")]));
     let err = missing.await.unwrap_err();
-    assert_eq!(err.kind(), "not_downloaded", "{err}");
+    assert_eq!(err.kind(), local_mlx::ErrorKind::NotDownloaded, "{err}");
     assert!(err.to_string().contains("local-mlx pull test-org/never-downloaded"), "{err}");
     let err = env.manager.chat(ChatRequest::new("not a repo id", vec![ChatMessage::user("hi")])).await.unwrap_err();
-    assert_eq!(err.kind(), "unknown_model", "{err}");
+    assert_eq!(err.kind(), local_mlx::ErrorKind::UnknownModel, "{err}");
     let err = env.manager.chat(ChatRequest { temperature: 9.0, ..request(&env, "hi") }).await.unwrap_err();
-    assert_eq!(err.kind(), "invalid_request");
+    assert_eq!(err.kind(), local_mlx::ErrorKind::InvalidRequest);
     assert!(err.to_string().contains("temperature"), "{err}");
     let err = env.manager.chat_stream(ChatRequest { messages: vec![], ..request(&env, "hi") }).await.err().unwrap();
     assert!(err.to_string().contains("messages"), "{err}");
@@ -237,4 +237,28 @@ async fn dropping_a_call_while_the_model_loads_lets_the_load_finish_and_re_arms_
     let next = env.manager.chat(ChatRequest { max_tokens: Some(4), ..request(&env, "served") }).await.unwrap();
     assert!(next.completion_tokens > 0);
     assert_eq!(count(&env, EventType::LoadingCompleted), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sidecar_killed_while_the_model_is_idle_unloads_it_with_an_error_quoting_the_exit() {
+    let env = SidecarEnv::new("tiny", ModelUnloadTimeout::Never).await;
+    env.manager.chat(ChatRequest { max_tokens: Some(2), ..request(&env, "load me") }).await.unwrap();
+    assert_eq!(env.manager.model_status(&env.model).unwrap().state, ModelState::Ready);
+    let mut slot = env.manager.subscribe();
+    kill_group(env.manager.sidecar_pid().unwrap());
+    // No call comes: the session hears the death by itself.
+    slot.wait_for(|s| matches!(s, Slot::Empty)).await.unwrap();
+    assert_eq!(env.manager.model_status(&env.model).unwrap().state, ModelState::Downloaded);
+    assert_eq!(env.manager.runtime(), Runtime::Idle);
+    // Announced right after the slot changed (so a face that re-reads the status on
+    // the event sees the new one).
+    wait_until("the error event", || count(&env, EventType::Error) == 1).await;
+    let events = env.sink.events();
+    let last: Vec<_> = events.iter().rev().take(2).rev().map(|e| e.event_type).collect();
+    assert_eq!(last, [EventType::Unloaded, EventType::Error], "{events:?}");
+    let error = events.last().unwrap().error.clone().unwrap();
+    assert!(error.contains("died") && error.contains("signal 9"), "{error}");
+
+    let next = env.manager.chat(ChatRequest { max_tokens: Some(2), ..request(&env, "again") }).await.unwrap();
+    assert!(next.completion_tokens > 0, "the next call starts a new sidecar");
 }

@@ -102,7 +102,7 @@ async fn a_file_that_never_verifies_fails_after_three_attempts_and_is_never_repo
     env.hub.set_faults(vec![Fault::corrupt(0).on_path(WEIGHTS)]);
     let err = env.manager.download(SMALL_REPO).await.unwrap_err();
 
-    assert_eq!(err.kind(), "download_failed");
+    assert_eq!(err.kind(), local_mlx::ErrorKind::DownloadFailed);
     assert!(err.to_string().contains("3 attempts") && err.to_string().contains("sha256"), "{err}");
     let status = env.manager.model_status(SMALL_REPO).unwrap();
     assert_eq!(status.state, ModelState::NotDownloaded);
@@ -127,8 +127,8 @@ async fn a_file_that_never_verifies_fails_after_three_attempts_and_is_never_repo
 #[tokio::test]
 async fn retry_with_nothing_failed_is_a_clear_error() {
     let env = env().await;
-    assert_eq!(env.manager.retry_download().await.unwrap_err().kind(), "nothing_to_retry");
-    assert_eq!(env.manager.cancel_download().unwrap_err().kind(), "no_active_download");
+    assert_eq!(env.manager.retry_download().await.unwrap_err().kind(), local_mlx::ErrorKind::NothingToRetry);
+    assert_eq!(env.manager.cancel_download().unwrap_err().kind(), local_mlx::ErrorKind::NoActiveDownload);
 }
 
 #[tokio::test]
@@ -238,13 +238,13 @@ async fn a_second_download_while_one_runs_is_refused_naming_the_model_in_progres
 
     let blocked = env.manager.model_status("test-org/other").unwrap().download_blocked;
     let err = env.manager.download("test-org/other").await.unwrap_err();
-    assert_eq!(err.kind(), "download_in_progress");
+    assert_eq!(err.kind(), local_mlx::ErrorKind::DownloadInProgress);
     assert!(err.to_string().contains(SMALL_REPO), "{err}");
     assert_eq!(blocked.as_deref(), Some(err.to_string().as_str()), "the status said it before the click");
     assert_eq!(env.manager.model_status(SMALL_REPO).unwrap().download_blocked, None);
     let status = env.manager.model_status(SMALL_REPO).unwrap();
     let err = env.manager.delete_model(SMALL_REPO).await.unwrap_err();
-    assert_eq!(err.kind(), "busy");
+    assert_eq!(err.kind(), local_mlx::ErrorKind::Busy);
     assert!(err.to_string().contains("downloading"), "{err}");
     assert_eq!(status.delete_blocked.as_deref(), Some(err.to_string().as_str()), "the status gives the same answer");
     assert!(status.has_files, "a download under way has files");

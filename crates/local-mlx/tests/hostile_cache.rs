@@ -143,7 +143,7 @@ async fn rm_in_another_process_is_refused_while_a_pull_runs() {
     let (pull, _) = slow_pull_under_way(&env).await;
     let other = env.other_manager();
     let err = other.delete_model(SMALL_REPO).await.unwrap_err();
-    assert_eq!(err.kind(), "busy", "{err}");
+    assert_eq!(err.kind(), local_mlx::ErrorKind::Busy, "{err}");
     assert!(err.to_string().contains("another process"), "{err}");
     env.hub.clear_faults();
     pull.await.unwrap().expect("the pull is untouched");
@@ -162,7 +162,7 @@ async fn a_model_deleted_by_another_tool_during_a_pull_fails_the_pull_clearly() 
     std::fs::remove_dir_all(repo.dir()).unwrap();
     env.hub.clear_faults();
     let err = pull.await.unwrap().unwrap_err();
-    assert_eq!(err.kind(), "deleted_while_downloading", "{err}");
+    assert_eq!(err.kind(), local_mlx::ErrorKind::DeletedWhileDownloading, "{err}");
     assert!(err.to_string().contains("deleted while") && err.to_string().contains("pull"), "{err}");
     assert_eq!(env.manager.model_status(SMALL_REPO).unwrap().state, ModelState::NotDownloaded);
 }
@@ -178,7 +178,7 @@ async fn rm_in_another_process_is_refused_while_a_generation_runs() {
     let spec = local_mlx::catalog::resolve(SMALL_REPO).unwrap();
     let guard = generating_store.share_repo(&spec).unwrap();
     let err = env.manager.delete_model(SMALL_REPO).await.unwrap_err();
-    assert_eq!(err.kind(), "busy", "{err}");
+    assert_eq!(err.kind(), local_mlx::ErrorKind::Busy, "{err}");
     assert!(err.to_string().contains("another process"), "{err}");
     assert_eq!(env.manager.model_status(SMALL_REPO).unwrap().state, ModelState::Downloaded);
     drop(guard);

@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use local_mlx::{MlxModelManager, NullSink};
+use local_mlx::NullSink;
 use test_hub::{ApiBodyMode, Fault};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -34,7 +34,7 @@ async fn an_endless_json_body_stops_at_the_cap() {
     env.hub
         .set_faults(vec![Fault::api_body(chunk, "application/json").on_path("tree").with_mode(ApiBodyMode::Endless)]);
     let err = env.manager.download(SMALL_REPO).await.unwrap_err();
-    assert_eq!(err.kind(), "hub_limit_exceeded", "{err}");
+    assert_eq!(err.kind(), local_mlx::ErrorKind::HubLimitExceeded, "{err}");
     assert!(err.to_string().contains("MiB") && err.to_string().contains("/tree/"), "{err}");
     assert_eq!(env.hub.stats().api_requests, 2, "a body over the cap is not fetched again");
 }
@@ -46,7 +46,7 @@ async fn headers_followed_by_silence_fail_with_a_clear_error() {
         .set_faults(vec![Fault::api_body("", "application/json").on_path("revision").with_mode(ApiBodyMode::Silent)]);
     let err = env.manager.download(SMALL_REPO).await.unwrap_err();
     // A timeout is worth another attempt, so it comes wrapped in the attempts' summary.
-    assert_eq!(err.kind(), "download_failed", "{err}");
+    assert_eq!(err.kind(), local_mlx::ErrorKind::DownloadFailed, "{err}");
     assert!(err.to_string().contains("sent nothing") && err.to_string().contains("/revision/"), "{err}");
 }
 
@@ -60,7 +60,7 @@ async fn a_link_next_that_loops_ends_with_an_error() {
         .on_path("tree")
         .with_link(format!("<{page2}>; rel=\"next\""))]);
     let err = env.manager.download(SMALL_REPO).await.unwrap_err();
-    assert_eq!(err.kind(), "hub_limit_exceeded", "{err}");
+    assert_eq!(err.kind(), local_mlx::ErrorKind::HubLimitExceeded, "{err}");
     assert!(err.to_string().contains("loops back"), "{err}");
     assert_eq!(env.hub.stats().api_requests, 3, "revision, page 1, page 2, then the loop is seen");
 }
@@ -121,7 +121,7 @@ async fn a_next_page_on_the_endpoints_origin_keeps_the_token() {
         .times(1)]);
     let mut config = test_config(&hub.url(), &tmp.path().join("cache"));
     config.token = Some("hf_secret".into());
-    let manager = MlxModelManager::with_hub(config, Arc::new(NullSink)).unwrap();
+    let manager = common::manager_over(config, Arc::new(NullSink));
     manager.download(SMALL_REPO).await.expect("page 2 (the real listing) was fetched with the token");
 }
 
@@ -135,7 +135,7 @@ async fn sizes_that_overflow_when_summed_are_a_clear_error() {
     let body = serde_json::json!([entry("config.json"), entry("model.safetensors")]).to_string();
     env.hub.set_faults(vec![Fault::api_body(body, "application/json").on_path("tree")]);
     let err = env.manager.download(SMALL_REPO).await.unwrap_err();
-    assert_eq!(err.kind(), "hub_limit_exceeded", "{err}");
+    assert_eq!(err.kind(), local_mlx::ErrorKind::HubLimitExceeded, "{err}");
     assert!(err.to_string().contains("sizes"), "{err}");
     assert_eq!(env.hub.stats().files.values().map(|f| f.requests).sum::<u64>(), 0, "no file was fetched");
 }
@@ -145,9 +145,9 @@ async fn an_endpoint_that_is_not_a_url_is_refused_at_once() {
     let env = env().await;
     for endpoint in ["not a url", "ftp://127.0.0.1/", "file:///etc"] {
         let config = test_config(endpoint, &env.cache_dir());
-        let manager = MlxModelManager::with_hub(config, Arc::new(NullSink)).unwrap();
+        let manager = common::manager_over(config, Arc::new(NullSink));
         let err = manager.download(SMALL_REPO).await.unwrap_err();
-        assert_eq!(err.kind(), "invalid_endpoint", "{endpoint}: {err}");
+        assert_eq!(err.kind(), local_mlx::ErrorKind::InvalidEndpoint, "{endpoint}: {err}");
         assert!(err.to_string().contains("HF_ENDPOINT") && !err.to_string().contains("attempts"), "{err}");
     }
     assert_eq!(env.hub.stats().api_requests, 0);
@@ -161,7 +161,7 @@ async fn a_file_name_with_terminal_escapes_is_refused_and_printed_escaped() {
     .to_string();
     env.hub.set_faults(vec![Fault::api_body(body, "application/json").on_path("tree")]);
     let err = env.manager.download(SMALL_REPO).await.unwrap_err();
-    assert_eq!(err.kind(), "unsafe_file_name", "{err}");
+    assert_eq!(err.kind(), local_mlx::ErrorKind::UnsafeFileName, "{err}");
     let message = err.to_string();
     assert!(!message.chars().any(char::is_control), "{message:?}");
     assert!(message.contains(r"evil\u{1b}]0;pwned\u{7}.json"), "{message}");

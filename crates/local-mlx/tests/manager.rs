@@ -63,7 +63,7 @@ async fn empty_text_is_returned_unchanged_without_starting_anything_and_huge_tex
     assert!(!env.manager.sidecar_running());
 
     let err = env.manager.process_text(&"a".repeat(20_001)).await.unwrap_err();
-    assert_eq!(err.kind(), "transcript_too_long");
+    assert_eq!(err.kind(), local_mlx::ErrorKind::TranscriptTooLong);
     assert!(err.to_string().contains("20001"), "{err}");
     assert!(!env.manager.sidecar_running());
 }
@@ -73,7 +73,7 @@ async fn a_model_that_is_not_downloaded_says_how_to_download_it() {
     let env = SidecarEnv::new("tiny", ModelUnloadTimeout::Never).await;
     env.manager.delete_model(&env.model).await.unwrap();
     let err = env.manager.process_text("hello there").await.unwrap_err();
-    assert_eq!(err.kind(), "not_downloaded");
+    assert_eq!(err.kind(), local_mlx::ErrorKind::NotDownloaded);
     assert!(err.to_string().contains("local-mlx pull"), "{err}");
     assert!(!env.manager.sidecar_running());
 }
@@ -113,7 +113,7 @@ async fn a_sidecar_killed_mid_request_gives_a_clear_error_and_the_next_call_work
     kill_group(pid);
 
     let err = call.await.unwrap().unwrap_err();
-    assert_eq!(err.kind(), "crashed", "{err}");
+    assert_eq!(err.kind(), local_mlx::ErrorKind::SidecarCrashed, "{err}");
     assert!(err.to_string().contains("restarted on the next request"), "{err}");
     assert_eq!(env.manager.model_status(&env.model).unwrap().state, ModelState::Downloaded);
 
@@ -132,7 +132,7 @@ async fn delete_is_refused_during_a_generation_and_unloads_an_idle_model() {
 
     let status = env.manager.model_status(&env.model).unwrap();
     let err = env.manager.delete_model(&env.model).await.unwrap_err();
-    assert_eq!(err.kind(), "busy");
+    assert_eq!(err.kind(), local_mlx::ErrorKind::Busy);
     assert!(err.to_string().contains("generating"), "{err}");
     // The status overlays the session's state on the disk's and gives the same answer.
     assert_eq!(status.state, ModelState::Ready);
@@ -224,7 +224,7 @@ async fn a_model_deleted_behind_our_back_while_loaded_is_unloaded_and_reported_m
     std::fs::remove_dir_all(&repo_dir).unwrap();
 
     let err = env.manager.process_text("hello there my friend").await.unwrap_err();
-    assert_eq!(err.kind(), "not_downloaded", "{err}");
+    assert_eq!(err.kind(), local_mlx::ErrorKind::NotDownloaded, "{err}");
     assert!(err.to_string().contains("local-mlx pull"), "{err}");
     assert_eq!(env.manager.model_status(&env.model).unwrap().state, ModelState::NotDownloaded);
     assert!(!env.manager.sidecar_running(), "the orphaned copy in memory is released");

@@ -7,7 +7,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{env, test_config, Env, SMALL_REPO};
+use common::{env, manager_over, test_config, Env, SMALL_REPO};
 use local_mlx::manager::ProcessOptions;
 use local_mlx::platform::support;
 use local_mlx::{EventType, MlxModelManager, ModelState, RecordingSink};
@@ -15,14 +15,12 @@ use test_hub::support::tree;
 
 /// A manager on `env`'s hub and cache, judging the machine as `os`-`arch`.
 fn manager_on(env: &Env, os: &str, arch: &str, sink: &RecordingSink) -> MlxModelManager {
-    MlxModelManager::with_hub(test_config(&env.hub.url(), &env.cache_dir()), Arc::new(sink.clone()))
-        .unwrap()
-        .with_platform(support(os, arch))
+    manager_over(test_config(&env.hub.url(), &env.cache_dir()), Arc::new(sink.clone())).with_platform(support(os, arch))
 }
 
 fn assert_refused<T: std::fmt::Debug>(what: &str, result: local_mlx::Result<T>) {
     let error = result.expect_err(what);
-    assert_eq!(error.kind(), "unsupported_platform", "{what}: {error}");
+    assert_eq!(error.kind(), local_mlx::ErrorKind::UnsupportedPlatform, "{what}: {error}");
     assert!(error.to_string().contains("MLX needs an Apple Silicon Mac"), "{what}: {error}");
 }
 

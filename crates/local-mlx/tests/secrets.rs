@@ -26,7 +26,7 @@ async fn credentials_in_hf_endpoint_are_never_printed() {
     let manager = |endpoint: &str, sink: &RecordingSink| {
         let mut config = test_config(endpoint, &env.cache_dir());
         config.max_attempts = 1;
-        local_mlx::MlxModelManager::with_hub(config, std::sync::Arc::new(sink.clone())).unwrap()
+        common::manager_over(config, std::sync::Arc::new(sink.clone()))
     };
     let hub = manager(&endpoint, &sink);
 

@@ -13,6 +13,7 @@ use local_mlx::sidecar::{
     UvSearch,
 };
 
+use local_mlx::chat::ChatMessage;
 use test_hub::workspace_root;
 
 fn uv() -> PathBuf {
@@ -181,7 +182,7 @@ async fn loads_generates_streams_and_unloads_the_tiny_model() {
     assert_eq!(Path::new(&loaded.model_path), tiny);
     assert_eq!(client.status().await.unwrap().state, Some(ServerState::Ready));
 
-    let mut request = GenerateRequest::new("Fix this: hello world");
+    let mut request = GenerateRequest::new(vec![ChatMessage::user("Fix this: hello world")]);
     request.max_tokens = 12;
     let answer = client.generate(&request).await.unwrap();
     assert!(answer.tokens_generated >= 1 && answer.tokens_generated <= 12, "{answer:?}");
@@ -233,7 +234,7 @@ async fn on_linux_the_sidecar_runs_mlx_with_openblas_and_fp32_weights() {
         assert!(!blas.starts_with("OpenBLAS"), "{status:?}");
         assert_eq!(weights, "4-bit", "{status:?}");
     }
-    let mut request = GenerateRequest::new("Fix this: hello world");
+    let mut request = GenerateRequest::new(vec![ChatMessage::user("Fix this: hello world")]);
     request.max_tokens = 4;
     assert!(client.generate(&request).await.unwrap().tokens_generated >= 1);
     supervisor.shutdown().await;
@@ -250,12 +251,16 @@ async fn bad_requests_become_errors_a_user_understands() {
     assert!(matches!(err, SidecarError::ModelLoad { .. }), "{err:?}");
     assert!(err.to_string().contains(&missing.display().to_string()), "{err}");
 
-    let err = client.generate(&GenerateRequest::new("hi")).await.unwrap_err();
+    let err = client.generate(&GenerateRequest::new(vec![ChatMessage::user("hi")])).await.unwrap_err();
     assert!(matches!(err, SidecarError::NoModelLoaded), "{err:?}");
-    assert_eq!(local_mlx::Error::from(err).kind(), "no_model_loaded", "the frontend can branch on it");
+    assert_eq!(
+        local_mlx::Error::from(err).kind(),
+        local_mlx::ErrorKind::NoModelLoaded,
+        "the frontend can branch on it"
+    );
 
     client.load(&tiny_model()).await.unwrap();
-    let mut request = GenerateRequest::new("hi");
+    let mut request = GenerateRequest::new(vec![ChatMessage::user("hi")]);
     request.max_tokens = 0;
     let err = client.generate(&request).await.unwrap_err();
     assert!(matches!(err, SidecarError::BadRequest { .. }), "{err:?}");
@@ -568,7 +573,7 @@ async fn a_request_in_flight_when_the_sidecar_dies_is_crashed() {
     client.load(&long_tiny(tmp.path())).await.unwrap();
     let python = client.status().await.unwrap().pid.unwrap();
 
-    let mut request = GenerateRequest::new("go on and on");
+    let mut request = GenerateRequest::new(vec![ChatMessage::user("go on and on")]);
     request.max_tokens = 8000;
     let generating = tokio::spawn({
         let client = client.clone();
@@ -599,7 +604,7 @@ async fn a_stream_cut_by_a_dying_sidecar_ends_in_crashed() {
     let client = supervisor.ensure_running(|_| {}).await.unwrap();
     client.load(&long_tiny(tmp.path())).await.unwrap();
     let python = client.status().await.unwrap().pid.unwrap();
-    let mut request = GenerateRequest::new("go on and on");
+    let mut request = GenerateRequest::new(vec![ChatMessage::user("go on and on")]);
     request.max_tokens = 8000;
     let mut stream = client.generate_stream(&request).await.unwrap();
     assert!(matches!(stream.next().await, Some(Ok(GenerateChunk::Token(_)))));
@@ -622,7 +627,7 @@ async fn finish_reason_length_when_max_tokens_is_reached() {
     let supervisor = SidecarSupervisor::new(config(tmp.path()));
     let client = supervisor.ensure_running(|_| {}).await.unwrap();
     client.load(&long_tiny(tmp.path())).await.unwrap();
-    let mut request = GenerateRequest::new("go on");
+    let mut request = GenerateRequest::new(vec![ChatMessage::user("go on")]);
     request.max_tokens = 3;
     request.temperature = 0.0;
     let answer = client.generate(&request).await.unwrap();

@@ -44,7 +44,8 @@ pub fn set_post_process_provider(
 ) -> MlxCommandResult<AppSettings> {
     if !provider_options(manager.platform()).iter().any(|p| p.id == provider_id) {
         return Err(MlxCommandError::new(
-            local_mlx::ErrorKind::UnknownProvider,
+            // The app has no kinds of its own: a provider id it does not offer is a bad request.
+            local_mlx::ErrorKind::InvalidRequest,
             format!("'{provider_id}' is not a post-processing provider of this app; the only one is 'local-mlx'"),
         ));
     }

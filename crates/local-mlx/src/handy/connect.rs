@@ -453,9 +453,12 @@ mod tests {
         assert_eq!(choose_model(None, Some("y/kept"), &downloaded).unwrap(), "y/kept");
         assert_eq!(choose_model(None, Some("z/gone"), &downloaded).unwrap(), crate::catalog::DEFAULT_MODEL_ID);
         assert_eq!(choose_model(None, None, &downloaded[..1]).unwrap(), "x/first");
-        assert_eq!(choose_model(Some("z/gone"), None, &downloaded).unwrap_err().kind(), "not_downloaded");
+        assert_eq!(
+            choose_model(Some("z/gone"), None, &downloaded).unwrap_err().kind(),
+            crate::ErrorKind::NotDownloaded
+        );
         let none = choose_model(None, None, &[]).unwrap_err();
-        assert_eq!(none.kind(), "no_model_downloaded");
+        assert_eq!(none.kind(), crate::ErrorKind::NoModelDownloaded);
         assert!(none.to_string().contains("local-mlx setup"), "{none}");
     }
 }

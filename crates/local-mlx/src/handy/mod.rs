@@ -208,7 +208,7 @@ mod tests {
             "http://localhost:8397/\tv1",
         ] {
             let err = check_url(bad).unwrap_err();
-            assert_eq!(err.kind(), "invalid_url", "{bad:?}");
+            assert_eq!(err.kind(), crate::ErrorKind::InvalidUrl, "{bad:?}");
             assert!(!err.to_string().contains('\u{1b}'), "{err}");
         }
     }

@@ -33,7 +33,7 @@ pub struct HubConfig {
     /// How often progress is reported.
     pub progress_interval: Duration,
     /// Large files in ranged parts over several connections.
-    pub parts: super::parts::PartsConfig,
+    pub parts: PartsConfig,
 }
 
 impl HubConfig {
@@ -70,7 +70,7 @@ impl HubConfig {
             .unwrap_or_else(|| hf_home.join("hub"));
         let endpoint = var("HF_ENDPOINT").unwrap_or_else(|| DEFAULT_ENDPOINT.to_string());
         let mut config = HubConfig::new(endpoint, cache_dir);
-        config.parts = super::parts::PartsConfig::from_lookup(&var);
+        config.parts = PartsConfig::from_lookup(&var);
         config.offline = var("HF_HUB_OFFLINE").is_some_and(|v| is_truthy(&v));
         config.token = var("HF_TOKEN")
             .or_else(|| var("HUGGING_FACE_HUB_TOKEN"))
@@ -89,6 +89,44 @@ fn read_token_file(path: &Path) -> Option<String> {
     let token = std::fs::read_to_string(path).ok()?;
     let token = token.trim();
     (!token.is_empty()).then(|| token.to_string())
+}
+
+/// Default connections: measured on test-hub with a 20 MiB/s cap per connection
+/// (docs/BENCHMARKS.md): 8 reach ~7× one stream on a 512 MiB file; 16 add little
+/// and double the load a mirror sees.
+pub const DEFAULT_CONNECTIONS: usize = 8;
+/// Default part size, also the threshold: files up to this size are one stream.
+/// 32 MiB takes ~1.6 s at 20 MiB/s, so a request's round trip costs a few percent;
+/// the hasher trails the downloads by about `connections` parts.
+pub const DEFAULT_PART_SIZE: u64 = 32 << 20;
+
+/// How files are cut into ranged parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartsConfig {
+    /// Requests one download has open at once (parts of one file and files
+    /// together); 1 fetches every file in one stream.
+    pub connections: usize,
+    /// Files larger than this are fetched in parts of this size.
+    pub part_size: u64,
+}
+
+impl Default for PartsConfig {
+    fn default() -> Self {
+        PartsConfig { connections: DEFAULT_CONNECTIONS, part_size: DEFAULT_PART_SIZE }
+    }
+}
+
+impl PartsConfig {
+    /// `LOCAL_MLX_DOWNLOAD_CONNECTIONS` and `LOCAL_MLX_DOWNLOAD_PART_SIZE` (bytes);
+    /// anything unreadable or zero keeps the default.
+    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Self {
+        let number = |key| var(key).and_then(|v| v.trim().parse::<u64>().ok()).filter(|n| *n > 0);
+        let default = PartsConfig::default();
+        PartsConfig {
+            connections: number("LOCAL_MLX_DOWNLOAD_CONNECTIONS").map_or(default.connections, |n| n as usize),
+            part_size: number("LOCAL_MLX_DOWNLOAD_PART_SIZE").unwrap_or(default.part_size),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -17,8 +17,9 @@ use tokio_util::sync::CancellationToken;
 use super::api::HubApi;
 use super::cache::HubCache;
 use super::config::HubConfig;
-use super::fetch::{present_bytes, Counter, FetchJob, Stop};
+use super::fetch::{present_bytes, FetchJob};
 use super::listing::{is_wanted, RepoListing};
+use super::transfer::{Counter, Stop};
 use crate::error::{human_bytes, Error, Result};
 
 /// A progress sample: bytes on disk for this snapshot, of `total`, and the recent speed.

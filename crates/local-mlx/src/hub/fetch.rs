@@ -8,13 +8,13 @@
 //! and `Accept-Ranges: bytes` lets the other parts start; a `200` (the server ignores
 //! `Range`) is taken as the whole file in one stream, starting the file over; a `416`
 //! means our bytes are not a part of theirs. The hash follows the written bytes in
-//! file order ([`super::verify`]), and a blob appears under its final name only after
+//! file order (`in_order.rs`), and a blob appears under its final name only after
 //! it verified, by rename.
 
 use std::collections::VecDeque;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,55 +24,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::api::HubApi;
 use super::cache::CachedRepo;
+use super::config::PartsConfig;
+use super::in_order::hash_in_order;
 use super::listing::RemoteFile;
 use super::partial::PartialBlob;
-use super::parts::{Answer, PartFetcher, PartsConfig};
+use super::parts::{Answer, PartFetcher};
 use super::resume::ResumeRecord;
-use super::verify::hash_in_order;
+use super::transfer::{Counter, Stop};
 use crate::error::{Error, Result};
-
-/// Why a fetch stopped without a blob.
-#[derive(Debug)]
-pub enum Stop {
-    Cancelled,
-    Failed(Error),
-}
-
-impl From<Error> for Stop {
-    fn from(e: Error) -> Self {
-        Stop::Failed(e)
-    }
-}
-
-/// Bytes written so far across all files of a download (for progress, which goes back
-/// when a file is dropped), and the bytes received from the network (only grows, shared
-/// by every attempt of the download: what `pull` says it downloaded).
-#[derive(Debug)]
-pub struct Counter {
-    progress: AtomicU64,
-    received: std::sync::Arc<AtomicU64>,
-}
-
-impl Counter {
-    /// A counter whose received bytes add to `received`.
-    pub fn sharing(received: std::sync::Arc<AtomicU64>) -> Counter {
-        Counter { progress: AtomicU64::new(0), received }
-    }
-    pub fn add(&self, n: u64) {
-        self.progress.fetch_add(n, Ordering::Relaxed);
-    }
-    pub fn sub(&self, n: u64) {
-        self.progress.fetch_sub(n, Ordering::Relaxed);
-    }
-    /// `n` bytes arrived from the network and were written.
-    pub fn receive(&self, n: u64) {
-        self.add(n);
-        self.received.fetch_add(n, Ordering::Relaxed);
-    }
-    pub fn get(&self) -> u64 {
-        self.progress.load(Ordering::Relaxed)
-    }
-}
 
 /// How often a file fetched by one connection checks whether to add the others.
 const SPREAD_CHECK: Duration = Duration::from_millis(250);

@@ -185,7 +185,7 @@ mod tests {
         ] {
             let files: Vec<RemoteFile> = bad.iter().map(|p| file(p)).collect();
             let err = check_names("o/n", &files).expect_err(&format!("{bad:?}"));
-            assert_eq!(err.kind(), "unsafe_file_name");
+            assert_eq!(err.kind(), crate::ErrorKind::UnsafeFileName);
         }
         check_names("o/n", &[file("config.json"), file("sub/tokenizer.json")]).unwrap();
     }

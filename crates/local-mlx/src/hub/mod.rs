@@ -9,10 +9,12 @@ pub mod cache;
 pub mod config;
 pub mod download;
 pub mod fetch;
+mod in_order;
 pub mod listing;
 pub mod partial;
 pub mod parts;
 pub mod resume;
+mod transfer;
 mod verify;
 
 pub use cache::{CachedRepo, DeleteReport, HubCache, RefState, RepoLock};

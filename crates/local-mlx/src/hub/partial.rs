@@ -35,11 +35,6 @@ use crate::error::{Error, Result};
 /// stops). At 8 parts × 20 MiB/s that bounds what a SIGKILL loses to ~1.6 MiB.
 const SAVE_EVERY: Duration = Duration::from_millis(10);
 
-/// Create `path`, failing if anything (a link included) is already there.
-pub(crate) fn create_new_nofollow(path: &Path) -> io::Result<File> {
-    OpenOptions::new().write(true).create_new(true).custom_flags(libc::O_NOFOLLOW).open(path)
-}
-
 /// A partial blob being written.
 #[derive(Debug)]
 pub struct PartialBlob {

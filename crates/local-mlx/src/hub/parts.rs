@@ -19,18 +19,10 @@ use reqwest::{Response, StatusCode, Url};
 use tokio_util::sync::CancellationToken;
 
 use super::api::HubApi;
-use super::fetch::{Counter, Stop};
+pub use super::config::PartsConfig;
 use super::partial::PartialBlob;
+use super::transfer::{Counter, Stop};
 use crate::error::Error;
-
-/// Default connections: measured on test-hub with a 20 MiB/s cap per connection
-/// (docs/BENCHMARKS.md): 8 reach ~7× one stream on a 512 MiB file; 16 add little
-/// and double the load a mirror sees.
-pub const DEFAULT_CONNECTIONS: usize = 8;
-/// Default part size, also the threshold: files up to this size are one stream.
-/// 32 MiB takes ~1.6 s at 20 MiB/s, so a request's round trip costs a few percent;
-/// the hasher trails the downloads by about `connections` parts.
-pub const DEFAULT_PART_SIZE: u64 = 32 << 20;
 
 /// Received bytes are written in batches of this much, shared by the parts of a
 /// file (at most 1 MiB each, at least 256 KiB): few hand-offs to the blocking pool
@@ -43,34 +35,8 @@ const MAX_WRITE_BATCH: usize = 1 << 20;
 /// A pause this long writes out what a part holds (and records it).
 const IDLE_FLUSH: Duration = Duration::from_millis(5);
 
-/// How files are cut into ranged parts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PartsConfig {
-    /// Requests one download has open at once (parts of one file and files
-    /// together); 1 fetches every file in one stream.
-    pub connections: usize,
-    /// Files larger than this are fetched in parts of this size.
-    pub part_size: u64,
-}
-
-impl Default for PartsConfig {
-    fn default() -> Self {
-        PartsConfig { connections: DEFAULT_CONNECTIONS, part_size: DEFAULT_PART_SIZE }
-    }
-}
-
+/// How [`PartsConfig`] cuts a file into ranged parts.
 impl PartsConfig {
-    /// `LOCAL_MLX_DOWNLOAD_CONNECTIONS` and `LOCAL_MLX_DOWNLOAD_PART_SIZE` (bytes);
-    /// anything unreadable or zero keeps the default.
-    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Self {
-        let number = |key| var(key).and_then(|v| v.trim().parse::<u64>().ok()).filter(|n| *n > 0);
-        let default = PartsConfig::default();
-        PartsConfig {
-            connections: number("LOCAL_MLX_DOWNLOAD_CONNECTIONS").map_or(default.connections, |n| n as usize),
-            part_size: number("LOCAL_MLX_DOWNLOAD_PART_SIZE").unwrap_or(default.part_size),
-        }
-    }
-
     /// Whether a file of `size` bytes is fetched in parts.
     pub fn splits(&self, size: u64) -> bool {
         self.connections > 1 && size > self.part_size

@@ -218,7 +218,7 @@ impl ResumeRecord {
         let tmp = dir.join(format!(".{}.{}.incomplete", std::process::id(), unique()));
         let body = serde_json::to_vec(&RecordFile { size, written: written.clone() }).expect("plain data serializes");
         let write = || -> std::io::Result<()> {
-            let mut file = super::partial::create_new_nofollow(&tmp)?;
+            let mut file = crate::fs::create_new_nofollow(&tmp)?;
             file.write_all(&body)?;
             std::fs::rename(&tmp, &self.path)
         };

@@ -88,17 +88,16 @@ pub struct ProcessOptions {
     /// Decode only the transcript's own words (the sidecar's `constrain_to_input`);
     /// `None`: on with the default prompt, off with any other.
     pub constrain_to_input: Option<bool>,
-    /// `None`: [`DEFAULT_REPETITION_PENALTY`](crate::chat::DEFAULT_REPETITION_PENALTY), none.
+    /// `None`: [`DEFAULT_REPETITION_PENALTY`], none.
     pub repetition_penalty: Option<f64>,
     /// How long the answer may take, model load included, before the transcript is
     /// handed back as it came; `None`: the settings' `answer_within_seconds`.
     pub answer_within: Option<AnswerWithin>,
 }
 
-/// Clean-up wants faithful, not creative: greedy decoding, which also makes the same
-/// transcript give the same text every time (the sidecar keeps 0.7 as its default for
-/// other callers).
-const PROCESS_TEMPERATURE: f64 = 0.0;
+/// The clean-up's nucleus, the original provider's 0.8; it decodes greedily (see
+/// [`ChatRequest::new`]), so this matters only to an embedder that raises the temperature.
+const PROCESS_TOP_P: f64 = 0.8;
 
 /// What the loaded-model slot is doing now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -208,18 +207,6 @@ impl MlxModelManager {
     /// generate: on a machine MLX cannot run on, nothing is fetched or started.
     fn ensure_runnable(&self) -> Result<()> {
         self.platform.ensure_supported()
-    }
-
-    /// A manager over the hub and cache of `config`, with default settings and the
-    /// sidecar found the usual way (started only when used).
-    pub fn with_hub(config: HubConfig, sink: Arc<dyn EventSink>) -> Result<Self> {
-        let manager_config = ManagerConfig {
-            hub: config,
-            sidecar: SidecarConfig::new(default_backend(&data_dir())),
-            settings: MlxSettings::default(),
-            custom_models: Vec::new(),
-        };
-        Self::new(manager_config, sink)
     }
 
     pub fn store(&self) -> &Arc<ModelStore> {
@@ -339,7 +326,7 @@ impl MlxModelManager {
         }
         let request = ChatRequest {
             max_tokens: Some(max_tokens_for(text)),
-            temperature: PROCESS_TEMPERATURE,
+            top_p: PROCESS_TOP_P,
             // The default clean-up prompt decodes within the transcript's words (measured
             // in docs/QUALITY.md); a prompt of the user's own may need other words.
             constrain_to_input: options.constrain_to_input.unwrap_or(prompt == DEFAULT_PROMPT),

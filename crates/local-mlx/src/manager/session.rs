@@ -1,15 +1,18 @@
 //! The loaded model's life: start the sidecar, load, generate, unload, stop.
 //!
 //! Owns one value, the [`Slot`]: which model the session holds and how far it is
-//! (starting the sidecar, loading, ready, generating), with the sidecar client it was
-//! loaded through. `runtime()`, `model_state()`, `is_generating()` and the events are
-//! derived from it; it is published through a `tokio::sync::watch` channel.
+//! (starting the sidecar, loading, ready, generating). `runtime()`, `model_state()`,
+//! `is_generating()` and the events are derived from it; it is published through a
+//! `tokio::sync::watch` channel. The sidecar client the model is loaded in is kept
+//! beside it, unpublished, so nothing calls the sidecar without the lock.
 //!
-//! Invariants: the slot changes only while the one async lock is held (so two calls
-//! are served one after the other with a single load, and a delete or an idle unload
-//! waits for, or refuses during, a generation); each change of the model's state is
-//! checked by [`ModelState::checked_next`] and announced; a slot whose client is not the
-//! running sidecar's is stale (the process died with the model in it).
+//! Invariants: the slot (and its client) change only in [`Session::write`], which takes
+//! the held lock as proof (so two calls are served one after the other with a single
+//! load, and a delete or an idle unload waits for, or refuses during, a generation);
+//! each change of the model's state is checked by [`ModelState::checked_next`] and
+//! announced. A sidecar that dies with a model in it empties the slot: a watcher per
+//! process waits for its end and, under the lock, moves the model to unloaded with an
+//! error event quoting the process's last words.
 //!
 //! Cancel safety: a caller may drop its future or stream at any point. Taking the lock
 //! and loading run in a task of their own ([`Session::acquire`]), so a dropped caller
@@ -47,10 +50,10 @@ pub enum Slot {
     Starting { model_id: String },
     /// `/load` of `model_id` is under way.
     Loading { model_id: String },
-    /// `model_id` is loaded in the sidecar behind `client`.
-    Ready { model_id: String, client: Arc<Client> },
+    /// `model_id` is loaded in the sidecar.
+    Ready { model_id: String },
     /// A generation runs on `model_id` (the lock is held by it).
-    Generating { model_id: String, client: Arc<Client> },
+    Generating { model_id: String },
 }
 
 impl Slot {
@@ -60,8 +63,8 @@ impl Slot {
             Slot::Empty => None,
             Slot::Starting { model_id }
             | Slot::Loading { model_id }
-            | Slot::Ready { model_id, .. }
-            | Slot::Generating { model_id, .. } => Some(model_id),
+            | Slot::Ready { model_id }
+            | Slot::Generating { model_id } => Some(model_id),
         }
     }
 
@@ -75,11 +78,9 @@ impl Slot {
         }
     }
 
-    fn client(&self) -> Option<&Arc<Client>> {
-        match self {
-            Slot::Ready { client, .. } | Slot::Generating { client, .. } => Some(client),
-            _ => None,
-        }
+    /// Whether a model is loaded in the sidecar (ready or generating).
+    fn is_loaded(&self) -> bool {
+        matches!(self, Slot::Ready { .. } | Slot::Generating { .. })
     }
 }
 
@@ -92,34 +93,37 @@ pub(super) struct Session {
     sink: Arc<dyn EventSink>,
     /// Orders every load, generation, unload and delete.
     lock: Arc<Mutex<()>>,
-    /// The one state field; written only with `lock` held.
+    /// The one state field; written only by [`Session::write`].
     slot: watch::Sender<Slot>,
+    /// The client of the sidecar the slot's model is loaded in: `Some` exactly while the
+    /// slot is loaded; written only by [`Session::write`], with the slot.
+    loaded_in: std::sync::Mutex<Option<Arc<Client>>>,
+    /// This session, for the tasks it starts (a sidecar's death watcher).
+    me: std::sync::Weak<Session>,
     /// How many calls wait for `lock` (not state: what a test of the queue waits on).
     queued: watch::Sender<usize>,
     idle: IdleTimer,
 }
 
 /// Marks a generation as under way until dropped (RAII, so an early return or a
-/// dropped stream cannot leave the mark behind): `Generating` goes back to `Ready`.
-/// It also holds the repo's shared cross-process lock, so `rm` in another process is
-/// refused while the model's files are in use.
+/// dropped stream cannot leave the mark behind): `Generating` goes back to `Ready`,
+/// then the lock it holds is released. It also holds the repo's shared cross-process
+/// lock, so `rm` in another process is refused while the model's files are in use.
 struct GeneratingGuard {
     session: Arc<Session>,
+    held: Held,
+    model_id: String,
+    client: Arc<Client>,
     _repo_lock: Option<crate::hub::RepoLock>,
 }
 
 impl Drop for GeneratingGuard {
     fn drop(&mut self) {
-        self.session.slot.send_if_modified(|slot| match std::mem::take(slot) {
-            Slot::Generating { model_id, client } => {
-                *slot = Slot::Ready { model_id, client };
-                true
-            }
-            other => {
-                *slot = other;
-                false
-            }
-        });
+        let generating = matches!(*self.session.slot.borrow(), Slot::Generating { .. });
+        if generating {
+            let ready = Slot::Ready { model_id: self.model_id.clone() };
+            self.session.write(&self.held, ready, Some(self.client.clone()));
+        }
     }
 }
 
@@ -152,14 +156,16 @@ struct Acquired {
 
 impl Session {
     pub fn new(store: Arc<ModelStore>, sidecar: SidecarConfig, sink: Arc<dyn EventSink>) -> Arc<Self> {
-        Arc::new_cyclic(|weak: &std::sync::Weak<Session>| {
-            let weak = weak.clone();
+        Arc::new_cyclic(|me: &std::sync::Weak<Session>| {
+            let weak = me.clone();
             Session {
                 store,
                 sidecar: SidecarSupervisor::new(sidecar),
                 sink,
                 lock: Arc::new(Mutex::new(())),
                 slot: watch::Sender::new(Slot::Empty),
+                loaded_in: std::sync::Mutex::new(None),
+                me: me.clone(),
                 queued: watch::Sender::new(0),
                 idle: IdleTimer::new(move |epoch| {
                     let weak = weak.clone();
@@ -180,17 +186,16 @@ impl Session {
         keep_alive: KeepAlive,
     ) -> Result<BoxStream<'static, Result<ChatChunk>>> {
         let started = Instant::now();
-        request.validate()?;
+        request.check().map_err(|detail| Error::InvalidRequest { detail })?;
         let spec = crate::catalog::resolve(&request.model)?;
         let Acquired { held, client, timings, rearm } = self.acquire(spec.clone(), keep_alive).await?;
-        let generating = self.start_generating(&spec, &client);
+        let generating = self.start_generating(held, &spec, client.clone());
         let generate_started = Instant::now();
         let inner = match client.generate_stream(&generate_request(&request)).await {
             Ok(inner) => inner,
             Err(error) => {
-                drop(generating);
                 if error.process_died() {
-                    self.forget_loaded(&held);
+                    self.sidecar_died(&generating.held, &client, &error.to_string());
                 }
                 return Err(error.into());
             }
@@ -203,7 +208,7 @@ impl Session {
             generate_started,
             timings,
             inner: Some(inner),
-            held: Some((generating, held)),
+            generating: Some(generating),
             rearm: Some(rearm),
         };
         Ok(futures_util::stream::unfold(generation, Generation::next).boxed())
@@ -214,14 +219,14 @@ impl Session {
         self.acquire(spec, keep_alive).await.map(drop)
     }
 
-    fn start_generating(self: &Arc<Self>, spec: &ModelSpec, client: &Arc<Client>) -> GeneratingGuard {
+    fn start_generating(self: &Arc<Self>, held: Held, spec: &ModelSpec, client: Arc<Client>) -> GeneratingGuard {
         let repo_lock = self
             .store
             .share_repo(spec)
             .inspect_err(|e| tracing::warn!(model_id = %spec.id, "generating without the cross-process repo lock: {e}"))
             .ok();
-        self.slot.send_replace(Slot::Generating { model_id: spec.id.clone(), client: client.clone() });
-        GeneratingGuard { session: self.clone(), _repo_lock: repo_lock }
+        self.write(&held, Slot::Generating { model_id: spec.id.clone() }, Some(client.clone()));
+        GeneratingGuard { session: self.clone(), held, model_id: spec.id.clone(), client, _repo_lock: repo_lock }
     }
 
     /// The slot now, and every change after it.
@@ -246,12 +251,32 @@ impl Session {
         slot.model_id().filter(|id| *id == model_id).and_then(|_| slot.model_state())
     }
 
+    /// The one writer of the slot and its client: `held` proves the lock is held.
+    fn write(&self, _held: &Held, next: Slot, loaded_in: Option<Arc<Client>>) {
+        debug_assert_eq!(next.is_loaded(), loaded_in.is_some(), "a loaded slot has its client, and only it");
+        *self.loaded_in.lock().unwrap_or_else(|e| e.into_inner()) = loaded_in;
+        self.slot.send_replace(next);
+    }
+
+    /// The loaded model and the client of the sidecar it is loaded in, if any.
+    fn loaded(&self) -> Option<(String, Arc<Client>)> {
+        let client = self.loaded_in.lock().unwrap_or_else(|e| e.into_inner()).clone()?;
+        Some((self.slot.borrow().model_id()?.to_string(), client))
+    }
+
     /// Put `next` in the slot, moving the model by `transition` (checked against the
-    /// state machine) and announcing it. Called with the lock held.
-    fn move_to(&self, _held: &Held, model_id: &str, transition: Transition, next: Slot) -> Result<()> {
+    /// state machine) and announcing it.
+    fn move_to(
+        &self,
+        held: &Held,
+        model_id: &str,
+        transition: Transition,
+        next: Slot,
+        loaded_in: Option<Arc<Client>>,
+    ) -> Result<()> {
         let from = self.model_state(model_id).unwrap_or(ModelState::Downloaded);
         from.checked_next(model_id, transition)?;
-        self.slot.send_replace(next);
+        self.write(held, next, loaded_in);
         let event = match transition {
             Transition::StartLoad => EventType::LoadingStarted,
             Transition::LoadCompleted => EventType::LoadingCompleted,
@@ -360,16 +385,13 @@ impl Session {
         self.sidecar.pid()
     }
 
-    /// What the slot is doing; a model whose sidecar died is not ready.
+    /// What the slot is doing.
     pub fn runtime(&self) -> Runtime {
         match &*self.slot.borrow() {
             Slot::Empty => Runtime::Idle,
             Slot::Starting { .. } => Runtime::Starting,
             Slot::Loading { model_id } => Runtime::Loading { model_id: model_id.clone() },
-            Slot::Ready { .. } | Slot::Generating { .. } if !self.sidecar.is_running() => Runtime::Idle,
-            Slot::Ready { model_id, .. } | Slot::Generating { model_id, .. } => {
-                Runtime::Ready { model_id: model_id.clone() }
-            }
+            Slot::Ready { model_id } | Slot::Generating { model_id } => Runtime::Ready { model_id: model_id.clone() },
         }
     }
 
@@ -381,13 +403,15 @@ impl Session {
         snapshot: PathBuf,
         timings: &mut Timings,
     ) -> Result<Arc<Client>> {
-        let current = self.slot.borrow().clone();
-        if let (Some(id), Some(client)) = (current.model_id(), current.client()) {
-            let same_process = self.sidecar.client().is_some_and(|c| Arc::ptr_eq(&c, client));
+        if let Some((id, client)) = self.loaded() {
+            let same_process = self.sidecar.client().is_some_and(|c| Arc::ptr_eq(&c, &client));
             if !same_process {
-                self.forget_loaded(held); // the sidecar died with the model in it
+                // The sidecar died with the model in it, and its watcher has not yet had
+                // the lock: its end is published, so this does not wait.
+                let why = client.died().await.map_or_else(|| "the sidecar was stopped".into(), |e| e.to_string());
+                self.sidecar_died(held, &client, &why);
             } else if id == model_id {
-                return Ok(client.clone());
+                return Ok(client);
             } else {
                 self.unload_locked(held).await?; // switching models
             }
@@ -398,16 +422,16 @@ impl Session {
         } else {
             Slot::Starting { model_id: id.clone() }
         };
-        self.move_to(held, model_id, Transition::StartLoad, first)?;
+        self.move_to(held, model_id, Transition::StartLoad, first, None)?;
         match self.start_and_load(held, model_id, &snapshot, timings).await {
             Ok(client) => {
-                let ready = Slot::Ready { model_id: id, client: client.clone() };
-                self.move_to(held, model_id, Transition::LoadCompleted, ready)?;
+                let ready = Slot::Ready { model_id: id };
+                self.move_to(held, model_id, Transition::LoadCompleted, ready, Some(client.clone()))?;
                 Ok(client)
             }
             Err(error) => {
                 // A failed load leaves no model in the sidecar.
-                self.move_to(held, model_id, Transition::LoadFailed, Slot::Empty)?;
+                self.move_to(held, model_id, Transition::LoadFailed, Slot::Empty, None)?;
                 self.sink.emit(MlxModelStateEvent::error(model_id, error.to_string()));
                 Err(error)
             }
@@ -416,7 +440,7 @@ impl Session {
 
     async fn start_and_load(
         &self,
-        _held: &Held,
+        held: &Held,
         model_id: &str,
         snapshot: &std::path::Path,
         timings: &mut Timings,
@@ -424,6 +448,7 @@ impl Session {
         let start = Instant::now();
         let sink = self.sink.clone();
         let id = model_id.to_string();
+        let fresh = !self.sidecar.is_running();
         let client = self
             .sidecar
             .ensure_running(move |phase| {
@@ -435,9 +460,12 @@ impl Session {
                 sink.emit(MlxModelStateEvent::loading(&id, phase));
             })
             .await?;
+        if fresh {
+            self.watch_for_death(client.clone());
+        }
         timings.start_ms = start.elapsed().as_millis() as u64;
         let load = Instant::now();
-        self.slot.send_replace(Slot::Loading { model_id: model_id.to_string() });
+        self.write(held, Slot::Loading { model_id: model_id.to_string() }, None);
         self.sink.emit(MlxModelStateEvent::loading(model_id, LoadPhase::LoadingModel));
         client.load(snapshot).await?;
         timings.load_ms = load.elapsed().as_millis() as u64;
@@ -447,19 +475,32 @@ impl Session {
     /// `/unload` if a model is loaded in a live sidecar; the slot is `Empty` after it
     /// either way.
     async fn unload_locked(&self, held: &Held) -> Result<()> {
-        let current = self.slot.borrow().clone();
-        let (Some(model_id), Some(client)) = (current.model_id(), current.client()) else { return Ok(()) };
-        let alive = self.sidecar.client().is_some_and(|c| Arc::ptr_eq(&c, client));
+        let Some((model_id, client)) = self.loaded() else { return Ok(()) };
+        let alive = self.sidecar.client().is_some_and(|c| Arc::ptr_eq(&c, &client));
         let result = if alive { client.unload().await.map(|_| ()) } else { Ok(()) };
-        self.move_to(held, model_id, Transition::Unload, Slot::Empty)?;
+        self.move_to(held, &model_id, Transition::Unload, Slot::Empty, None)?;
         result.map_err(Error::from)
     }
 
-    /// The sidecar died: the model is not loaded any more.
-    fn forget_loaded(&self, held: &Held) {
-        let current = self.slot.borrow().clone();
-        if let Some(model_id) = current.client().and(current.model_id()) {
-            let _ = self.move_to(held, model_id, Transition::Unload, Slot::Empty);
+    /// Wait, in a task of its own, for the end of the sidecar behind `client`; an end we
+    /// did not ask for empties the slot (see [`Session::sidecar_died`]).
+    fn watch_for_death(&self, client: Arc<Client>) {
+        let session = self.me.clone();
+        tokio::spawn(async move {
+            let Some(why) = client.died().await else { return };
+            let Some(session) = session.upgrade() else { return };
+            let held = session.lock.clone().lock_owned().await;
+            session.sidecar_died(&held, &client, &why.to_string());
+        });
+    }
+
+    /// The sidecar behind `client` died: a model loaded in it is not loaded any more,
+    /// which is announced as unloaded, then as an error saying `why`.
+    fn sidecar_died(&self, held: &Held, client: &Arc<Client>, why: &str) {
+        let Some((model_id, _)) = self.loaded().filter(|(_, c)| Arc::ptr_eq(c, client)) else { return };
+        tracing::warn!(%model_id, "{why}");
+        if self.move_to(held, &model_id, Transition::Unload, Slot::Empty, None).is_ok() {
+            self.sink.emit(MlxModelStateEvent::error(&model_id, why));
         }
     }
 }
@@ -467,15 +508,15 @@ impl Session {
 /// The sidecar's `/generate` body for `request`.
 fn generate_request(request: &ChatRequest) -> GenerateRequest {
     GenerateRequest {
+        messages: request.messages.clone(),
         max_tokens: request.budget(),
         temperature: request.temperature,
         top_p: request.top_p,
-        repetition_penalty: Some(request.repetition_penalty),
+        repetition_penalty: request.repetition_penalty,
         enable_thinking: request.thinking.then_some(true),
         stop: Some(request.stop.clone()).filter(|s| !s.is_empty()),
         seed: request.seed,
         constrain_to_input: request.constrain_to_input.then_some(true),
-        ..GenerateRequest::chat(request.messages.clone())
     }
 }
 
@@ -497,9 +538,8 @@ struct Generation {
     timings: Timings,
     /// `None` once the last item was given.
     inner: Option<BoxStream<'static, crate::sidecar::Result<GenerateChunk>>>,
-    /// The mark before the lock: a tuple drops in order, so `Generating` is cleared
-    /// before the next call can take the lock and set its own.
-    held: Option<(GeneratingGuard, Held)>,
+    /// The mark, holding the lock: `Generating` is cleared before the lock is released.
+    generating: Option<GeneratingGuard>,
     rearm: Option<Rearm>,
 }
 
@@ -509,10 +549,8 @@ impl Generation {
             Some(Ok(GenerateChunk::Token(text))) => return Some((Ok(ChatChunk::Text(text)), self)),
             Some(Ok(GenerateChunk::Done(response))) => Ok(ChatChunk::Done(self.finish(response).await)),
             Some(Err(error)) => {
-                if error.process_died() {
-                    if let Some((_, held)) = self.held.as_ref() {
-                        self.session.forget_loaded(held);
-                    }
+                if let Some(guard) = self.generating.as_ref().filter(|_| error.process_died()) {
+                    self.session.sidecar_died(&guard.held, &guard.client, &error.to_string());
                 }
                 Err(error.into())
             }
@@ -523,7 +561,7 @@ impl Generation {
         };
         // Release the lock now, not when the caller drops the stream; re-arm the deadline.
         self.inner = None;
-        self.held = None;
+        self.generating = None;
         self.rearm = None;
         Some((item, self))
     }
@@ -531,9 +569,9 @@ impl Generation {
     async fn finish(&mut self, response: GenerateResponse) -> ChatResponse {
         self.timings.generate_ms = self.generate_started.elapsed().as_millis() as u64;
         if self.keep_alive == KeepAlive::Immediately {
-            if let Some((_, held)) = self.held.as_ref() {
+            if let Some(guard) = self.generating.as_ref() {
                 // The text is ready: a failed unload must not cost the user their result.
-                if let Err(error) = self.session.unload_locked(held).await {
+                if let Err(error) = self.session.unload_locked(&guard.held).await {
                     tracing::warn!(%error, "unload after use failed; stopping the sidecar anyway");
                 }
                 self.session.sidecar.shutdown().await;
@@ -566,15 +604,12 @@ mod tests {
     }
 
     #[test]
-    fn the_sidecar_request_carries_only_the_options_set() {
+    fn the_sidecar_request_carries_every_sampling_value_and_only_the_options_set() {
         let plain = generate_request(&request());
         assert_eq!((plain.enable_thinking, &plain.stop, plain.seed), (None, &None, None));
-        assert_eq!(plain.messages.as_ref().unwrap().len(), 2);
-        assert_eq!(
-            plain.repetition_penalty,
-            Some(DEFAULT_REPETITION_PENALTY),
-            "sent, so the sidecar's 1.15 never applies"
-        );
+        assert_eq!(plain.messages.len(), 2);
+        // Sent, so no default of the sidecar's (top_p 0.8) applies to a chat request.
+        assert_eq!((plain.temperature, plain.top_p, plain.repetition_penalty), (0.0, 1.0, DEFAULT_REPETITION_PENALTY));
         let r = ChatRequest {
             thinking: true,
             stop: vec!["END".into()],
@@ -584,6 +619,6 @@ mod tests {
         };
         let g = generate_request(&r);
         assert_eq!((g.enable_thinking, g.stop, g.seed), (Some(true), Some(vec!["END".to_string()]), Some(3)));
-        assert_eq!(g.repetition_penalty, Some(1.3));
+        assert_eq!(g.repetition_penalty, 1.3);
     }
 }

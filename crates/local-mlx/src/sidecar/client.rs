@@ -1,7 +1,7 @@
 //! The typed HTTP client of the sidecar's API, and its JSON, field for field.
 //!
-//! Types mirror python-backend's `schemas.py`: the original API's fields are plain, our
-//! extensions are `Option` so an older or leaner server still parses. Every call carries
+//! Types mirror python-backend's `schemas.py`; in answers, our extensions are `Option`
+//! so an older or leaner server still parses. Every call carries
 //! the bearer token and has a timeout suited to it ([`Timeouts`]). A failed call is
 //! turned into a [`SidecarError`] a user can act on; when the connection drops, the
 //! client first asks whether the process died, so a killed sidecar is reported as
@@ -63,30 +63,21 @@ impl Timeouts {
     }
 }
 
-/// `POST /generate`'s body (without `stream`, which the method chooses).
+/// `POST /generate`'s body (without `stream`, which the method chooses). The core
+/// always sends the conversation as `messages` and every sampling value it means; the
+/// API's original `prompt` + `system` form is for other callers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GenerateRequest {
-    /// The user message (with `system`: the transcript). Not sent when `messages` is
-    /// given (the server takes exactly one of the two).
-    #[serde(default, skip_serializing)]
-    pub prompt: String,
-    /// Extension: the whole conversation instead of `prompt` and `system`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub messages: Option<Vec<ChatMessage>>,
+    /// Extension: the whole conversation.
+    pub messages: Vec<ChatMessage>,
     /// 1..=8192; the server lowers it to what fits in the model's context.
     pub max_tokens: u32,
     /// 0..=2; 0 is greedy.
     pub temperature: f64,
-    /// Extension: a system message before `prompt`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub system: Option<String>,
-    /// Extension: (0, 1]; the server's default is [`SIDECAR_DEFAULT_TOP_P`].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub top_p: Option<f64>,
-    /// Extension: (0, 10]; the server's default is
-    /// [`DEFAULT_REPETITION_PENALTY`](crate::chat::DEFAULT_REPETITION_PENALTY) (none).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub repetition_penalty: Option<f64>,
+    /// Extension: (0, 1].
+    pub top_p: f64,
+    /// Extension: (0, 10].
+    pub repetition_penalty: f64,
     /// Extension: render the chat template with thinking on (the think text comes back
     /// in [`GenerateResponse::reasoning`]); the server's default is off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -97,46 +88,70 @@ pub struct GenerateRequest {
     /// Extension: seeds the sampler.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
-    /// Extension: let the model emit only the words of `prompt` (any casing),
-    /// punctuation, digits and whitespace (see docs/QUALITY.md); off when absent.
+    /// Extension: let the model emit only the words of the last user message (any
+    /// casing), punctuation, digits and whitespace (see docs/QUALITY.md); off when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub constrain_to_input: Option<bool>,
 }
 
-/// The sidecar's defaults for a field left out (its `schemas.py`; a test compares them).
-pub const SIDECAR_DEFAULT_MAX_TOKENS: u32 = 150;
-pub const SIDECAR_DEFAULT_TEMPERATURE: f64 = 0.7;
-pub const SIDECAR_DEFAULT_TOP_P: f64 = 0.8;
-
 impl GenerateRequest {
-    /// The sidecar API's original defaults: `max_tokens` 150, `temperature` 0.7.
-    pub fn new(prompt: impl Into<String>) -> Self {
+    /// `messages` with the sidecar's defaults ([`SIDECAR_LIMITS`]) for everything else.
+    pub fn new(messages: Vec<ChatMessage>) -> Self {
         GenerateRequest {
-            prompt: prompt.into(),
-            messages: None,
-            max_tokens: SIDECAR_DEFAULT_MAX_TOKENS,
-            temperature: SIDECAR_DEFAULT_TEMPERATURE,
-            system: None,
-            top_p: None,
-            repetition_penalty: None,
+            messages,
+            max_tokens: SIDECAR_LIMITS.default_max_tokens,
+            temperature: SIDECAR_LIMITS.default_temperature,
+            top_p: SIDECAR_LIMITS.default_top_p,
+            repetition_penalty: SIDECAR_LIMITS.default_repetition_penalty,
             enable_thinking: None,
             stop: None,
             seed: None,
             constrain_to_input: None,
         }
     }
+}
 
-    /// A conversation, with the original defaults for the rest.
-    pub fn chat(messages: Vec<ChatMessage>) -> Self {
-        GenerateRequest { messages: Some(messages), ..Self::new("") }
+/// The numbers the sidecar checks a request against and fills in for a field left out.
+/// The core passes them at spawn ([`SidecarLimits::ENV`], JSON), so the sidecar's checks
+/// are the core's own and the two cannot drift apart; run on its own, the sidecar uses
+/// the same numbers from its `schemas.py`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct SidecarLimits {
+    pub max_tokens_cap: u32,
+    pub max_stop: usize,
+    pub max_temperature: f64,
+    pub max_repetition_penalty: f64,
+    /// The sidecar API's original defaults, for callers that leave a field out.
+    pub default_max_tokens: u32,
+    pub default_temperature: f64,
+    pub default_top_p: f64,
+    pub default_repetition_penalty: f64,
+}
+
+impl SidecarLimits {
+    /// The environment variable that carries them to the sidecar.
+    pub const ENV: &'static str = "LOCAL_MLX_LIMITS";
+
+    /// As the sidecar reads them from [`Self::ENV`].
+    pub fn to_env_value(&self) -> String {
+        serde_json::to_string(self).expect("numbers serialize")
     }
 }
 
+/// The core's limits ([`crate::chat`]) and the sidecar API's original defaults.
+pub const SIDECAR_LIMITS: SidecarLimits = SidecarLimits {
+    max_tokens_cap: crate::chat::MAX_TOKENS_CAP,
+    max_stop: crate::chat::MAX_STOP,
+    max_temperature: crate::chat::MAX_TEMPERATURE,
+    max_repetition_penalty: crate::chat::MAX_REPETITION_PENALTY,
+    default_max_tokens: 150,
+    default_temperature: 0.7,
+    default_top_p: 0.8,
+    default_repetition_penalty: crate::chat::DEFAULT_REPETITION_PENALTY,
+};
+
 #[derive(Serialize)]
 struct WireGenerate<'a> {
-    /// `prompt` goes on the wire only without `messages` (see the field's doc).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    prompt: Option<&'a str>,
     #[serde(flatten)]
     request: &'a GenerateRequest,
     stream: bool,
@@ -144,8 +159,7 @@ struct WireGenerate<'a> {
 
 impl<'a> WireGenerate<'a> {
     fn new(request: &'a GenerateRequest, stream: bool) -> Self {
-        let prompt = request.messages.is_none().then_some(request.prompt.as_str());
-        WireGenerate { prompt, request, stream }
+        WireGenerate { request, stream }
     }
 }
 
@@ -445,6 +459,19 @@ impl Client {
         self.died_or(what, source_chain(&error)).await
     }
 
+    /// Resolves when the process ends: how, with its last stderr lines, as the error a
+    /// call would have had; `None` when it was stopped on purpose (or is gone already).
+    pub(crate) async fn died(&self) -> Option<SidecarError> {
+        let mut ended = self.process.upgrade()?.ended();
+        let exit = (*ended.wait_for(Option::is_some).await.ok()?)?;
+        let process = self.process.upgrade()?;
+        if process.stopping.load(Ordering::SeqCst) {
+            return None;
+        }
+        let stderr_tail = process.tail.settled(Duration::from_secs(1)).await;
+        Some(SidecarError::Crashed { what: "the wait for a request", status: exit.to_string(), stderr_tail })
+    }
+
     /// The connection failed: the process died ([`SidecarError::Crashed`]), was stopped
     /// on purpose ([`SidecarError::Stopped`]), or is alive but unreachable.
     async fn died_or(&self, what: &'static str, detail: String) -> SidecarError {
@@ -546,34 +573,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_request_serializes_like_the_seed_plus_set_extensions() {
-        let mut request = GenerateRequest::new("hi");
-        let wire = serde_json::to_value(WireGenerate::new(&request, false)).unwrap();
-        assert_eq!(wire, serde_json::json!({"prompt": "hi", "max_tokens": 150, "temperature": 0.7, "stream": false}));
-        request.system = Some("be brief".into());
-        let wire = serde_json::to_value(WireGenerate::new(&request, true)).unwrap();
-        assert_eq!(wire["system"], "be brief");
-        assert_eq!(wire["stream"], true);
-    }
-
-    #[test]
-    fn a_chat_request_sends_messages_instead_of_prompt_and_only_the_options_set() {
-        let mut request = GenerateRequest::chat(vec![ChatMessage::user("hi")]);
+    fn a_request_sends_messages_every_sampling_value_and_only_the_options_set() {
+        let mut request = GenerateRequest::new(vec![ChatMessage::user("hi")]);
         let wire = serde_json::to_value(WireGenerate::new(&request, false)).unwrap();
         assert_eq!(
             wire,
             serde_json::json!({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 150,
-                "temperature": 0.7, "stream": false})
+                "temperature": 0.7, "top_p": 0.8, "repetition_penalty": 1.0, "stream": false})
         );
         request.enable_thinking = Some(true);
         request.stop = Some(vec!["END".into()]);
         request.seed = Some(7);
-        let wire = serde_json::to_value(WireGenerate::new(&request, false)).unwrap();
+        let wire = serde_json::to_value(WireGenerate::new(&request, true)).unwrap();
         assert_eq!(
-            (&wire["enable_thinking"], &wire["stop"][0], &wire["seed"]),
-            (&true.into(), &"END".into(), &7.into())
+            (&wire["enable_thinking"], &wire["stop"][0], &wire["seed"], &wire["stream"]),
+            (&true.into(), &"END".into(), &7.into(), &true.into())
         );
-        assert!(wire.get("prompt").is_none());
+        assert!(wire.get("prompt").is_none() && wire.get("system").is_none());
+    }
+
+    #[test]
+    fn the_limits_passed_at_spawn_are_the_cores_numbers_by_name() {
+        let sent: serde_json::Value = serde_json::from_str(&SIDECAR_LIMITS.to_env_value()).unwrap();
+        assert_eq!(sent["max_tokens_cap"], crate::chat::MAX_TOKENS_CAP);
+        assert_eq!(sent["max_stop"], crate::chat::MAX_STOP);
+        assert_eq!(sent["max_temperature"], crate::chat::MAX_TEMPERATURE);
+        assert_eq!(sent["max_repetition_penalty"], crate::chat::MAX_REPETITION_PENALTY);
+        assert_eq!(sent["default_repetition_penalty"], crate::chat::DEFAULT_REPETITION_PENALTY);
+        assert_eq!(sent.as_object().unwrap().len(), 8, "the names schemas.py reads, no more: {sent}");
     }
 
     #[test]

@@ -63,7 +63,7 @@ pub fn materialize(root: &Path) -> std::io::Result<PathBuf> {
         heal(&dir)?;
         return Ok(dir);
     }
-    crate::settings::create_private_dir(root)?;
+    crate::fs::create_private_dir(root)?;
     let incoming = root.join(format!(".incoming-{}-{}", std::process::id(), version()));
     let _ = std::fs::remove_dir_all(&incoming);
     let filled = fill(&incoming);
@@ -117,17 +117,17 @@ fn holds(path: &Path, bytes: &[u8]) -> bool {
 }
 
 fn fill(dir: &Path) -> std::io::Result<()> {
-    crate::settings::create_private_dir(dir)?;
+    crate::fs::create_private_dir(dir)?;
     for (name, bytes) in FILES {
         let path = dir.join(name);
         if let Some(parent) = path.parent() {
-            crate::settings::create_private_dir(parent)?;
+            crate::fs::create_private_dir(parent)?;
         }
-        let mut file = crate::settings::create_private_file(&path)?;
+        let mut file = crate::fs::create_private_file(&path)?;
         file.write_all(bytes)?;
         file.sync_all()?;
     }
-    crate::settings::create_private_file(&dir.join(COMPLETE))?.write_all(version().as_bytes())
+    crate::fs::create_private_file(&dir.join(COMPLETE))?.write_all(version().as_bytes())
 }
 
 #[cfg(test)]
@@ -212,33 +212,5 @@ mod tests {
         std::fs::write(&file, "").unwrap();
         assert!(materialize(&file.join("sidecar")).is_err());
         assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1);
-    }
-
-    /// `NAME = value` of a top-level constant in the sidecar's `schemas.py`.
-    fn python_constant(name: &str) -> f64 {
-        let (_, schemas) = FILES.iter().find(|(n, _)| *n == "local_mlx_sidecar/schemas.py").unwrap();
-        let text = std::str::from_utf8(schemas).unwrap();
-        let line = text.lines().find(|l| l.starts_with(&format!("{name} = "))).unwrap_or_else(|| panic!("{name}"));
-        let value = line[name.len() + 3..].split('#').next().unwrap().trim().replace('_', "");
-        value.parse().unwrap_or_else(|e| panic!("{name} = {value:?}: {e}"))
-    }
-
-    #[test]
-    fn the_sidecars_limits_and_defaults_are_the_cores_numbers() {
-        use crate::chat;
-        use crate::sidecar::{SIDECAR_DEFAULT_MAX_TOKENS, SIDECAR_DEFAULT_TEMPERATURE, SIDECAR_DEFAULT_TOP_P};
-        let pairs = [
-            ("MAX_TOKENS_CAP", chat::MAX_TOKENS_CAP as f64),
-            ("MAX_STOP", chat::MAX_STOP as f64),
-            ("MAX_TEMPERATURE", chat::MAX_TEMPERATURE),
-            ("MAX_REPETITION_PENALTY", chat::MAX_REPETITION_PENALTY),
-            ("DEFAULT_REPETITION_PENALTY", chat::DEFAULT_REPETITION_PENALTY),
-            ("DEFAULT_MAX_TOKENS", SIDECAR_DEFAULT_MAX_TOKENS as f64),
-            ("DEFAULT_TEMPERATURE", SIDECAR_DEFAULT_TEMPERATURE),
-            ("DEFAULT_TOP_P", SIDECAR_DEFAULT_TOP_P),
-        ];
-        for (name, ours) in pairs {
-            assert_eq!(python_constant(name), ours, "schemas.py's {name} differs from the Rust core's");
-        }
     }
 }

@@ -34,6 +34,7 @@ pub mod blas;
 mod client;
 pub mod embedded;
 mod process;
+mod spawn;
 mod supervisor;
 mod uv;
 
@@ -41,8 +42,8 @@ use std::path::PathBuf;
 
 pub use backend::{default_backend, BackendSource, BACKEND_DIR_ENV};
 pub use client::{
-    Client, FinishReason, GenerateChunk, GenerateRequest, GenerateResponse, LoadResponse, ServerState, StatusResponse,
-    Timeouts, UnloadResponse, SIDECAR_DEFAULT_MAX_TOKENS, SIDECAR_DEFAULT_TEMPERATURE, SIDECAR_DEFAULT_TOP_P,
+    Client, FinishReason, GenerateChunk, GenerateRequest, GenerateResponse, LoadResponse, ServerState, SidecarLimits,
+    StatusResponse, Timeouts, UnloadResponse, SIDECAR_LIMITS,
 };
 pub use process::ExitInfo;
 pub use supervisor::{Phase, SidecarConfig, SidecarSupervisor};
@@ -78,7 +79,7 @@ pub enum SidecarError {
     SyncFailed {
         status: String,
         uv_stderr: String,
-        /// Which uv ran, when the settings chose it (see [`SidecarError::naming_uv_from_settings`]).
+        /// Which uv ran, when the settings chose it (see `SidecarError::naming_uv_from_settings`).
         uv_note: String,
     },
 
@@ -139,21 +140,21 @@ impl SidecarError {
             SidecarError::UvNotFound { .. } | SidecarError::UvTooOld { .. } => ErrorKind::UvNotFound,
             SidecarError::BackendNotFound { .. } => ErrorKind::BackendNotFound,
             SidecarError::Unpack { .. } => ErrorKind::BackendUnpackFailed,
-            SidecarError::Spawn { .. } => ErrorKind::Spawn,
+            SidecarError::Spawn { .. } => ErrorKind::SidecarSpawn,
             SidecarError::SyncFailed { .. } => ErrorKind::SyncFailed,
             SidecarError::NeverReady { .. } => ErrorKind::NeverReady,
-            SidecarError::Exited { .. } => ErrorKind::Exited,
-            SidecarError::Crashed { .. } => ErrorKind::Crashed,
-            SidecarError::Stopped { .. } => ErrorKind::Stopped,
-            SidecarError::Timeout { .. } => ErrorKind::Timeout,
-            SidecarError::Unreachable { .. } => ErrorKind::Unreachable,
+            SidecarError::Exited { .. } => ErrorKind::SidecarExited,
+            SidecarError::Crashed { .. } => ErrorKind::SidecarCrashed,
+            SidecarError::Stopped { .. } => ErrorKind::SidecarStopped,
+            SidecarError::Timeout { .. } => ErrorKind::SidecarTimeout,
+            SidecarError::Unreachable { .. } => ErrorKind::SidecarUnreachable,
             SidecarError::Unauthorized => ErrorKind::SidecarUnauthorized,
             SidecarError::ModelLoad { .. } => ErrorKind::ModelLoad,
             SidecarError::NoModelLoaded => ErrorKind::NoModelLoaded,
             SidecarError::Busy { .. } => ErrorKind::SidecarBusy,
-            SidecarError::BadRequest { .. } => ErrorKind::BadRequest,
-            SidecarError::Http { .. } => ErrorKind::Http,
-            SidecarError::BadResponse { .. } => ErrorKind::BadResponse,
+            SidecarError::BadRequest { .. } => ErrorKind::SidecarBadRequest,
+            SidecarError::Http { .. } => ErrorKind::SidecarHttp,
+            SidecarError::BadResponse { .. } => ErrorKind::SidecarBadResponse,
         }
     }
 

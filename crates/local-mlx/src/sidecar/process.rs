@@ -1,18 +1,22 @@
-//! One sidecar process: spawn it, wait for its ready line, keep its stderr, stop it.
+//! One sidecar process, once spawned: its stderr, its signals, its end.
 //!
-//! [`Sidecar`] owns the `uv run` child, which leads a process group of its own (Python
+//! [`Process`] owns the `uv run` child, which leads a process group of its own (Python
 //! is its child in the same group). Its stderr goes line by line to the log file and
 //! into a ring of the last [`TAIL_LINES`] lines, which every error about the process
 //! quotes. The log file is a [`LogSink`]: capped at [`LOG_CAP_BYTES`], then rotated to
 //! `<name>.1` (one old file kept), with runs of identical lines written once, so a
-//! process that floods its stderr cannot fill the disk. Signals go to the whole group, and only while uv is not yet reaped: the group
-//! id cannot be taken by another process before then, so a late signal can never hit a
-//! stranger.
+//! process that floods its stderr cannot fill the disk. Signals go to the whole group,
+//! and only while uv is not yet reaped: the group id cannot be taken by another process
+//! before then, so a late signal can never hit a stranger.
+//!
+//! A reaper thread per process publishes its end in a `watch` ([`Process::exit`]): it
+//! waits with `waitid(WNOWAIT)`, which leaves uv unreaped, then reaps it under the same
+//! lock the signals take. Everyone who waits for the end waits on that channel.
 
 use std::collections::VecDeque;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -21,18 +25,12 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, ChildStdin};
 use tokio::sync::watch;
 
-use super::backend::Backend;
-use super::client::{Client, Timeouts};
-use super::{Result, SidecarError};
-
 /// Lines of stderr kept for error messages.
 pub const TAIL_LINES: usize = 50;
 /// Longer lines are cut in the tail (the log file keeps them whole).
 const TAIL_LINE_CHARS: usize = 1000;
-const READY_PREFIX: &str = "LOCAL_MLX_READY port=";
-const TOKEN_ENV: &str = "LOCAL_MLX_TOKEN";
 /// How long a process that was told to die, or whose pipes closed, gets to be reaped.
-const REAP_WAIT: Duration = Duration::from_secs(2);
+pub(super) const REAP_WAIT: Duration = Duration::from_secs(2);
 /// The log file's size before it is rotated; with the one old file, the log never
 /// takes more than twice this.
 pub const LOG_CAP_BYTES: u64 = 8 * 1024 * 1024;
@@ -99,11 +97,11 @@ pub(crate) struct Tail {
 }
 
 impl Tail {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Tail { lines: Mutex::new(VecDeque::with_capacity(TAIL_LINES)), closed: watch::channel(false).0 }
     }
 
-    fn push(&self, line: &str) {
+    pub(super) fn push(&self, line: &str) {
         let mut cut: String = line.chars().take(TAIL_LINE_CHARS).collect();
         if cut.len() < line.len() {
             cut.push_str(" [...]");
@@ -134,6 +132,8 @@ pub(crate) struct Process {
     /// uv's pid, which is also the process group's id.
     pid: Option<u32>,
     child: Mutex<Child>,
+    /// How it ended, once it has (published by whoever reaps it: the reaper or a stop).
+    ended: watch::Sender<Option<ExitInfo>>,
     stdin: Mutex<Option<ChildStdin>>,
     pub tail: Arc<Tail>,
     /// Set when we stop it on purpose, so a request cut off then is not a crash.
@@ -141,24 +141,80 @@ pub(crate) struct Process {
 }
 
 impl Process {
+    /// Take over `child` (its stdout and stderr already taken), whose stderr lines go to
+    /// `tail`; a reaper starts publishing its end.
+    pub(super) fn adopt(child: Child, stdin: Option<ChildStdin>, tail: Arc<Tail>) -> Arc<Process> {
+        let process = Arc::new(Process {
+            pid: child.id(),
+            child: Mutex::new(child),
+            ended: watch::Sender::new(None),
+            stdin: Mutex::new(stdin),
+            tail,
+            stopping: AtomicBool::new(false),
+        });
+        spawn_reaper(&process);
+        process
+    }
+
+    /// uv's pid, the process group's id.
+    pub(super) fn pid(&self) -> Option<u32> {
+        self.pid
+    }
+
+    /// Mark it as stopped on purpose and close its stdin (the server exits on EOF).
+    pub(super) fn stop_on_purpose(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.stdin.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+
     fn child(&self) -> MutexGuard<'_, Child> {
         self.child.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// How it ended, if it has (this reaps it).
+    /// How it ended, if it has: the published end, no system call.
     pub fn exit(&self) -> Option<ExitInfo> {
-        match self.child().try_wait() {
+        *self.ended.borrow()
+    }
+
+    /// Every change of [`Self::exit`]: `None` while it runs, then how it ended.
+    pub fn ended(&self) -> watch::Receiver<Option<ExitInfo>> {
+        self.ended.subscribe()
+    }
+
+    /// Reap uv if it has ended, and publish how.
+    fn reap(&self) -> Option<ExitInfo> {
+        let status = self.child().try_wait();
+        self.publish(status)
+    }
+
+    fn publish(&self, status: std::io::Result<Option<ExitStatus>>) -> Option<ExitInfo> {
+        let info = match status {
             Ok(status) => status.map(ExitInfo::from),
             // Only if the child was reaped behind our back: it is gone either way.
             Err(_) => Some(ExitInfo { code: None, signal: None }),
+        };
+        if let Some(info) = info {
+            self.ended.send_if_modified(|ended| {
+                let first = ended.is_none();
+                if first {
+                    *ended = Some(info);
+                }
+                first
+            });
         }
+        self.exit()
     }
 
     /// Send `signal` to the process group, unless uv is already reaped.
-    fn signal(&self, signal: Signal) {
+    pub(super) fn signal(&self, signal: Signal) {
         let mut child = self.child();
-        if !matches!(child.try_wait(), Ok(None)) {
-            return;
+        match child.try_wait() {
+            Ok(None) => {}
+            ended => {
+                drop(child);
+                self.publish(ended);
+                return;
+            }
         }
         match (signal, self.pid) {
             #[cfg(unix)]
@@ -178,25 +234,19 @@ impl Process {
 
     /// Wait up to `within` for the process to end.
     pub async fn wait_exit(&self, within: Duration) -> Option<ExitInfo> {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(exit) = self.exit() {
-                return Some(exit);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let mut ended = self.ended();
+        let _ = tokio::time::timeout(within, ended.wait_for(Option::is_some)).await;
+        self.exit()
     }
 
     /// SIGKILL the group and reap uv, blocking the thread for at most [`REAP_WAIT`].
-    fn kill_and_reap_now(&self) {
+    pub(super) fn kill_and_reap_now(&self) {
         self.stopping.store(true, Ordering::SeqCst);
         self.stdin.lock().unwrap_or_else(|e| e.into_inner()).take();
         self.signal(Signal::Kill);
+        // Synchronous (a drop cannot await): the reaper may run on this very thread.
         let deadline = Instant::now() + REAP_WAIT;
-        while self.exit().is_none() && Instant::now() < deadline {
+        while self.reap().is_none() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
     }
@@ -209,162 +259,9 @@ impl Drop for Process {
 }
 
 #[derive(Debug, Clone, Copy)]
-enum Signal {
+pub(super) enum Signal {
     Term,
     Kill,
-}
-
-/// A running sidecar: the process and the [`Client`] for it.
-///
-/// Dropping it kills the process group and reaps uv at once; prefer
-/// [`Sidecar::shutdown`], which lets the server finish cleanly.
-#[derive(Debug)]
-pub(crate) struct Sidecar {
-    process: Arc<Process>,
-    client: Arc<Client>,
-}
-
-impl Sidecar {
-    /// Spawn `uv run ... server.py --port 0` with `env` added to its environment and wait,
-    /// up to `ready_timeout` in all, for its ready line and a first answer to `GET /status`.
-    pub(crate) async fn spawn(
-        uv: &Path,
-        backend: &Backend,
-        env: &[(String, String)],
-        log: Option<LogSink>,
-        ready_timeout: Duration,
-        timeouts: Timeouts,
-    ) -> Result<Sidecar> {
-        let deadline = tokio::time::Instant::now() + ready_timeout;
-        let token = new_token();
-        let mut cmd = backend.command(uv);
-        cmd.args(["run", "--frozen", "--no-dev", "--project"])
-            .arg(&backend.dir)
-            .arg("python")
-            .arg(backend.server_py())
-            .args(["--port", "0"])
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .env(TOKEN_ENV, &token)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        #[cfg(unix)]
-        cmd.process_group(0);
-        let mut child = cmd.spawn().map_err(|source| SidecarError::Spawn { program: uv.to_path_buf(), source })?;
-        let pid = child.id();
-        tracing::info!(pid, uv = %uv.display(), backend = %backend.dir.display(), "sidecar spawned");
-        let (stdout, stderr) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
-        let stdin = child.stdin.take();
-        let tail = Arc::new(Tail::new());
-        let log = log.map(|f| Arc::new(Mutex::new(f)));
-        tokio::spawn(copy_lines(stderr, tail.clone(), log.clone(), "", true));
-        let process = Arc::new(Process {
-            pid,
-            child: Mutex::new(child),
-            stdin: Mutex::new(stdin),
-            tail: tail.clone(),
-            stopping: AtomicBool::new(false),
-        });
-
-        let mut stdout = BufReader::new(stdout).lines();
-        let port = loop {
-            match tokio::time::timeout_at(deadline, stdout.next_line()).await {
-                Err(_) => return Err(never_ready(&process, ready_timeout).await),
-                Ok(Ok(Some(line))) => match line.trim().strip_prefix(READY_PREFIX).map(str::parse::<u16>) {
-                    Some(Ok(port)) => break port,
-                    _ => tail.push(&format!("stdout: {line}")),
-                },
-                // stdout closes when the process ends (uv and Python both hold it).
-                Ok(Ok(None)) | Ok(Err(_)) => return Err(exited(&process).await),
-            }
-        };
-        // Python closed its copy after the ready line; uv's stays open: keep it drained.
-        tokio::spawn(copy_lines(stdout.into_inner(), tail.clone(), log, "stdout: ", false));
-
-        let client = Arc::new(Client::new(port, token, Arc::downgrade(&process), timeouts));
-        loop {
-            if process.exit().is_some() {
-                return Err(exited(&process).await);
-            }
-            match client.probe_status().await {
-                Ok(_) => break,
-                Err(SidecarError::Unauthorized) => return Err(SidecarError::Unauthorized),
-                Err(_) if tokio::time::Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                Err(_) => return Err(never_ready(&process, ready_timeout).await),
-            }
-        }
-        tracing::info!(pid, port, "sidecar ready");
-        Ok(Sidecar { process, client })
-    }
-
-    /// The client for this process (the same one every time).
-    pub fn client(&self) -> Arc<Client> {
-        self.client.clone()
-    }
-
-    /// The pid of `uv run`, the leader of the sidecar's process group (Python's own pid
-    /// is in [`StatusResponse::pid`](super::StatusResponse::pid)).
-    pub fn pid(&self) -> Option<u32> {
-        self.process.pid
-    }
-
-    /// Whether the process is still running (this reaps it if it ended).
-    pub fn is_alive(&self) -> bool {
-        self.process.exit().is_none()
-    }
-
-    /// How it ended, if it has.
-    pub fn exit_info(&self) -> Option<ExitInfo> {
-        self.process.exit()
-    }
-
-    /// The last lines of its stderr.
-    pub fn stderr_tail(&self) -> String {
-        self.process.tail.text()
-    }
-
-    /// Stop it: close stdin, SIGTERM the group, wait up to `grace`, then SIGKILL; reap.
-    pub async fn shutdown(self, grace: Duration) -> Option<ExitInfo> {
-        let process = &self.process;
-        process.stopping.store(true, Ordering::SeqCst);
-        process.stdin.lock().unwrap_or_else(|e| e.into_inner()).take();
-        process.signal(Signal::Term);
-        let mut exit = process.wait_exit(grace).await;
-        if exit.is_none() {
-            tracing::warn!(pid = process.pid, "the sidecar ignored SIGTERM for {grace:?}; killing it");
-            process.signal(Signal::Kill);
-            exit = process.wait_exit(REAP_WAIT).await;
-        }
-        tracing::info!(pid = process.pid, exit = ?exit, "sidecar stopped");
-        exit
-    }
-}
-
-impl Drop for Sidecar {
-    /// At once, even if a client still holds the process for a moment (to diagnose a
-    /// failed request): the process must not outlive its owner.
-    fn drop(&mut self) {
-        self.process.kill_and_reap_now();
-    }
-}
-
-async fn exited(process: &Process) -> SidecarError {
-    let exit = process.wait_exit(REAP_WAIT).await;
-    let stderr_tail = process.tail.settled(Duration::from_secs(1)).await;
-    SidecarError::Exited {
-        status: exit.map_or_else(|| "it closed its output".to_string(), |e| e.to_string()),
-        stderr_tail,
-        uv_note: String::new(),
-        environment_note: String::new(),
-    }
-}
-
-async fn never_ready(process: &Process, waited: Duration) -> SidecarError {
-    process.kill_and_reap_now();
-    SidecarError::NeverReady { secs: waited.as_secs(), stderr_tail: process.tail.settled(Duration::from_secs(1)).await }
 }
 
 /// The sidecar's log file: size-capped and rotated, identical lines collapsed.
@@ -452,7 +349,7 @@ impl LogSink {
 }
 
 /// Copy a pipe line by line into the log file and the tail; mark the tail closed at EOF.
-async fn copy_lines(
+pub(super) async fn copy_lines(
     pipe: impl AsyncRead + Unpin,
     tail: Arc<Tail>,
     log: Option<Arc<Mutex<LogSink>>>,
@@ -476,11 +373,48 @@ async fn copy_lines(
     }
 }
 
-/// 32 random bytes, hex: the bearer token of one spawn.
-fn new_token() -> String {
-    let mut bytes = [0u8; 32];
-    getrandom::getrandom(&mut bytes).expect("the operating system's random source failed");
-    hex::encode(bytes)
+/// Start the thread that publishes `process`'s end. It holds the process weakly, so
+/// dropping the [`Sidecar`] still kills it; it ends when the process does.
+fn spawn_reaper(process: &Arc<Process>) {
+    let weak = Arc::downgrade(process);
+    let pid = process.pid;
+    let reaper = move || {
+        wait_for_end(pid, &weak);
+        if let Some(process) = weak.upgrade() {
+            process.reap();
+        }
+    };
+    if let Err(e) = std::thread::Builder::new().name("sidecar-reaper".into()).spawn(reaper) {
+        tracing::warn!("cannot start the sidecar's reaper thread ({e}); its end is seen only when it is next used");
+    }
+}
+
+/// Block until `pid` has ended, leaving it unreaped (so its group id stays ours until
+/// [`Process::reap`] takes it under the child's lock).
+#[cfg(unix)]
+fn wait_for_end(pid: Option<u32>, _process: &std::sync::Weak<Process>) {
+    let Some(pid) = pid else { return };
+    loop {
+        // SAFETY: waitid writes only into `info`, which outlives the call.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let done = unsafe { libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOWAIT) };
+        if done == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return; // ended, or already reaped (ECHILD)
+        }
+    }
+}
+
+/// Elsewhere there is no wait that leaves the child unreaped: ask every 100 ms (the
+/// sidecar does not run there; this keeps the crate building).
+#[cfg(not(unix))]
+fn wait_for_end(_pid: Option<u32>, process: &std::sync::Weak<Process>) {
+    while let Some(process) = process.upgrade() {
+        if process.reap().is_some() {
+            return;
+        }
+        drop(process);
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[cfg(test)]
@@ -584,13 +518,5 @@ mod tests {
         log.line("second");
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "second\n");
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
-    }
-
-    #[test]
-    fn tokens_are_fresh_and_64_hex_digits() {
-        let (a, b) = (new_token(), new_token());
-        assert_eq!(a.len(), 64);
-        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
-        assert_ne!(a, b);
     }
 }

@@ -16,7 +16,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::backend::{Backend, BackendSource, SyncMode};
 use super::client::{Client, Timeouts};
-use super::process::{ExitInfo, LogSink, Sidecar};
+use super::process::{ExitInfo, LogSink};
+use super::spawn::Sidecar;
 use super::uv::UvSearch;
 use super::{Result, SidecarError};
 
@@ -267,7 +268,7 @@ impl SidecarSupervisor {
 /// crash's lines two restarts later; the log rotates by size instead (`LogSink`, 8 MiB).
 fn open_log(path: &std::path::Path) -> Option<std::fs::File> {
     if let Some(dir) = path.parent() {
-        let _ = crate::settings::create_private_dir(dir);
+        let _ = crate::fs::create_private_dir(dir);
     }
     let mut options = std::fs::OpenOptions::new();
     options.append(true).create(true);

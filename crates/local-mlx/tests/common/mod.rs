@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use local_mlx::hub::HubConfig;
+use local_mlx::manager::ManagerConfig;
+use local_mlx::sidecar::{default_backend, SidecarConfig};
 use local_mlx::{MlxModelManager, RecordingSink};
 use test_hub::{RepoBuilder, TestHub};
 
@@ -33,9 +35,16 @@ impl Env {
 
     /// A second manager on the same cache and hub (another "process" of ours).
     pub fn other_manager(&self) -> MlxModelManager {
-        MlxModelManager::with_hub(test_config(&self.hub.url(), &self.cache_dir()), Arc::new(local_mlx::NullSink))
-            .unwrap()
+        manager_over(test_config(&self.hub.url(), &self.cache_dir()), Arc::new(local_mlx::NullSink))
     }
+}
+
+/// A manager over `hub`'s hub and cache, with default settings and the sidecar found
+/// the usual way (started only when used).
+pub fn manager_over(hub: HubConfig, sink: Arc<dyn local_mlx::EventSink>) -> MlxModelManager {
+    let sidecar = SidecarConfig::new(default_backend(&local_mlx::settings::data_dir()));
+    let config = ManagerConfig { hub, sidecar, settings: Default::default(), custom_models: Vec::new() };
+    MlxModelManager::new(config, sink).unwrap()
 }
 
 /// Tuning for tests: quick retries and stall detection so failures are fast.
@@ -59,7 +68,7 @@ pub async fn env_with(tune: impl FnOnce(HubConfig) -> HubConfig) -> Env {
     let hub = TestHub::start(&repos).await.unwrap();
     let sink = RecordingSink::new();
     let config = tune(test_config(&hub.url(), &tmp.path().join("hf").join("hub")));
-    let manager = Arc::new(MlxModelManager::with_hub(config, Arc::new(sink.clone())).unwrap());
+    let manager = Arc::new(manager_over(config, Arc::new(sink.clone())));
     Env { tmp, hub, sink, manager }
 }
 
