@@ -83,6 +83,8 @@ extern "C" {
 const char* mlxs_last_error() { return last_error.c_str(); }
 const char* mlxs_version() { return mx::version(); }
 void mlxs_free(mlxs_array* a) { delete a; }
+// A second handle to the same array (MLX arrays are reference-counted).
+mlxs_array* mlxs_clone(const mlxs_array* a) { return guard([&] { return a->a; }); }
 
 int mlxs_use_cpu() {
   return guard_status([] { mx::set_default_device(mx::Device::cpu); });

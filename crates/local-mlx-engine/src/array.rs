@@ -111,6 +111,14 @@ impl Drop for Array {
     }
 }
 
+impl Clone for Array {
+    /// Another handle to the same (reference-counted) array: no data is copied.
+    fn clone(&self) -> Array {
+        // SAFETY: `raw` is live; copying an mlx::core::array cannot fail short of OOM.
+        wrap(unsafe { ffi::mlxs_clone(self.raw) }).expect("MLX could not copy an array handle")
+    }
+}
+
 impl std::fmt::Debug for Array {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Array({:?}, {:?})", self.shape(), self.dtype())
@@ -152,9 +160,7 @@ impl Array {
         }
         let shape = dims(shape);
         // SAFETY: `data` holds exactly the elements the shape asks for.
-        wrap(unsafe {
-            ffi::mlxs_from_data(data.as_ptr().cast(), T::DTYPE as i32, shape.as_ptr(), shape.len() as i32)
-        })
+        wrap(unsafe { ffi::mlxs_from_data(data.as_ptr().cast(), T::DTYPE as i32, shape.as_ptr(), shape.len() as i32) })
     }
 
     pub fn zeros(shape: &[usize], dtype: Dtype) -> Result<Array> {
@@ -237,7 +243,13 @@ impl Array {
         let (start, stop) = (dims(start), dims(stop));
         // SAFETY: live arrays; slices outlive the call.
         wrap(unsafe {
-            ffi::mlxs_slice_update(self.raw, update.raw, start.as_ptr(), stop.as_ptr(), start.len().min(stop.len()) as i32)
+            ffi::mlxs_slice_update(
+                self.raw,
+                update.raw,
+                start.as_ptr(),
+                stop.as_ptr(),
+                start.len().min(stop.len()) as i32,
+            )
         })
     }
     pub fn concatenate(&self, other: &Array, axis: i32) -> Result<Array> {

@@ -32,6 +32,7 @@ shim! {
     fn mlxs_last_error() -> *const c_char;
     fn mlxs_version() -> *const c_char;
     fn mlxs_free(a: *mut RawArray);
+    fn mlxs_clone(a: *const RawArray) -> *mut RawArray;
     fn mlxs_use_cpu() -> i32;
     fn mlxs_peak_memory() -> usize;
     fn mlxs_active_memory() -> usize;

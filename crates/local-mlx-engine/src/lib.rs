@@ -3,7 +3,17 @@
 //! worker process (`local-mlx-engine`, src/bin/worker.rs) that the supervisor starts.
 
 pub mod array;
+pub mod config;
+pub mod engine;
+pub mod error;
 mod ffi;
+pub mod model;
+pub mod prompt;
+pub mod weights;
+
+pub use engine::{Answer, Engine, Request, WeightsMode};
+pub use error::{Error, Result};
+pub use prompt::Message;
 
 /// Whether this build links libmlx (see build.rs); without it every model call fails
 /// with [`NO_MLX`].
@@ -12,5 +22,4 @@ pub const fn mlx_available() -> bool {
 }
 
 /// What to do when [`mlx_available`] is false.
-pub const NO_MLX: &str =
-    "local-mlx-engine was built without libmlx: run `source tools/ensure-mlx.sh` and rebuild";
+pub const NO_MLX: &str = "local-mlx-engine was built without libmlx: run `source tools/ensure-mlx.sh` and rebuild";
