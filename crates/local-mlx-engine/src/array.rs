@@ -74,6 +74,15 @@ pub fn version() -> String {
     unsafe { CStr::from_ptr(ffi::mlxs_version()) }.to_string_lossy().into_owned()
 }
 
+/// [`version`], or "none" in a build without libmlx.
+pub fn version_or_none() -> String {
+    if crate::mlx_available() {
+        version()
+    } else {
+        "none".into()
+    }
+}
+
 /// Run every following operation on the CPU (the Linux wheel has no other device).
 pub fn use_cpu() -> Result<()> {
     // SAFETY: no arguments.

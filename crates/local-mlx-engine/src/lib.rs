@@ -9,6 +9,7 @@ pub mod error;
 mod ffi;
 pub mod model;
 pub mod prompt;
+pub mod protocol;
 pub mod weights;
 
 pub use engine::{Answer, Engine, Request, WeightsMode};

@@ -55,31 +55,23 @@ impl Cache {
         let shape = keys.shape();
         let (heads, len, dim) = (shape[1], shape[2], shape[3]);
         let prev = self.offset;
-        let grow = |old: Option<&Array>, capacity: usize| -> Result<Array> {
-            let steps = len.div_ceil(CACHE_STEP);
-            let fresh = Array::zeros(&[1, heads, steps * CACHE_STEP, dim], keys.dtype())?;
-            Ok(match old {
-                None => fresh,
-                Some(old) => {
-                    let kept = if prev % CACHE_STEP != 0 {
-                        old.slice(&[0, 0, 0, 0], &[1, heads, prev, dim])?
-                    } else {
-                        old.clone()
-                    };
-                    let _ = capacity;
-                    kept.concatenate(&fresh, 2)?
-                }
-            })
+        // Room for `len` more positions, past what the buffer held up to `prev`.
+        let grow = |old: Option<&Array>| -> Result<Array> {
+            let fresh = Array::zeros(&[1, heads, len.div_ceil(CACHE_STEP) * CACHE_STEP, dim], keys.dtype())?;
+            let Some(old) = old else { return Ok(fresh) };
+            let kept = if prev.is_multiple_of(CACHE_STEP) {
+                old.clone()
+            } else {
+                old.slice(&[0, 0, 0, 0], &[1, heads, prev, dim])?
+            };
+            Ok(kept.concatenate(&fresh, 2)?)
         };
         if layer == self.layers.len() {
-            self.layers.push(LayerCache { keys: grow(None, 0)?, values: grow(None, 0)? });
-        } else {
-            let capacity = self.layers[layer].keys.shape()[2];
-            if prev + len > capacity {
-                let l = &self.layers[layer];
-                let (k, v) = (grow(Some(&l.keys), capacity)?, grow(Some(&l.values), capacity)?);
-                self.layers[layer] = LayerCache { keys: k, values: v };
-            }
+            self.layers.push(LayerCache { keys: grow(None)?, values: grow(None)? });
+        } else if prev + len > self.layers[layer].keys.shape()[2] {
+            let l = &self.layers[layer];
+            let (k, v) = (grow(Some(&l.keys))?, grow(Some(&l.values))?);
+            self.layers[layer] = LayerCache { keys: k, values: v };
         }
         let end = prev + len;
         let l = &mut self.layers[layer];

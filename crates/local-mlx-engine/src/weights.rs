@@ -159,7 +159,7 @@ impl Tensors {
         let Some(q) = self.config.quantization_for(prefix, self.left.contains_key(&format!("{prefix}.scales"))) else {
             return Ok(None);
         };
-        if inp % q.group_size != 0 || (inp * q.bits) % 32 != 0 {
+        if !inp.is_multiple_of(q.group_size) || !(inp * q.bits).is_multiple_of(32) {
             return Err(Error::Weights(format!(
                 "{prefix}: {inp} columns do not divide into groups of {} at {} bits",
                 q.group_size, q.bits
