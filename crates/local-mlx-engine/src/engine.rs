@@ -171,6 +171,7 @@ impl Engine {
         cancelled: &dyn Fn() -> bool,
         on_token: &mut dyn FnMut(u32),
     ) -> Result<Answer> {
+        let started = Instant::now();
         let tokens = self.prompt_tokens(&request.messages)?;
         let n = tokens.len();
         if n == 0 {
@@ -186,9 +187,8 @@ impl Engine {
             max_tokens = max_tokens.min(ctx - n);
         }
         let (mut cache, reused) = self.take_cache(&tokens);
-        let started = Instant::now();
         let result = self.run(&tokens[reused..], &mut cache, max_tokens, cancelled, on_token);
-        let (generated, finish_reason, prefill_ms) = match result {
+        let (generated, finish_reason, first_token) = match result {
             Ok(r) => r,
             Err(e) => {
                 array::clear_cache();
@@ -198,7 +198,8 @@ impl Engine {
         // Keep the cache for the next request, holding exactly this prompt.
         cache.offset = n;
         self.cache = Some((cache, tokens));
-        let decode_ms = started.elapsed().as_secs_f64() * 1000.0 - prefill_ms;
+        let prefill_ms = (first_token - started).as_secs_f64() * 1000.0;
+        let decode_ms = first_token.elapsed().as_secs_f64() * 1000.0;
         let text = self.prompter.decode(&generated)?.trim().to_string();
         Ok(Answer {
             text,
@@ -212,7 +213,8 @@ impl Engine {
     }
 
     /// mlx-lm's `generate_step`, greedy: all prompt tokens but the last in steps, then
-    /// one token at a time.
+    /// one token at a time. Returns the tokens, the finish reason and when the first
+    /// token was known (the end of the pre-fill).
     fn run(
         &self,
         mut prompt: &[u32],
@@ -220,8 +222,7 @@ impl Engine {
         max_tokens: usize,
         cancelled: &dyn Fn() -> bool,
         on_token: &mut dyn FnMut(u32),
-    ) -> Result<(Vec<u32>, String, f64)> {
-        let started = Instant::now();
+    ) -> Result<(Vec<u32>, String, Instant)> {
         while prompt.len() > 1 {
             if cancelled() {
                 return Err(Error::Cancelled);
@@ -233,14 +234,14 @@ impl Engine {
             prompt = &prompt[step..];
         }
         let mut next = self.step(prompt, cache)?;
-        let prefill_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let first_token = Instant::now();
         let mut generated = Vec::new();
         while generated.len() < max_tokens {
             if cancelled() {
                 return Err(Error::Cancelled);
             }
             if self.prompter.eos_token_ids.contains(&next) {
-                return Ok((generated, "stop".into(), prefill_ms));
+                return Ok((generated, "stop".into(), first_token));
             }
             generated.push(next);
             on_token(next);
@@ -249,7 +250,7 @@ impl Engine {
             }
             next = self.step(&[next], cache)?;
         }
-        Ok((generated, "length".into(), prefill_ms))
+        Ok((generated, "length".into(), first_token))
     }
 
     /// Feed `tokens`; the greedy next token (argmax of the log-probabilities, computed
