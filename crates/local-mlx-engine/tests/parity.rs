@@ -6,13 +6,25 @@ mod common;
 use common::{reference, request};
 use local_mlx_engine::{Engine, Request, WeightsMode};
 
+/// The first transcripts of eval/transcripts.jsonl with the default clean-up prompt
+/// (eval/prompts/v2.txt; the second reuses the first's instructions from the prefix
+/// cache), then a plain question.
 fn requests() -> Vec<Request> {
-    let system = "Clean up the transcript: fix punctuation and remove filler words.";
-    vec![
-        request(Some(system), "um so the quick brown fox uh jumps over the lazy dog", 24),
-        request(Some(system), "please send the meeting notes to the team by friday afternoon", 24),
-        request(None, "What is the capital of France?", 16),
-    ]
+    let root = common::repo_root();
+    let prompt = std::fs::read_to_string(root.join("eval/prompts/v2.txt")).unwrap();
+    let system = prompt.trim().trim_end_matches("${output}").trim();
+    let transcripts = std::fs::read_to_string(root.join("eval/transcripts.jsonl")).unwrap();
+    let mut out: Vec<Request> = transcripts
+        .lines()
+        .take(2)
+        .map(|line| {
+            let raw = serde_json::from_str::<serde_json::Value>(line).unwrap()["raw"].as_str().unwrap().to_string();
+            // crates/local-mlx/src/postprocess.rs's max_tokens_for
+            request(Some(system), &raw, raw.chars().count().div_ceil(4) * 3 / 2 + 64)
+        })
+        .collect();
+    out.push(request(None, "What is the capital of France?", 16));
+    out
 }
 
 fn assert_parity(model: &std::path::Path, mode: WeightsMode, mode_name: &str) {
