@@ -33,6 +33,7 @@ mod backend;
 pub mod blas;
 mod client;
 pub mod embedded;
+mod native;
 mod process;
 mod supervisor;
 mod uv;
@@ -44,6 +45,7 @@ pub use client::{
     Client, FinishReason, GenerateChunk, GenerateRequest, GenerateResponse, LoadResponse, ServerState, StatusResponse,
     Timeouts, UnloadResponse, SIDECAR_DEFAULT_MAX_TOKENS, SIDECAR_DEFAULT_TEMPERATURE, SIDECAR_DEFAULT_TOP_P,
 };
+pub use native::{EngineChoice, ENGINE_BIN_ENV, ENGINE_ENV};
 pub use process::ExitInfo;
 pub use supervisor::{Phase, SidecarConfig, SidecarSupervisor};
 pub use uv::{find_uv, UvSearch};
