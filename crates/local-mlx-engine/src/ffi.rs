@@ -20,7 +20,7 @@ macro_rules! shim {
         }
         $(
             #[cfg(not(mlx))]
-            #[allow(clippy::missing_safety_doc, unused_variables)]
+            #[allow(clippy::missing_safety_doc, clippy::too_many_arguments, unused_variables)]
             pub unsafe fn $name($($arg: $ty),*) $(-> $ret)? {
                 unreachable!("local-mlx-engine was built without libmlx")
             }
