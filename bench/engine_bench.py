@@ -112,6 +112,18 @@ class Worker:
         self.proc.wait()
 
 
+def cold_starts(cmd: list[str], model: Path, mode: str, starts: int) -> tuple[list[float], int]:
+    """Start → loaded for `starts` fresh processes, and the last one's RSS after load."""
+    times, rss = [], -1
+    for _ in range(starts):
+        w = Worker(cmd, mode)
+        ms, _ = w.load(model)
+        times.append(ms)
+        rss = w.status("VmRSS")
+        w.close()
+    return times, rss
+
+
 def run_engine(name: str, cmd: list[str], model: Path, mode: str, rows: list[dict], starts: int):
     out: dict = {"starts": [], "answers": []}
     for _ in range(starts):  # cold starts: a fresh process each
@@ -192,6 +204,7 @@ def main() -> int:
     ap.add_argument("--modes", default="quantized,fp32")
     ap.add_argument("--starts", type=int, default=3)
     ap.add_argument("--soak", type=int, default=0)
+    ap.add_argument("--starts-only", action="store_true", help="cold starts and RSS only")
     args = ap.parse_args()
     rows = [json.loads(line) for line in (ROOT / "eval/transcripts.jsonl").read_text().splitlines()]
     rows = rows[: args.limit]
@@ -200,6 +213,12 @@ def main() -> int:
         for mode in args.modes.split(","):
             print(f"== {model_key} {mode}", file=sys.stderr, flush=True)
             model = MODELS[model_key]
+            if args.starts_only:
+                runs = [(n, *cold_starts(cmd, model, mode, args.starts)) for n, cmd in (("native", NATIVE), ("sidecar", SIDECAR))]
+                (_, nt, nr), (_, st, sr) = runs
+                ns, ss = statistics.median(nt), statistics.median(st)
+                print(f"| {model_key} {mode} | {ns:.0f} ({min(nt):.0f}–{max(nt):.0f}) | {ss:.0f} ({min(st):.0f}–{max(st):.0f}) | {ns / ss:.2f} | {nr} / {sr} MiB |")
+                continue
             native = run_engine("native", NATIVE, model, mode, rows, args.starts)
             sidecar = run_engine("sidecar", SIDECAR, model, mode, rows, args.starts)
             diffs = compare(rows, native, sidecar)

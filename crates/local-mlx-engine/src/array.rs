@@ -324,6 +324,10 @@ pub struct Quantized {
 }
 
 impl Quantized {
+    pub fn arrays(&self) -> Vec<&Array> {
+        [&self.weight, &self.scales].into_iter().chain(&self.biases).collect()
+    }
+
     /// The full matrix, as `dtype` (None: the scales' dtype).
     pub fn dequantize(&self, dtype: Option<Dtype>) -> Result<Array> {
         let mode = CString::new(self.mode.as_str()).map_err(|e| MlxError(e.to_string()))?;

@@ -127,6 +127,7 @@ impl Engine {
         if fp32 {
             model = model.into_fp32()?;
         }
+        model.eval_weights()?;
         let quantized = model.is_quantized();
         let prefill_step = match (on_cpu, quantized) {
             (false, _) => PREFILL_STEP_GPU,

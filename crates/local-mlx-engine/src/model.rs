@@ -130,6 +130,22 @@ impl Model {
         Ok(Model { config, embed, blocks, norm, lm_head })
     }
 
+    /// Read every weight now (MLX loads lazily; mlx-lm's `load` evaluates the
+    /// parameters too, so "loaded" means the same on both sides).
+    pub fn eval_weights(&self) -> Result<()> {
+        let mut all = self.embed.arrays();
+        all.push(&self.norm);
+        all.extend(self.lm_head.iter().flat_map(Linear::arrays));
+        for b in &self.blocks {
+            for l in [&b.attn.q, &b.attn.k, &b.attn.v, &b.attn.o, &b.gate, &b.up, &b.down] {
+                all.extend(l.arrays());
+            }
+            all.extend([&b.input_norm, &b.post_attention_norm]);
+            all.extend(b.attn.q_norm.iter().chain(&b.attn.k_norm));
+        }
+        Ok(crate::array::eval(&all)?)
+    }
+
     /// Whether any layer is quantized.
     pub fn is_quantized(&self) -> bool {
         let q = |l: &Linear| matches!(l, Linear::Quantized { .. });

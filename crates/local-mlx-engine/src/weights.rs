@@ -41,11 +41,15 @@ impl Linear {
     }
 
     fn eval(&self) -> Result<()> {
+        Ok(array::eval(&self.arrays())?)
+    }
+
+    /// Every array the layer holds.
+    pub fn arrays(&self) -> Vec<&Array> {
         match self {
-            Linear::Dense { weight, .. } => array::eval(&[weight])?,
-            Linear::Quantized { weight, .. } => array::eval(&[&weight.weight])?,
+            Linear::Dense { weight, bias } => std::iter::once(weight).chain(bias).collect(),
+            Linear::Quantized { weight, bias } => weight.arrays().into_iter().chain(bias).collect(),
         }
-        Ok(())
     }
 }
 
@@ -70,6 +74,13 @@ pub enum Embedding {
 }
 
 impl Embedding {
+    pub fn arrays(&self) -> Vec<&Array> {
+        match self {
+            Embedding::Dense(w) => vec![w],
+            Embedding::Quantized(q) => q.arrays(),
+        }
+    }
+
     pub fn lookup(&self, ids: &Array) -> Result<Array> {
         Ok(match self {
             Embedding::Dense(w) => w.take(ids, 0)?,

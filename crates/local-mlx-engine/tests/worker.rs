@@ -116,10 +116,21 @@ fn the_worker_dies_with_a_parent_killed_by_sigkill() {
     let Ok(Event::Ready { pid, .. }) = serde_json::from_str(&line) else {
         panic!("not the worker's ready line: {line}")
     };
+    // A pidfd, taken while the worker surely lives, becomes readable when it ends (it
+    // is not our child: we cannot wait for it otherwise).
+    // SAFETY: a plain syscall on an integer.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) } as i32;
+    assert!(pidfd >= 0, "pidfd_open: {}", std::io::Error::last_os_error());
     parent.kill().unwrap(); // SIGKILL
     parent.wait().unwrap();
     let mut rest = String::new();
-    stdout.read_to_string(&mut rest).unwrap(); // EOF: every writer, the worker too, is gone
+    stdout.read_to_string(&mut rest).unwrap(); // EOF: the worker closed its stdout
+    let mut poll = libc::pollfd { fd: pidfd, events: libc::POLLIN, revents: 0 };
+    // SAFETY: a pollfd we own; -1 waits until the worker has ended.
+    let ready = unsafe { libc::poll(&mut poll, 1, -1) };
+    // SAFETY: our descriptor, closed once.
+    unsafe { libc::close(pidfd) };
+    assert_eq!(ready, 1, "the worker {pid} ended");
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     assert!(stat.is_empty() || stat.contains(") Z "), "worker {pid} still runs: {stat}");
 }
