@@ -4,7 +4,10 @@
 
 mod common;
 
-use common::Env;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::{processes_with, Env};
 
 /// A prompt of the user's own: the transcript constraint (not in the native engine
 /// yet) is off for it.
@@ -64,4 +67,41 @@ async fn the_transcript_constraint_is_refused_by_name_not_ignored() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("does not support constrain_to_input") && err.contains("LOCAL_MLX_ENGINE=sidecar"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killing_the_cli_with_sigkill_leaves_no_native_worker_behind() {
+    let env = Env::new().await;
+    let marker = format!("native-{}-{}", std::process::id(), Instant::now().elapsed().as_nanos());
+    let transcript = "so um we should probably uh move the meeting to thursday ".repeat(40);
+    let mut child = env
+        .command(&["process", "--model", &env.model, "--prompt", PROMPT, &transcript])
+        .env("LOCAL_MLX_ENGINE", "native")
+        .env("LOCAL_MLX_ENGINE_BIN", worker())
+        .env("LOCAL_MLX_TEST_MARKER", &marker)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the worker (a child carrying the marker) has said in the log that the
+    // model is loaded: the CLI is then killed mid-call.
+    let log = env.tmp.path().join("config/sidecar.log");
+    let loaded = || std::fs::read_to_string(&log).is_ok_and(|l| l.contains("local-mlx-engine: loaded"));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while processes_with(&marker).len() < 2 || !loaded() {
+        assert!(Instant::now() < deadline, "the worker never loaded the model");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child.kill().unwrap(); // SIGKILL: no destructor runs in the CLI
+    child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let left = processes_with(&marker);
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "orphaned native worker: {left:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
