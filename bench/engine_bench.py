@@ -93,7 +93,9 @@ class Worker:
 
     def generate(self, msgs: list[dict], max_tokens: int, cancel: bool = False) -> dict:
         self.next_id += 1
-        self.send({"op": "generate", "id": self.next_id, "messages": msgs, "max_tokens": max_tokens})
+        self.send(
+            {"op": "generate", "id": self.next_id, "messages": msgs, "max_tokens": max_tokens}
+        )
         if cancel:
             self.send({"op": "cancel", "id": self.next_id})
         while True:
@@ -163,7 +165,9 @@ def compare(rows, native, sidecar) -> list[str]:
     for row, a, b in zip(rows, native["answers"], sidecar["answers"]):
         if a["tokens"] != b["tokens"]:
             at = next((i for i, (x, y) in enumerate(zip(a["tokens"], b["tokens"])) if x != y), None)
-            diffs.append(f"{row['id']}: first difference at token {at}: {a['text']!r} vs {b['text']!r}")
+            diffs.append(
+                f"{row['id']}: first difference at token {at}: {a['text']!r} vs {b['text']!r}"
+            )
     return diffs
 
 
@@ -214,10 +218,15 @@ def main() -> int:
             print(f"== {model_key} {mode}", file=sys.stderr, flush=True)
             model = MODELS[model_key]
             if args.starts_only:
-                runs = [(n, *cold_starts(cmd, model, mode, args.starts)) for n, cmd in (("native", NATIVE), ("sidecar", SIDECAR))]
+                runs = [
+                    (n, *cold_starts(cmd, model, mode, args.starts))
+                    for n, cmd in (("native", NATIVE), ("sidecar", SIDECAR))
+                ]
                 (_, nt, nr), (_, st, sr) = runs
                 ns, ss = statistics.median(nt), statistics.median(st)
-                print(f"| {model_key} {mode} | {ns:.0f} ({min(nt):.0f}–{max(nt):.0f}) | {ss:.0f} ({min(st):.0f}–{max(st):.0f}) | {ns / ss:.2f} | {nr} / {sr} MiB |")
+                print(
+                    f"| {model_key} {mode} | {ns:.0f} ({min(nt):.0f}–{max(nt):.0f}) | {ss:.0f} ({min(st):.0f}–{max(st):.0f}) | {ns / ss:.2f} | {nr} / {sr} MiB |"
+                )
                 continue
             native = run_engine("native", NATIVE, model, mode, rows, args.starts)
             sidecar = run_engine("sidecar", SIDECAR, model, mode, rows, args.starts)
@@ -230,13 +239,21 @@ def main() -> int:
             print("| measure | native | sidecar engine | native / sidecar |")
             print("|---|---|---|---|")
             print(f"| identical token ids | {len(rows) - len(diffs)}/{len(rows)} | | |")
-            print(f"| start → loaded, median of {args.starts + 1} (ms) | {ns:.0f} | {ss:.0f} | {ns / ss:.2f} |")
+            print(
+                f"| start → loaded, median of {args.starts + 1} (ms) | {ns:.0f} | {ss:.0f} | {ns / ss:.2f} |"
+            )
             ptoks = native["prefill"][0][1]
-            print(f"| pre-fill, {ptoks}-token prompt, median of 3 (ms) | {npf:.0f} | {spf:.0f} | {npf / spf:.2f} |")
+            print(
+                f"| pre-fill, {ptoks}-token prompt, median of 3 (ms) | {npf:.0f} | {spf:.0f} | {npf / spf:.2f} |"
+            )
             if nd and sd:
                 print(f"| decode (ms/token) | {nd:.1f} | {sd:.1f} | {nd / sd:.2f} |")
-            print(f"| RSS after load (MiB) | {native['rss_loaded']} | {sidecar['rss_loaded']} | {native['rss_loaded'] / sidecar['rss_loaded']:.2f} |")
-            print(f"| peak RSS (MiB) | {native['rss_peak']} | {sidecar['rss_peak']} | {native['rss_peak'] / sidecar['rss_peak']:.2f} |")
+            print(
+                f"| RSS after load (MiB) | {native['rss_loaded']} | {sidecar['rss_loaded']} | {native['rss_loaded'] / sidecar['rss_loaded']:.2f} |"
+            )
+            print(
+                f"| peak RSS (MiB) | {native['rss_peak']} | {sidecar['rss_peak']} | {native['rss_peak'] / sidecar['rss_peak']:.2f} |"
+            )
             for d in diffs:
                 print(f"- differs: {d}")
             sys.stdout.flush()

@@ -37,4 +37,7 @@ for line in sys.stdin:
             break
         out.append(r.token)
     engine._keep_cache(cache, prompt)
-    print(json.dumps({"prompt": prompt, "tokens": out, "cached": reused, "weights": engine.weights}), flush=True)
+    print(
+        json.dumps({"prompt": prompt, "tokens": out, "cached": reused, "weights": engine.weights}),
+        flush=True,
+    )
