@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 
 source tools/ensure-system-deps.sh
 source tools/ensure-uv.sh
+# libmlx for the native engine (crates/local-mlx-engine), built and tested with the rest.
+source tools/ensure-mlx.sh
 echo "== syncing Python environments (tools/, python-backend/)"
 uv sync --quiet --frozen --project tools
 uv sync --quiet --frozen --project python-backend

@@ -12,13 +12,14 @@
 
 use std::path::Path;
 use std::sync::atomic::Ordering;
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
+use super::native::NativeLink;
 use super::process::Process;
 use super::{Result, SidecarError};
 use crate::chat::ChatMessage;
@@ -293,6 +294,8 @@ pub struct Client {
     port: u16,
     process: Weak<Process>,
     timeouts: Timeouts,
+    /// Set when the process is the native engine's worker: requests go over its pipes.
+    native: Option<Arc<NativeLink>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -310,7 +313,12 @@ impl Client {
             .tcp_nodelay(true)
             .build()
             .expect("a plain HTTP client always builds");
-        Client { http, base: format!("http://127.0.0.1:{port}"), token, port, process, timeouts }
+        Client { http, base: format!("http://127.0.0.1:{port}"), token, port, process, timeouts, native: None }
+    }
+
+    /// The client of a native engine worker (no port: `base_url` is `native:`).
+    pub(crate) fn native(link: Arc<NativeLink>, process: Weak<Process>, timeouts: Timeouts) -> Self {
+        Client { base: "native:".into(), native: Some(link), ..Client::new(0, String::new(), process, timeouts) }
     }
 
     pub fn port(&self) -> u16 {
@@ -357,6 +365,9 @@ impl Client {
                 detail: "the path is not valid UTF-8".into(),
             });
         };
+        if let Some(native) = &self.native {
+            return self.native_result("load", native.load(model_path).await).await;
+        }
         let request = self.http.post(format!("{}/load", self.base)).json(&serde_json::json!({ "model_path": path }));
         let response = self.send("load", request, self.timeouts.load, Some(model_path)).await?;
         self.json("load", response).await
@@ -364,13 +375,28 @@ impl Client {
 
     /// `POST /unload`: unload the model (after running and queued generations finish).
     pub async fn unload(&self) -> Result<UnloadResponse> {
+        if let Some(native) = &self.native {
+            return self.native_result("unload", native.unload().await).await;
+        }
         let request = self.http.post(format!("{}/unload", self.base));
         let response = self.send("unload", request, self.timeouts.unload, None).await?;
         self.json("unload", response).await
     }
 
+    /// A native worker's answer; a worker that died meanwhile is [`SidecarError::Crashed`]
+    /// with its last output.
+    async fn native_result<T>(&self, what: &'static str, result: Result<T>) -> Result<T> {
+        match result {
+            Err(SidecarError::Crashed { .. }) => Err(self.died_or(what, "the native worker is gone".into()).await),
+            other => other,
+        }
+    }
+
     /// `POST /generate`: the whole answer at once.
     pub async fn generate(&self, request: &GenerateRequest) -> Result<GenerateResponse> {
+        if self.native.is_some() {
+            return self.generate_with(request, |_| {}).await;
+        }
         let timeout = self.timeouts.generate(request.max_tokens);
         let body = WireGenerate::new(request, false);
         let http = self.http.post(format!("{}/generate", self.base)).json(&body);
@@ -386,6 +412,9 @@ impl Client {
         &self,
         request: &GenerateRequest,
     ) -> Result<BoxStream<'static, Result<GenerateChunk>>> {
+        if let Some(native) = &self.native {
+            return self.native_result("generate", native.generate_stream(request).await).await;
+        }
         let body = WireGenerate::new(request, true);
         let http = self.http.post(format!("{}/generate", self.base)).json(&body);
         // No whole-request timeout: a long answer is fine as long as pieces keep coming.

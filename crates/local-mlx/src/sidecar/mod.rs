@@ -33,6 +33,7 @@ mod backend;
 pub mod blas;
 mod client;
 pub mod embedded;
+mod native;
 mod process;
 mod spawn;
 mod supervisor;
@@ -45,6 +46,7 @@ pub use client::{
     Client, FinishReason, GenerateChunk, GenerateRequest, GenerateResponse, LoadResponse, ServerState, SidecarLimits,
     StatusResponse, Timeouts, UnloadResponse, SIDECAR_LIMITS,
 };
+pub use native::{EngineChoice, ENGINE_BIN_ENV, ENGINE_ENV};
 pub use process::ExitInfo;
 pub use supervisor::{Phase, SidecarConfig, SidecarSupervisor};
 pub use uv::{find_uv, UvSearch};

@@ -100,6 +100,43 @@ impl Sidecar {
         Ok(Sidecar { process, client })
     }
 
+    /// Spawn the native engine's worker (`worker`, see [`super::native`]) with `env`
+    /// added, and wait up to `ready_timeout` for its ready line. No uv, no port.
+    pub(crate) async fn spawn_native(
+        worker: &Path,
+        env: &[(String, String)],
+        log: Option<LogSink>,
+        ready_timeout: Duration,
+        timeouts: Timeouts,
+    ) -> Result<Sidecar> {
+        let mut cmd = tokio::process::Command::new(worker);
+        cmd.envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        #[cfg(unix)]
+        cmd.process_group(0);
+        let mut child = cmd.spawn().map_err(|source| SidecarError::Spawn { program: worker.to_path_buf(), source })?;
+        tracing::info!(pid = child.id(), worker = %worker.display(), "native engine worker spawned");
+        let (stdout, stderr) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+        let stdin = child.stdin.take().unwrap();
+        let tail = Arc::new(Tail::new());
+        let log = log.map(|f| Arc::new(Mutex::new(f)));
+        tokio::spawn(copy_lines(stderr, tail.clone(), log, "", true));
+        // The link writes the worker's stdin; a shutdown ends it with SIGTERM.
+        let process = Process::adopt(child, None, tail);
+        let mut stdout = BufReader::new(stdout).lines();
+        match tokio::time::timeout(ready_timeout, stdout.next_line()).await {
+            Err(_) => return Err(never_ready(&process, ready_timeout).await),
+            Ok(Ok(Some(line))) if line.contains("\"ready\"") => {}
+            Ok(_) => return Err(exited(&process).await),
+        }
+        let link = Arc::new(super::native::NativeLink::new(stdin, stdout));
+        let client = Arc::new(Client::native(link, Arc::downgrade(&process), timeouts));
+        Ok(Sidecar { process, client })
+    }
+
     /// The client for this process (the same one every time).
     pub fn client(&self) -> Arc<Client> {
         self.client.clone()

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::backend::{Backend, BackendSource, SyncMode};
 use super::client::{Client, Timeouts};
+use super::native::EngineChoice;
 use super::process::{ExitInfo, LogSink};
 use super::spawn::Sidecar;
 use super::uv::UvSearch;
@@ -43,6 +44,8 @@ pub struct SidecarConfig {
     /// How long [`SidecarSupervisor::shutdown`] waits after SIGTERM before SIGKILL.
     pub shutdown_grace: Duration,
     pub timeouts: Timeouts,
+    /// The Python sidecar, or the native engine's worker (`LOCAL_MLX_ENGINE`).
+    pub engine: EngineChoice,
 }
 
 impl SidecarConfig {
@@ -58,6 +61,7 @@ impl SidecarConfig {
             sync_timeout: Duration::from_secs(30 * 60),
             shutdown_grace: Duration::from_secs(3),
             timeouts: Timeouts::default(),
+            engine: EngineChoice::from_env(),
         }
     }
 
@@ -192,6 +196,15 @@ impl SidecarSupervisor {
     /// package (a package deleted from the venv leaves the stamp matching) and one more
     /// try; a second exit names the folders.
     async fn start(&self, on_phase: &mut (impl FnMut(Phase) + Send)) -> Result<Sidecar> {
+        let config = &self.config;
+        if config.engine == EngineChoice::Native {
+            // No Python: neither uv nor the environment is needed.
+            on_phase(Phase::StartingServer);
+            let log = config.log_path.as_deref().and_then(|path| Some(LogSink::new(open_log(path)?, path)));
+            let env = &super::blas::sidecar_plan().env;
+            let worker = super::native::worker_path();
+            return Sidecar::spawn_native(&worker, env, log, config.ready_timeout, config.timeouts).await;
+        }
         let mut synced = None;
         let (uv, backend, log) = self.prepare_environment(on_phase, &mut synced).await?;
         let first = self.spawn(&uv, &backend, log, on_phase).await;

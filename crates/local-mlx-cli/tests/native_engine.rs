@@ -1,0 +1,107 @@
+//! `LOCAL_MLX_ENGINE=native`: `local-mlx process` runs the model in the native engine's
+//! worker (`local-mlx-engine`, built beside `local-mlx` by `cargo test --workspace`)
+//! and answers as the sidecar does, with the same timings filled in.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::{processes_with, Env};
+
+/// A prompt of the user's own: the transcript constraint (not in the native engine
+/// yet) is off for it.
+const PROMPT: &str = "Clean up this dictation: ${output}";
+
+fn worker() -> std::path::PathBuf {
+    let path = std::path::Path::new(env!("CARGO_BIN_EXE_local-mlx")).with_file_name("local-mlx-engine");
+    assert!(
+        path.is_file(),
+        "{} is missing: `cargo build -p local-mlx-engine` (after `source tools/ensure-mlx.sh`)",
+        path.display()
+    );
+    path
+}
+
+async fn process_json(env: &Env, engine: &str, prompt: Option<&str>) -> std::process::Output {
+    let mut args = vec!["process", "--model", &env.model, "--json"];
+    if let Some(p) = prompt {
+        args.extend(["--prompt", p]);
+    }
+    let mut command = env.command(&args);
+    command.env("LOCAL_MLX_ENGINE", engine).env("LOCAL_MLX_ENGINE_BIN", worker());
+    tokio::task::spawn_blocking(move || {
+        command.stdin(std::process::Stdio::piped());
+        let mut child =
+            command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"um so the printer is uh broken again\n").unwrap();
+        drop(child.stdin.take());
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn process_with_the_native_engine_answers_as_the_sidecar_does() {
+    let env = Env::new().await;
+    let native = process_json(&env, "native", Some(PROMPT)).await;
+    assert!(native.status.success(), "{}", String::from_utf8_lossy(&native.stderr));
+    let sidecar = process_json(&env, "sidecar", Some(PROMPT)).await;
+    assert!(sidecar.status.success(), "{}", String::from_utf8_lossy(&sidecar.stderr));
+    let (n, s): (serde_json::Value, serde_json::Value) =
+        (serde_json::from_slice(&native.stdout).unwrap(), serde_json::from_slice(&sidecar.stdout).unwrap());
+    for key in ["text", "tokens_generated", "prompt_tokens"] {
+        assert_eq!(n[key], s[key], "{key}: native {n} vs sidecar {s}");
+    }
+    assert!(n["tokens_generated"].as_u64().unwrap() > 0);
+    for timing in ["start_ms", "load_ms", "generate_ms"] {
+        assert!(n["timings"][timing].is_u64(), "timings.{timing} missing: {n}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_transcript_constraint_is_refused_by_name_not_ignored() {
+    let env = Env::new().await;
+    let out = process_json(&env, "native", None).await; // the default prompt: constraint on
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("does not support constrain_to_input") && err.contains("LOCAL_MLX_ENGINE=sidecar"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killing_the_cli_with_sigkill_leaves_no_native_worker_behind() {
+    let env = Env::new().await;
+    let marker = format!("native-{}-{}", std::process::id(), Instant::now().elapsed().as_nanos());
+    let transcript = "so um we should probably uh move the meeting to thursday ".repeat(40);
+    let mut child = env
+        .command(&["process", "--model", &env.model, "--prompt", PROMPT, &transcript])
+        .env("LOCAL_MLX_ENGINE", "native")
+        .env("LOCAL_MLX_ENGINE_BIN", worker())
+        .env("LOCAL_MLX_TEST_MARKER", &marker)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the worker (a child carrying the marker) has said in the log that the
+    // model is loaded: the CLI is then killed mid-call.
+    let log = env.tmp.path().join("config/sidecar.log");
+    let loaded = || std::fs::read_to_string(&log).is_ok_and(|l| l.contains("local-mlx-engine: loaded"));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while processes_with(&marker).len() < 2 || !loaded() {
+        assert!(Instant::now() < deadline, "the worker never loaded the model");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child.kill().unwrap(); // SIGKILL: no destructor runs in the CLI
+    child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let left = processes_with(&marker);
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "orphaned native worker: {left:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

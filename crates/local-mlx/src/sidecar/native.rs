@@ -1,0 +1,250 @@
+//! The native engine's worker (`local-mlx-engine`, crates/local-mlx-engine) behind the
+//! sidecar's [`Client`](super::Client): chosen by `LOCAL_MLX_ENGINE=native` (the Python
+//! sidecar stays the default). The worker speaks newline-framed JSON over its stdin and
+//! stdout (crates/local-mlx-engine/src/protocol.rs; the few fields used here are read
+//! as JSON values so that this crate does not link the engine). No port, no token;
+//! the worker exits when its stdin closes. The session locks every load, generation and
+//! unload, so one operation talks to the worker at a time: it takes the event receiver
+//! and reads up to its own end, skipping what an earlier, abandoned one left behind.
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use tokio::io::{AsyncWriteExt, BufReader, Lines};
+use tokio::process::{ChildStdin, ChildStdout};
+use tokio::sync::{mpsc, Mutex, OwnedMutexGuard};
+
+use super::client::{FinishReason, GenerateChunk, GenerateRequest, GenerateResponse, LoadResponse, UnloadResponse};
+use super::{Result, SidecarError};
+
+/// `LOCAL_MLX_ENGINE`: which engine runs the models.
+pub const ENGINE_ENV: &str = "LOCAL_MLX_ENGINE";
+/// `LOCAL_MLX_ENGINE_BIN`: the worker executable (default: `local-mlx-engine` beside
+/// the running executable).
+pub const ENGINE_BIN_ENV: &str = "LOCAL_MLX_ENGINE_BIN";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EngineChoice {
+    /// The Python sidecar (mlx-lm): the default.
+    #[default]
+    Sidecar,
+    /// The native worker (MLX from Rust): Llama and Qwen3 only.
+    Native,
+}
+
+impl EngineChoice {
+    /// From `LOCAL_MLX_ENGINE` (`native` or `sidecar`; anything else is the sidecar,
+    /// with a warning).
+    pub fn from_env() -> EngineChoice {
+        match std::env::var(ENGINE_ENV).unwrap_or_default().trim() {
+            "native" => EngineChoice::Native,
+            "" | "sidecar" => EngineChoice::Sidecar,
+            other => {
+                tracing::warn!("{ENGINE_ENV}={other:?} is neither native nor sidecar; using the sidecar");
+                EngineChoice::Sidecar
+            }
+        }
+    }
+}
+
+/// The worker executable to start.
+pub fn worker_path() -> PathBuf {
+    if let Some(path) = std::env::var_os(ENGINE_BIN_ENV).filter(|p| !p.is_empty()) {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().unwrap_or_default();
+    exe.with_file_name(format!("local-mlx-engine{}", std::env::consts::EXE_SUFFIX))
+}
+
+/// The options the native engine does not implement yet: a request that sets one is
+/// refused (not answered differently from the sidecar).
+fn unsupported(request: &GenerateRequest) -> Option<&'static str> {
+    if request.temperature > 0.0 {
+        return Some("temperature > 0 (it decodes greedily)");
+    }
+    if request.repetition_penalty != 1.0 {
+        return Some("repetition_penalty");
+    }
+    if request.constrain_to_input == Some(true) {
+        return Some("constrain_to_input (the transcript constraint)");
+    }
+    if request.stop.as_ref().is_some_and(|s| !s.is_empty()) {
+        return Some("stop strings");
+    }
+    if request.enable_thinking == Some(true) {
+        return Some("enable_thinking");
+    }
+    None
+}
+
+/// The pipes to one worker.
+#[derive(Debug)]
+pub(crate) struct NativeLink {
+    stdin: Mutex<ChildStdin>,
+    events: Arc<Mutex<mpsc::UnboundedReceiver<Value>>>,
+    next_id: AtomicU64,
+}
+
+impl NativeLink {
+    /// Over a started worker whose ready line was read; a task forwards its events.
+    pub(crate) fn new(stdin: ChildStdin, mut stdout: Lines<BufReader<ChildStdout>>) -> NativeLink {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = stdout.next_line().await {
+                match serde_json::from_str::<Value>(&line) {
+                    Ok(event) => {
+                        if tx.send(event).is_err() {
+                            break;
+                        }
+                    }
+                    Err(_) => tracing::warn!("the native worker wrote a line that is not an event: {line}"),
+                }
+            }
+        });
+        NativeLink { stdin: Mutex::new(stdin), events: Arc::new(Mutex::new(rx)), next_id: AtomicU64::new(1) }
+    }
+
+    async fn send(&self, what: &'static str, command: Value) -> Result<()> {
+        let mut line = command.to_string();
+        line.push('\n');
+        let mut stdin = self.stdin.lock().await;
+        stdin.write_all(line.as_bytes()).await.map_err(|e| crashed(what, e.to_string()))?;
+        stdin.flush().await.map_err(|e| crashed(what, e.to_string()))
+    }
+
+    /// Events until `done` accepts one (whose value it returns).
+    async fn until<T>(
+        events: &mut mpsc::UnboundedReceiver<Value>,
+        what: &'static str,
+        mut done: impl FnMut(&Value) -> Option<Result<T>>,
+    ) -> Result<T> {
+        loop {
+            let event = events.recv().await.ok_or_else(|| crashed(what, "the worker closed its output".into()))?;
+            if let Some(result) = done(&event) {
+                return result;
+            }
+        }
+    }
+
+    pub(crate) async fn load(&self, path: &std::path::Path) -> Result<LoadResponse> {
+        let mut events = self.events.lock().await;
+        self.send("load", json!({"op": "load", "path": path})).await?;
+        Self::until(&mut events, "load", |e| match e["event"].as_str() {
+            Some("loaded") => Some(Ok(LoadResponse {
+                status: "loaded".into(),
+                model_path: path.display().to_string(),
+                context_length: e["context_length"].as_u64().map(|n| n as u32),
+            })),
+            Some("error") if e["id"].is_null() => Some(Err(SidecarError::ModelLoad {
+                path: path.to_path_buf(),
+                detail: e["message"].as_str().unwrap_or_default().to_string(),
+            })),
+            _ => None,
+        })
+        .await
+    }
+
+    pub(crate) async fn unload(&self) -> Result<UnloadResponse> {
+        let mut events = self.events.lock().await;
+        self.send("unload", json!({"op": "unload"})).await?;
+        Self::until(&mut events, "unload", |e| {
+            (e["event"] == "unloaded").then(|| Ok(UnloadResponse { status: "unloaded".into(), model_loaded: false }))
+        })
+        .await
+    }
+
+    /// The answer as one [`GenerateChunk::Done`] (the worker streams token ids, not
+    /// text pieces); dropping the stream cancels the generation.
+    pub(crate) async fn generate_stream(
+        self: &Arc<Self>,
+        request: &GenerateRequest,
+    ) -> Result<BoxStream<'static, Result<GenerateChunk>>> {
+        if let Some(what) = unsupported(request) {
+            return Err(SidecarError::BadRequest {
+                detail: format!("the native engine does not support {what} yet: use {ENGINE_ENV}=sidecar"),
+            });
+        }
+        let messages = serde_json::to_value(&request.messages).unwrap_or_default();
+        let events = self.events.clone().lock_owned().await;
+        let id = self.next_id.fetch_add(1, Ordering::SeqCst);
+        self.send(
+            "generate",
+            json!({"op": "generate", "id": id, "messages": messages, "max_tokens": request.max_tokens}),
+        )
+        .await?;
+        let generation = Generation { link: self.clone(), events, id, finished: false };
+        Ok(futures_util::stream::once(generation.answer()).boxed())
+    }
+}
+
+/// A generation under way; cancelled in the worker if dropped before its end.
+struct Generation {
+    link: Arc<NativeLink>,
+    events: OwnedMutexGuard<mpsc::UnboundedReceiver<Value>>,
+    id: u64,
+    finished: bool,
+}
+
+impl Generation {
+    async fn answer(mut self) -> Result<GenerateChunk> {
+        let id = self.id;
+        let result = NativeLink::until(&mut self.events, "generate", |e| {
+            if e["id"].as_u64() != Some(id) {
+                return None;
+            }
+            match e["event"].as_str() {
+                Some("answer") => Some(Ok(response_of(&e["answer"]))),
+                Some("cancelled") => Some(Err(SidecarError::Stopped { what: "generate" })),
+                Some("error") => Some(Err(SidecarError::BadRequest {
+                    detail: e["message"].as_str().unwrap_or_default().to_string(),
+                })),
+                _ => None,
+            }
+        })
+        .await;
+        self.finished = true;
+        result.map(GenerateChunk::Done)
+    }
+}
+
+impl Drop for Generation {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let (link, id) = (self.link.clone(), self.id);
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                let _ = link.send("cancel", json!({"op": "cancel", "id": id})).await;
+            });
+        }
+    }
+}
+
+fn response_of(answer: &Value) -> GenerateResponse {
+    let count = |key: &str| answer[key].as_u64().map(|n| n as u32);
+    let tokens = answer["tokens"].as_array().map_or(0, Vec::len) as u32;
+    let seconds = |key: &str| answer[key].as_f64().unwrap_or(0.0) / 1000.0;
+    GenerateResponse {
+        response: answer["text"].as_str().unwrap_or_default().to_string(),
+        tokens_generated: tokens,
+        reasoning: None,
+        prompt_tokens: count("prompt_tokens"),
+        cached_tokens: count("cached_tokens"),
+        finish_reason: Some(match answer["finish_reason"].as_str() {
+            Some("stop") => FinishReason::Stop,
+            Some("length") => FinishReason::Length,
+            _ => FinishReason::Other,
+        }),
+        prompt_tps: Some(count("prompt_tokens").unwrap_or(0) as f64 / seconds("prefill_ms").max(1e-9)),
+        generation_tps: Some(tokens as f64 / seconds("decode_ms").max(1e-9)),
+        peak_memory: None,
+    }
+}
+
+fn crashed(what: &'static str, detail: String) -> SidecarError {
+    SidecarError::Crashed { what, status: "the native worker is gone".into(), stderr_tail: detail }
+}
