@@ -91,8 +91,11 @@ fn macos_plist_is_valid_holds_the_key_only_at_0600_and_uninstall_removes_exactly
     let home = Home::launchd();
     let before = home.files();
     let bin = home.path("bin").display().to_string(); // no launchctl here
-    let output =
-        home.run(&["service", "install", "--keep-alive", "10m", "--no-guard", "--answer-within", "20s"], &bin, Some(KEY));
+    let output = home.run(
+        &["service", "install", "--keep-alive", "10m", "--no-guard", "--answer-within", "20s"],
+        &bin,
+        Some(KEY),
+    );
     let out = text(&output.stdout);
     assert!(output.status.success(), "{out}{}", text(&output.stderr));
 
