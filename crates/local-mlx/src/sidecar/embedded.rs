@@ -91,12 +91,12 @@ fn heal(dir: &Path) -> std::io::Result<()> {
         }
         tracing::warn!(file = %path.display(), "the sidecar's file differs from this binary's copy; rewriting it");
         if let Some(parent) = path.parent() {
-            crate::settings::create_private_dir(parent)?;
+            crate::fs::create_private_dir(parent)?;
         }
         let tmp = path.with_extension(format!("local-mlx-tmp{}", std::process::id()));
         let _ = std::fs::remove_file(&tmp);
         let written = (|| {
-            let mut file = crate::settings::create_private_file(&tmp)?;
+            let mut file = crate::fs::create_private_file(&tmp)?;
             file.write_all(bytes)?;
             file.sync_all()?;
             std::fs::rename(&tmp, &path)

@@ -38,18 +38,20 @@ mod process;
 mod spawn;
 mod supervisor;
 mod uv;
+mod wire;
 
 use std::path::PathBuf;
 
 pub use backend::{default_backend, BackendSource, BACKEND_DIR_ENV};
-pub use client::{
-    Client, FinishReason, GenerateChunk, GenerateRequest, GenerateResponse, LoadResponse, ServerState, SidecarLimits,
-    StatusResponse, Timeouts, UnloadResponse, SIDECAR_LIMITS,
-};
+pub use client::{Client, Timeouts};
 pub use native::{EngineChoice, ENGINE_BIN_ENV, ENGINE_ENV};
 pub use process::ExitInfo;
 pub use supervisor::{Phase, SidecarConfig, SidecarSupervisor};
 pub use uv::{find_uv, UvSearch};
+pub use wire::{
+    FinishReason, GenerateChunk, GenerateRequest, GenerateResponse, LoadResponse, ServerState, SidecarLimits,
+    StatusResponse, UnloadResponse, SIDECAR_LIMITS,
+};
 
 /// Everything that can go wrong with the sidecar process or its HTTP API.
 #[derive(Debug, thiserror::Error)]

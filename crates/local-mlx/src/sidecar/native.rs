@@ -17,7 +17,7 @@ use tokio::io::{AsyncWriteExt, BufReader, Lines};
 use tokio::process::{ChildStdin, ChildStdout};
 use tokio::sync::{mpsc, Mutex, OwnedMutexGuard};
 
-use super::client::{FinishReason, GenerateChunk, GenerateRequest, GenerateResponse, LoadResponse, UnloadResponse};
+use super::wire::{FinishReason, GenerateChunk, GenerateRequest, GenerateResponse, LoadResponse, UnloadResponse};
 use super::{Result, SidecarError};
 
 /// `LOCAL_MLX_ENGINE`: which engine runs the models.

@@ -12,8 +12,9 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use super::backend::Backend;
-use super::client::{Client, SidecarLimits, Timeouts, SIDECAR_LIMITS};
+use super::client::{Client, Timeouts};
 use super::process::{copy_lines, ExitInfo, LogSink, Process, Signal, Tail, REAP_WAIT};
+use super::wire::{SidecarLimits, SIDECAR_LIMITS};
 use super::{Result, SidecarError};
 
 const READY_PREFIX: &str = "LOCAL_MLX_READY port=";
