@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 use super::backend::Backend;
 use super::client::{Client, Timeouts};
@@ -51,22 +52,11 @@ impl Sidecar {
             .args(["--port", "0"])
             .envs(env.iter().map(|(k, v)| (k, v)))
             .env(TOKEN_ENV, &token)
-            .env(SidecarLimits::ENV, SIDECAR_LIMITS.to_env_value())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        #[cfg(unix)]
-        cmd.process_group(0);
-        let mut child = cmd.spawn().map_err(|source| SidecarError::Spawn { program: uv.to_path_buf(), source })?;
+            .env(SidecarLimits::ENV, SIDECAR_LIMITS.to_env_value());
+        let Piped { child, stdin, stdout, tail, log } = spawn_piped(cmd, uv, log)?;
         let pid = child.id();
         tracing::info!(pid, uv = %uv.display(), backend = %backend.dir.display(), "sidecar spawned");
-        let (stdout, stderr) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
-        let stdin = child.stdin.take();
-        let tail = Arc::new(Tail::new());
-        let log = log.map(|f| Arc::new(Mutex::new(f)));
-        tokio::spawn(copy_lines(stderr, tail.clone(), log.clone(), "", true));
-        let process = Process::adopt(child, stdin, tail.clone());
+        let process = Process::adopt(child, Some(stdin), tail.clone());
 
         let mut stdout = BufReader::new(stdout).lines();
         let port = loop {
@@ -111,20 +101,9 @@ impl Sidecar {
         timeouts: Timeouts,
     ) -> Result<Sidecar> {
         let mut cmd = tokio::process::Command::new(worker);
-        cmd.envs(env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        #[cfg(unix)]
-        cmd.process_group(0);
-        let mut child = cmd.spawn().map_err(|source| SidecarError::Spawn { program: worker.to_path_buf(), source })?;
+        cmd.envs(env.iter().map(|(k, v)| (k, v)));
+        let Piped { child, stdin, stdout, tail, .. } = spawn_piped(cmd, worker, log)?;
         tracing::info!(pid = child.id(), worker = %worker.display(), "native engine worker spawned");
-        let (stdout, stderr) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
-        let stdin = child.stdin.take().unwrap();
-        let tail = Arc::new(Tail::new());
-        let log = log.map(|f| Arc::new(Mutex::new(f)));
-        tokio::spawn(copy_lines(stderr, tail.clone(), log, "", true));
         // The link writes the worker's stdin; a shutdown ends it with SIGTERM.
         let process = Process::adopt(child, None, tail);
         let mut stdout = BufReader::new(stdout).lines();
@@ -186,6 +165,30 @@ impl Drop for Sidecar {
     fn drop(&mut self) {
         self.process.kill_and_reap_now();
     }
+}
+
+/// A child started by [`spawn_piped`], its stderr already going to `tail` and `log`.
+struct Piped {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: ChildStdout,
+    tail: Arc<Tail>,
+    log: Option<Arc<Mutex<LogSink>>>,
+}
+
+/// Start `cmd` (`program`, for the error) in a process group of its own, with piped
+/// stdio, killed when dropped; its stderr is copied line by line into a new tail and `log`.
+fn spawn_piped(mut cmd: Command, program: &Path, log: Option<LogSink>) -> Result<Piped> {
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+    #[cfg(unix)]
+    cmd.process_group(0);
+    let mut child = cmd.spawn().map_err(|source| SidecarError::Spawn { program: program.to_path_buf(), source })?;
+    let (stdin, stdout, stderr) = (child.stdin.take(), child.stdout.take(), child.stderr.take());
+    let (stdin, stdout, stderr) = (stdin.unwrap(), stdout.unwrap(), stderr.unwrap());
+    let tail = Arc::new(Tail::new());
+    let log = log.map(|f| Arc::new(Mutex::new(f)));
+    tokio::spawn(copy_lines(stderr, tail.clone(), log.clone(), "", true));
+    Ok(Piped { child, stdin, stdout, tail, log })
 }
 
 async fn exited(process: &Process) -> SidecarError {
