@@ -281,7 +281,7 @@ progress?: number; error?: string; downloaded_bytes?: number; total_bytes?: numb
 phase?: MlxLoadPhase }
 /**
  * A model's state and, while downloading, its progress (the provider's `MlxModelStatus`).
- * Fields skipped when `None` are exported as `field?: T`, as on [`MlxModelStateEvent`](crate::MlxModelStateEvent).
+ * Fields skipped when `None` are exported as `field?: T`, as on [`MlxModelStateEvent`].
  */
 export type MlxModelStatus = { model_id: string; state: MlxModelState; 
 /**
