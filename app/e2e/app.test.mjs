@@ -406,7 +406,7 @@ test("settings: unload timeout, prompt, provider and the post-processing switch"
   await click("//button[normalize-space()='Reset to default']");
 
   const refused = await invoke("set_post_process_provider", { providerId: "openai" });
-  assert.deepEqual([refused.ok, refused.error.kind], [false, "unknown_provider"]);
+  assert.deepEqual([refused.ok, refused.error.kind], [false, "invalid_request"]);
   const kept = await invoke("set_post_process_provider", { providerId: "local-mlx" });
   assert.equal(kept.ok, true);
 
