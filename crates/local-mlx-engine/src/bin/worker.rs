@@ -84,13 +84,13 @@ fn main() {
                 local_mlx_engine::array::clear_cache();
                 send(&Event::Unloaded);
             }
-            Command::Generate { id, messages, max_tokens } => {
+            Command::Generate { id, messages, max_tokens, constrain_to_input } => {
                 let Some(engine) = engine.as_mut() else {
                     send(&Event::Error { id: Some(id), message: "no model is loaded: load one first".into() });
                     continue;
                 };
                 let is_cancelled = || cancelled.load(Ordering::SeqCst) == id;
-                let request = Request { messages, max_tokens };
+                let request = Request { messages, max_tokens, constrain_to_input };
                 match engine.generate(&request, &is_cancelled, &mut |token| send(&Event::Token { id, token })) {
                     Ok(answer) => send(&Event::Answer { id, answer }),
                     Err(local_mlx_engine::Error::Cancelled) => send(&Event::Cancelled { id }),
