@@ -53,8 +53,12 @@ fn main() {
             }
         }
         // stdin closed: the supervisor is gone or wants us gone. Exit now, even in the
-        // middle of an MLX call (the OS frees the model's memory).
-        std::process::exit(0);
+        // middle of an MLX call (the OS frees the model's memory). `_exit`, not
+        // `process::exit`: libmlx's static destructors must not run while the main
+        // thread is still inside MLX (they can wait on it, and the worker would outlive
+        // its parent).
+        // SAFETY: `_exit` ends the process at once; no Rust state is touched after it.
+        unsafe { libc::_exit(0) };
     });
 
     send(&Event::Ready { pid: std::process::id(), mlx_version: local_mlx_engine::array::version_or_none() });
