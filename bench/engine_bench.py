@@ -3,7 +3,7 @@
     source tools/ensure-mlx.sh
     cargo build --release -p local-mlx-engine
     python-backend/.venv/bin/python bench/engine_bench.py [--limit N] [--modes quantized,fp32]
-        [--models smol,tiny] [--soak 500]
+        [--models smol,tiny] [--soak 500] [--constrain]
 
 Both engines run as worker processes driven the same way over the same line protocol
 (the sidecar's side: bench/engine_sidecar_worker.py, python-backend's Engine + mlx-lm).
@@ -13,7 +13,8 @@ supervisor starts the sidecar):
 * parity: every transcript of eval/transcripts.jsonl (the first --limit) with the
   default clean-up prompt (eval/prompts/v2.txt) and `max_tokens_for`, one model load,
   in order (so the instruction-prefix cache is used as in real use); the generated
-  token ids must be equal; each difference is listed;
+  token ids must be equal; each difference is listed; --constrain sets the transcript
+  constraint (constrain_to_input) on each;
 * cold start: process start -> model loaded (median of --starts);
 * speed: pre-fill of a ~200-token prompt (the prefix cache defeated) and decode ms/token;
 * memory: VmRSS after load, VmHWM at the end.
@@ -91,10 +92,18 @@ class Worker:
         assert event["event"] == "loaded", event
         return (time.perf_counter() - self.started) * 1000, event
 
-    def generate(self, msgs: list[dict], max_tokens: int, cancel: bool = False) -> dict:
+    def generate(
+        self, msgs: list[dict], max_tokens: int, cancel: bool = False, constrain: bool = False
+    ) -> dict:
         self.next_id += 1
         self.send(
-            {"op": "generate", "id": self.next_id, "messages": msgs, "max_tokens": max_tokens}
+            {
+                "op": "generate",
+                "id": self.next_id,
+                "messages": msgs,
+                "max_tokens": max_tokens,
+                "constrain_to_input": constrain,
+            }
         )
         if cancel:
             self.send({"op": "cancel", "id": self.next_id})
@@ -126,7 +135,15 @@ def cold_starts(cmd: list[str], model: Path, mode: str, starts: int) -> tuple[li
     return times, rss
 
 
-def run_engine(name: str, cmd: list[str], model: Path, mode: str, rows: list[dict], starts: int):
+def run_engine(
+    name: str,
+    cmd: list[str],
+    model: Path,
+    mode: str,
+    rows: list[dict],
+    starts: int,
+    constrain: bool,
+):
     out: dict = {"starts": [], "answers": []}
     for _ in range(starts):  # cold starts: a fresh process each
         w = Worker(cmd, mode)
@@ -140,7 +157,8 @@ def run_engine(name: str, cmd: list[str], model: Path, mode: str, rows: list[dic
     out["rss_loaded"] = w.status("VmRSS")
     system = instructions()
     for row in rows:
-        event = w.generate(messages(system, row["raw"]), max_tokens_for(row["raw"]))
+        msgs = messages(system, row["raw"])
+        event = w.generate(msgs, max_tokens_for(row["raw"]), constrain=constrain)
         assert event["event"] == "answer", event
         out["answers"].append(event["answer"])
     # Speed: a ~200-token prompt the prefix cache cannot help (a new first word each).
@@ -209,6 +227,7 @@ def main() -> int:
     ap.add_argument("--starts", type=int, default=3)
     ap.add_argument("--soak", type=int, default=0)
     ap.add_argument("--starts-only", action="store_true", help="cold starts and RSS only")
+    ap.add_argument("--constrain", action="store_true", help="parity with the constraint on")
     args = ap.parse_args()
     rows = [json.loads(line) for line in (ROOT / "eval/transcripts.jsonl").read_text().splitlines()]
     rows = rows[: args.limit]
@@ -228,14 +247,18 @@ def main() -> int:
                     f"| {model_key} {mode} | {ns:.0f} ({min(nt):.0f}–{max(nt):.0f}) | {ss:.0f} ({min(st):.0f}–{max(st):.0f}) | {ns / ss:.2f} | {nr} / {sr} MiB |"
                 )
                 continue
-            native = run_engine("native", NATIVE, model, mode, rows, args.starts)
-            sidecar = run_engine("sidecar", SIDECAR, model, mode, rows, args.starts)
+            native = run_engine("native", NATIVE, model, mode, rows, args.starts, args.constrain)
+            sidecar = run_engine("sidecar", SIDECAR, model, mode, rows, args.starts, args.constrain)
             diffs = compare(rows, native, sidecar)
             ns, ss = statistics.median(native["starts"]), statistics.median(sidecar["starts"])
             npf = statistics.median(ms for ms, _ in native["prefill"])
             spf = statistics.median(ms for ms, _ in sidecar["prefill"])
             nd, sd = native["decode_ms_per_token"], sidecar["decode_ms_per_token"]
-            print(f"\n### {model_key}, {mode} (native weights: {native['weights']})\n")
+            constraint = "on" if args.constrain else "off"
+            print(
+                f"\n### {model_key}, {mode}, constraint {constraint}"
+                f" (native weights: {native['weights']})\n"
+            )
             print("| measure | native | sidecar engine | native / sidecar |")
             print("|---|---|---|---|")
             print(f"| identical token ids | {len(rows) - len(diffs)}/{len(rows)} | | |")

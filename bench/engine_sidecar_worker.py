@@ -2,7 +2,8 @@
 
 It runs what the sidecar runs for a request (python-backend's Engine: load with its CPU
 weights choice, chat template, tokenizer, instruction-prefix cache, pre-fill step) and
-mlx-lm's stream_generate, greedy and without logits processors, so both engines can be
+mlx-lm's stream_generate, greedy, with the transcript constraint's logits processor
+(constrain.py, as engine.py adds it) when a request sets constrain_to_input, so both engines can be
 driven and timed the same way. Its start is the sidecar's Python imports without the
 HTTP server (FastAPI/uvicorn), so it starts faster than the real sidecar: the cold
 start ratio it gives is in the sidecar's favour.
@@ -16,6 +17,7 @@ import sys
 import time
 
 import mlx.core as mx
+from local_mlx_sidecar.constrain import input_only_processor
 from local_mlx_sidecar.engine import Engine, validate_model_dir
 from mlx_lm.generate import stream_generate
 from mlx_lm.sample_utils import make_sampler
@@ -40,6 +42,12 @@ for line in sys.stdin:
         t = time.perf_counter()
         prompt = engine.tokenize(engine.render(cmd["messages"]))
         cache, reused = engine._take_cache(prompt)
+        processors = []
+        if cmd.get("constrain_to_input"):
+            # engine.py's _sampling: the last user message's words.
+            msgs = cmd["messages"]
+            user = next(m["content"] for m in reversed(msgs) if m["role"] == "user")
+            processors = [input_only_processor(engine.tokenizer, user)]
         tokens, first = [], None
         for r in stream_generate(
             engine.model,
@@ -47,6 +55,7 @@ for line in sys.stdin:
             mx.array(prompt[reused:]),
             max_tokens=cmd["max_tokens"],
             sampler=make_sampler(temp=0.0),
+            logits_processors=processors,
             prompt_cache=cache,
             prefill_step_size=engine.prefill_step,
         ):

@@ -184,6 +184,9 @@ mlxs_array* mlxs_concatenate(const mlxs_array* a, const mlxs_array* b, int axis)
 mlxs_array* mlxs_take(const mlxs_array* a, const mlxs_array* indices, int axis) {
   return guard([&] { return mx::take(a->a, indices->a, axis); });
 }
+mlxs_array* mlxs_where(const mlxs_array* cond, const mlxs_array* x, const mlxs_array* y) {
+  return guard([&] { return mx::where(cond->a, x->a, y->a); });
+}
 mlxs_array* mlxs_argmax(const mlxs_array* a, int axis, bool keepdims) {
   return guard([&] { return mx::argmax(a->a, axis, keepdims); });
 }

@@ -156,6 +156,9 @@ impl Element for f32 {
 impl Element for i32 {
     const DTYPE: Dtype = Dtype::I32;
 }
+impl Element for bool {
+    const DTYPE: Dtype = Dtype::Bool;
+}
 impl Element for u32 {
     const DTYPE: Dtype = Dtype::U32;
 }
@@ -268,6 +271,11 @@ impl Array {
     pub fn take(&self, indices: &Array, axis: i32) -> Result<Array> {
         // SAFETY: both live.
         wrap(unsafe { ffi::mlxs_take(self.raw, indices.raw, axis) })
+    }
+    /// `self` where `cond` holds, else `other` (broadcast).
+    pub fn where_(&self, cond: &Array, other: &Array) -> Result<Array> {
+        // SAFETY: all live.
+        wrap(unsafe { ffi::mlxs_where(cond.raw, self.raw, other.raw) })
     }
     pub fn argmax(&self, axis: i32) -> Result<Array> {
         // SAFETY: live.

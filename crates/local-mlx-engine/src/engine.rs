@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::array;
 use crate::config::Config;
+use crate::constrain::{Constraint, Piece};
 use crate::error::{Error, Result};
 use crate::model::{Cache, Model};
 use crate::prompt::{Message, Prompter};
@@ -34,6 +35,9 @@ pub enum WeightsMode {
 pub struct Request {
     pub messages: Vec<Message>,
     pub max_tokens: usize,
+    /// The transcript constraint (src/constrain.rs): only the last user message's words.
+    #[serde(default)]
+    pub constrain_to_input: bool,
 }
 
 /// Its answer.
@@ -57,6 +61,8 @@ pub struct Engine {
     /// Why the weights are kept as they are (for the load log).
     pub weights: String,
     cache: Option<(Cache, Vec<u32>)>,
+    /// Every token's text as the constraint sees it, made on the first constrained request.
+    pieces: Option<Vec<Option<Piece>>>,
 }
 
 /// Whether the process runs MLX's matmuls with an optimized BLAS (the supervisor
@@ -134,7 +140,7 @@ impl Engine {
             (true, true) => PREFILL_STEP_CPU_QUANTIZED,
             (true, false) => PREFILL_STEP_CPU_FP32,
         };
-        Ok(Engine { model, prompter, prefill_step, weights: why, cache: None })
+        Ok(Engine { model, prompter, prefill_step, weights: why, cache: None, pieces: None })
     }
 
     pub fn context_length(&self) -> Option<usize> {
@@ -187,8 +193,19 @@ impl Engine {
             }
             max_tokens = max_tokens.min(ctx - n);
         }
+        if request.constrain_to_input && self.pieces.is_none() {
+            self.pieces = Some(self.prompter.pieces()?);
+        }
         let (mut cache, reused) = self.take_cache(&tokens);
-        let result = self.run(&tokens[reused..], &mut cache, max_tokens, cancelled, on_token);
+        // The words a clean-up may use: the last user message's, as engine.py takes them.
+        let mut constraint = match &self.pieces {
+            Some(pieces) if request.constrain_to_input => {
+                let source = request.messages.iter().rev().find(|m| m.role == "user").map_or("", |m| &m.content);
+                Some(Constraint::new(pieces, &self.prompter.eos_token_ids, source))
+            }
+            _ => None,
+        };
+        let result = self.run(&tokens[reused..], &mut cache, max_tokens, constraint.as_mut(), cancelled, on_token);
         let (generated, finish_reason, first_token) = match result {
             Ok(r) => r,
             Err(e) => {
@@ -221,6 +238,7 @@ impl Engine {
         mut prompt: &[u32],
         cache: &mut Cache,
         max_tokens: usize,
+        mut constraint: Option<&mut Constraint>,
         cancelled: &dyn Fn() -> bool,
         on_token: &mut dyn FnMut(u32),
     ) -> Result<(Vec<u32>, String, Instant)> {
@@ -234,7 +252,7 @@ impl Engine {
             array::clear_cache();
             prompt = &prompt[step..];
         }
-        let mut next = self.step(prompt, cache)?;
+        let mut next = self.step(prompt, cache, constraint.as_deref())?;
         let first_token = Instant::now();
         let mut generated = Vec::new();
         while generated.len() < max_tokens {
@@ -249,18 +267,27 @@ impl Engine {
             if generated.len() == max_tokens {
                 break;
             }
-            next = self.step(&[next], cache)?;
+            if let Some(c) = constraint.as_deref_mut() {
+                c.advance(next);
+            }
+            next = self.step(&[next], cache, constraint.as_deref())?;
         }
         Ok((generated, "length".into(), first_token))
     }
 
     /// Feed `tokens`; the greedy next token (argmax of the log-probabilities, computed
-    /// as mlx-lm does so that ties break the same way).
-    fn step(&self, tokens: &[u32], cache: &mut Cache) -> Result<u32> {
+    /// as mlx-lm does so that ties break the same way), the logits `constraint` forbids
+    /// set to -inf first, as mlx-lm applies a logits processor.
+    fn step(&self, tokens: &[u32], cache: &mut Cache, constraint: Option<&Constraint>) -> Result<u32> {
         let logits = self.model.forward(tokens, cache)?;
         let shape = logits.shape();
         let (len, vocab) = (shape[1], shape[2]);
-        let last = logits.slice(&[0, len - 1, 0], &[1, len, vocab])?.reshape(&[1, vocab as i32])?;
+        let mut last = logits.slice(&[0, len - 1, 0], &[1, len, vocab])?.reshape(&[1, vocab as i32])?;
+        if let Some(c) = constraint {
+            let mask = array::Array::from_slice(&c.mask(vocab), &[vocab])?;
+            let forbidden = array::Array::from_slice(&[f32::NEG_INFINITY], &[1])?.astype(last.dtype())?;
+            last = last.where_(&mask, &forbidden)?;
+        }
         let logprobs = last.subtract(&last.logsumexp(-1)?)?;
         let token: Vec<u32> = logprobs.argmax(-1)?.to_vec()?;
         Ok(token[0])

@@ -57,6 +57,7 @@ shim! {
     fn mlxs_slice_update(src: *const RawArray, update: *const RawArray, start: *const i32, stop: *const i32, n: i32) -> *mut RawArray;
     fn mlxs_concatenate(a: *const RawArray, b: *const RawArray, axis: i32) -> *mut RawArray;
     fn mlxs_take(a: *const RawArray, indices: *const RawArray, axis: i32) -> *mut RawArray;
+    fn mlxs_where(cond: *const RawArray, x: *const RawArray, y: *const RawArray) -> *mut RawArray;
     fn mlxs_argmax(a: *const RawArray, axis: i32, keepdims: bool) -> *mut RawArray;
     fn mlxs_logsumexp(a: *const RawArray, axis: i32, keepdims: bool) -> *mut RawArray;
     fn mlxs_rms_norm(x: *const RawArray, weight: *const RawArray, eps: f32) -> *mut RawArray;

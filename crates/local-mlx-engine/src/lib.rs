@@ -4,6 +4,7 @@
 
 pub mod array;
 pub mod config;
+pub mod constrain;
 pub mod engine;
 pub mod error;
 mod ffi;

@@ -1,13 +1,14 @@
 //! From a conversation to prompt token ids, as the sidecar makes them: the repo's chat
 //! template (tokenizer_config.json, rendered like transformers' apply_chat_template,
 //! thinking off), then tokenizer.json without added special tokens; and back to text.
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::path::Path;
 
 use minijinja::{Environment, ErrorKind, Value};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
+use crate::constrain::Piece;
 use crate::error::{Error, Result};
 
 /// One message of a conversation.
@@ -23,6 +24,10 @@ pub struct Prompter {
     /// bos_token, eos_token, ... as the template sees them.
     special: Vec<(String, String)>,
     pub eos_token_ids: BTreeSet<u32>,
+    /// transformers' `clean_up_tokenization_spaces` (it changes how a token decodes alone).
+    clean_up_spaces: bool,
+    /// additional_special_tokens (special for the constraint, as in transformers).
+    additional_special: Vec<String>,
 }
 
 /// A special token in tokenizer_config.json: a string or `{"content": ...}`.
@@ -59,7 +64,13 @@ impl Prompter {
         if let Some(eos) = config.get("eos_token").and_then(token_text) {
             eos_token_ids.extend(tokenizer.token_to_id(&eos));
         }
-        Ok(Prompter { tokenizer, template, special, eos_token_ids })
+        let clean_up_spaces = config.get("clean_up_tokenization_spaces").and_then(Json::as_bool).unwrap_or(false);
+        let additional_special = config
+            .get("additional_special_tokens")
+            .and_then(Json::as_array)
+            .map(|a| a.iter().filter_map(token_text).collect())
+            .unwrap_or_default();
+        Ok(Prompter { tokenizer, template, special, eos_token_ids, clean_up_spaces, additional_special })
     }
 
     /// The text the model sees: the chat template with a generation prompt and thinking
@@ -116,9 +127,29 @@ impl Prompter {
         self.tokenizer.decode(ids, false).map_err(|e| Error::Tokenizer(e.to_string()))
     }
 
-    /// The text of each token id below `vocab` (for the transcript constraint).
-    pub fn vocabulary(&self) -> &tokenizers::Tokenizer {
-        &self.tokenizer
+    /// Every token's [`Piece`] for the transcript constraint, `None` for special and
+    /// added tokens: each decoded alone, as constrain.py's `_pieces` has transformers do.
+    pub fn pieces(&self) -> Result<Vec<Option<Piece>>> {
+        let mut special: HashSet<u32> = self.tokenizer.get_added_tokens_decoder().into_keys().collect();
+        let names = self.special.iter().map(|(_, text)| text).chain(&self.additional_special);
+        special.extend(names.filter_map(|text| self.tokenizer.token_to_id(text)));
+        (0..self.tokenizer.get_vocab_size(true) as u32)
+            .map(|id| {
+                if special.contains(&id) {
+                    return Ok(None);
+                }
+                let mut text = self.decode(&[id])?;
+                if self.clean_up_spaces {
+                    text = clean_up_tokenization(&text);
+                }
+                // SentencePiece drops a token's leading space when it is decoded alone;
+                // its vocabulary marks it with "▁", and that space is a word boundary.
+                if self.tokenizer.id_to_token(id).is_some_and(|raw| raw.starts_with('▁')) {
+                    text.insert(0, ' ');
+                }
+                Ok(Some(Piece::new(&text)))
+            })
+            .collect()
     }
 }
 
@@ -132,4 +163,22 @@ fn fold_system(messages: &[Message]) -> Vec<Message> {
         None => rest.insert(0, Message { role: "user".into(), content: system }),
     }
     rest
+}
+
+/// transformers' `clean_up_tokenization`: the spaces English tokenizers put before
+/// punctuation and contractions, removed.
+fn clean_up_tokenization(text: &str) -> String {
+    const REPLACEMENTS: [(&str, &str); 10] = [
+        (" .", "."),
+        (" ?", "?"),
+        (" !", "!"),
+        (" ,", ","),
+        (" ' ", "'"),
+        (" n't", "n't"),
+        (" 'm", "'m"),
+        (" 's", "'s"),
+        (" 've", "'ve"),
+        (" 're", "'re"),
+    ];
+    REPLACEMENTS.into_iter().fold(text.to_string(), |t, (from, to)| t.replace(from, to))
 }

@@ -12,7 +12,14 @@ pub enum Command {
     /// Load the model folder `path` (replacing any loaded one).
     Load { path: String, weights: Option<WeightsMode> },
     /// Answer a conversation; `id` names it for `Cancel` and in its events.
-    Generate { id: u64, messages: Vec<Message>, max_tokens: usize },
+    /// `constrain_to_input`: the transcript constraint (src/constrain.rs).
+    Generate {
+        id: u64,
+        messages: Vec<Message>,
+        max_tokens: usize,
+        #[serde(default)]
+        constrain_to_input: bool,
+    },
     /// Stop generation `id` at its next pre-fill step or token.
     Cancel { id: u64 },
     /// Release the model (the process stays; closing stdin ends it).

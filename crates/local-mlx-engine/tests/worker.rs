@@ -57,7 +57,12 @@ impl Worker {
 }
 
 fn generate(id: u64, text: &str, max_tokens: usize) -> Cmd {
-    Cmd::Generate { id, messages: vec![Message { role: "user".into(), content: text.into() }], max_tokens }
+    Cmd::Generate {
+        id,
+        messages: vec![Message { role: "user".into(), content: text.into() }],
+        max_tokens,
+        constrain_to_input: false,
+    }
 }
 
 #[test]

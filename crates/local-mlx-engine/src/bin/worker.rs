@@ -53,8 +53,12 @@ fn main() {
             }
         }
         // stdin closed: the supervisor is gone or wants us gone. Exit now, even in the
-        // middle of an MLX call (the OS frees the model's memory).
-        std::process::exit(0);
+        // middle of an MLX call (the OS frees the model's memory). `_exit`, not
+        // `process::exit`: libmlx's static destructors must not run while the main
+        // thread is still inside MLX (they can wait on it, and the worker would outlive
+        // its parent).
+        // SAFETY: `_exit` ends the process at once; no Rust state is touched after it.
+        unsafe { libc::_exit(0) };
     });
 
     send(&Event::Ready { pid: std::process::id(), mlx_version: local_mlx_engine::array::version_or_none() });
@@ -84,13 +88,13 @@ fn main() {
                 local_mlx_engine::array::clear_cache();
                 send(&Event::Unloaded);
             }
-            Command::Generate { id, messages, max_tokens } => {
+            Command::Generate { id, messages, max_tokens, constrain_to_input } => {
                 let Some(engine) = engine.as_mut() else {
                     send(&Event::Error { id: Some(id), message: "no model is loaded: load one first".into() });
                     continue;
                 };
                 let is_cancelled = || cancelled.load(Ordering::SeqCst) == id;
-                let request = Request { messages, max_tokens };
+                let request = Request { messages, max_tokens, constrain_to_input };
                 match engine.generate(&request, &is_cancelled, &mut |token| send(&Event::Token { id, token })) {
                     Ok(answer) => send(&Event::Answer { id, answer }),
                     Err(local_mlx_engine::Error::Cancelled) => send(&Event::Cancelled { id }),

@@ -40,7 +40,7 @@ pub fn request(system: Option<&str>, user: &str, max_tokens: usize) -> Request {
         messages.push(Message { role: "system".into(), content: s.into() });
     }
     messages.push(Message { role: "user".into(), content: user.into() });
-    Request { messages, max_tokens }
+    Request { messages, max_tokens, constrain_to_input: false }
 }
 
 #[derive(serde::Deserialize, Debug)]

@@ -68,9 +68,6 @@ fn unsupported(request: &GenerateRequest) -> Option<&'static str> {
     if request.repetition_penalty != 1.0 {
         return Some("repetition_penalty");
     }
-    if request.constrain_to_input == Some(true) {
-        return Some("constrain_to_input (the transcript constraint)");
-    }
     if request.stop.as_ref().is_some_and(|s| !s.is_empty()) {
         return Some("stop strings");
     }
@@ -172,7 +169,13 @@ impl NativeLink {
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
         self.send(
             "generate",
-            json!({"op": "generate", "id": id, "messages": messages, "max_tokens": request.max_tokens}),
+            json!({
+                "op": "generate",
+                "id": id,
+                "messages": messages,
+                "max_tokens": request.max_tokens,
+                "constrain_to_input": request.constrain_to_input == Some(true),
+            }),
         )
         .await?;
         let generation = Generation { link: self.clone(), events, id, finished: false };
