@@ -4,10 +4,7 @@
 
 mod common;
 
-use std::process::Stdio;
-use std::time::{Duration, Instant};
-
-use common::{processes_with, Env};
+use common::{sigkill_mid_process_leaves_nothing, Env};
 
 /// A prompt of the user's own: the transcript constraint is off for it.
 const PROMPT: &str = "Clean up this dictation: ${output}";
@@ -73,36 +70,8 @@ async fn with_the_default_prompt_the_native_engine_constrains_as_the_sidecar_doe
 #[tokio::test(flavor = "multi_thread")]
 async fn killing_the_cli_with_sigkill_leaves_no_native_worker_behind() {
     let env = Env::new().await;
-    let marker = format!("native-{}-{}", std::process::id(), Instant::now().elapsed().as_nanos());
-    let transcript = "so um we should probably uh move the meeting to thursday ".repeat(40);
-    let mut child = env
-        .command(&["process", "--model", &env.model, "--prompt", PROMPT, &transcript])
-        .env("LOCAL_MLX_ENGINE", "native")
-        .env("LOCAL_MLX_ENGINE_BIN", worker())
-        .env("LOCAL_MLX_TEST_MARKER", &marker)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // Wait until the worker (a child carrying the marker) has said in the log that the
-    // model is loaded: the CLI is then killed mid-call.
-    let log = env.tmp.path().join("config/sidecar.log");
-    let loaded = || std::fs::read_to_string(&log).is_ok_and(|l| l.contains("local-mlx-engine: loaded"));
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while processes_with(&marker).len() < 2 || !loaded() {
-        assert!(Instant::now() < deadline, "the worker never loaded the model");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    child.kill().unwrap(); // SIGKILL: no destructor runs in the CLI
-    child.wait().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let left = processes_with(&marker);
-        if left.is_empty() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "orphaned native worker: {left:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let worker = worker();
+    let vars = [("LOCAL_MLX_ENGINE", "native".as_ref()), ("LOCAL_MLX_ENGINE_BIN", worker.as_os_str())];
+    let args = ["--prompt", PROMPT];
+    sigkill_mid_process_leaves_nothing(&env, &args, &vars, 2, "local-mlx-engine: loaded", "native worker").await;
 }

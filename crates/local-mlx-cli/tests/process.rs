@@ -1,12 +1,9 @@
 //! `local-mlx process`, the main job, as a user runs it: the real sidecar, the tiny
 //! fixture model from a real hub, and the parent killed on purpose.
 
-use std::process::Stdio;
-use std::time::{Duration, Instant};
-
 mod common;
 
-use common::{processes_with, Env};
+use common::{sigkill_mid_process_leaves_nothing, Env};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -63,35 +60,6 @@ async fn process_of_empty_text_or_a_missing_model_starts_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn killing_the_cli_with_sigkill_leaves_no_sidecar_behind() {
     let env = Env::new().await;
-    let marker = format!("{}-{}", std::process::id(), Instant::now().elapsed().as_nanos());
-    let transcript = "so um we should probably uh move the meeting to thursday ".repeat(40);
-    let mut child = env
-        .command(&["process", "--model", &env.model, &transcript])
-        .env("LOCAL_MLX_TEST_MARKER", &marker)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // Wait until the sidecar (a descendant carrying the marker) is up and has said in
-    // its log that the model is loaded: the CLI is then killed mid-call.
-    let log = env.tmp.path().join("config/sidecar.log");
-    let loaded = || std::fs::read_to_string(&log).is_ok_and(|l| l.contains("model loaded in"));
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while processes_with(&marker).len() < 3 || !loaded() {
-        assert!(Instant::now() < deadline, "the sidecar never loaded the model");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    child.kill().unwrap(); // SIGKILL: no destructor runs in the CLI
-    child.wait().unwrap();
-
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let left = processes_with(&marker);
-        if left.is_empty() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "orphaned sidecar processes: {left:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // uv, Python and the CLI carry the marker.
+    sigkill_mid_process_leaves_nothing(&env, &[], &[], 3, "model loaded in", "sidecar").await;
 }

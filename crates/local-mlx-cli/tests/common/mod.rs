@@ -69,3 +69,51 @@ pub fn processes_with(marker: &str) -> Vec<u32> {
         })
         .collect()
 }
+
+/// `local-mlx process` of a long transcript (`args` after `process`, `env_vars` added),
+/// SIGKILLed once `processes` processes carry a fresh marker and the sidecar log holds
+/// `loaded_line`: every marked process (the `engine` it started) must end within 15 s.
+pub async fn sigkill_mid_process_leaves_nothing(
+    env: &Env,
+    args: &[&str],
+    env_vars: &[(&str, &std::ffi::OsStr)],
+    processes: usize,
+    loaded_line: &str,
+    engine: &str,
+) {
+    use std::time::{Duration, Instant};
+    let marker = format!("{engine}-{}-{}", std::process::id(), Instant::now().elapsed().as_nanos());
+    let transcript = "so um we should probably uh move the meeting to thursday ".repeat(40);
+    let mut command_args = vec!["process", "--model", &env.model];
+    command_args.extend_from_slice(args);
+    command_args.push(&transcript);
+    let mut child = env
+        .command(&command_args)
+        .envs(env_vars.iter().copied())
+        .env("LOCAL_MLX_TEST_MARKER", &marker)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the engine is up and has said in the log that the model is loaded: the
+    // CLI is then killed mid-call.
+    let log = env.tmp.path().join("config/sidecar.log");
+    let loaded = || std::fs::read_to_string(&log).is_ok_and(|l| l.contains(loaded_line));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while processes_with(&marker).len() < processes || !loaded() {
+        assert!(Instant::now() < deadline, "the {engine} never loaded the model");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child.kill().unwrap(); // SIGKILL: no destructor runs in the CLI
+    child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let left = processes_with(&marker);
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "orphaned {engine} processes: {left:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
