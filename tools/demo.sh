@@ -26,4 +26,6 @@ export LOCAL_MLX_CONFIG_DIR="${LOCAL_MLX_CONFIG_DIR:-$HOME/.cache/local-mlx/demo
 echo "== hub at $HF_ENDPOINT, cache at $HF_HUB_CACHE" >&2
 
 "$target/release/local-mlx" pull "$model"
-"$target/release/local-mlx" process --model "$model" "$text"
+# The demo shows the model's own answer: no dictation deadline (the first run also syncs
+# the sidecar's Python environment, which a 15 s deadline would cut).
+"$target/release/local-mlx" process --answer-within never --model "$model" "$text"
