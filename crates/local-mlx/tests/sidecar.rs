@@ -84,13 +84,18 @@ fn kill9(pid: u32) {
 
 /// A backend folder of our own: a pyproject without dependencies, its lock, and `server`.
 fn fake_backend(tmp: &Path, server: &str) -> PathBuf {
+    fake_backend_with(tmp, server, "")
+}
+
+/// A backend folder with `dependencies` (a TOML list's inside), its lock, and `server`.
+fn fake_backend_with(tmp: &Path, server: &str, dependencies: &str) -> PathBuf {
     let dir = tmp.join("backend");
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("pyproject.toml"),
-        "[project]\nname = \"fake-sidecar\"\nversion = \"0\"\nrequires-python = \">=3.10\"\ndependencies = []\n\n[tool.uv]\npackage = false\n",
-    )
-    .unwrap();
+    let pyproject = format!(
+        "[project]\nname = \"fake-sidecar\"\nversion = \"0\"\nrequires-python = \">=3.10\"\n\
+         dependencies = [{dependencies}]\n\n[tool.uv]\npackage = false\n"
+    );
+    std::fs::write(dir.join("pyproject.toml"), pyproject).unwrap();
     std::fs::write(dir.join("server.py"), server).unwrap();
     let lock = Command::new(uv())
         .args(["lock", "--offline", "--project"])
@@ -391,23 +396,7 @@ with zipfile.ZipFile(sys.argv[1], "w") as z:
         .output()
         .unwrap();
     assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
-    let dir = tmp.join("backend");
-    std::fs::create_dir_all(&dir).unwrap();
-    let pyproject = format!(
-        "[project]\nname = \"fake-sidecar\"\nversion = \"0\"\nrequires-python = \">=3.10\"\n\
-         dependencies = [\"helper @ file://{}\"]\n\n[tool.uv]\npackage = false\n",
-        wheel.display()
-    );
-    std::fs::write(dir.join("pyproject.toml"), pyproject).unwrap();
-    std::fs::write(dir.join("server.py"), server).unwrap();
-    let lock = Command::new(uv())
-        .args(["lock", "--offline", "--project"])
-        .arg(&dir)
-        .env("UV_PYTHON_DOWNLOADS", "never")
-        .output()
-        .unwrap();
-    assert!(lock.status.success(), "uv lock: {}", String::from_utf8_lossy(&lock.stderr));
-    dir
+    fake_backend_with(tmp, server, &format!("\"helper @ file://{}\"", wheel.display()))
 }
 
 /// `helper.py` deleted from the venv, its metadata kept: uv (and a plain sync) still
