@@ -99,9 +99,7 @@ struct Layout {
 
 impl Layout {
     fn new(manager: Manager) -> Result<Layout> {
-        let home = std::env::var_os("HOME")
-            .filter(|h| !h.is_empty())
-            .map(PathBuf::from)
+        let home = local_mlx::fs::home_dir()
             .context("HOME is not set: the service files go into your home folder")?;
         Ok(match manager {
             Manager::Launchd => Layout {
@@ -112,7 +110,7 @@ impl Layout {
             },
             Manager::Systemd => Layout {
                 manager,
-                service_file: systemd::unit_path(&home),
+                service_file: systemd::unit_path(),
                 env_file: Some(config_dir().join("serve.env")),
                 log: None,
             },

@@ -22,7 +22,6 @@ use super::as_read::AsRead;
 use super::backups::{backup_path, backup_prefix, backups, prune_backups, record_path};
 use super::schema::{IDENTIFIER, SETTINGS_KEY, STORE_FILE};
 use crate::error::{Error, Result};
-use crate::settings::create_private_file;
 
 /// Overrides Handy's folder (the one holding `settings_store.json`), as `--handy-dir`.
 pub const HANDY_DIR_ENV: &str = "LOCAL_MLX_HANDY_DIR";
@@ -41,18 +40,7 @@ pub fn default_handy_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os(HANDY_DIR_ENV).filter(|d| !d.is_empty()) {
         return PathBuf::from(dir);
     }
-    let home = || std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
-    let data = if cfg!(target_os = "macos") {
-        home().join("Library/Application Support")
-    } else if cfg!(windows) {
-        std::env::var_os("APPDATA").map(PathBuf::from).unwrap_or_else(|| home().join("AppData/Roaming"))
-    } else {
-        std::env::var_os("XDG_DATA_HOME")
-            .filter(|d| !d.is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| home().join(".local/share"))
-    };
-    data.join(IDENTIFIER)
+    crate::fs::app_dir(crate::fs::UserDir::Data).join(IDENTIFIER)
 }
 
 /// The store file in `handy_dir` (or in [`default_handy_dir`]).
@@ -158,8 +146,6 @@ impl HandyStore {
             None if self.pretty => serde_json::to_vec_pretty(&self.root).expect("JSON values serialize"),
             None => serde_json::to_vec(&self.root).expect("JSON values serialize"),
         };
-        let tmp = target.with_extension(format!("json.local-mlx-tmp{}", std::process::id()));
-        let _ = std::fs::remove_file(&tmp); // a leftover would keep its old mode
         let written = (|| {
             write_new_private(&backup, &original, owner)
                 .map_err(|e| ("write a backup of Handy's settings to", &backup, e))?;
@@ -167,18 +153,12 @@ impl HandyStore {
                 write_new_private(&record_file, record, owner)
                     .map_err(|e| ("write a record of the change beside", &backup, e))?;
             }
-            let replace = || {
-                let mut file = create_private_file(&tmp)?;
-                std::io::Write::write_all(&mut file, &bytes)?;
-                owner.give(&file)?;
-                file.set_permissions(metadata.permissions())?;
-                file.sync_all()?;
-                std::fs::rename(&tmp, &target)
-            };
-            replace().map_err(|e| ("write Handy's settings to", &target, e))
+            let options = crate::fs::WriteOptions::private().keep_existing();
+            crate::fs::write_atomic(&target, &bytes, options)
+                .map_err(|e| ("write Handy's settings to", &target, e.source))
         })();
         if let Err((action, path, e)) = written {
-            for leftover in [&tmp, &backup, &record_file] {
+            for leftover in [&backup, &record_file] {
                 let _ = std::fs::remove_file(leftover);
             }
             return Err(Error::io(action, path, e));

@@ -25,6 +25,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::fs::{write_atomic, WriteOptions};
 
 /// The hub cache root (`HF_HUB_CACHE`).
 #[derive(Debug, Clone)]
@@ -171,7 +172,8 @@ impl CachedRepo {
         PathBuf::from(name)
     }
 
-    /// Point `revision` at `commit`, atomically (temp file + rename).
+    /// Point `revision` at `commit`, atomically and durably: the ref is what says the
+    /// snapshot is downloaded, so it reaches the disk before anyone is told so.
     pub fn write_ref(&self, revision: &str, commit: &str) -> Result<()> {
         if is_commit_hash(revision) {
             return Ok(());
@@ -179,9 +181,7 @@ impl CachedRepo {
         let path = self.ref_path(revision);
         let parent = path.parent().expect("ref has a parent");
         fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
-        let tmp = parent.join(format!(".{}.tmp{}", file_name(&path), std::process::id()));
-        fs::write(&tmp, commit).map_err(|e| Error::io("write", &tmp, e))?;
-        fs::rename(&tmp, &path).map_err(|e| Error::io("write", &path, e))
+        Ok(write_atomic(&path, commit.as_bytes(), WriteOptions::new(0o666))?)
     }
 
     /// Link `snapshots/<commit>/<file>` to `blobs/<etag>` with a relative symlink, atomically.
@@ -399,7 +399,8 @@ impl CachedRepo {
         self.dir.join(".local-mlx").join(format!("{commit}.sizes.json"))
     }
 
-    /// Record the sizes of `commit`'s files, atomically (temp file + rename).
+    /// Record the sizes of `commit`'s files, atomically and durably (written just
+    /// before the ref, which a crash must not leave without its record).
     pub fn write_sizes(&self, commit: &str, sizes: &BTreeMap<String, u64>) -> Result<()> {
         if !is_commit_hash(commit) {
             return Ok(()); // never a path built from an odd name
@@ -407,10 +408,8 @@ impl CachedRepo {
         let path = self.sizes_path(commit);
         let parent = path.parent().expect("record has a parent");
         fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
-        let tmp = parent.join(format!(".{}.tmp{}", file_name(&path), std::process::id()));
         let body = serde_json::to_vec(sizes).expect("sizes serialize");
-        fs::write(&tmp, body).map_err(|e| Error::io("write", &tmp, e))?;
-        fs::rename(&tmp, &path).map_err(|e| Error::io("write", &path, e))
+        Ok(write_atomic(&path, &body, WriteOptions::new(0o666))?)
     }
 
     /// The files of `commit`'s snapshot that are missing or not the size recorded at
@@ -511,7 +510,7 @@ fn normalize(path: &Path) -> PathBuf {
     out
 }
 
-/// A resume record (`<etag>.ranges.incomplete`) or its temp file (`.<pid>.<n>.incomplete`),
+/// A resume record (`<etag>.ranges.incomplete`) or a temp file (a hidden name),
 /// not a partial blob.
 fn is_download_bookkeeping(path: &Path) -> bool {
     let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
@@ -633,6 +632,27 @@ mod tests {
         fs::remove_file(repo.ref_path("main")).unwrap();
         symlink(Path::new("/dev/zero"), &repo.ref_path("main")).unwrap();
         assert!(matches!(repo.read_ref("main"), RefState::Corrupt(_)));
+    }
+
+    #[test]
+    fn the_ref_and_sizes_record_go_through_the_atomic_writer_and_never_follow_a_planted_link() {
+        // Before the shared writer both went through `fs::write` to a predictable
+        // `.<name>.tmp<pid>`, unsynced, following a link planted at that name.
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().join("outside");
+        fs::write(&outside, "keep").unwrap();
+        let repo = HubCache::new(tmp.path().join("cache")).repo("o/n");
+        for path in [repo.ref_path("main"), repo.sizes_path(C1)] {
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            let old_temp = path.with_file_name(format!(".{}.tmp{}", file_name(&path), std::process::id()));
+            symlink(&outside, &old_temp).unwrap();
+        }
+        repo.write_ref("main", C1).unwrap();
+        repo.write_sizes(C1, &BTreeMap::from([("config.json".to_string(), 2)])).unwrap();
+        assert_eq!(fs::read_to_string(&outside).unwrap(), "keep");
+        assert!(fs::symlink_metadata(repo.ref_path("main")).unwrap().is_file());
+        assert_eq!(repo.read_ref("main"), RefState::Commit(C1.to_string()));
+        assert_eq!(fs::read_to_string(repo.sizes_path(C1)).unwrap(), r#"{"config.json":2}"#);
     }
 
     #[test]
