@@ -7,7 +7,7 @@
 mod atomic;
 mod dirs;
 
-pub use atomic::{stage, write_atomic, Staged, WriteError, WriteOptions};
+pub use atomic::{stage, take_owner, write_atomic, Staged, WriteError, WriteOptions};
 pub use dirs::{app_dir, app_dir_with, home_dir, xdg_dir, xdg_dir_with, UserDir};
 
 use std::fs::File;

@@ -1,7 +1,8 @@
 //! Replacing a file atomically, the one writer for every file local-mlx replaces: the
 //! settings, Handy's store, a download's resume record, the cache's refs and size
-//! records, the service files. A reader, or a crash, finds the old bytes or the new,
-//! never a mix: the bytes go to a temp file beside the target, renamed over it.
+//! records, the sidecar's embedded files, the service files. A reader, or a crash,
+//! finds the old bytes or the new, never a mix: the bytes go to a temp file beside the
+//! target, renamed over it.
 //!
 //! The temp file's name is hidden (`.` first) and unique per process and call, so two
 //! writers never share one; every error removes it. [`stage`] and [`Staged::commit`]
@@ -61,6 +62,13 @@ pub struct WriteError {
     pub path: PathBuf,
     #[source]
     pub source: io::Error,
+}
+
+impl From<WriteError> for io::Error {
+    /// The same kind, the message naming the file.
+    fn from(e: WriteError) -> io::Error {
+        io::Error::new(e.source.kind(), e)
+    }
 }
 
 /// Replace `path` with `bytes` atomically (see the module's doc).
@@ -161,10 +169,11 @@ fn create_new(path: &Path, mode: u32) -> io::Result<File> {
     options.open(path)
 }
 
-/// Give `file` the owner and group of `replaced` (a no-op when it has them). Refused
+/// Give `file` the owner and group of the file `replaced` describes (a no-op when it
+/// has them). Refused
 /// unless we are root or the owner; the owner may not give a group they are not in,
 /// and then the file keeps theirs.
-fn take_owner(file: &File, replaced: &Metadata) -> io::Result<()> {
+pub fn take_owner(file: &File, replaced: &Metadata) -> io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
