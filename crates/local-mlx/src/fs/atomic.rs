@@ -211,8 +211,9 @@ mod tests {
     /// Run in a child process (this test binary, re-run with [`CHILD_TARGET`] set): stage
     /// new bytes over the target, say so on stdout, and wait to be killed before the rename.
     #[test]
+    #[ignore = "the child process of a_writer_killed_between_write_and_rename_…, run by it"]
     fn child_stages_a_write_and_waits_to_be_killed() {
-        let Some(target) = std::env::var_os(CHILD_TARGET) else { return };
+        let target = std::env::var_os(CHILD_TARGET).expect("run by the test that kills it");
         let staged = stage(Path::new(&target), b"new bytes, never renamed", WriteOptions::private()).unwrap();
         println!("staged");
         std::io::stdout().flush().unwrap();
@@ -227,7 +228,12 @@ mod tests {
         let target = dir.path().join("settings.json");
         std::fs::write(&target, b"old bytes").unwrap();
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "fs::atomic::tests::child_stages_a_write_and_waits_to_be_killed", "--nocapture"])
+            .args([
+                "--exact",
+                "fs::atomic::tests::child_stages_a_write_and_waits_to_be_killed",
+                "--ignored",
+                "--nocapture",
+            ])
             .env(CHILD_TARGET, &target)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
