@@ -237,6 +237,12 @@ impl Error {
     }
 }
 
+impl From<crate::fs::WriteError> for Error {
+    fn from(e: crate::fs::WriteError) -> Self {
+        Error::io("write", e.path, e.source)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

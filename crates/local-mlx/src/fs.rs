@@ -1,6 +1,14 @@
 //! The bottom layer's file helpers: private folders and files, for the settings, the
-//! sidecar's files and logs, and Handy's backups. Imports nothing of the crate, so any
-//! module can use it without knotting itself to the one that used to hold them.
+//! sidecar's files and logs, and Handy's backups; the one atomic writer
+//! ([`write_atomic`]); where a user's folders are ([`UserDir`]). Imports nothing of the
+//! crate, so any module can use it without knotting itself to the one that used to hold
+//! them.
+
+mod atomic;
+mod dirs;
+
+pub use atomic::{stage, take_owner, write_atomic, Staged, WriteError, WriteOptions};
+pub use dirs::{app_dir, app_dir_with, home_dir, xdg_dir, xdg_dir_with, UserDir};
 
 use std::fs::File;
 use std::io;
@@ -22,11 +30,4 @@ pub fn create_private_file(path: &Path) -> io::Result<File> {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     options.open(path)
-}
-
-/// Create `path`, failing if anything (a link included) is already there.
-#[cfg(unix)]
-pub(crate) fn create_new_nofollow(path: &Path) -> io::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new().write(true).create_new(true).custom_flags(libc::O_NOFOLLOW).open(path)
 }

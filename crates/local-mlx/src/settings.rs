@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::DEFAULT_MODEL_ID;
 use crate::error::{Error, Result};
+use crate::fs::UserDir;
 /// The file helpers, where the CLI and `handy` have always found them.
 pub use crate::fs::{create_private_dir, create_private_file};
 use crate::postprocess::DEFAULT_PROMPT;
@@ -278,35 +279,10 @@ pub fn load_json<T: serde::de::DeserializeOwned + Default>(path: &Path) -> Resul
 /// a crash leaves the old file or the new one, never half of one, and two writers
 /// never share a temp file.
 pub fn save_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    static SEQUENCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     create_private_dir(parent).map_err(|e| Error::io("create", parent, e))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "settings".into());
-    let sequence = SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = parent.join(format!(".{name}.{}.{sequence}.tmp", std::process::id()));
     let json = serde_json::to_vec_pretty(value).expect("settings serialize");
-    let written = (|| {
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(&tmp)?;
-        std::io::Write::write_all(&mut file, &json)?;
-        file.sync_all()
-    })();
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::io("write", &tmp, e));
-    }
-    if let Err(e) = std::fs::rename(&tmp, path) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::io("write", path, e));
-    }
-    // The rename itself is durable once the folder is (where a folder can be synced).
-    if let Ok(dir) = std::fs::File::open(parent) {
-        let _ = dir.sync_all();
-    }
-    Ok(())
+    Ok(crate::fs::write_atomic(path, &json, crate::fs::WriteOptions::private())?)
 }
 
 /// Refuse a prompt template that would not clean up the transcript: an empty one lets
@@ -329,15 +305,7 @@ pub fn config_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("LOCAL_MLX_CONFIG_DIR").filter(|d| !d.is_empty()) {
         return PathBuf::from(dir);
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
-    if cfg!(target_os = "macos") {
-        return home.join("Library/Application Support/local-mlx");
-    }
-    std::env::var_os("XDG_CONFIG_HOME")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| home.join(".config"))
-        .join("local-mlx")
+    crate::fs::app_dir(UserDir::Config).join("local-mlx")
 }
 
 /// Where the CLI keeps what it writes besides settings (the sidecar's files and Python
@@ -351,15 +319,7 @@ pub fn data_dir() -> PathBuf {
             return PathBuf::from(dir);
         }
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
-    if cfg!(target_os = "macos") {
-        return home.join("Library/Application Support/local-mlx");
-    }
-    std::env::var_os("XDG_DATA_HOME")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| home.join(".local/share"))
-        .join("local-mlx")
+    crate::fs::app_dir(UserDir::Data).join("local-mlx")
 }
 
 #[cfg(test)]

@@ -5,10 +5,10 @@
 //! not ours: `install --force` does not replace it and `uninstall` does not remove it;
 //! the error names the file and what to do.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use local_mlx::fs::{stage, Staged, WriteOptions};
 use local_mlx::settings::create_private_dir;
 
 /// What every file `install` writes says, near its top.
@@ -53,44 +53,22 @@ pub fn ours(path: &Path) -> Result<bool> {
     )
 }
 
-/// Write every file or none: each goes to a temp file in its own folder first, and only
-/// when all are written are they renamed into place. On failure no temp file is left.
+/// Write every file or none: each is staged as a temp file in its own folder first
+/// (synced), and only when all are written are they renamed into place. On failure no
+/// temp file is left (a [`Staged`] not committed removes its own).
 pub fn write_all(files: &[NewFile]) -> Result<()> {
-    let mut temps: Vec<PathBuf> = Vec::new();
-    let result = write_temps(files, &mut temps).and_then(|()| {
-        for (file, temp) in files.iter().zip(&temps) {
-            std::fs::rename(temp, &file.path)
-                .with_context(|| format!("cannot move {} to {}", temp.display(), file.path.display()))?;
-        }
-        Ok(())
-    });
-    if result.is_err() {
-        for temp in &temps {
-            let _ = std::fs::remove_file(temp);
-        }
-    }
-    result.context("nothing was installed")
-}
-
-fn write_temps(files: &[NewFile], temps: &mut Vec<PathBuf>) -> Result<()> {
-    for file in files {
-        let dir = file.path.parent().unwrap_or(Path::new("."));
-        let created = if file.mode == 0o600 { create_private_dir(dir) } else { std::fs::create_dir_all(dir) };
-        created.with_context(|| format!("cannot create the folder {}", dir.display()))?;
-        let name = file.path.file_name().unwrap_or_default().to_string_lossy();
-        let temp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-        let _ = std::fs::remove_file(&temp); // a leftover would keep its old mode
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, file.mode);
-        let mut handle = options.open(&temp).with_context(|| format!("cannot write {}", temp.display()))?;
-        temps.push(temp.clone());
-        handle
-            .write_all(file.contents.as_bytes())
-            .and_then(|()| handle.sync_all())
-            .with_context(|| format!("cannot write {}", temp.display()))?;
+    let staged = files.iter().map(stage_file).collect::<Result<Vec<Staged>>>().context("nothing was installed")?;
+    for file in staged {
+        file.commit().context("nothing was installed")?;
     }
     Ok(())
+}
+
+fn stage_file(file: &NewFile) -> Result<Staged> {
+    let dir = file.path.parent().unwrap_or(Path::new("."));
+    let created = if file.mode == 0o600 { create_private_dir(dir) } else { std::fs::create_dir_all(dir) };
+    created.with_context(|| format!("cannot create the folder {}", dir.display()))?;
+    Ok(stage(&file.path, file.contents.as_bytes(), WriteOptions::new(file.mode))?)
 }
 
 /// Remove `path` if it is ours; `false` when it was not there.

@@ -13,19 +13,16 @@
 
 use std::path::{Path, PathBuf};
 
+use local_mlx::fs::{xdg_dir, UserDir};
+
 use super::spec::Spec;
 use super::tool::{run_tool, unexpected, ManagerError, ToolRun};
 
 /// The unit's name.
 pub const UNIT: &str = "local-mlx.service";
 
-pub fn unit_path(home: &Path) -> PathBuf {
-    std::env::var_os("XDG_CONFIG_HOME")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| home.join(".config"))
-        .join("systemd/user")
-        .join(UNIT)
+pub fn unit_path() -> PathBuf {
+    xdg_dir(UserDir::Config).join("systemd/user").join(UNIT)
 }
 
 /// The unit: started with the user's session, restarted when it fails (not when stopped

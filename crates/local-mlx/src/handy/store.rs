@@ -22,7 +22,6 @@ use super::as_read::AsRead;
 use super::backups::{backup_path, backup_prefix, backups, prune_backups, record_path};
 use super::schema::{IDENTIFIER, SETTINGS_KEY, STORE_FILE};
 use crate::error::{Error, Result};
-use crate::settings::create_private_file;
 
 /// Overrides Handy's folder (the one holding `settings_store.json`), as `--handy-dir`.
 pub const HANDY_DIR_ENV: &str = "LOCAL_MLX_HANDY_DIR";
@@ -41,18 +40,7 @@ pub fn default_handy_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os(HANDY_DIR_ENV).filter(|d| !d.is_empty()) {
         return PathBuf::from(dir);
     }
-    let home = || std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
-    let data = if cfg!(target_os = "macos") {
-        home().join("Library/Application Support")
-    } else if cfg!(windows) {
-        std::env::var_os("APPDATA").map(PathBuf::from).unwrap_or_else(|| home().join("AppData/Roaming"))
-    } else {
-        std::env::var_os("XDG_DATA_HOME")
-            .filter(|d| !d.is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| home().join(".local/share"))
-    };
-    data.join(IDENTIFIER)
+    crate::fs::app_dir(crate::fs::UserDir::Data).join(IDENTIFIER)
 }
 
 /// The store file in `handy_dir` (or in [`default_handy_dir`]).
@@ -150,7 +138,6 @@ impl HandyStore {
         let target =
             std::fs::canonicalize(&self.path).map_err(|e| Error::io("read Handy's settings", &self.path, e))?;
         let (original, metadata) = read_store_file(&target, Links::Follow)?;
-        let owner = Owner::of(&metadata);
         let backup = backup_path(&target, action, SystemTime::now());
         let record_file = record_path(&backup);
         let bytes = match &self.as_read {
@@ -158,27 +145,19 @@ impl HandyStore {
             None if self.pretty => serde_json::to_vec_pretty(&self.root).expect("JSON values serialize"),
             None => serde_json::to_vec(&self.root).expect("JSON values serialize"),
         };
-        let tmp = target.with_extension(format!("json.local-mlx-tmp{}", std::process::id()));
-        let _ = std::fs::remove_file(&tmp); // a leftover would keep its old mode
         let written = (|| {
-            write_new_private(&backup, &original, owner)
+            write_new_private(&backup, &original, &metadata)
                 .map_err(|e| ("write a backup of Handy's settings to", &backup, e))?;
             if let Some(record) = record {
-                write_new_private(&record_file, record, owner)
+                write_new_private(&record_file, record, &metadata)
                     .map_err(|e| ("write a record of the change beside", &backup, e))?;
             }
-            let replace = || {
-                let mut file = create_private_file(&tmp)?;
-                std::io::Write::write_all(&mut file, &bytes)?;
-                owner.give(&file)?;
-                file.set_permissions(metadata.permissions())?;
-                file.sync_all()?;
-                std::fs::rename(&tmp, &target)
-            };
-            replace().map_err(|e| ("write Handy's settings to", &target, e))
+            let options = crate::fs::WriteOptions::private().keep_existing();
+            crate::fs::write_atomic(&target, &bytes, options)
+                .map_err(|e| ("write Handy's settings to", &target, e.source))
         })();
         if let Err((action, path, e)) = written {
-            for leftover in [&tmp, &backup, &record_file] {
+            for leftover in [&backup, &record_file] {
                 let _ = std::fs::remove_file(leftover);
             }
             return Err(Error::io(action, path, e));
@@ -249,59 +228,15 @@ fn read_store_file(path: &Path, links: Links) -> Result<(Vec<u8>, std::fs::Metad
     Ok((bytes, metadata))
 }
 
-/// The user and group that own the store: what we write beside it or over it gets them.
-#[derive(Clone, Copy)]
-struct Owner {
-    #[cfg(unix)]
-    uid: u32,
-    #[cfg(unix)]
-    gid: u32,
-}
-
-impl Owner {
-    fn of(metadata: &std::fs::Metadata) -> Owner {
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::MetadataExt;
-            Owner { uid: metadata.uid(), gid: metadata.gid() }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = metadata;
-            Owner {}
-        }
-    }
-
-    /// Give `file` this owner and group (a no-op when it has them). Refused unless we
-    /// are root or the owner, and then nothing is renamed into place; the owner may
-    /// not give a group they are not in, and then the file keeps theirs.
-    fn give(self, file: &std::fs::File) -> std::io::Result<()> {
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::MetadataExt;
-            let now = file.metadata()?;
-            if (now.uid(), now.gid()) == (self.uid, self.gid) {
-                return Ok(());
-            }
-            match std::os::unix::fs::fchown(file, Some(self.uid), Some(self.gid)) {
-                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied && now.uid() == self.uid => {}
-                other => other?,
-            }
-        }
-        let _ = file;
-        Ok(())
-    }
-}
-
-/// Create `path` (never over an existing file or link) as 0600 with `bytes` and
-/// `owner`, synced.
-fn write_new_private(path: &Path, bytes: &[u8], owner: Owner) -> std::io::Result<()> {
+/// Create `path` (never over an existing file or link) as 0600 with `bytes` and the
+/// owner and group of the file `like` describes, synced.
+fn write_new_private(path: &Path, bytes: &[u8], like: &std::fs::Metadata) -> std::io::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options.open(path)?;
-    owner.give(&file)?;
+    crate::fs::take_owner(&file, like)?;
     std::io::Write::write_all(&mut file, bytes)?;
     file.sync_all()
 }

@@ -18,13 +18,28 @@
 //! inside its own `blobs/`, unlinking every link without following it. Deletion and
 //! use are serialized across processes by a flock on `.locks/models--org--name.lock`
 //! ([`RepoLock`]).
+//!
+//! This file holds the naming and the refs; its submodules own the rest, one each:
+//! deleting (`delete`), the partial downloads (`partials`), the size record (`sizes`),
+//! reading a snapshot folder (`snapshot`) and the repo lock (`lock`).
 
-use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::fs::{write_atomic, WriteOptions};
+
+mod delete;
+mod lock;
+mod partials;
+mod sizes;
+mod snapshot;
+
+pub use delete::DeleteReport;
+pub use lock::RepoLock;
+pub use snapshot::snapshot_bytes;
+use snapshot::snapshot_is_complete;
 
 /// The hub cache root (`HF_HUB_CACHE`).
 #[derive(Debug, Clone)]
@@ -75,15 +90,6 @@ pub struct CachedRepo {
     repo_id: String,
     dir: PathBuf,
     locks_dir: PathBuf,
-}
-
-/// What a delete removed.
-#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct DeleteReport {
-    pub snapshots_removed: usize,
-    pub blobs_removed: usize,
-    pub partial_files_removed: usize,
-    pub bytes_freed: u64,
 }
 
 impl CachedRepo {
@@ -171,7 +177,8 @@ impl CachedRepo {
         PathBuf::from(name)
     }
 
-    /// Point `revision` at `commit`, atomically (temp file + rename).
+    /// Point `revision` at `commit`, atomically and durably: the ref is what says the
+    /// snapshot is downloaded, so it reaches the disk before anyone is told so.
     pub fn write_ref(&self, revision: &str, commit: &str) -> Result<()> {
         if is_commit_hash(revision) {
             return Ok(());
@@ -179,9 +186,7 @@ impl CachedRepo {
         let path = self.ref_path(revision);
         let parent = path.parent().expect("ref has a parent");
         fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
-        let tmp = parent.join(format!(".{}.tmp{}", file_name(&path), std::process::id()));
-        fs::write(&tmp, commit).map_err(|e| Error::io("write", &tmp, e))?;
-        fs::rename(&tmp, &path).map_err(|e| Error::io("write", &path, e))
+        Ok(write_atomic(&path, commit.as_bytes(), WriteOptions::new(0o666))?)
     }
 
     /// Link `snapshots/<commit>/<file>` to `blobs/<etag>` with a relative symlink, atomically.
@@ -208,172 +213,6 @@ impl CachedRepo {
         let is_real_dir = fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir());
         (is_real_dir && snapshot_is_complete(&dir) && self.damaged_files(&commit).is_empty()).then_some(dir)
     }
-
-    /// Bytes of partial downloads (`*.incomplete`) lying in this repo's blobs (regular
-    /// files only: a link is not followed to count someone else's file).
-    pub fn partial_bytes(&self) -> u64 {
-        let blobs = self.partial_files().into_iter().filter(|p| !is_download_bookkeeping(p));
-        blobs
-            .map(|partial| {
-                let len = regular_file_len(&partial);
-                super::resume::ResumeRecord::beside(&partial).recorded_bytes(len).unwrap_or(len)
-            })
-            .sum()
-    }
-
-    fn partial_files(&self) -> Vec<PathBuf> {
-        let Ok(entries) = fs::read_dir(self.blobs_dir()) else {
-            return Vec::new();
-        };
-        entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|ext| ext == "incomplete"))
-            .collect()
-    }
-
-    /// Remove `revision`'s snapshot and ref, every partial file, and the blobs no other
-    /// snapshot of this repo links to. The repo folder goes too once nothing is left.
-    ///
-    /// Only this repo's own entries are removed: a snapshot link is unlinked, and its
-    /// target is removed only when it is a blob directly inside this repo's `blobs/`;
-    /// a link elsewhere (absolute, climbing out, another model's blob) leaves its
-    /// target alone. A corrupt ref is removed as a file, never followed as a path.
-    pub fn delete_revision(&self, revision: &str) -> Result<DeleteReport> {
-        if let RefState::Corrupt(_) = self.read_ref(revision) {
-            // Which snapshot and blobs the revision had is unknown: the whole entry goes.
-            return self.delete_all();
-        }
-        let mut report = DeleteReport::default();
-        let mut candidates = HashSet::new();
-        if let Some(commit) = self.resolve_revision(revision) {
-            let snapshot = self.snapshot_dir(&commit);
-            match fs::symlink_metadata(&snapshot) {
-                Ok(meta) if meta.is_dir() => {
-                    candidates = self.own_blobs(&snapshot);
-                    fs::remove_dir_all(&snapshot).map_err(|e| Error::io("delete", &snapshot, e))?;
-                    report.snapshots_removed = 1;
-                }
-                // A snapshot folder that is a link: unlink it, never walk into it.
-                Ok(_) => remove_if_exists(&snapshot)?,
-                Err(_) => {}
-            }
-        }
-        remove_if_exists(&self.ref_path(revision))?;
-        let still_used: HashSet<PathBuf> = self.all_snapshots().iter().flat_map(|s| self.own_blobs(s)).collect();
-        for blob in candidates.difference(&still_used) {
-            if let Ok(meta) = fs::symlink_metadata(blob) {
-                remove_if_exists(blob)?;
-                report.blobs_removed += 1;
-                report.bytes_freed += meta.len();
-            }
-        }
-        for partial in self.partial_files() {
-            report.bytes_freed += regular_file_len(&partial);
-            remove_if_exists(&partial)?;
-            report.partial_files_removed += 1;
-        }
-        if self.all_snapshots().is_empty() && !has_any_ref(&self.dir.join("refs")) {
-            self.remove_folders()?;
-        }
-        Ok(report)
-    }
-
-    /// Remove this repo's whole folder (every snapshot, blob, ref and partial file) and
-    /// its blob locks, counting what goes. Nothing is followed out of the folder: a
-    /// repo folder that is a link is unlinked, and links inside are unlinked.
-    pub fn delete_all(&self) -> Result<DeleteReport> {
-        let mut report = DeleteReport::default();
-        if fs::symlink_metadata(&self.dir).is_ok_and(|m| m.is_dir()) {
-            report.snapshots_removed = self.all_snapshots().len();
-            let entries = fs::read_dir(self.blobs_dir()).into_iter().flatten().flatten();
-            for entry in entries.filter(|e| e.file_type().is_ok_and(|t| t.is_file())) {
-                let path = entry.path();
-                report.bytes_freed += regular_file_len(&path);
-                if path.extension().is_some_and(|ext| ext == "incomplete") {
-                    report.partial_files_removed += 1;
-                } else {
-                    report.blobs_removed += 1;
-                }
-            }
-        }
-        self.remove_folders()?;
-        Ok(report)
-    }
-
-    fn remove_folders(&self) -> Result<()> {
-        for dir in [&self.dir, &self.locks_dir] {
-            match fs::symlink_metadata(dir) {
-                // `remove_dir_all` unlinks links inside without following them.
-                Ok(meta) if meta.is_dir() => fs::remove_dir_all(dir).map_err(|e| Error::io("delete", dir, e))?,
-                Ok(_) => remove_if_exists(dir)?,
-                Err(_) => {}
-            }
-        }
-        Ok(())
-    }
-
-    /// The blobs of this repo a snapshot's links point at: only targets directly inside
-    /// our own `blobs/` count; anything else a link names is none of our business.
-    fn own_blobs(&self, snapshot: &Path) -> HashSet<PathBuf> {
-        let blobs = normalize(&self.blobs_dir());
-        linked_targets(snapshot).into_iter().filter(|target| target.parent() == Some(blobs.as_path())).collect()
-    }
-
-    /// The real snapshot folders (a link posing as one is not followed).
-    fn all_snapshots(&self) -> Vec<PathBuf> {
-        fs::read_dir(self.dir.join("snapshots"))
-            .map(|entries| {
-                entries.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())).map(|e| e.path()).collect()
-            })
-            .unwrap_or_default()
-    }
-}
-
-/// A cross-process advisory lock on one repo: shared while a download or a generation
-/// uses it, exclusive while it is deleted, so `rm` in one process cannot pull files
-/// from under a `pull` or a generation in another.
-///
-/// Why `flock` on `.locks/models--org--name.lock`: the kernel drops the lock when the
-/// holder dies, so a crash never leaves a stale lock (unlike a pid file); the cache
-/// already serializes blob writers with flock files under `.locks/` as
-/// `huggingface_hub` does; and the file sits beside, not inside, the folders a delete
-/// removes, so nobody ever locks an unlinked file while a newcomer locks a fresh one.
-/// It is advisory: tools that ignore it (`rm -rf`) are noticed afterwards instead.
-#[derive(Debug)]
-pub struct RepoLock {
-    _file: fs::File,
-}
-
-impl RepoLock {
-    /// Take the shared lock, waiting while a delete holds it (a delete takes moments).
-    pub fn shared(repo: &CachedRepo) -> Result<Self> {
-        let (file, path) = Self::open(repo)?;
-        file.lock_shared().map_err(|e| Error::io("lock", path, e))?;
-        Ok(RepoLock { _file: file })
-    }
-
-    /// The exclusive lock, or `None` while another process uses the repo.
-    pub fn try_exclusive(repo: &CachedRepo) -> Result<Option<Self>> {
-        let (file, path) = Self::open(repo)?;
-        match file.try_lock() {
-            Ok(()) => Ok(Some(RepoLock { _file: file })),
-            Err(fs::TryLockError::WouldBlock) => Ok(None),
-            Err(fs::TryLockError::Error(e)) => Err(Error::io("lock", path, e)),
-        }
-    }
-
-    fn open(repo: &CachedRepo) -> Result<(fs::File, PathBuf)> {
-        let path = repo.repo_lock_path();
-        let parent = path.parent().expect("lock has a parent");
-        fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::io("open the lock file", &path, e))?;
-        Ok((file, path))
-    }
 }
 
 /// What a ref file holds.
@@ -390,155 +229,9 @@ pub enum RefState {
 /// More than a ref ever holds (40 hex digits and maybe a newline).
 const MAX_REF_BYTES: u64 = 256;
 
-/// The integrity record: every file's size as the hub listed it, written when a
-/// download completes (`.local-mlx/<commit>.sizes.json` in the repo's folder, which
-/// `huggingface_hub` ignores), so a blob truncated or removed later is noticed with
-/// one `stat` per file instead of hashing gigabytes.
-impl CachedRepo {
-    fn sizes_path(&self, commit: &str) -> PathBuf {
-        self.dir.join(".local-mlx").join(format!("{commit}.sizes.json"))
-    }
-
-    /// Record the sizes of `commit`'s files, atomically (temp file + rename).
-    pub fn write_sizes(&self, commit: &str, sizes: &BTreeMap<String, u64>) -> Result<()> {
-        if !is_commit_hash(commit) {
-            return Ok(()); // never a path built from an odd name
-        }
-        let path = self.sizes_path(commit);
-        let parent = path.parent().expect("record has a parent");
-        fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
-        let tmp = parent.join(format!(".{}.tmp{}", file_name(&path), std::process::id()));
-        let body = serde_json::to_vec(sizes).expect("sizes serialize");
-        fs::write(&tmp, body).map_err(|e| Error::io("write", &tmp, e))?;
-        fs::rename(&tmp, &path).map_err(|e| Error::io("write", &path, e))
-    }
-
-    /// The files of `commit`'s snapshot that are missing or not the size recorded at
-    /// download time; none when there is no record (a snapshot another tool wrote).
-    pub fn damaged_files(&self, commit: &str) -> Vec<String> {
-        if !is_commit_hash(commit) {
-            return Vec::new();
-        }
-        let Ok(bytes) = fs::read(self.sizes_path(commit)) else { return Vec::new() };
-        let Ok(sizes) = serde_json::from_slice::<BTreeMap<String, u64>>(&bytes) else {
-            return Vec::new();
-        };
-        let snapshot = self.snapshot_dir(commit);
-        sizes
-            .into_iter()
-            .filter(|(file, size)| fs::metadata(snapshot.join(file)).map_or(true, |m| m.len() != *size))
-            .map(|(file, _)| file)
-            .collect()
-    }
-}
-
 /// A 40-hex git commit id.
 pub fn is_commit_hash(revision: &str) -> bool {
     revision.len() == 40 && revision.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-/// Bytes of the files a snapshot's links point at.
-pub fn snapshot_bytes(snapshot: &Path) -> u64 {
-    walk(snapshot).iter().filter_map(|f| fs::metadata(f).ok()).map(|m| m.len()).sum()
-}
-
-/// A snapshot is usable when every link resolves, it has a `config.json` and weights,
-/// and every shard its safetensors index names is present.
-fn snapshot_is_complete(dir: &Path) -> bool {
-    let files = walk(dir);
-    if files.is_empty() || files.iter().any(|f| fs::metadata(f).is_err()) {
-        return false; // a dangling link: a blob was removed behind our back
-    }
-    let has = |name: &str| dir.join(name).is_file();
-    let has_weights = files.iter().any(|f| f.extension().is_some_and(|e| e == "safetensors"));
-    if !has("config.json") || !has_weights {
-        return false;
-    }
-    match fs::read(dir.join("model.safetensors.index.json")) {
-        Err(_) => true,
-        Ok(bytes) => serde_json::from_slice::<serde_json::Value>(&bytes)
-            .ok()
-            .and_then(|index| {
-                let map = index.get("weight_map")?.as_object()?.clone();
-                Some(map.values().filter_map(|v| v.as_str()).all(|shard| dir.join(shard).is_file()))
-            })
-            .unwrap_or(false),
-    }
-}
-
-/// Every non-directory entry under `dir`, links included (not followed for folders).
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(current) = stack.pop() {
-        let Ok(entries) = fs::read_dir(&current) else { continue };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            match entry.file_type() {
-                Ok(t) if t.is_dir() => stack.push(path),
-                Ok(_) => out.push(path),
-                Err(_) => {}
-            }
-        }
-    }
-    out
-}
-
-/// Where a snapshot's links point, resolved lexically against the link's folder.
-fn linked_targets(snapshot: &Path) -> HashSet<PathBuf> {
-    walk(snapshot)
-        .into_iter()
-        .filter_map(|link| {
-            let target = fs::read_link(&link).ok()?;
-            let resolved = link.parent()?.join(target);
-            Some(normalize(&resolved))
-        })
-        .collect()
-}
-
-/// Resolve `..` lexically (the blob may already be gone, so no `canonicalize`).
-fn normalize(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for part in path.components() {
-        match part {
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            std::path::Component::CurDir => {}
-            other => out.push(other),
-        }
-    }
-    out
-}
-
-/// A resume record (`<etag>.ranges.incomplete`) or its temp file (`.<pid>.<n>.incomplete`),
-/// not a partial blob.
-fn is_download_bookkeeping(path: &Path) -> bool {
-    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
-    name.ends_with(".ranges.incomplete") || name.starts_with('.')
-}
-
-/// The length of a regular file; 0 for anything else (a link is not followed).
-fn regular_file_len(path: &Path) -> u64 {
-    fs::symlink_metadata(path).ok().filter(|m| m.is_file()).map_or(0, |m| m.len())
-}
-
-fn has_any_ref(refs: &Path) -> bool {
-    !walk(refs).is_empty()
-}
-
-/// Remove what is at `path`: a link or a file is unlinked, a folder planted where a
-/// file belongs (`refs/main/`, `<etag>.incomplete/`) removed with its contents.
-fn remove_if_exists(path: &Path) -> Result<()> {
-    let removed = match fs::symlink_metadata(path) {
-        Ok(meta) if meta.is_dir() => fs::remove_dir_all(path),
-        _ => fs::remove_file(path),
-    };
-    match removed {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::io("delete", path, e)),
-    }
 }
 
 fn file_name(path: &Path) -> String {
@@ -558,6 +251,7 @@ fn symlink(_target: &Path, _link: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     fn repo_with_snapshot(cache: &HubCache, repo: &str, commit: &str, files: &[(&str, &str, &[u8])]) -> CachedRepo {
         let cached = cache.repo(repo);
@@ -633,6 +327,27 @@ mod tests {
         fs::remove_file(repo.ref_path("main")).unwrap();
         symlink(Path::new("/dev/zero"), &repo.ref_path("main")).unwrap();
         assert!(matches!(repo.read_ref("main"), RefState::Corrupt(_)));
+    }
+
+    #[test]
+    fn the_ref_and_sizes_record_go_through_the_atomic_writer_and_never_follow_a_planted_link() {
+        // Before the shared writer both went through `fs::write` to a predictable
+        // `.<name>.tmp<pid>`, unsynced, following a link planted at that name.
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().join("outside");
+        fs::write(&outside, "keep").unwrap();
+        let repo = HubCache::new(tmp.path().join("cache")).repo("o/n");
+        for path in [repo.ref_path("main"), repo.sizes_path(C1)] {
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            let old_temp = path.with_file_name(format!(".{}.tmp{}", file_name(&path), std::process::id()));
+            symlink(&outside, &old_temp).unwrap();
+        }
+        repo.write_ref("main", C1).unwrap();
+        repo.write_sizes(C1, &BTreeMap::from([("config.json".to_string(), 2)])).unwrap();
+        assert_eq!(fs::read_to_string(&outside).unwrap(), "keep");
+        assert!(fs::symlink_metadata(repo.ref_path("main")).unwrap().is_file());
+        assert_eq!(repo.read_ref("main"), RefState::Commit(C1.to_string()));
+        assert_eq!(fs::read_to_string(repo.sizes_path(C1)).unwrap(), r#"{"config.json":2}"#);
     }
 
     #[test]

@@ -60,9 +60,9 @@ impl HubConfig {
 
     /// `from_env` over any variable lookup (testable without touching the process env).
     pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Self {
-        let home = var("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
         let hf_home = var("HF_HOME").map(PathBuf::from).unwrap_or_else(|| {
-            var("XDG_CACHE_HOME").map(PathBuf::from).unwrap_or_else(|| home.join(".cache")).join("huggingface")
+            let os_var = |name: &str| var(name).map(std::ffi::OsString::from);
+            crate::fs::xdg_dir_with(crate::fs::UserDir::Cache, &os_var).join("huggingface")
         });
         let cache_dir = var("HF_HUB_CACHE")
             .or_else(|| var("HUGGINGFACE_HUB_CACHE"))

@@ -26,7 +26,7 @@
 //! partial file's bytes were written; `status` just does not count it.
 
 use std::fs::OpenOptions;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::ops::Range;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -34,6 +34,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::fs::{write_atomic, WriteOptions};
 
 /// Disjoint, sorted, merged half-open byte ranges.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -211,21 +212,13 @@ impl ResumeRecord {
         Ok(Some(RecordFile { size: record.size, written: record.written.without_runs_under(MIN_KEPT_RUN) }))
     }
 
-    /// Replace the record atomically (a temp file in the same folder, then rename).
+    /// Replace the record atomically. Not synced: it is rewritten as parts land and a
+    /// crash that loses it only costs a re-download; the temp name ends in
+    /// `.incomplete` too, so `rm` cleans one a kill left behind.
     pub fn save(&self, size: u64, written: &RangeSet) -> Result<()> {
-        let dir = self.path.parent().expect("record has a parent");
-        // The temp name ends in `.incomplete` too, so `rm` cleans one a kill left behind.
-        let tmp = dir.join(format!(".{}.{}.incomplete", std::process::id(), unique()));
         let body = serde_json::to_vec(&RecordFile { size, written: written.clone() }).expect("plain data serializes");
-        let write = || -> std::io::Result<()> {
-            let mut file = crate::fs::create_new_nofollow(&tmp)?;
-            file.write_all(&body)?;
-            std::fs::rename(&tmp, &self.path)
-        };
-        write().map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            Error::io("write the resume record", &self.path, e)
-        })
+        let options = WriteOptions::new(0o666).not_synced().temp_suffix(".incomplete");
+        write_atomic(&self.path, &body, options).map_err(|e| Error::io("write the resume record", e.path, e.source))
     }
 
     /// Forget the record (the blob is complete, or its partial file was dropped);
@@ -241,12 +234,6 @@ impl ResumeRecord {
             Err(_) => {}
         }
     }
-}
-
-/// A per-process counter, so two saves of one process never share a temp name.
-fn unique() -> u64 {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 #[cfg(test)]

@@ -93,18 +93,7 @@ fn heal(dir: &Path) -> std::io::Result<()> {
         if let Some(parent) = path.parent() {
             crate::fs::create_private_dir(parent)?;
         }
-        let tmp = path.with_extension(format!("local-mlx-tmp{}", std::process::id()));
-        let _ = std::fs::remove_file(&tmp);
-        let written = (|| {
-            let mut file = crate::fs::create_private_file(&tmp)?;
-            file.write_all(bytes)?;
-            file.sync_all()?;
-            std::fs::rename(&tmp, &path)
-        })();
-        if written.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        written?;
+        crate::fs::write_atomic(&path, bytes, crate::fs::WriteOptions::private())?;
     }
     Ok(())
 }

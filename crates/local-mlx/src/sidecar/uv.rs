@@ -42,7 +42,7 @@ impl UvSearch {
                 .and_then(|exe| std::fs::canonicalize(exe).ok())
                 .and_then(|exe| exe.parent().map(Path::to_path_buf)),
             path_var: std::env::var_os("PATH"),
-            home: std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from),
+            home: crate::fs::home_dir(),
             system_dirs: ["/opt/homebrew/bin", "/usr/local/bin"].iter().map(PathBuf::from).collect(),
         }
     }
