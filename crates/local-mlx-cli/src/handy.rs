@@ -1,5 +1,5 @@
 //! `local-mlx handy status | connect | disconnect`: the CLI face of
-//! [`local_mlx::handy`]. Parse, call the core once, print a line per requirement or
+//! [`local_mlx_handy`]. Parse, call it once, print a line per requirement or
 //! per change (or `--json`).
 
 use std::path::PathBuf;
@@ -9,8 +9,8 @@ use std::sync::Arc;
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use local_mlx::error::escape_controls;
-use local_mlx::handy::{self, Change, Outcome};
 use local_mlx::NullSink;
+use local_mlx_handy::{self as handy, Change, Outcome};
 use serde_json::Value;
 
 /// See what Handy still needs to post-process with local-mlx, and connect it.

@@ -13,7 +13,7 @@ mod common;
 use common::Env;
 
 fn fixture(name: &str) -> Vec<u8> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../local-mlx/tests/fixtures/handy");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../local-mlx-handy/tests/fixtures");
     std::fs::read(root.join(name)).unwrap()
 }
 
@@ -218,7 +218,7 @@ fn another_user_cannot_replace_the_store_and_nothing_is_left_behind() {
     let store = dir.join("settings_store.json");
     std::fs::write(&store, fixture("fresh-install.json")).unwrap();
     let model = "org/model";
-    local_mlx::handy::connect(&store, "http://localhost:8397/v1", Some(model), &[model.to_string()]).unwrap();
+    local_mlx_handy::connect(&store, "http://localhost:8397/v1", Some(model), &[model.to_string()]).unwrap();
     let connected = std::fs::read(&store).unwrap();
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();

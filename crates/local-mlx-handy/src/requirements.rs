@@ -8,10 +8,10 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::connect::{post_process_binding, selected_prompt};
-use super::schema::{self, Provider};
-use crate::postprocess::tagged_transcript;
-use crate::small_answer::read_small_json;
+use crate::connect::{post_process_binding, selected_prompt};
+use crate::schema::{self, Provider};
+use local_mlx::postprocess::tagged_transcript;
+use local_mlx::small_answer::read_small_json;
 
 /// One step, met (`ok`) or not, said for a person; `fix` says what to do when not.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -46,7 +46,7 @@ pub struct ServerProbe {
 
 /// Ask the server at `url` (a base URL ending in `/v1`) for `/health` and, with `key`
 /// when Handy has one for Custom, `/models`. Each question waits 10 s at most and reads
-/// at most [`MAX_SMALL_ANSWER_BYTES`](crate::small_answer::MAX_SMALL_ANSWER_BYTES).
+/// at most [`MAX_SMALL_ANSWER_BYTES`](local_mlx::small_answer::MAX_SMALL_ANSWER_BYTES).
 pub async fn probe_server(url: &str, key: Option<&str>) -> ServerProbe {
     let client = match reqwest::Client::builder().timeout(Duration::from_secs(10)).no_proxy().build() {
         Ok(client) => client,
@@ -272,8 +272,8 @@ mod tests {
         let up = ServerProbe { health: Ok(()), models: Ok(vec!["a/b".into()]) };
         let url = "http://localhost:8397/v1";
         let mut settings = Map::new();
-        let changes = super::super::connect::plan_connect(&settings, url, "a/b");
-        super::super::connect::apply(&mut settings, &changes);
+        let changes = crate::connect::plan_connect(&settings, url, "a/b");
+        crate::connect::apply(&mut settings, &changes);
         settings.insert(schema::EXPERIMENTAL_ENABLED.into(), Value::Bool(false));
         let checks = check(&settings, url, &up);
         assert!(checks.iter().all(|c| c.ok), "{checks:?}");

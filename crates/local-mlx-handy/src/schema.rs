@@ -3,7 +3,7 @@
 //! (`SETTINGS_STORE_PATH`, `"settings"` in `src-tauri/src/settings.rs`), the app
 //! identifier (`src-tauri/tauri.conf.json`), the field names of `AppSettings`, and the
 //! defaults `get_default_settings()` gives the fields we touch. When Handy renames one,
-//! this file and its fixtures (`tests/fixtures/handy/`) are what changes.
+//! this file and its fixtures (`tests/fixtures/`) are what changes.
 
 use serde::Deserialize;
 use serde_json::{json, Value};

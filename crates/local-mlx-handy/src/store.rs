@@ -1,5 +1,5 @@
 //! Handy's settings store on disk: where it is, reading it whole (every key, known or
-//! not, kept as parsed), and the atomic replace after a backup ([`super::backups`]).
+//! not, kept as parsed), and the atomic replace after a backup ([`crate::backups`]).
 //!
 //! Handy's store is tauri-plugin-store's JSON file: an object whose `"settings"` key
 //! holds `AppSettings`. We parse it into `serde_json::Value`s and change only the
@@ -18,11 +18,11 @@ use std::time::SystemTime;
 
 use serde_json::{Map, Value};
 
-use super::as_read::AsRead;
-use super::backups::{backup_path, backup_prefix, backups, prune_backups, record_path};
-use super::schema::{IDENTIFIER, SETTINGS_KEY, STORE_FILE};
+use crate::as_read::AsRead;
+use crate::backups::{backup_path, backup_prefix, backups, prune_backups, record_path};
 use crate::error::{Error, Result};
-use crate::settings::create_private_file;
+use crate::schema::{IDENTIFIER, SETTINGS_KEY, STORE_FILE};
+use local_mlx::fs::create_private_file;
 
 /// Overrides Handy's folder (the one holding `settings_store.json`), as `--handy-dir`.
 pub const HANDY_DIR_ENV: &str = "LOCAL_MLX_HANDY_DIR";
@@ -30,7 +30,7 @@ pub const HANDY_DIR_ENV: &str = "LOCAL_MLX_HANDY_DIR";
 /// The largest store (or backup) we read: Handy's is a few kB.
 pub const MAX_STORE_BYTES: u64 = 4 << 20;
 
-pub use super::backups::KEPT_BACKUPS;
+pub use crate::backups::KEPT_BACKUPS;
 
 /// Handy's app-data folder: `LOCAL_MLX_HANDY_DIR`, else Tauri's `app_data_dir()` for
 /// `com.pais.handy`: `~/Library/Application Support/com.pais.handy` on macOS,

@@ -14,7 +14,7 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use super::schema::SETTINGS_KEY;
+use crate::schema::SETTINGS_KEY;
 
 /// The text of each member of the store's root and of its `settings`.
 #[derive(Debug, Clone)]
