@@ -62,7 +62,7 @@ pub async fn run(command: HandyCommand, json: bool) -> Result<ExitCode> {
     match command {
         HandyCommand::Status { target } => status(target, json).await,
         HandyCommand::Connect { target, model } => {
-            let downloaded: Vec<String> = crate::commands::manager(Arc::new(NullSink))?
+            let downloaded: Vec<String> = crate::manager::manager(Arc::new(NullSink))?
                 .store()
                 .downloaded_models()
                 .into_iter()

@@ -6,6 +6,7 @@
 
 mod commands;
 mod handy;
+mod manager;
 mod progress;
 mod serve_options;
 mod service;

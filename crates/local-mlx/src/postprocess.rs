@@ -250,8 +250,8 @@ cleaned text.";
 
     #[test]
     fn the_transcript_is_the_block_the_prompt_wraps_in_tags() {
-        let handy = TAGGED_PROMPT.replace(OUTPUT_PLACEHOLDER, "  um hello there ");
-        assert_eq!(tagged_transcript(&handy), Some("um hello there"));
+        let tagged = TAGGED_PROMPT.replace(OUTPUT_PLACEHOLDER, "  um hello there ");
+        assert_eq!(tagged_transcript(&tagged), Some("um hello there"));
         assert_eq!(tagged_transcript("<transcript></transcript> clean it"), Some(""));
         for prompt in ["no tags at all", "<transcript>never closed", "</transcript>closed before <transcript>"] {
             assert_eq!(tagged_transcript(prompt), None, "{prompt}");
