@@ -3,7 +3,7 @@
 //!
 //! Handy keeps its settings in a tauri-plugin-store file ([`store`]); its post-processing
 //! hides behind several switches and a prompt and shortcut chosen elsewhere
-//! ([`requirements`] checks each). [`connect`] writes exactly the fields that set them
+//! ([`requirements`] checks each). [`connect()`] writes exactly the fields that set them
 //! ([`connect::Field`]), after a backup, and only while Handy is not running
 //! ([`process`]): it rewrites its store on exit and would undo the change. [`disconnect`]
 //! puts back only the fields that still hold what `connect` wrote. Field names and
@@ -12,6 +12,8 @@
 //! A crate of its own, not part of the core: an app that embeds the core has no business
 //! rewriting Handy's settings; the `local-mlx` CLI is its one user, and tests elsewhere
 //! take Handy's default prompt from [`schema::DEFAULT_PROMPT_TEXT`].
+
+#![warn(unreachable_pub)]
 
 mod as_read;
 mod backups;
