@@ -35,15 +35,8 @@ pub enum Error {
     #[error("'{url}' is not a server's base URL ({reason}); give one like http://localhost:8397/v1")]
     InvalidUrl { url: String, reason: String },
 
-    #[error("cannot {action} {path}: {source}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-
-    /// The core's own error (a model asked for that is not downloaded), kind and all.
+    /// The core's own error, kind and all: a model asked for that is not downloaded, a
+    /// file that cannot be read or written (the core's `Io`, kind `io`).
     #[error(transparent)]
     Core(#[from] local_mlx::Error),
 }
@@ -60,12 +53,11 @@ impl Error {
             Error::HandyNoBackup { .. } => "handy_no_backup",
             Error::NoModelDownloaded { .. } => "no_model_downloaded",
             Error::InvalidUrl { .. } => "invalid_url",
-            Error::Io { .. } => "io",
             Error::Core(e) => e.kind().as_str(),
         }
     }
 
     pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { action, path: path.into(), source }
+        Error::Core(local_mlx::Error::Io { action, path: path.into(), source })
     }
 }
