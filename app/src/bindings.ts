@@ -220,7 +220,7 @@ export type MlxErrorKind = "unknown_model" | "invalid_repo_id" | "offline" | "re
 /**
  * The model is in use (downloading, loading, generating): the action must wait.
  */
-"busy" | "not_downloaded" | "corrupt_ref" | "deleted_while_downloading" | "illegal_transition" | "download_failed" | "transcript_too_long" | "invalid_request" | "invalid_prompt" | "unsupported_platform" | "handy_not_found" | "handy_store_corrupt" | "handy_store_read_only" | "handy_running" | "handy_no_backup" | "no_model_downloaded" | "invalid_url" | "uv_not_found" | "backend_not_found" | "backend_unpack_failed" | "sidecar_spawn" | "sync_failed" | "never_ready" | "sidecar_exited" | "sidecar_crashed" | "sidecar_stopped" | "sidecar_timeout" | "sidecar_unreachable" | 
+"busy" | "not_downloaded" | "corrupt_ref" | "deleted_while_downloading" | "illegal_transition" | "download_failed" | "transcript_too_long" | "invalid_request" | "invalid_prompt" | "unsupported_platform" | "uv_not_found" | "backend_not_found" | "backend_unpack_failed" | "sidecar_spawn" | "sync_failed" | "never_ready" | "sidecar_exited" | "sidecar_crashed" | "sidecar_stopped" | "sidecar_timeout" | "sidecar_unreachable" | 
 /**
  * The sidecar refused our per-spawn token: another program may hold its port.
  */

@@ -4,11 +4,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use local_mlx::manager::ManagerConfig;
-use local_mlx::settings::{config_dir, MlxSettings};
 use local_mlx::store::DownloadOutcome;
-use local_mlx::{EventSink, MlxModelManager, NullSink};
+use local_mlx::{MlxModelManager, NullSink};
 
+use crate::manager::manager;
 use crate::progress::{ProcessProgress, PullProgress};
 use crate::table;
 use crate::Command;
@@ -30,19 +29,6 @@ pub async fn run(command: Command, json: bool) -> Result<ExitCode> {
         Command::Service(args) => crate::service::run(args, json).await,
         Command::Handy(command) => crate::handy::run(command, json).await,
     }
-}
-
-/// The manager, with the CLI's own `settings.json` (in `LOCAL_MLX_CONFIG_DIR` or the
-/// platform's config folder) loaded here and passed in, as any embedder does.
-pub(crate) fn manager(sink: Arc<dyn EventSink>) -> Result<MlxModelManager> {
-    manager_with(sink, MlxSettings::load(&config_dir().join("settings.json"))?)
-}
-
-/// [`manager`] with settings already loaded.
-pub fn manager_with(sink: Arc<dyn EventSink>, settings: MlxSettings) -> Result<MlxModelManager> {
-    let mut config = ManagerConfig::from_env()?;
-    config.settings = settings;
-    Ok(MlxModelManager::new(config, sink)?)
 }
 
 fn models(json: bool) -> Result<ExitCode> {

@@ -1,5 +1,5 @@
 //! `local-mlx handy status | connect | disconnect`: the CLI face of
-//! [`local_mlx::handy`]. Parse, call the core once, print a line per requirement or
+//! [`local_mlx_handy`]. Parse, call it once, print a line per requirement or
 //! per change (or `--json`).
 
 use std::path::PathBuf;
@@ -9,8 +9,8 @@ use std::sync::Arc;
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use local_mlx::error::escape_controls;
-use local_mlx::handy::{self, Change, Outcome};
 use local_mlx::NullSink;
+use local_mlx_handy::{self as handy, Change, Outcome};
 use serde_json::Value;
 
 /// See what Handy still needs to post-process with local-mlx, and connect it.
@@ -62,7 +62,7 @@ pub async fn run(command: HandyCommand, json: bool) -> Result<ExitCode> {
     match command {
         HandyCommand::Status { target } => status(target, json).await,
         HandyCommand::Connect { target, model } => {
-            let downloaded: Vec<String> = crate::commands::manager(Arc::new(NullSink))?
+            let downloaded: Vec<String> = crate::manager::manager(Arc::new(NullSink))?
                 .store()
                 .downloaded_models()
                 .into_iter()

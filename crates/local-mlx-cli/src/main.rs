@@ -6,6 +6,7 @@
 
 mod commands;
 mod handy;
+mod manager;
 mod progress;
 mod serve_options;
 mod service;
@@ -127,7 +128,12 @@ fn main() -> ExitCode {
             // name, a repo id typed with escapes) reaches the terminal raw.
             let message = escape_controls(&source_chain(error.as_ref()));
             if cli.json {
-                let kind = error.downcast_ref::<local_mlx::Error>().map_or(own_kind, |e| e.kind().as_str());
+                let kind =
+                    match (error.downcast_ref::<local_mlx::Error>(), error.downcast_ref::<local_mlx_handy::Error>()) {
+                        (Some(core), _) => core.kind().as_str(),
+                        (None, Some(handy)) => handy.kind(),
+                        (None, None) => own_kind,
+                    };
                 println!("{}", serde_json::json!({"error": {"kind": kind, "message": message}}));
             }
             eprintln!("error: {message}");

@@ -67,7 +67,7 @@ pub async fn setup(model: Option<String>, json: bool) -> Result<ExitCode> {
     let model = model.unwrap_or_else(|| settings.selected_model.clone());
     let progress =
         Arc::new(SetupProgress { pull: (!json).then(|| PullProgress::new(false)), phases: ProcessProgress::new(json) });
-    let manager = crate::commands::manager_with(progress.clone(), settings.clone())?;
+    let manager = crate::manager::manager_with(progress.clone(), settings.clone())?;
     let model = manager.add_custom_model(&model)?.id;
     let say = |line: String| {
         if !json {

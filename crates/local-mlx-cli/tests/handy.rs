@@ -13,7 +13,7 @@ mod common;
 use common::Env;
 
 fn fixture(name: &str) -> Vec<u8> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../local-mlx/tests/fixtures/handy");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../local-mlx-handy/tests/fixtures");
     std::fs::read(root.join(name)).unwrap()
 }
 
@@ -174,6 +174,38 @@ async fn without_handy_status_says_how_to_install_it_and_connect_fails_clearly()
     assert!(err.contains("is not JSON") && err.contains("nothing was changed"), "{err}");
 }
 
+/// Each failure of Handy's crate reaches `--json` with the kind it has always had (a
+/// core error inside it, with the core's), never the command's generic `handy_failed`.
+#[tokio::test(flavor = "multi_thread")]
+async fn each_handy_failure_keeps_its_json_kind() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new().await;
+    let dir = handy_dir(&env, "fresh-install.json");
+    let store = dir.join("settings_store.json");
+    let empty_cache = env.tmp.path().join("empty-cache");
+    let kind_of = |args: &[&str], cache: &Path| {
+        let mut all = vec!["--json", "handy"];
+        all.extend_from_slice(args);
+        let output = env.command(&all).env("LOCAL_MLX_HANDY_DIR", &dir).env("HF_HUB_CACHE", cache).output().unwrap();
+        let (out, err) = text(&output);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {out}{err}");
+        let error: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}"));
+        error["error"]["kind"].as_str().unwrap().to_string()
+    };
+    let cache = env.tmp.path().join("cache");
+    assert_eq!(kind_of(&["connect", "--url", "localhost:8397"], &cache), "invalid_url");
+    assert_eq!(kind_of(&["connect", "--model", "org/missing"], &cache), "not_downloaded");
+    assert_eq!(kind_of(&["connect"], &empty_cache), "no_model_downloaded");
+    assert_eq!(kind_of(&["disconnect"], &cache), "handy_no_backup");
+    std::fs::set_permissions(&store, std::fs::Permissions::from_mode(0o444)).unwrap();
+    assert_eq!(kind_of(&["connect"], &cache), "handy_store_read_only");
+    std::fs::set_permissions(&store, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(&store, "{\"settings\": ").unwrap();
+    assert_eq!(kind_of(&["connect"], &cache), "handy_store_corrupt");
+    std::fs::remove_file(&store).unwrap();
+    assert_eq!(kind_of(&["disconnect"], &cache), "handy_not_found");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_empty_handy_dir_variable_means_unset() {
     let env = Env::new().await;
@@ -218,7 +250,7 @@ fn another_user_cannot_replace_the_store_and_nothing_is_left_behind() {
     let store = dir.join("settings_store.json");
     std::fs::write(&store, fixture("fresh-install.json")).unwrap();
     let model = "org/model";
-    local_mlx::handy::connect(&store, "http://localhost:8397/v1", Some(model), &[model.to_string()]).unwrap();
+    local_mlx_handy::connect(&store, "http://localhost:8397/v1", Some(model), &[model.to_string()]).unwrap();
     let connected = std::fs::read(&store).unwrap();
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();

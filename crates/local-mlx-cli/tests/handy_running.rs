@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use local_mlx::handy::process::running_handy;
+use local_mlx_handy::process::running_handy;
 
 struct Stop(std::process::Child);
 
@@ -23,7 +23,7 @@ impl Drop for Stop {
 fn sleeper(path: &Path, handy: bool) {
     let mut bytes = std::fs::read("/bin/sleep").unwrap();
     if handy {
-        bytes.extend_from_slice(local_mlx::handy::schema::IDENTIFIER.as_bytes());
+        bytes.extend_from_slice(local_mlx_handy::schema::IDENTIFIER.as_bytes());
     }
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, bytes).unwrap();
@@ -50,7 +50,7 @@ fn connect_and_disconnect_refuse_while_handy_runs_and_only_handy_counts() {
 
     let dir = tmp.path().join("com.pais.handy");
     std::fs::create_dir(&dir).unwrap();
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../local-mlx/tests/fixtures/handy/fresh-install.json");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../local-mlx-handy/tests/fixtures/fresh-install.json");
     let store = dir.join("settings_store.json");
     std::fs::copy(&fixture, &store).unwrap();
     for args in [&["handy", "connect", "--model", "org/any"][..], &["handy", "disconnect"]] {

@@ -81,9 +81,8 @@ impl Answer {
             | K::InvalidRequest
             | K::TranscriptTooLong
             | K::SidecarBadRequest
-            | K::InvalidPrompt
-            | K::InvalidUrl => Answer::BadRequest,
-            K::NotDownloaded | K::Offline | K::NoModelDownloaded => Answer::ModelNotFound,
+            | K::InvalidPrompt => Answer::BadRequest,
+            K::NotDownloaded | K::Offline => Answer::ModelNotFound,
             K::Busy | K::SidecarBusy | K::DownloadInProgress => Answer::Unavailable,
             K::SidecarTimeout => Answer::Timeout,
             K::UnsupportedPlatform => Answer::UnsupportedPlatform,
@@ -109,11 +108,6 @@ impl Answer {
             | K::DeletedWhileDownloading
             | K::IllegalTransition
             | K::DownloadFailed
-            | K::HandyNotFound
-            | K::HandyStoreCorrupt
-            | K::HandyStoreReadOnly
-            | K::HandyRunning
-            | K::HandyNoBackup
             | K::SettingsCorrupt
             | K::UvNotFound
             | K::BackendNotFound

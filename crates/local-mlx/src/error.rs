@@ -128,36 +128,8 @@ pub enum Error {
     #[error("local-mlx cannot run models on this machine: {reason}")]
     UnsupportedPlatform { os: String, arch: String, reason: String },
 
-    #[error("Handy's settings are not at {path}: install Handy from https://handy.computer (macOS: `brew install --cask handy`), open it once and quit it; for a portable Handy pass --handy-dir <its Data folder>")]
-    HandyNotFound { path: PathBuf },
-
-    #[error("Handy's settings file {path} cannot be used: {reason}; nothing was changed: repair it or put back a backup of it (Handy itself would start from its defaults and overwrite it)")]
-    HandyStoreCorrupt { path: PathBuf, reason: String },
-
-    #[error(
-        "Handy's settings file {path} is read-only; nothing was changed: make it writable (`chmod u+w`) and try again"
-    )]
-    HandyStoreReadOnly { path: PathBuf },
-
-    /// Read-only to us as well (kind `handy_store_read_only`): another user's file,
-    /// which we could not give back to its owner once replaced.
-    #[error("Handy's settings file {path} belongs to user {owner}, not to the user running this; nothing was changed: run it as that user (without sudo)")]
-    HandyStoreNotOwned { path: PathBuf, owner: u32 },
-
-    #[error("Handy is running (process {pid}, {name}): quit Handy first (it saves its settings when it quits and would undo the change), then run this again; nothing was changed")]
-    HandyRunning { pid: u32, name: String },
-
-    #[error("there is no backup from `local-mlx handy connect` next to {path}, so there is nothing to put back")]
-    HandyNoBackup { path: PathBuf },
-
-    #[error("no model is downloaded: run `local-mlx setup` (it downloads {default_model} and checks that it runs), or pull another and pass --model")]
-    NoModelDownloaded { default_model: &'static str },
-
     #[error("the settings file {path} cannot be read ({reason}); it was moved to {backup} and the defaults apply: repair that copy and move it back to keep its values")]
     SettingsCorrupt { path: PathBuf, backup: PathBuf, reason: String },
-
-    #[error("'{url}' is not a server's base URL ({reason}); give one like http://localhost:8397/v1")]
-    InvalidUrl { url: String, reason: String },
 
     #[error(transparent)]
     Sidecar(#[from] crate::sidecar::SidecarError),
@@ -202,13 +174,6 @@ impl Error {
             Error::InvalidRequest { .. } => ErrorKind::InvalidRequest,
             Error::InvalidPrompt { .. } => ErrorKind::InvalidPrompt,
             Error::UnsupportedPlatform { .. } => ErrorKind::UnsupportedPlatform,
-            Error::HandyNotFound { .. } => ErrorKind::HandyNotFound,
-            Error::HandyStoreCorrupt { .. } => ErrorKind::HandyStoreCorrupt,
-            Error::HandyStoreReadOnly { .. } | Error::HandyStoreNotOwned { .. } => ErrorKind::HandyStoreReadOnly,
-            Error::HandyRunning { .. } => ErrorKind::HandyRunning,
-            Error::HandyNoBackup { .. } => ErrorKind::HandyNoBackup,
-            Error::NoModelDownloaded { .. } => ErrorKind::NoModelDownloaded,
-            Error::InvalidUrl { .. } => ErrorKind::InvalidUrl,
             Error::SettingsCorrupt { .. } => ErrorKind::SettingsCorrupt,
             Error::Sidecar(e) => e.kind(),
         }

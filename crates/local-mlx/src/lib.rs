@@ -14,7 +14,6 @@ pub mod error;
 pub mod error_kind;
 pub mod events;
 pub mod fs;
-pub mod handy;
 pub mod hub;
 pub mod manager;
 pub mod platform;

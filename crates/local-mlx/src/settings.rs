@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::DEFAULT_MODEL_ID;
 use crate::error::{Error, Result};
 use crate::fs::UserDir;
-/// The file helpers, where the CLI and `handy` have always found them.
-pub use crate::fs::{create_private_dir, create_private_file};
+/// The private-folder helper, where the CLI's service code has always found it.
+pub use crate::fs::create_private_dir;
 use crate::postprocess::DEFAULT_PROMPT;
 
 /// The provider id Handy's settings use for us.

@@ -1,5 +1,5 @@
-//! `local_mlx::handy` on real files shaped as Handy writes its store (fixtures in
-//! `tests/fixtures/handy/`, derived from Handy's own defaults and its frozen v0.9 test
+//! `local_mlx_handy` on real files shaped as Handy writes its store (fixtures in
+//! `tests/fixtures/`, derived from Handy's own defaults and its frozen v0.9 test
 //! store at the commit `handy::schema::HANDY_COMMIT` names): connect changes exactly the
 //! listed fields and keeps every other byte, backs up first, changes nothing the second
 //! time; disconnect restores; bad files are clear errors with nothing written.
@@ -14,14 +14,14 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use local_mlx::handy::{self, HandyStore};
+use local_mlx_handy::{self as handy, HandyStore};
 use serde_json::{json, Value};
 
 const URL: &str = "http://localhost:8397/v1";
 const MODEL: &str = "mlx-community/Qwen3-1.7B-4bit";
 
 fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/handy").join(name)).unwrap()
+    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)).unwrap()
 }
 
 /// A Handy folder in a temp dir holding `bytes` as its store.
@@ -196,23 +196,23 @@ fn without_model_the_one_handy_has_or_the_downloaded_default_is_used() {
 
     let (_dir, path) = handy_dir(&fixture("fresh-install.json"));
     let err = handy::connect(&path, URL, Some("x/missing"), &downloaded).unwrap_err();
-    assert_eq!(err.kind(), local_mlx::ErrorKind::NotDownloaded);
+    assert_eq!(err.kind(), "not_downloaded");
     assert_eq!(std::fs::read(&path).unwrap(), fixture("fresh-install.json"));
     let err = handy::connect(&path, URL, None, &[]).unwrap_err();
-    assert_eq!(err.kind(), local_mlx::ErrorKind::NoModelDownloaded);
+    assert_eq!(err.kind(), "no_model_downloaded");
     assert!(err.to_string().contains("local-mlx setup"), "the one command that gets a model ready: {err}");
     let err = handy::connect(&path, "localhost:8397", None, &downloaded).unwrap_err();
-    assert_eq!(err.kind(), local_mlx::ErrorKind::InvalidUrl, "{err}");
+    assert_eq!(err.kind(), "invalid_url", "{err}");
 }
 
 #[test]
 fn a_corrupt_unreadable_or_read_only_store_is_a_clear_error_and_nothing_is_written() {
     let downloaded = [MODEL.to_string()];
     for (bytes, kind, says) in [
-        (&b"{\"settings\": {\"post_process_enabled\": tru"[..], local_mlx::ErrorKind::HandyStoreCorrupt, "not JSON"),
-        (&b"[1, 2]"[..], local_mlx::ErrorKind::HandyStoreCorrupt, "not an object"),
-        (&b"{\"settings\": \"corrupt\"}"[..], local_mlx::ErrorKind::HandyStoreCorrupt, "\"settings\" is not an object"),
-        (&b"{\"other\": 1}"[..], local_mlx::ErrorKind::HandyStoreCorrupt, "no \"settings\""),
+        (&b"{\"settings\": {\"post_process_enabled\": tru"[..], "handy_store_corrupt", "not JSON"),
+        (&b"[1, 2]"[..], "handy_store_corrupt", "not an object"),
+        (&b"{\"settings\": \"corrupt\"}"[..], "handy_store_corrupt", "\"settings\" is not an object"),
+        (&b"{\"other\": 1}"[..], "handy_store_corrupt", "no \"settings\""),
     ] {
         let (dir, path) = handy_dir(bytes);
         let err = handy::connect(&path, URL, None, &downloaded).unwrap_err();
@@ -229,7 +229,7 @@ fn a_corrupt_unreadable_or_read_only_store_is_a_clear_error_and_nothing_is_writt
     let path = handy::store::store_path(Some(dir.path()));
     std::fs::create_dir(&path).unwrap();
     let err = handy::connect(&path, URL, None, &downloaded).unwrap_err();
-    assert_eq!(err.kind(), local_mlx::ErrorKind::HandyStoreCorrupt);
+    assert_eq!(err.kind(), "handy_store_corrupt");
     assert!(
         err.to_string().contains("not a regular file") && err.to_string().contains(&path.display().to_string()),
         "{err}"
@@ -241,7 +241,7 @@ fn a_corrupt_unreadable_or_read_only_store_is_a_clear_error_and_nothing_is_writt
     permissions.set_readonly(true);
     std::fs::set_permissions(&path, permissions).unwrap();
     let err = handy::connect(&path, URL, None, &downloaded).unwrap_err();
-    assert_eq!(err.kind(), local_mlx::ErrorKind::HandyStoreReadOnly, "{err}");
+    assert_eq!(err.kind(), "handy_store_read_only", "{err}");
     assert!(err.to_string().contains("chmod u+w"), "{err}");
     assert_eq!(std::fs::read(&path).unwrap(), fixture("fresh-install.json"));
     assert_eq!(files_in(dir.path()).len(), 1);
@@ -251,7 +251,7 @@ fn a_corrupt_unreadable_or_read_only_store_is_a_clear_error_and_nothing_is_writt
 fn disconnect_without_a_connect_backup_says_there_is_nothing_to_put_back() {
     let (_dir, path) = handy_dir(&fixture("fresh-install.json"));
     let err = handy::disconnect(&path).unwrap_err();
-    assert_eq!(err.kind(), local_mlx::ErrorKind::HandyNoBackup);
+    assert_eq!(err.kind(), "handy_no_backup");
     assert_eq!(std::fs::read(&path).unwrap(), fixture("fresh-install.json"));
 }
 
@@ -266,7 +266,7 @@ async fn no_handy_is_one_unmet_requirement_saying_how_to_install_it() {
     assert_eq!((missing.id, missing.ok), ("handy_found", false));
     assert!(missing.fix.as_ref().unwrap().contains("https://handy.computer"), "{missing:?}");
     let err = handy::connect(&path, URL, None, &[MODEL.to_string()]).unwrap_err();
-    assert_eq!(err.kind(), local_mlx::ErrorKind::HandyNotFound);
+    assert_eq!(err.kind(), "handy_not_found");
     assert!(!dir.path().join("com.pais.handy").exists(), "connect creates no Handy folder");
 }
 
@@ -415,7 +415,7 @@ async fn a_fifo_a_link_to_dev_zero_or_a_huge_file_as_the_store_or_its_backup_is_
         let connect = handy::connect(&path, URL, None, &[MODEL.to_string()]).unwrap_err();
         let disconnect = handy::disconnect(&path).unwrap_err();
         for err in [status, connect, disconnect] {
-            assert_eq!(err.kind(), local_mlx::ErrorKind::HandyStoreCorrupt, "{err}");
+            assert_eq!(err.kind(), "handy_store_corrupt", "{err}");
             assert!(err.to_string().contains(says), "{says}: {err}");
         }
         assert_eq!(files_in(dir.path()).len(), 1, "nothing written beside it");
@@ -430,7 +430,7 @@ async fn a_fifo_a_link_to_dev_zero_or_a_huge_file_as_the_store_or_its_backup_is_
         let connected = std::fs::read(&path).unwrap();
         plant(&dir.path().join("settings_store.json.before-local-mlx-connect-29991231T000000.000000000Z.json"));
         let err = handy::disconnect(&path).unwrap_err();
-        assert_eq!(err.kind(), local_mlx::ErrorKind::HandyStoreCorrupt, "{err}");
+        assert_eq!(err.kind(), "handy_store_corrupt", "{err}");
         assert!(err.to_string().contains(says), "{says}: {err}");
         assert_eq!(std::fs::read(&path).unwrap(), connected, "the store is unchanged");
     }

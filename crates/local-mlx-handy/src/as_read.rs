@@ -14,7 +14,7 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use super::schema::SETTINGS_KEY;
+use crate::schema::SETTINGS_KEY;
 
 /// The text of each member of the store's root and of its `settings`.
 #[derive(Debug, Clone)]
@@ -25,14 +25,14 @@ pub(crate) struct AsRead {
 
 impl AsRead {
     /// The members' text of a store that parsed as an object with a `settings` object.
-    pub fn read(bytes: &[u8]) -> Option<AsRead> {
+    pub(crate) fn read(bytes: &[u8]) -> Option<AsRead> {
         let root: BTreeMap<String, Box<RawValue>> = serde_json::from_slice(bytes).ok()?;
         let settings = serde_json::from_str(root.get(SETTINGS_KEY)?.get()).ok()?;
         Some(AsRead { root, settings })
     }
 
     /// `root` as JSON (pretty or compact), each unchanged member as its text.
-    pub fn write(&self, root: &Map<String, Value>, pretty: bool) -> Vec<u8> {
+    pub(crate) fn write(&self, root: &Map<String, Value>, pretty: bool) -> Vec<u8> {
         let object = Object { members: root, text: &self.root, settings: Some(&self.settings) };
         if pretty { serde_json::to_vec_pretty(&object) } else { serde_json::to_vec(&object) }
             .expect("JSON values serialize")

@@ -8,10 +8,10 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::connect::{post_process_binding, selected_prompt};
-use super::schema::{self, Provider};
-use crate::postprocess::tagged_transcript;
-use crate::small_answer::read_small_json;
+use crate::connect::{post_process_binding, selected_prompt};
+use crate::schema::{self, Provider};
+use local_mlx::postprocess::tagged_transcript;
+use local_mlx::small_answer::read_small_json;
 
 /// One step, met (`ok`) or not, said for a person; `fix` says what to do when not.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -46,7 +46,7 @@ pub struct ServerProbe {
 
 /// Ask the server at `url` (a base URL ending in `/v1`) for `/health` and, with `key`
 /// when Handy has one for Custom, `/models`. Each question waits 10 s at most and reads
-/// at most [`MAX_SMALL_ANSWER_BYTES`](crate::small_answer::MAX_SMALL_ANSWER_BYTES).
+/// at most [`MAX_SMALL_ANSWER_BYTES`](local_mlx::small_answer::MAX_SMALL_ANSWER_BYTES).
 pub async fn probe_server(url: &str, key: Option<&str>) -> ServerProbe {
     let client = match reqwest::Client::builder().timeout(Duration::from_secs(10)).no_proxy().build() {
         Ok(client) => client,
@@ -126,8 +126,21 @@ pub fn post_process_keys(settings: &Map<String, Value>) -> Option<String> {
     (!keys.is_empty()).then(|| keys_to_press(keys))
 }
 
+/// Where Handy shows the post-processing settings each fix names.
+const PAGE: &str = "sidebar → \"Post Process\"";
+
 /// Every requirement, given Handy's settings, the server's base URL and what it answered.
 pub fn check(settings: &Map<String, Value>, url: &str, server: &ServerProbe) -> Vec<Requirement> {
+    let mut checks = provider_steps(settings, url);
+    checks.push(server_step(url, server));
+    checks.push(model_step(settings, server));
+    checks.push(prompt_step(settings));
+    checks.push(shortcut_step(settings));
+    checks
+}
+
+/// Post-processing on, the provider Custom, Custom's base URL this server's.
+fn provider_steps(settings: &Map<String, Value>, url: &str) -> Vec<Requirement> {
     let enabled: bool = schema::field(settings, schema::POST_PROCESS_ENABLED, false);
     let provider: String = schema::field(settings, schema::PROVIDER_ID, schema::DEFAULT_PROVIDER_ID.to_string());
     let providers: Vec<Provider> = schema::field(settings, schema::PROVIDERS, Vec::new());
@@ -136,11 +149,7 @@ pub fn check(settings: &Map<String, Value>, url: &str, server: &ServerProbe) -> 
         .find(|p| p.id == schema::CUSTOM_PROVIDER_ID)
         .map(|p| p.base_url.clone())
         .unwrap_or_else(|| schema::default_custom_provider()["base_url"].as_str().unwrap_or_default().to_string());
-    let models: std::collections::HashMap<String, String> = schema::field(settings, schema::MODELS, Default::default());
-    let model = models.get(schema::CUSTOM_PROVIDER_ID).map(|m| m.trim()).unwrap_or_default();
-    let page = "sidebar → \"Post Process\"";
-
-    let mut checks = vec![
+    vec![
         Requirement::new(
             "post_processing",
             enabled,
@@ -152,16 +161,20 @@ pub fn check(settings: &Map<String, Value>, url: &str, server: &ServerProbe) -> 
             "provider",
             provider == schema::CUSTOM_PROVIDER_ID,
             format!("provider {provider}"),
-            format!("in Handy: {page} → Provider: Custom"),
+            format!("in Handy: {PAGE} → Provider: Custom"),
         ),
         Requirement::new(
             "base_url",
             same_url(&base_url, url),
             format!("Custom's base URL {base_url}"),
-            format!("in Handy: {page} → Base URL: {url}, then \"Refresh models\" (a new URL clears the model)"),
+            format!("in Handy: {PAGE} → Base URL: {url}, then \"Refresh models\" (a new URL clears the model)"),
         ),
-    ];
-    let server_line = match (&server.health, &server.models) {
+    ]
+}
+
+/// The server answers `/health` and, with Handy's key, `/models`.
+fn server_step(url: &str, server: &ServerProbe) -> Requirement {
+    match (&server.health, &server.models) {
         (Ok(()), Ok(_)) => Requirement::new("server", true, format!("local-mlx answers at {url}"), ""),
         (Err(why), _) => Requirement::new(
             "server",
@@ -175,10 +188,15 @@ pub fn check(settings: &Map<String, Value>, url: &str, server: &ServerProbe) -> 
             format!("local-mlx answers /health at {url} but not /models: {why}"),
             "give Handy the server's key (Post Process → API Key), or restart the server",
         ),
-    };
-    checks.push(server_line);
-    let pick = format!("in Handy: {page} → \"Refresh models\" → Model");
-    checks.push(match &server.models {
+    }
+}
+
+/// Custom's model chosen, and one the server lists.
+fn model_step(settings: &Map<String, Value>, server: &ServerProbe) -> Requirement {
+    let models: std::collections::HashMap<String, String> = schema::field(settings, schema::MODELS, Default::default());
+    let model = models.get(schema::CUSTOM_PROVIDER_ID).map(|m| m.trim()).unwrap_or_default();
+    let pick = format!("in Handy: {PAGE} → \"Refresh models\" → Model");
+    match &server.models {
         _ if model.is_empty() => Requirement::new("model", false, "no model chosen for Custom".into(), pick),
         Ok(listed) if listed.iter().any(|id| id == model) => {
             Requirement::new("model", true, format!("model {model}, served"), "")
@@ -195,8 +213,13 @@ pub fn check(settings: &Map<String, Value>, url: &str, server: &ServerProbe) -> 
             format!("model {model}: not checked, the server does not answer"),
             "start the server, then check again",
         ),
-    });
-    checks.push(match selected_prompt(settings) {
+    }
+}
+
+/// A prompt selected (Handy skips post-processing without one), and whether the
+/// server's check applies to it.
+fn prompt_step(settings: &Map<String, Value>) -> Requirement {
+    match selected_prompt(settings) {
         Some(prompt) => {
             let guarded = tagged_transcript(&prompt.prompt).is_some();
             let note = if guarded {
@@ -211,10 +234,14 @@ pub fn check(settings: &Map<String, Value>, url: &str, server: &ServerProbe) -> 
             "prompt",
             false,
             "no prompt selected: Handy skips post-processing without one".into(),
-            format!("in Handy: {page} → Selected Prompt: \"Improve Transcriptions\""),
+            format!("in Handy: {PAGE} → Selected Prompt: \"Improve Transcriptions\""),
         ),
-    });
-    checks.push(match post_process_keys(settings) {
+    }
+}
+
+/// The "Transcribe with Post-Processing" shortcut bound.
+fn shortcut_step(settings: &Map<String, Value>) -> Requirement {
+    match post_process_keys(settings) {
         Some(keys) => Requirement::new(
             "shortcut",
             true,
@@ -225,10 +252,9 @@ pub fn check(settings: &Map<String, Value>, url: &str, server: &ServerProbe) -> 
             "shortcut",
             false,
             "the \"Transcribe with Post-Processing\" shortcut is not bound".into(),
-            format!("in Handy: {page} → Hotkey: press the keys to use"),
+            format!("in Handy: {PAGE} → Hotkey: press the keys to use"),
         ),
-    });
-    checks
+    }
 }
 
 fn on_off(on: bool) -> &'static str {
@@ -272,8 +298,8 @@ mod tests {
         let up = ServerProbe { health: Ok(()), models: Ok(vec!["a/b".into()]) };
         let url = "http://localhost:8397/v1";
         let mut settings = Map::new();
-        let changes = super::super::connect::plan_connect(&settings, url, "a/b");
-        super::super::connect::apply(&mut settings, &changes);
+        let changes = crate::connect::plan_connect(&settings, url, "a/b");
+        crate::connect::apply(&mut settings, &changes);
         settings.insert(schema::EXPERIMENTAL_ENABLED.into(), Value::Bool(false));
         let checks = check(&settings, url, &up);
         assert!(checks.iter().all(|c| c.ok), "{checks:?}");

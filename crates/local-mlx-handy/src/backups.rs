@@ -54,7 +54,7 @@ pub(super) fn prune_backups(target: &Path) -> Result<()> {
     let mut names = backups(&dir, target)?;
     // The time is the name's last `-`-separated part; newest first.
     names.sort_by(|a, b| b.rsplit('-').next().cmp(&a.rsplit('-').next()));
-    let (_, connect) = backup_prefix(target, super::CONNECT);
+    let (_, connect) = backup_prefix(target, crate::CONNECT);
     let newest_connect = names.iter().find(|name| name.starts_with(&connect)).cloned();
     for name in names.into_iter().skip(KEPT_BACKUPS).filter(|name| Some(name) != newest_connect.as_ref()) {
         let path = dir.join(&name);

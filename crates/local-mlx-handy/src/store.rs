@@ -1,5 +1,5 @@
 //! Handy's settings store on disk: where it is, reading it whole (every key, known or
-//! not, kept as parsed), and the atomic replace after a backup ([`super::backups`]).
+//! not, kept as parsed), and the atomic replace after a backup (`backups.rs`).
 //!
 //! Handy's store is tauri-plugin-store's JSON file: an object whose `"settings"` key
 //! holds `AppSettings`. We parse it into `serde_json::Value`s and change only the
@@ -18,10 +18,10 @@ use std::time::SystemTime;
 
 use serde_json::{Map, Value};
 
-use super::as_read::AsRead;
-use super::backups::{backup_path, backup_prefix, backups, prune_backups, record_path};
-use super::schema::{IDENTIFIER, SETTINGS_KEY, STORE_FILE};
+use crate::as_read::AsRead;
+use crate::backups::{backup_path, backup_prefix, backups, prune_backups, record_path};
 use crate::error::{Error, Result};
+use crate::schema::{IDENTIFIER, SETTINGS_KEY, STORE_FILE};
 
 /// Overrides Handy's folder (the one holding `settings_store.json`), as `--handy-dir`.
 pub const HANDY_DIR_ENV: &str = "LOCAL_MLX_HANDY_DIR";
@@ -29,7 +29,7 @@ pub const HANDY_DIR_ENV: &str = "LOCAL_MLX_HANDY_DIR";
 /// The largest store (or backup) we read: Handy's is a few kB.
 pub const MAX_STORE_BYTES: u64 = 4 << 20;
 
-pub use super::backups::KEPT_BACKUPS;
+pub use crate::backups::KEPT_BACKUPS;
 
 /// Handy's app-data folder: `LOCAL_MLX_HANDY_DIR`, else Tauri's `app_data_dir()` for
 /// `com.pais.handy`: `~/Library/Application Support/com.pais.handy` on macOS,
@@ -40,7 +40,7 @@ pub fn default_handy_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os(HANDY_DIR_ENV).filter(|d| !d.is_empty()) {
         return PathBuf::from(dir);
     }
-    crate::fs::app_dir(crate::fs::UserDir::Data).join(IDENTIFIER)
+    local_mlx::fs::app_dir(local_mlx::fs::UserDir::Data).join(IDENTIFIER)
 }
 
 /// The store file in `handy_dir` (or in [`default_handy_dir`]).
@@ -152,8 +152,8 @@ impl HandyStore {
                 write_new_private(&record_file, record, &metadata)
                     .map_err(|e| ("write a record of the change beside", &backup, e))?;
             }
-            let options = crate::fs::WriteOptions::private().keep_existing();
-            crate::fs::write_atomic(&target, &bytes, options)
+            let options = local_mlx::fs::WriteOptions::private().keep_existing();
+            local_mlx::fs::write_atomic(&target, &bytes, options)
                 .map_err(|e| ("write Handy's settings to", &target, e.source))
         })();
         if let Err((action, path, e)) = written {
@@ -236,7 +236,7 @@ fn write_new_private(path: &Path, bytes: &[u8], like: &std::fs::Metadata) -> std
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options.open(path)?;
-    crate::fs::take_owner(&file, like)?;
+    local_mlx::fs::take_owner(&file, like)?;
     std::io::Write::write_all(&mut file, bytes)?;
     file.sync_all()
 }

@@ -3,15 +3,22 @@
 //!
 //! Handy keeps its settings in a tauri-plugin-store file ([`store`]); its post-processing
 //! hides behind several switches and a prompt and shortcut chosen elsewhere
-//! ([`requirements`] checks each). [`connect`] writes exactly the fields that set them
+//! ([`requirements`] checks each). [`connect()`] writes exactly the fields that set them
 //! ([`connect::Field`]), after a backup, and only while Handy is not running
 //! ([`process`]): it rewrites its store on exit and would undo the change. [`disconnect`]
 //! puts back only the fields that still hold what `connect` wrote. Field names and
 //! defaults are Handy's at one commit ([`schema`]).
+//!
+//! A crate of its own, not part of the core: an app that embeds the core has no business
+//! rewriting Handy's settings; the `local-mlx` CLI is its one user, and tests elsewhere
+//! take Handy's default prompt from [`schema::DEFAULT_PROMPT_TEXT`].
+
+#![warn(unreachable_pub)]
 
 mod as_read;
 mod backups;
 pub mod connect;
+pub mod error;
 pub mod process;
 pub mod requirements;
 pub mod schema;
@@ -25,7 +32,7 @@ pub use connect::{Change, Field, Kept};
 pub use requirements::{Requirement, ServerProbe};
 pub use store::HandyStore;
 
-use crate::error::{Error, Result};
+pub use error::{Error, Result};
 
 /// The base URL Handy should use: `http://localhost:<port>/v1`.
 pub fn default_url(port: u16) -> String {
@@ -38,7 +45,8 @@ pub fn default_url(port: u16) -> String {
 /// control character; surrounding spaces and a trailing `/` dropped; the host in lower
 /// case and a default port left out, as the URL standard writes them.
 pub fn check_url(url: &str) -> Result<String> {
-    let bad = |reason: &str| Error::InvalidUrl { url: crate::text::escape_controls(url), reason: reason.to_string() };
+    let bad =
+        |reason: &str| Error::InvalidUrl { url: local_mlx::text::escape_controls(url), reason: reason.to_string() };
     let trimmed = url.trim();
     if trimmed.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(bad("it holds a space or a control character"));
@@ -208,7 +216,7 @@ mod tests {
             "http://localhost:8397/\tv1",
         ] {
             let err = check_url(bad).unwrap_err();
-            assert_eq!(err.kind(), crate::ErrorKind::InvalidUrl, "{bad:?}");
+            assert_eq!(err.kind(), "invalid_url", "{bad:?}");
             assert!(!err.to_string().contains('\u{1b}'), "{err}");
         }
     }

@@ -13,7 +13,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use super::schema::IDENTIFIER;
+use crate::schema::IDENTIFIER;
 
 /// A process that is Handy.
 #[derive(Debug, Clone, PartialEq, Eq)]

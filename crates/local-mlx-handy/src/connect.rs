@@ -14,8 +14,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use super::schema::{self, Binding, Prompt, Provider};
 use crate::error::{Error, Result};
+use crate::schema::{self, Binding, Prompt, Provider};
 
 /// One value in Handy's settings that `connect` may write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -363,15 +363,15 @@ pub fn choose_model(requested: Option<&str>, current: Option<&str>, downloaded: 
         return if is_downloaded(id) {
             Ok(id.to_string())
         } else {
-            Err(Error::NotDownloaded { model_id: id.to_string() })
+            Err(local_mlx::Error::NotDownloaded { model_id: id.to_string() }.into())
         };
     }
     current
         .filter(|id| is_downloaded(id))
-        .or_else(|| Some(crate::catalog::DEFAULT_MODEL_ID).filter(|id| is_downloaded(id)))
+        .or_else(|| Some(local_mlx::catalog::DEFAULT_MODEL_ID).filter(|id| is_downloaded(id)))
         .or_else(|| downloaded.first().map(String::as_str))
         .map(str::to_string)
-        .ok_or(Error::NoModelDownloaded { default_model: crate::catalog::DEFAULT_MODEL_ID })
+        .ok_or(Error::NoModelDownloaded { default_model: local_mlx::catalog::DEFAULT_MODEL_ID })
 }
 
 #[cfg(test)]
@@ -448,17 +448,14 @@ mod tests {
 
     #[test]
     fn the_model_is_the_asked_one_then_handys_then_the_default_then_any_downloaded() {
-        let downloaded = vec!["x/first".to_string(), crate::catalog::DEFAULT_MODEL_ID.to_string(), "y/kept".into()];
+        let downloaded = vec!["x/first".to_string(), local_mlx::catalog::DEFAULT_MODEL_ID.to_string(), "y/kept".into()];
         assert_eq!(choose_model(Some("x/first"), Some("y/kept"), &downloaded).unwrap(), "x/first");
         assert_eq!(choose_model(None, Some("y/kept"), &downloaded).unwrap(), "y/kept");
-        assert_eq!(choose_model(None, Some("z/gone"), &downloaded).unwrap(), crate::catalog::DEFAULT_MODEL_ID);
+        assert_eq!(choose_model(None, Some("z/gone"), &downloaded).unwrap(), local_mlx::catalog::DEFAULT_MODEL_ID);
         assert_eq!(choose_model(None, None, &downloaded[..1]).unwrap(), "x/first");
-        assert_eq!(
-            choose_model(Some("z/gone"), None, &downloaded).unwrap_err().kind(),
-            crate::ErrorKind::NotDownloaded
-        );
+        assert_eq!(choose_model(Some("z/gone"), None, &downloaded).unwrap_err().kind(), "not_downloaded");
         let none = choose_model(None, None, &[]).unwrap_err();
-        assert_eq!(none.kind(), crate::ErrorKind::NoModelDownloaded);
+        assert_eq!(none.kind(), "no_model_downloaded");
         assert!(none.to_string().contains("local-mlx setup"), "{none}");
     }
 }
