@@ -26,7 +26,7 @@ use local_mlx::postprocess::{build_messages, DEFAULT_PROMPT};
 use local_mlx::settings::{MlxSettings, ModelUnloadTimeout};
 use local_mlx::sidecar::SidecarConfig;
 use local_mlx::{MlxModelManager, NullSink};
-use test_hub::{fixture, workspace_root};
+use test_support::{fixture, workspace_root};
 
 /// The cold call's transcript, then the warm one's (used with and without reuse).
 const TRANSCRIPTS: [&str; 2] = [

@@ -33,7 +33,7 @@ use local_mlx::settings::{MlxSettings, ModelUnloadTimeout};
 use local_mlx::sidecar::SidecarConfig;
 use local_mlx::{MlxModelManager, NullSink};
 use serde::{Deserialize, Serialize};
-use test_hub::{fixture, workspace_root};
+use test_support::{fixture, workspace_root};
 
 #[derive(Parser)]
 #[command(about = "Clean-up quality of process_text on the labeled transcript set")]

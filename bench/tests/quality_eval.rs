@@ -14,7 +14,7 @@ fn the_eval_runs_every_category_on_the_tiny_model() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "quality-eval failed:\n{stderr}");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
-    let set = std::fs::read_to_string(test_hub::workspace_root().join("eval/transcripts.jsonl")).unwrap();
+    let set = std::fs::read_to_string(test_support::workspace_root().join("eval/transcripts.jsonl")).unwrap();
     let categories: BTreeSet<String> = set
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["category"].as_str().unwrap().to_string())

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
-use test_hub::support::wait_until;
 use test_hub::{Fault, RepoBuilder, TestHub};
+use test_support::wait_until;
 
 const REPO: &str = "test-org/cli-model";
 const WEIGHTS: &str = "model.safetensors";

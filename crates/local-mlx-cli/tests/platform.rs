@@ -5,7 +5,8 @@
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
-use test_hub::{workspace_root, RepoBuilder, Stats, TestHub};
+use test_hub::{RepoBuilder, Stats, TestHub};
+use test_support::workspace_root;
 
 const REPO: &str = "test-org/platform-model";
 const WINDOWS: &str = "windows-x86_64";

@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
-use test_hub::support::process_alive;
+use test_support::process_alive;
 
 use serde_json::{json, Value};
 
@@ -460,7 +460,7 @@ async fn a_clean_up_late_for_its_deadline_is_the_transcript_and_the_log_says_how
     std::fs::write(&script, r#"[{"load_when": "models--", "seconds": 20}]"#).unwrap();
     let mut child = env
         .command(&["serve", "--port", "0", "--answer-within", "1s"])
-        .env("LOCAL_MLX_BACKEND_DIR", test_hub::workspace_root().join("tools/scripted-sidecar"))
+        .env("LOCAL_MLX_BACKEND_DIR", test_support::workspace_root().join("tools/scripted-sidecar"))
         .env("LOCAL_MLX_SCRIPT", &script)
         .env_remove("LOCAL_MLX_API_KEY")
         .env_remove("LOCAL_MLX_LOG")

@@ -13,7 +13,8 @@ use local_mlx::{MlxModelManager, NullSink};
 use local_mlx_handy::schema::DEFAULT_PROMPT_TEXT as HANDY_PROMPT;
 use local_mlx_server::{ApiKey, ServerConfig};
 use serde_json::{json, Value};
-use test_hub::{fixture, TestHub};
+use test_hub::TestHub;
+use test_support::fixture;
 
 /// A manager over `hub`, with default settings and the sidecar found the usual way.
 fn manager_over(hub: HubConfig) -> MlxModelManager {

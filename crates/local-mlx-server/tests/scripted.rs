@@ -127,7 +127,7 @@ async fn server_with(config: ServerConfig) -> Server {
             .unwrap();
     }
     let hub = TestHub::start(tmp.path().join("repos")).await.unwrap();
-    let mut sidecar = SidecarConfig::in_dir(test_hub::workspace_root().join("tools/scripted-sidecar"));
+    let mut sidecar = SidecarConfig::in_dir(test_support::workspace_root().join("tools/scripted-sidecar"));
     sidecar.venv_dir = Some(tmp.path().join("venv"));
     let manager_config = ManagerConfig {
         hub: HubConfig::new(hub.url(), tmp.path().join("hub")),

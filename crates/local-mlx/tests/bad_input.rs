@@ -8,8 +8,8 @@ use std::sync::Arc;
 use common::*;
 use local_mlx::hub::HubCache;
 use local_mlx::{MlxModelManager, ModelState, NullSink};
-use test_hub::support::tree;
 use test_hub::{Fault, Route};
+use test_support::tree;
 
 /// The cache holds no snapshot and no ref for `repo`.
 fn assert_nothing_downloaded(env: &Env, repo: &str) {

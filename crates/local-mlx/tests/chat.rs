@@ -13,7 +13,7 @@ use local_mlx::{
     ChatChunk, ChatMessage, ChatRequest, EventSink, EventType, FinishReason, KeepAlive, LoadPhase, MlxModelManager,
     MlxModelStateEvent, ModelState, RecordingSink, Runtime, Slot,
 };
-use test_hub::support::{kill_group, process_alive, wait_until};
+use test_support::{kill_group, process_alive, wait_until};
 
 /// Short, so the idle unload comes soon after each test's last use.
 const KEEP_ALIVE: KeepAlive = KeepAlive::After(Duration::from_secs(2));

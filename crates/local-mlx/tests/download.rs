@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use common::*;
 use local_mlx::hub::HubCache;
 use local_mlx::{DownloadOutcome, EventType, ModelState};
-use test_hub::support::{tree, wait_until};
 use test_hub::Fault;
+use test_support::{tree, wait_until};
 
 const WEIGHTS: &str = "model.safetensors";
 

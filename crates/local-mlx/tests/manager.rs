@@ -6,7 +6,7 @@ mod common;
 use common::sidecar_env::SidecarEnv;
 use local_mlx::settings::ModelUnloadTimeout;
 use local_mlx::{EventType, LoadPhase, ModelState};
-use test_hub::support::{kill_group, process_alive, wait_until};
+use test_support::{kill_group, process_alive, wait_until};
 
 /// Long enough that the tiny model generates for a few seconds (its budget grows with
 /// the transcript), so there is time to act during the generation.

@@ -8,7 +8,7 @@ mod common;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use test_hub::support::wait_until;
+use test_support::wait_until;
 
 use common::*;
 use local_mlx::hub::parts::PartsConfig;

@@ -11,7 +11,7 @@ use common::{env, manager_over, test_config, Env, SMALL_REPO};
 use local_mlx::manager::ProcessOptions;
 use local_mlx::platform::support;
 use local_mlx::{EventType, MlxModelManager, ModelState, RecordingSink};
-use test_hub::support::tree;
+use test_support::tree;
 
 /// A manager on `env`'s hub and cache, judging the machine as `os`-`arch`.
 fn manager_on(env: &Env, os: &str, arch: &str, sink: &RecordingSink) -> MlxModelManager {

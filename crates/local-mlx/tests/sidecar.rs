@@ -14,7 +14,7 @@ use local_mlx::sidecar::{
 };
 
 use local_mlx::chat::ChatMessage;
-use test_hub::workspace_root;
+use test_support::workspace_root;
 
 fn uv() -> PathBuf {
     local_mlx::sidecar::find_uv(None).expect("uv must be installed to run the sidecar tests (see .ci/run)")
@@ -23,7 +23,7 @@ fn uv() -> PathBuf {
 /// The tiny random-weight model, built once by tools/build_fixtures.py (cached on disk).
 fn tiny_model() -> PathBuf {
     static TINY: OnceLock<PathBuf> = OnceLock::new();
-    TINY.get_or_init(|| test_hub::fixture("tiny").path).clone()
+    TINY.get_or_init(|| test_support::fixture("tiny").path).clone()
 }
 
 /// The tiny model with a 32k context: a generation of 8000 tokens runs for seconds.
@@ -64,7 +64,7 @@ impl Phases {
 
 /// Gone, or a zombie waiting for a parent that is not ours to reap it.
 fn is_gone(pid: u32) -> bool {
-    !test_hub::support::process_alive(pid)
+    !test_support::process_alive(pid)
 }
 
 async fn wait_gone(pid: u32, within: Duration) -> bool {

@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use common::*;
 use futures_util::FutureExt;
-use test_hub::support::files_under;
 use test_hub::{Config, TestHub};
+use test_support::files_under;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// The workspace's one Python environment (`tools/`, with huggingface_hub in it).
 fn tools_project() -> PathBuf {
-    test_hub::workspace_root().join("tools")
+    test_support::workspace_root().join("tools")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

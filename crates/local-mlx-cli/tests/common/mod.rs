@@ -4,7 +4,8 @@
 
 use std::process::{Command, Output, Stdio};
 
-use test_hub::{fixture, workspace_root, TestHub};
+use test_hub::TestHub;
+use test_support::{fixture, workspace_root};
 
 pub struct Env {
     pub tmp: tempfile::TempDir,

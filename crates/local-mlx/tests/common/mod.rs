@@ -91,7 +91,7 @@ pub fn assert_same_file(env: &Env, repo: &str, snapshot: &Path, file: &str) {
     assert!(served == cached, "{file} differs from the hub's copy");
 }
 
-pub use test_hub::workspace_root;
+pub use test_support::workspace_root;
 
 /// Run Python in the tools/ uv environment (which has the real `huggingface_hub`).
 pub fn python(script: &str, envs: &[(&str, &str)]) -> String {

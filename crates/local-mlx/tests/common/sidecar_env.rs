@@ -9,7 +9,8 @@ use local_mlx::manager::ManagerConfig;
 use local_mlx::settings::{MlxSettings, ModelUnloadTimeout};
 use local_mlx::sidecar::SidecarConfig;
 use local_mlx::{EventSink, MlxModelManager, RecordingSink};
-use test_hub::{fixture, TestHub};
+use test_hub::TestHub;
+use test_support::fixture;
 
 use super::{test_config, workspace_root};
 

@@ -15,13 +15,17 @@ pub struct Fixture {
     pub repo_id: String,
     /// The model folder (what mlx-lm loads).
     pub path: PathBuf,
-    /// The folder to serve with [`crate::TestHub::start`] (`<root>/repos`).
+    /// The folder to serve with `test_hub::TestHub::start` (`<root>/repos`).
     pub repos: PathBuf,
 }
 
 /// The workspace root (holds `tools/` and `python-backend/`).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).expect("crates/test-hub is two levels deep").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("crates/test-support is two levels deep")
+        .to_path_buf()
 }
 
 /// Build (or find, cached) the fixture `key` (`tiny`, `smol`). Panics with the
