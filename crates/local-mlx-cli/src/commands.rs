@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use local_mlx::store::DownloadOutcome;
+use local_mlx::DownloadOutcome;
 use local_mlx::{MlxModelManager, NullSink};
 
 use crate::manager::manager;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use local_mlx::settings::{config_dir, data_dir, MlxSettings};
-use local_mlx::store::DownloadOutcome;
+use local_mlx::DownloadOutcome;
 use local_mlx::{EventSink, MlxModelStateEvent};
 use serde::Serialize;
 

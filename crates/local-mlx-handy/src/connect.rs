@@ -368,10 +368,10 @@ pub fn choose_model(requested: Option<&str>, current: Option<&str>, downloaded: 
     }
     current
         .filter(|id| is_downloaded(id))
-        .or_else(|| Some(local_mlx::catalog::DEFAULT_MODEL_ID).filter(|id| is_downloaded(id)))
+        .or_else(|| Some(local_mlx::DEFAULT_MODEL_ID).filter(|id| is_downloaded(id)))
         .or_else(|| downloaded.first().map(String::as_str))
         .map(str::to_string)
-        .ok_or(Error::NoModelDownloaded { default_model: local_mlx::catalog::DEFAULT_MODEL_ID })
+        .ok_or(Error::NoModelDownloaded { default_model: local_mlx::DEFAULT_MODEL_ID })
 }
 
 #[cfg(test)]
@@ -448,10 +448,10 @@ mod tests {
 
     #[test]
     fn the_model_is_the_asked_one_then_handys_then_the_default_then_any_downloaded() {
-        let downloaded = vec!["x/first".to_string(), local_mlx::catalog::DEFAULT_MODEL_ID.to_string(), "y/kept".into()];
+        let downloaded = vec!["x/first".to_string(), local_mlx::DEFAULT_MODEL_ID.to_string(), "y/kept".into()];
         assert_eq!(choose_model(Some("x/first"), Some("y/kept"), &downloaded).unwrap(), "x/first");
         assert_eq!(choose_model(None, Some("y/kept"), &downloaded).unwrap(), "y/kept");
-        assert_eq!(choose_model(None, Some("z/gone"), &downloaded).unwrap(), local_mlx::catalog::DEFAULT_MODEL_ID);
+        assert_eq!(choose_model(None, Some("z/gone"), &downloaded).unwrap(), local_mlx::DEFAULT_MODEL_ID);
         assert_eq!(choose_model(None, None, &downloaded[..1]).unwrap(), "x/first");
         assert_eq!(choose_model(Some("z/gone"), None, &downloaded).unwrap_err().kind(), "not_downloaded");
         let none = choose_model(None, None, &[]).unwrap_err();

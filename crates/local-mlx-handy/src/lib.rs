@@ -46,7 +46,7 @@ pub fn default_url(port: u16) -> String {
 /// case and a default port left out, as the URL standard writes them.
 pub fn check_url(url: &str) -> Result<String> {
     let bad =
-        |reason: &str| Error::InvalidUrl { url: local_mlx::text::escape_controls(url), reason: reason.to_string() };
+        |reason: &str| Error::InvalidUrl { url: local_mlx::error::escape_controls(url), reason: reason.to_string() };
     let trimmed = url.trim();
     if trimmed.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(bad("it holds a space or a control character"));

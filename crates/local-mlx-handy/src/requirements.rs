@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use crate::connect::{post_process_binding, selected_prompt};
 use crate::schema::{self, Provider};
 use local_mlx::postprocess::tagged_transcript;
-use local_mlx::small_answer::read_small_json;
+use local_mlx::read_small_json;
 
 /// One step, met (`ok`) or not, said for a person; `fix` says what to do when not.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -46,7 +46,7 @@ pub struct ServerProbe {
 
 /// Ask the server at `url` (a base URL ending in `/v1`) for `/health` and, with `key`
 /// when Handy has one for Custom, `/models`. Each question waits 10 s at most and reads
-/// at most [`MAX_SMALL_ANSWER_BYTES`](local_mlx::small_answer::MAX_SMALL_ANSWER_BYTES).
+/// at most [`MAX_SMALL_ANSWER_BYTES`](local_mlx::MAX_SMALL_ANSWER_BYTES).
 pub async fn probe_server(url: &str, key: Option<&str>) -> ServerProbe {
     let client = match reqwest::Client::builder().timeout(Duration::from_secs(10)).no_proxy().build() {
         Ok(client) => client,

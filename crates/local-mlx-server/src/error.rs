@@ -256,7 +256,7 @@ mod tests {
             ApiError::QueueFull { limit: 1 }.body()["error"].get("kind").is_none(),
             "the server's own: no core kind"
         );
-        let silent = local_mlx::sidecar::SidecarError::Timeout { what: "generate", secs: 120 };
+        let silent = local_mlx::error::SidecarError::Timeout { what: "generate", secs: 120 };
         assert_eq!(ApiError::from(local_mlx::Error::from(silent)).status(), StatusCode::GATEWAY_TIMEOUT);
         let unknown = ApiError::from(local_mlx::Error::UnknownModel { id: "typo".into() });
         assert_eq!(unknown.status(), StatusCode::BAD_REQUEST);
@@ -271,7 +271,7 @@ mod tests {
         assert!(mapped.to_string().contains("Apple Silicon"), "{mapped}");
         assert!(!mapped.into_response().headers().contains_key(header::RETRY_AFTER));
         // The two "busy" causes are distinct kinds, both a 503 worth a retry.
-        let queue_full = local_mlx::sidecar::SidecarError::Busy { detail: "queue full".into() };
+        let queue_full = local_mlx::error::SidecarError::Busy { detail: "queue full".into() };
         let queue_full = local_mlx::Error::from(queue_full);
         assert_eq!(queue_full.kind(), local_mlx::ErrorKind::SidecarBusy);
         assert_eq!(ApiError::from(queue_full).status(), StatusCode::SERVICE_UNAVAILABLE);

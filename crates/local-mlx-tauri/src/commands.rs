@@ -12,8 +12,7 @@ use std::sync::Arc;
 
 use local_mlx::manager::ProcessOutput;
 use local_mlx::settings::MlxSettings;
-use local_mlx::store::{DownloadOutcome, MlxModelInfo, MlxModelStatus};
-use local_mlx::{MlxModelManager, PlatformSupport};
+use local_mlx::{DownloadOutcome, MlxModelInfo, MlxModelManager, MlxModelStatus, PlatformSupport};
 use tauri::State;
 
 use crate::error::MlxCommandResult;

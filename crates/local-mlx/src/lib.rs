@@ -32,5 +32,6 @@ pub use events::{EventSink, EventType, LoadPhase, MlxModelStateEvent, NullSink, 
 pub use manager::{MlxModelManager, Runtime, Slot, Timings};
 pub use platform::PlatformSupport;
 pub use settings::KeepAlive;
+pub use small_answer::{read_small_json, SmallAnswerError, MAX_SMALL_ANSWER_BYTES};
 pub use state::{ModelState, Transition};
 pub use store::{DownloadOutcome, MlxModelInfo, MlxModelStatus, ModelStore};

@@ -274,19 +274,6 @@ async fn a_prompt_without_the_transcript_is_refused_by_update_settings_and_proce
     assert!(!old.sidecar_running(), "nothing was started for it");
 }
 
-#[test]
-fn free_space_of_a_folder_not_created_yet_is_measured_on_its_ancestor_and_the_disk_rule_refuses_a_shortfall() {
-    use local_mlx::hub::download::{disk_refusal, free_space};
-    let dir = tempfile::tempdir().unwrap();
-    let missing = dir.path().join("hub/not/yet");
-    assert!(free_space(&missing).unwrap().is_some_and(|free| free > 0));
-    assert!(!missing.exists(), "measuring creates nothing");
-    let refusal = disk_refusal(&missing, 2_000, 1_000).expect("2 kB do not fit in 1 kB");
-    assert_eq!(refusal.kind(), local_mlx::ErrorKind::InsufficientDisk);
-    assert!(refusal.to_string().contains("2000") && refusal.to_string().contains("1000"), "{refusal}");
-    assert!(disk_refusal(&missing, 1_000, 1_000).is_none(), "an exact fit is enough");
-}
-
 #[tokio::test]
 async fn a_status_carries_what_a_download_needs_and_what_is_free() {
     let env = env().await;

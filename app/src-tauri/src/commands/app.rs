@@ -5,8 +5,7 @@
 use std::sync::Arc;
 
 use local_mlx::settings::MlxSettings;
-use local_mlx::store::MlxModelInfo;
-use local_mlx::MlxModelManager;
+use local_mlx::{MlxModelInfo, MlxModelManager};
 use local_mlx_tauri::{MlxCommandError, MlxCommandResult};
 use tauri::State;
 

@@ -8,8 +8,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use local_mlx::fs::create_private_dir;
 use local_mlx::fs::{stage, Staged, WriteOptions};
-use local_mlx::settings::create_private_dir;
 
 /// What every file `install` writes says, near its top.
 pub const MARK: &str = "Written by `local-mlx service install`";

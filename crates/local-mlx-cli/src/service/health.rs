@@ -43,7 +43,7 @@ pub(super) async fn ask_health(url: &str) -> std::result::Result<serde_json::Val
     if !response.status().is_success() {
         return Err(format!("{url} answered {}", response.status()));
     }
-    local_mlx::small_answer::read_small_json(response).await.map_err(|e| format!("{url}: {e}"))
+    local_mlx::read_small_json(response).await.map_err(|e| format!("{url}: {e}"))
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
-use local_mlx::settings::create_private_dir;
+use local_mlx::fs::create_private_dir;
 use local_mlx_server::ApiKey;
 use serde_json::json;
 

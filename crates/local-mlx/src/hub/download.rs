@@ -250,3 +250,21 @@ fn spawn_ticker(
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    #[test]
+    fn free_space_of_a_folder_not_created_yet_is_measured_on_its_ancestor_and_the_disk_rule_refuses_a_shortfall() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("hub/not/yet");
+        assert!(free_space(&missing).unwrap().is_some_and(|free| free > 0));
+        assert!(!missing.exists(), "measuring creates nothing");
+        let refusal = disk_refusal(&missing, 2_000, 1_000).expect("2 kB do not fit in 1 kB");
+        assert_eq!(refusal.kind(), ErrorKind::InsufficientDisk);
+        assert!(refusal.to_string().contains("2000") && refusal.to_string().contains("1000"), "{refusal}");
+        assert!(disk_refusal(&missing, 1_000, 1_000).is_none(), "an exact fit is enough");
+    }
+}
