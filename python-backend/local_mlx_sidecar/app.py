@@ -20,7 +20,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 
-from .engine import ApiError, Cancelled, GenerateParams, GenerationResult, prompt_messages
+from .engine import GenerateParams, GenerationResult, prompt_messages
+from .errors import ApiError, Cancelled
 from .schemas import (
     DEFAULT_REPETITION_PENALTY,
     DEFAULT_TOP_P,

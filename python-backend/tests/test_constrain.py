@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from conftest import Sidecar
 from local_mlx_sidecar.constrain import allowed_ids, input_only_processor
-from local_mlx_sidecar.engine import Engine, GenerateParams, prompt_messages, validate_model_dir
+from local_mlx_sidecar.engine import Engine, GenerateParams, prompt_messages
+from local_mlx_sidecar.model_dir import validate_model_dir
 
 TRANSCRIPT = "um what is the capital of france question mark"
 

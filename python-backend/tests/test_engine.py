@@ -9,13 +9,9 @@ from typing import Any
 
 import pytest
 from local_mlx_sidecar import cpu
-from local_mlx_sidecar.engine import (
-    Cancelled,
-    Engine,
-    GenerateParams,
-    prompt_messages,
-    validate_model_dir,
-)
+from local_mlx_sidecar.engine import Engine, GenerateParams, prompt_messages
+from local_mlx_sidecar.errors import Cancelled
+from local_mlx_sidecar.model_dir import validate_model_dir
 
 
 class CountingModel:
@@ -89,8 +85,6 @@ def test_cancelled_generation_drops_the_cache(engine: Engine) -> None:
     def on_text(t: str) -> None:
         seen.append(t)
         cancel.set()
-
-    from local_mlx_sidecar.engine import Cancelled
 
     params = GenerateParams(
         messages=prompt_messages("cancel me", SYSTEM),
