@@ -57,14 +57,6 @@ class GenerationResult:
     peak_memory: float
 
 
-def prompt_messages(prompt: str, system: str | None) -> list[dict[str, str]]:
-    """The original API's `prompt` (+ `system`) as a conversation: an empty system is none."""
-    messages = [{"role": "user", "content": prompt}]
-    if system:
-        messages.insert(0, {"role": "system", "content": system})
-    return messages
-
-
 def _fold_system(messages: list[dict[str, str]]) -> list[dict[str, str]]:
     """The conversation with its system messages put before the first user message."""
     system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")

@@ -24,7 +24,7 @@ pub struct ProcessOptions {
     pub answer_within: Option<AnswerWithin>,
 }
 
-/// The clean-up's nucleus, the original provider's 0.8; it decodes greedily (see
+/// The clean-up's nucleus, 0.8; it decodes greedily (see
 /// [`ChatRequest::new`]), so this matters only to an embedder that raises the temperature.
 const PROCESS_TOP_P: f64 = 0.8;
 
