@@ -16,10 +16,10 @@ pub struct ManagerConfig {
     pub sidecar: SidecarConfig,
     /// The embedder's choices: selected model, prompt template, unload timeout, uv path
     /// (which wins over `sidecar.uv_path` when set). Changed later by
-    /// [`MlxModelManager::update_settings`].
+    /// [`MlxModelManager::update_settings`](super::MlxModelManager::update_settings).
     pub settings: MlxSettings,
     /// Hugging Face repo ids listed after the catalog (see
-    /// [`MlxModelManager::add_custom_model`]); an invalid one is logged and skipped.
+    /// [`MlxModelManager::add_custom_model`](super::MlxModelManager::add_custom_model)); an invalid one is logged and skipped.
     pub custom_models: Vec<String>,
 }
 
