@@ -344,11 +344,8 @@ async fn streamed_chunks_concatenate_to_the_whole_answer_and_end_with_usage_and_
     assert_eq!(serde_json::from_str::<Value>(&streamed).unwrap(), content);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn bad_input_is_an_openai_error_and_starts_no_sidecar() {
-    let server = server(&["tiny"], whole_answers()).await;
-    let chat = format!("{}/v1/chat/completions", server.base);
-    let good = json!({"model": server.model, "messages": [{"role": "user", "content": "hi"}]});
+/// Each field spoiled in turn: a 400 `invalid_request_error` that names the field.
+async fn each_bad_field_is_a_400_naming_it(server: &Server, good: &Value) {
     let mut cases: Vec<(Value, &str)> = Vec::new();
     for (field, value) in [
         ("model", json!(1)),
@@ -378,27 +375,16 @@ async fn bad_input_is_an_openai_error_and_starts_no_sidecar() {
         cases.push((body, field));
     }
     for (body, field) in cases {
-        let (status, answer) = post(&server, body).await;
+        let (status, answer) = post(server, body).await;
         assert_eq!(status, 400, "{field}: {answer}");
         assert_eq!(answer["error"]["type"], "invalid_request_error", "{field}: {answer}");
         assert!(answer["error"]["message"].as_str().unwrap().contains(field), "{field}: {answer}");
     }
-    let response =
-        client().post(&chat).header("content-type", "application/json").body("{\"model\":").send().await.unwrap();
-    assert_eq!(response.status(), 400);
+}
 
-    // 10 MB of body: 413, before anything reads it as JSON.
-    let huge = json!({"model": server.model, "messages": [{"role": "user", "content": "a".repeat(10 << 20)}]});
-    let response = client().post(&chat).json(&huge).send().await;
-    match response {
-        Ok(response) => {
-            assert_eq!(response.status(), 413);
-            assert_openai_error(&response.json().await.unwrap(), "body_too_large");
-        }
-        // The server may answer and close before the client finished sending 10 MB.
-        Err(error) => panic!("the 413 answer was lost: {error}"),
-    }
-
+/// DNS rebinding and a foreign page's requests: refused with 403, no CORS header.
+async fn foreign_hosts_and_pages_are_refused(server: &Server, good: &Value) {
+    let chat = format!("{}/v1/chat/completions", server.base);
     // DNS rebinding: a page on evil.example resolving to 127.0.0.1 sends its own Host.
     for path in ["/v1/models", "/health", "/v1/chat/completions"] {
         let response =
@@ -431,6 +417,31 @@ async fn bad_input_is_an_openai_error_and_starts_no_sidecar() {
         .unwrap();
     assert_eq!(simple.status(), 403);
     assert!(simple.headers().get("access-control-allow-origin").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_is_an_openai_error_and_starts_no_sidecar() {
+    let server = server(&["tiny"], whole_answers()).await;
+    let chat = format!("{}/v1/chat/completions", server.base);
+    let good = json!({"model": server.model, "messages": [{"role": "user", "content": "hi"}]});
+    each_bad_field_is_a_400_naming_it(&server, &good).await;
+    let response =
+        client().post(&chat).header("content-type", "application/json").body("{\"model\":").send().await.unwrap();
+    assert_eq!(response.status(), 400);
+
+    // 10 MB of body: 413, before anything reads it as JSON.
+    let huge = json!({"model": server.model, "messages": [{"role": "user", "content": "a".repeat(10 << 20)}]});
+    let response = client().post(&chat).json(&huge).send().await;
+    match response {
+        Ok(response) => {
+            assert_eq!(response.status(), 413);
+            assert_openai_error(&response.json().await.unwrap(), "body_too_large");
+        }
+        // The server may answer and close before the client finished sending 10 MB.
+        Err(error) => panic!("the 413 answer was lost: {error}"),
+    }
+
+    foreign_hosts_and_pages_are_refused(&server, &good).await;
 
     let response = client().get(format!("{}/v1/embeddings", server.base)).send().await.unwrap();
     assert_eq!(response.status(), 404);

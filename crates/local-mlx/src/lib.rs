@@ -24,6 +24,7 @@ pub mod small_answer;
 pub mod state;
 pub mod store;
 pub mod text;
+mod transcript;
 
 pub use catalog::{ModelSpec, DEFAULT_MODEL_ID};
 pub use chat::{ChatChunk, ChatMessage, ChatRequest, ChatResponse, FinishReason, Role};

@@ -92,17 +92,20 @@ fn the_transcript_set_covers_every_category_and_is_consistent() {
     }
 }
 
-#[test]
-fn the_guard_catches_every_bad_kind_and_keeps_the_good_clean_ups() {
-    let transcripts: HashMap<String, Transcript> =
-        lines::<Transcript>("transcripts.jsonl").into_iter().map(|t| (t.id.clone(), t)).collect();
-    let outputs: Vec<Output> = lines("outputs.jsonl");
-    // kind -> (caught or kept as labeled, total)
-    let mut score: BTreeMap<(String, String), (usize, usize)> = BTreeMap::new();
-    let mut failures = Vec::new();
-    // (class, label) -> (caught or kept as labeled, total)
-    let mut by_class: BTreeMap<(String, String), (usize, usize)> = BTreeMap::new();
-    for o in &outputs {
+/// Each output judged by the check against its label.
+#[derive(Default)]
+struct Scores {
+    /// (label, kind) -> (caught or kept as labeled, total)
+    score: BTreeMap<(String, String), (usize, usize)>,
+    /// (class, label) -> (caught or kept as labeled, total)
+    by_class: BTreeMap<(String, String), (usize, usize)>,
+    /// One line per output judged wrong.
+    failures: Vec<String>,
+}
+
+fn judge_all(transcripts: &HashMap<String, Transcript>, outputs: &[Output]) -> Scores {
+    let mut scores = Scores::default();
+    for o in outputs {
         let raw = match (&o.raw, &o.transcript) {
             (Some(raw), None) => raw.as_str(),
             (None, Some(id)) => &transcripts.get(id).unwrap_or_else(|| panic!("unknown transcript {id}")).raw,
@@ -122,18 +125,29 @@ fn the_guard_catches_every_bad_kind_and_keeps_the_good_clean_ups() {
             }
             other => panic!("unknown label {other:?}"),
         };
-        let entry = score.entry((o.label.clone(), o.kind.clone())).or_default();
+        let entry = scores.score.entry((o.label.clone(), o.kind.clone())).or_default();
         entry.1 += 1;
         entry.0 += usize::from(right);
         if let Some(class) = &o.class {
-            let entry = by_class.entry((class.clone(), o.label.clone())).or_default();
+            let entry = scores.by_class.entry((class.clone(), o.label.clone())).or_default();
             entry.1 += 1;
             entry.0 += usize::from(right);
         }
         if !right {
-            failures.push(format!("{} {} {raw:?}: {:?} -> {:?} {:?}", o.label, o.kind, o.output, g.text, g.warnings));
+            scores
+                .failures
+                .push(format!("{} {} {raw:?}: {:?} -> {:?} {:?}", o.label, o.kind, o.output, g.text, g.warnings));
         }
     }
+    scores
+}
+
+#[test]
+fn the_guard_catches_every_bad_kind_and_keeps_the_good_clean_ups() {
+    let transcripts: HashMap<String, Transcript> =
+        lines::<Transcript>("transcripts.jsonl").into_iter().map(|t| (t.id.clone(), t)).collect();
+    let outputs: Vec<Output> = lines("outputs.jsonl");
+    let Scores { score, by_class, failures } = judge_all(&transcripts, &outputs);
     for ((class, label), (right, all)) in &by_class {
         eprintln!("class {class:10} {label:5} {right:3} of {all:3} judged right");
     }

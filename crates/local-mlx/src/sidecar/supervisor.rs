@@ -15,10 +15,12 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use super::backend::{Backend, BackendSource, SyncMode};
-use super::client::{Client, Timeouts};
+use super::client::Client;
+use super::exit::ExitInfo;
+use super::log_file::LogSink;
 use super::native::EngineChoice;
-use super::process::{ExitInfo, LogSink};
 use super::spawn::Sidecar;
+use super::timeouts::Timeouts;
 use super::uv::UvSearch;
 use super::{Result, SidecarError};
 
