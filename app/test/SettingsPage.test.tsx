@@ -278,7 +278,7 @@ describe("settings", () => {
 });
 
 describe("Try it", () => {
-  test("shows the enhanced text with its time, tokens and the guards' warnings", async () => {
+  test("shows the enhanced text with its time, tokens and the clean-up check's warnings", async () => {
     const backend = new FakeBackend([model("org/selected", "ready")]);
     backend.handlers.mlx_process_text_detailed = (args) => ({
       text: `Cleaned: ${args.text}`,

@@ -1,5 +1,5 @@
 // "Try it": a transcript in, the enhanced text out, with its time, tokens and the
-// guards' warnings.
+// clean-up check's warnings.
 import { useState } from "react";
 import { commands } from "../bindings";
 import type { MlxProcessOutput } from "../bindings";

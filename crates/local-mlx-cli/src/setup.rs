@@ -136,7 +136,7 @@ pub async fn setup(model: Option<String>, json: bool) -> Result<ExitCode> {
         generate_s: t.generate_ms as f64 / 1000.0,
         sample: SAMPLE.to_string(),
         cleaned: output.text.clone(),
-        warnings: output.warnings.clone(),
+        warnings: output.clean_up.warnings.clone(),
         snapshot: snapshot.display().to_string(),
         service_note,
         next_steps,
@@ -147,7 +147,7 @@ pub async fn setup(model: Option<String>, json: bool) -> Result<ExitCode> {
     }
     println!("  in:  {SAMPLE}");
     println!("  out: {}", output.text);
-    for warning in &output.warnings {
+    for warning in &output.clean_up.warnings {
         println!("  note: {warning}");
     }
     println!(

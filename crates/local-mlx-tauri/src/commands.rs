@@ -70,7 +70,7 @@ pub async fn mlx_process_text(manager: Manager<'_>, prompt: String) -> MlxComman
     Ok(manager.process_text(&prompt).await?.text)
 }
 
-/// `mlx_process_text` with what a "Try it" box shows: time, tokens, guard warnings.
+/// `mlx_process_text` with what a "Try it" box shows: time, tokens, clean-up check warnings.
 #[tauri::command]
 #[specta::specta]
 pub async fn mlx_process_text_detailed(manager: Manager<'_>, text: String) -> MlxCommandResult<ProcessOutput> {
