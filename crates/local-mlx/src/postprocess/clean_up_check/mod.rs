@@ -13,15 +13,15 @@
 //! Small models answer a dictated question, follow a dictated instruction, translate,
 //! add a sentence of their own or leak JSON. A clean-up only removes words (fillers,
 //! repetitions, spoken punctuation) and re-punctuates; it rarely brings a word of its
-//! own. So [`words`] compares the *content words* of the answer with the transcript's.
+//! own. So `words` compares the *content words* of the answer with the transcript's.
 //! Those checks judge shares, so one word can slip through them: an answer after an
 //! echo of the question ("…of France? Paris."), a changed number, a dropped "not". Four
-//! exact checks close that gap: [`numbers`] (every value kept with its sign, none added),
-//! [`spoken`] (every address kept character for character), [`polarity`] (negations and
-//! contrast words kept) and [`form`] (every word of the answer is one of the speaker's,
-//! or a form of one). Both texts are first read through [`spoken::written`], so a
+//! exact checks close that gap: `numbers` (every value kept with its sign, none added),
+//! `spoken` (every address kept character for character), `polarity` (negations and
+//! contrast words kept) and `form` (every word of the answer is one of the speaker's,
+//! or a form of one). Both texts are first read through `spoken::written`, so a
 //! dictated address, unit, currency or clock time and its written form are one; the
-//! contractions of the other languages are [`elision`]'s.
+//! contractions of the other languages are `elision`'s.
 //!
 //! Think blocks are not removed here: the sidecar removes the one a model opens at the
 //! start of its answer (`python-backend/local_mlx_sidecar/text.py`, also while
