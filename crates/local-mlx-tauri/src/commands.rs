@@ -4,7 +4,7 @@
 //!
 //! They read the manager from Tauri's state as `Arc<MlxModelManager>`, the one thing
 //! the app must `manage()`. They return the core's own types (exported through the core's
-//! `specta` feature, so there is no mirror to drift) and fail with [`MlxCommandError`].
+//! `specta` feature, so there is no mirror to drift) and fail with [`MlxCommandError`](crate::error::MlxCommandError).
 //! Commands that wait (download, load, generate) are `async`, so they run on Tauri's
 //! async runtime and never block the window.
 

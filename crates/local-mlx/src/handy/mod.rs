@@ -3,7 +3,7 @@
 //!
 //! Handy keeps its settings in a tauri-plugin-store file ([`store`]); its post-processing
 //! hides behind several switches and a prompt and shortcut chosen elsewhere
-//! ([`requirements`] checks each). [`connect`] writes exactly the fields that set them
+//! ([`requirements`] checks each). [`connect()`] writes exactly the fields that set them
 //! ([`connect::Field`]), after a backup, and only while Handy is not running
 //! ([`process`]): it rewrites its store on exit and would undo the change. [`disconnect`]
 //! puts back only the fields that still hold what `connect` wrote. Field names and

@@ -1,5 +1,5 @@
 //! Handy's settings store on disk: where it is, reading it whole (every key, known or
-//! not, kept as parsed), and the atomic replace after a backup ([`super::backups`]).
+//! not, kept as parsed), and the atomic replace after a backup (`backups`).
 //!
 //! Handy's store is tauri-plugin-store's JSON file: an object whose `"settings"` key
 //! holds `AppSettings`. We parse it into `serde_json::Value`s and change only the

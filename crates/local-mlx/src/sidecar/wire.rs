@@ -146,12 +146,12 @@ pub struct GenerateResponse {
     pub peak_memory: Option<f64>,
 }
 
-/// One item of [`Client::generate_stream`].
+/// One item of `Client::generate_stream`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum GenerateChunk {
     /// A piece of the answer; the pieces joined equal the final `response`.
     Token(String),
-    /// The last item: the same as [`Client::generate`]'s answer.
+    /// The last item: the same as `Client::generate`'s answer.
     Done(GenerateResponse),
 }
 
