@@ -78,7 +78,7 @@ async mlxProcessText(prompt: string) : Promise<Result<string, MlxCommandError>> 
 }
 },
 /**
- * `mlx_process_text` with what a "Try it" box shows: time, tokens, guard warnings.
+ * `mlx_process_text` with what a "Try it" box shows: time, tokens, clean-up check warnings.
  */
 async mlxProcessTextDetailed(text: string) : Promise<Result<MlxProcessOutput, MlxCommandError>> {
     try {
@@ -196,6 +196,20 @@ export type AppSettings = { post_process_enabled: boolean; post_process_provider
  */
 custom_models: string[] }
 /**
+ * The clean-up check's verdict on one answer: passed, or the transcript kept and why.
+ */
+export type MlxCleanUpVerdict = { 
+/**
+ * Why the text handed back is the transcript as it came rather than the model's
+ * answer; `None` (`null`) when the answer passed the check.
+ */
+kept_original: MlxKeptReason | null; 
+/**
+ * What to tell the user, one line each: the reason in words when the transcript
+ * was kept (and, from `process_text`, any other warning).
+ */
+warnings: string[] }
+/**
  * Exported as `MlxCommandError`: a name no embedding app is likely to use already.
  */
 export type MlxCommandError = { kind: MlxErrorKind; message: string }
@@ -237,6 +251,98 @@ export type MlxErrorKind = "unknown_model" | "invalid_repo_id" | "offline" | "re
  * The provider's `event_type` values.
  */
 export type MlxEventType = "download_started" | "download_progress" | "download_completed" | "loading_started" | "loading_completed" | "unloaded" | "error"
+/**
+ * Why the transcript was kept. Serialized as stable `snake_case` strings.
+ */
+export type MlxKeptReason = 
+/**
+ * The transcript was empty: there was nothing to clean up (no model was asked).
+ */
+"empty_transcript" | 
+/**
+ * No finished answer by the deadline (`answer_within`).
+ */
+"deadline" | 
+/**
+ * The model returned no text.
+ */
+"no_text" | 
+/**
+ * The answer was cut off by the token limit.
+ */
+"cut_off" | 
+/**
+ * The answer is far shorter than the transcript.
+ */
+"too_short" | 
+/**
+ * The answer is far longer than the transcript.
+ */
+"too_long" | 
+/**
+ * The answer holds a `<think>` tag (the model's reasoning).
+ */
+"think_tag" | 
+/**
+ * The answer is JSON or code, and the transcript was not.
+ */
+"code" | 
+/**
+ * The answer is in another language than the transcript.
+ */
+"other_language" | 
+/**
+ * The answer answers the dictated question instead of cleaning it up.
+ */
+"answers_question" | 
+/**
+ * The answer has numbers the transcript did not have.
+ */
+"adds_numbers" | 
+/**
+ * The answer keeps too few of the transcript's content words.
+ */
+"drops_words" | 
+/**
+ * The answer has the transcript's words out of the speaker's order.
+ */
+"reorders" | 
+/**
+ * The answer stops before the transcript's end.
+ */
+"stops_early" | 
+/**
+ * The answer says the transcript's words more often than the speaker did.
+ */
+"repeats" | 
+/**
+ * The answer adds words that are not in the transcript.
+ */
+"adds_words" | 
+/**
+ * The answer adds a sentence that is not in the transcript.
+ */
+"adds_sentence" | 
+/**
+ * The answer adds a word the speaker did not say (nor a form of one).
+ */
+"unsaid_words" | 
+/**
+ * The answer changes more of the speaker's words than a spelling fix would.
+ */
+"changes_words" | 
+/**
+ * The answer changes the transcript's numbers.
+ */
+"changes_numbers" | 
+/**
+ * The answer changes an address (e-mail, web or file address).
+ */
+"changes_address" | 
+/**
+ * The answer drops or adds a negation or a contrast word.
+ */
+"changes_polarity"
 /**
  * The steps of getting a model ready, reported on `loading_started` events so a UI
  * can say why the first use takes long (a first run syncs a Python environment; a large model loads for seconds).
@@ -370,13 +476,13 @@ note: string | null }
  */
 export type MlxProcessOutput = { 
 /**
- * The enhanced text, or the original when a guard kept it.
+ * The enhanced text, or the original when the clean-up check kept it.
  */
 text: string; 
 /**
- * False when the original transcript was returned (see `warnings`).
+ * The clean-up check's verdict: whether `text` is the model's answer, and why not.
  */
-enhanced: boolean; warnings: string[]; model_id: string; tokens_generated: number; prompt_tokens: number; 
+clean_up: MlxCleanUpVerdict; model_id: string; tokens_generated: number; prompt_tokens: number; 
 /**
  * Prompt tokens served from the sidecar's prefix cache (not pre-filled again).
  */

@@ -278,12 +278,14 @@ describe("settings", () => {
 });
 
 describe("Try it", () => {
-  test("shows the enhanced text with its time, tokens and the guards' warnings", async () => {
+  test("shows the enhanced text with its time, tokens and the clean-up check's warnings", async () => {
     const backend = new FakeBackend([model("org/selected", "ready")]);
     backend.handlers.mlx_process_text_detailed = (args) => ({
       text: `Cleaned: ${args.text}`,
-      enhanced: false,
-      warnings: ["the answer was cut off by the token limit; the original transcript is kept"],
+      clean_up: {
+        kept_original: "cut_off",
+        warnings: ["the answer was cut off by the token limit; the original transcript is kept"],
+      },
       model_id: "org/selected",
       tokens_generated: 17,
       prompt_tokens: 40,

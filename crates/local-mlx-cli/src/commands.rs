@@ -171,7 +171,7 @@ async fn process(
         println!("{}", serde_json::to_string(&output)?);
         return Ok(ExitCode::SUCCESS);
     }
-    for warning in &output.warnings {
+    for warning in &output.clean_up.warnings {
         eprintln!("warning: {warning}");
     }
     let t = &output.timings;

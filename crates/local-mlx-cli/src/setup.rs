@@ -103,7 +103,7 @@ pub async fn setup(model: Option<String>, json: bool) -> Result<ExitCode> {
         generate_s: t.generate_ms as f64 / 1000.0,
         sample: SAMPLE.to_string(),
         cleaned: output.text.clone(),
-        warnings: output.warnings.clone(),
+        warnings: output.clean_up.warnings.clone(),
         snapshot: pulled.snapshot.display().to_string(),
         next_steps: next_steps(service_note.is_some()),
         service_note,
@@ -183,7 +183,7 @@ fn print_summary(report: &SetupReport, output: &ProcessOutput) {
     let t = &output.timings;
     println!("  in:  {SAMPLE}");
     println!("  out: {}", output.text);
-    for warning in &output.warnings {
+    for warning in &output.clean_up.warnings {
         println!("  note: {warning}");
     }
     println!(

@@ -146,9 +146,9 @@ async fn handy_round_trip(server: &Server, api_key: &str) {
     );
     assert!(answer["local_mlx"]["timings"]["total_ms"].as_u64().is_some(), "{answer}");
     assert!(answer["local_mlx"]["cached_tokens"].as_u64().is_some(), "{answer}");
-    // The tiny model's random words are no clean-up of the transcript: the guard keeps it.
+    // The tiny model's random words are no clean-up of the transcript: the clean-up check keeps it.
     assert_eq!(content, HANDY_TRANSCRIPT);
-    assert_eq!(answer["local_mlx"]["clean_up"]["kept_original"], true, "{answer}");
+    assert_eq!(answer["local_mlx"]["clean_up"]["kept_original"], "cut_off", "{answer}");
     assert!(answer["local_mlx"]["clean_up"]["warnings"][0].as_str().unwrap().contains("kept the original"), "{answer}");
 }
 
@@ -167,25 +167,25 @@ fn handy_body(server: &Server) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_checked_stream_sends_the_checked_answer_and_no_clean_up_check_passes_the_models_words() {
-    let guarded = server(&["tiny"], whole_answers()).await;
-    let mut body = handy_body(&guarded);
+    let checked = server(&["tiny"], whole_answers()).await;
+    let mut body = handy_body(&checked);
     body["stream"] = json!(true);
     body["stream_options"] = json!({"include_usage": true});
-    let events = stream(&guarded, body).await;
+    let events = stream(&checked, body).await;
     assert_eq!(events.last().unwrap(), "[DONE]");
     let chunks: Vec<Value> = events[..events.len() - 1].iter().map(|e| serde_json::from_str(e).unwrap()).collect();
     let text: String =
         chunks.iter().filter_map(|c| c["choices"].get(0)?["delta"]["content"].as_str().map(str::to_string)).collect();
     assert_eq!(text, HANDY_TRANSCRIPT);
     assert_eq!(chunks[chunks.len() - 2]["choices"][0]["finish_reason"], "stop");
-    assert_eq!(chunks.last().unwrap()["local_mlx"]["clean_up"]["kept_original"], true, "{chunks:?}");
+    assert_eq!(chunks.last().unwrap()["local_mlx"]["clean_up"]["kept_original"], "cut_off", "{chunks:?}");
     // A prompt without tags is not checked: there is no transcript to check against.
     let (status, plain) =
-        post(&guarded, json!({"model": guarded.model, "messages": [{"role": "user", "content": HANDY_TRANSCRIPT}]}))
+        post(&checked, json!({"model": checked.model, "messages": [{"role": "user", "content": HANDY_TRANSCRIPT}]}))
             .await;
     assert_eq!(status, 200, "{plain}");
     assert!(plain["local_mlx"].get("clean_up").is_none(), "{plain}");
-    drop(guarded);
+    drop(checked);
 
     let raw = server(&["tiny"], ServerConfig { check_clean_up: false, ..whole_answers() }).await;
     let (status, answer) = post(&raw, handy_body(&raw)).await;

@@ -26,7 +26,7 @@ pub const DEFAULT_TOP_P: f64 = 1.0;
 /// included: a clean-up must copy the transcript's words, and with 1.15 SmolLM2 dropped
 /// them ("So I was thinking we could meeting Friday.") where with 1.0 it wrote the
 /// reference exactly (docs/QUALITY.md). A runaway repetition is cut by the budget and
-/// refused by the guards instead.
+/// refused by the clean-up check instead.
 pub const DEFAULT_REPETITION_PENALTY: f64 = 1.0;
 
 /// Who wrote a message.

@@ -6,7 +6,8 @@ use serde::Serialize;
 use super::{MlxModelManager, Within};
 use crate::chat::{ChatRequest, Timings, DEFAULT_REPETITION_PENALTY};
 use crate::error::{Error, Result};
-use crate::postprocess::{build_messages, check_clean_up, max_tokens_for, DEFAULT_PROMPT, MAX_TRANSCRIPT_CHARS};
+use crate::postprocess::clean_up_check::{check_clean_up, CleanUpVerdict, KeptReason};
+use crate::postprocess::{build_messages, max_tokens_for, DEFAULT_PROMPT, MAX_TRANSCRIPT_CHARS};
 use crate::settings::{check_prompt, AnswerWithin};
 
 /// Per-call choices for [`MlxModelManager::process_text_with`]; `None` uses the settings.
@@ -33,11 +34,10 @@ const PROCESS_TOP_P: f64 = 0.8;
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 #[cfg_attr(feature = "specta", specta(rename = "MlxProcessOutput"))]
 pub struct ProcessOutput {
-    /// The enhanced text, or the original when a guard kept it.
+    /// The enhanced text, or the original when the clean-up check kept it.
     pub text: String,
-    /// False when the original transcript was returned (see `warnings`).
-    pub enhanced: bool,
-    pub warnings: Vec<String>,
+    /// The clean-up check's verdict: whether `text` is the model's answer, and why not.
+    pub clean_up: CleanUpVerdict,
     pub model_id: String,
     pub tokens_generated: u32,
     pub prompt_tokens: u32,
@@ -66,8 +66,7 @@ impl MlxModelManager {
             // Nothing to enhance: no model is started for it.
             return Ok(ProcessOutput {
                 text: text.to_string(),
-                enhanced: false,
-                warnings: Vec::new(),
+                clean_up: CleanUpVerdict { kept_original: Some(KeptReason::EmptyTranscript), warnings: Vec::new() },
                 model_id,
                 tokens_generated: 0,
                 prompt_tokens: 0,
@@ -88,19 +87,18 @@ impl MlxModelManager {
             repetition_penalty: options.repetition_penalty.unwrap_or(DEFAULT_REPETITION_PENALTY),
             ..ChatRequest::new(model_id.clone(), build_messages(&prompt, text))
         };
-        let (response, mut guarded) = match self.chat_within(request, answer_within.deadline()).await? {
+        let (response, mut clean_up) = match self.chat_within(request, answer_within.deadline()).await? {
             Within::Answered(mut response) => {
-                let guarded = check_clean_up(text, &mut response);
-                (response, guarded)
+                let clean_up = check_clean_up(text, &mut response);
+                (response, clean_up)
             }
             Within::Late(late) => late.keep_transcript(text, &model_id),
         };
         // On Linux without OpenBLAS, every answer is ~10x slower than it need be: say how to fix it.
-        guarded.warnings.extend(crate::sidecar::blas::missing_warning().map(str::to_string));
+        clean_up.warnings.extend(crate::sidecar::blas::missing_warning().map(str::to_string));
         Ok(ProcessOutput {
             text: response.text,
-            enhanced: guarded.enhanced,
-            warnings: guarded.warnings,
+            clean_up,
             model_id: response.model_id,
             tokens_generated: response.completion_tokens,
             prompt_tokens: response.prompt_tokens,
