@@ -6,8 +6,9 @@
 //! models listed after the catalog, and a keep-alive override. The store owns the disk
 //! and the one download; the session (`session.rs`, its [`Slot`]) owns the sidecar and
 //! the loaded model.
-//! Invariants: a status is the store's disk status overlaid with the session's slot
-//! and the answers of the core's rules (`delete_blocked`, `disk_warning`,
+//! Invariants: a status is built by the store from one snapshot of its memory, the disk
+//! and the session's part read from one look at the slot ([`InSession`]), with the
+//! answers of the core's rules (`delete_blocked`, `disk_warning`, `download_blocked`,
 //! `retry_attempts`); a delete asks the session to release, then the store to delete.
 
 mod deadline;
@@ -33,7 +34,7 @@ use crate::postprocess::{
 use crate::settings::{check_prompt, config_dir, data_dir, AnswerWithin, KeepAlive, MlxSettings};
 use crate::sidecar::{default_backend, SidecarConfig};
 use crate::state::delete_refusal;
-use crate::store::{DownloadOutcome, MlxModelInfo, MlxModelStatus, ModelStore};
+use crate::store::{DownloadOutcome, InSession, MlxModelInfo, MlxModelStatus, ModelStore};
 
 pub use deadline::{Late, Reached, Within};
 use session::Session;
@@ -229,31 +230,20 @@ impl MlxModelManager {
     /// `mlx_list_models`: the catalog, then the custom models, each with its status.
     pub fn list_models(&self) -> Vec<MlxModelInfo> {
         let custom = self.custom_models.lock().expect("custom models poisoned").clone();
+        // One look at the slot for the whole list.
+        let slot = self.session.subscribe().borrow().clone();
         catalog::builtin_models()
             .into_iter()
             .chain(custom)
-            .map(|spec| {
-                let info = self.store.info(&spec);
-                MlxModelInfo { status: self.overlay(info.status), ..info }
-            })
+            .map(|spec| self.store.info(&spec, in_session(&slot, &spec.id)))
             .collect()
     }
 
     /// `mlx_get_model_status`: of any catalog id or repo id (asking lists nothing).
     pub fn model_status(&self, model_id: &str) -> Result<MlxModelStatus> {
         let spec = catalog::resolve(model_id)?;
-        Ok(self.overlay(self.store.status(&spec)))
-    }
-
-    /// The disk status with the session's runtime state on top, and the delete rule's
-    /// answer for that state.
-    fn overlay(&self, mut status: MlxModelStatus) -> MlxModelStatus {
-        if let Some(state) = self.session.model_state(&status.model_id) {
-            status.state = state;
-        }
-        let generating = self.session.is_generating(&status.model_id);
-        status.delete_blocked = delete_refusal(&status.model_id, status.state, generating).map(|e| e.to_string());
-        status
+        let slot = self.session.subscribe().borrow().clone();
+        Ok(self.store.status(&spec, in_session(&slot, &spec.id)))
     }
 
     /// Whether a generation is under way on `model_id`.
@@ -469,6 +459,16 @@ impl MlxModelManager {
         if let Err(error) = self.session.unload_and_stop().await {
             tracing::warn!(%error, "unload at shutdown failed; the sidecar is stopped anyway");
         }
+    }
+}
+
+/// The session's part of `model_id`'s status, from one look at its slot.
+fn in_session(slot: &Slot, model_id: &str) -> InSession {
+    match slot.model_id() {
+        Some(id) if id == model_id => {
+            InSession { state: slot.model_state(), generating: matches!(slot, Slot::Generating { .. }) }
+        }
+        _ => InSession::default(),
     }
 }
 
