@@ -412,10 +412,10 @@ snapshot_path?: string;
  */
 has_files: boolean; 
 /**
- * Why deleting is refused now (downloading, loading, generating), or `None` when
- * it may go ahead: the core's answer, so a UI need not decide it again.
+ * Why deleting is refused now (kind `busy`: downloading, loading, generating), or
+ * `None` when it may go ahead: the core's answer, so a UI need not decide it again.
  */
-delete_blocked?: string; 
+delete_blocked?: MlxRefusal; 
 /**
  * Bytes a download still has to fetch (the size less what is kept); 0 when
  * downloaded or when the size is not known before the download.
@@ -426,15 +426,15 @@ bytes_needed: number;
  */
 bytes_free?: number; 
 /**
- * The download's own refusal, said before it starts: `bytes_needed` does not fit
- * in `bytes_free` (the rule the download checks).
+ * The download's own refusal, said before it starts (kind `insufficient_disk`):
+ * `bytes_needed` does not fit in `bytes_free` (the rule the download checks).
  */
-disk_warning?: string; 
+disk_warning?: MlxRefusal; 
 /**
- * Why Download (or Retry) of this model is refused now: another model is
- * downloading (one download at a time); the refusal `download` would give.
+ * Why Download (or Retry) of this model is refused now (kind
+ * `download_in_progress`: one download at a time); the refusal `download` would give.
  */
-download_blocked?: string; 
+download_blocked?: MlxRefusal; 
 /**
  * Present when this model's download failed and `retry_download` would start it
  * again: how many attempts that retry makes.
@@ -487,6 +487,12 @@ clean_up: MlxCleanUpVerdict; model_id: string; tokens_generated: number; prompt_
  * Prompt tokens served from the sidecar's prefix cache (not pre-filled again).
  */
 cached_tokens: number; timings: MlxTimings }
+/**
+ * A rule's answer in a status: the refusal the action would give now, as the
+ * `{ kind, message }` its error carries (the kind a UI branches on, the sentence it
+ * shows), so the status and the click never disagree.
+ */
+export type MlxRefusal = { kind: MlxErrorKind; message: string }
 /**
  * What the user chose.
  */

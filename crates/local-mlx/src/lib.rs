@@ -34,4 +34,4 @@ pub use manager::{MlxModelManager, Runtime, Slot, Timings};
 pub use platform::PlatformSupport;
 pub use settings::KeepAlive;
 pub use state::{ModelState, Transition};
-pub use store::{DownloadOutcome, MlxModelInfo, MlxModelStatus, ModelStore};
+pub use store::{DownloadOutcome, MlxModelInfo, MlxModelStatus, ModelStore, Refusal};

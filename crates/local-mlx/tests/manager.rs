@@ -138,7 +138,7 @@ async fn delete_is_refused_during_a_generation_and_unloads_an_idle_model() {
     assert!(err.to_string().contains("generating"), "{err}");
     // The status overlays the session's state on the disk's and gives the same answer.
     assert_eq!(status.state, ModelState::Ready);
-    assert_eq!(status.delete_blocked.as_deref(), Some(err.to_string().as_str()));
+    assert_eq!(status.delete_blocked, Some(local_mlx::Refusal::from(&err)), "kind `busy` and the same sentence");
     call.await.unwrap().unwrap();
 
     // Loaded but idle: delete unloads, stops the sidecar and deletes.

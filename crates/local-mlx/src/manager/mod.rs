@@ -6,8 +6,9 @@
 //! models listed after the catalog, and a keep-alive override. The store owns the disk
 //! and the one download; the session (`session.rs`, its [`Slot`]) owns the sidecar and
 //! the loaded model.
-//! Invariants: a status is the store's disk status overlaid with the session's slot
-//! and the answers of the core's rules (`delete_blocked`, `disk_warning`,
+//! Invariants: a status is built by the store from one snapshot of its memory, the disk
+//! and the session's part read from one look at the slot ([`InSession`]), with the
+//! answers of the core's rules (`delete_blocked`, `disk_warning`, `download_blocked`,
 //! `retry_attempts`); a delete asks the session to release, then the store to delete.
 //!
 //! The facade's parts: `config.rs` (what the embedder passes in), `models.rs` (the list,

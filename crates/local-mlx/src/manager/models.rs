@@ -2,12 +2,12 @@
 //! their statuses (the store's disk status overlaid with the session's slot and the
 //! delete rule), downloads and deletes.
 
-use super::MlxModelManager;
+use super::{MlxModelManager, Slot};
 use crate::catalog::{self, ModelSpec};
 use crate::error::Result;
 use crate::hub::DeleteReport;
 use crate::state::delete_refusal;
-use crate::store::{DownloadOutcome, MlxModelInfo, MlxModelStatus};
+use crate::store::{DownloadOutcome, InSession, MlxModelInfo, MlxModelStatus};
 
 impl MlxModelManager {
     /// List a custom model (a Hugging Face repo id) after the catalog, once: adding it
@@ -26,31 +26,20 @@ impl MlxModelManager {
     /// `mlx_list_models`: the catalog, then the custom models, each with its status.
     pub fn list_models(&self) -> Vec<MlxModelInfo> {
         let custom = self.custom_models.lock().expect("custom models poisoned").clone();
+        // One look at the slot for the whole list.
+        let slot = self.session.subscribe().borrow().clone();
         catalog::builtin_models()
             .into_iter()
             .chain(custom)
-            .map(|spec| {
-                let info = self.store.info(&spec);
-                MlxModelInfo { status: self.overlay(info.status), ..info }
-            })
+            .map(|spec| self.store.info(&spec, in_session(&slot, &spec.id)))
             .collect()
     }
 
     /// `mlx_get_model_status`: of any catalog id or repo id (asking lists nothing).
     pub fn model_status(&self, model_id: &str) -> Result<MlxModelStatus> {
         let spec = catalog::resolve(model_id)?;
-        Ok(self.overlay(self.store.status(&spec)))
-    }
-
-    /// The disk status with the session's runtime state on top, and the delete rule's
-    /// answer for that state.
-    fn overlay(&self, mut status: MlxModelStatus) -> MlxModelStatus {
-        if let Some(state) = self.session.model_state(&status.model_id) {
-            status.state = state;
-        }
-        let generating = self.session.is_generating(&status.model_id);
-        status.delete_blocked = delete_refusal(&status.model_id, status.state, generating).map(|e| e.to_string());
-        status
+        let slot = self.session.subscribe().borrow().clone();
+        Ok(self.store.status(&spec, in_session(&slot, &spec.id)))
     }
 
     /// Whether a generation is under way on `model_id`.
@@ -87,5 +76,15 @@ impl MlxModelManager {
         }
         let _released = self.session.release_for_delete(&spec.id).await?;
         self.store.delete_files(&spec)
+    }
+}
+
+/// The session's part of `model_id`'s status, from one look at its slot.
+fn in_session(slot: &Slot, model_id: &str) -> InSession {
+    match slot.model_id() {
+        Some(id) if id == model_id => {
+            InSession { state: slot.model_state(), generating: matches!(slot, Slot::Generating { .. }) }
+        }
+        _ => InSession::default(),
     }
 }
