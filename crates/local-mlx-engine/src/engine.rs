@@ -60,6 +60,8 @@ pub struct Engine {
     prefill_step: usize,
     /// Why the weights are kept as they are (for the load log).
     pub weights: String,
+    /// Where the load's time went (for the load log).
+    pub timings: String,
     cache: Option<(Cache, Vec<u32>)>,
     /// Every token's text as the constraint sees it, made on the first constrained request.
     pieces: Option<Vec<Option<Piece>>>,
@@ -125,22 +127,43 @@ impl Engine {
             array::use_cpu()?;
         }
         let config = Config::read(dir)?;
-        let prompter = Prompter::read(dir, &config.eos_token_ids)?;
-        let files = weight_files(dir)?;
-        let tensors = Tensors::read(&files, &config)?;
-        let (fp32, why) = choose_fp32(&config, on_cpu, mode);
-        let mut model = Model::from_tensors(config, tensors)?;
-        if fp32 {
-            model = model.into_fp32()?;
-        }
-        model.eval_weights()?;
+        let started = Instant::now();
+        // The tokenizer (~0.1-0.2 s of parsing tokenizer.json) on a thread of its own,
+        // beside the weights on this one (MLX stays on this thread).
+        let (prompter, model, why, timings) = std::thread::scope(|s| -> Result<_> {
+            let eos = config.eos_token_ids.clone();
+            let tokenizer = s.spawn(move || {
+                let prompter = Prompter::read(dir, &eos);
+                (prompter, started.elapsed())
+            });
+            let files = weight_files(dir)?;
+            let tensors = Tensors::read(&files, &config)?;
+            let (fp32, why) = choose_fp32(&config, on_cpu, mode);
+            let mut model = Model::from_tensors(config.clone(), tensors)?;
+            // Every tensor read from the files in one evaluation, then (fp32) converted.
+            model.eval_weights()?;
+            let read = started.elapsed();
+            if fp32 {
+                model = model.into_fp32()?;
+                model.eval_weights()?;
+            }
+            let weights = started.elapsed();
+            let (prompter, tokenizer) = tokenizer.join().expect("the tokenizer thread panicked");
+            let timings = format!(
+                "weights read {:.0} ms, ready {:.0} ms; tokenizer {:.0} ms beside them",
+                read.as_secs_f64() * 1000.0,
+                weights.as_secs_f64() * 1000.0,
+                tokenizer.as_secs_f64() * 1000.0
+            );
+            Ok((prompter?, model, why, timings))
+        })?;
         let quantized = model.is_quantized();
         let prefill_step = match (on_cpu, quantized) {
             (false, _) => PREFILL_STEP_GPU,
             (true, true) => PREFILL_STEP_CPU_QUANTIZED,
             (true, false) => PREFILL_STEP_CPU_FP32,
         };
-        Ok(Engine { model, prompter, prefill_step, weights: why, cache: None, pieces: None })
+        Ok(Engine { model, prompter, prefill_step, weights: why, timings, cache: None, pieces: None })
     }
 
     pub fn context_length(&self) -> Option<usize> {
