@@ -44,7 +44,7 @@ use std::path::PathBuf;
 
 pub use backend::{default_backend, BackendSource, BACKEND_DIR_ENV};
 pub use client::{Client, Timeouts};
-pub use native::{EngineChoice, ENGINE_BIN_ENV, ENGINE_ENV};
+pub use native::{ChosenEngine, EngineChoice, ENGINE_BIN_ENV, ENGINE_ENV};
 pub use process::ExitInfo;
 pub use supervisor::{Phase, SidecarConfig, SidecarSupervisor};
 pub use uv::{find_uv, UvSearch};
