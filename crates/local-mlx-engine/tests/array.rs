@@ -62,7 +62,8 @@ fn our_fp32_dequantization_is_mlxs_bit_for_bit() {
         let scales: Vec<f32> = (0..groups).map(|_| real(0.02)).collect();
         let biases: Vec<f32> = (0..groups).map(|_| real(0.5)).collect();
         let layout = Affine::new((rows, cols), group_size, bits).unwrap();
-        let ours = Array::filled(&[rows, cols], |out| assert!(layout.fp32_into(&packed, &scales, &biases, out))).unwrap();
+        let ours =
+            Array::filled(&[rows, cols], |out| assert!(layout.fp32_into(&packed, &scales, &biases, out))).unwrap();
         let ours = ours.data::<f32>().unwrap();
         let q = Quantized {
             weight: Array::from_slice(&packed, &[rows, cols * bits / 32]).unwrap(),
