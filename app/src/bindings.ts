@@ -218,6 +218,19 @@ export type MlxCommandError = { kind: MlxErrorKind; message: string }
  */
 export type MlxDownloadOutcome = { outcome: "downloaded"; snapshot: string; fetched_bytes: number } | { outcome: "already_downloaded"; snapshot: string } | { outcome: "cancelled"; partial_bytes: number }
 /**
+ * Which engine runs the models: the settings' `engine` field, which
+ * `LOCAL_MLX_ENGINE` overrides. Exported as `MlxEngineChoice`.
+ */
+export type MlxEngineChoice = 
+/**
+ * The Python sidecar (mlx-lm): the default.
+ */
+"sidecar" | 
+/**
+ * The native worker (MLX from Rust): Llama and Qwen3 only.
+ */
+"native"
+/**
  * What went wrong, as a face branches on it: one kind per cause, sent as its
  * `snake_case` name (`{ kind, message }` in the app, `error.code` mapping in
  * the server). Exported to TypeScript as the union `MlxErrorKind`.
@@ -509,7 +522,12 @@ uv_path: string | null;
  * Hand the transcript back as it came when the clean-up has no answer after this
  * many seconds, model load included; `null` (or 0): wait as long as it takes.
  */
-answer_within_seconds: number | null }
+answer_within_seconds: number | null; 
+/**
+ * Which engine runs the models (`sidecar` by default); `LOCAL_MLX_ENGINE`
+ * overrides it. Read when the manager is built.
+ */
+engine: MlxEngineChoice }
 /**
  * Where the time of one chat call or `process_text` went, in milliseconds.
  */

@@ -35,6 +35,7 @@ use crate::error::Result;
 use crate::events::EventSink;
 use crate::platform::PlatformSupport;
 use crate::settings::{check_prompt, KeepAlive, MlxSettings};
+use crate::sidecar::ChosenEngine;
 use crate::store::ModelStore;
 
 pub use config::ManagerConfig;
@@ -69,6 +70,8 @@ pub struct MlxModelManager {
     /// Set by [`MlxModelManager::set_keep_alive`]; else the settings' unload timeout.
     keep_alive: Mutex<Option<KeepAlive>>,
     platform: PlatformSupport,
+    /// The settings' engine or `LOCAL_MLX_ENGINE`'s, fixed when the manager is built.
+    engine: ChosenEngine,
 }
 
 impl MlxModelManager {
@@ -80,7 +83,10 @@ impl MlxModelManager {
         if settings.uv_path.is_some() {
             sidecar.uv_path = settings.uv_path.clone();
         }
+        let engine = ChosenEngine::resolve(settings.engine);
+        sidecar.engine = engine.engine;
         let manager = MlxModelManager {
+            engine,
             session: Session::new(store.clone(), sidecar, sink),
             store,
             settings: Mutex::new(settings.clone()),
@@ -207,8 +213,8 @@ impl MlxModelManager {
     /// Validate and apply new settings (the embedder stores them where it keeps its
     /// own): the prompt by [`check_prompt`], the model by its id. Selecting another
     /// model unloads the old one and lists a custom one; a new unload timeout applies
-    /// from the next use. The uv path is read when the manager is built (a new one
-    /// needs a new manager).
+    /// from the next use. The uv path and the engine are read when the manager is built
+    /// (a new one needs a new manager).
     pub async fn update_settings(&self, new: MlxSettings) -> Result<MlxSettings> {
         check_prompt(&new.prompt)?;
         self.add_custom_model(&new.selected_model)?;
@@ -218,6 +224,11 @@ impl MlxModelManager {
             self.session.unload_and_stop().await?;
         }
         Ok(new)
+    }
+
+    /// Which engine runs the models, and who chose it.
+    pub fn engine(&self) -> ChosenEngine {
+        self.engine
     }
 
     /// Whether a sidecar process is running now.

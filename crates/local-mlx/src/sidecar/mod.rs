@@ -50,7 +50,7 @@ use std::path::PathBuf;
 pub use backend::{default_backend, BackendSource, BACKEND_DIR_ENV};
 pub use client::Client;
 pub use exit::ExitInfo;
-pub use native::{EngineChoice, ENGINE_BIN_ENV, ENGINE_ENV};
+pub use native::{ChosenEngine, EngineChoice, ENGINE_BIN_ENV, ENGINE_ENV};
 pub use supervisor::{Phase, SidecarConfig, SidecarSupervisor};
 pub use timeouts::Timeouts;
 pub use uv::{find_uv, UvSearch};

@@ -46,7 +46,8 @@ pub struct SidecarConfig {
     /// How long [`SidecarSupervisor::shutdown`] waits after SIGTERM before SIGKILL.
     pub shutdown_grace: Duration,
     pub timeouts: Timeouts,
-    /// The Python sidecar, or the native engine's worker (`LOCAL_MLX_ENGINE`).
+    /// The Python sidecar, or the native engine's worker (`LOCAL_MLX_ENGINE`; the
+    /// manager sets it from [`ChosenEngine`](super::native::ChosenEngine)).
     pub engine: EngineChoice,
 }
 
@@ -63,7 +64,7 @@ impl SidecarConfig {
             sync_timeout: Duration::from_secs(30 * 60),
             shutdown_grace: Duration::from_secs(3),
             timeouts: Timeouts::default(),
-            engine: EngineChoice::from_env(),
+            engine: EngineChoice::from_env().unwrap_or_default(),
         }
     }
 
