@@ -100,7 +100,9 @@ def run(mode: dict[str, str], smol: Path) -> dict[str, float | str]:
         r = c.post(
             "/generate",
             json={
-                "prompt": secrets.token_hex(4) + " " + SENTENCE * 11,
+                "messages": [
+                    {"role": "user", "content": secrets.token_hex(4) + " " + SENTENCE * 11}
+                ],
                 "max_tokens": DECODE_TOKENS + 1,
                 "temperature": 0,
                 "repetition_penalty": 1.0,

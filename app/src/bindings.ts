@@ -78,7 +78,7 @@ async mlxProcessText(prompt: string) : Promise<Result<string, MlxCommandError>> 
 }
 },
 /**
- * `mlx_process_text` with what a "Try it" box shows: time, tokens, guard warnings.
+ * `mlx_process_text` with what a "Try it" box shows: time, tokens, clean-up check warnings.
  */
 async mlxProcessTextDetailed(text: string) : Promise<Result<MlxProcessOutput, MlxCommandError>> {
     try {
@@ -196,6 +196,20 @@ export type AppSettings = { post_process_enabled: boolean; post_process_provider
  */
 custom_models: string[] }
 /**
+ * The clean-up check's verdict on one answer: passed, or the transcript kept and why.
+ */
+export type MlxCleanUpVerdict = { 
+/**
+ * Why the text handed back is the transcript as it came rather than the model's
+ * answer; `None` (`null`) when the answer passed the check.
+ */
+kept_original: MlxKeptReason | null; 
+/**
+ * What to tell the user, one line each: the reason in words when the transcript
+ * was kept (and, from `process_text`, any other warning).
+ */
+warnings: string[] }
+/**
  * Exported as `MlxCommandError`: a name no embedding app is likely to use already.
  */
 export type MlxCommandError = { kind: MlxErrorKind; message: string }
@@ -203,6 +217,19 @@ export type MlxCommandError = { kind: MlxErrorKind; message: string }
  * How `download` ended, when it did not fail.
  */
 export type MlxDownloadOutcome = { outcome: "downloaded"; snapshot: string; fetched_bytes: number } | { outcome: "already_downloaded"; snapshot: string } | { outcome: "cancelled"; partial_bytes: number }
+/**
+ * Which engine runs the models: the settings' `engine` field, which
+ * `LOCAL_MLX_ENGINE` overrides. Exported as `MlxEngineChoice`.
+ */
+export type MlxEngineChoice = 
+/**
+ * The Python sidecar (mlx-lm): the default.
+ */
+"sidecar" | 
+/**
+ * The native worker (MLX from Rust): Llama and Qwen3 only.
+ */
+"native"
 /**
  * What went wrong, as a face branches on it: one kind per cause, sent as its
  * `snake_case` name (`{ kind, message }` in the app, `error.code` mapping in
@@ -237,6 +264,98 @@ export type MlxErrorKind = "unknown_model" | "invalid_repo_id" | "offline" | "re
  * The provider's `event_type` values.
  */
 export type MlxEventType = "download_started" | "download_progress" | "download_completed" | "loading_started" | "loading_completed" | "unloaded" | "error"
+/**
+ * Why the transcript was kept. Serialized as stable `snake_case` strings.
+ */
+export type MlxKeptReason = 
+/**
+ * The transcript was empty: there was nothing to clean up (no model was asked).
+ */
+"empty_transcript" | 
+/**
+ * No finished answer by the deadline (`answer_within`).
+ */
+"deadline" | 
+/**
+ * The model returned no text.
+ */
+"no_text" | 
+/**
+ * The answer was cut off by the token limit.
+ */
+"cut_off" | 
+/**
+ * The answer is far shorter than the transcript.
+ */
+"too_short" | 
+/**
+ * The answer is far longer than the transcript.
+ */
+"too_long" | 
+/**
+ * The answer holds a `<think>` tag (the model's reasoning).
+ */
+"think_tag" | 
+/**
+ * The answer is JSON or code, and the transcript was not.
+ */
+"code" | 
+/**
+ * The answer is in another language than the transcript.
+ */
+"other_language" | 
+/**
+ * The answer answers the dictated question instead of cleaning it up.
+ */
+"answers_question" | 
+/**
+ * The answer has numbers the transcript did not have.
+ */
+"adds_numbers" | 
+/**
+ * The answer keeps too few of the transcript's content words.
+ */
+"drops_words" | 
+/**
+ * The answer has the transcript's words out of the speaker's order.
+ */
+"reorders" | 
+/**
+ * The answer stops before the transcript's end.
+ */
+"stops_early" | 
+/**
+ * The answer says the transcript's words more often than the speaker did.
+ */
+"repeats" | 
+/**
+ * The answer adds words that are not in the transcript.
+ */
+"adds_words" | 
+/**
+ * The answer adds a sentence that is not in the transcript.
+ */
+"adds_sentence" | 
+/**
+ * The answer adds a word the speaker did not say (nor a form of one).
+ */
+"unsaid_words" | 
+/**
+ * The answer changes more of the speaker's words than a spelling fix would.
+ */
+"changes_words" | 
+/**
+ * The answer changes the transcript's numbers.
+ */
+"changes_numbers" | 
+/**
+ * The answer changes an address (e-mail, web or file address).
+ */
+"changes_address" | 
+/**
+ * The answer drops or adds a negation or a contrast word.
+ */
+"changes_polarity"
 /**
  * The steps of getting a model ready, reported on `loading_started` events so a UI
  * can say why the first use takes long (a first run syncs a Python environment; a large model loads for seconds).
@@ -306,10 +425,10 @@ snapshot_path?: string;
  */
 has_files: boolean; 
 /**
- * Why deleting is refused now (downloading, loading, generating), or `None` when
- * it may go ahead: the core's answer, so a UI need not decide it again.
+ * Why deleting is refused now (kind `busy`: downloading, loading, generating), or
+ * `None` when it may go ahead: the core's answer, so a UI need not decide it again.
  */
-delete_blocked?: string; 
+delete_blocked?: MlxRefusal; 
 /**
  * Bytes a download still has to fetch (the size less what is kept); 0 when
  * downloaded or when the size is not known before the download.
@@ -320,15 +439,15 @@ bytes_needed: number;
  */
 bytes_free?: number; 
 /**
- * The download's own refusal, said before it starts: `bytes_needed` does not fit
- * in `bytes_free` (the rule the download checks).
+ * The download's own refusal, said before it starts (kind `insufficient_disk`):
+ * `bytes_needed` does not fit in `bytes_free` (the rule the download checks).
  */
-disk_warning?: string; 
+disk_warning?: MlxRefusal; 
 /**
- * Why Download (or Retry) of this model is refused now: another model is
- * downloading (one download at a time); the refusal `download` would give.
+ * Why Download (or Retry) of this model is refused now (kind
+ * `download_in_progress`: one download at a time); the refusal `download` would give.
  */
-download_blocked?: string; 
+download_blocked?: MlxRefusal; 
 /**
  * Present when this model's download failed and `retry_download` would start it
  * again: how many attempts that retry makes.
@@ -370,17 +489,23 @@ note: string | null }
  */
 export type MlxProcessOutput = { 
 /**
- * The enhanced text, or the original when a guard kept it.
+ * The enhanced text, or the original when the clean-up check kept it.
  */
 text: string; 
 /**
- * False when the original transcript was returned (see `warnings`).
+ * The clean-up check's verdict: whether `text` is the model's answer, and why not.
  */
-enhanced: boolean; warnings: string[]; model_id: string; tokens_generated: number; prompt_tokens: number; 
+clean_up: MlxCleanUpVerdict; model_id: string; tokens_generated: number; prompt_tokens: number; 
 /**
  * Prompt tokens served from the sidecar's prefix cache (not pre-filled again).
  */
 cached_tokens: number; timings: MlxTimings }
+/**
+ * A rule's answer in a status: the refusal the action would give now, as the
+ * `{ kind, message }` its error carries (the kind a UI branches on, the sentence it
+ * shows), so the status and the click never disagree.
+ */
+export type MlxRefusal = { kind: MlxErrorKind; message: string }
 /**
  * What the user chose.
  */
@@ -397,7 +522,12 @@ uv_path: string | null;
  * Hand the transcript back as it came when the clean-up has no answer after this
  * many seconds, model load included; `null` (or 0): wait as long as it takes.
  */
-answer_within_seconds: number | null }
+answer_within_seconds: number | null; 
+/**
+ * Which engine runs the models (`sidecar` by default); `LOCAL_MLX_ENGINE`
+ * overrides it. Read when the manager is built.
+ */
+engine: MlxEngineChoice }
 /**
  * Where the time of one chat call or `process_text` went, in milliseconds.
  */

@@ -170,10 +170,13 @@ describe("downloads", () => {
 
   test("shows the core's warning before a download that would not fit on the disk", async () => {
     const warning = "not enough disk space in /hub: the download needs 940000000 more bytes (940.00 MB), only 500000000 (500.00 MB) are free";
-    const tight = { status: { ...model("org/a", "not_downloaded").status, bytes_needed: 940_000_000, bytes_free: 500_000_000, disk_warning: warning } };
+    const disk_warning = { kind: "insufficient_disk", message: warning } as const;
+    const tight = { status: { ...model("org/a", "not_downloaded").status, bytes_needed: 940_000_000, bytes_free: 500_000_000, disk_warning } };
     const backend = new FakeBackend([model("org/a", "not_downloaded", tight), model("org/small", "not_downloaded", { size_bytes: 1000 })]);
     await renderPage(backend);
-    expect(await card("a").findByText(warning)).toBeInTheDocument();
+    expect(await card("a").findByText(warning)).toHaveAttribute("data-kind", "insufficient_disk");
+    // The user's to fix, not a wait: Download stays enabled and the core decides on the click.
+    expect(card("a").getByRole("button", { name: "Download" })).toBeEnabled();
     expect(card("small").queryByText(/not enough disk space/)).not.toBeInTheDocument();
   });
 });
@@ -278,12 +281,14 @@ describe("settings", () => {
 });
 
 describe("Try it", () => {
-  test("shows the enhanced text with its time, tokens and the guards' warnings", async () => {
+  test("shows the enhanced text with its time, tokens and the clean-up check's warnings", async () => {
     const backend = new FakeBackend([model("org/selected", "ready")]);
     backend.handlers.mlx_process_text_detailed = (args) => ({
       text: `Cleaned: ${args.text}`,
-      enhanced: false,
-      warnings: ["the answer was cut off by the token limit; the original transcript is kept"],
+      clean_up: {
+        kept_original: "cut_off",
+        warnings: ["the answer was cut off by the token limit; the original transcript is kept"],
+      },
       model_id: "org/selected",
       tokens_generated: 17,
       prompt_tokens: 40,

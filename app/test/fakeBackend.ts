@@ -9,6 +9,7 @@ import type {
   MlxModelStateEvent,
   MlxSettings,
   MlxModelState,
+  MlxRefusal,
   ProviderOption,
 } from "../src/bindings";
 
@@ -39,8 +40,10 @@ export function model(id: string, state: MlxModelState, extra: Partial<MlxModelI
 }
 
 /** What the core's delete rule says for `state` (downloading and loading refuse). */
-function deleteBlocked(id: string, state: MlxModelState): string | undefined {
-  return state === "downloading" || state === "loading" ? `model '${id}' is ${state}: deleting it is not possible now` : undefined;
+function deleteBlocked(id: string, state: MlxModelState): MlxRefusal | undefined {
+  return state === "downloading" || state === "loading"
+    ? { kind: "busy", message: `model '${id}' is ${state}: deleting it is not possible now` }
+    : undefined;
 }
 
 export type Handler = (args: Record<string, unknown>) => unknown;
@@ -92,8 +95,10 @@ export class FakeBackend {
       case "mlx_list_models": {
         // As the core: while one model downloads, every other one says why it cannot.
         const active = this.models.find((m) => m.status.state === "downloading")?.id;
-        const blocked = (id: string) =>
-          active && active !== id ? `'${active}' is already downloading: wait for it or cancel it before downloading '${id}'` : undefined;
+        const blocked = (id: string): MlxRefusal | undefined =>
+          active && active !== id
+            ? { kind: "download_in_progress", message: `'${active}' is already downloading: wait for it or cancel it before downloading '${id}'` }
+            : undefined;
         return this.models.map((m) => ({ ...m, status: { ...m.status, download_blocked: m.status.download_blocked ?? blocked(m.id) } }));
       }
       case "mlx_get_settings":

@@ -3,8 +3,8 @@
 //! Runs `MlxModelManager::process_text_with` over every transcript with the given model,
 //! prompt and decoding constraint, and reports per category: the word error rate
 //! against the reference of the raw transcript and of the result, the share improved /
-//! unchanged / worse, the share where the guard fell back to the transcript, and how
-//! many results answered the question or followed the instruction after the guard.
+//! unchanged / worse, the share where the check kept transcript to the transcript, and how
+//! many results answered the question or followed the instruction after the clean-up check.
 //!
 //! Decisions (eval/README.md has the details):
 //! - WER counts case and punctuation: a token is a run of letters, digits and
@@ -282,8 +282,8 @@ async fn run(args: &Args) -> Result<Report> {
         let (result, fell_back, error, warnings, tokens, generate_ms) =
             match manager.process_text_with(&t.raw, options).await {
                 Ok(out) => {
-                    let fell_back = !out.enhanced && out.tokens_generated > 0;
-                    (out.text, fell_back, None, out.warnings, out.tokens_generated, out.timings.generate_ms)
+                    let fell_back = !out.clean_up.is_passed() && out.tokens_generated > 0;
+                    (out.text, fell_back, None, out.clean_up.warnings, out.tokens_generated, out.timings.generate_ms)
                 }
                 // An error is reported on its line, never the end of the run.
                 Err(e) => (t.raw.clone(), false, Some(e.to_string()), vec![], 0, 0),
@@ -343,7 +343,7 @@ fn markdown(r: &Report) -> String {
         r.tokens_per_s,
         r.wall_s
     );
-    out.push_str("| category | lines | WER raw | WER result | improved | unchanged | worse | guard fell back | answered/followed | errors |\n");
+    out.push_str("| category | lines | WER raw | WER result | improved | unchanged | worse | check kept transcript | answered/followed | errors |\n");
     out.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
     let pct = |x: f64| format!("{:.0} %", x * 100.0);
     for (name, s) in r.categories.iter().map(|(n, s)| (n.as_str(), s)).chain([("**all**", &r.total)]) {

@@ -20,7 +20,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 
-from .engine import ApiError, Cancelled, GenerateParams, GenerationResult, prompt_messages
+from .engine import GenerateParams, GenerationResult
+from .errors import ApiError, Cancelled
 from .schemas import (
     DEFAULT_REPETITION_PENALTY,
     DEFAULT_TOP_P,
@@ -187,9 +188,6 @@ def _params(req: GenerateRequest) -> GenerateParams:
     def bad(msg: str) -> ApiError:
         return ApiError(400, msg)
 
-    _text("prompt", req.prompt)
-    _text("system", req.system)
-
     if not 1 <= req.max_tokens <= MAX_TOKENS_CAP:
         raise bad(f"max_tokens must be between 1 and {MAX_TOKENS_CAP}, got {req.max_tokens}")
     if not (math.isfinite(req.temperature) and 0 <= req.temperature <= MAX_TEMPERATURE):
@@ -228,25 +226,12 @@ def _params(req: GenerateRequest) -> GenerateParams:
 
 
 def _messages(req: GenerateRequest) -> list[dict[str, str]]:
-    """The conversation: `messages`, or `system` + `prompt` as two messages."""
-    if (req.prompt is None) == (req.messages is None):
-        raise ApiError(
-            400,
-            "give exactly one of `prompt` (with an optional `system`) or `messages`, "
-            f"got {'both' if req.prompt is not None else 'neither'}",
-        )
-    if req.messages is not None:
-        if req.system is not None:
-            raise ApiError(
-                400, "`system` goes with `prompt`; with `messages`, send a system message instead"
-            )
-        if not req.messages:
-            raise ApiError(400, "`messages` is empty: send at least one message")
-        for i, m in enumerate(req.messages):
-            _text(f"messages.{i}.content", m.content)
-        return [{"role": m.role, "content": m.content} for m in req.messages]
-    assert req.prompt is not None
-    return prompt_messages(req.prompt, req.system)
+    """The conversation, each message's text checked."""
+    if not req.messages:
+        raise ApiError(400, "`messages` is empty: send at least one message")
+    for i, m in enumerate(req.messages):
+        _text(f"messages.{i}.content", m.content)
+    return [{"role": m.role, "content": m.content} for m in req.messages]
 
 
 def _field_error(err: dict) -> dict:

@@ -65,7 +65,7 @@ DEFAULT_MAX_TOKENS = int(_LIMITS["default_max_tokens"])
 DEFAULT_TEMPERATURE = float(_LIMITS["default_temperature"])
 DEFAULT_TOP_P = float(_LIMITS["default_top_p"])
 DEFAULT_REPETITION_PENALTY = float(_LIMITS["default_repetition_penalty"])
-# Ours alone (the core has no such limit): prompt + system (or all messages); longer is
+# Ours alone (the core has no such limit): all messages together; longer is
 # refused before tokenizing.
 MAX_PROMPT_CHARS = 1_000_000
 
@@ -93,20 +93,14 @@ class ChatMessage(_Request):
 
 
 class GenerateRequest(_Request):
-    prompt: str | None = Field(
-        None,
-        description="The user message (with `system`: the transcript). "
-        "Exactly one of `prompt` and `messages` is given.",
-    )
-    messages: list[ChatMessage] | None = Field(
-        None, description="Extension: the conversation, instead of `prompt` (+ `system`)."
+    messages: list[ChatMessage] = Field(
+        description="The conversation; the last user message is the text to answer."
     )
     max_tokens: int = Field(
         DEFAULT_MAX_TOKENS,
         description=f"1..{MAX_TOKENS_CAP}; lowered to what fits in the model's context.",
     )
     temperature: float = Field(DEFAULT_TEMPERATURE, description="0..2; 0 is greedy.")
-    system: str | None = Field(None, description="Extension: a system message before `prompt`.")
     top_p: float | None = Field(None, description=f"Extension: (0, 1]; default {DEFAULT_TOP_P}.")
     repetition_penalty: float | None = Field(
         None, description=f"Extension: (0, 10]; default {DEFAULT_REPETITION_PENALTY}."
@@ -125,7 +119,7 @@ class GenerateRequest(_Request):
     seed: int | None = Field(None, description="Extension: seeds MLX's sampler (0..2**64-1).")
     constrain_to_input: bool = Field(
         False,
-        description="Extension: emit only the words of the last user message (`prompt`), punctuation and digits.",
+        description="Extension: emit only the words of the last user message, punctuation and digits.",
     )
 
 

@@ -25,7 +25,9 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from .engine import ApiError, Engine, GenerateParams, GenerationResult, validate_model_dir
+from .engine import Engine, GenerateParams, GenerationResult
+from .errors import ApiError
+from .model_dir import validate_model_dir
 
 log = logging.getLogger("local_mlx_sidecar")
 

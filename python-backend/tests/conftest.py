@@ -118,6 +118,14 @@ def short_tiny(tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return dst
 
 
+def chat(prompt: str, system: str | None = None) -> list[dict[str, str]]:
+    """A request's ``messages``: the user's ``prompt``, after ``system`` when one is given."""
+    messages = [{"role": "user", "content": prompt}]
+    if system:
+        messages.insert(0, {"role": "system", "content": system})
+    return messages
+
+
 class Sidecar:
     """A real sidecar process: spawned, its ready line read, spoken to over HTTP."""
 

@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Sidecar
+from conftest import Sidecar, chat
 
-SEED_GENERATE = {"prompt": "Fix this: hello world", "max_tokens": 12, "temperature": 0.7}
+SEED_GENERATE = {"messages": chat("Fix this: hello world"), "max_tokens": 12, "temperature": 0.7}
 
 
 def test_status_seed_fields(shared: Sidecar, tiny: Path) -> None:
@@ -62,26 +62,25 @@ def test_generate_seed_request(shared: Sidecar) -> None:
 
 
 def test_generate_defaults(shared: Sidecar) -> None:
-    r = shared.generate(prompt="hello")
+    r = shared.generate(messages=chat("hello"))
     assert r["tokens_generated"] <= 150
 
 
 def test_generate_with_system_and_overrides(shared: Sidecar) -> None:
     r = shared.generate(
-        prompt="the transcript",
-        system="Clean up the transcript.",
+        messages=chat("the transcript", "Clean up the transcript."),
         max_tokens=5,
         temperature=0.0,
         top_p=0.5,
         repetition_penalty=1.0,
     )
     assert r["tokens_generated"] <= 5
-    plain = shared.generate(prompt="the transcript", max_tokens=5, temperature=0.0)
+    plain = shared.generate(messages=chat("the transcript"), max_tokens=5, temperature=0.0)
     assert r["prompt_tokens"] > plain["prompt_tokens"]  # the system message is in the prompt
 
 
 def test_unknown_fields_are_ignored(shared: Sidecar) -> None:
-    r = shared.generate(prompt="hi", max_tokens=2, something_new=True)
+    r = shared.generate(messages=chat("hi"), max_tokens=2, something_new=True)
     assert r["tokens_generated"] <= 2
 
 
@@ -89,7 +88,7 @@ def test_greedy_generation_is_repeatable_with_and_without_cache_reuse(shared: Si
     """Reusing the KV cache must not change the answer: the first request pre-fills its
     whole prompt (fresh system prompt), the repeat reuses all but one token of it."""
     system = f"Session {secrets.token_hex(4)}: rewrite the text."
-    body = dict(prompt="one two three four", system=system, max_tokens=16, temperature=0.0)
+    body = dict(messages=chat("one two three four", system), max_tokens=16, temperature=0.0)
     first = shared.generate(**body)
     again = shared.generate(**body)
     assert again["cached_tokens"] == again["prompt_tokens"] - 1
@@ -104,9 +103,9 @@ def test_kv_cache_reuse_for_a_repeated_system_prompt(shared: Sidecar) -> None:
         "language, do not add anything, and answer with the corrected text only."
     )
     # Without a system message: the user turn and the template around it.
-    plain = shared.generate(prompt="and now a second one", max_tokens=1)
-    first = shared.generate(system=system, prompt="this is the first transcript", max_tokens=4)
-    second = shared.generate(system=system, prompt="and now a second one", max_tokens=4)
+    plain = shared.generate(messages=chat("and now a second one"), max_tokens=1)
+    first = shared.generate(messages=chat("this is the first transcript", system), max_tokens=4)
+    second = shared.generate(messages=chat("and now a second one", system), max_tokens=4)
     # The first request shares little with the one before it; the second shares the
     # whole system message with the first and pre-fills only the new user turn.
     assert first["cached_tokens"] < 10
@@ -121,7 +120,7 @@ def _stream(s: Sidecar, **body) -> tuple[int, str, list[dict]]:
 
 
 def test_stream(shared: Sidecar) -> None:
-    status, ctype, events = _stream(shared, prompt="tell me something", max_tokens=20)
+    status, ctype, events = _stream(shared, messages=chat("tell me something"), max_tokens=20)
     assert status == 200 and ctype.startswith("application/x-ndjson")
     *tokens, done = events
     assert all(e["event"] == "token" and e["text"] for e in tokens)
@@ -143,7 +142,7 @@ def test_stream(shared: Sidecar) -> None:
 
 
 def test_stream_and_plain_give_the_same_answer(shared: Sidecar) -> None:
-    body = dict(prompt="same answer please", max_tokens=16, temperature=0.0)
+    body = dict(messages=chat("same answer please"), max_tokens=16, temperature=0.0)
     plain = shared.generate(**body)
     _, _, events = _stream(shared, **body)
     assert events[-1]["response"] == plain["response"]
@@ -151,7 +150,7 @@ def test_stream_and_plain_give_the_same_answer(shared: Sidecar) -> None:
 
 def test_stream_errors_before_start_are_plain_http(spawn) -> None:
     s = spawn()
-    with s.client.stream("POST", "/generate", json={"prompt": "x", "stream": True}) as r:
+    with s.client.stream("POST", "/generate", json={"messages": chat("x"), "stream": True}) as r:
         assert r.status_code == 409
         assert r.headers["content-type"] == "application/json"
         r.read()
@@ -161,17 +160,17 @@ def test_stream_errors_before_start_are_plain_http(spawn) -> None:
 def test_unload_then_generate_is_409_then_reload(spawn, tiny: Path) -> None:
     s = spawn()
     s.load(tiny)
-    s.generate(prompt="hi", max_tokens=2)
+    s.generate(messages=chat("hi"), max_tokens=2)
     r = s.client.post("/unload")
     assert r.status_code == 200 and r.json() == {"status": "unloaded", "model_loaded": False}
     st = s.status()
     assert (st["model_loaded"], st["model_path"], st["state"]) == (False, None, "idle")
-    r = s.client.post("/generate", json={"prompt": "hi"})
+    r = s.client.post("/generate", json={"messages": chat("hi")})
     assert r.status_code == 409 and r.json()["detail"] == "no model loaded: POST /load first"
     r = s.client.post("/unload")  # unloading nothing is fine
     assert r.status_code == 200
     s.load(tiny)
-    assert s.generate(prompt="hi", max_tokens=2)["tokens_generated"] <= 2
+    assert s.generate(messages=chat("hi"), max_tokens=2)["tokens_generated"] <= 2
 
 
 def test_load_another_model_replaces_it(spawn, tiny: Path, long_tiny: Path) -> None:
@@ -190,6 +189,6 @@ def test_load_another_model_replaces_it(spawn, tiny: Path, long_tiny: Path) -> N
 def test_smol_answers_in_english(spawn, smol: Path) -> None:
     s = spawn()
     s.load(smol)
-    r = s.generate(prompt="What is the capital of France?", max_tokens=12, temperature=0.0)
+    r = s.generate(messages=chat("What is the capital of France?"), max_tokens=12, temperature=0.0)
     assert "paris" in r["response"].lower(), r
     assert r["finish_reason"] in ("stop", "length")

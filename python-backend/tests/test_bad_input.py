@@ -8,21 +8,20 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import Sidecar
+from conftest import Sidecar, chat
 
 MISTYPED = [
-    ({"prompt": 5}, "prompt", "valid string"),
-    ({"prompt": ["a"]}, "prompt", "valid string"),
-    ({"prompt": "x", "max_tokens": "150"}, "max_tokens", "valid integer"),
-    ({"prompt": "x", "max_tokens": 1.5}, "max_tokens", "valid integer"),
-    ({"prompt": "x", "max_tokens": 10.0}, "max_tokens", "valid integer"),
-    ({"prompt": "x", "max_tokens": True}, "max_tokens", "valid integer"),
-    ({"prompt": "x", "temperature": "hot"}, "temperature", "valid number"),
-    ({"prompt": "x", "temperature": False}, "temperature", "valid number"),
-    ({"prompt": "x", "system": 3}, "system", "valid string"),
-    ({"prompt": "x", "top_p": "0.5"}, "top_p", "valid number"),
-    ({"prompt": "x", "repetition_penalty": []}, "repetition_penalty", "valid number"),
-    ({"prompt": "x", "stream": "yes"}, "stream", "valid boolean"),
+    ({}, "messages", "Field required"),
+    ({"messages": [{"role": "user", "content": ["a"]}]}, "messages.0.content", "valid string"),
+    ({"messages": chat("x"), "max_tokens": "150"}, "max_tokens", "valid integer"),
+    ({"messages": chat("x"), "max_tokens": 1.5}, "max_tokens", "valid integer"),
+    ({"messages": chat("x"), "max_tokens": 10.0}, "max_tokens", "valid integer"),
+    ({"messages": chat("x"), "max_tokens": True}, "max_tokens", "valid integer"),
+    ({"messages": chat("x"), "temperature": "hot"}, "temperature", "valid number"),
+    ({"messages": chat("x"), "temperature": False}, "temperature", "valid number"),
+    ({"messages": chat("x"), "top_p": "0.5"}, "top_p", "valid number"),
+    ({"messages": chat("x"), "repetition_penalty": []}, "repetition_penalty", "valid number"),
+    ({"messages": chat("x"), "stream": "yes"}, "stream", "valid boolean"),
 ]
 
 
@@ -78,16 +77,16 @@ OUT_OF_RANGE = [
 
 @pytest.mark.parametrize("extra,message", OUT_OF_RANGE)
 def test_generate_out_of_range_is_400(shared: Sidecar, extra, message) -> None:
-    r = shared.client.post("/generate", json={"prompt": "x", **extra})
+    r = shared.client.post("/generate", json={"messages": chat("x"), **extra})
     assert r.status_code == 400, r.text
     assert message in r.json()["detail"]
 
 
 def test_nan_and_infinity_are_400(shared: Sidecar) -> None:
     for raw in (
-        '{"prompt": "x", "temperature": NaN}',
-        '{"prompt": "x", "top_p": Infinity}',
-        '{"prompt": "x", "repetition_penalty": -Infinity}',
+        '{"messages": [{"role": "user", "content": "x"}], "temperature": NaN}',
+        '{"messages": [{"role": "user", "content": "x"}], "top_p": Infinity}',
+        '{"messages": [{"role": "user", "content": "x"}], "repetition_penalty": -Infinity}',
     ):
         r = shared.client.post(
             "/generate", content=raw, headers={"content-type": "application/json"}
@@ -97,10 +96,12 @@ def test_nan_and_infinity_are_400(shared: Sidecar) -> None:
 
 def test_max_tokens_cap_boundary(spawn) -> None:
     s = spawn()  # no model: a request that passes validation gets 409
-    ok = s.client.post("/generate", json={"prompt": "x", "max_tokens": 8192})
+    ok = s.client.post("/generate", json={"messages": chat("x"), "max_tokens": 8192})
     assert ok.status_code == 409
-    assert s.client.post("/generate", json={"prompt": "x", "max_tokens": 1}).status_code == 409
-    too_many = s.client.post("/generate", json={"prompt": "x", "max_tokens": 8193})
+    assert (
+        s.client.post("/generate", json={"messages": chat("x"), "max_tokens": 1}).status_code == 409
+    )
+    too_many = s.client.post("/generate", json={"messages": chat("x"), "max_tokens": 8193})
     assert too_many.status_code == 400
 
 
@@ -108,17 +109,17 @@ def test_context_limits(spawn, short_tiny: Path) -> None:
     """max_tokens is lowered to what fits in the context; a prompt that fills it is 400."""
     s = spawn()
     s.load(short_tiny)
-    r = s.generate(prompt="x", max_tokens=8192, temperature=0.0)
+    r = s.generate(messages=chat("x"), max_tokens=8192, temperature=0.0)
     assert r["tokens_generated"] <= 64 - r["prompt_tokens"]
     prompt = " ".join(["word"] * 80)
-    resp = s.client.post("/generate", json={"prompt": prompt, "max_tokens": 5})
+    resp = s.client.post("/generate", json={"messages": chat(prompt), "max_tokens": 5})
     assert resp.status_code == 400
     detail = resp.json()["detail"]
     assert "longer than the model's context of 64 tokens" in detail, detail
     # A prompt past the character limit is refused before it is tokenized.
-    resp = s.client.post("/generate", json={"prompt": "a" * 1_000_001})
+    resp = s.client.post("/generate", json={"messages": chat("a" * 1_000_001)})
     assert resp.status_code == 400 and "characters" in resp.json()["detail"]
-    assert s.generate(prompt="still fine", max_tokens=2)["tokens_generated"] <= 2
+    assert s.generate(messages=chat("still fine"), max_tokens=2)["tokens_generated"] <= 2
 
 
 def _bad_folders(tmp: Path, tiny: Path) -> list[tuple[str, str]]:
@@ -171,7 +172,7 @@ def test_load_bad_paths_is_400_and_keeps_the_model(
             assert path in detail or repr(path) in detail
     st = shared.status()
     assert st["model_loaded"] is True and st["model_path"] == str(tiny)
-    assert shared.generate(prompt="still here", max_tokens=2)["tokens_generated"] <= 2
+    assert shared.generate(messages=chat("still here"), max_tokens=2)["tokens_generated"] <= 2
 
 
 def _corrupt_copies(tmp: Path, tiny: Path) -> list[Path]:
@@ -208,8 +209,8 @@ def test_corrupt_weights_are_400_and_a_good_model_loads_after(
         st = s.status()
         # The old model was released first, so nothing is loaded now.
         assert (st["state"], st["model_loaded"], st["model_path"]) == ("idle", False, None)
-        r = s.client.post("/generate", json={"prompt": "x"})
+        r = s.client.post("/generate", json={"messages": chat("x")})
         assert r.status_code == 409
         s.load(tiny)
-        assert s.generate(prompt="fine again", max_tokens=2)["tokens_generated"] <= 2
+        assert s.generate(messages=chat("fine again"), max_tokens=2)["tokens_generated"] <= 2
     assert s.proc.poll() is None

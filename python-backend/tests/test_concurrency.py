@@ -11,9 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from conftest import AUTH, Sidecar
+from conftest import AUTH, Sidecar, chat
 
-LONG = {"prompt": "go on and on", "max_tokens": 8000}  # ~10+ s on the long-context tiny model
+LONG = {
+    "messages": chat("go on and on"),
+    "max_tokens": 8000,
+}  # ~10+ s on the long-context tiny model
 
 
 def open_stream(s: Sidecar, body: dict[str, Any]) -> socket.socket:
@@ -77,13 +80,13 @@ def test_status_answers_at_once_during_a_generation_and_disconnect_cancels(
         assert took < 0.5 and st["generating"] is True and st["state"] == "ready"
     sock.close()  # the client goes away: the generation stops
     s.wait_until(lambda st: not st["generating"], timeout=5, what="the generation to stop")
-    assert s.generate(prompt="next", max_tokens=2)["tokens_generated"] <= 2
+    assert s.generate(messages=chat("next"), max_tokens=2)["tokens_generated"] <= 2
 
 
 def test_non_streaming_client_that_times_out_cancels_its_generation(spawn, long_tiny: Path) -> None:
     s = spawn()
     s.load(long_tiny)
-    s.generate(prompt="warm", max_tokens=2)
+    s.generate(messages=chat("warm"), max_tokens=2)
     try:
         httpx.post(s.url + "/generate", json=LONG, headers=AUTH, timeout=1.5)
         raise AssertionError("expected a client timeout")
@@ -96,28 +99,30 @@ def test_bounded_queue_503(spawn, long_tiny: Path) -> None:
     s = spawn("--max-queue", "1")
     s.load(long_tiny)
     running = open_stream(s, LONG)
-    waiting = Background(s.generate, prompt="short", max_tokens=3)
+    waiting = Background(s.generate, messages=chat("short"), max_tokens=3)
     s.wait_until(lambda st: st["queued"] == 1, timeout=10, what="one queued generation")
     t = time.monotonic()
-    r = s.client.post("/generate", json={"prompt": "one too many", "max_tokens": 3})
+    r = s.client.post("/generate", json={"messages": chat("one too many"), "max_tokens": 3})
     assert time.monotonic() - t < 1
     assert r.status_code == 503
     assert r.headers["retry-after"] == "1"
     assert "queue is full" in r.json()["detail"]
-    r = s.client.post("/generate", json={"prompt": "one too many", "max_tokens": 3, "stream": True})
+    r = s.client.post(
+        "/generate", json={"messages": chat("one too many"), "max_tokens": 3, "stream": True}
+    )
     assert r.status_code == 503
     # /status, /load of the loaded model, and the queue are unaffected.
     took, st = timed_status(s)
     assert took < 0.5 and st["generating"] and st["queued"] == 1
     running.close()  # frees the worker: the waiting one runs
     assert waiting.join(30)["tokens_generated"] <= 3
-    assert s.generate(prompt="room again", max_tokens=2)["tokens_generated"] <= 2
+    assert s.generate(messages=chat("room again"), max_tokens=2)["tokens_generated"] <= 2
 
 
 def test_requests_are_served_in_order(spawn, tiny: Path) -> None:
     s = spawn()  # default queue: 4 waiting
     s.load(tiny)
-    jobs = [Background(s.generate, prompt=f"request {i}", max_tokens=4) for i in range(5)]
+    jobs = [Background(s.generate, messages=chat(f"request {i}"), max_tokens=4) for i in range(5)]
     results = [j.join(60) for j in jobs]
     assert all(r["tokens_generated"] <= 4 for r in results)
 
@@ -129,7 +134,7 @@ def test_unload_during_a_generation_waits_for_it(spawn, long_tiny: Path) -> None
 
     def stream() -> float:
         with s.client.stream(
-            "POST", "/generate", json={"prompt": "go", "max_tokens": 300, "stream": True}
+            "POST", "/generate", json={"messages": chat("go"), "max_tokens": 300, "stream": True}
         ) as r:
             for line in r.iter_lines():
                 events.append(json.loads(line))
@@ -142,7 +147,7 @@ def test_unload_during_a_generation_waits_for_it(spawn, long_tiny: Path) -> None
     st = s.wait_until(lambda st: st["unloads_queued"] == 1, timeout=30, what="the /unload to queue")
     assert st["generating"], "the /unload waits behind the generation"
     # Sent after the /unload: refused, there will be no model.
-    r = s.client.post("/generate", json={"prompt": "late", "max_tokens": 2})
+    r = s.client.post("/generate", json={"messages": chat("late"), "max_tokens": 2})
     assert r.status_code == 409
     gen_done_at = gen.join(60)
     assert unload.join(60).status_code == 200
@@ -162,7 +167,7 @@ def test_generation_sent_during_a_load_waits_for_it(spawn, tiny: Path) -> None:
     load = Background(s.load, tiny)
     st = s.wait_until(lambda st: st["loads_queued"] == 1, timeout=30, what="the /load to queue")
     assert not st["model_loaded"], "the generation is sent while the load is under way"
-    r = s.generate(prompt="after the load", max_tokens=2)
+    r = s.generate(messages=chat("after the load"), max_tokens=2)
     assert r["tokens_generated"] <= 2
     assert load.join()["status"] == "loaded"
 

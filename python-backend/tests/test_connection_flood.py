@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import AUTH, SERVER, Sidecar
+from conftest import AUTH, SERVER, Sidecar, chat
 from local_mlx_sidecar.connections import REQUEST_READ_SECONDS, AcceptErrorLog
 
 UNFINISHED = b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
@@ -105,7 +105,7 @@ def test_a_hard_file_limit_under_4096_does_not_kill_the_sidecar(spawn, tiny) -> 
     st = s.wait_until(lambda st: st["mlx_ready"] or s.proc.poll() is not None, 120, "mlx import")
     assert st["mlx_ready"], s.stderr()
     s.load(tiny)
-    assert s.generate(prompt="hi", max_tokens=2)["tokens_generated"] <= 2
+    assert s.generate(messages=chat("hi"), max_tokens=2)["tokens_generated"] <= 2
     limits = Path(f"/proc/{st['pid']}/limits")
     if limits.exists():  # Linux: the limit was clamped, not raised
         line = next(x for x in limits.read_text().splitlines() if "open files" in x)

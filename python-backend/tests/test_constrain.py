@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Sidecar
+from conftest import Sidecar, chat
 from local_mlx_sidecar.constrain import allowed_ids, input_only_processor
-from local_mlx_sidecar.engine import Engine, GenerateParams, prompt_messages, validate_model_dir
+from local_mlx_sidecar.engine import Engine, GenerateParams
+from local_mlx_sidecar.model_dir import validate_model_dir
 
 TRANSCRIPT = "um what is the capital of france question mark"
 
@@ -113,7 +114,7 @@ def test_non_ascii_transcripts_keep_their_letters(smol_engine: Engine) -> None:
 
 def _generate(engine: Engine, prompt: str, constrain: bool, max_tokens: int) -> str:
     p = GenerateParams(
-        messages=prompt_messages(prompt, "Answer the question."),
+        messages=chat(prompt, "Answer the question."),
         max_tokens=max_tokens,
         temperature=0.0,
         top_p=1.0,
@@ -153,7 +154,7 @@ def test_the_processor_fits_wider_logits(tiny_engine: Engine) -> None:
 
 
 def test_over_http_the_field_is_strict_and_constrains(shared: Sidecar) -> None:
-    body: dict[str, Any] = dict(prompt=TRANSCRIPT, max_tokens=30, temperature=0.0)
+    body: dict[str, Any] = dict(messages=chat(TRANSCRIPT), max_tokens=30, temperature=0.0)
     r = shared.generate(**body, constrain_to_input=True)
     assert _spelled_from(r["response"], TRANSCRIPT) == [], r
     bad = shared.client.post("/generate", json={**body, "constrain_to_input": "yes"})

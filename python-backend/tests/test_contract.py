@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import AUTH, ROOT, SERVER, TOKEN, Sidecar, _clean_env
+from conftest import AUTH, ROOT, SERVER, TOKEN, Sidecar, _clean_env, chat
 
 
 def test_ready_line_is_the_only_stdout(spawn) -> None:
@@ -125,7 +125,7 @@ def test_every_request_needs_the_token(spawn, tiny: Path) -> None:
     requests = [
         ("GET", "/status", None),
         ("POST", "/load", {"model_path": str(tiny)}),
-        ("POST", "/generate", {"prompt": "hi"}),
+        ("POST", "/generate", {"messages": chat("hi")}),
         ("POST", "/unload", None),
         ("GET", "/openapi.json", None),
         ("GET", "/no-such-path", None),
@@ -168,7 +168,7 @@ def _start_long_generation(s: Sidecar) -> threading.Thread:
                 s.url + "/generate",
                 headers=AUTH,
                 timeout=120,
-                json={"prompt": "go on", "max_tokens": 8000, "stream": True},
+                json={"messages": chat("go on"), "max_tokens": 8000, "stream": True},
             ) as r:
                 for _ in r.iter_lines():
                     started.set()

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import OPENBLAS_ENV, TOKEN, _clean_env
+from conftest import OPENBLAS_ENV, TOKEN, _clean_env, chat
 from local_mlx_sidecar import cpu
 
 GiB = 2**30
@@ -163,7 +163,7 @@ def test_status_says_how_the_weights_are_stored_and_which_blas(
         assert st["blas"].startswith("OpenBLAS ("), st
     else:
         assert st["blas"] and st["blas"] != "OpenBLAS", st
-    r = s.generate(prompt="Hello", max_tokens=4, temperature=0)
+    r = s.generate(messages=chat("Hello"), max_tokens=4, temperature=0)
     assert r["tokens_generated"] > 0, r
     assert f"weights {weights}" in s.stderr(), "the load log says how the weights are stored"
     s.client.post("/unload")

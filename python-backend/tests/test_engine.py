@@ -8,14 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import chat
 from local_mlx_sidecar import cpu
-from local_mlx_sidecar.engine import (
-    Cancelled,
-    Engine,
-    GenerateParams,
-    prompt_messages,
-    validate_model_dir,
-)
+from local_mlx_sidecar.engine import Engine, GenerateParams
+from local_mlx_sidecar.errors import Cancelled
+from local_mlx_sidecar.model_dir import validate_model_dir
 
 
 class CountingModel:
@@ -43,12 +40,17 @@ def engine(tiny: Path) -> Iterator[Engine]:
     e.unload()
 
 
-def _run(e: Engine, **kw: Any) -> tuple[dict[str, Any], int]:
+def _run(
+    e: Engine, prompt: str = "x", system: str | None = None, **kw: Any
+) -> tuple[dict[str, Any], int]:
     p = dict(
-        prompt="x", system=None, max_tokens=1, temperature=0.0, top_p=0.8, repetition_penalty=1.15
+        messages=chat(prompt, system),
+        max_tokens=1,
+        temperature=0.0,
+        top_p=0.8,
+        repetition_penalty=1.15,
     )
     p.update(kw)
-    p["messages"] = prompt_messages(p.pop("prompt"), p.pop("system"))
     before = e.model.fed
     r = e.generate(GenerateParams(**p), threading.Event())
     return r.__dict__, e.model.fed - before
@@ -67,8 +69,8 @@ def test_second_request_prefills_only_the_new_tokens(engine: Engine) -> None:
     assert fed_first == first["prompt_tokens"] - first["cached_tokens"] + 1
     assert fed_second == second["prompt_tokens"] - second["cached_tokens"] + 1
     # Exactly the tokens the two prompts share were reused: the system turn and more.
-    t1 = engine.tokenize(engine.render(prompt_messages("the first transcript", SYSTEM)))
-    t2 = engine.tokenize(engine.render(prompt_messages("a different second transcript", SYSTEM)))
+    t1 = engine.tokenize(engine.render(chat("the first transcript", SYSTEM)))
+    t2 = engine.tokenize(engine.render(chat("a different second transcript", SYSTEM)))
     common = next(i for i, (a, b) in enumerate(zip(t1, t2)) if a != b)
     assert second["cached_tokens"] == common
     assert common > len(engine.tokenize(SYSTEM)) > 20
@@ -90,10 +92,8 @@ def test_cancelled_generation_drops_the_cache(engine: Engine) -> None:
         seen.append(t)
         cancel.set()
 
-    from local_mlx_sidecar.engine import Cancelled
-
     params = GenerateParams(
-        messages=prompt_messages("cancel me", SYSTEM),
+        messages=chat("cancel me", SYSTEM),
         max_tokens=50,
         temperature=0.7,
         top_p=0.8,
@@ -106,7 +106,7 @@ def test_cancelled_generation_drops_the_cache(engine: Engine) -> None:
 
 
 def test_render_uses_the_template_with_thinking_off(engine: Engine) -> None:
-    text = engine.render(prompt_messages("hello", "sys"))
+    text = engine.render(chat("hello", "sys"))
     assert "hello" in text and "sys" in text
     assert text.index("sys") < text.index("hello")
     # The Qwen3-style template closes an empty think block when thinking is off.
@@ -125,7 +125,7 @@ def test_a_cancel_during_prefill_stops_it_after_one_step(engine: Engine) -> None
             cancel.set()
 
     params = GenerateParams(
-        messages=prompt_messages("many words " * 200, None),
+        messages=chat("many words " * 200, None),
         max_tokens=4,
         temperature=0.0,
         top_p=1.0,

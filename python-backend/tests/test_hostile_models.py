@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import Sidecar
+from conftest import Sidecar, chat
 
 LOOP_FOREVER = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
 
@@ -70,7 +70,7 @@ def test_a_config_nested_200000_deep_is_400(shared: Sidecar, tiny: Path, tmp_pat
         '{"model_type": "qwen3", "x": ' + "[" * depth + "]" * depth + "}"
     )
     assert "config.json is nested too deeply" in _refused(shared, folder)
-    assert shared.generate(prompt="still fine", max_tokens=2)["tokens_generated"] <= 2
+    assert shared.generate(messages=chat("still fine"), max_tokens=2)["tokens_generated"] <= 2
 
 
 def test_a_chat_template_that_loops_is_refused_at_load(spawn, tiny: Path, tmp_path: Path) -> None:
@@ -79,7 +79,7 @@ def test_a_chat_template_that_loops_is_refused_at_load(spawn, tiny: Path, tmp_pa
     assert "chat_template" in detail and "did not finish rendering" in detail, detail
     assert s.status()["model_loaded"] is False
     s.load(tiny)  # the worker is free again: the next load is served
-    assert s.generate(prompt="fine again", max_tokens=2)["tokens_generated"] <= 2
+    assert s.generate(messages=chat("fine again"), max_tokens=2)["tokens_generated"] <= 2
 
 
 def test_a_chat_template_that_loops_on_some_input_is_400_and_the_next_request_runs(
@@ -92,9 +92,9 @@ def test_a_chat_template_that_loops_on_some_input_is_400_and_the_next_request_ru
     )
     s = spawn()
     s.load(_with_template(tiny, tmp_path / "m", template))
-    r = s.client.post("/generate", json={"prompt": "word " * 50, "max_tokens": 2})
+    r = s.client.post("/generate", json={"messages": chat("word " * 50), "max_tokens": 2})
     assert r.status_code == 400, r.text
     assert "did not finish rendering" in r.json()["detail"]
-    assert s.generate(prompt="short", max_tokens=2)["tokens_generated"] <= 2
+    assert s.generate(messages=chat("short"), max_tokens=2)["tokens_generated"] <= 2
     s.load(tiny)
     assert s.status()["model_path"] == str(tiny)

@@ -8,7 +8,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from conftest import AUTH, Sidecar
+from conftest import AUTH, Sidecar, chat
 
 LONE_SURROGATE = "\\ud800"  # as JSON writes it: valid JSON, no UTF-8 can hold it
 
@@ -17,16 +17,19 @@ def _raw_post(s: Sidecar, path: str, body: str):
     return s.client.post(path, content=body.encode(), headers={"content-type": "application/json"})
 
 
-@pytest.mark.parametrize("field", ["prompt", "system"])
+@pytest.mark.parametrize("field", ["messages.0.content", "messages.1.content"])
 def test_a_lone_surrogate_in_the_prompt_is_400_naming_the_field(
     shared: Sidecar, field: str
 ) -> None:
-    body = json.dumps({"prompt": "hello", "max_tokens": 2, field: "a@b"})
+    texts = {"messages.0.content": ("a@b", "hello"), "messages.1.content": ("be brief", "a@b")}[
+        field
+    ]
+    body = json.dumps({"messages": chat(texts[1], texts[0]), "max_tokens": 2})
     r = _raw_post(shared, "/generate", body.replace("@", LONE_SURROGATE))
     assert r.status_code == 400, r.text
     detail = r.json()["detail"]
     assert detail.startswith(f"{field} is not valid text") and "surrogate at character 1" in detail
-    assert shared.generate(prompt="still fine", max_tokens=2)["tokens_generated"] <= 2
+    assert shared.generate(messages=chat("still fine"), max_tokens=2)["tokens_generated"] <= 2
 
 
 def test_a_lone_surrogate_in_model_path_is_400_and_keeps_the_model(
@@ -98,7 +101,7 @@ def test_a_chunked_huge_body_is_413_once_past_the_limit(shared: Sidecar) -> None
     sock.close()
     assert data.startswith(b"HTTP/1.1 413"), data[:200]
     assert sent < 100 * 2**20, "the server read the whole 100 MiB body"
-    assert shared.generate(prompt="still fine", max_tokens=2)["tokens_generated"] <= 2
+    assert shared.generate(messages=chat("still fine"), max_tokens=2)["tokens_generated"] <= 2
 
 
 def test_a_request_without_the_token_gets_no_keep_alive(shared: Sidecar) -> None:

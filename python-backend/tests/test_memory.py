@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import Sidecar
+from conftest import Sidecar, chat
 
 
 def _weights_bytes(model: Path) -> int:
@@ -17,7 +17,7 @@ def _memory_round_trip(s: Sidecar, model: Path, generate: bool) -> None:
     loaded = s.status()
     assert loaded["active_memory_bytes"] - base["active_memory_bytes"] > 0.5 * _weights_bytes(model)
     if generate:  # so that a KV cache and MLX's buffer cache exist too
-        s.generate(prompt="Hi", max_tokens=2)
+        s.generate(messages=chat("Hi"), max_tokens=2)
     r = s.client.post("/unload")
     assert r.status_code == 200
     after = s.status()

@@ -49,7 +49,7 @@ class State:
     def answer(self, body: dict[str, Any]) -> dict[str, Any] | None:
         messages = body.get("messages") or []
         users = [m.get("content", "") for m in messages if m.get("role") == "user"]
-        text = users[-1] if users else str(body.get("prompt", ""))
+        text = users[-1] if users else ""
         for row in self.table:
             if "when" in row and row["when"] in text:
                 return row

@@ -3,6 +3,7 @@
 import type { MlxModelInfo } from "../bindings";
 import type { LiveProgress, Note } from "../hooks/useModels";
 import { formatBytes } from "../format";
+import { waitingOn, warnings } from "../refusal";
 import { DownloadProgress } from "./DownloadProgress";
 import { StatusBadge } from "./StatusBadge";
 
@@ -28,13 +29,14 @@ export function ModelCard({ model, selected, live, note, actions }: Props) {
   const state = status.state;
   // The core decides, the card shows: whether Delete or Download may run now, whether
   // the download fits on the disk, and whether (and with how many attempts) a failed
-  // one is retried.
-  const blocked = status.delete_blocked ?? null;
-  const warning = status.disk_warning ?? null;
+  // one is retried. A refusal that passes by itself disables its button with the
+  // reason; one the user must fix is a warning (see ../refusal.ts).
+  const blocked = waitingOn(status.delete_blocked);
+  const notes = warnings(status.disk_warning, status.download_blocked, status.delete_blocked);
   const retryAttempts = status.retry_attempts ?? null;
   const tipId = `delete-reason-${id.replace(/\W+/g, "-")}`;
   const hasFiles = status.has_files;
-  const downloadBlocked = status.download_blocked ?? undefined;
+  const downloadBlocked = waitingOn(status.download_blocked)?.message;
 
   const size = model.size_bytes > 0 ? `${formatBytes(model.size_bytes)} download` : "size unknown";
   const ram = model.ram_bytes > 0 ? `needs about ${formatBytes(model.ram_bytes)} of memory` : null;
@@ -59,11 +61,11 @@ export function ModelCard({ model, selected, live, note, actions }: Props) {
       {state === "not_downloaded" && status.partial_bytes > 0 && !note && (
         <p className="note note-info">{formatBytes(status.partial_bytes)} downloaded so far: Download resumes from there.</p>
       )}
-      {warning && (
-        <p className="note note-warning" role="status">
-          {warning}
+      {notes.map((warning) => (
+        <p key={warning.message} className="note note-warning" role="status" data-kind={warning.kind}>
+          {warning.message}
         </p>
-      )}
+      ))}
       {note && (
         <p className={`note note-${note.tone}`} role={note.tone === "error" ? "alert" : "status"} data-testid="model-note">
           {note.text}
@@ -117,7 +119,7 @@ export function ModelCard({ model, selected, live, note, actions }: Props) {
             </button>
             {blocked && (
               <span role="tooltip" id={tipId} className="tip">
-                {blocked}
+                {blocked.message}
               </span>
             )}
           </span>

@@ -1,5 +1,5 @@
 // "Try it": a transcript in, the enhanced text out, with its time, tokens and the
-// guards' warnings.
+// clean-up check's warnings.
 import { useState } from "react";
 import { commands } from "../bindings";
 import type { MlxProcessOutput } from "../bindings";
@@ -53,13 +53,13 @@ export function TryIt(props: { disabledReason: string | null }) {
             {output.text}
           </output>
           <p className="hint" data-testid="try-meta">
-            {output.enhanced ? "Enhanced" : "Kept the original"} by {output.model_id} in {formatMs(output.timings.total_ms)}
+            {output.clean_up.kept_original === null ? "Enhanced" : "Kept the original"} by {output.model_id} in {formatMs(output.timings.total_ms)}
             {extra && extra.length > 0 ? ` (${extra.join(", ")})` : ""} · {output.tokens_generated} tokens generated ·{" "}
             {output.prompt_tokens} prompt tokens
           </p>
-          {output.warnings.length > 0 && (
+          {output.clean_up.warnings.length > 0 && (
             <ul className="warnings" aria-label="Warnings">
-              {output.warnings.map((w) => (
+              {output.clean_up.warnings.map((w) => (
                 <li key={w} className="note note-warning">
                   {w}
                 </li>

@@ -61,6 +61,8 @@ fn status(model: Option<&str>, json: bool) -> Result<ExitCode> {
         None => manager.list_models().into_iter().map(|m| m.status).collect(),
     };
     print_platform_note(&manager);
+    // On stderr, as the platform note: stdout stays the table or the JSON.
+    eprintln!("engine: {}", manager.engine());
     if json {
         let value =
             if model.is_some() { serde_json::to_value(&statuses[0])? } else { serde_json::to_value(&statuses)? };
@@ -171,7 +173,7 @@ async fn process(
         println!("{}", serde_json::to_string(&output)?);
         return Ok(ExitCode::SUCCESS);
     }
-    for warning in &output.warnings {
+    for warning in &output.clean_up.warnings {
         eprintln!("warning: {warning}");
     }
     let t = &output.timings;

@@ -32,13 +32,13 @@ pub struct ServeOptions {
     #[arg(long, default_value = "min5")]
     pub keep_alive: String,
     /// Pass answers on as the model wrote them. By default, when the prompt wraps
-    /// the transcript in <transcript> tags (Handy's default prompt does), an answer
+    /// the transcript in `<transcript>` tags (Handy's default prompt does), an answer
     /// that is not a clean-up of it (an answered question, a followed instruction,
     /// a translation, a ramble) is replaced by the transcript itself. Use this flag
     /// for prompts that are meant to translate or rewrite.
     #[arg(long = "no-clean-up-check", alias = "no-guard")]
     pub no_clean_up_check: bool,
-    /// When the prompt wraps the transcript in <transcript> tags and the model has
+    /// When the prompt wraps the transcript in `<transcript>` tags and the model has
     /// no finished answer after this long (model load included), stop it and answer
     /// with the transcript itself, so a dictation app never waits forever: a
     /// duration like 15s, 1500ms, 1m, or never.

@@ -105,16 +105,16 @@ async fn connect_turns_every_status_line_green_and_disconnect_puts_handy_back() 
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn status_says_whether_the_prompt_is_guarded_and_speaks_json() {
+async fn status_says_whether_the_prompt_is_checked_and_speaks_json() {
     let env = Env::new().await;
     let (server, url) = serve(&env, None);
     let _server = Stop(server);
-    for (name, guarded) in [("fresh-install.json", true), ("other-providers.json", false)] {
+    for (name, checked) in [("fresh-install.json", true), ("other-providers.json", false)] {
         let dir = handy_dir(&env, name);
         assert!(handy(&env, &dir, &["connect", "--url", &url, "--model", &env.model]).status.success());
         let (out, _) = text(&handy(&env, &dir, &["status", "--url", &url]));
         let prompt = out.lines().find(|l| l.contains("selected;")).unwrap_or_default();
-        assert_eq!(!prompt.contains("does not wrap"), guarded, "{name}: {out}");
+        assert_eq!(!prompt.contains("does not wrap"), checked, "{name}: {out}");
 
         let json = handy(&env, &dir, &["--json", "status", "--url", &url]);
         assert!(json.status.success());

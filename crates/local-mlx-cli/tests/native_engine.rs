@@ -75,3 +75,39 @@ async fn killing_the_cli_with_sigkill_leaves_no_native_worker_behind() {
     let args = ["--prompt", PROMPT];
     sigkill_mid_process_leaves_nothing(&env, &args, &vars, 2, "local-mlx-engine: loaded", "native worker").await;
 }
+
+/// The settings' `engine` field chooses the engine, `LOCAL_MLX_ENGINE` overrides it, and
+/// `status` says which is in use and who chose it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_settings_engine_field_chooses_the_engine_and_the_variable_overrides_it() {
+    let env = Env::new().await;
+    let status_line = |variable: Option<&str>| {
+        let mut command = env.command(&["status"]);
+        command.env_remove("LOCAL_MLX_ENGINE");
+        if let Some(engine) = variable {
+            command.env("LOCAL_MLX_ENGINE", engine);
+        }
+        let output = command.output().unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        stderr
+            .lines()
+            .find(|l| l.starts_with("engine: "))
+            .unwrap_or_else(|| panic!("no engine line: {stderr}"))
+            .to_string()
+    };
+    assert_eq!(status_line(None), "engine: sidecar (Python, mlx-lm), the settings' engine");
+    let settings = env.tmp.path().join("config/settings.json");
+    std::fs::create_dir_all(settings.parent().unwrap()).unwrap();
+    std::fs::write(&settings, r#"{"engine": "native"}"#).unwrap();
+    assert_eq!(status_line(None), "engine: native (local-mlx-engine, MLX from Rust), the settings' engine");
+    assert_eq!(status_line(Some("sidecar")), "engine: sidecar (Python, mlx-lm), set by LOCAL_MLX_ENGINE");
+
+    // `process` with only the setting runs the native worker (its load line in the log).
+    let mut command = env.command(&["process", "--model", &env.model, "--prompt", PROMPT, "um so hello there"]);
+    command.env_remove("LOCAL_MLX_ENGINE").env("LOCAL_MLX_ENGINE_BIN", worker());
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let log = std::fs::read_to_string(env.tmp.path().join("config/sidecar.log")).unwrap();
+    assert!(log.contains("local-mlx-engine: loaded"), "the native worker did not run: {log}");
+}

@@ -23,7 +23,7 @@ async fn process_prints_the_text_on_stdout_and_the_phases_on_stderr() {
     for phase in ["starting the sidecar", "loading", "generating", "done in"] {
         assert!(err.contains(phase), "missing {phase:?} in:\n{err}");
     }
-    // The random tiny model never finishes its answer, so the guard keeps the input.
+    // The random tiny model never finishes its answer, so the clean-up check keeps the input.
     assert!(err.contains("warning:") && err.contains("kept the original"), "{err}");
     assert_eq!(text(&output.stdout).trim(), "um so i think we should uh meet tomorrow");
 }
@@ -39,7 +39,8 @@ async fn process_reads_stdin_and_json_has_text_timings_tokens_and_warnings() {
     assert_eq!(json["text"], "hello there my friend");
     assert!(json["tokens_generated"].as_u64().unwrap() > 0);
     assert!(json["timings"]["load_ms"].as_u64().unwrap() > 0);
-    assert!(json["warnings"].as_array().unwrap().len() == 1);
+    assert_eq!(json["clean_up"]["kept_original"], "cut_off", "{json}");
+    assert!(json["clean_up"]["warnings"].as_array().unwrap().len() == 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]

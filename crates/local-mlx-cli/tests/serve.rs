@@ -484,7 +484,7 @@ async fn a_clean_up_late_for_its_deadline_is_the_transcript_and_the_log_says_how
     .await
     .expect("an answer by the deadline, not after the load");
     assert_eq!(answer["choices"][0]["message"]["content"], transcript, "{answer}");
-    assert_eq!(answer["local_mlx"]["clean_up"]["reason"], "deadline", "{answer}");
+    assert_eq!(answer["local_mlx"]["clean_up"]["kept_original"], "deadline", "{answer}");
     // The log line, with how far the request got (still starting or loading).
     let stderr = child.stderr.take().unwrap();
     let line = tokio::task::spawn_blocking(move || {

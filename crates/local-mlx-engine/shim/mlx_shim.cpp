@@ -112,6 +112,42 @@ mlxs_array* mlxs_from_data(const void* data, int dtype, const int* shape, int nd
   });
 }
 
+// A new array of `shape` and `dtype` whose memory MLX allocates and the caller then
+// fills through mlxs_data_mut (no copy: MLX's CPU allocator cannot adopt a foreign
+// buffer, mx::array(void*, ...) would copy it).
+mlxs_array* mlxs_alloc(int dtype, const int* shape, int ndim) {
+  return guard([&] {
+    mx::Dtype d = dtype_of(dtype);
+    mx::Shape s = shape_of(shape, ndim);
+    size_t n = 1;
+    for (int x : s) n *= x;
+    return mx::array(mx::allocator::malloc(n * d.size()), s, d);
+  });
+}
+
+// The writable memory of an array made by mlxs_alloc (uninitialized until written).
+void* mlxs_data_mut(mlxs_array* a) { return a->a.data<void>(); }
+
+// The elements of `a`, evaluated, in place (row-major): NULL with the error if `a` is
+// not row-contiguous or not `dtype`. The pointer lives as long as `a`.
+const void* mlxs_data(mlxs_array* a, int dtype) {
+  try {
+    a->a.eval();
+    if (a->a.dtype() != dtype_of(dtype)) {
+      throw std::invalid_argument("the array's element type is not the one asked for");
+    }
+    if (!a->a.flags().row_contiguous || a->a.data_size() != a->a.size()) {
+      throw std::invalid_argument("the array is not row-contiguous");
+    }
+    return a->a.data<void>();
+  } catch (const std::exception& e) {
+    last_error = e.what();
+  } catch (...) {
+    last_error = "unknown C++ exception in MLX";
+  }
+  return nullptr;
+}
+
 // Calls `found(ctx, name, array)` for each tensor of a .safetensors file (the callee
 // owns the array). Returns 0, or -1 with the error (a truncated or malformed file).
 int mlxs_load_safetensors(const char* path,

@@ -2,6 +2,7 @@
 //! `Result` with MLX's own message on failure. Not `Send`: MLX (≥ 0.31) ties a stream
 //! to the OS thread that created it, so arrays never leave the engine's one thread.
 use std::ffi::{c_void, CStr, CString};
+use std::mem::MaybeUninit;
 use std::path::Path;
 use std::ptr;
 
@@ -173,6 +174,34 @@ impl Array {
         let shape = dims(shape);
         // SAFETY: `data` holds exactly the elements the shape asks for.
         wrap(unsafe { ffi::mlxs_from_data(data.as_ptr().cast(), T::DTYPE as i32, shape.as_ptr(), shape.len() as i32) })
+    }
+
+    /// A new array of `shape` whose elements `fill` writes, in MLX's own memory (no
+    /// copy). `fill` must write every element.
+    pub fn filled<T: Element>(shape: &[usize], fill: impl FnOnce(&mut [MaybeUninit<T>])) -> Result<Array> {
+        let n: usize = shape.iter().product();
+        let dims = dims(shape);
+        // SAFETY: plain values.
+        let array = wrap(unsafe { ffi::mlxs_alloc(T::DTYPE as i32, dims.as_ptr(), dims.len() as i32) })?;
+        // SAFETY: the array owns `n` elements of `T`, uninitialized, that nothing else sees
+        // until `fill` returns.
+        let out = unsafe { std::slice::from_raw_parts_mut(ffi::mlxs_data_mut(array.raw).cast::<MaybeUninit<T>>(), n) };
+        fill(out);
+        Ok(array)
+    }
+
+    /// The elements, evaluated, in place: no copy. An error if the array is not `T` or
+    /// not row-contiguous (use [`Array::to_vec`] then).
+    pub fn data<T: Element>(&self) -> Result<&[T]> {
+        let n: usize = self.shape().iter().product();
+        // SAFETY: `raw` is live; the shim checks dtype and layout.
+        let ptr = unsafe { ffi::mlxs_data(self.raw, T::DTYPE as i32) };
+        if ptr.is_null() {
+            return Err(last_error());
+        }
+        // SAFETY: `n` row-contiguous elements of type `T`, owned by the array, which
+        // outlives the borrow; evaluated arrays are not written again.
+        Ok(unsafe { std::slice::from_raw_parts(ptr.cast::<T>(), n) })
     }
 
     pub fn zeros(shape: &[usize], dtype: Dtype) -> Result<Array> {

@@ -60,9 +60,11 @@ pub struct Engine {
     prefill_step: usize,
     /// Why the weights are kept as they are (for the load log).
     pub weights: String,
+    /// Where the load's time went (for the load log).
+    pub timings: String,
     cache: Option<(Cache, Vec<u32>)>,
-    /// Every token's text as the constraint sees it, made on the first constrained request.
-    pieces: Option<Vec<Option<Piece>>>,
+    /// Every token's text as the constraint sees it (made at load).
+    pieces: Vec<Option<Piece>>,
 }
 
 /// Whether the process runs MLX's matmuls with an optimized BLAS (the supervisor
@@ -125,22 +127,49 @@ impl Engine {
             array::use_cpu()?;
         }
         let config = Config::read(dir)?;
-        let prompter = Prompter::read(dir, &config.eos_token_ids)?;
-        let files = weight_files(dir)?;
-        let tensors = Tensors::read(&files, &config)?;
-        let (fp32, why) = choose_fp32(&config, on_cpu, mode);
-        let mut model = Model::from_tensors(config, tensors)?;
-        if fp32 {
-            model = model.into_fp32()?;
-        }
-        model.eval_weights()?;
+        let started = Instant::now();
+        // The tokenizer (parsing tokenizer.json) and every token's text for the
+        // transcript constraint (which the default prompt turns on) on a thread of their
+        // own, beside the weights on this one (MLX stays on this thread): neither is
+        // left for the first request to pay.
+        let (prompter, pieces, model, why, timings) = std::thread::scope(|s| -> Result<_> {
+            let eos = config.eos_token_ids.clone();
+            let tokenizer = s.spawn(move || {
+                let prompter = Prompter::read(dir, &eos).and_then(|p| {
+                    let pieces = p.pieces()?;
+                    Ok((p, pieces))
+                });
+                (prompter, started.elapsed())
+            });
+            let files = weight_files(dir)?;
+            let tensors = Tensors::read(&files, &config)?;
+            let (fp32, why) = choose_fp32(&config, on_cpu, mode);
+            let mut model = Model::from_tensors(config.clone(), tensors)?;
+            // Every tensor read from the files in one evaluation, then (fp32) converted.
+            model.eval_weights()?;
+            let read = started.elapsed();
+            if fp32 {
+                model = model.into_fp32()?;
+                model.eval_weights()?;
+            }
+            let weights = started.elapsed();
+            let (prompter, tokenizer) = tokenizer.join().expect("the tokenizer thread panicked");
+            let timings = format!(
+                "weights read {:.0} ms, ready {:.0} ms; tokenizer and token texts {:.0} ms beside them",
+                read.as_secs_f64() * 1000.0,
+                weights.as_secs_f64() * 1000.0,
+                tokenizer.as_secs_f64() * 1000.0
+            );
+            let (prompter, pieces) = prompter?;
+            Ok((prompter, pieces, model, why, timings))
+        })?;
         let quantized = model.is_quantized();
         let prefill_step = match (on_cpu, quantized) {
             (false, _) => PREFILL_STEP_GPU,
             (true, true) => PREFILL_STEP_CPU_QUANTIZED,
             (true, false) => PREFILL_STEP_CPU_FP32,
         };
-        Ok(Engine { model, prompter, prefill_step, weights: why, cache: None, pieces: None })
+        Ok(Engine { model, prompter, prefill_step, weights: why, timings, cache: None, pieces })
     }
 
     pub fn context_length(&self) -> Option<usize> {
@@ -193,18 +222,12 @@ impl Engine {
             }
             max_tokens = max_tokens.min(ctx - n);
         }
-        if request.constrain_to_input && self.pieces.is_none() {
-            self.pieces = Some(self.prompter.pieces()?);
-        }
         let (mut cache, reused) = self.take_cache(&tokens);
         // The words a clean-up may use: the last user message's, as engine.py takes them.
-        let mut constraint = match &self.pieces {
-            Some(pieces) if request.constrain_to_input => {
-                let source = request.messages.iter().rev().find(|m| m.role == "user").map_or("", |m| &m.content);
-                Some(Constraint::new(pieces, &self.prompter.eos_token_ids, source))
-            }
-            _ => None,
-        };
+        let mut constraint = request.constrain_to_input.then(|| {
+            let source = request.messages.iter().rev().find(|m| m.role == "user").map_or("", |m| &m.content);
+            Constraint::new(&self.pieces, &self.prompter.eos_token_ids, source)
+        });
         let result = self.run(&tokens[reused..], &mut cache, max_tokens, constraint.as_mut(), cancelled, on_token);
         let (generated, finish_reason, first_token) = match result {
             Ok(r) => r,

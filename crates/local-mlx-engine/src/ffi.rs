@@ -41,6 +41,9 @@ shim! {
     fn mlxs_shape(a: *const RawArray, out: *mut i32);
     fn mlxs_dtype(a: *const RawArray) -> i32;
     fn mlxs_from_data(data: *const c_void, dtype: i32, shape: *const i32, ndim: i32) -> *mut RawArray;
+    fn mlxs_alloc(dtype: i32, shape: *const i32, ndim: i32) -> *mut RawArray;
+    fn mlxs_data_mut(a: *mut RawArray) -> *mut c_void;
+    fn mlxs_data(a: *mut RawArray, dtype: i32) -> *const c_void;
     fn mlxs_load_safetensors(path: *const c_char, found: FoundTensor, ctx: *mut c_void) -> i32;
     fn mlxs_eval(arrays: *const *mut RawArray, n: i32) -> i32;
     fn mlxs_read(a: *const RawArray, out: *mut c_void, bytes: usize) -> i32;

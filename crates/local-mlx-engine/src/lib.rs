@@ -5,6 +5,7 @@
 pub mod array;
 pub mod config;
 pub mod constrain;
+pub mod dequant;
 pub mod engine;
 pub mod error;
 mod ffi;

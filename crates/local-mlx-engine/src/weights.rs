@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::array::{self, Array, Dtype, Quantized};
 use crate::config::Config;
+use crate::dequant::Affine;
 use crate::error::{Error, Result};
 
 /// A `x @ W.T (+ b)` layer, its matrix dense or quantized.
@@ -54,6 +55,8 @@ impl Linear {
 }
 
 /// With fp32 scales and biases the result is fp32 directly (python-backend's cpu.py).
+/// Affine widths that pack whole into a word go through [`dequant::affine_fp32`] (the
+/// same numbers, a fraction of MLX's time on the CPU); the rest through MLX's op.
 fn dequantize_fp32(q: &Quantized) -> Result<Array> {
     let fp32 = Quantized {
         weight: q.weight.clone(),
@@ -63,7 +66,21 @@ fn dequantize_fp32(q: &Quantized) -> Result<Array> {
         bits: q.bits,
         mode: q.mode.clone(),
     };
-    Ok(fp32.dequantize(None)?)
+    let shape = q.weight.shape();
+    let (rows, cols) = (shape[0], shape[1] * 32 / q.bits.max(1));
+    let layout = Affine::new((rows, cols), q.group_size, q.bits);
+    let (Some(layout), Some(biases), "affine") = (layout, &fp32.biases, fp32.mode.as_str()) else {
+        return Ok(fp32.dequantize(None)?);
+    };
+    let (packed, scales, biases) = (q.weight.data::<u32>()?, fp32.scales.data::<f32>()?, biases.data::<f32>()?);
+    let mut fits = false;
+    let w = Array::filled(&[rows, cols], |out| fits = layout.fp32_into(packed, scales, biases, out))?;
+    if !fits {
+        return Err(Error::Weights(format!(
+            "a quantized matrix's packed words, scales or biases do not match its {rows} x {cols} shape"
+        )));
+    }
+    Ok(w)
 }
 
 /// The token embedding, also the output layer when tied.

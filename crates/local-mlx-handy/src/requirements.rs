@@ -221,9 +221,9 @@ fn model_step(settings: &Map<String, Value>, server: &ServerProbe) -> Requiremen
 fn prompt_step(settings: &Map<String, Value>) -> Requirement {
     match selected_prompt(settings) {
         Some(prompt) => {
-            let guarded = tagged_transcript(&prompt.prompt).is_some();
-            let note = if guarded {
-                "it wraps the transcript in <transcript> tags, so the server's guard checks every answer"
+            let checked = tagged_transcript(&prompt.prompt).is_some();
+            let note = if checked {
+                "it wraps the transcript in <transcript> tags, so the server's clean-up check judges every answer"
             } else {
                 "it does not wrap the transcript in <transcript> tags, so answers pass unchecked (Handy's \
                  \"Improve Transcriptions\" does)"

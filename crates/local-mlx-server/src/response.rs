@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use local_mlx::chat::ChatResponse;
 use local_mlx::manager::Timings;
-use local_mlx::postprocess::CheckedAnswer;
+use local_mlx::postprocess::clean_up_check::CleanUpVerdict;
 use local_mlx::MlxModelInfo;
 use serde::Serialize;
 
@@ -58,38 +58,10 @@ pub struct Extension {
     pub timings: Timings,
     /// Prompt tokens served from the sidecar's prefix cache (not pre-filled again).
     pub cached_tokens: u32,
-    /// Present when the answer was checked as a clean-up of a tagged transcript.
+    /// The clean-up check's verdict, present when the answer was checked as a clean-up
+    /// of a tagged transcript (see `ServerConfig::check_clean_up`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub clean_up: Option<CleanUpCheck>,
-}
-
-/// What the clean-up check found (see `ServerConfig::check_clean_up`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct CleanUpCheck {
-    /// The model's answer failed the check: `content` is the transcript as it came.
-    pub kept_original: bool,
-    /// Why, one line each; empty when the answer passed.
-    pub warnings: Vec<String>,
-    /// What kept the transcript: the check refused the answer, or none came in time.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<KeptReason>,
-}
-
-/// Why `content` is the transcript as it came.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum KeptReason {
-    /// The answer was not a clean-up of the transcript.
-    Check,
-    /// No finished answer by the server's `--answer-within`.
-    Deadline,
-}
-
-impl From<CheckedAnswer> for CleanUpCheck {
-    fn from(guarded: CheckedAnswer) -> Self {
-        let kept_original = !guarded.enhanced;
-        CleanUpCheck { kept_original, warnings: guarded.warnings, reason: kept_original.then_some(KeptReason::Check) }
-    }
+    pub clean_up: Option<CleanUpVerdict>,
 }
 
 impl Usage {
@@ -104,7 +76,7 @@ impl Usage {
 }
 
 impl Extension {
-    fn of(response: &ChatResponse, clean_up: Option<&CleanUpCheck>) -> Extension {
+    fn of(response: &ChatResponse, clean_up: Option<&CleanUpVerdict>) -> Extension {
         Extension {
             timings: response.timings.clone(),
             cached_tokens: response.cached_tokens,
@@ -146,7 +118,7 @@ impl ChatCompletion {
         meta: CompletionMeta,
         response: ChatResponse,
         format: &OutputFormat,
-        clean_up: Option<&CleanUpCheck>,
+        clean_up: Option<&CleanUpVerdict>,
     ) -> ChatCompletion {
         ChatCompletion {
             id: meta.id,
@@ -233,7 +205,7 @@ impl ChatCompletionChunk {
     }
 
     /// `stream_options.include_usage`: one chunk with no choices and the usage.
-    pub fn usage(meta: &CompletionMeta, response: &ChatResponse, clean_up: Option<&CleanUpCheck>) -> Self {
+    pub fn usage(meta: &CompletionMeta, response: &ChatResponse, clean_up: Option<&CleanUpVerdict>) -> Self {
         ChatCompletionChunk {
             choices: Vec::new(),
             usage: Some(Usage::of(response)),

@@ -1,10 +1,10 @@
 //! The three routes: `GET /v1/models`, `POST /v1/chat/completions`, `GET /health`.
 //!
 //! Each maps HTTP to one manager call and back; the model work (loading on demand, one
-//! model at a time, the token budget, think stripping, the clean-up guard) is the core's.
+//! model at a time, the token budget, think stripping, the clean-up check) is the core's.
 //! Two rules are kept here. The queue bound: a permit per chat request, held until its
 //! answer (or its stream) ends, so a flood gets quick 503s instead of an unbounded wait.
-//! And when the clean-up guard applies: to a prompt whose last user message wraps the
+//! And when the clean-up check applies: to a prompt whose last user message wraps the
 //! transcript in `<transcript>` tags (Handy's default prompt), unless the server was
 //! started with `--no-clean-up-check`; a failing answer is then replaced by the transcript,
 //! and so is one not finished within `--answer-within` (the deadline goes with the check:
@@ -20,7 +20,7 @@ use axum::Json;
 use futures_util::stream::{self, BoxStream, StreamExt};
 use local_mlx::chat::ChatChunk;
 use local_mlx::manager::{Runtime, Within};
-use local_mlx::postprocess::check_clean_up;
+use local_mlx::postprocess::clean_up_check::{check_clean_up, CleanUpVerdict};
 use local_mlx::MlxModelManager;
 use serde_json::json;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -28,9 +28,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::config::ServerConfig;
 use crate::error::ApiError;
 use crate::request::{self, OutputFormat};
-use crate::response::{
-    unix_now, ChatCompletion, ChatCompletionChunk, CleanUpCheck, CompletionMeta, KeptReason, ModelList,
-};
+use crate::response::{unix_now, ChatCompletion, ChatCompletionChunk, CompletionMeta, ModelList};
 
 /// What every route shares.
 #[derive(Clone)]
@@ -100,13 +98,10 @@ pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Resu
     let asked_model = plan.chat.model.clone();
     let (response, check) = match state.manager.chat_within(plan.chat, state.config.answer_within).await? {
         Within::Answered(mut response) => {
-            let check = CleanUpCheck::from(check_clean_up(&transcript, &mut response));
+            let check = check_clean_up(&transcript, &mut response);
             (response, check)
         }
-        Within::Late(late) => {
-            let (response, kept) = late.keep_transcript(&transcript, &asked_model);
-            (response, CleanUpCheck { reason: Some(KeptReason::Deadline), ..CleanUpCheck::from(kept) })
-        }
+        Within::Late(late) => late.keep_transcript(&transcript, &asked_model),
     };
     let meta = CompletionMeta::new(&response.model_id);
     if !plan.stream {
@@ -123,7 +118,7 @@ struct Streaming {
     meta: CompletionMeta,
     format: OutputFormat,
     include_usage: bool,
-    clean_up: Option<CleanUpCheck>,
+    clean_up: Option<CleanUpVerdict>,
     finished: bool,
     _permit: OwnedSemaphorePermit,
 }
@@ -133,7 +128,7 @@ fn stream_completion(
     meta: CompletionMeta,
     format: OutputFormat,
     include_usage: bool,
-    clean_up: Option<CleanUpCheck>,
+    clean_up: Option<CleanUpVerdict>,
     permit: OwnedSemaphorePermit,
 ) -> Response {
     let opening = data(&ChatCompletionChunk::opening(&meta, format.stream_prefix()));

@@ -147,9 +147,9 @@ async fn handy_round_trip(server: &Server, api_key: &str) {
     );
     assert!(answer["local_mlx"]["timings"]["total_ms"].as_u64().is_some(), "{answer}");
     assert!(answer["local_mlx"]["cached_tokens"].as_u64().is_some(), "{answer}");
-    // The tiny model's random words are no clean-up of the transcript: the guard keeps it.
+    // The tiny model's random words are no clean-up of the transcript: the clean-up check keeps it.
     assert_eq!(content, HANDY_TRANSCRIPT);
-    assert_eq!(answer["local_mlx"]["clean_up"]["kept_original"], true, "{answer}");
+    assert_eq!(answer["local_mlx"]["clean_up"]["kept_original"], "cut_off", "{answer}");
     assert!(answer["local_mlx"]["clean_up"]["warnings"][0].as_str().unwrap().contains("kept the original"), "{answer}");
 }
 
@@ -168,25 +168,25 @@ fn handy_body(server: &Server) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_checked_stream_sends_the_checked_answer_and_no_clean_up_check_passes_the_models_words() {
-    let guarded = server(&["tiny"], whole_answers()).await;
-    let mut body = handy_body(&guarded);
+    let checked = server(&["tiny"], whole_answers()).await;
+    let mut body = handy_body(&checked);
     body["stream"] = json!(true);
     body["stream_options"] = json!({"include_usage": true});
-    let events = stream(&guarded, body).await;
+    let events = stream(&checked, body).await;
     assert_eq!(events.last().unwrap(), "[DONE]");
     let chunks: Vec<Value> = events[..events.len() - 1].iter().map(|e| serde_json::from_str(e).unwrap()).collect();
     let text: String =
         chunks.iter().filter_map(|c| c["choices"].get(0)?["delta"]["content"].as_str().map(str::to_string)).collect();
     assert_eq!(text, HANDY_TRANSCRIPT);
     assert_eq!(chunks[chunks.len() - 2]["choices"][0]["finish_reason"], "stop");
-    assert_eq!(chunks.last().unwrap()["local_mlx"]["clean_up"]["kept_original"], true, "{chunks:?}");
+    assert_eq!(chunks.last().unwrap()["local_mlx"]["clean_up"]["kept_original"], "cut_off", "{chunks:?}");
     // A prompt without tags is not checked: there is no transcript to check against.
     let (status, plain) =
-        post(&guarded, json!({"model": guarded.model, "messages": [{"role": "user", "content": HANDY_TRANSCRIPT}]}))
+        post(&checked, json!({"model": checked.model, "messages": [{"role": "user", "content": HANDY_TRANSCRIPT}]}))
             .await;
     assert_eq!(status, 200, "{plain}");
     assert!(plain["local_mlx"].get("clean_up").is_none(), "{plain}");
-    drop(guarded);
+    drop(checked);
 
     let raw = server(&["tiny"], ServerConfig { check_clean_up: false, ..whole_answers() }).await;
     let (status, answer) = post(&raw, handy_body(&raw)).await;
@@ -345,11 +345,8 @@ async fn streamed_chunks_concatenate_to_the_whole_answer_and_end_with_usage_and_
     assert_eq!(serde_json::from_str::<Value>(&streamed).unwrap(), content);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn bad_input_is_an_openai_error_and_starts_no_sidecar() {
-    let server = server(&["tiny"], whole_answers()).await;
-    let chat = format!("{}/v1/chat/completions", server.base);
-    let good = json!({"model": server.model, "messages": [{"role": "user", "content": "hi"}]});
+/// Each field spoiled in turn: a 400 `invalid_request_error` that names the field.
+async fn each_bad_field_is_a_400_naming_it(server: &Server, good: &Value) {
     let mut cases: Vec<(Value, &str)> = Vec::new();
     for (field, value) in [
         ("model", json!(1)),
@@ -379,27 +376,16 @@ async fn bad_input_is_an_openai_error_and_starts_no_sidecar() {
         cases.push((body, field));
     }
     for (body, field) in cases {
-        let (status, answer) = post(&server, body).await;
+        let (status, answer) = post(server, body).await;
         assert_eq!(status, 400, "{field}: {answer}");
         assert_eq!(answer["error"]["type"], "invalid_request_error", "{field}: {answer}");
         assert!(answer["error"]["message"].as_str().unwrap().contains(field), "{field}: {answer}");
     }
-    let response =
-        client().post(&chat).header("content-type", "application/json").body("{\"model\":").send().await.unwrap();
-    assert_eq!(response.status(), 400);
+}
 
-    // 10 MB of body: 413, before anything reads it as JSON.
-    let huge = json!({"model": server.model, "messages": [{"role": "user", "content": "a".repeat(10 << 20)}]});
-    let response = client().post(&chat).json(&huge).send().await;
-    match response {
-        Ok(response) => {
-            assert_eq!(response.status(), 413);
-            assert_openai_error(&response.json().await.unwrap(), "body_too_large");
-        }
-        // The server may answer and close before the client finished sending 10 MB.
-        Err(error) => panic!("the 413 answer was lost: {error}"),
-    }
-
+/// DNS rebinding and a foreign page's requests: refused with 403, no CORS header.
+async fn foreign_hosts_and_pages_are_refused(server: &Server, good: &Value) {
+    let chat = format!("{}/v1/chat/completions", server.base);
     // DNS rebinding: a page on evil.example resolving to 127.0.0.1 sends its own Host.
     for path in ["/v1/models", "/health", "/v1/chat/completions"] {
         let response =
@@ -432,6 +418,31 @@ async fn bad_input_is_an_openai_error_and_starts_no_sidecar() {
         .unwrap();
     assert_eq!(simple.status(), 403);
     assert!(simple.headers().get("access-control-allow-origin").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_is_an_openai_error_and_starts_no_sidecar() {
+    let server = server(&["tiny"], whole_answers()).await;
+    let chat = format!("{}/v1/chat/completions", server.base);
+    let good = json!({"model": server.model, "messages": [{"role": "user", "content": "hi"}]});
+    each_bad_field_is_a_400_naming_it(&server, &good).await;
+    let response =
+        client().post(&chat).header("content-type", "application/json").body("{\"model\":").send().await.unwrap();
+    assert_eq!(response.status(), 400);
+
+    // 10 MB of body: 413, before anything reads it as JSON.
+    let huge = json!({"model": server.model, "messages": [{"role": "user", "content": "a".repeat(10 << 20)}]});
+    let response = client().post(&chat).json(&huge).send().await;
+    match response {
+        Ok(response) => {
+            assert_eq!(response.status(), 413);
+            assert_openai_error(&response.json().await.unwrap(), "body_too_large");
+        }
+        // The server may answer and close before the client finished sending 10 MB.
+        Err(error) => panic!("the 413 answer was lost: {error}"),
+    }
+
+    foreign_hosts_and_pages_are_refused(&server, &good).await;
 
     let response = client().get(format!("{}/v1/embeddings", server.base)).send().await.unwrap();
     assert_eq!(response.status(), 404);

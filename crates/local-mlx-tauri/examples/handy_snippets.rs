@@ -121,9 +121,9 @@ async fn post_process_local_mlx(app: &AppHandle, model: String, prompt: String, 
         ..Default::default()
     };
     match mlx.process_text_with(transcription, options).await {
-        Ok(out) if out.enhanced => Some(strip_invisible_chars(&out.text)),
+        Ok(out) if out.clean_up.is_passed() => Some(strip_invisible_chars(&out.text)),
         Ok(out) => {
-            warn!("Local MLX kept the original transcript: {}", out.warnings.join("; "));
+            warn!("Local MLX kept the original transcript: {}", out.clean_up.warnings.join("; "));
             None
         }
         Err(e) => {

@@ -4,7 +4,7 @@
 //!
 //! They read the manager from Tauri's state as `Arc<MlxModelManager>`, the one thing
 //! the app must `manage()`. They return the core's own types (exported through the core's
-//! `specta` feature, so there is no mirror to drift) and fail with [`MlxCommandError`].
+//! `specta` feature, so there is no mirror to drift) and fail with [`MlxCommandError`](crate::error::MlxCommandError).
 //! Commands that wait (download, load, generate) are `async`, so they run on Tauri's
 //! async runtime and never block the window.
 
@@ -69,7 +69,7 @@ pub async fn mlx_process_text(manager: Manager<'_>, prompt: String) -> MlxComman
     Ok(manager.process_text(&prompt).await?.text)
 }
 
-/// `mlx_process_text` with what a "Try it" box shows: time, tokens, guard warnings.
+/// `mlx_process_text` with what a "Try it" box shows: time, tokens, clean-up check warnings.
 #[tauri::command]
 #[specta::specta]
 pub async fn mlx_process_text_detailed(manager: Manager<'_>, text: String) -> MlxCommandResult<ProcessOutput> {

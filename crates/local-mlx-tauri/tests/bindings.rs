@@ -106,6 +106,12 @@ fn the_typescript_says_what_the_core_sends() {
     let status = type_text(&ts, "MlxModelStatus");
     assert!(status.contains("snapshot_path?: string") && status.contains("state: MlxModelState"), "{status}");
     assert!(!status.contains("null"), "{status}");
+    // The rules' answers as `{ kind, message }`, the kind a frontend branches on.
+    for field in ["delete_blocked?: MlxRefusal", "disk_warning?: MlxRefusal", "download_blocked?: MlxRefusal"] {
+        assert!(status.contains(field), "{field} missing in {status}");
+    }
+    let refusal = type_text(&ts, "MlxRefusal");
+    assert!(refusal.contains("kind: MlxErrorKind") && refusal.contains("message: string"), "{refusal}");
 
     // Not skipped: an unset uv path is sent as `null`.
     let settings = type_text(&ts, "MlxSettings");

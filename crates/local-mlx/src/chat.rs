@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::transcript::{max_tokens_for, tagged_transcript};
+
 /// The most `max_tokens` the sidecar accepts.
 pub const MAX_TOKENS_CAP: u32 = 8192;
 /// The most stop strings one request may give (OpenAI's limit too).
@@ -24,7 +26,7 @@ pub const DEFAULT_TOP_P: f64 = 1.0;
 /// included: a clean-up must copy the transcript's words, and with 1.15 SmolLM2 dropped
 /// them ("So I was thinking we could meeting Friday.") where with 1.0 it wrote the
 /// reference exactly (docs/QUALITY.md). A runaway repetition is cut by the budget and
-/// refused by the guards instead.
+/// refused by the clean-up check instead.
 pub const DEFAULT_REPETITION_PENALTY: f64 = 1.0;
 
 /// Who wrote a message.
@@ -127,10 +129,23 @@ impl ChatRequest {
         Ok(())
     }
 
-    /// The last user message: the text to answer (its transcript and budget are the
-    /// manager's rules: `MlxModelManager`'s module adds `transcript()` and `budget()`).
+    /// The last user message: the text to answer.
     pub fn last_user(&self) -> &str {
         self.messages.iter().rev().find(|m| m.role == Role::User).map_or("", |m| m.content.as_str())
+    }
+
+    /// The transcript the last user message wraps in `<transcript>` tags, if it does
+    /// (see [`tagged_transcript`]): the text a clean-up answer is checked against.
+    pub fn transcript(&self) -> Option<&str> {
+        tagged_transcript(self.last_user())
+    }
+
+    /// The budget: as asked, else sized from the text to answer (a clean-up answer is
+    /// about as long as what it cleans, never a fixed number that cuts a long dictation
+    /// short): the tagged transcript when there is one (the instructions around it are
+    /// not part of the answer), else the last user message.
+    pub fn budget(&self) -> u32 {
+        self.max_tokens.unwrap_or_else(|| max_tokens_for(self.transcript().unwrap_or_else(|| self.last_user())))
     }
 }
 
@@ -229,5 +244,28 @@ mod tests {
             assert!(err.to_string().contains(field), "{field}: {err}");
         }
         assert!(request().check().is_ok());
+    }
+
+    #[test]
+    fn the_budget_is_sized_from_the_last_user_message_unless_given() {
+        let mut r = request();
+        assert_eq!(r.budget(), max_tokens_for("hello there"));
+        r.messages.push(ChatMessage::user("word ".repeat(400)));
+        assert!(r.budget() > 512, "{}", r.budget());
+        r.max_tokens = Some(7);
+        assert_eq!(r.budget(), 7);
+    }
+
+    #[test]
+    fn a_tagged_transcript_sizes_the_budget_not_the_instructions_around_it() {
+        let instructions = "Clean it up, do not answer it. ".repeat(40);
+        let prompt = format!("<transcript>\nhello there\n</transcript>\n\n{instructions}");
+        let r = ChatRequest::new("org/model", vec![ChatMessage::user(prompt.clone())]);
+        assert_eq!(r.transcript(), Some("hello there"));
+        assert_eq!(r.budget(), max_tokens_for("hello there"));
+        assert!(max_tokens_for(&prompt) > r.budget() * 3, "the whole prompt would give {}", max_tokens_for(&prompt));
+        // Only the last user message counts: an earlier tagged one is history.
+        let later = ChatRequest::new("org/model", vec![ChatMessage::user(prompt), ChatMessage::user("plain")]);
+        assert_eq!(later.transcript(), None);
     }
 }

@@ -24,6 +24,7 @@ pub mod small_answer;
 pub mod state;
 pub mod store;
 pub mod text;
+mod transcript;
 
 pub use catalog::{ModelSpec, DEFAULT_MODEL_ID};
 pub use chat::{ChatChunk, ChatMessage, ChatRequest, ChatResponse, FinishReason, Role};
@@ -34,4 +35,4 @@ pub use platform::PlatformSupport;
 pub use settings::KeepAlive;
 pub use small_answer::{read_small_json, SmallAnswerError, MAX_SMALL_ANSWER_BYTES};
 pub use state::{ModelState, Transition};
-pub use store::{DownloadOutcome, MlxModelInfo, MlxModelStatus, ModelStore};
+pub use store::{DownloadOutcome, MlxModelInfo, MlxModelStatus, ModelStore, Refusal};

@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 pub use crate::fs::create_private_dir;
 use crate::fs::UserDir;
 use crate::postprocess::DEFAULT_PROMPT;
+use crate::sidecar::EngineChoice;
 
 /// The provider id Handy's settings use for us.
 pub const PROVIDER_ID: &str = "local-mlx";
@@ -221,6 +222,9 @@ pub struct MlxSettings {
     /// Hand the transcript back as it came when the clean-up has no answer after this
     /// many seconds, model load included; `null` (or 0): wait as long as it takes.
     pub answer_within_seconds: Option<u32>,
+    /// Which engine runs the models (`sidecar` by default); `LOCAL_MLX_ENGINE`
+    /// overrides it. Read when the manager is built.
+    pub engine: EngineChoice,
 }
 
 impl Default for MlxSettings {
@@ -231,6 +235,7 @@ impl Default for MlxSettings {
             prompt: DEFAULT_PROMPT.to_string(),
             uv_path: None,
             answer_within_seconds: AnswerWithin::DEFAULT.deadline().map(|d| d.as_secs() as u32),
+            engine: EngineChoice::default(),
         }
     }
 }

@@ -1,11 +1,11 @@
 //! `postprocess::check_answer` judged on the labeled model outputs of `eval/outputs.jsonl`:
 //! every bad kind caught, the good clean-ups kept, an echo left unchanged. The test
-//! reads the files, so the labeled sets and the guard cannot drift apart.
+//! reads the files, so the labeled sets and the clean-up check cannot drift apart.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 
-use local_mlx::postprocess::check_answer;
+use local_mlx::postprocess::clean_up_check::check_answer;
 use serde::Deserialize;
 
 /// A line of `transcripts.jsonl` (eval/README.md documents the fields).
@@ -92,48 +92,62 @@ fn the_transcript_set_covers_every_category_and_is_consistent() {
     }
 }
 
-#[test]
-fn the_guard_catches_every_bad_kind_and_keeps_the_good_clean_ups() {
-    let transcripts: HashMap<String, Transcript> =
-        lines::<Transcript>("transcripts.jsonl").into_iter().map(|t| (t.id.clone(), t)).collect();
-    let outputs: Vec<Output> = lines("outputs.jsonl");
-    // kind -> (caught or kept as labeled, total)
-    let mut score: BTreeMap<(String, String), (usize, usize)> = BTreeMap::new();
-    let mut failures = Vec::new();
-    // (class, label) -> (caught or kept as labeled, total)
-    let mut by_class: BTreeMap<(String, String), (usize, usize)> = BTreeMap::new();
-    for o in &outputs {
+/// Each output judged by the check against its label.
+#[derive(Default)]
+struct Scores {
+    /// (label, kind) -> (caught or kept as labeled, total)
+    score: BTreeMap<(String, String), (usize, usize)>,
+    /// (class, label) -> (caught or kept as labeled, total)
+    by_class: BTreeMap<(String, String), (usize, usize)>,
+    /// One line per output judged wrong.
+    failures: Vec<String>,
+}
+
+fn judge_all(transcripts: &HashMap<String, Transcript>, outputs: &[Output]) -> Scores {
+    let mut scores = Scores::default();
+    for o in outputs {
         let raw = match (&o.raw, &o.transcript) {
             (Some(raw), None) => raw.as_str(),
             (None, Some(id)) => &transcripts.get(id).unwrap_or_else(|| panic!("unknown transcript {id}")).raw,
             _ => panic!("a line names a transcript or gives its raw text, one of the two: {:?}", o.output),
         };
-        let g = check_answer(raw, &o.output, Some(o.finish_reason.as_deref().unwrap_or("stop")));
+        let (text, verdict) = check_answer(raw, &o.output, Some(o.finish_reason.as_deref().unwrap_or("stop")));
         let right = match o.label.as_str() {
-            "good" => g.enhanced && g.text == o.output.trim() && g.warnings.is_empty(),
+            "good" => verdict.is_passed() && text == o.output.trim() && verdict.warnings.is_empty(),
             // An echo is not judged (a transcript may need no change), but must stay the transcript.
-            "unchanged" => g.text == raw.trim(),
+            "unchanged" => text == raw.trim(),
             "bad" => {
-                let fell_back = !g.enhanced
-                    && g.text == raw.trim()
-                    && g.warnings.len() == 1
-                    && g.warnings[0].ends_with("kept the original transcript");
-                fell_back || o.repaired.as_deref() == Some(g.text.as_str())
+                let fell_back = !verdict.is_passed()
+                    && text == raw.trim()
+                    && verdict.warnings.len() == 1
+                    && verdict.warnings[0].ends_with("kept the original transcript");
+                fell_back || o.repaired.as_deref() == Some(text.as_str())
             }
             other => panic!("unknown label {other:?}"),
         };
-        let entry = score.entry((o.label.clone(), o.kind.clone())).or_default();
+        let entry = scores.score.entry((o.label.clone(), o.kind.clone())).or_default();
         entry.1 += 1;
         entry.0 += usize::from(right);
         if let Some(class) = &o.class {
-            let entry = by_class.entry((class.clone(), o.label.clone())).or_default();
+            let entry = scores.by_class.entry((class.clone(), o.label.clone())).or_default();
             entry.1 += 1;
             entry.0 += usize::from(right);
         }
         if !right {
-            failures.push(format!("{} {} {raw:?}: {:?} -> {:?} {:?}", o.label, o.kind, o.output, g.text, g.warnings));
+            scores
+                .failures
+                .push(format!("{} {} {raw:?}: {:?} -> {text:?} {:?}", o.label, o.kind, o.output, verdict.warnings));
         }
     }
+    scores
+}
+
+#[test]
+fn the_clean_up_check_catches_every_bad_kind_and_keeps_the_good_clean_ups() {
+    let transcripts: HashMap<String, Transcript> =
+        lines::<Transcript>("transcripts.jsonl").into_iter().map(|t| (t.id.clone(), t)).collect();
+    let outputs: Vec<Output> = lines("outputs.jsonl");
+    let Scores { score, by_class, failures } = judge_all(&transcripts, &outputs);
     for ((class, label), (right, all)) in &by_class {
         eprintln!("class {class:10} {label:5} {right:3} of {all:3} judged right");
     }
@@ -198,12 +212,12 @@ fn the_guard_catches_every_bad_kind_and_keeps_the_good_clean_ups() {
 }
 
 #[test]
-fn every_reference_clean_up_passes_the_guard() {
+fn every_reference_clean_up_passes_the_clean_up_check() {
     let mut refused = Vec::new();
     for t in lines::<Transcript>("transcripts.jsonl").iter().filter(|t| !t.reference.is_empty()) {
-        let g = check_answer(&t.raw, &t.reference, Some("stop"));
-        if !(g.enhanced && g.text == t.reference) {
-            refused.push(format!("{}: {:?} {:?}", t.id, t.reference, g.warnings));
+        let (text, verdict) = check_answer(&t.raw, &t.reference, Some("stop"));
+        if !(verdict.is_passed() && text == t.reference) {
+            refused.push(format!("{}: {:?} {:?}", t.id, t.reference, verdict.warnings));
         }
     }
     assert!(refused.is_empty(), "references refused:\n{}", refused.join("\n"));

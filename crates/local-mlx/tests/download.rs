@@ -234,23 +234,68 @@ async fn a_second_download_while_one_runs_is_refused_naming_the_model_in_progres
     env.hub.set_faults(vec![Fault::throttle(1 << 20).on_path(WEIGHTS)]);
     let manager = env.manager.clone();
     let first = tokio::spawn(async move { manager.download(SMALL_REPO).await });
-    wait_until("the download to start", || env.manager.store().active_download().is_some()).await;
+    let mut downloads = env.manager.store().subscribe();
+    downloads.wait_for(|d| d.download.model_id().is_some()).await.unwrap();
 
-    let blocked = env.manager.model_status("test-org/other").unwrap().download_blocked;
+    let other = env.manager.model_status("test-org/other").unwrap();
     let err = env.manager.download("test-org/other").await.unwrap_err();
     assert_eq!(err.kind(), local_mlx::ErrorKind::DownloadInProgress);
     assert!(err.to_string().contains(SMALL_REPO), "{err}");
-    assert_eq!(blocked.as_deref(), Some(err.to_string().as_str()), "the status said it before the click");
+    let blocked = other.download_blocked.clone().expect("the status said it before the click");
+    assert_eq!((blocked.kind, &blocked.message), (err.kind(), &err.to_string()), "the refusal the click gives");
     assert_eq!(env.manager.model_status(SMALL_REPO).unwrap().download_blocked, None);
     let status = env.manager.model_status(SMALL_REPO).unwrap();
     let err = env.manager.delete_model(SMALL_REPO).await.unwrap_err();
     assert_eq!(err.kind(), local_mlx::ErrorKind::Busy);
     assert!(err.to_string().contains("downloading"), "{err}");
-    assert_eq!(status.delete_blocked.as_deref(), Some(err.to_string().as_str()), "the status gives the same answer");
+    assert_eq!(status.delete_blocked, Some(local_mlx::Refusal::from(&err)), "the status gives the same answer");
     assert!(status.has_files, "a download under way has files");
+    // On the wire each answer is `{ kind, message }`, the kind a UI branches on.
+    let wire = serde_json::to_value(&other).unwrap();
+    assert_eq!(
+        wire["download_blocked"],
+        serde_json::json!({"kind": "download_in_progress", "message": blocked.message})
+    );
+    assert_eq!(serde_json::to_value(&status).unwrap()["delete_blocked"]["kind"], "busy");
 
     env.manager.cancel_download().unwrap();
     first.await.unwrap().unwrap();
+}
+
+/// A status is computed from one snapshot of the store's memory: taken over and over
+/// while downloads start and fail, it never shows the model downloading and failed at
+/// once (reading the download and the failure at two moments could), and a failure
+/// always comes with its retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_taken_while_downloads_fail_is_never_half_updated() {
+    const ROUNDS: usize = 500;
+    let env = env_with(|mut config| {
+        config.max_attempts = 1;
+        config
+    })
+    .await;
+    env.hub.set_faults(vec![Fault::status(500).on_path(WEIGHTS)]);
+    let finished = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (manager, stop) = (env.manager.clone(), finished.clone());
+    let watcher = std::thread::spawn(move || {
+        let (mut downloading, mut failed) = (0, 0);
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let status = manager.model_status(SMALL_REPO).unwrap();
+            let is_downloading = status.state == ModelState::Downloading;
+            assert!(!(is_downloading && status.error.is_some()), "downloading and failed at once: {status:?}");
+            assert_eq!(status.error.is_some(), status.retry_attempts.is_some(), "half a failure: {status:?}");
+            downloading += usize::from(is_downloading);
+            failed += usize::from(status.error.is_some());
+        }
+        (downloading, failed)
+    });
+    for _ in 0..ROUNDS {
+        let err = env.manager.download(SMALL_REPO).await.unwrap_err();
+        assert_eq!(err.kind(), local_mlx::ErrorKind::DownloadFailed, "{err}");
+    }
+    finished.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (downloading, failed) = watcher.join().expect("no status was half-updated");
+    assert!(downloading > 0 && failed > 0, "the statuses saw both moments: {downloading} downloading, {failed} failed");
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@
 mod common;
 
 use common::sidecar_env::SidecarEnv;
+use local_mlx::postprocess::clean_up_check::KeptReason;
 use local_mlx::settings::ModelUnloadTimeout;
 use local_mlx::{EventType, LoadPhase, ModelState};
 use test_support::{kill_group, process_alive, wait_until};
@@ -51,8 +52,8 @@ async fn the_tiny_models_cut_off_answer_falls_back_to_the_transcript_with_a_warn
     let text = "um so i think we should uh meet tomorrow";
     let out = env.manager.process_text(text).await.unwrap();
     assert_eq!(out.text, text);
-    assert!(!out.enhanced);
-    assert!(out.warnings[0].contains("cut off"), "{:?}", out.warnings);
+    assert_eq!(out.clean_up.kept_original, Some(KeptReason::CutOff), "{:?}", out.clean_up);
+    assert!(out.clean_up.warnings[0].contains("cut off"), "{:?}", out.clean_up.warnings);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -60,6 +61,7 @@ async fn empty_text_is_returned_unchanged_without_starting_anything_and_huge_tex
     let env = SidecarEnv::new("tiny", ModelUnloadTimeout::Never).await;
     let out = env.manager.process_text("   \n ").await.unwrap();
     assert_eq!(out.text, "   \n ");
+    assert_eq!(out.clean_up.kept_original, Some(KeptReason::EmptyTranscript));
     assert!(!env.manager.sidecar_running());
 
     let err = env.manager.process_text(&"a".repeat(20_001)).await.unwrap_err();
@@ -136,7 +138,7 @@ async fn delete_is_refused_during_a_generation_and_unloads_an_idle_model() {
     assert!(err.to_string().contains("generating"), "{err}");
     // The status overlays the session's state on the disk's and gives the same answer.
     assert_eq!(status.state, ModelState::Ready);
-    assert_eq!(status.delete_blocked.as_deref(), Some(err.to_string().as_str()));
+    assert_eq!(status.delete_blocked, Some(local_mlx::Refusal::from(&err)), "kind `busy` and the same sentence");
     call.await.unwrap().unwrap();
 
     // Loaded but idle: delete unloads, stops the sidecar and deletes.

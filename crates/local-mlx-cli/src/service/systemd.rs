@@ -111,7 +111,7 @@ fn quote(word: &str, dollars: bool) -> String {
     out
 }
 
-/// The words of the unit's `ExecStart=`, unquoted (what [`unit`] wrote, or plain words):
+/// The words of the unit's `ExecStart=`, unquoted (what [`unit()`] wrote, or plain words):
 /// `%%` is `%`, and `$$` is `$` in the arguments.
 pub fn exec_start(unit: &str) -> Option<Vec<String>> {
     let line = unit.lines().find_map(|line| line.trim_start().strip_prefix("ExecStart="))?;

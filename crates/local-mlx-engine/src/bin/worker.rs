@@ -70,7 +70,7 @@ fn main() {
                 let started = Instant::now();
                 match Engine::load(Path::new(&path), weights.unwrap_or_else(weights_from_env)) {
                     Ok(e) => {
-                        eprintln!("local-mlx-engine: loaded {path} ({})", e.weights);
+                        eprintln!("local-mlx-engine: loaded {path} ({}; {})", e.weights, e.timings);
                         send(&Event::Loaded {
                             load_ms: started.elapsed().as_secs_f64() * 1000.0,
                             weights: e.weights.clone(),

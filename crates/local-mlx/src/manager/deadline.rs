@@ -16,7 +16,7 @@ use futures_util::StreamExt;
 use super::{MlxModelManager, Runtime};
 use crate::chat::{ChatChunk, ChatRequest, ChatResponse, FinishReason, Timings};
 use crate::error::Result;
-use crate::postprocess::CheckedAnswer;
+use crate::postprocess::clean_up_check::{CleanUpVerdict, KeptReason};
 
 /// A chat request's outcome under a deadline.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,9 +61,9 @@ impl std::fmt::Display for Late {
 impl Late {
     /// The answer when late: `transcript` as it came, with the finish reason `stop` (it
     /// is whole), and the warning, also logged with how far the request got.
-    pub fn keep_transcript(&self, transcript: &str, model_id: &str) -> (ChatResponse, CheckedAnswer) {
-        let warning = format!("{self}; kept the original transcript");
-        tracing::warn!(model_id, "{warning}");
+    pub fn keep_transcript(&self, transcript: &str, model_id: &str) -> (ChatResponse, CleanUpVerdict) {
+        let verdict = CleanUpVerdict::kept(KeptReason::Deadline, &self.to_string());
+        tracing::warn!(model_id, "{}", verdict.warnings[0]);
         let total_ms = u64::try_from(self.deadline.as_millis()).unwrap_or(u64::MAX);
         let response = ChatResponse {
             model_id: model_id.to_string(),
@@ -75,8 +75,7 @@ impl Late {
             cached_tokens: 0,
             timings: Timings { total_ms, ..Timings::default() },
         };
-        let checked = CheckedAnswer { text: transcript.to_string(), enhanced: false, warnings: vec![warning] };
-        (response, checked)
+        (response, verdict)
     }
 }
 

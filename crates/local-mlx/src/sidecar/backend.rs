@@ -18,7 +18,8 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 
-use super::process::{self, tail_of};
+use super::exit::describe_status;
+use super::tail::tail_of;
 use super::{Result, SidecarError};
 
 /// Set this to a python-backend folder to use it instead of the one found by
@@ -201,7 +202,7 @@ impl Backend {
         }
         if !status.success() {
             return Err(SidecarError::SyncFailed {
-                status: process::describe_status(status),
+                status: describe_status(status),
                 uv_stderr: tail_of(text.lines()),
                 uv_note: String::new(),
             });

@@ -1,8 +1,8 @@
 //! The typed HTTP client of the sidecar's API (its types are in [`super::wire`]).
 //!
-//! Every call carries
-//! the bearer token and has a timeout suited to it ([`Timeouts`]). A failed call is
-//! turned into a [`SidecarError`] a user can act on; when the connection drops, the
+//! Every call carries the bearer token and has a timeout suited to it ([`Timeouts`]). A
+//! failed call is turned into a [`SidecarError`] a user can act on (a non-2xx answer by
+//! `status_error.rs`); when the connection drops, the
 //! client first asks whether the process died, so a killed sidecar is reported as
 //! [`SidecarError::Crashed`] with its last stderr lines, not as "connection reset".
 //!
@@ -19,51 +19,14 @@ use futures_util::StreamExt;
 
 use super::native::NativeLink;
 use super::process::Process;
+use super::status_error::{detail_of, status_error};
+use super::timeouts::Timeouts;
 use super::wire::{
     GenerateChunk, GenerateRequest, GenerateResponse, LoadResponse, StatusResponse, StreamLine, UnloadResponse,
     WireGenerate,
 };
 use super::{Result, SidecarError};
-
-/// Timeouts of the sidecar's calls.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timeouts {
-    /// `GET /status`: it answers at once even while busy.
-    pub status: Duration,
-    /// `POST /load`: reading GBs of weights from a slow disk, after MLX's own import.
-    pub load: Duration,
-    /// `POST /unload`: waits for running and queued generations.
-    pub unload: Duration,
-    /// `POST /generate`: this much plus [`Timeouts::generate_per_token`] per `max_tokens`.
-    pub generate_base: Duration,
-    pub generate_per_token: Duration,
-    /// While streaming: the longest silence between two pieces (the first piece waits
-    /// for the whole pre-fill of the prompt).
-    pub stream_idle: Duration,
-}
-
-impl Default for Timeouts {
-    fn default() -> Self {
-        Timeouts {
-            status: Duration::from_secs(2),
-            load: Duration::from_secs(600),
-            unload: Duration::from_secs(30),
-            // Generous: these catch a wedged sidecar, not a slow one. A long prompt's
-            // pre-fill on a busy laptop CPU can take minutes, and a client such as Handy
-            // sets no timeout of its own, so a too-eager limit only loses its answer.
-            generate_base: Duration::from_secs(300),
-            generate_per_token: Duration::from_millis(250),
-            stream_idle: Duration::from_secs(300),
-        }
-    }
-}
-
-impl Timeouts {
-    /// The whole-request timeout of a generation of at most `max_tokens`.
-    pub fn generate(&self, max_tokens: u32) -> Duration {
-        self.generate_base + self.generate_per_token * max_tokens
-    }
-}
+use crate::text::source_chain;
 
 /// The HTTP client of one sidecar process. Cheap to clone.
 #[derive(Clone)]
@@ -346,94 +309,5 @@ impl StreamState {
             self.done = true;
             return Some((Err(error), self));
         }
-    }
-}
-
-/// The error for a non-2xx answer (or a stream's error event).
-fn status_error(what: &'static str, status: u16, detail: &str, load_path: Option<&Path>) -> SidecarError {
-    let detail = detail.trim().trim_end_matches('.').to_string();
-    match (status, load_path) {
-        (401, _) => SidecarError::Unauthorized,
-        (409, _) => SidecarError::NoModelLoaded,
-        (503, _) => SidecarError::Busy { detail },
-        (400, Some(path)) => SidecarError::ModelLoad { path: path.to_path_buf(), detail },
-        (400 | 422, _) => SidecarError::BadRequest { detail },
-        (status, _) => SidecarError::Http { what, status, detail },
-    }
-}
-
-/// `{"detail": "..."}`'s text, or the body itself when it is not that.
-fn detail_of(body: &str) -> String {
-    match serde_json::from_str::<serde_json::Value>(body) {
-        Ok(serde_json::Value::Object(map)) => match map.get("detail") {
-            Some(serde_json::Value::String(s)) => s.clone(),
-            Some(other) => other.to_string(),
-            None => body.to_string(),
-        },
-        _ if body.trim().is_empty() => "no details given".into(),
-        _ => body.chars().take(500).collect(),
-    }
-}
-
-use crate::text::source_chain;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::chat::ChatMessage;
-    use crate::sidecar::wire::SIDECAR_LIMITS;
-
-    #[test]
-    fn a_request_sends_messages_every_sampling_value_and_only_the_options_set() {
-        let mut request = GenerateRequest::new(vec![ChatMessage::user("hi")]);
-        let wire = serde_json::to_value(WireGenerate::new(&request, false)).unwrap();
-        assert_eq!(
-            wire,
-            serde_json::json!({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 150,
-                "temperature": 0.7, "top_p": 0.8, "repetition_penalty": 1.0, "stream": false})
-        );
-        request.enable_thinking = Some(true);
-        request.stop = Some(vec!["END".into()]);
-        request.seed = Some(7);
-        let wire = serde_json::to_value(WireGenerate::new(&request, true)).unwrap();
-        assert_eq!(
-            (&wire["enable_thinking"], &wire["stop"][0], &wire["seed"], &wire["stream"]),
-            (&true.into(), &"END".into(), &7.into(), &true.into())
-        );
-        assert!(wire.get("prompt").is_none() && wire.get("system").is_none());
-    }
-
-    #[test]
-    fn the_limits_passed_at_spawn_are_the_cores_numbers_by_name() {
-        let sent: serde_json::Value = serde_json::from_str(&SIDECAR_LIMITS.to_env_value()).unwrap();
-        assert_eq!(sent["max_tokens_cap"], crate::chat::MAX_TOKENS_CAP);
-        assert_eq!(sent["max_stop"], crate::chat::MAX_STOP);
-        assert_eq!(sent["max_temperature"], crate::chat::MAX_TEMPERATURE);
-        assert_eq!(sent["max_repetition_penalty"], crate::chat::MAX_REPETITION_PENALTY);
-        assert_eq!(sent["default_repetition_penalty"], crate::chat::DEFAULT_REPETITION_PENALTY);
-        assert_eq!(sent.as_object().unwrap().len(), 8, "the names schemas.py reads, no more: {sent}");
-    }
-
-    #[test]
-    fn a_seed_only_answer_parses() {
-        let answer: GenerateResponse = serde_json::from_str(r#"{"response": "ok", "tokens_generated": 2}"#).unwrap();
-        assert_eq!(answer.response, "ok");
-        assert_eq!(answer.finish_reason, None);
-        let status: StatusResponse =
-            serde_json::from_str(r#"{"status": "running", "model_loaded": false, "model_path": null}"#).unwrap();
-        assert_eq!(status.state, None);
-    }
-
-    #[test]
-    fn error_statuses_map_to_what_a_user_understands() {
-        let path = Path::new("/m");
-        assert!(matches!(status_error("t", 401, "x", None), SidecarError::Unauthorized));
-        assert!(matches!(status_error("t", 409, "x", None), SidecarError::NoModelLoaded));
-        assert!(matches!(status_error("t", 503, "queue full", None), SidecarError::Busy { .. }));
-        assert!(matches!(status_error("t", 400, "no config.json", Some(path)), SidecarError::ModelLoad { .. }));
-        assert!(matches!(status_error("t", 400, "max_tokens", None), SidecarError::BadRequest { .. }));
-        assert!(matches!(status_error("t", 500, "boom", None), SidecarError::Http { status: 500, .. }));
-        assert_eq!(detail_of(r#"{"detail": "bad thing."}"#), "bad thing.");
-        assert_eq!(detail_of("plain"), "plain");
     }
 }

@@ -33,20 +33,26 @@ mod backend;
 pub mod blas;
 mod client;
 pub mod embedded;
+mod exit;
+mod log_file;
 mod native;
 mod process;
 mod spawn;
+mod status_error;
 mod supervisor;
+mod tail;
+mod timeouts;
 mod uv;
 mod wire;
 
 use std::path::PathBuf;
 
 pub use backend::{default_backend, BackendSource, BACKEND_DIR_ENV};
-pub use client::{Client, Timeouts};
-pub use native::{EngineChoice, ENGINE_BIN_ENV, ENGINE_ENV};
-pub use process::ExitInfo;
+pub use client::Client;
+pub use exit::ExitInfo;
+pub use native::{ChosenEngine, EngineChoice, ENGINE_BIN_ENV, ENGINE_ENV};
 pub use supervisor::{Phase, SidecarConfig, SidecarSupervisor};
+pub use timeouts::Timeouts;
 pub use uv::{find_uv, UvSearch};
 pub use wire::{
     FinishReason, GenerateChunk, GenerateRequest, GenerateResponse, LoadResponse, ServerState, SidecarLimits,

@@ -26,7 +26,12 @@ pub const ENGINE_ENV: &str = "LOCAL_MLX_ENGINE";
 /// the running executable).
 pub const ENGINE_BIN_ENV: &str = "LOCAL_MLX_ENGINE_BIN";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Which engine runs the models: the settings' `engine` field, which
+/// `LOCAL_MLX_ENGINE` overrides. Exported as `MlxEngineChoice`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[cfg_attr(feature = "specta", specta(rename = "MlxEngineChoice"))]
+#[serde(rename_all = "lowercase")]
 pub enum EngineChoice {
     /// The Python sidecar (mlx-lm): the default.
     #[default]
@@ -36,17 +41,52 @@ pub enum EngineChoice {
 }
 
 impl EngineChoice {
-    /// From `LOCAL_MLX_ENGINE` (`native` or `sidecar`; anything else is the sidecar,
-    /// with a warning).
-    pub fn from_env() -> EngineChoice {
+    /// From `LOCAL_MLX_ENGINE` (`native` or `sidecar`); `None` when it is unset, or set
+    /// to anything else (with a warning).
+    pub fn from_env() -> Option<EngineChoice> {
         match std::env::var(ENGINE_ENV).unwrap_or_default().trim() {
-            "native" => EngineChoice::Native,
-            "" | "sidecar" => EngineChoice::Sidecar,
+            "native" => Some(EngineChoice::Native),
+            "sidecar" => Some(EngineChoice::Sidecar),
+            "" => None,
             other => {
-                tracing::warn!("{ENGINE_ENV}={other:?} is neither native nor sidecar; using the sidecar");
-                EngineChoice::Sidecar
+                tracing::warn!("{ENGINE_ENV}={other:?} is neither native nor sidecar; ignoring it");
+                None
             }
         }
+    }
+}
+
+impl std::fmt::Display for EngineChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            EngineChoice::Sidecar => "sidecar (Python, mlx-lm)",
+            EngineChoice::Native => "native (local-mlx-engine, MLX from Rust)",
+        })
+    }
+}
+
+/// The engine in use and whether `LOCAL_MLX_ENGINE` or the settings chose it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChosenEngine {
+    pub engine: EngineChoice,
+    pub by_env: bool,
+}
+
+impl ChosenEngine {
+    /// `LOCAL_MLX_ENGINE` when it names an engine, else `setting`.
+    pub fn resolve(setting: EngineChoice) -> ChosenEngine {
+        match EngineChoice::from_env() {
+            Some(engine) => ChosenEngine { engine, by_env: true },
+            None => ChosenEngine { engine: setting, by_env: false },
+        }
+    }
+}
+
+/// `native (local-mlx-engine, ...), set by LOCAL_MLX_ENGINE` / `..., from the settings`.
+impl std::fmt::Display for ChosenEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let by = if self.by_env { "set by LOCAL_MLX_ENGINE" } else { "the settings' engine" };
+        write!(f, "{}, {by}", self.engine)
     }
 }
 
@@ -75,6 +115,17 @@ fn unsupported(request: &GenerateRequest) -> Option<&'static str> {
         return Some("enable_thinking");
     }
     None
+}
+
+/// The error for a request that sets an option the native engine does not implement:
+/// it names the engine, the option and the way out.
+fn refusal(request: &GenerateRequest) -> Option<SidecarError> {
+    unsupported(request).map(|what| SidecarError::BadRequest {
+        detail: format!(
+            "the native engine (local-mlx-engine) does not support {what} yet: \
+             use {ENGINE_ENV}=sidecar (or the settings' engine \"sidecar\")"
+        ),
+    })
 }
 
 /// The pipes to one worker.
@@ -159,10 +210,8 @@ impl NativeLink {
         self: &Arc<Self>,
         request: &GenerateRequest,
     ) -> Result<BoxStream<'static, Result<GenerateChunk>>> {
-        if let Some(what) = unsupported(request) {
-            return Err(SidecarError::BadRequest {
-                detail: format!("the native engine does not support {what} yet: use {ENGINE_ENV}=sidecar"),
-            });
+        if let Some(refused) = refusal(request) {
+            return Err(refused);
         }
         let messages = serde_json::to_value(&request.messages).unwrap_or_default();
         let events = self.events.clone().lock_owned().await;
@@ -250,4 +299,44 @@ fn response_of(answer: &Value) -> GenerateResponse {
 
 fn crashed(what: &'static str, detail: String) -> SidecarError {
     SidecarError::Crashed { what, status: "the native worker is gone".into(), stderr_tail: detail }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::MlxSettings;
+
+    #[test]
+    fn the_settings_engine_field_reads_native_or_sidecar_and_defaults_to_the_sidecar() {
+        let read = |json: &str| serde_json::from_str::<MlxSettings>(json).map(|s| s.engine);
+        assert_eq!(read("{}").unwrap(), EngineChoice::Sidecar, "settings written before the field");
+        assert_eq!(read(r#"{"engine": "native"}"#).unwrap(), EngineChoice::Native);
+        assert_eq!(read(r#"{"engine": "sidecar"}"#).unwrap(), EngineChoice::Sidecar);
+        assert!(read(r#"{"engine": "python"}"#).is_err());
+        let written = serde_json::to_value(MlxSettings { engine: EngineChoice::Native, ..MlxSettings::default() });
+        assert_eq!(written.unwrap()["engine"], "native");
+        let chosen = ChosenEngine { engine: EngineChoice::Native, by_env: true };
+        assert_eq!(chosen.to_string(), "native (local-mlx-engine, MLX from Rust), set by LOCAL_MLX_ENGINE");
+    }
+
+    #[test]
+    fn a_request_the_native_engine_cannot_honour_is_refused_naming_the_way_out() {
+        let greedy = GenerateRequest { temperature: 0.0, repetition_penalty: 1.0, ..GenerateRequest::new(Vec::new()) };
+        assert!(refusal(&greedy).is_none(), "greedy, no penalty, no stop strings: answered");
+        let cases: [(GenerateRequest, &str); 4] = [
+            (GenerateRequest { temperature: 0.7, ..greedy.clone() }, "temperature > 0"),
+            (GenerateRequest { repetition_penalty: 1.1, ..greedy.clone() }, "repetition_penalty"),
+            (GenerateRequest { stop: Some(vec!["\n".into()]), ..greedy.clone() }, "stop strings"),
+            (GenerateRequest { enable_thinking: Some(true), ..greedy.clone() }, "enable_thinking"),
+        ];
+        for (request, what) in cases {
+            let message = refusal(&request).expect(what).to_string();
+            assert!(
+                message.contains("native engine")
+                    && message.contains(what)
+                    && message.contains("LOCAL_MLX_ENGINE=sidecar"),
+                "{message}"
+            );
+        }
+    }
 }

@@ -13,8 +13,12 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 use super::backend::Backend;
-use super::client::{Client, Timeouts};
-use super::process::{copy_lines, ExitInfo, LogSink, Process, Signal, Tail, REAP_WAIT};
+use super::client::Client;
+use super::exit::ExitInfo;
+use super::log_file::{copy_lines, LogSink};
+use super::process::{Process, Signal, REAP_WAIT};
+use super::tail::Tail;
+use super::timeouts::Timeouts;
 use super::wire::{SidecarLimits, SIDECAR_LIMITS};
 use super::{Result, SidecarError};
 

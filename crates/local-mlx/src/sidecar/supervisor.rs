@@ -15,10 +15,12 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use super::backend::{Backend, BackendSource, SyncMode};
-use super::client::{Client, Timeouts};
+use super::client::Client;
+use super::exit::ExitInfo;
+use super::log_file::LogSink;
 use super::native::EngineChoice;
-use super::process::{ExitInfo, LogSink};
 use super::spawn::Sidecar;
+use super::timeouts::Timeouts;
 use super::uv::UvSearch;
 use super::{Result, SidecarError};
 
@@ -44,7 +46,8 @@ pub struct SidecarConfig {
     /// How long [`SidecarSupervisor::shutdown`] waits after SIGTERM before SIGKILL.
     pub shutdown_grace: Duration,
     pub timeouts: Timeouts,
-    /// The Python sidecar, or the native engine's worker (`LOCAL_MLX_ENGINE`).
+    /// The Python sidecar, or the native engine's worker (`LOCAL_MLX_ENGINE`; the
+    /// manager sets it from [`ChosenEngine`](super::native::ChosenEngine)).
     pub engine: EngineChoice,
 }
 
@@ -61,7 +64,7 @@ impl SidecarConfig {
             sync_timeout: Duration::from_secs(30 * 60),
             shutdown_grace: Duration::from_secs(3),
             timeouts: Timeouts::default(),
-            engine: EngineChoice::from_env(),
+            engine: EngineChoice::from_env().unwrap_or_default(),
         }
     }
 

@@ -146,12 +146,12 @@ pub struct GenerateResponse {
     pub peak_memory: Option<f64>,
 }
 
-/// One item of [`Client::generate_stream`].
+/// One item of [`Client::generate_stream`](super::Client::generate_stream).
 #[derive(Debug, Clone, PartialEq)]
 pub enum GenerateChunk {
     /// A piece of the answer; the pieces joined equal the final `response`.
     Token(String),
-    /// The last item: the same as [`Client::generate`]'s answer.
+    /// The last item: the same as [`Client::generate`](super::Client::generate)'s answer.
     Done(GenerateResponse),
 }
 
@@ -226,4 +226,50 @@ pub struct StatusResponse {
     /// The Python server's own pid (`uv run` is its parent).
     #[serde(default)]
     pub pid: Option<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_sends_messages_every_sampling_value_and_only_the_options_set() {
+        let mut request = GenerateRequest::new(vec![ChatMessage::user("hi")]);
+        let wire = serde_json::to_value(WireGenerate::new(&request, false)).unwrap();
+        assert_eq!(
+            wire,
+            serde_json::json!({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 150,
+                "temperature": 0.7, "top_p": 0.8, "repetition_penalty": 1.0, "stream": false})
+        );
+        request.enable_thinking = Some(true);
+        request.stop = Some(vec!["END".into()]);
+        request.seed = Some(7);
+        let wire = serde_json::to_value(WireGenerate::new(&request, true)).unwrap();
+        assert_eq!(
+            (&wire["enable_thinking"], &wire["stop"][0], &wire["seed"], &wire["stream"]),
+            (&true.into(), &"END".into(), &7.into(), &true.into())
+        );
+        assert!(wire.get("prompt").is_none() && wire.get("system").is_none());
+    }
+
+    #[test]
+    fn the_limits_passed_at_spawn_are_the_cores_numbers_by_name() {
+        let sent: serde_json::Value = serde_json::from_str(&SIDECAR_LIMITS.to_env_value()).unwrap();
+        assert_eq!(sent["max_tokens_cap"], crate::chat::MAX_TOKENS_CAP);
+        assert_eq!(sent["max_stop"], crate::chat::MAX_STOP);
+        assert_eq!(sent["max_temperature"], crate::chat::MAX_TEMPERATURE);
+        assert_eq!(sent["max_repetition_penalty"], crate::chat::MAX_REPETITION_PENALTY);
+        assert_eq!(sent["default_repetition_penalty"], crate::chat::DEFAULT_REPETITION_PENALTY);
+        assert_eq!(sent.as_object().unwrap().len(), 8, "the names schemas.py reads, no more: {sent}");
+    }
+
+    #[test]
+    fn a_seed_only_answer_parses() {
+        let answer: GenerateResponse = serde_json::from_str(r#"{"response": "ok", "tokens_generated": 2}"#).unwrap();
+        assert_eq!(answer.response, "ok");
+        assert_eq!(answer.finish_reason, None);
+        let status: StatusResponse =
+            serde_json::from_str(r#"{"status": "running", "model_loaded": false, "model_path": null}"#).unwrap();
+        assert_eq!(status.state, None);
+    }
 }

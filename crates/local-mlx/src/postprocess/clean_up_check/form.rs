@@ -16,11 +16,12 @@
 //! (one for every ten words of the answer, at least one): a speech-to-text engine
 //! spells correctly and mishears rarely, and a fix that is one letter from the
 //! speaker's word is far likelier a fix than a new meaning. The alignment is a dynamic
-//! programme over the two word lists, O(n·m) like [`super::in_order`].
+//! programme over the two word lists, O(n·m) like [`super::words::in_order`].
 
 use super::elision;
 use super::numbers::is_number_word;
-use super::{fold, same_stem, STOP_WORDS};
+use super::words::{fold, same_stem, STOP_WORDS};
+use super::{KeptReason, Refusal};
 
 /// Closed classes whose members look alike but name different things: no spelling fix
 /// turns one into another ("Tuesday" → "Thursday").
@@ -253,7 +254,7 @@ pub(super) fn corrections_allowed(words: usize) -> usize {
 type Cost = (usize, usize);
 
 /// Why `answer` adds to `transcript`, or `None` when it only changes the form.
-pub(super) fn added(transcript: &str, answer: &str) -> Option<String> {
+pub(super) fn added(transcript: &str, answer: &str) -> Option<Refusal> {
     let said: Vec<Word> = tokens(transcript).into_iter().map(Word::new).collect();
     let written: Vec<Word> = tokens(answer).into_iter().map(Word::new).collect();
     let (n, m) = (said.len(), written.len());
@@ -296,14 +297,19 @@ pub(super) fn added(transcript: &str, answer: &str) -> Option<String> {
             .map(|w| format!("\"{}\"", w.text))
             .collect();
         return Some(if new.is_empty() {
-            format!("the answer says the transcript's words more often than the speaker did, or out of order ({unaligned} extra)")
+            Refusal::new(KeptReason::Repeats, format!("the answer says the transcript's words more often than the speaker did, or out of order ({unaligned} extra)"))
         } else {
-            format!("the answer adds {unaligned} word(s) the speaker did not say ({})", new.join(", "))
+            Refusal::new(
+                KeptReason::UnsaidWords,
+                format!("the answer adds {unaligned} word(s) the speaker did not say ({})", new.join(", ")),
+            )
         });
     }
     let allowed = corrections_allowed(m);
-    (fixes > allowed)
-        .then(|| format!("the answer changes {fixes} of its {m} words (a clean-up fixes at most {allowed})"))
+    (fixes > allowed).then(|| {
+        let message = format!("the answer changes {fixes} of its {m} words (a clean-up fixes at most {allowed})");
+        Refusal::new(KeptReason::ChangesWords, message)
+    })
 }
 
 #[cfg(test)]
@@ -357,6 +363,6 @@ mod tests {
         assert_eq!(corrections_allowed(25), 2);
         assert_eq!(added("the reciept is here", "The receipt is here."), None);
         let why = added("the reciept and the adress", "The receipt and the address.").unwrap();
-        assert!(why.contains("changes 2 of its 5 words"), "{why}");
+        assert!(why.message.contains("changes 2 of its 5 words"), "{why:?}");
     }
 }

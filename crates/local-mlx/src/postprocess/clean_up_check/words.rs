@@ -1,35 +1,19 @@
-//! Is the model's answer a clean-up of the transcript, or something else?
+//! The word-share checks: the answer's *content words* against the transcript's.
 //!
-//! Small models answer a dictated question, follow a dictated instruction, translate,
-//! add a sentence of their own or leak JSON. A clean-up only removes words (fillers,
-//! repetitions, spoken punctuation) and re-punctuates; it rarely brings a word of its
-//! own. So the checks compare the *content words* of the answer with the transcript's:
-//! [`Vocabulary`] holds the transcript's words, and [`unfaithful`] names the first
-//! reason the answer is not a clean-up, if any.
+//! [`Vocabulary`] holds the transcript's words, and [`refusal`] names the first reason
+//! the answer is not a clean-up, if any, running the exact checks of the sibling
+//! modules last.
 //!
 //! Decision: a word list and counts, no language model and no dependency. Words that a
 //! clean-up legitimately adds or drops (stop words, fillers, spoken punctuation,
 //! number words and digits, abbreviations like "Dr." for "doctor", accents, plural and
 //! verb endings) are allowed for; the thresholds were tuned on `eval/outputs.jsonl`,
 //! whose every line a unit test checks (see docs/QUALITY.md for the numbers).
-//!
-//! Those checks judge shares, so one word can slip through them: an answer after an
-//! echo of the question ("…of France? Paris."), a changed number, a dropped "not". Four
-//! exact checks close that gap: [`numbers`] (every value kept with its sign, none added),
-//! [`spoken`] (every address kept character for character), [`polarity`] (negations and
-//! contrast words kept) and [`form`] (every word of the answer is one of the speaker's,
-//! or a form of one). Both texts are first read through [`spoken::written`], so a
-//! dictated address, unit, currency or clock time and its written form are one; the
-//! contractions of the other languages are [`elision`]'s.
 
-mod elision;
-mod form;
-mod numbers;
-mod polarity;
-mod spoken;
+use super::{elision, form, numbers, polarity, spoken, KeptReason, Refusal};
 
 /// Function words: adding or dropping them says nothing about answering.
-const STOP_WORDS: &[&str] = &[
+pub(super) const STOP_WORDS: &[&str] = &[
     "a", "an", "the", "and", "or", "but", "so", "of", "to", "in", "on", "at", "for", "with", "by", "from", "is", "are",
     "was", "were", "be", "been", "am", "i", "you", "he", "she", "it", "we", "they", "me", "my", "your", "our", "their",
     "his", "her", "its", "this", "that", "these", "those", "there", "here", "do", "does", "did", "not", "no", "as",
@@ -240,7 +224,7 @@ fn is_content(word: &str) -> bool {
 }
 
 /// `word` with the accents of Latin letters removed, so "Reykjavík" matches "reykjavik".
-fn fold(word: &str) -> String {
+pub(super) fn fold(word: &str) -> String {
     word.chars()
         .map(|c| match c {
             'á' | 'à' | 'â' | 'ä' | 'ã' | 'å' => 'a',
@@ -263,7 +247,7 @@ fn abbreviates(short: &str, long: &str) -> bool {
 }
 
 /// The same word up to an ending ("thanks"/"thank", "colours"/"colors" is not).
-fn same_stem(a: &str, b: &str) -> bool {
+pub(super) fn same_stem(a: &str, b: &str) -> bool {
     let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
     short.chars().count() >= 4 && long.starts_with(short) && long.chars().count() - short.chars().count() <= 2
 }
@@ -339,54 +323,81 @@ fn same_opening(transcript: &str, output: &str) -> bool {
     first(transcript) == first(output)
 }
 
-/// Why `output` is not a clean-up of `transcript`, or `None` when it may be one.
-pub(super) fn unfaithful(transcript: &str, output: &str) -> Option<String> {
+/// Why `output` is not a clean-up of `transcript`, or `None` when it may be one. The
+/// checks run in this order, the first refusal wins: the answer's shape, a dictated
+/// question answered, the transcript's words covered, words added, then the exact checks.
+pub(super) fn refusal(transcript: &str, output: &str) -> Option<Refusal> {
     // Spoken forms written alike on both sides: "anna dot lee at example dot org" and
     // "anna.lee@example.org", "forty kilometers" and "40 km" (see `spoken`).
     let (transcript, output) = (spoken::written(transcript), spoken::written(&join_initials(output)));
     let (transcript, output) = (transcript.as_str(), output.as_str());
     let vocabulary = Vocabulary::new(transcript);
+    let answer = content_words(output);
+    shape_refusal(transcript, output)
+        .or_else(|| question_refusal(&vocabulary, transcript, output, &answer))
+        .or_else(|| coverage_refusal(&vocabulary, output, &answer))
+        .or_else(|| addition_refusal(&vocabulary, output, &answer))
+        .or_else(|| exact_refusal(transcript, output))
+}
+
+/// A think tag, JSON or code, or another language: not a clean-up, whatever its words.
+fn shape_refusal(transcript: &str, output: &str) -> Option<Refusal> {
     for tag in ["<think>", "</think>"] {
         if output.contains(tag) && !transcript.contains(tag) {
-            return Some(format!("the answer contains a {tag} tag (the model's reasoning)"));
+            return Some(Refusal::new(
+                KeptReason::ThinkTag,
+                format!("the answer contains a {tag} tag (the model's reasoning)"),
+            ));
         }
     }
     if ["{", "}", "```"].iter().any(|mark| output.contains(mark) && !transcript.contains(mark)) {
-        return Some("the answer is JSON or code, and the transcript was not".into());
+        return Some(Refusal::new(KeptReason::Code, "the answer is JSON or code, and the transcript was not"));
     }
     if let (Some(from), Some(to)) = (language(transcript), language(output)) {
         if from != to {
-            return Some(format!("the answer is in {to}, the transcript in {from}"));
+            return Some(Refusal::new(
+                KeptReason::OtherLanguage,
+                format!("the answer is in {to}, the transcript in {from}"),
+            ));
         }
     }
-    let answer = content_words(output);
-    let novel = vocabulary.novel(&answer);
+    None
+}
+
+/// A dictated question answered rather than cleaned up, or numbers the speaker never said.
+fn question_refusal(vocabulary: &Vocabulary, transcript: &str, output: &str, answer: &[String]) -> Option<Refusal> {
+    let novel = vocabulary.novel(answer);
     let adds_numbers = !vocabulary.has_numbers && words(output).iter().any(|w| w.chars().any(|c| c.is_ascii_digit()));
     if is_question(transcript)
         && !output.contains('?')
         && (!novel.is_empty() || adds_numbers || !same_opening(transcript, output))
     {
-        return Some("the answer answers the dictated question instead of cleaning it up".into());
+        return Some(Refusal::new(
+            KeptReason::AnswersQuestion,
+            "the answer answers the dictated question instead of cleaning it up",
+        ));
     }
-    if adds_numbers {
-        return Some("the answer has numbers the transcript did not have".into());
-    }
-    let answer_vocabulary = Vocabulary::new(output);
+    adds_numbers.then(|| Refusal::new(KeptReason::AddsNumbers, "the answer has numbers the transcript did not have"))
+}
+
+/// The transcript's content words dropped, reordered, or the answer stopping short.
+fn coverage_refusal(vocabulary: &Vocabulary, output: &str, answer: &[String]) -> Option<Refusal> {
     let transcript_words = &vocabulary.content;
+    let answer_vocabulary = Vocabulary::new(output);
     let kept = transcript_words.iter().filter(|w| answer_vocabulary.has(w)).count();
     if transcript_words.len() >= MIN_KEPT_WORDS && (kept as f64) < MIN_KEPT_SHARE * transcript_words.len() as f64 {
-        return Some(format!(
-            "the answer keeps only {kept} of the transcript's {} content words",
-            transcript_words.len()
-        ));
+        let message =
+            format!("the answer keeps only {kept} of the transcript's {} content words", transcript_words.len());
+        return Some(Refusal::new(KeptReason::DropsWords, message));
     }
     let said: Vec<String> = answer.iter().map(|w| fold(w)).filter(|w| vocabulary.has(w)).collect();
     let in_order = in_order(transcript_words, &said);
     if said.len() >= MIN_ORDER_WORDS && (in_order as f64) < MIN_IN_ORDER_SHARE * said.len() as f64 {
-        return Some(format!(
+        let message = format!(
             "the answer reorders the transcript's words (only {in_order} of {} in the speaker's order)",
             said.len()
-        ));
+        );
+        return Some(Refusal::new(KeptReason::Reorders, message));
     }
     if transcript_words.len() >= 3 {
         // A clean-up ends where the speaker did: one of the transcript's last two content
@@ -394,9 +405,17 @@ pub(super) fn unfaithful(transcript: &str, output: &str) -> Option<String> {
         let answer_end = &answer[answer.len().saturating_sub(6)..];
         let tail = &transcript_words[transcript_words.len() - 2..];
         if !tail.iter().any(|w| answer_end.iter().any(|a| same_word(&fold(a), w))) {
-            return Some(format!("the answer stops before the transcript's end (\"{}\")", tail.join(" ")));
+            let message = format!("the answer stops before the transcript's end (\"{}\")", tail.join(" "));
+            return Some(Refusal::new(KeptReason::StopsEarly, message));
         }
     }
+    None
+}
+
+/// The transcript's words said more often than the speaker did, or words and sentences
+/// of the model's own.
+fn addition_refusal(vocabulary: &Vocabulary, output: &str, answer: &[String]) -> Option<Refusal> {
+    let transcript_words = &vocabulary.content;
     // A clean-up only removes words: saying the transcript's words more often than the
     // speaker did is a ramble.
     let extra: usize = answer
@@ -410,28 +429,41 @@ pub(super) fn unfaithful(transcript: &str, output: &str) -> Option<String> {
         })
         .sum();
     if extra >= MIN_EXTRA_REPEATS.max(transcript_words.len() / 10) {
-        return Some(format!("the answer repeats the transcript's words {extra} times more than the speaker did"));
+        let message = format!("the answer repeats the transcript's words {extra} times more than the speaker did");
+        return Some(Refusal::new(KeptReason::Repeats, message));
     }
+    let novel = vocabulary.novel(answer);
     if novel.len() >= 2 && novel.len() as f64 > MAX_NOVEL_SHARE * answer.len() as f64 {
-        return Some(format!("the answer adds words that are not in the transcript ({})", quoted(&novel)));
+        let message = format!("the answer adds words that are not in the transcript ({})", quoted(&novel));
+        return Some(Refusal::new(KeptReason::AddsWords, message));
     }
     for sentence in output.split(['.', '!', '?', '\n']) {
         let words = content_words(sentence);
         let new = vocabulary.novel(&words);
         if words.len() >= MIN_SENTENCE_WORDS && new.len() as f64 >= MAX_SENTENCE_NOVEL_SHARE * words.len() as f64 {
-            return Some(format!("the answer adds a sentence that is not in the transcript ({})", quoted(&new)));
+            let message = format!("the answer adds a sentence that is not in the transcript ({})", quoted(&new));
+            return Some(Refusal::new(KeptReason::AddsSentence, message));
         }
     }
+    None
+}
+
+/// The checks one word can fail: numbers, addresses, negations, words the speaker did not say.
+fn exact_refusal(transcript: &str, output: &str) -> Option<Refusal> {
     let (said, written) = (numbers::values_of(transcript), numbers::values_of(output));
     if !numbers::same_values(&said, &written) {
-        return Some(format!(
+        let message = format!(
             "the answer changes the transcript's numbers ({} said, {} written)",
             listed(&said),
             listed(&written)
-        ));
+        );
+        return Some(Refusal::new(KeptReason::ChangesNumbers, message));
     }
     spoken::changed_addresses(transcript, output)
-        .or_else(|| polarity::changed(transcript, output))
+        .map(|message| Refusal::new(KeptReason::ChangesAddress, message))
+        .or_else(|| {
+            polarity::changed(transcript, output).map(|message| Refusal::new(KeptReason::ChangesPolarity, message))
+        })
         .or_else(|| form::added(transcript, output))
 }
 
@@ -467,7 +499,7 @@ fn join_initials(text: &str) -> String {
 /// longest common subsequence, words compared as [`same_word`]. Two rows of the usual
 /// dynamic programme: O(n·m) time for a transcript of n content words and an answer of
 /// m, at most a few million steps for the longest transcript accepted.
-fn in_order(transcript: &[String], answer: &[String]) -> usize {
+pub(super) fn in_order(transcript: &[String], answer: &[String]) -> usize {
     let (mut previous, mut current) = (vec![0usize; answer.len() + 1], vec![0usize; answer.len() + 1]);
     for said in transcript {
         for (j, word) in answer.iter().enumerate() {
