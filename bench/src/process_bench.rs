@@ -15,17 +15,16 @@
 //! Run: `cargo run --release -p local-mlx-bench --bin process-bench -- [reps]`
 //! (from the repo root, after `tools/test.sh` or `tools/demo.sh` synced the environments).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
-use local_mlx::manager::{ManagerConfig, ProcessOptions};
+use anyhow::{bail, Result};
+use local_mlx::manager::{ManagerConfig, ProcessOptions, SidecarConfig};
 use local_mlx::postprocess::{build_messages, DEFAULT_PROMPT};
 use local_mlx::settings::{MlxSettings, ModelUnloadTimeout};
-use local_mlx::sidecar::SidecarConfig;
-use local_mlx::{MlxModelManager, NullSink};
+use local_mlx::{DownloadOutcome, MlxModelManager, NullSink};
 use test_support::{fixture, workspace_root};
 
 /// The cold call's transcript, then the warm one's (used with and without reuse).
@@ -35,6 +34,8 @@ const TRANSCRIPTS: [&str; 2] = [
 ];
 
 struct Ours {
+    /// The model folder the download left (what the anchor loads).
+    snapshot: PathBuf,
     cold_s: f64,
     warm_s: f64,
     warm_no_reuse_s: f64,
@@ -47,7 +48,7 @@ async fn ours(tmp: &Path, hub_url: &str, model: &str, nonce: usize) -> Result<Ou
     let mut sidecar = SidecarConfig::in_dir(workspace_root().join("python-backend"));
     sidecar.log_path = Some(tmp.join("sidecar.log"));
     let config = ManagerConfig {
-        hub: local_mlx::hub::HubConfig::new(hub_url, tmp.join("hf/hub")),
+        hub: local_mlx::manager::HubConfig::new(hub_url, tmp.join("hf/hub")),
         sidecar,
         settings: MlxSettings {
             selected_model: model.to_string(),
@@ -57,7 +58,10 @@ async fn ours(tmp: &Path, hub_url: &str, model: &str, nonce: usize) -> Result<Ou
         custom_models: Vec::new(),
     };
     let manager = MlxModelManager::new(config, Arc::new(NullSink))?;
-    manager.download(model).await?;
+    let snapshot = match manager.download(model).await? {
+        DownloadOutcome::Downloaded { snapshot, .. } | DownloadOutcome::AlreadyDownloaded { snapshot } => snapshot,
+        DownloadOutcome::Cancelled { .. } => bail!("the download of {model} was cancelled"),
+    };
     let timed = |text: &'static str, options: ProcessOptions| {
         let manager = &manager;
         async move {
@@ -75,6 +79,7 @@ async fn ours(tmp: &Path, hub_url: &str, model: &str, nonce: usize) -> Result<Ou
     let (warm_no_reuse_s, no_reuse) = timed(TRANSCRIPTS[1], nonced).await?;
     manager.shutdown().await;
     Ok(Ours {
+        snapshot,
         cold_s,
         warm_s,
         warm_no_reuse_s,
@@ -138,11 +143,7 @@ async fn main() -> Result<()> {
     for rep in 0..reps {
         let tmp = tempfile::tempdir()?;
         let o = ours(tmp.path(), &hub.url(), &model, rep).await?;
-        let snapshot = local_mlx::hub::HubCache::new(tmp.path().join("hf/hub"))
-            .repo(&model)
-            .complete_snapshot("main")
-            .context("snapshot")?;
-        let a = anchor(&snapshot, o.tokens, rep)?;
+        let a = anchor(&o.snapshot, o.tokens, rep)?;
         eprintln!(
             "rep {rep}: ours cold {:.2}s warm {:.2}s (cached {}) no-reuse {:.2}s (cached {}); anchor cold {:.2}s gen {:.2}s {:.2}s; tokens {:?}",
             o.cold_s, o.warm_s, o.cached_warm, o.warm_no_reuse_s, o.cached_no_reuse, a.wall_to_first_s, a.generate_s[1], a.generate_s[2], o.tokens

@@ -28,9 +28,8 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use local_mlx::manager::{ManagerConfig, ProcessOptions};
+use local_mlx::manager::{ManagerConfig, ProcessOptions, SidecarConfig};
 use local_mlx::settings::{MlxSettings, ModelUnloadTimeout};
-use local_mlx::sidecar::SidecarConfig;
 use local_mlx::{MlxModelManager, NullSink};
 use serde::{Deserialize, Serialize};
 use test_support::{fixture, workspace_root};
@@ -234,7 +233,7 @@ async fn manager(args: &Args, tmp: &tempfile::TempDir) -> Result<(MlxModelManage
             let mut sidecar = SidecarConfig::in_dir(workspace_root().join("python-backend"));
             sidecar.log_path = Some(tmp.path().join("sidecar.log"));
             let config = ManagerConfig {
-                hub: local_mlx::hub::HubConfig::new(hub.url(), tmp.path().join("hf/hub")),
+                hub: local_mlx::manager::HubConfig::new(hub.url(), tmp.path().join("hf/hub")),
                 sidecar,
                 settings: MlxSettings::default(),
                 custom_models: Vec::new(),

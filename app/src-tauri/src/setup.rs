@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use local_mlx::manager::ManagerConfig;
+use local_mlx::manager::{BackendSource, BACKEND_DIR_ENV};
 use local_mlx::settings::MlxSettings;
-use local_mlx::sidecar::{BackendSource, BACKEND_DIR_ENV};
 use local_mlx::MlxModelManager;
 use tauri::{AppHandle, Manager, Runtime};
 

@@ -205,7 +205,7 @@ async fn serve(options: &crate::serve_options::ServeOptions) -> Result<ExitCode>
     let listeners = local_mlx_server::bind(&options.host, options.port).await?;
     // Scripts and tests read this exact line.
     println!("local-mlx serve: {}", listeners.base_url);
-    match manager.store().downloaded_models().len() {
+    match manager.downloaded_models().len() {
         0 => eprintln!("no model is downloaded yet: run `local-mlx pull <id>` (the list grows without a restart)"),
         n => eprintln!("serving {n} downloaded model(s); Ctrl-C stops"),
     }

@@ -62,12 +62,8 @@ pub async fn run(command: HandyCommand, json: bool) -> Result<ExitCode> {
     match command {
         HandyCommand::Status { target } => status(target, json).await,
         HandyCommand::Connect { target, model } => {
-            let downloaded: Vec<String> = crate::manager::manager(Arc::new(NullSink))?
-                .store()
-                .downloaded_models()
-                .into_iter()
-                .map(|m| m.id)
-                .collect();
+            let downloaded: Vec<String> =
+                crate::manager::manager(Arc::new(NullSink))?.downloaded_models().into_iter().map(|m| m.id).collect();
             let path = handy::store::store_path(target.handy.handy_dir.as_deref());
             let outcome = handy::connect(&path, &target.url, model.as_deref(), &downloaded)?;
             report(&outcome, json, "connected", &target.url)

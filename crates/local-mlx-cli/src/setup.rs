@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use local_mlx::manager::{ProcessOptions, ProcessOutput};
-use local_mlx::settings::{config_dir, data_dir, MlxSettings};
+use local_mlx::settings::{config_dir, MlxSettings};
 use local_mlx::DownloadOutcome;
 use local_mlx::{EventSink, MlxModelManager, MlxModelStateEvent};
 use serde::Serialize;
@@ -118,7 +118,7 @@ pub async fn setup(model: Option<String>, json: bool) -> Result<ExitCode> {
 
 /// Phase 1: sync the sidecar's Python environment if it needs it; how long that took.
 async fn sync_environment(manager: &MlxModelManager, say: &impl Fn(String)) -> Result<Option<Duration>> {
-    let sidecar = local_mlx::sidecar::default_backend(&data_dir()).describe();
+    let sidecar = manager.sidecar_backend().describe();
     say(format!("[1/3] Python environment of the sidecar at {sidecar}"));
     say("      syncing if needed (the first time downloads about 250 MB of Python packages)...".to_string());
     let environment_sync = manager.sync_environment().await?;

@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use local_mlx::chat::ChatResponse;
 use local_mlx::manager::Timings;
-use local_mlx::postprocess::clean_up_check::CleanUpVerdict;
+use local_mlx::postprocess::CleanUpVerdict;
 use local_mlx::MlxModelInfo;
 use serde::Serialize;
 

@@ -20,7 +20,7 @@ use axum::Json;
 use futures_util::stream::{self, BoxStream, StreamExt};
 use local_mlx::chat::ChatChunk;
 use local_mlx::manager::{Runtime, Within};
-use local_mlx::postprocess::clean_up_check::{check_clean_up, CleanUpVerdict};
+use local_mlx::postprocess::{check_clean_up, CleanUpVerdict};
 use local_mlx::MlxModelManager;
 use serde_json::json;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -48,7 +48,7 @@ impl AppState {
 }
 
 pub async fn models(State(state): State<AppState>) -> Json<ModelList> {
-    Json(ModelList::new(state.manager.store().downloaded_models(), state.started))
+    Json(ModelList::new(state.manager.downloaded_models(), state.started))
 }
 
 /// `idle` (no sidecar), `loading` (sidecar starting or model loading) or `ready`, and the

@@ -6,9 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use local_mlx::hub::HubConfig;
-use local_mlx::manager::ManagerConfig;
-use local_mlx::sidecar::{default_backend, SidecarConfig};
+use local_mlx::manager::{HubConfig, ManagerConfig, SidecarConfig};
 use local_mlx::{MlxModelManager, NullSink};
 use local_mlx_handy::schema::DEFAULT_PROMPT_TEXT as HANDY_PROMPT;
 use local_mlx_server::{ApiKey, ServerConfig};
@@ -18,7 +16,7 @@ use test_support::fixture;
 
 /// A manager over `hub`, with default settings and the sidecar found the usual way.
 fn manager_over(hub: HubConfig) -> MlxModelManager {
-    let sidecar = SidecarConfig::new(default_backend(&local_mlx::settings::data_dir()));
+    let sidecar = SidecarConfig::in_data_dir(&local_mlx::settings::data_dir());
     let config = ManagerConfig { hub, sidecar, settings: Default::default(), custom_models: Vec::new() };
     MlxModelManager::new(config, Arc::new(NullSink)).unwrap()
 }

@@ -11,11 +11,9 @@
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
-use local_mlx::hub::HubConfig;
-use local_mlx::manager::{ManagerConfig, ProcessOptions};
-use local_mlx::postprocess::clean_up_check::KeptReason;
+use local_mlx::manager::{HubConfig, ManagerConfig, ProcessOptions, SidecarConfig};
+use local_mlx::postprocess::KeptReason;
 use local_mlx::settings::MlxSettings;
-use local_mlx::sidecar::SidecarConfig;
 use local_mlx::{MlxModelManager, NullSink};
 use local_mlx_handy::schema::DEFAULT_PROMPT_TEXT;
 use local_mlx_server::ServerConfig;

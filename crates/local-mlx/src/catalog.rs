@@ -67,7 +67,7 @@ const BUILTIN: &[Entry] = &[
 ];
 
 /// The built-in catalog, default model included.
-pub fn builtin_models() -> Vec<ModelSpec> {
+pub(crate) fn builtin_models() -> Vec<ModelSpec> {
     BUILTIN
         .iter()
         .map(|entry| ModelSpec {
@@ -110,7 +110,7 @@ pub fn resolve(id: &str) -> Result<ModelSpec> {
 /// The Hub's rules for a model repo id: `org/name`, each part 1–96 characters of
 /// `[A-Za-z0-9_.-]`, not starting or ending with `-` or `.`, no `--` or `..`
 /// (they would break the cache's `models--org--name` folder naming), no `.git` suffix.
-pub fn validate_repo_id(id: &str) -> Result<()> {
+pub(crate) fn validate_repo_id(id: &str) -> Result<()> {
     let fail = |reason: &str| Err(Error::InvalidRepoId { id: id.to_string(), reason: reason.to_string() });
     let parts: Vec<&str> = id.split('/').collect();
     if parts.len() != 2 {

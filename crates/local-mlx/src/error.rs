@@ -10,7 +10,8 @@ use std::path::PathBuf;
 pub use crate::error_kind::ErrorKind;
 /// The sidecar's own error, carried whole by [`Error::Sidecar`].
 pub use crate::sidecar::SidecarError;
-pub use crate::text::{escape_controls, human_bytes, source_chain, without_userinfo};
+use crate::text::without_userinfo;
+pub use crate::text::{escape_controls, human_bytes, source_chain};
 
 /// Result alias for the core library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

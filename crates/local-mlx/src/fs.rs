@@ -8,7 +8,8 @@ mod atomic;
 mod dirs;
 
 pub use atomic::{stage, take_owner, write_atomic, Staged, WriteError, WriteOptions};
-pub use dirs::{app_dir, app_dir_with, home_dir, xdg_dir, xdg_dir_with, UserDir};
+pub(crate) use dirs::xdg_dir_with;
+pub use dirs::{app_dir, home_dir, xdg_dir, UserDir};
 
 use std::fs::File;
 use std::io;
@@ -24,7 +25,7 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
 }
 
 /// Create (or truncate) `path` for writing; a new file gets mode 0600.
-pub fn create_private_file(path: &Path) -> io::Result<File> {
+pub(crate) fn create_private_file(path: &Path) -> io::Result<File> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]

@@ -8,31 +8,69 @@
 //! reach each other in a circle, between top-level modules or between files
 //! (`tests/module_graph.rs`).
 
-pub mod catalog;
+// `unreachable_pub` is checked with `test-support` on, as every build of the crate's tests
+// (and so `clippy --all-targets`) has it: the surface is then the modules below plus
+// `internals`, and any other `pub` is a warning. Without the feature the items only
+// `internals` re-exports are unreachable on purpose.
+#![cfg_attr(feature = "test-support", warn(unreachable_pub))]
+
+// The supported surface: eight modules, and at the root the types every face names.
 pub mod chat;
 pub mod error;
-pub mod error_kind;
 pub mod events;
 pub mod fs;
-pub mod hub;
 pub mod manager;
 pub mod platform;
 pub mod postprocess;
 pub mod settings;
-pub mod sidecar;
-pub mod small_answer;
-pub mod state;
-pub mod store;
-pub mod text;
+
+// The insides: reached through the modules above, never named by a face.
+mod catalog;
+mod error_kind;
+mod hub;
+mod sidecar;
+mod small_answer;
+mod state;
+mod store;
+mod text;
 mod transcript;
 
 pub use catalog::{ModelSpec, DEFAULT_MODEL_ID};
 pub use chat::{ChatChunk, ChatMessage, ChatRequest, ChatResponse, FinishReason, Role};
 pub use error::{Error, ErrorKind, Result};
 pub use events::{EventSink, EventType, LoadPhase, MlxModelStateEvent, NullSink, RecordingSink};
-pub use manager::{MlxModelManager, Runtime, Slot, Timings};
+pub use manager::{
+    DownloadOutcome, MlxModelInfo, MlxModelManager, MlxModelStatus, ModelState, Refusal, Runtime, Slot, Timings,
+};
 pub use platform::PlatformSupport;
-pub use settings::KeepAlive;
+pub use postprocess::{CleanUpVerdict, KeptReason};
+pub use settings::{KeepAlive, MlxSettings};
 pub use small_answer::{read_small_json, SmallAnswerError, MAX_SMALL_ANSWER_BYTES};
-pub use state::{ModelState, Transition};
-pub use store::{DownloadOutcome, MlxModelInfo, MlxModelStatus, ModelStore, Refusal};
+
+/// The insides the crate's own integration tests drive directly (the cache on disk, the
+/// downloader, the sidecar supervisor), with the paths they have inside the crate. Only
+/// with the `test-support` feature, which the crate's dev-dependency on itself turns on:
+/// not part of the API.
+#[cfg(feature = "test-support")]
+#[doc(hidden)]
+pub mod internals {
+    pub mod catalog {
+        pub use crate::catalog::resolve;
+    }
+    pub mod hub {
+        pub use crate::hub::{CachedRepo, Downloader, HubCache, HubConfig};
+        pub mod parts {
+            pub use crate::hub::parts::PartsConfig;
+        }
+    }
+    pub mod sidecar {
+        pub use crate::sidecar::{
+            FinishReason, GenerateChunk, GenerateRequest, Phase, ServerState, SidecarConfig, SidecarError,
+            SidecarSupervisor, UvSearch,
+        };
+        pub mod blas {
+            pub use crate::sidecar::blas::missing_warning;
+        }
+    }
+    pub use crate::store::ModelStore;
+}

@@ -15,7 +15,9 @@
 use crate::chat::ChatMessage;
 pub use crate::transcript::{max_tokens_for, tagged_transcript, MAX_OUTPUT_TOKENS, MAX_TRANSCRIPT_CHARS};
 
-pub mod clean_up_check;
+mod clean_up_check;
+
+pub use clean_up_check::{check_answer, check_clean_up, CleanUpVerdict, KeptReason};
 
 /// What a template writes where the transcript goes.
 pub const OUTPUT_PLACEHOLDER: &str = "${output}";

@@ -14,11 +14,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::DEFAULT_MODEL_ID;
 use crate::error::{Error, Result};
-/// The private-folder helper, where the CLI's service code has always found it.
-pub use crate::fs::create_private_dir;
-use crate::fs::UserDir;
+use crate::fs::{create_private_dir, UserDir};
 use crate::postprocess::DEFAULT_PROMPT;
-use crate::sidecar::EngineChoice;
+/// The engine a settings file chooses ([`MlxSettings::engine`]).
+pub use crate::sidecar::EngineChoice;
 
 /// The provider id Handy's settings use for us.
 pub const PROVIDER_ID: &str = "local-mlx";

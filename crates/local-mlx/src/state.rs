@@ -84,7 +84,7 @@ impl ModelState {
 /// may go ahead. Downloading and loading must finish (or be cancelled) first, and so must
 /// a generation; a loaded, idle model is no obstacle (it is unloaded first). The status
 /// carries this answer (`delete_blocked`) so a UI asks instead of deciding again.
-pub fn delete_refusal(model_id: &str, state: ModelState, generating: bool) -> Option<crate::error::Error> {
+pub(crate) fn delete_refusal(model_id: &str, state: ModelState, generating: bool) -> Option<crate::error::Error> {
     let blocking = match state {
         _ if generating => "generating",
         ModelState::Downloading | ModelState::Loading => state.describe(),

@@ -234,8 +234,9 @@ impl ModelStore {
         self.downloader.config()
     }
 
-    /// The store's memory now and every change after it: what a test or a face waits
-    /// on instead of polling.
+    /// The store's memory now and every change after it: what a test waits on instead
+    /// of polling (a face gets the same news as events).
+    #[cfg(feature = "test-support")]
     pub fn subscribe(&self) -> watch::Receiver<Downloads> {
         self.downloads.subscribe()
     }
@@ -400,11 +401,6 @@ impl ModelStore {
     pub async fn retry_download(&self) -> Result<DownloadOutcome> {
         let failed = self.downloads.borrow().last_failure.as_ref().map(|failure| failure.spec.clone());
         self.download(&failed.ok_or(Error::NothingToRetry)?).await
-    }
-
-    /// The model whose download is in progress, if any.
-    pub fn active_download(&self) -> Option<String> {
-        self.downloads.borrow().download.model_id().map(str::to_string)
     }
 
     /// Delete a model's files, complete or partial. The manager calls this once the

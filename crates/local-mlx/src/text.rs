@@ -22,7 +22,7 @@ pub fn source_chain(error: &dyn std::error::Error) -> String {
 /// `url` without the `user:password@` a URL may carry (`HF_ENDPOINT` with basic-auth
 /// credentials): every URL in a message goes through this, so a secret never reaches
 /// a terminal, a log or a `--json` event. Text that is not a URL is kept as it is.
-pub fn without_userinfo(url: &str) -> String {
+pub(crate) fn without_userinfo(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else { return url.to_string() };
     let authority_start = scheme_end + 3;
     let rest = &url[authority_start..];

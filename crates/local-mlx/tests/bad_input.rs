@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use local_mlx::hub::HubCache;
+use local_mlx::internals::hub::HubCache;
 use local_mlx::{MlxModelManager, ModelState, NullSink};
 use test_hub::{Fault, Route};
 use test_support::tree;
@@ -240,7 +240,7 @@ async fn a_download_that_would_not_fit_on_disk_names_both_numbers() {
 #[tokio::test]
 async fn a_missing_revision_is_named_in_the_error() {
     let env = env().await;
-    let downloader = local_mlx::hub::Downloader::new(test_config(&env.hub.url(), &env.cache_dir())).unwrap();
+    let downloader = local_mlx::internals::hub::Downloader::new(test_config(&env.hub.url(), &env.cache_dir())).unwrap();
     let cancel = tokio_util::sync::CancellationToken::new();
     let err = downloader.download(SMALL_REPO, "v9.9", |_| {}, &cancel).await.unwrap_err();
     assert_eq!(err.kind(), local_mlx::ErrorKind::RevisionNotFound, "{err}");

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 
-use local_mlx::postprocess::clean_up_check::check_answer;
+use local_mlx::postprocess::check_answer;
 use serde::Deserialize;
 
 /// A line of `transcripts.jsonl` (eval/README.md documents the fields).

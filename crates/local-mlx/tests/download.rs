@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use local_mlx::hub::HubCache;
+use local_mlx::internals::hub::HubCache;
 use local_mlx::{DownloadOutcome, EventType, ModelState};
 use test_hub::Fault;
 use test_support::{tree, wait_until};

@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use common::*;
-use local_mlx::hub::{CachedRepo, HubCache};
-use local_mlx::{ModelState, ModelStore, NullSink};
+use local_mlx::internals::hub::{CachedRepo, HubCache};
+use local_mlx::internals::ModelStore;
+use local_mlx::{ModelState, NullSink};
 use test_hub::Fault;
 
 /// Another model's folder in the same cache, with a blob and a snapshot of its own.
@@ -175,7 +176,7 @@ async fn rm_in_another_process_is_refused_while_a_generation_runs() {
     // lock file handle).
     let config = test_config(&env.hub.url(), &env.cache_dir());
     let generating_store = Arc::new(ModelStore::new(config, Arc::new(NullSink)).unwrap());
-    let spec = local_mlx::catalog::resolve(SMALL_REPO).unwrap();
+    let spec = local_mlx::internals::catalog::resolve(SMALL_REPO).unwrap();
     let guard = generating_store.share_repo(&spec).unwrap();
     let err = env.manager.delete_model(SMALL_REPO).await.unwrap_err();
     assert_eq!(err.kind(), local_mlx::ErrorKind::Busy, "{err}");

@@ -11,7 +11,7 @@ use local_mlx::NullSink;
 use test_hub::{ApiBodyMode, Fault};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-fn one_attempt(mut config: local_mlx::hub::HubConfig) -> local_mlx::hub::HubConfig {
+fn one_attempt(mut config: local_mlx::manager::HubConfig) -> local_mlx::manager::HubConfig {
     config.max_attempts = 1;
     config
 }

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use local_mlx::sidecar::UvSearch;
+use local_mlx::internals::sidecar::UvSearch;
 
 /// A `log` logger that keeps every record it is given.
 struct Capture(Mutex<Vec<(log::Level, String)>>);

@@ -4,7 +4,7 @@
 mod common;
 
 use common::sidecar_env::SidecarEnv;
-use local_mlx::postprocess::clean_up_check::KeptReason;
+use local_mlx::postprocess::KeptReason;
 use local_mlx::settings::ModelUnloadTimeout;
 use local_mlx::{EventType, LoadPhase, ModelState};
 use test_support::{kill_group, process_alive, wait_until};

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use local_mlx::sidecar::{
+use local_mlx::internals::sidecar::{
     FinishReason, GenerateChunk, GenerateRequest, Phase, ServerState, SidecarConfig, SidecarError, SidecarSupervisor,
     UvSearch,
 };
@@ -17,7 +17,8 @@ use local_mlx::chat::ChatMessage;
 use test_support::workspace_root;
 
 fn uv() -> PathBuf {
-    local_mlx::sidecar::find_uv(None).expect("uv must be installed to run the sidecar tests (see .ci/run)")
+    local_mlx::manager::SidecarConfig::find_uv(None)
+        .expect("uv must be installed to run the sidecar tests (see .ci/run)")
 }
 
 /// The tiny random-weight model, built once by tools/build_fixtures.py (cached on disk).
@@ -230,7 +231,7 @@ async fn on_linux_the_sidecar_runs_mlx_with_openblas_and_fp32_weights() {
     let status = client.status().await.unwrap();
     let blas = status.blas.clone().expect("the status names the BLAS once MLX is imported");
     let weights = status.weights.clone().expect("the status names the weights' dtype");
-    let openblas = cfg!(target_os = "linux") && local_mlx::sidecar::blas::missing_warning().is_none();
+    let openblas = cfg!(target_os = "linux") && local_mlx::internals::sidecar::blas::missing_warning().is_none();
     if openblas {
         // tools/ensure-system-deps.sh installs it: the supervisor must have preloaded it.
         assert!(blas.starts_with("OpenBLAS ("), "{status:?}");

@@ -78,7 +78,7 @@ pub fn spec(options: &ServeOptions, api_key: Option<ApiKey>) -> Result<(Spec, Op
     }
     args.extend(["--answer-within".to_string(), options.answer_within.clone()]);
     let settings = MlxSettings::load(&config_dir().join("settings.json"))?;
-    let (path, uv_warning) = match local_mlx::sidecar::find_uv(settings.uv_path.as_deref()) {
+    let (path, uv_warning) = match local_mlx::manager::SidecarConfig::find_uv(settings.uv_path.as_deref()) {
         Ok(uv) => (service_path(uv.parent()), None),
         Err(error) => (service_path(None), Some(error.to_string())),
     };

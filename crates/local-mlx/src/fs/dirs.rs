@@ -52,7 +52,7 @@ pub fn home_dir() -> Option<PathBuf> {
 /// The XDG base folder of `kind` over the variables `var` gives: `$XDG_*_HOME` when set,
 /// else its default under `$HOME` (the current folder without one). The same on every
 /// platform, as `huggingface_hub` and systemd read it.
-pub fn xdg_dir_with(kind: UserDir, var: &dyn Fn(&str) -> Option<OsString>) -> PathBuf {
+pub(crate) fn xdg_dir_with(kind: UserDir, var: &dyn Fn(&str) -> Option<OsString>) -> PathBuf {
     set(var, kind.xdg_var()).unwrap_or_else(|| home_with(var).join(kind.under_home()))
 }
 
@@ -64,7 +64,7 @@ pub fn xdg_dir(kind: UserDir) -> PathBuf {
 /// The platform's folder for an app's files of `kind`: `~/Library/Application Support`
 /// (config and data) or `~/Library/Caches` on macOS, `%APPDATA%` on Windows (config and
 /// data), the XDG folder elsewhere.
-pub fn app_dir_with(kind: UserDir, var: &dyn Fn(&str) -> Option<OsString>) -> PathBuf {
+pub(super) fn app_dir_with(kind: UserDir, var: &dyn Fn(&str) -> Option<OsString>) -> PathBuf {
     if cfg!(target_os = "macos") {
         let under = if kind == UserDir::Cache { "Library/Caches" } else { "Library/Application Support" };
         return home_with(var).join(under);

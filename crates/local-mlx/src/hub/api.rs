@@ -25,14 +25,14 @@ use crate::error::{Error, Result};
 
 /// The most one metadata answer may weigh. A tree page of the Hub (1,000 entries) is
 /// about 300 kB; this leaves room for any real repo and bounds a hostile one.
-pub const MAX_JSON_BYTES: usize = 16 << 20;
+pub(crate) const MAX_JSON_BYTES: usize = 16 << 20;
 
 /// The most tree pages followed: a million files at the Hub's 1,000 per page.
-pub const MAX_PAGES: usize = 1000;
+pub(crate) const MAX_PAGES: usize = 1000;
 
 /// A client for one hub endpoint.
 #[derive(Debug, Clone)]
-pub struct HubApi {
+pub(crate) struct HubApi {
     http: reqwest::Client,
     endpoint: String,
     /// The endpoint parsed, or why it cannot be used (reported at the first request).
@@ -67,7 +67,7 @@ struct LfsInfo {
 }
 
 impl HubApi {
-    pub fn new(http: reqwest::Client, config: &HubConfig) -> Self {
+    pub(crate) fn new(http: reqwest::Client, config: &HubConfig) -> Self {
         HubApi {
             http,
             endpoint: config.endpoint.clone(),
@@ -78,7 +78,7 @@ impl HubApi {
     }
 
     /// The files of `repo` at `revision`, names checked for safety.
-    pub async fn listing(&self, repo: &str, revision: &str) -> Result<RepoListing> {
+    pub(crate) async fn listing(&self, repo: &str, revision: &str) -> Result<RepoListing> {
         let info_url = self.url(&["api", "models"], repo, &["revision", revision])?;
         let info: RevisionInfo = self.get_json(&info_url, repo, revision).await?.0;
         if !super::cache::is_commit_hash(&info.sha) {
@@ -114,7 +114,7 @@ impl HubApi {
     }
 
     /// `{endpoint}/{repo}/resolve/{commit}/{path}`.
-    pub fn file_url(&self, repo: &str, commit: &str, path: &str) -> Result<Url> {
+    pub(crate) fn file_url(&self, repo: &str, commit: &str, path: &str) -> Result<Url> {
         let mut tail = vec!["resolve", commit];
         tail.extend(path.split('/'));
         self.url(&[], repo, &tail)
@@ -122,17 +122,13 @@ impl HubApi {
 
     /// The shared HTTP client, with the auth header only when `url` is on the
     /// endpoint's origin (reqwest drops it again on a redirect to another host).
-    pub fn request(&self, url: Url) -> reqwest::RequestBuilder {
+    pub(crate) fn request(&self, url: Url) -> reqwest::RequestBuilder {
         let same_origin = self.base.as_ref().is_ok_and(|base| base.origin() == url.origin());
         let request = self.http.get(url);
         match &self.token {
             Some(token) if same_origin => request.header(AUTHORIZATION, format!("Bearer {token}")),
             _ => request,
         }
-    }
-
-    pub fn endpoint(&self) -> &str {
-        &self.endpoint
     }
 
     fn url(&self, head: &[&str], repo: &str, tail: &[&str]) -> Result<Url> {

@@ -37,8 +37,8 @@ mod sizes;
 mod snapshot;
 
 pub use delete::DeleteReport;
-pub use lock::RepoLock;
-pub use snapshot::snapshot_bytes;
+pub(crate) use lock::RepoLock;
+pub(crate) use snapshot::snapshot_bytes;
 use snapshot::snapshot_is_complete;
 
 /// The hub cache root (`HF_HUB_CACHE`).
@@ -230,7 +230,7 @@ pub enum RefState {
 const MAX_REF_BYTES: u64 = 256;
 
 /// A 40-hex git commit id.
-pub fn is_commit_hash(revision: &str) -> bool {
+pub(crate) fn is_commit_hash(revision: &str) -> bool {
     revision.len() == 40 && revision.bytes().all(|b| b.is_ascii_hexdigit())
 }
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The real Hub.
-pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
+pub(crate) const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
 
 /// Hub endpoint, cache location, credentials and download tuning.
 #[derive(Debug, Clone)]
@@ -94,11 +94,11 @@ fn read_token_file(path: &Path) -> Option<String> {
 /// Default connections: measured on test-hub with a 20 MiB/s cap per connection
 /// (docs/BENCHMARKS.md): 8 reach ~7× one stream on a 512 MiB file; 16 add little
 /// and double the load a mirror sees.
-pub const DEFAULT_CONNECTIONS: usize = 8;
+pub(crate) const DEFAULT_CONNECTIONS: usize = 8;
 /// Default part size, also the threshold: files up to this size are one stream.
 /// 32 MiB takes ~1.6 s at 20 MiB/s, so a request's round trip costs a few percent;
 /// the hasher trails the downloads by about `connections` parts.
-pub const DEFAULT_PART_SIZE: u64 = 32 << 20;
+pub(crate) const DEFAULT_PART_SIZE: u64 = 32 << 20;
 
 /// How files are cut into ranged parts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

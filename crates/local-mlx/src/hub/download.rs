@@ -66,10 +66,6 @@ impl Downloader {
         &self.config
     }
 
-    pub fn api(&self) -> &HubApi {
-        &self.api
-    }
-
     /// Download `repo@revision` with retries, reporting progress to `on_progress`.
     pub async fn download(
         &self,
@@ -204,14 +200,14 @@ fn check_disk_space(cache: &HubCache, needed: u64) -> Result<()> {
 
 /// Free bytes where `dir` is, or will be once created: measured on its nearest folder
 /// that exists (`None` when none does). The one probe of free space.
-pub fn free_space(dir: &Path) -> Result<Option<u64>> {
+pub(crate) fn free_space(dir: &Path) -> Result<Option<u64>> {
     let Some(probe) = dir.ancestors().find(|d| d.exists()) else { return Ok(None) };
     fs4::available_space(probe).map(Some).map_err(|e| Error::io("measure free space in", probe, e))
 }
 
 /// The one disk rule: downloading `needed` more bytes into `dir` with `available` free
 /// is refused with this error (a status shows it before anyone presses Download).
-pub fn disk_refusal(dir: &Path, needed: u64, available: u64) -> Option<Error> {
+pub(crate) fn disk_refusal(dir: &Path, needed: u64, available: u64) -> Option<Error> {
     (needed > available).then(|| Error::InsufficientDisk {
         path: dir.to_path_buf(),
         needed,

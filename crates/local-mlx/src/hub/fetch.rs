@@ -42,7 +42,7 @@ const SPREAD_CHECK: Duration = Duration::from_millis(250);
 const SPREAD_BELOW_PER_CHECK: u64 = 32 << 20;
 
 /// Where one file goes and how it is fetched and checked.
-pub struct FetchJob<'a> {
+pub(crate) struct FetchJob<'a> {
     pub api: &'a HubApi,
     pub repo: &'a CachedRepo,
     pub commit: &'a str,
@@ -58,7 +58,7 @@ pub struct FetchJob<'a> {
 impl FetchJob<'_> {
     /// Make `blobs/<etag>` exist with verified contents. `counter` grows by the bytes
     /// this call received (and by a resumed part, which `present_bytes` already counted).
-    pub async fn run(&self, counter: &Counter, cancel: &CancellationToken) -> Result<(), Stop> {
+    pub(crate) async fn run(&self, counter: &Counter, cancel: &CancellationToken) -> Result<(), Stop> {
         let blob_path = self.repo.blob_path(self.file.etag());
         if is_whole(&blob_path, self.file.size) {
             return Ok(());
@@ -274,7 +274,7 @@ struct Opened<'a> {
 }
 
 /// Bytes of `file` already on disk: the whole blob, or what its partial file holds.
-pub fn present_bytes(repo: &CachedRepo, file: &RemoteFile) -> u64 {
+pub(crate) fn present_bytes(repo: &CachedRepo, file: &RemoteFile) -> u64 {
     if is_whole(&repo.blob_path(file.etag()), file.size) {
         return file.size;
     }

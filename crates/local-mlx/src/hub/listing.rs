@@ -12,13 +12,13 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 
 /// The patterns mlx-lm downloads (minus `*.py`), matched like Python's `fnmatch`.
-pub const MLX_LM_PATTERNS: &[&str] =
+pub(crate) const MLX_LM_PATTERNS: &[&str] =
     &["*.json", "model*.safetensors", "tokenizer.model", "*.tiktoken", "tiktoken.model", "*.txt", "*.jsonl", "*.jinja"];
 
 /// How a file's bytes are checked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "algorithm", content = "hex", rename_all = "snake_case")]
-pub enum Digest {
+pub(crate) enum Digest {
     /// LFS files: sha256 of the contents (also the blob's name).
     Sha256(String),
     /// Regular git files: sha1 of `"blob <len>\0" + contents` (also the blob's name).
@@ -26,14 +26,14 @@ pub enum Digest {
 }
 
 impl Digest {
-    pub fn hex(&self) -> &str {
+    pub(crate) fn hex(&self) -> &str {
         match self {
             Digest::Sha256(hex) | Digest::GitSha1(hex) => hex,
         }
     }
 
     /// The algorithm's name, for messages.
-    pub fn algorithm(&self) -> &'static str {
+    pub(crate) fn algorithm(&self) -> &'static str {
         match self {
             Digest::Sha256(_) => "sha256",
             Digest::GitSha1(_) => "git-sha1",
@@ -43,7 +43,7 @@ impl Digest {
 
 /// One file of a repo at a commit, as the hub describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RemoteFile {
+pub(crate) struct RemoteFile {
     /// Path inside the repo, `/`-separated.
     pub path: String,
     pub size: u64,
@@ -52,14 +52,14 @@ pub struct RemoteFile {
 
 impl RemoteFile {
     /// The blob name in the cache: the same etag `huggingface_hub` uses.
-    pub fn etag(&self) -> &str {
+    pub(crate) fn etag(&self) -> &str {
         self.digest.hex()
     }
 }
 
 /// A repo's files at one commit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RepoListing {
+pub(crate) struct RepoListing {
     pub commit: String,
     pub files: Vec<RemoteFile>,
 }
@@ -68,13 +68,13 @@ impl RepoListing {
     /// The bytes of every file. [`super::api::HubApi::listing`] refuses listings whose
     /// sizes overflow; saturating here keeps a hand-built listing from wrapping round
     /// to a small number that would pass the free-space check.
-    pub fn total_bytes(&self) -> u64 {
+    pub(crate) fn total_bytes(&self) -> u64 {
         self.files.iter().fold(0, |sum, f| sum.saturating_add(f.size))
     }
 }
 
 /// Whether mlx-lm would download this file.
-pub fn is_wanted(path: &str) -> bool {
+pub(crate) fn is_wanted(path: &str) -> bool {
     !path.ends_with(".py") && MLX_LM_PATTERNS.iter().any(|pattern| fnmatch(pattern, path))
 }
 
@@ -99,7 +99,7 @@ fn fnmatch(pattern: &str, text: &str) -> bool {
 }
 
 /// Refuse names that could escape the snapshot folder or collide with each other.
-pub fn check_names(repo: &str, files: &[RemoteFile]) -> Result<()> {
+pub(crate) fn check_names(repo: &str, files: &[RemoteFile]) -> Result<()> {
     let unsafe_name = |path: &str, reason: &str| Error::UnsafeFileName {
         repo: repo.to_string(),
         // Escaped: the name is the hub's text and ends up on a terminal.

@@ -37,7 +37,7 @@ const SAVE_EVERY: Duration = Duration::from_millis(10);
 
 /// A partial blob being written.
 #[derive(Debug)]
-pub struct PartialBlob {
+pub(crate) struct PartialBlob {
     file: File,
     path: PathBuf,
     size: u64,
@@ -64,7 +64,7 @@ struct Written {
 
 impl PartialBlob {
     /// Open (or create) `path` for a `size`-byte blob, with what it already holds.
-    pub fn open(path: &Path, size: u64) -> Result<Self> {
+    pub(crate) fn open(path: &Path, size: u64) -> Result<Self> {
         let (file, fresh) = open_regular(path)?;
         let len = file.metadata().map_err(|e| Error::io("read", path, e))?.len();
         let record = ResumeRecord::beside(path);
@@ -96,38 +96,34 @@ impl PartialBlob {
     /// Parts are about to write at several offsets: keep the record from now on,
     /// starting before their first byte, so the file is never holey without a record
     /// that says which bytes count.
-    pub fn record_parts(&self) -> Result<()> {
+    pub(crate) fn record_parts(&self) -> Result<()> {
         let mut state = self.lock();
         state.recording = true;
         self.save(&mut state)
     }
 
-    pub fn size(&self) -> u64 {
+    pub(crate) fn size(&self) -> u64 {
         self.size
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Bytes on disk that count.
-    pub fn covered(&self) -> u64 {
+    pub(crate) fn covered(&self) -> u64 {
         self.lock().ranges.covered()
     }
 
     /// What is still to fetch, in file order.
-    pub fn missing(&self) -> Vec<Range<u64>> {
+    pub(crate) fn missing(&self) -> Vec<Range<u64>> {
         self.lock().ranges.missing(self.size)
     }
 
     /// The end of the written run starting at `at`.
-    pub fn run_end(&self, at: u64) -> u64 {
+    pub(crate) fn run_end(&self, at: u64) -> u64 {
         self.lock().ranges.run_end(at)
     }
 
     /// Write `bytes` at `offset` (blocking), then count them as written and save the
     /// record if it is due.
-    pub fn write_at(&self, bytes: &[u8], offset: u64) -> Result<()> {
+    pub(crate) fn write_at(&self, bytes: &[u8], offset: u64) -> Result<()> {
         self.file.write_all_at(bytes, offset).map_err(|e| Error::io("write", &self.path, e))?;
         // Before the range counts as written, so the hasher never reads it back too.
         self.offer_to_hash(bytes, offset);
@@ -143,7 +139,7 @@ impl PartialBlob {
     }
 
     /// Save the record now if anything changed since the last save.
-    pub fn save_record(&self) -> Result<()> {
+    pub(crate) fn save_record(&self) -> Result<()> {
         let mut state = self.lock();
         if state.recording && state.dirty {
             self.save(&mut state)?;
@@ -152,7 +148,7 @@ impl PartialBlob {
     }
 
     /// Read `[offset, offset + buffer.len())` (blocking).
-    pub fn read_at(&self, buffer: &mut [u8], offset: u64) -> Result<()> {
+    pub(crate) fn read_at(&self, buffer: &mut [u8], offset: u64) -> Result<()> {
         self.file.read_exact_at(buffer, offset).map_err(|e| Error::io("read", &self.path, e))
     }
 
@@ -183,7 +179,7 @@ impl PartialBlob {
     }
 
     /// Forget every byte (the server ignored `Range`: the file starts over).
-    pub fn restart(&self) -> Result<()> {
+    pub(crate) fn restart(&self) -> Result<()> {
         let mut state = self.lock();
         self.file.set_len(0).map_err(|e| Error::io("truncate", &self.path, e))?;
         state.ranges = RangeSet::default();
@@ -195,7 +191,7 @@ impl PartialBlob {
 
     /// Flush to disk, check the partial file is still the regular file we wrote, and
     /// rename it to `blob`. The record goes with it.
-    pub fn move_into_place(self, blob: &Path) -> Result<()> {
+    pub(crate) fn move_into_place(self, blob: &Path) -> Result<()> {
         self.file.sync_all().map_err(|e| Error::io("write", &self.path, e))?;
         let ours = self.file.metadata().map_err(|e| Error::io("read", &self.path, e))?;
         if let Some(why) = untrusted(&ours) {
@@ -220,7 +216,7 @@ impl PartialBlob {
     }
 
     /// Drop the partial file and its record (a bad copy is never kept).
-    pub fn discard(self) {
+    pub(crate) fn discard(self) {
         let _ = std::fs::remove_file(&self.path);
         self.record.remove();
     }

@@ -39,18 +39,18 @@ use crate::fs::{write_atomic, WriteOptions};
 /// Disjoint, sorted, merged half-open byte ranges.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct RangeSet(Vec<(u64, u64)>);
+pub(crate) struct RangeSet(Vec<(u64, u64)>);
 
 impl RangeSet {
     /// `[0, len)`, or nothing for 0.
-    pub fn prefix(len: u64) -> Self {
+    pub(crate) fn prefix(len: u64) -> Self {
         let mut set = RangeSet::default();
         set.insert(0..len);
         set
     }
 
     /// Add `range`, merging with neighbours it touches or overlaps.
-    pub fn insert(&mut self, range: Range<u64>) {
+    pub(crate) fn insert(&mut self, range: Range<u64>) {
         if range.is_empty() {
             return;
         }
@@ -67,17 +67,17 @@ impl RangeSet {
     }
 
     /// Bytes covered.
-    pub fn covered(&self) -> u64 {
+    pub(crate) fn covered(&self) -> u64 {
         self.0.iter().map(|(s, e)| e - s).sum()
     }
 
     /// The largest end of any range (0 when empty).
-    pub fn end(&self) -> u64 {
+    pub(crate) fn end(&self) -> u64 {
         self.0.last().map_or(0, |&(_, e)| e)
     }
 
     /// The end of the run of covered bytes starting at `at` (`at` itself if not covered).
-    pub fn run_end(&self, at: u64) -> u64 {
+    pub(crate) fn run_end(&self, at: u64) -> u64 {
         let index = self.0.partition_point(|&(_, e)| e <= at);
         match self.0.get(index) {
             Some(&(s, e)) if s <= at => e,
@@ -86,7 +86,7 @@ impl RangeSet {
     }
 
     /// The gaps in `[0, size)`, in order.
-    pub fn missing(&self, size: u64) -> Vec<Range<u64>> {
+    pub(crate) fn missing(&self, size: u64) -> Vec<Range<u64>> {
         let mut gaps = Vec::new();
         let mut at = 0;
         for &(s, e) in &self.0 {
@@ -116,15 +116,15 @@ impl RangeSet {
 
 /// The largest record read: a real one is a few hundred bytes (a prefix and the
 /// parts in flight when a download stopped).
-pub const MAX_RECORD_BYTES: u64 = 64 << 10;
+pub(crate) const MAX_RECORD_BYTES: u64 = 64 << 10;
 /// The most ranges a record may name; a real one names about one per connection.
-pub const MAX_RECORD_RANGES: usize = 1024;
+pub(crate) const MAX_RECORD_RANGES: usize = 1024;
 /// Written runs shorter than this are fetched again rather than kept.
-pub const MIN_KEPT_RUN: u64 = 64 << 10;
+pub(crate) const MIN_KEPT_RUN: u64 = 64 << 10;
 
 /// What [`ResumeRecord::load`] found beside the partial file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kept {
+pub(crate) enum Kept {
     /// No record: the partial file is a prefix.
     None,
     /// A valid record for this file.
@@ -136,7 +136,7 @@ pub enum Kept {
 
 /// The on-disk record of a partial blob's written ranges.
 #[derive(Debug, Clone)]
-pub struct ResumeRecord {
+pub(crate) struct ResumeRecord {
     path: PathBuf,
 }
 
@@ -149,13 +149,14 @@ struct RecordFile {
 
 impl ResumeRecord {
     /// The record beside `partial` (`<etag>.incomplete` → `<etag>.ranges.incomplete`).
-    pub fn beside(partial: &Path) -> Self {
+    pub(crate) fn beside(partial: &Path) -> Self {
         let name = partial.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let stem = name.strip_suffix(".incomplete").unwrap_or(&name);
         ResumeRecord { path: partial.with_file_name(format!("{stem}.ranges.incomplete")) }
     }
 
-    pub fn path(&self) -> &Path {
+    #[cfg(test)]
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
@@ -163,7 +164,7 @@ impl ResumeRecord {
     /// record's ranges when it has a valid one for this size, else the prefix
     /// `[0, partial_len)` when there is no record, else nothing. A record claiming
     /// bytes past the file's end is not trusted. Only reads.
-    pub fn load(&self, partial_len: u64, size: u64) -> (RangeSet, Kept) {
+    pub(crate) fn load(&self, partial_len: u64, size: u64) -> (RangeSet, Kept) {
         match self.read() {
             Ok(None) => (RangeSet::prefix(partial_len.min(size)), Kept::None),
             Ok(Some(record)) if record.size == size && record.written.end() <= partial_len => {
@@ -176,7 +177,7 @@ impl ResumeRecord {
     /// How many bytes the record says a partial file of `partial_len` bytes holds, when
     /// it has a valid record that fits the file (parts leave holes, so the file's
     /// length overstates what is kept).
-    pub fn recorded_bytes(&self, partial_len: u64) -> Option<u64> {
+    pub(crate) fn recorded_bytes(&self, partial_len: u64) -> Option<u64> {
         let record = self.read().ok()??;
         (record.written.end() <= partial_len).then(|| record.written.covered())
     }
@@ -215,7 +216,7 @@ impl ResumeRecord {
     /// Replace the record atomically. Not synced: it is rewritten as parts land and a
     /// crash that loses it only costs a re-download; the temp name ends in
     /// `.incomplete` too, so `rm` cleans one a kill left behind.
-    pub fn save(&self, size: u64, written: &RangeSet) -> Result<()> {
+    pub(crate) fn save(&self, size: u64, written: &RangeSet) -> Result<()> {
         let body = serde_json::to_vec(&RecordFile { size, written: written.clone() }).expect("plain data serializes");
         let options = WriteOptions::new(0o666).not_synced().temp_suffix(".incomplete");
         write_atomic(&self.path, &body, options).map_err(|e| Error::io("write the resume record", e.path, e.source))
@@ -223,7 +224,7 @@ impl ResumeRecord {
 
     /// Forget the record (the blob is complete, or its partial file was dropped);
     /// a folder planted in its place goes too (a link is removed, never followed).
-    pub fn remove(&self) {
+    pub(crate) fn remove(&self) {
         match std::fs::symlink_metadata(&self.path) {
             Ok(meta) if meta.is_dir() => {
                 let _ = std::fs::remove_dir_all(&self.path);

@@ -8,7 +8,7 @@ use crate::error::Error;
 
 /// Why a fetch stopped without a blob.
 #[derive(Debug)]
-pub enum Stop {
+pub(crate) enum Stop {
     Cancelled,
     Failed(Error),
 }
@@ -23,28 +23,28 @@ impl From<Error> for Stop {
 /// when a file is dropped), and the bytes received from the network (only grows, shared
 /// by every attempt of the download: what `pull` says it downloaded).
 #[derive(Debug)]
-pub struct Counter {
+pub(crate) struct Counter {
     progress: AtomicU64,
     received: std::sync::Arc<AtomicU64>,
 }
 
 impl Counter {
     /// A counter whose received bytes add to `received`.
-    pub fn sharing(received: std::sync::Arc<AtomicU64>) -> Counter {
+    pub(crate) fn sharing(received: std::sync::Arc<AtomicU64>) -> Counter {
         Counter { progress: AtomicU64::new(0), received }
     }
-    pub fn add(&self, n: u64) {
+    pub(crate) fn add(&self, n: u64) {
         self.progress.fetch_add(n, Ordering::Relaxed);
     }
-    pub fn sub(&self, n: u64) {
+    pub(crate) fn sub(&self, n: u64) {
         self.progress.fetch_sub(n, Ordering::Relaxed);
     }
     /// `n` bytes arrived from the network and were written.
-    pub fn receive(&self, n: u64) {
+    pub(crate) fn receive(&self, n: u64) {
         self.add(n);
         self.received.fetch_add(n, Ordering::Relaxed);
     }
-    pub fn get(&self) -> u64 {
+    pub(crate) fn get(&self) -> u64 {
         self.progress.load(Ordering::Relaxed)
     }
 }

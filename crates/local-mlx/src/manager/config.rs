@@ -6,7 +6,7 @@ use std::path::Path;
 use crate::error::Result;
 use crate::hub::HubConfig;
 use crate::settings::{config_dir, data_dir, MlxSettings};
-use crate::sidecar::{default_backend, SidecarConfig};
+use crate::sidecar::SidecarConfig;
 
 /// Everything the manager needs to know about its surroundings, all of it passed in
 /// by the embedder: the manager reads no settings file of its own.
@@ -38,7 +38,7 @@ impl ManagerConfig {
     }
 
     fn with_dirs(log_dir: &Path, data_dir: &Path) -> Self {
-        let mut sidecar = SidecarConfig::new(default_backend(data_dir));
+        let mut sidecar = SidecarConfig::in_data_dir(data_dir);
         sidecar.log_path = Some(log_dir.join("sidecar.log"));
         ManagerConfig {
             hub: HubConfig::from_env(),

@@ -16,7 +16,7 @@ use futures_util::StreamExt;
 use super::{MlxModelManager, Runtime};
 use crate::chat::{ChatChunk, ChatRequest, ChatResponse, FinishReason, Timings};
 use crate::error::Result;
-use crate::postprocess::clean_up_check::{CleanUpVerdict, KeptReason};
+use crate::postprocess::{CleanUpVerdict, KeptReason};
 
 /// A chat request's outcome under a deadline.
 #[derive(Debug, Clone, PartialEq)]

@@ -23,7 +23,7 @@ pub(super) struct IdleTimer {
 
 impl IdleTimer {
     /// `action(epoch)` runs when a deadline passes.
-    pub fn new<F, Fut>(action: F) -> Self
+    pub(super) fn new<F, Fut>(action: F) -> Self
     where
         F: Fn(u64) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
@@ -36,12 +36,12 @@ impl IdleTimer {
     }
 
     /// The current epoch: an action holding an older one is stale.
-    pub fn epoch(&self) -> u64 {
+    pub(super) fn epoch(&self) -> u64 {
         self.epoch.load(Ordering::SeqCst)
     }
 
     /// Drop any pending deadline.
-    pub fn cancel(&self) {
+    pub(super) fn cancel(&self) {
         let mut pending = self.pending.lock().expect("idle timer poisoned");
         self.epoch.fetch_add(1, Ordering::SeqCst);
         if let Some(handle) = pending.take() {
@@ -50,7 +50,7 @@ impl IdleTimer {
     }
 
     /// Run the action after `limit`, unless cancelled or re-armed first.
-    pub fn schedule(&self, limit: Duration) {
+    pub(super) fn schedule(&self, limit: Duration) {
         let mut pending = self.pending.lock().expect("idle timer poisoned");
         let epoch = self.epoch.fetch_add(1, Ordering::SeqCst) + 1;
         if let Some(handle) = pending.take() {

@@ -29,14 +29,19 @@ use futures_util::StreamExt;
 use serde::Serialize;
 
 use crate::catalog::{self, ModelSpec};
+// The types the manager's configuration and answers are made of, so a face names them
+// all from here.
 pub use crate::chat::Timings;
 use crate::chat::{ChatChunk, ChatRequest, ChatResponse};
 use crate::error::Result;
 use crate::events::EventSink;
+pub use crate::hub::{DeleteReport, HubConfig, PartsConfig};
 use crate::platform::PlatformSupport;
 use crate::settings::{check_prompt, KeepAlive, MlxSettings};
-use crate::sidecar::ChosenEngine;
+pub use crate::sidecar::{BackendSource, ChosenEngine, SidecarConfig, Timeouts, BACKEND_DIR_ENV};
+pub use crate::state::ModelState;
 use crate::store::ModelStore;
+pub use crate::store::{DownloadOutcome, MlxModelInfo, MlxModelStatus, Refusal};
 
 pub use config::ManagerConfig;
 pub use deadline::{Late, Reached, Within};
@@ -123,8 +128,18 @@ impl MlxModelManager {
         self.platform.ensure_supported()
     }
 
+    /// The store, for the crate's integration tests (`test-support`): they wait on its
+    /// download and read its cache; a face asks the manager instead.
+    #[cfg(feature = "test-support")]
+    #[doc(hidden)]
     pub fn store(&self) -> &Arc<ModelStore> {
         &self.store
+    }
+
+    /// Where the sidecar's files are (or will be unpacked): a face says so before a
+    /// first start, which may sync a Python environment there.
+    pub fn sidecar_backend(&self) -> &BackendSource {
+        self.session.sidecar_backend()
     }
 
     /// Answer a conversation with `request.model`, loading it first if needed (a

@@ -35,6 +35,12 @@ impl MlxModelManager {
             .collect()
     }
 
+    /// The models with a complete snapshot in the cache: the catalog's and any other repo
+    /// found there (what `serve` lists and `handy connect` chooses from).
+    pub fn downloaded_models(&self) -> Vec<MlxModelInfo> {
+        self.store.downloaded_models()
+    }
+
     /// `mlx_get_model_status`: of any catalog id or repo id (asking lists nothing).
     pub fn model_status(&self, model_id: &str) -> Result<MlxModelStatus> {
         let spec = catalog::resolve(model_id)?;

@@ -6,8 +6,8 @@ use serde::Serialize;
 use super::{MlxModelManager, Within};
 use crate::chat::{ChatRequest, Timings, DEFAULT_REPETITION_PENALTY};
 use crate::error::{Error, Result};
-use crate::postprocess::clean_up_check::{check_clean_up, CleanUpVerdict, KeptReason};
 use crate::postprocess::{build_messages, max_tokens_for, DEFAULT_PROMPT, MAX_TRANSCRIPT_CHARS};
+use crate::postprocess::{check_clean_up, CleanUpVerdict, KeptReason};
 use crate::settings::{check_prompt, AnswerWithin};
 
 /// Per-call choices for [`MlxModelManager::process_text_with`]; `None` uses the settings.

@@ -36,7 +36,7 @@ use crate::events::EventType;
 use crate::events::{EventSink, LoadPhase, MlxModelStateEvent};
 use crate::settings::KeepAlive;
 use crate::sidecar::{self, Client, GenerateChunk, GenerateRequest, GenerateResponse, Phase, SidecarConfig};
-use crate::sidecar::{SidecarError, SidecarSupervisor};
+use crate::sidecar::{BackendSource, SidecarError, SidecarSupervisor};
 use crate::state::{ModelState, Transition};
 use crate::store::ModelStore;
 
@@ -155,7 +155,7 @@ struct Acquired {
 }
 
 impl Session {
-    pub fn new(store: Arc<ModelStore>, sidecar: SidecarConfig, sink: Arc<dyn EventSink>) -> Arc<Self> {
+    pub(super) fn new(store: Arc<ModelStore>, sidecar: SidecarConfig, sink: Arc<dyn EventSink>) -> Arc<Self> {
         Arc::new_cyclic(|me: &std::sync::Weak<Session>| {
             let weak = me.clone();
             Session {
@@ -180,7 +180,7 @@ impl Session {
     }
 
     /// Generate an answer to `request`, piece by piece (see `MlxModelManager::chat_stream`).
-    pub async fn chat_stream(
+    pub(super) async fn chat_stream(
         self: &Arc<Self>,
         request: ChatRequest,
         keep_alive: KeepAlive,
@@ -215,7 +215,7 @@ impl Session {
     }
 
     /// Warm-up: start the sidecar and load `spec`'s model; the idle clock starts here.
-    pub async fn warm_up(self: &Arc<Self>, spec: ModelSpec, keep_alive: KeepAlive) -> Result<()> {
+    pub(super) async fn warm_up(self: &Arc<Self>, spec: ModelSpec, keep_alive: KeepAlive) -> Result<()> {
         self.acquire(spec, keep_alive).await.map(drop)
     }
 
@@ -230,23 +230,23 @@ impl Session {
     }
 
     /// The slot now, and every change after it.
-    pub fn subscribe(&self) -> watch::Receiver<Slot> {
+    pub(super) fn subscribe(&self) -> watch::Receiver<Slot> {
         self.slot.subscribe()
     }
 
     /// Whether a generation is under way on `model_id`.
-    pub fn is_generating(&self, model_id: &str) -> bool {
+    pub(super) fn is_generating(&self, model_id: &str) -> bool {
         matches!(&*self.slot.borrow(), Slot::Generating { model_id: id, .. } if id == model_id)
     }
 
     /// Sync the sidecar's Python environment if it needs it (see
     /// [`SidecarSupervisor::sync_environment`]).
-    pub async fn sync_environment(&self) -> Result<Option<std::time::Duration>> {
+    pub(super) async fn sync_environment(&self) -> Result<Option<std::time::Duration>> {
         Ok(self.sidecar.sync_environment().await?)
     }
 
     /// `Loading` or `Ready` when `model_id` is the session's model; `None` otherwise.
-    pub fn model_state(&self, model_id: &str) -> Option<ModelState> {
+    pub(super) fn model_state(&self, model_id: &str) -> Option<ModelState> {
         let slot = self.slot.borrow();
         slot.model_id().filter(|id| *id == model_id).and_then(|_| slot.model_state())
     }
@@ -311,7 +311,7 @@ impl Session {
     }
 
     /// The number of calls waiting for the lock, now and on every change.
-    pub fn queued(&self) -> watch::Receiver<usize> {
+    pub(super) fn queued(&self) -> watch::Receiver<usize> {
         self.queued.subscribe()
     }
 
@@ -344,7 +344,7 @@ impl Session {
     }
 
     /// Unload the model (if any) and stop the sidecar, so its memory really returns.
-    pub async fn unload_and_stop(&self) -> Result<()> {
+    pub(super) async fn unload_and_stop(&self) -> Result<()> {
         let held = self.lock.clone().lock_owned().await;
         self.idle.cancel();
         let result = self.unload_locked(&held).await;
@@ -356,7 +356,7 @@ impl Session {
     /// lock is busy with it: loading, loaded for a call, generating); a loaded, idle
     /// model is unloaded and the sidecar stopped. The returned lock, when it could be
     /// taken, keeps any load from starting until the files are gone.
-    pub async fn release_for_delete(&self, model_id: &str) -> Result<Option<Held>> {
+    pub(super) async fn release_for_delete(&self, model_id: &str) -> Result<Option<Held>> {
         let Ok(held) = self.lock.clone().try_lock_owned() else {
             if let Some(state) = self.model_state(model_id) {
                 // Busy with this model. Ready counts: the lock is held for a call on it.
@@ -377,16 +377,21 @@ impl Session {
         Ok(Some(held))
     }
 
-    pub fn sidecar_running(&self) -> bool {
+    /// Where the sidecar's files are (or will be).
+    pub(super) fn sidecar_backend(&self) -> &BackendSource {
+        &self.sidecar.config().backend
+    }
+
+    pub(super) fn sidecar_running(&self) -> bool {
         self.sidecar.is_running()
     }
 
-    pub fn sidecar_pid(&self) -> Option<u32> {
+    pub(super) fn sidecar_pid(&self) -> Option<u32> {
         self.sidecar.pid()
     }
 
     /// What the slot is doing.
-    pub fn runtime(&self) -> Runtime {
+    pub(super) fn runtime(&self) -> Runtime {
         match &*self.slot.borrow() {
             Slot::Empty => Runtime::Idle,
             Slot::Starting { .. } => Runtime::Starting,

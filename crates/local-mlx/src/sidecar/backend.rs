@@ -68,7 +68,7 @@ impl BackendSource {
 
 /// The sidecar's files: `$LOCAL_MLX_BACKEND_DIR` if set (a development checkout), else
 /// the copy built into this binary, unpacked under `data_dir`.
-pub fn default_backend(data_dir: &Path) -> BackendSource {
+pub(super) fn default_backend(data_dir: &Path) -> BackendSource {
     backend_from(std::env::var_os(BACKEND_DIR_ENV), data_dir)
 }
 
@@ -101,23 +101,23 @@ pub(crate) struct Backend {
 }
 
 impl Backend {
-    pub fn new(dir: &Path, venv: Option<&Path>) -> Result<Self> {
+    pub(crate) fn new(dir: &Path, venv: Option<&Path>) -> Result<Self> {
         if !dir.join(SERVER).is_file() {
             return Err(SidecarError::BackendNotFound { dir: dir.to_path_buf() });
         }
         Ok(Backend { dir: dir.to_path_buf(), venv: venv.map(Path::to_path_buf) })
     }
 
-    pub fn server_py(&self) -> PathBuf {
+    pub(crate) fn server_py(&self) -> PathBuf {
         self.dir.join(SERVER)
     }
 
-    pub fn venv_dir(&self) -> PathBuf {
+    pub(crate) fn venv_dir(&self) -> PathBuf {
         self.venv.clone().unwrap_or_else(|| self.dir.join(".venv"))
     }
 
     /// The environment every uv call of ours gets.
-    pub fn command(&self, uv: &Path) -> Command {
+    pub(crate) fn command(&self, uv: &Path) -> Command {
         let mut cmd = Command::new(uv);
         // Python downloads are left to the user's uv settings: the project prefers the
         // machine's Python, and a Mac whose only Python is too old needs uv to fetch one.
@@ -141,7 +141,7 @@ impl Backend {
     }
 
     /// Whether [`Backend::sync`] must run before the server can start quickly.
-    pub fn needs_sync(&self) -> bool {
+    pub(crate) fn needs_sync(&self) -> bool {
         let venv = self.venv_dir();
         if !venv.join("pyvenv.cfg").is_file() {
             return true;
@@ -153,7 +153,7 @@ impl Backend {
     /// stamp is written. Returns how long it took. `SyncMode::Reinstall` adds `--reinstall`:
     /// a package whose files were deleted but whose metadata stayed counts as installed
     /// to a plain sync (and to `uv run`'s own), so only a reinstall puts it back.
-    pub async fn sync(
+    pub(crate) async fn sync(
         &self,
         uv: &Path,
         timeout: Duration,

@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 const SONAMES: &[&str] = &["libopenblasp.so.0", "libopenblas.so.0", "libopenblaso.so.0"];
 
 /// How to get one, in the log and in `local-mlx process`'s warnings.
-pub const MISSING_HINT: &str = "no optimized BLAS (OpenBLAS) was found, so MLX runs on the CPU with its slow \
+pub(crate) const MISSING_HINT: &str = "no optimized BLAS (OpenBLAS) was found, so MLX runs on the CPU with its slow \
      reference BLAS and keeps 4-bit weights (a prompt pre-fills ~10× slower). Install OpenBLAS and restart: \
      Debian/Ubuntu `sudo apt-get install libopenblas0-pthread`, Fedora `sudo dnf install openblas-threads`, \
      Arch `sudo pacman -S openblas`";

@@ -21,9 +21,10 @@ use super::native::NativeLink;
 use super::process::Process;
 use super::status_error::{detail_of, status_error};
 use super::timeouts::Timeouts;
+#[cfg(feature = "test-support")]
+use super::wire::GenerateResponse;
 use super::wire::{
-    GenerateChunk, GenerateRequest, GenerateResponse, LoadResponse, StatusResponse, StreamLine, UnloadResponse,
-    WireGenerate,
+    GenerateChunk, GenerateRequest, LoadResponse, StatusResponse, StreamLine, UnloadResponse, WireGenerate,
 };
 use super::{Result, SidecarError};
 use crate::text::source_chain;
@@ -34,6 +35,8 @@ pub struct Client {
     http: reqwest::Client,
     base: String,
     token: String,
+    /// Only the tests ask for it ([`Client::port`]).
+    #[cfg_attr(not(feature = "test-support"), allow(dead_code))]
     port: u16,
     process: Weak<Process>,
     timeouts: Timeouts,
@@ -64,20 +67,24 @@ impl Client {
         Client { base: "native:".into(), native: Some(link), ..Client::new(0, String::new(), process, timeouts) }
     }
 
+    #[cfg(feature = "test-support")]
     pub fn port(&self) -> u16 {
         self.port
     }
 
     /// `http://127.0.0.1:<port>`.
+    #[cfg(feature = "test-support")]
     pub fn base_url(&self) -> &str {
         &self.base
     }
 
+    #[cfg(feature = "test-support")]
     pub fn timeouts(&self) -> &Timeouts {
         &self.timeouts
     }
 
     /// `GET /status`.
+    #[cfg(feature = "test-support")]
     pub async fn status(&self) -> Result<StatusResponse> {
         let request = self.http.get(format!("{}/status", self.base));
         let response = self.send("status", request, self.timeouts.status, None).await?;
@@ -136,6 +143,7 @@ impl Client {
     }
 
     /// `POST /generate`: the whole answer at once.
+    #[cfg(feature = "test-support")]
     pub async fn generate(&self, request: &GenerateRequest) -> Result<GenerateResponse> {
         if self.native.is_some() {
             return self.generate_with(request, |_| {}).await;
@@ -174,6 +182,7 @@ impl Client {
     }
 
     /// [`Client::generate_stream`] with a callback for each piece; returns the final answer.
+    #[cfg(feature = "test-support")]
     pub async fn generate_with(
         &self,
         request: &GenerateRequest,

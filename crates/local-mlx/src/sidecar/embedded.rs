@@ -41,7 +41,7 @@ const FILES: &[(&str, &[u8])] = &[
 const COMPLETE: &str = ".local-mlx-complete";
 
 /// The first 16 hex digits of a hash over every file's name and contents.
-pub fn version() -> String {
+pub(crate) fn version() -> String {
     let mut hash = Sha256::new();
     for (name, bytes) in FILES {
         hash.update((name.len() as u64).to_le_bytes());
@@ -53,14 +53,14 @@ pub fn version() -> String {
 }
 
 /// The folder [`materialize`] fills under `root`.
-pub fn version_dir(root: &Path) -> PathBuf {
+pub(crate) fn version_dir(root: &Path) -> PathBuf {
     root.join(version())
 }
 
 /// `<root>/<version>/` with every embedded file, written now if it is not there yet.
 /// Safe against a concurrent call (another process starting its sidecar): both fill
 /// their own temporary folder and the first rename wins.
-pub fn materialize(root: &Path) -> std::io::Result<PathBuf> {
+pub(crate) fn materialize(root: &Path) -> std::io::Result<PathBuf> {
     let dir = version_dir(root);
     if dir.join(COMPLETE).is_file() {
         heal(&dir)?;

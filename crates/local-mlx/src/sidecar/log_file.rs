@@ -13,7 +13,7 @@ use super::tail::Tail;
 
 /// The log file's size before it is rotated; with the one old file, the log never
 /// takes more than twice this.
-pub const LOG_CAP_BYTES: u64 = 8 * 1024 * 1024;
+pub(super) const LOG_CAP_BYTES: u64 = 8 * 1024 * 1024;
 /// Longer lines are cut in the log file too (a line is not a place for megabytes).
 const LOG_LINE_BYTES: usize = 64 * 1024;
 

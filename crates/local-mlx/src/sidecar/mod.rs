@@ -30,9 +30,9 @@
 //!   the process died is [`SidecarError::Crashed`], not a bare connection error.
 
 mod backend;
-pub mod blas;
+pub(crate) mod blas;
 mod client;
-pub mod embedded;
+pub(crate) mod embedded;
 mod exit;
 mod log_file;
 mod native;
@@ -47,17 +47,17 @@ mod wire;
 
 use std::path::PathBuf;
 
-pub use backend::{default_backend, BackendSource, BACKEND_DIR_ENV};
-pub use client::Client;
-pub use exit::ExitInfo;
-pub use native::{ChosenEngine, EngineChoice, ENGINE_BIN_ENV, ENGINE_ENV};
+pub use backend::{BackendSource, BACKEND_DIR_ENV};
+pub(crate) use client::Client;
+pub use native::{ChosenEngine, EngineChoice};
 pub use supervisor::{Phase, SidecarConfig, SidecarSupervisor};
 pub use timeouts::Timeouts;
-pub use uv::{find_uv, UvSearch};
-pub use wire::{
-    FinishReason, GenerateChunk, GenerateRequest, GenerateResponse, LoadResponse, ServerState, SidecarLimits,
-    StatusResponse, UnloadResponse, SIDECAR_LIMITS,
-};
+#[cfg(feature = "test-support")]
+pub use uv::UvSearch;
+pub(crate) use wire::GenerateResponse;
+#[cfg(feature = "test-support")]
+pub use wire::ServerState;
+pub use wire::{FinishReason, GenerateChunk, GenerateRequest};
 
 /// Everything that can go wrong with the sidecar process or its HTTP API.
 #[derive(Debug, thiserror::Error)]
@@ -210,4 +210,4 @@ fn timeout_hint(what: &str) -> &'static str {
 }
 
 /// Result alias for the sidecar module.
-pub type Result<T, E = SidecarError> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = SidecarError> = std::result::Result<T, E>;

@@ -21,10 +21,10 @@ use super::wire::{FinishReason, GenerateChunk, GenerateRequest, GenerateResponse
 use super::{Result, SidecarError};
 
 /// `LOCAL_MLX_ENGINE`: which engine runs the models.
-pub const ENGINE_ENV: &str = "LOCAL_MLX_ENGINE";
+pub(super) const ENGINE_ENV: &str = "LOCAL_MLX_ENGINE";
 /// `LOCAL_MLX_ENGINE_BIN`: the worker executable (default: `local-mlx-engine` beside
 /// the running executable).
-pub const ENGINE_BIN_ENV: &str = "LOCAL_MLX_ENGINE_BIN";
+pub(super) const ENGINE_BIN_ENV: &str = "LOCAL_MLX_ENGINE_BIN";
 
 /// Which engine runs the models: the settings' `engine` field, which
 /// `LOCAL_MLX_ENGINE` overrides. Exported as `MlxEngineChoice`.
@@ -91,7 +91,7 @@ impl std::fmt::Display for ChosenEngine {
 }
 
 /// The worker executable to start.
-pub fn worker_path() -> PathBuf {
+pub(super) fn worker_path() -> PathBuf {
     if let Some(path) = std::env::var_os(ENGINE_BIN_ENV).filter(|p| !p.is_empty()) {
         return PathBuf::from(path);
     }

@@ -70,12 +70,12 @@ impl Process {
     }
 
     /// How it ended, if it has: the published end, no system call.
-    pub fn exit(&self) -> Option<ExitInfo> {
+    pub(crate) fn exit(&self) -> Option<ExitInfo> {
         *self.ended.borrow()
     }
 
     /// Every change of [`Self::exit`]: `None` while it runs, then how it ended.
-    pub fn ended(&self) -> watch::Receiver<Option<ExitInfo>> {
+    pub(crate) fn ended(&self) -> watch::Receiver<Option<ExitInfo>> {
         self.ended.subscribe()
     }
 
@@ -131,7 +131,7 @@ impl Process {
     }
 
     /// Wait up to `within` for the process to end.
-    pub async fn wait_exit(&self, within: Duration) -> Option<ExitInfo> {
+    pub(crate) async fn wait_exit(&self, within: Duration) -> Option<ExitInfo> {
         let mut ended = self.ended();
         let _ = tokio::time::timeout(within, ended.wait_for(Option::is_some)).await;
         self.exit()

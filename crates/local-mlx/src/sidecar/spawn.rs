@@ -122,33 +122,33 @@ impl Sidecar {
     }
 
     /// The client for this process (the same one every time).
-    pub fn client(&self) -> Arc<Client> {
+    pub(super) fn client(&self) -> Arc<Client> {
         self.client.clone()
     }
 
     /// The pid of `uv run`, the leader of the sidecar's process group (Python's own pid
     /// is in [`StatusResponse::pid`](super::StatusResponse::pid)).
-    pub fn pid(&self) -> Option<u32> {
+    pub(super) fn pid(&self) -> Option<u32> {
         self.process.pid()
     }
 
     /// Whether the process is still running (this reaps it if it ended).
-    pub fn is_alive(&self) -> bool {
+    pub(super) fn is_alive(&self) -> bool {
         self.process.exit().is_none()
     }
 
     /// How it ended, if it has.
-    pub fn exit_info(&self) -> Option<ExitInfo> {
+    pub(super) fn exit_info(&self) -> Option<ExitInfo> {
         self.process.exit()
     }
 
     /// The last lines of its stderr.
-    pub fn stderr_tail(&self) -> String {
+    pub(super) fn stderr_tail(&self) -> String {
         self.process.tail.text()
     }
 
     /// Stop it: close stdin, SIGTERM the group, wait up to `grace`, then SIGKILL; reap.
-    pub async fn shutdown(self, grace: Duration) -> Option<ExitInfo> {
+    pub(super) async fn shutdown(self, grace: Duration) -> Option<ExitInfo> {
         let process = &self.process;
         process.stop_on_purpose();
         process.signal(Signal::Term);

@@ -7,7 +7,7 @@
 //! process. [`SidecarSupervisor::shutdown`] cancels a start in progress instead of
 //! waiting behind it (a first-run sync can take minutes).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -71,6 +71,18 @@ impl SidecarConfig {
     /// [`Self::new`] over a python-backend folder on disk.
     pub fn in_dir(dir: impl Into<PathBuf>) -> Self {
         Self::new(BackendSource::Dir(dir.into()))
+    }
+
+    /// [`Self::new`] for an embedder whose data folder is `data_dir`: the sidecar's files
+    /// from `LOCAL_MLX_BACKEND_DIR`, else the copy built into this binary, unpacked there.
+    pub fn in_data_dir(data_dir: &Path) -> Self {
+        Self::new(super::backend::default_backend(data_dir))
+    }
+
+    /// uv as a sidecar started now would find it: `explicit` (the settings' `uv_path`)
+    /// first, then beside this executable, on `PATH` and in the usual places.
+    pub fn find_uv(explicit: Option<&Path>) -> super::Result<PathBuf> {
+        super::uv::find_uv(explicit)
     }
 }
 

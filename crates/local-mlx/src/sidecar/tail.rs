@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 /// Lines of stderr kept for error messages.
-pub const TAIL_LINES: usize = 50;
+pub(super) const TAIL_LINES: usize = 50;
 /// Longer lines are cut in the tail (the log file keeps them whole).
 const TAIL_LINE_CHARS: usize = 1000;
 
@@ -51,13 +51,13 @@ impl Tail {
         self.closed.send_replace(true);
     }
 
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         let lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
         tail_of(lines.iter().map(String::as_str))
     }
 
     /// Wait (briefly) until stderr has closed, so the tail holds the last words.
-    pub async fn settled(&self, within: Duration) -> String {
+    pub(crate) async fn settled(&self, within: Duration) -> String {
         let mut closed = self.closed.subscribe();
         let _ = tokio::time::timeout(within, closed.wait_for(|c| *c)).await;
         self.text()

@@ -93,11 +93,11 @@ impl UvSearch {
 
 /// The oldest uv the sidecar runs with: the `local-mlx` wheel's `uv` dependency has the
 /// same lower bound (crates/local-mlx-cli/pyproject.toml).
-pub const MIN_UV: &str = "0.9.0";
+pub(super) const MIN_UV: &str = "0.9.0";
 
 /// `Err` when the uv at `path` says (`uv --version`) it is older than [`MIN_UV`]; a uv
 /// whose answer cannot be read is let through (the sync then says what went wrong).
-pub fn check_version(path: &Path) -> Result<()> {
+pub(super) fn check_version(path: &Path) -> Result<()> {
     let Ok(output) = std::process::Command::new(path).arg("--version").stdin(std::process::Stdio::null()).output()
     else {
         return Ok(());
@@ -114,7 +114,7 @@ pub fn check_version(path: &Path) -> Result<()> {
 }
 
 /// uv, searched the way this process would (see [`UvSearch`]).
-pub fn find_uv(explicit: Option<&Path>) -> Result<PathBuf> {
+pub(super) fn find_uv(explicit: Option<&Path>) -> Result<PathBuf> {
     UvSearch::from_env(explicit).find()
 }
 

@@ -40,6 +40,7 @@ pub struct GenerateRequest {
 
 impl GenerateRequest {
     /// `messages` with the sidecar's defaults ([`SIDECAR_LIMITS`]) for everything else.
+    #[cfg(feature = "test-support")]
     pub fn new(messages: Vec<ChatMessage>) -> Self {
         GenerateRequest {
             messages,
@@ -60,7 +61,7 @@ impl GenerateRequest {
 /// are the core's own and the two cannot drift apart; run on its own, the sidecar uses
 /// the same numbers from its `schemas.py`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct SidecarLimits {
+pub(super) struct SidecarLimits {
     pub max_tokens_cap: u32,
     pub max_stop: usize,
     pub max_temperature: f64,
@@ -74,16 +75,16 @@ pub struct SidecarLimits {
 
 impl SidecarLimits {
     /// The environment variable that carries them to the sidecar.
-    pub const ENV: &'static str = "LOCAL_MLX_LIMITS";
+    pub(super) const ENV: &'static str = "LOCAL_MLX_LIMITS";
 
     /// As the sidecar reads them from [`Self::ENV`].
-    pub fn to_env_value(&self) -> String {
+    pub(super) fn to_env_value(&self) -> String {
         serde_json::to_string(self).expect("numbers serialize")
     }
 }
 
 /// The core's limits ([`crate::chat`]) and the sidecar API's original defaults.
-pub const SIDECAR_LIMITS: SidecarLimits = SidecarLimits {
+pub(super) const SIDECAR_LIMITS: SidecarLimits = SidecarLimits {
     max_tokens_cap: crate::chat::MAX_TOKENS_CAP,
     max_stop: crate::chat::MAX_STOP,
     max_temperature: crate::chat::MAX_TEMPERATURE,

@@ -7,9 +7,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use local_mlx::hub::HubConfig;
-use local_mlx::manager::ManagerConfig;
-use local_mlx::sidecar::{default_backend, SidecarConfig};
+use local_mlx::manager::{HubConfig, ManagerConfig, SidecarConfig};
 use local_mlx::{MlxModelManager, RecordingSink};
 use test_hub::{RepoBuilder, TestHub};
 
@@ -42,7 +40,7 @@ impl Env {
 /// A manager over `hub`'s hub and cache, with default settings and the sidecar found
 /// the usual way (started only when used).
 pub fn manager_over(hub: HubConfig, sink: Arc<dyn local_mlx::EventSink>) -> MlxModelManager {
-    let sidecar = SidecarConfig::new(default_backend(&local_mlx::settings::data_dir()));
+    let sidecar = SidecarConfig::in_data_dir(&local_mlx::settings::data_dir());
     let config = ManagerConfig { hub, sidecar, settings: Default::default(), custom_models: Vec::new() };
     MlxModelManager::new(config, sink).unwrap()
 }

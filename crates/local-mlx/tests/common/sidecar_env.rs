@@ -5,9 +5,9 @@
 
 use std::sync::Arc;
 
+use local_mlx::internals::sidecar::SidecarConfig;
 use local_mlx::manager::ManagerConfig;
 use local_mlx::settings::{MlxSettings, ModelUnloadTimeout};
-use local_mlx::sidecar::SidecarConfig;
 use local_mlx::{EventSink, MlxModelManager, RecordingSink};
 use test_hub::TestHub;
 use test_support::fixture;

@@ -6,7 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// Bytes of the files a snapshot's links point at.
-pub fn snapshot_bytes(snapshot: &Path) -> u64 {
+pub(crate) fn snapshot_bytes(snapshot: &Path) -> u64 {
     walk(snapshot).iter().filter_map(|f| fs::metadata(f).ok()).map(|m| m.len()).sum()
 }
 
