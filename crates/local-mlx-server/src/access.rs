@@ -27,7 +27,7 @@ use crate::error::ApiError;
 /// Paths answered without the API key: liveness only, no model output.
 const OPEN_PATHS: [&str; 1] = ["/health"];
 
-pub async fn check(
+pub(crate) async fn check(
     State(config): State<Arc<ServerConfig>>,
     request: Request,
     next: Next,
@@ -49,7 +49,7 @@ pub async fn check(
 /// On an open path: whether the request may see more than liveness (it carries the
 /// key, or the server has none).
 #[derive(Debug, Clone, Copy)]
-pub struct KeyGiven(pub bool);
+pub(crate) struct KeyGiven(pub bool);
 
 fn check_host(policy: HostPolicy, headers: &HeaderMap) -> Result<(), ApiError> {
     let mut all = headers.get_all(header::HOST).iter();

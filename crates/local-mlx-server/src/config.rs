@@ -20,7 +20,7 @@ pub const DEFAULT_PORT: u16 = 8397;
 
 /// The largest request body accepted (a transcript is at most 20,000 characters; this
 /// leaves room for a long system prompt and chat history, and refuses junk early).
-pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
+pub(crate) const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
 
 /// Chat requests running or waiting at once; more are refused with 503 and
 /// `Retry-After` instead of piling up unbounded while one model answers them in turn.
@@ -179,7 +179,7 @@ fn binds_loopback_only(host: &str) -> bool {
 /// Whether `host` (a `--host` value or a Host header's name, without port) names this
 /// machine's loopback: `localhost`, `*.localhost` (one optional trailing dot, no empty
 /// label), or a loopback address ([`is_loopback_address`]).
-pub fn is_loopback_name(host: &str) -> bool {
+pub(crate) fn is_loopback_name(host: &str) -> bool {
     let name = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
     let labels_ok = name.split('.').all(|label| !label.is_empty());
     (labels_ok && (name == "localhost" || name.ends_with(".localhost"))) || is_loopback_address(host)
@@ -187,7 +187,7 @@ pub fn is_loopback_name(host: &str) -> bool {
 
 /// An address in 127.0.0.0/8, ::1 or a v4-mapped 127.x (`[...]` allowed), written as
 /// the resolver reads it: dotted quads and their short forms (`127.1`, `0x7f.1`).
-pub fn is_loopback_address(host: &str) -> bool {
+pub(crate) fn is_loopback_address(host: &str) -> bool {
     let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
     match bare.parse::<IpAddr>() {
         Ok(ip) => ip.to_canonical().is_loopback(),
@@ -225,7 +225,7 @@ fn aton_number(part: &str) -> Option<u32> {
 
 /// The name part of a Host header (`localhost:8397` → `localhost`, `[::1]:80` → `[::1]`);
 /// the whole header when what follows a `[...]` is not a port, so it is judged whole.
-pub fn host_without_port(header: &str) -> &str {
+pub(crate) fn host_without_port(header: &str) -> &str {
     let is_port = |rest: &str| rest.strip_prefix(':').is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()));
     if header.starts_with('[') {
         return match header.find(']') {

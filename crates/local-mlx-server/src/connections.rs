@@ -48,16 +48,16 @@ use crate::error::ApiError;
 
 /// How long a connection may take to send a request head, from opening or from its
 /// previous answer.
-pub const REQUEST_READ: Duration = Duration::from_secs(10);
+pub(crate) const REQUEST_READ: Duration = Duration::from_secs(10);
 /// How long a request body may take once its head is in (a 1 MiB body at 50 KiB/s).
-pub const BODY_READ: Duration = Duration::from_secs(20);
+pub(crate) const BODY_READ: Duration = Duration::from_secs(20);
 /// At most this many connections are kept (the real client uses a handful).
-pub const MAX_CONNECTIONS: usize = 64;
+pub(crate) const MAX_CONNECTIONS: usize = 64;
 
 /// [`MAX_CONNECTIONS`], or fewer under a low open-file limit (the model files, the
 /// sidecar's pipes and the runtime need descriptors too): an eighth of the soft limit,
 /// at least 8.
-pub fn connection_cap() -> usize {
+pub(crate) fn connection_cap() -> usize {
     let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit writes the struct it is given and nothing else.
     let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
@@ -90,7 +90,7 @@ struct Conn {
 }
 
 /// The live connections of one server.
-pub struct Registry {
+pub(crate) struct Registry {
     cap: usize,
     live: Mutex<BTreeMap<u64, Arc<Conn>>>,
     order: AtomicU64,
@@ -99,7 +99,7 @@ pub struct Registry {
 }
 
 impl Registry {
-    pub fn new(cap: usize) -> Arc<Registry> {
+    pub(crate) fn new(cap: usize) -> Arc<Registry> {
         Arc::new(Registry {
             cap,
             live: Mutex::new(BTreeMap::new()),
@@ -109,21 +109,17 @@ impl Registry {
     }
 
     /// Live connections now.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.live.lock().expect("registry poisoned").len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Answer every request still being worked on with a 503 (its work dropped).
-    pub fn cut_answers(&self) {
+    pub(crate) fn cut_answers(&self) {
         self.cut.cancel();
     }
 
     /// Close every connection at once.
-    pub fn kill_all(&self) {
+    pub(crate) fn kill_all(&self) {
         for conn in self.live.lock().expect("registry poisoned").values() {
             conn.kill.cancel();
         }
@@ -165,7 +161,7 @@ impl Registry {
 
 /// Serve one accepted connection until it ends, misses its deadline, is evicted, or
 /// (after `stop`) finishes its answer.
-pub async fn serve_connection(
+pub(crate) async fn serve_connection(
     stream: TcpStream,
     router: Router,
     registry: Arc<Registry>,

@@ -49,14 +49,14 @@ pub enum ApiError {
     #[error("the server is stopping and this answer was not ready in time; retry when it is back (a login service starts it again)")]
     ShuttingDown,
 
-    /// A failure of the core's, answered as [`Answer::of`] its kind says.
+    /// A failure of the core's, answered as its kind says (`Answer::of`).
     #[error("{message}")]
     Core { kind: ErrorKind, message: String },
 }
 
 /// How a core error is answered: one status, OpenAI type and code per class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Answer {
+pub(crate) enum Answer {
     /// The request named something wrong: 400.
     BadRequest,
     /// The model is not here to use: 404.
@@ -73,7 +73,7 @@ pub enum Answer {
 
 impl Answer {
     /// Every kind is named (no catch-all), so a new kind is a decision made here.
-    pub fn of(kind: ErrorKind) -> Answer {
+    pub(crate) fn of(kind: ErrorKind) -> Answer {
         use ErrorKind as K;
         match kind {
             K::UnknownModel
@@ -129,7 +129,7 @@ impl Answer {
 }
 
 /// How long a client should wait after a 503.
-pub const RETRY_AFTER: Duration = Duration::from_secs(1);
+pub(crate) const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 impl ApiError {
     pub fn status(&self) -> StatusCode {

@@ -12,18 +12,21 @@
 //! at a time, the token budget sized from the prompt, thinking and its stripping, idle
 //! unload: all are the manager's, so the server, the CLI and the desktop app cannot
 //! disagree. What is here is HTTP: parsing and checking OpenAI's request
-//! ([`request`]), its answer shapes ([`response`]), the access checks a server on a
-//! desktop needs (Host, Origin, API key: [`access`]), a queue bound and a body limit, and
-//! errors in OpenAI's shape ([`error`]).
+//! (`request.rs`), its answer shapes (`response.rs`), the access checks a server on a
+//! desktop needs (Host, Origin, API key: `access.rs`), a queue bound and a body limit, and
+//! errors in OpenAI's shape ([`ApiError`]). Only [`router`], [`bind`], [`serve`] and the
+//! configuration are public; the modules are the server's own.
 
-pub mod access;
-pub mod config;
-pub mod connections;
-pub mod error;
-pub mod listen;
-pub mod request;
-pub mod response;
-pub mod routes;
+#![warn(unreachable_pub)]
+
+mod access;
+mod config;
+mod connections;
+mod error;
+mod listen;
+mod request;
+mod response;
+mod routes;
 
 use std::sync::Arc;
 
@@ -31,7 +34,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use local_mlx::MlxModelManager;
 
-pub use config::{ApiKey, HostPolicy, KeyError, ServerConfig, DEFAULT_PORT};
+pub use config::{ApiKey, HostPolicy, KeyError, ServerConfig, DEFAULT_MAX_QUEUED, DEFAULT_PORT};
 pub use error::ApiError;
 pub use listen::{bind, serve, BindError, Listeners};
 

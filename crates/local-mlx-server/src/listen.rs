@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 use crate::connections::{connection_cap, serve_connection, Registry};
 
 /// How long in-flight requests may finish after a stop signal.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// After the grace, how long the 503s that replace unfinished answers have to go out.
 const CUT_ANSWER_WRITE: Duration = Duration::from_secs(1);
@@ -53,7 +53,7 @@ pub struct Listeners {
 }
 
 /// `localhost`, with or without the root's trailing dot.
-pub fn is_localhost(host: &str) -> bool {
+pub(crate) fn is_localhost(host: &str) -> bool {
     host.strip_suffix('.').unwrap_or(host).eq_ignore_ascii_case("localhost")
 }
 
@@ -99,8 +99,8 @@ fn bind_error(host: &str, addr: SocketAddr, source: std::io::Error) -> BindError
 }
 
 /// Serve `router` on every listener until `stop` resolves, then give running answers
-/// [`SHUTDOWN_GRACE`] to finish; whatever still runs then is cut off (its generation
-/// cancelled). Connections are limited as [`crate::connections`] says.
+/// `SHUTDOWN_GRACE` to finish; whatever still runs then is cut off (its generation
+/// cancelled). Connections are limited as `connections.rs` says.
 pub async fn serve(listeners: Listeners, router: Router, stop: impl Future<Output = ()> + Send + 'static) {
     let mut stop = std::pin::pin!(stop);
     // Polled once before the first answer, so a signal handler it installs is in place:

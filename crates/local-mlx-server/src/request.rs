@@ -20,7 +20,7 @@ use crate::error::ApiError;
 
 /// The body of `POST /v1/chat/completions`, as sent.
 #[derive(Debug, Deserialize)]
-pub struct ChatCompletionRequest {
+pub(crate) struct ChatCompletionRequest {
     pub model: String,
     pub messages: Vec<WireMessage>,
     #[serde(default)]
@@ -57,7 +57,7 @@ pub struct ChatCompletionRequest {
 }
 
 #[derive(Debug, Deserialize)]
-pub struct WireMessage {
+pub(crate) struct WireMessage {
     pub role: WireRole,
     #[serde(default)]
     pub content: Value,
@@ -66,7 +66,7 @@ pub struct WireMessage {
 /// OpenAI's roles that carry plain text; `developer` is the newer name of `system`.
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum WireRole {
+pub(crate) enum WireRole {
     System,
     Developer,
     User,
@@ -74,20 +74,20 @@ pub enum WireRole {
 }
 
 #[derive(Debug, Default, Deserialize)]
-pub struct StreamOptions {
+pub(crate) struct StreamOptions {
     #[serde(default)]
     pub include_usage: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-pub struct ChatTemplateKwargs {
+pub(crate) struct ChatTemplateKwargs {
     #[serde(default)]
     pub enable_thinking: Option<bool>,
 }
 
 /// How the generated text is handed back.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OutputFormat {
+pub(crate) enum OutputFormat {
     Text,
     /// `response_format` json_schema with one required string property: the text is
     /// returned as `{"<field>": "<text>"}` (what Handy's structured mode asks for).
@@ -96,7 +96,7 @@ pub enum OutputFormat {
 
 impl OutputFormat {
     /// The whole answer in this format.
-    pub fn wrap(&self, text: &str) -> String {
+    pub(crate) fn wrap(&self, text: &str) -> String {
         match self {
             OutputFormat::Text => text.to_string(),
             OutputFormat::JsonField(field) => serde_json::json!({ field: text }).to_string(),
@@ -105,14 +105,14 @@ impl OutputFormat {
 
     /// The pieces a stream sends before, around each piece of text, and after it, so the
     /// concatenated stream equals [`OutputFormat::wrap`] of the whole text.
-    pub fn stream_prefix(&self) -> String {
+    pub(crate) fn stream_prefix(&self) -> String {
         match self {
             OutputFormat::Text => String::new(),
             OutputFormat::JsonField(field) => format!("{{{}:\"", json_string(field)),
         }
     }
 
-    pub fn stream_piece(&self, text: &str) -> String {
+    pub(crate) fn stream_piece(&self, text: &str) -> String {
         match self {
             OutputFormat::Text => text.to_string(),
             // JSON escapes one character at a time, so escaped pieces join into the escaped whole.
@@ -123,7 +123,7 @@ impl OutputFormat {
         }
     }
 
-    pub fn stream_suffix(&self) -> String {
+    pub(crate) fn stream_suffix(&self) -> String {
         match self {
             OutputFormat::Text => String::new(),
             OutputFormat::JsonField(_) => "\"}".to_string(),
@@ -137,7 +137,7 @@ fn json_string(text: &str) -> String {
 
 /// A checked request: what the core runs and how HTTP answers it.
 #[derive(Debug)]
-pub struct Plan {
+pub(crate) struct Plan {
     pub chat: ChatRequest,
     pub stream: bool,
     pub include_usage: bool,
@@ -145,7 +145,7 @@ pub struct Plan {
 }
 
 /// Parse and check a request body.
-pub fn parse(body: &[u8]) -> Result<Plan, ApiError> {
+pub(crate) fn parse(body: &[u8]) -> Result<Plan, ApiError> {
     let deserializer = &mut serde_json::Deserializer::from_slice(body);
     let request: ChatCompletionRequest = serde_path_to_error::deserialize(deserializer).map_err(|error| {
         let path = error.path().to_string();
@@ -164,7 +164,7 @@ fn bad(message: impl Into<String>) -> ApiError {
 }
 
 impl ChatCompletionRequest {
-    pub fn into_plan(self) -> Result<Plan, ApiError> {
+    pub(crate) fn into_plan(self) -> Result<Plan, ApiError> {
         if self.model.trim().is_empty() {
             return Err(bad("model: give a model id, one of GET /v1/models"));
         }

@@ -16,14 +16,14 @@ use crate::request::OutputFormat;
 
 /// `id`, `created` and `model`, shared by a completion and every chunk of its stream.
 #[derive(Debug, Clone)]
-pub struct CompletionMeta {
+pub(crate) struct CompletionMeta {
     pub id: String,
     pub created: u64,
     pub model: String,
 }
 
 impl CompletionMeta {
-    pub fn new(model: &str) -> CompletionMeta {
+    pub(crate) fn new(model: &str) -> CompletionMeta {
         let mut random = [0u8; 12];
         // A failing OS random source only makes ids less unique; they are labels, not secrets.
         let _ = getrandom::getrandom(&mut random);
@@ -35,12 +35,12 @@ impl CompletionMeta {
     }
 }
 
-pub fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 #[derive(Debug, Serialize)]
-pub struct Usage {
+pub(crate) struct Usage {
     pub prompt_tokens: u32,
     pub completion_tokens: u32,
     pub total_tokens: u32,
@@ -48,13 +48,13 @@ pub struct Usage {
 }
 
 #[derive(Debug, Serialize)]
-pub struct PromptTokensDetails {
+pub(crate) struct PromptTokensDetails {
     pub cached_tokens: u32,
 }
 
 /// Ours, beside OpenAI's fields.
 #[derive(Debug, Serialize)]
-pub struct Extension {
+pub(crate) struct Extension {
     pub timings: Timings,
     /// Prompt tokens served from the sidecar's prefix cache (not pre-filled again).
     pub cached_tokens: u32,
@@ -86,7 +86,7 @@ impl Extension {
 }
 
 #[derive(Debug, Serialize)]
-pub struct ChatCompletion {
+pub(crate) struct ChatCompletion {
     pub id: String,
     pub object: &'static str,
     pub created: u64,
@@ -97,7 +97,7 @@ pub struct ChatCompletion {
 }
 
 #[derive(Debug, Serialize)]
-pub struct Choice {
+pub(crate) struct Choice {
     pub index: u32,
     pub message: AssistantMessage,
     pub finish_reason: &'static str,
@@ -105,7 +105,7 @@ pub struct Choice {
 }
 
 #[derive(Debug, Serialize)]
-pub struct AssistantMessage {
+pub(crate) struct AssistantMessage {
     pub role: &'static str,
     pub content: String,
     /// The thinking, apart from the answer, when the request asked for it.
@@ -114,7 +114,7 @@ pub struct AssistantMessage {
 }
 
 impl ChatCompletion {
-    pub fn new(
+    pub(crate) fn new(
         meta: CompletionMeta,
         response: ChatResponse,
         format: &OutputFormat,
@@ -142,7 +142,7 @@ impl ChatCompletion {
 }
 
 #[derive(Debug, Serialize)]
-pub struct ChatCompletionChunk {
+pub(crate) struct ChatCompletionChunk {
     pub id: String,
     pub object: &'static str,
     pub created: u64,
@@ -155,7 +155,7 @@ pub struct ChatCompletionChunk {
 }
 
 #[derive(Debug, Serialize)]
-pub struct ChunkChoice {
+pub(crate) struct ChunkChoice {
     pub index: u32,
     pub delta: Delta,
     pub finish_reason: Option<&'static str>,
@@ -163,7 +163,7 @@ pub struct ChunkChoice {
 }
 
 #[derive(Debug, Default, Serialize)]
-pub struct Delta {
+pub(crate) struct Delta {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub role: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -186,16 +186,16 @@ impl ChatCompletionChunk {
     }
 
     /// The first chunk: the role, and the opening of a JSON answer if any.
-    pub fn opening(meta: &CompletionMeta, prefix: String) -> Self {
+    pub(crate) fn opening(meta: &CompletionMeta, prefix: String) -> Self {
         Self::with_choice(meta, Delta { role: Some("assistant"), content: Some(prefix), ..Delta::default() }, None)
     }
 
-    pub fn text(meta: &CompletionMeta, text: String) -> Self {
+    pub(crate) fn text(meta: &CompletionMeta, text: String) -> Self {
         Self::with_choice(meta, Delta { content: Some(text), ..Delta::default() }, None)
     }
 
     /// The last chunk with a choice: the closing of a JSON answer, any thinking, the reason.
-    pub fn finish(meta: &CompletionMeta, suffix: String, response: &ChatResponse) -> Self {
+    pub(crate) fn finish(meta: &CompletionMeta, suffix: String, response: &ChatResponse) -> Self {
         let delta = Delta {
             content: (!suffix.is_empty()).then_some(suffix),
             reasoning_content: response.reasoning.clone(),
@@ -205,7 +205,7 @@ impl ChatCompletionChunk {
     }
 
     /// `stream_options.include_usage`: one chunk with no choices and the usage.
-    pub fn usage(meta: &CompletionMeta, response: &ChatResponse, clean_up: Option<&CleanUpVerdict>) -> Self {
+    pub(crate) fn usage(meta: &CompletionMeta, response: &ChatResponse, clean_up: Option<&CleanUpVerdict>) -> Self {
         ChatCompletionChunk {
             choices: Vec::new(),
             usage: Some(Usage::of(response)),
@@ -217,13 +217,13 @@ impl ChatCompletionChunk {
 
 /// `GET /v1/models`.
 #[derive(Debug, Serialize)]
-pub struct ModelList {
+pub(crate) struct ModelList {
     pub object: &'static str,
     pub data: Vec<ModelEntry>,
 }
 
 #[derive(Debug, Serialize)]
-pub struct ModelEntry {
+pub(crate) struct ModelEntry {
     pub id: String,
     pub object: &'static str,
     pub created: u64,
@@ -231,7 +231,7 @@ pub struct ModelEntry {
 }
 
 impl ModelList {
-    pub fn new(models: Vec<MlxModelInfo>, created: u64) -> ModelList {
+    pub(crate) fn new(models: Vec<MlxModelInfo>, created: u64) -> ModelList {
         let data = models
             .into_iter()
             .map(|model| ModelEntry {

@@ -32,7 +32,7 @@ use crate::response::{unix_now, ChatCompletion, ChatCompletionChunk, CompletionM
 
 /// What every route shares.
 #[derive(Clone)]
-pub struct AppState {
+pub(crate) struct AppState {
     pub manager: Arc<MlxModelManager>,
     pub config: Arc<ServerConfig>,
     pub queue: Arc<Semaphore>,
@@ -41,20 +41,20 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(manager: Arc<MlxModelManager>, config: Arc<ServerConfig>) -> AppState {
+    pub(crate) fn new(manager: Arc<MlxModelManager>, config: Arc<ServerConfig>) -> AppState {
         let queue = Arc::new(Semaphore::new(config.max_queued));
         AppState { manager, config, queue, started: unix_now() }
     }
 }
 
-pub async fn models(State(state): State<AppState>) -> Json<ModelList> {
+pub(crate) async fn models(State(state): State<AppState>) -> Json<ModelList> {
     Json(ModelList::new(state.manager.downloaded_models(), state.started))
 }
 
 /// `idle` (no sidecar), `loading` (sidecar starting or model loading) or `ready`, and the
 /// server's version (so `service status` can tell a stale service); the model only to a
 /// request with the key (or when there is none).
-pub async fn health(
+pub(crate) async fn health(
     State(state): State<AppState>,
     key: Option<axum::Extension<crate::access::KeyGiven>>,
 ) -> Json<serde_json::Value> {
@@ -72,7 +72,7 @@ pub async fn health(
     Json(health)
 }
 
-pub async fn chat_completions(State(state): State<AppState>, body: Body) -> Result<Response, ApiError> {
+pub(crate) async fn chat_completions(State(state): State<AppState>, body: Body) -> Result<Response, ApiError> {
     let deadline = crate::connections::BODY_READ;
     let body = tokio::time::timeout(deadline, read_limited(body, state.config.max_body_bytes))
         .await
@@ -198,6 +198,6 @@ async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     Ok(Bytes::from(kept))
 }
 
-pub async fn no_route(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+pub(crate) async fn no_route(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
     ApiError::NoRoute { method: method.to_string(), path: uri.path().to_string() }
 }

@@ -480,7 +480,7 @@ async fn fifty_parallel_requests_get_answers_or_503_never_500_and_the_server_kee
     let ok = results.iter().filter(|r| r.0 == 200).count();
     let busy: Vec<_> = results.iter().filter(|r| r.0 == 503).collect();
     assert!(ok >= 1, "{results:?}");
-    assert!(!busy.is_empty(), "50 at once must overflow the queue of {}", local_mlx_server::config::DEFAULT_MAX_QUEUED);
+    assert!(!busy.is_empty(), "50 at once must overflow the queue of {}", local_mlx_server::DEFAULT_MAX_QUEUED);
     assert_eq!(ok + busy.len(), 50, "only 200 or 503: {results:?}");
     for (_, retry_after, answer) in busy {
         assert!(*retry_after);

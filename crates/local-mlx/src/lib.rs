@@ -7,6 +7,16 @@
 //! prompt, value ranges) is decided here once and shown to the faces as data; no modules
 //! reach each other in a circle, between top-level modules or between files
 //! (`tests/module_graph.rs`).
+//!
+//! A key design decision is that the public surface is what an embedder uses and no
+//! more: eight modules ([`manager`], [`chat`], [`events`], [`error`], [`settings`],
+//! [`platform`], [`postprocess`] with the clean-up check's verdict, and [`fs`], the file
+//! helpers the CLI and Handy's crate share with the core) and, at the root, the types
+//! every face names. The store, the hub client, the sidecar supervisor, the state
+//! machine and the catalog are private: a face asks the manager
+//! ([`MlxModelManager::downloaded_models`], [`MlxModelManager::sidecar_backend`]…), so
+//! the insides can change without a face noticing. `unreachable_pub` keeps the rest
+//! `pub(crate)`.
 
 // `unreachable_pub` is checked with `test-support` on, as every build of the crate's tests
 // (and so `clippy --all-targets`) has it: the surface is then the modules below plus

@@ -9,7 +9,7 @@
 //! template is sent as written, with the transcript in its place, as one user message:
 //! cutting it out would leave the instructions pointing at nothing.
 //!
-//! The model's answer then goes through the [`clean_up_check`], which hands back the
+//! The model's answer then goes through the clean-up check ([`check_clean_up`]), which hands back the
 //! original transcript whenever the answer is not a faithful clean-up of it.
 
 use crate::chat::ChatMessage;

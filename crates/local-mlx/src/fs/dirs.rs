@@ -56,7 +56,8 @@ pub(crate) fn xdg_dir_with(kind: UserDir, var: &dyn Fn(&str) -> Option<OsString>
     set(var, kind.xdg_var()).unwrap_or_else(|| home_with(var).join(kind.under_home()))
 }
 
-/// [`xdg_dir_with`] over the process's environment.
+/// Where a user folder of `kind` is, from the process's environment (`HOME`,
+/// `XDG_*_HOME`; `xdg_dir_with` takes the lookup as an argument).
 pub fn xdg_dir(kind: UserDir) -> PathBuf {
     xdg_dir_with(kind, &env)
 }
@@ -75,7 +76,8 @@ pub(super) fn app_dir_with(kind: UserDir, var: &dyn Fn(&str) -> Option<OsString>
     xdg_dir_with(kind, var)
 }
 
-/// [`app_dir_with`] over the process's environment.
+/// This app's folder of `kind`, from the process's environment (`app_dir_with` takes
+/// the lookup as an argument).
 pub fn app_dir(kind: UserDir) -> PathBuf {
     app_dir_with(kind, &env)
 }

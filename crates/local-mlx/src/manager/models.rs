@@ -71,7 +71,7 @@ impl MlxModelManager {
     }
 
     /// `mlx_delete_model`: refused while the model downloads, loads or generates (the
-    /// rule of [`delete_refusal`], also given in each status as `delete_blocked`); a
+    /// rule of `state::delete_refusal`, also given in each status as `delete_blocked`); a
     /// loaded but idle model is unloaded first. The session releases the model (holding
     /// its lock so no load starts meanwhile), then the store deletes the files.
     pub async fn delete_model(&self, model_id: &str) -> Result<DeleteReport> {

@@ -22,8 +22,8 @@ use super::exit::describe_status;
 use super::tail::tail_of;
 use super::{Result, SidecarError};
 
-/// Set this to a python-backend folder to use it instead of the one found by
-/// [`default_backend`].
+/// Set this to a python-backend folder to use it instead of the copy built into the
+/// binary (see [`SidecarConfig::in_data_dir`](super::SidecarConfig::in_data_dir)).
 pub const BACKEND_DIR_ENV: &str = "LOCAL_MLX_BACKEND_DIR";
 
 const SERVER: &str = "server.py";
@@ -36,7 +36,7 @@ pub enum BackendSource {
     /// or a Linux package ships next to the executable.
     Dir(PathBuf),
     /// The copy built into this binary, written to `<root>/<version>/` at the first
-    /// start (see [`super::embedded`]); its venv is `<root>/venv`, shared by versions so
+    /// start (see `sidecar/embedded.rs`); its venv is `<root>/venv`, shared by versions so
     /// an upgrade syncs only what changed.
     Embedded { root: PathBuf },
 }

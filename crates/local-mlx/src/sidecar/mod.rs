@@ -194,8 +194,7 @@ impl SidecarError {
         self
     }
 
-    /// Whether the process is gone, so the next [`SidecarSupervisor::ensure_running`]
-    /// starts a new one and a retry of the same request may succeed.
+    /// Whether the process is gone, so the next request starts a new one and a retry of the same request may succeed.
     pub fn process_died(&self) -> bool {
         matches!(self, SidecarError::Crashed { .. } | SidecarError::Stopped { .. })
     }

@@ -27,9 +27,9 @@ use super::{Result, SidecarError};
 /// What the sidecar supervisor needs to know; the manager fills it from settings.
 #[derive(Debug, Clone)]
 pub struct SidecarConfig {
-    /// The uv path set in settings; searched for when unset or wrong (see [`UvSearch`]).
+    /// The uv path set in settings; searched for when unset or wrong (see [`SidecarConfig::find_uv`]).
     pub uv_path: Option<PathBuf>,
-    /// Where the sidecar's files come from (see [`super::default_backend`]).
+    /// Where the sidecar's files come from (see [`SidecarConfig::in_data_dir`]).
     pub backend: BackendSource,
     /// Where the Python environment lives (`UV_PROJECT_ENVIRONMENT`); `None` is the
     /// folder's `.venv` (the embedded copy's shared `venv`). Set it when the folder is
@@ -43,7 +43,7 @@ pub struct SidecarConfig {
     pub ready_timeout: Duration,
     /// The first-run `uv sync`, which downloads the Python packages.
     pub sync_timeout: Duration,
-    /// How long [`SidecarSupervisor::shutdown`] waits after SIGTERM before SIGKILL.
+    /// How long a stop waits after SIGTERM before SIGKILL.
     pub shutdown_grace: Duration,
     pub timeouts: Timeouts,
     /// The Python sidecar, or the native engine's worker (`LOCAL_MLX_ENGINE`; the

@@ -78,8 +78,8 @@ impl SidecarLimits {
     pub(super) const ENV: &'static str = "LOCAL_MLX_LIMITS";
 
     /// As the sidecar reads them from [`Self::ENV`].
-    pub(super) fn to_env_value(&self) -> String {
-        serde_json::to_string(self).expect("numbers serialize")
+    pub(super) fn to_env_value(self) -> String {
+        serde_json::to_string(&self).expect("numbers serialize")
     }
 }
 
