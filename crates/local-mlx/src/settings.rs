@@ -14,9 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::DEFAULT_MODEL_ID;
 use crate::error::{Error, Result};
-use crate::fs::UserDir;
 /// The private-folder helper, where the CLI's service code has always found it.
 pub use crate::fs::create_private_dir;
+use crate::fs::UserDir;
 use crate::postprocess::DEFAULT_PROMPT;
 use crate::sidecar::EngineChoice;
 
