@@ -7,7 +7,7 @@
 //! and the one download; the session (`session.rs`, its [`Slot`]) owns the sidecar and
 //! the loaded model.
 //! Invariants: a status is built by the store from one snapshot of its memory, the disk
-//! and the session's part read from one look at the slot ([`InSession`]), with the
+//! and the session's part read from one look at the slot ([`InSession`](crate::store::InSession)), with the
 //! answers of the core's rules (`delete_blocked`, `disk_warning`, `download_blocked`,
 //! `retry_attempts`); a delete asks the session to release, then the store to delete.
 //!
