@@ -19,8 +19,8 @@
 //! programme over the two word lists, O(n·m) like [`super::words::in_order`].
 
 use super::elision;
+use super::lexicon::{fold, same_stem, STOP_WORDS};
 use super::numbers::is_number_word;
-use super::words::{fold, same_stem, STOP_WORDS};
 use super::{KeptReason, Refusal};
 
 /// Closed classes whose members look alike but name different things: no spelling fix

@@ -34,6 +34,7 @@ use crate::chat::{ChatResponse, FinishReason};
 
 mod elision;
 mod form;
+mod lexicon;
 mod numbers;
 mod polarity;
 mod spoken;

@@ -10,17 +10,8 @@
 //! verb endings) are allowed for; the thresholds were tuned on `eval/outputs.jsonl`,
 //! whose every line a unit test checks (see docs/QUALITY.md for the numbers).
 
+use super::lexicon::{fold, same_stem, STOP_WORDS};
 use super::{elision, form, numbers, polarity, spoken, KeptReason, Refusal};
-
-/// Function words: adding or dropping them says nothing about answering.
-pub(super) const STOP_WORDS: &[&str] = &[
-    "a", "an", "the", "and", "or", "but", "so", "of", "to", "in", "on", "at", "for", "with", "by", "from", "is", "are",
-    "was", "were", "be", "been", "am", "i", "you", "he", "she", "it", "we", "they", "me", "my", "your", "our", "their",
-    "his", "her", "its", "this", "that", "these", "those", "there", "here", "do", "does", "did", "not", "no", "as",
-    "if", "then", "than", "too", "very", "just", "also", "up", "out", "about", "into", "over", "s", "t", "m", "ll",
-    "re", "ve", "d", "st", "nd", "rd", "th", "can", "will", "would", "could", "should", "have", "has", "had", "what",
-    "how", "who", "why", "when", "where", "which", "all", "some", "any", "let", "us", "them", "him", "pm", "am",
-];
 
 /// Hesitations and discourse fillers in the languages of the set: a clean-up drops them.
 const FILLERS: &[&str] = &[
@@ -223,33 +214,10 @@ fn is_content(word: &str) -> bool {
         && !is_digits(word)
 }
 
-/// `word` with the accents of Latin letters removed, so "Reykjavík" matches "reykjavik".
-pub(super) fn fold(word: &str) -> String {
-    word.chars()
-        .map(|c| match c {
-            'á' | 'à' | 'â' | 'ä' | 'ã' | 'å' => 'a',
-            'é' | 'è' | 'ê' | 'ë' => 'e',
-            'í' | 'ì' | 'î' | 'ï' => 'i',
-            'ó' | 'ò' | 'ô' | 'ö' | 'õ' => 'o',
-            'ú' | 'ù' | 'û' | 'ü' => 'u',
-            'ñ' => 'n',
-            'ç' => 'c',
-            'ý' | 'ÿ' => 'y',
-            other => other,
-        })
-        .collect()
-}
-
 /// `short`'s letters appear in order in `long`, from its first letter ("dr", "doctor").
 fn abbreviates(short: &str, long: &str) -> bool {
     let mut letters = long.chars();
     short.chars().next() == long.chars().next() && short.chars().all(|c| letters.any(|l| l == c))
-}
-
-/// The same word up to an ending ("thanks"/"thank", "colours"/"colors" is not).
-pub(super) fn same_stem(a: &str, b: &str) -> bool {
-    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
-    short.chars().count() >= 4 && long.starts_with(short) && long.chars().count() - short.chars().count() <= 2
 }
 
 /// `word` (folded) is `said`, or inflects or abbreviates it.
