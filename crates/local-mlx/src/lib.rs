@@ -68,15 +68,11 @@ pub mod internals {
         pub use crate::catalog::resolve;
     }
     pub mod hub {
-        pub use crate::hub::{CachedRepo, Downloader, HubCache, HubConfig};
-        pub mod parts {
-            pub use crate::hub::parts::PartsConfig;
-        }
+        pub use crate::hub::{CachedRepo, Downloader, HubCache};
     }
     pub mod sidecar {
         pub use crate::sidecar::{
-            FinishReason, GenerateChunk, GenerateRequest, Phase, ServerState, SidecarConfig, SidecarError,
-            SidecarSupervisor, UvSearch,
+            FinishReason, GenerateChunk, GenerateRequest, Phase, ServerState, SidecarSupervisor, UvSearch,
         };
         pub mod blas {
             pub use crate::sidecar::blas::missing_warning;

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use test_support::wait_until;
 
 use common::*;
-use local_mlx::internals::hub::parts::PartsConfig;
-use local_mlx::internals::hub::{CachedRepo, HubCache, HubConfig};
+use local_mlx::internals::hub::{CachedRepo, HubCache};
+use local_mlx::manager::{HubConfig, PartsConfig};
 use local_mlx::{DownloadOutcome, ModelState};
 use test_hub::Fault;
 

@@ -8,10 +8,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+use local_mlx::error::SidecarError;
 use local_mlx::internals::sidecar::{
-    FinishReason, GenerateChunk, GenerateRequest, Phase, ServerState, SidecarConfig, SidecarError, SidecarSupervisor,
-    UvSearch,
+    FinishReason, GenerateChunk, GenerateRequest, Phase, ServerState, SidecarSupervisor, UvSearch,
 };
+use local_mlx::manager::SidecarConfig;
 
 use local_mlx::chat::ChatMessage;
 use test_support::workspace_root;

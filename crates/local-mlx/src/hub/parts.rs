@@ -19,7 +19,7 @@ use reqwest::{Response, StatusCode, Url};
 use tokio_util::sync::CancellationToken;
 
 use super::api::HubApi;
-pub use super::config::PartsConfig;
+use super::config::PartsConfig;
 use super::partial::PartialBlob;
 use super::transfer::{Counter, Stop};
 use crate::error::Error;

@@ -5,8 +5,7 @@
 
 use std::sync::Arc;
 
-use local_mlx::internals::sidecar::SidecarConfig;
-use local_mlx::manager::ManagerConfig;
+use local_mlx::manager::{ManagerConfig, SidecarConfig};
 use local_mlx::settings::{MlxSettings, ModelUnloadTimeout};
 use local_mlx::{EventSink, MlxModelManager, RecordingSink};
 use test_hub::TestHub;
