@@ -28,7 +28,7 @@ pub enum ModelState {
 /// What happens to a model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Transition {
+pub(crate) enum Transition {
     StartDownload,
     DownloadCompleted,
     DownloadFailed,
@@ -42,7 +42,7 @@ pub enum Transition {
 
 impl ModelState {
     /// The state after `transition`, or `None` when the diagram above has no such edge.
-    pub fn next(self, transition: Transition) -> Option<ModelState> {
+    pub(crate) fn next(self, transition: Transition) -> Option<ModelState> {
         use ModelState::*;
         use Transition::*;
         match (self, transition) {
@@ -60,7 +60,7 @@ impl ModelState {
 
     /// [`Self::next`], or an `IllegalTransition` error naming `model_id`: how the store
     /// (downloads) and the session (loads) check each of their moves.
-    pub fn checked_next(self, model_id: &str, transition: Transition) -> crate::error::Result<ModelState> {
+    pub(crate) fn checked_next(self, model_id: &str, transition: Transition) -> crate::error::Result<ModelState> {
         self.next(transition).ok_or_else(|| crate::error::Error::IllegalTransition {
             model_id: model_id.to_string(),
             from: format!("{self:?}"),
@@ -69,7 +69,7 @@ impl ModelState {
     }
 
     /// Human words for messages ("downloading").
-    pub fn describe(self) -> &'static str {
+    pub(crate) fn describe(self) -> &'static str {
         match self {
             ModelState::NotDownloaded => "not downloaded",
             ModelState::Downloading => "downloading",
