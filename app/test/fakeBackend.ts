@@ -56,6 +56,7 @@ export class FakeBackend {
     prompt: "Clean up: ${output}",
     uv_path: null,
     answer_within_seconds: 15,
+    engine: "sidecar",
   };
   app: AppSettings = { post_process_enabled: true, post_process_provider_id: "local-mlx", custom_models: [] };
   /** What `get_post_process_providers` says; set `disabled_reason` to play an unsupported machine. */
