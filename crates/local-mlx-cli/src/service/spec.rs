@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 use local_mlx::settings::{config_dir, data_dir, MlxSettings};
 use local_mlx_server::ApiKey;
 
-use crate::serve_options::ServeOptions;
+use crate::serve_options::{ServeOptions, API_KEY_ENV};
 
 /// What the service runs: the program, its arguments, and its environment.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,9 +28,6 @@ pub struct Spec {
 
 /// `NAME=value` pairs, in the order they are written.
 pub type Vars = Vec<(String, String)>;
-
-/// The variable `serve` reads its API key from.
-pub const API_KEY_ENV: &str = "LOCAL_MLX_API_KEY";
 
 /// `LOCAL_MLX_*` variables that are not passed on: the key (a secret, passed apart),
 /// the folders (passed resolved), and those that belong to one run or to tests.
